@@ -1,0 +1,1 @@
+"""learnstream's PostgreSQL side: migrations, connections, partitions and the idempotent writer."""

@@ -1,0 +1,126 @@
+"""Partition manager: makes the time partitions of the ingest tables ahead of time.
+
+Each table has a DEFAULT partition so no event ever fails for a missing partition. When a period's
+partition is created and DEFAULT already holds rows of that period (events that arrived before the
+partition existed), those rows are moved into the new partition in the same transaction.
+Partition names and bounds come from TableSpec constants and computed dates only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from db.tables import TABLES, TableSpec
+
+#: serialises partition managers of several workers (pg_advisory_xact_lock key)
+_LOCK_KEY = 0x6C73_7061  # "lspa"
+
+
+@dataclass(frozen=True)
+class Period:
+    name: str
+    start: datetime
+    end: datetime
+
+
+def period_start(spec: TableSpec, t: datetime) -> datetime:
+    t = t.astimezone(UTC)
+    if spec.period == "day":
+        return datetime(t.year, t.month, t.day, tzinfo=UTC)
+    return datetime(t.year, t.month, 1, tzinfo=UTC)
+
+
+def _next(spec: TableSpec, start: datetime) -> datetime:
+    if spec.period == "day":
+        return start + timedelta(days=1)
+    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def _prev(spec: TableSpec, start: datetime) -> datetime:
+    if spec.period == "day":
+        return start - timedelta(days=1)
+    return datetime(start.year - (start.month == 1), (start.month - 2) % 12 + 1, 1, tzinfo=UTC)
+
+
+def period_of(spec: TableSpec, t: datetime) -> Period:
+    start = period_start(spec, t)
+    suffix = f"y{start.year}m{start.month:02d}" + (f"d{start.day:02d}" if spec.period == "day" else "")
+    return Period(f"{spec.name}_{suffix}", start, _next(spec, start))
+
+
+def periods_around(spec: TableSpec, now: datetime, back: int, ahead: int) -> list[Period]:
+    """The period containing `now`, `back` periods before it and `ahead` after it."""
+    start = period_start(spec, now)
+    for _ in range(back):
+        start = _prev(spec, start)
+    out = []
+    for _ in range(back + 1 + ahead):
+        out.append(period_of(spec, start))
+        start = _next(spec, start)
+    return out
+
+
+#: how far ahead (and back, for late events) each period length is kept ready
+HORIZON = {"day": (2, 7), "month": (1, 2)}
+
+
+async def ensure_partition(conn: asyncpg.Connection, spec: TableSpec, period: Period) -> int | None:
+    """Create `period`'s partition if missing. Returns rows moved from DEFAULT, or None if it existed."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", period.name):
+            return None
+        bounds = f"FROM ('{period.start.isoformat()}') TO ('{period.end.isoformat()}')"
+        default = f"{spec.name}_default"
+        col = f'"{spec.time_column}"'
+        waiting = await conn.fetchval(
+            f"SELECT count(*) FROM {default} WHERE {col} >= $1 AND {col} < $2", period.start, period.end
+        )
+        if not waiting:
+            await conn.execute(f"CREATE TABLE {period.name} PARTITION OF {spec.name} FOR VALUES {bounds}")
+            return 0
+        await conn.execute(
+            f"CREATE TABLE {period.name} (LIKE {spec.name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        )
+        await conn.execute(
+            f"WITH moved AS (DELETE FROM {default} WHERE {col} >= $1 AND {col} < $2 RETURNING *) "
+            f"INSERT INTO {period.name} SELECT * FROM moved",
+            period.start,
+            period.end,
+        )
+        await conn.execute(f"ALTER TABLE {spec.name} ATTACH PARTITION {period.name} FOR VALUES {bounds}")
+        return int(waiting)
+
+
+async def ensure_partitions(conn: asyncpg.Connection, now: datetime | None = None) -> list[str]:
+    """Make every ingest table's partitions around `now`; return the names created."""
+    now = now or datetime.now(UTC)
+    created = []
+    for spec in TABLES.values():
+        back, ahead = HORIZON[spec.period]
+        for period in periods_around(spec, now, back, ahead):
+            if await ensure_partition(conn, spec, period) is not None:
+                created.append(period.name)
+    return created
+
+
+async def partition_counts(conn: asyncpg.Connection, table: str) -> list[tuple[str, int]]:
+    """(partition name, row count) for each partition of `table`, in bound order, DEFAULT last."""
+    rows = await conn.fetch(
+        """
+        SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = $1::regclass
+        ORDER BY (pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'), c.relname
+        """,
+        table,
+    )
+    out = []
+    for r in rows:
+        # identifiers from the catalog, quoted
+        count = await conn.fetchval(f'SELECT count(*) FROM "{r["name"]}"')
+        out.append((r["name"], int(count)))
+    return out

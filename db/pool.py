@@ -1,0 +1,53 @@
+"""asyncpg connections: codecs and the per-connection staging tables of the writer."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+from db.tables import TABLES
+
+
+def _jsonb_encode(value) -> bytes:
+    # jsonb binary wire format: a version byte (1) then the JSON text. Row mappers hand over
+    # orjson bytes already, so COPY needs no str round trip.
+    if isinstance(value, bytes):
+        return b"\x01" + value
+    if isinstance(value, str):
+        return b"\x01" + value.encode()
+    return b"\x01" + orjson.dumps(value)
+
+
+def _jsonb_decode(data: bytes):
+    return orjson.loads(data[1:])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb in binary format both ways (binary COPY needs a binary encoder)
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_jsonb_encode, decoder=_jsonb_decode, format="binary"
+    )
+
+
+async def _init_writer_connection(conn: asyncpg.Connection) -> None:
+    await _init_connection(conn)
+    for spec in TABLES.values():
+        await conn.execute(spec.create_staging_sql())
+
+
+async def connect(dsn: str, **kwargs) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, **kwargs)
+    await _init_connection(conn)
+    return conn
+
+
+async def create_writer_pool(dsn: str, size: int = 4, **kwargs) -> asyncpg.Pool:
+    """A pool whose connections each carry the staging tables (temporary, per session)."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        init=_init_writer_connection,
+        command_timeout=60,
+        **kwargs,
+    )

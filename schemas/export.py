@@ -1,0 +1,51 @@
+"""JSON Schema documents of the contracts, for producers in other languages. No I/O: the CLI
+(`learnstream schemas export`) writes them to schemas/jsonschema/, and a test fails when the
+committed files drift from the models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from schemas.events import CONTRACTS, MAX_EVENTS_PER_MESSAGE, DeadLetter
+
+SCHEMA_ID_BASE = "https://learnstream.dev/schemas/"
+
+
+def _document(name: str, model: type[BaseModel], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{SCHEMA_ID_BASE}{name}.json"}
+    doc.update(model.model_json_schema(mode="validation"))
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def documents() -> dict[str, bytes]:
+    """file name -> JSON bytes (sorted keys, indented, trailing newline)."""
+    out: dict[str, bytes] = {}
+    for kind, model in CONTRACTS.items():
+        doc = _document(kind, model)
+        # a message value is one event or an array of up to MAX_EVENTS_PER_MESSAGE events
+        doc["$comment"] = (
+            f"Kafka message value: one such object, or a JSON array of 1..{MAX_EVENTS_PER_MESSAGE} of them "
+            "(see the *.message.json schema). Timestamps need a timezone offset."
+        )
+        out[f"{kind}.json"] = _dump(doc)
+        message = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{SCHEMA_ID_BASE}{kind}.message.json",
+            "title": f"{model.__name__} message",
+            "oneOf": [
+                {"$ref": f"{kind}.json"},
+                {"type": "array", "minItems": 1, "maxItems": MAX_EVENTS_PER_MESSAGE, "items": {"$ref": f"{kind}.json"}},
+            ],
+        }
+        out[f"{kind}.message.json"] = _dump(message)
+    out["dead_letter.json"] = _dump(_document("dead_letter", DeadLetter))
+    return out
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"

@@ -1,0 +1,200 @@
+"""The `learnstream` command. Expected failures print one line `learnstream: error: …` and exit 2."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import asyncpg
+import click
+
+from db.migrate import MigrationError, migrate
+from db.pool import connect
+from streams.config import load_settings
+from streams.topics import KafkaUnavailable
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaUnavailable,
+    MigrationError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+    ValueError,
+)
+
+
+def _expected_failures(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from streams.services import ServicesError
+        from streams.worker import SchemaNotReady
+
+        try:
+            return fn(*args, **kwargs)
+        except (*EXPECTED_ERRORS, ServicesError, SchemaNotReady) as exc:
+            click.echo(f"learnstream: error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="learnstream")
+def cli() -> None:
+    """learnstream: Kafka -> Faust -> partitioned PostgreSQL ingest for learning events,
+    performance samples and engagement updates.
+
+    Configuration comes from LEARNSTREAM_* environment variables and from the env file that
+    `learnstream services up` writes (.learnstream/services.env); flags override both.
+    """
+
+
+def _add_services() -> None:
+    from streams.services.cli import services
+
+    cli.add_command(services)
+
+
+@cli.command("migrate")
+@click.option("--database-url", envvar="LEARNSTREAM_DATABASE_URL", help="PostgreSQL DSN [env LEARNSTREAM_DATABASE_URL]")
+@_expected_failures
+def migrate_cmd(database_url: str | None) -> None:
+    """Apply pending SQL migrations (db/migrations) and make the current partitions.
+
+    Each migration runs in its own transaction and is recorded in schema_migrations; re-running
+    is a no-op, and an applied migration that was edited since is refused.
+    """
+    settings = load_settings(database_url=database_url)
+
+    async def run() -> None:
+        from db.partitions import ensure_partitions
+
+        conn = await connect(settings.database_url)
+        try:
+            applied = await migrate(conn)
+            created = await ensure_partitions(conn)
+        finally:
+            await conn.close()
+        for m in applied:
+            click.echo(f"applied {m.version:04d}_{m.name}")
+        if not applied:
+            click.echo("schema is current; nothing to apply")
+        if created:
+            click.echo(f"created {len(created)} partitions")
+
+    asyncio.run(run())
+
+
+@cli.command("worker")
+@click.option("--bootstrap", help="Kafka bootstrap servers [env LEARNSTREAM_KAFKA_BOOTSTRAP]")
+@click.option("--database-url", help="PostgreSQL DSN [env LEARNSTREAM_DATABASE_URL]")
+@click.option("--app-id", help="Faust app id / consumer group [default learnstream]")
+@click.option("--metrics-port", type=int, help="/metrics port, 0 disables [default 9464]")
+@click.option("--metrics-host", help="/metrics address [default 127.0.0.1]")
+@click.option("--batch-max", "batch_max_events", type=int, help="messages per batch at most [default 5000]")
+@click.option("--batch-within", "batch_within_s", type=float, help="seconds before a partial batch is flushed [default 0.25]")
+@click.option("--partitions", "topic_partitions", type=int, help="partitions of topics the worker creates [default 8]")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), help="[default info]")
+@_expected_failures
+def worker_cmd(**flags) -> None:
+    """Run the ingest worker until SIGTERM/SIGINT.
+
+    Declares the topics if missing, then consumes learning-events, performance-samples and
+    engagement-updates in batches, stores them idempotently in PostgreSQL and sends bad input to
+    learnstream.dlq. Exits non-zero at once when Kafka cannot be reached; waits out PostgreSQL
+    outages with retries.
+    """
+    settings = load_settings(**flags)
+    _logging(settings.log_level if settings.log_level != "warn" else "warning")
+    from streams.worker import run_worker
+
+    run_worker(settings)
+
+
+@cli.command("publish")
+@click.argument("topic")
+@click.argument("source", type=click.File("rb"), default="-")
+@click.option("--array-size", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="events per message; >1 packs lines of the same workspace into JSON arrays")
+@click.option("--validate", is_flag=True, help="check each line against the topic's contract first; refuse the bad ones")
+@click.option("--kind", type=click.Choice(["learning_event", "performance_sample", "engagement_update"]),
+              help="contract to validate against when TOPIC is not one of the configured topics")
+@click.option("--bootstrap", help="Kafka bootstrap servers [env LEARNSTREAM_KAFKA_BOOTSTRAP]")
+@_expected_failures
+def publish_cmd(topic: str, source, array_size: int, validate: bool, kind: str | None, bootstrap: str | None) -> None:
+    """Publish JSONL (one event per line) from SOURCE (a file, or - for stdin) to TOPIC.
+
+    Messages are keyed by workspace_id. With --validate, lines that break the contract are
+    listed on stderr with their line numbers and not sent, and the exit status is 1.
+    """
+    from streams.publish import plan_jsonl, publish_messages
+
+    settings = load_settings(kafka_bootstrap=bootstrap)
+    if kind is None:
+        kind = {v: k for k, v in settings.source_topics.items()}.get(topic)
+    plan = plan_jsonl(source, kind, array_size=array_size, validate=validate)
+    for line, problem in plan.refused:
+        click.echo(f"line {line}: {problem}", err=True)
+    sent = asyncio.run(publish_messages(settings.kafka_bootstrap, topic, plan.messages))
+    click.echo(f"published {plan.events} events in {sent} messages to {topic}"
+               + (f"; refused {len(plan.refused)} lines" if plan.refused else ""))
+    if plan.refused:
+        sys.exit(1)
+
+
+@cli.group("schemas")
+def schemas_group() -> None:
+    """The event contracts as JSON Schema files (schemas/jsonschema/)."""
+
+
+@schemas_group.command("export")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(__file__).resolve().parent.parent / "schemas" / "jsonschema", show_default=True)
+@click.option("--check", is_flag=True, help="only compare; exit 1 when the files differ from the models")
+def schemas_export(directory: Path, check: bool) -> None:
+    """Write (or --check) one JSON Schema per contract, plus the message and dead-letter schemas."""
+    from schemas.export import documents
+
+    docs = documents()
+    stale = [n for n, body in docs.items() if not (directory / n).exists() or (directory / n).read_bytes() != body]
+    if check:
+        for n in stale:
+            click.echo(f"out of date: {directory / n}", err=True)
+        sys.exit(1 if stale else 0)
+    directory.mkdir(parents=True, exist_ok=True)
+    for n, body in docs.items():
+        (directory / n).write_bytes(body)
+    click.echo(f"wrote {len(docs)} schemas to {directory} ({len(stale)} changed)")
+
+
+@cli.command("demo")
+@click.option("--events", type=int, default=20000, show_default=True, help="events per topic")
+@click.option("--seed", type=int, default=42, show_default=True)
+@_expected_failures
+def demo_cmd(events: int, seed: int) -> None:
+    """Run the whole job once on the local services and show what happened.
+
+    Brings the services up (or uses LEARNSTREAM_* ones), migrates, starts a worker, publishes a
+    realistic synthetic workload (single events and arrays, duplicates and some bad input) to the
+    three topics, waits until everything is stored or dead-lettered, and prints a summary.
+    """
+    from streams.demo import run_demo
+
+    sys.exit(run_demo(events_per_topic=events, seed=seed))
+
+
+def main() -> None:
+    _add_services()
+    cli(prog_name="learnstream")
+
+
+if __name__ == "__main__":
+    main()

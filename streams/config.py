@@ -1,0 +1,80 @@
+"""Configuration: LEARNSTREAM_* environment variables (and the services env file), via pydantic-settings.
+
+Precedence, highest first: explicit CLI flags (applied by the CLI as overrides), the process
+environment, the env file written by `learnstream services up` (`<state_dir>/services.env`),
+then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STATE_DIR = Path(".learnstream")
+
+
+def state_dir() -> Path:
+    """Where per-checkout runtime state lives (service data, the services env file)."""
+    return Path(os.environ.get("LEARNSTREAM_STATE_DIR", str(DEFAULT_STATE_DIR))).resolve()
+
+
+def services_env_file() -> Path:
+    return state_dir() / "services.env"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEARNSTREAM_", extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    database_url: str = Field(
+        "postgresql://learnstream:learnstream@127.0.0.1:5432/learnstream",
+        description="PostgreSQL DSN",
+    )
+
+    app_id: str = Field("learnstream", description="Faust app id = Kafka consumer group")
+    learning_topic: str = "learning-events"
+    performance_topic: str = "performance-samples"
+    engagement_topic: str = "engagement-updates"
+    dlq_topic: str = "learnstream.dlq"
+    topic_partitions: int = Field(8, ge=1, description="partitions for topics the worker creates")
+
+    batch_max_events: int = Field(5000, ge=1, description="flush a batch at this many messages")
+    batch_within_s: float = Field(0.25, gt=0, description="flush a batch after this many seconds")
+    stream_buffer_maxsize: int = Field(32768, ge=1, description="Faust per-partition buffer")
+
+    db_pool_size: int = Field(4, ge=1)
+    db_retry_initial_s: float = Field(0.2, gt=0)
+    db_retry_max_s: float = Field(5.0, gt=0)
+
+    partition_check_interval_s: float = Field(
+        3600.0, gt=0, description="how often the worker makes partitions ahead of time"
+    )
+
+    metrics_host: str = Field("127.0.0.1", description="/metrics listen address")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics port (0 = disabled)")
+
+    data_dir: Path = Field(Path(".learnstream/faust"), description="Faust's local data dir")
+    log_level: str = "info"
+
+    @property
+    def source_topics(self) -> dict[str, str]:
+        """kind -> topic name for the three ingest topics."""
+        return {
+            "learning_event": self.learning_topic,
+            "performance_sample": self.performance_topic,
+            "engagement_update": self.engagement_topic,
+        }
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment plus the services env file, with non-None overrides on top."""
+    env_file = services_env_file()
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    if env_file.exists():
+        return Settings(_env_file=str(env_file), **kwargs)  # type: ignore[call-arg]
+    return Settings(**kwargs)

@@ -1,0 +1,62 @@
+"""Prometheus metrics of the worker (prometheus-client, default registry, one /metrics endpoint)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+_NS = "learnstream"
+
+MESSAGES_CONSUMED = Counter(
+    "messages_consumed", "Kafka messages consumed", ["topic"], namespace=_NS
+)
+EVENTS_CONSUMED = Counter(
+    "events_consumed", "events consumed (array members counted one by one)", ["topic"], namespace=_NS
+)
+INVALID_EVENTS = Counter(
+    "invalid_events", "events set aside to the dead-letter topic", ["topic", "reason"], namespace=_NS
+)
+ROWS_INSERTED = Counter("rows_inserted", "rows inserted", ["table"], namespace=_NS)
+DUPLICATES_SKIPPED = Counter(
+    "duplicates_skipped", "rows skipped because the event was already stored", ["table"], namespace=_NS
+)
+DLQ_PUBLISHED = Counter(
+    "dlq_published", "dead-letter envelopes published", ["source_topic"], namespace=_NS
+)
+DB_RETRIES = Counter("db_retries", "failed database attempts that were retried", ["table"], namespace=_NS)
+DB_UP = Gauge("db_up", "1 while the last database attempt succeeded, 0 during an outage", namespace=_NS)
+
+BATCH_SIZE = Histogram(
+    "batch_size_events",
+    "events per batch written",
+    ["table"],
+    namespace=_NS,
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000),
+)
+COPY_SECONDS = Histogram(
+    "copy_duration_seconds",
+    "time of one batch's COPY + INSERT transaction(s)",
+    ["table"],
+    namespace=_NS,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+EVENT_TO_ROW_SECONDS = Histogram(
+    "event_to_row_seconds",
+    "end-to-end latency: event time to row committed",
+    ["table"],
+    namespace=_NS,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+CONSUMER_LAG = Gauge(
+    "consumer_lag_messages",
+    "messages between a partition's end and the group's committed offset",
+    ["topic", "partition"],
+    namespace=_NS,
+)
+
+
+def serve(host: str, port: int) -> int:
+    """Start the /metrics HTTP endpoint in a thread; return the bound port (0 = disabled)."""
+    if port == 0:
+        return 0
+    server, _thread = start_http_server(port, addr=host)
+    return server.server_port

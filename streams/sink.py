@@ -1,0 +1,240 @@
+"""One topic's batch path: decode and validate the messages, write the rows idempotently, publish
+dead letters, count everything. The caller acknowledges the messages only after `process`
+returns; `process` returns only when every message is either stored or dead-lettered.
+
+Failures of PostgreSQL or of the dead-letter publish are retried with capped exponential backoff
+and full jitter, forever: the offsets stay uncommitted meanwhile, and the worker stays up. The
+outage is logged when it starts and when it ends, not per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from collections import Counter as Tally
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+
+from db.pool import create_writer_pool
+from db.tables import TABLES
+from db.writer import WriteResult, write_rows
+from schemas.decode import decode_message
+from schemas.events import DeadLetter, DeadLetterError
+from streams import metrics
+
+log = logging.getLogger("learnstream.sink")
+
+
+class Message(Protocol):
+    """What the sink reads of a Kafka message (faust's Message and aiokafka's records fit)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+#: publish one dead letter: (key, value) -> awaitable that completes when the broker has it
+DeadLetterPublisher = Callable[[bytes | None, bytes], Awaitable[Any]]
+
+
+@dataclass
+class BatchOutcome:
+    messages: int = 0
+    events: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    invalid: Tally = field(default_factory=Tally)
+    dead_letters: int = 0
+
+
+def _text(raw: bytes | None) -> tuple[str | None, str | None]:
+    if raw is None:
+        return None, None
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def envelope(msg: Message, errors: list[DeadLetterError], received_at: datetime) -> DeadLetter:
+    key, key_enc = _text(msg.key)
+    value, value_enc = _text(msg.value)
+    return DeadLetter(
+        source_topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=key,
+        key_encoding=key_enc,
+        value=value if value is not None else "",
+        value_encoding=value_enc or "utf-8",
+        errors=errors,
+        received_at=received_at,
+    )
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial, self.maximum, self.attempt = initial, maximum, 0
+
+    def next_delay(self) -> float:
+        cap = min(self.maximum, self.initial * (2**self.attempt))
+        self.attempt += 1
+        return random.uniform(0, cap)
+
+
+class BatchSink:
+    def __init__(
+        self,
+        kind: str,
+        dsn: str,
+        publish_dead_letter: DeadLetterPublisher,
+        *,
+        pool_size: int = 4,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 5.0,
+        pool: asyncpg.Pool | None = None,
+    ) -> None:
+        self.kind = kind
+        self.spec = TABLES[kind]
+        self._dsn = dsn
+        self._pool = pool
+        self._pool_size = pool_size
+        self._publish = publish_dead_letter
+        self._retry = (retry_initial_s, retry_max_s)
+        self._outage_since: float | None = None
+        self._pool_lock = asyncio.Lock()
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await create_writer_pool(self._dsn, self._pool_size)
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _retrying(self, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
+        backoff = Backoff(*self._retry)
+        while True:
+            try:
+                result = await op()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - anything else is retried, never dropped
+                metrics.DB_RETRIES.labels(self.spec.name).inc()
+                if self._outage_since is None:
+                    self._outage_since = time.monotonic()
+                    metrics.DB_UP.set(0)
+                    log.warning(
+                        "%s failed (%s: %s); retrying with backoff, offsets held until it succeeds",
+                        what, exc.__class__.__name__, exc,
+                    )
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if self._outage_since is not None:
+                log.warning(
+                    "%s succeeded again after %.1f s and %d retries",
+                    what, time.monotonic() - self._outage_since, backoff.attempt,
+                )
+                self._outage_since = None
+            metrics.DB_UP.set(1)
+            return result
+
+    async def _write(self, rows: list[tuple]) -> WriteResult:
+        async def attempt() -> WriteResult:
+            pool = await self._get_pool()
+            async with pool.acquire() as conn:
+                return await write_rows(conn, self.spec, rows)
+
+        return await self._retrying(f"writing {len(rows)} rows to {self.spec.name}", attempt)
+
+    async def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        async def attempt() -> None:
+            futures = [
+                await self._publish(
+                    f"{d.source_topic}:{d.partition}:{d.offset}".encode(),
+                    orjson.dumps(d.model_dump(mode="json")),
+                )
+                for d in letters
+            ]
+            for fut in futures:
+                if isinstance(fut, Awaitable):
+                    await fut
+
+        await self._retrying(f"publishing {len(letters)} dead letters", attempt)
+        metrics.DLQ_PUBLISHED.labels(letters[0].source_topic).inc(len(letters))
+
+    async def process(self, messages: Sequence[Message]) -> BatchOutcome:
+        out = BatchOutcome(messages=len(messages))
+        if not messages:
+            return out
+        topic = messages[0].topic
+        spec = self.spec
+        to_row, event_time = spec.row, spec.event_time
+        rows: list[tuple] = []
+        origin: list[int] = []  # rows[i] came from messages[origin[i]]
+        times: list[datetime] = []
+        dead: list[DeadLetter] = []
+        received_at = datetime.now(UTC)
+        for i, msg in enumerate(messages):
+            decoded = decode_message(msg.value, self.kind)
+            for ev in decoded.events:
+                rows.append(to_row(ev))
+                origin.append(i)
+                times.append(event_time(ev))
+            rejected = decoded.rejected
+            if rejected is not None:
+                out.events += rejected.events
+                first_reason: dict[int | None, str] = {}
+                for err in rejected.errors:
+                    first_reason.setdefault(err.index, err.reason)
+                if rejected.events > len(first_reason):  # one error stands for the whole array
+                    out.invalid[rejected.errors[0].reason] += rejected.events
+                else:
+                    out.invalid.update(first_reason.values())
+                dead.append(envelope(msg, rejected.errors, received_at))
+        out.events += len(rows)
+
+        if rows:
+            result = await self._write(rows)
+            out.inserted, out.duplicates = result.inserted, result.duplicates
+            for pos, error in result.rejected:
+                out.invalid["database_rejected"] += 1
+                dead.append(
+                    envelope(
+                        messages[origin[pos]],
+                        [DeadLetterError(reason="database_rejected", message=error)],
+                        received_at,
+                    )
+                )
+            committed = time.time()
+            latency = metrics.EVENT_TO_ROW_SECONDS.labels(spec.name)
+            for t in times:
+                latency.observe(max(0.0, committed - t.timestamp()))
+            metrics.COPY_SECONDS.labels(spec.name).observe(result.write_seconds)
+            metrics.BATCH_SIZE.labels(spec.name).observe(len(rows))
+            metrics.ROWS_INSERTED.labels(spec.name).inc(result.inserted)
+            metrics.DUPLICATES_SKIPPED.labels(spec.name).inc(result.duplicates)
+
+        if dead:
+            await self._dead_letter(dead)
+            out.dead_letters = len(dead)
+        metrics.MESSAGES_CONSUMED.labels(topic).inc(out.messages)
+        metrics.EVENTS_CONSUMED.labels(topic).inc(out.events)
+        for reason, n in out.invalid.items():
+            metrics.INVALID_EVENTS.labels(topic, reason).inc(n)
+        return out
