@@ -1,0 +1,291 @@
+"""Real local services for dev, tests and demos: a single-node Kafka (KRaft) and a private
+PostgreSQL cluster, both run as plain processes on loopback (no Docker needed).
+
+Public API::
+
+    up(force_local=False) -> {"LEARNSTREAM_KAFKA_BOOTSTRAP": ..., "LEARNSTREAM_DATABASE_URL": ...}
+    down()                -> stop both (data is kept), remove the services env file
+    status()              -> dict describing both services
+    ServicesError         -> expected failures: one clear line, then the relevant log tail
+
+State (data, logs, pid files, chosen ports) lives in ``state_dir()`` (``./.learnstream`` by
+default); the Kafka jars are downloaded once into
+``${LEARNSTREAM_CACHE_DIR:-~/.cache/learnstream}``.
+After ``up()`` the connection settings are also written to ``services_env_file()`` as plain
+``KEY=VALUE`` lines, which ``streams.config.load_settings`` and ``make`` both read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import sys
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from streams.config import services_env_file, state_dir
+
+KAFKA_ENV = "LEARNSTREAM_KAFKA_BOOTSTRAP"
+DATABASE_ENV = "LEARNSTREAM_DATABASE_URL"
+
+T = TypeVar("T")
+
+
+class ServicesError(Exception):
+    """An expected failure of `learnstream services` (missing tool, a service that won't start...).
+
+    ``str(err)`` is one clear line, followed by the tail of the relevant log when there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        log_file: Path | str | None = None,
+        *,
+        extra: str = "",
+        since: str | None = None,
+    ) -> None:
+        self.message = message
+        self.log_file = Path(log_file) if log_file else None
+        text = message
+        if extra.strip():
+            text += "\n" + extra.rstrip()
+        if self.log_file is not None:
+            lines = tail(self.log_file, since=since)
+            if lines:
+                text += f"\n--- last lines of {self.log_file} ---\n{lines}"
+            else:
+                text += f"\n(log file {self.log_file} is empty or missing)"
+        super().__init__(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers shared by kafka.py and postgres.py. They are defined BEFORE those modules are
+# imported at the bottom of this file, so `from streams.services import log, ...` works there.
+# --------------------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    """Brief progress message on stderr (stdout is reserved for `export ...` lines)."""
+    print(f"[learnstream services] {message}", file=sys.stderr, flush=True)
+
+
+def tail(path: Path | str, lines: int = 30, since: str | None = None) -> str:
+    """Last `lines` lines of a text file ('' if it does not exist).
+
+    With `since`, only lines after the last line starting with that marker (the current run).
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    all_lines = data.splitlines()
+    if since:
+        starts = [i for i, line in enumerate(all_lines) if line.startswith(since)]
+        if starts:
+            all_lines = all_lines[starts[-1] :]
+    return "\n".join(all_lines[-lines:])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if nothing listens on host:port (TIME_WAIT leftovers do not count, as for servers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", exclude: tuple[int, ...] = ()) -> int:
+    """A currently free TCP port on the loopback interface (asks the kernel: bind to port 0)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in exclude:
+            return port
+    raise ServicesError("could not find a free TCP port on 127.0.0.1")
+
+
+def choose_port(stored: int | None, exclude: tuple[int, ...] = ()) -> int:
+    """Reuse `stored` if it is still free (stable ports across restarts), else pick a new one."""
+    if stored and stored not in exclude and port_is_free(stored):
+        return stored
+    return free_port(exclude=exclude)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True if process `pid` exists and is not a zombie (reaps it if it is our own dead child)."""
+    if not pid or pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive inter-process lock (flock). NOT re-entrant: take it only in public entry points."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            log(f"waiting for another `learnstream services` run (lock {path}) ...")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even if this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def runner() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=runner, name="learnstream-services")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+# Imported here, after the helpers above exist (the submodules import them from this package).
+from streams.services import kafka, postgres  # noqa: E402
+
+
+def _lock_file(sd: Path) -> Path:
+    return sd / "services.lock"
+
+
+def _write_env_file(settings: dict[str, str]) -> Path:
+    path = services_env_file()
+    body = "# written by `learnstream services up`; removed by `learnstream services down`\n"
+    body += "".join(f"{key}={value}\n" for key, value in settings.items())
+    write_atomic(path, body)
+    return path
+
+
+def up(*, force_local: bool = False) -> dict[str, str]:
+    """Make sure Kafka and PostgreSQL are running and ready; return their connection settings.
+
+    If both LEARNSTREAM_KAFKA_BOOTSTRAP and LEARNSTREAM_DATABASE_URL are set in the environment
+    (and not `force_local`), nothing is started: those services are checked and returned.
+    Otherwise each local service is reused when already running, else started. Idempotent.
+    """
+    env_bootstrap = os.environ.get(KAFKA_ENV, "").strip()
+    env_dsn = os.environ.get(DATABASE_ENV, "").strip()
+    if env_bootstrap and env_dsn and not force_local:
+        log(f"{KAFKA_ENV} and {DATABASE_ENV} are set: using those services, starting nothing")
+        kafka.wait_ready(env_bootstrap, timeout=30.0)
+        postgres.wait_ready(env_dsn, timeout=30.0)
+        return {KAFKA_ENV: env_bootstrap, DATABASE_ENV: env_dsn}
+    for name, value in ((KAFKA_ENV, env_bootstrap), (DATABASE_ENV, env_dsn)):
+        if value:
+            log(
+                f"note: {name} is set in the environment and takes precedence over the local "
+                "service in this shell"
+            )
+
+    sd = state_dir()
+    sd.mkdir(parents=True, exist_ok=True)
+    with file_lock(_lock_file(sd)):
+        # Start the (slow) broker first, set up PostgreSQL while the JVM boots, then wait.
+        broker = kafka.start(sd)
+        dsn = postgres.ensure_running(sd)
+        bootstrap = kafka.finish_start(broker)
+        settings = {KAFKA_ENV: bootstrap, DATABASE_ENV: dsn}
+        env_file = _write_env_file(settings)
+    log(f"services ready; settings written to {env_file}")
+    return settings
+
+
+def down() -> None:
+    """Stop the local Kafka and PostgreSQL (data is kept) and remove the services env file."""
+    sd = state_dir()
+    if not sd.exists():
+        log(f"nothing to stop: {sd} does not exist")
+        return
+    errors: list[ServicesError] = []
+    with file_lock(_lock_file(sd)):
+        for stop in (kafka.stop, postgres.stop):
+            try:
+                stop(sd)
+            except ServicesError as exc:
+                errors.append(exc)
+        with contextlib.suppress(FileNotFoundError):
+            services_env_file().unlink()
+    if errors:
+        if len(errors) == 1:
+            raise errors[0]
+        raise ServicesError(
+            "failed to stop the services", extra="\n\n".join(str(e) for e in errors)
+        )
+
+
+def status() -> dict:
+    """Describe both local services: state (running/stopped), pid, port/url, data dir, log file."""
+    sd = state_dir()
+    env_file = services_env_file()
+    overrides = {k: os.environ[k] for k in (KAFKA_ENV, DATABASE_ENV) if os.environ.get(k)}
+    return {
+        "state_dir": str(sd),
+        "env_file": str(env_file) if env_file.exists() else None,
+        "env_overrides": overrides,
+        "kafka": kafka.status(sd),
+        "postgres": postgres.status(sd),
+    }
+
+
+__all__ = ["ServicesError", "down", "status", "up"]

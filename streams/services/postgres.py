@@ -1,0 +1,519 @@
+"""A private PostgreSQL cluster for this state dir, listening on 127.0.0.1 only.
+
+Layout: ``<state>/postgres`` holds the metadata we choose (``port``, optionally ``location``) and,
+normally, the cluster itself: ``data/``, ``postgres.log`` and the Unix socket. initdb/postgres
+refuse to run as root, so as root they run as the ``postgres`` OS user; if that user cannot reach
+``<state>/postgres`` (e.g. the checkout lives under /root), the cluster is placed under
+``/var/tmp/learnstream-pg-<hash of state dir>`` instead and that location is recorded in
+``<state>/postgres/location``.
+
+Authentication is ``trust`` for local/loopback connections: this is a throwaway dev/test cluster
+bound to 127.0.0.1 only, never a shared server. fsync stays ON so crash tests are honest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import pwd
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.services import (
+    ServicesError,
+    choose_port,
+    file_lock,
+    log,
+    pid_alive,
+    port_is_free,
+    read_int,
+    run_async,
+    write_atomic,
+)
+
+OS_USER = "postgres"
+DB_NAME = DB_USER = DB_PASSWORD = "learnstream"
+READY_TIMEOUT_S = 60.0
+SERVER_OPTIONS = ["-c", "max_connections=200", "-c", "shared_buffers=256MB"]
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def dsn(port: int) -> str:
+    return f"postgresql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{port}/{DB_NAME}"
+
+
+# ------------------------------------------------------------------------------ binaries
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", path.parent.name)) or (0,)
+
+
+def _candidate_bindirs() -> list[Path]:
+    found: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10
+            )
+            if out.returncode == 0 and out.stdout.strip():
+                found.append(Path(out.stdout.strip()))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    found += sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin")), key=_version_key, reverse=True
+    )
+    initdb = shutil.which("initdb")
+    if initdb:
+        found.append(Path(initdb).parent)
+    usable = []
+    for d in found:
+        if all(os.access(d / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
+            if d not in usable:
+                usable.append(d)
+    return usable
+
+
+def _install_with_apt() -> None:
+    if not _is_root():
+        raise ServicesError(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install them, e.g. "
+            "`sudo apt-get install -y postgresql`, then rerun `learnstream services up`"
+        )
+    apt = shutil.which("apt-get")
+    if not apt:
+        raise ServicesError(
+            "PostgreSQL server binaries not found and apt-get is not available: "
+            "install PostgreSQL (initdb, pg_ctl) and retry"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    apt_log = Path("/var/tmp/learnstream-apt-postgresql.log")
+    log(f"PostgreSQL not found: installing it with apt-get (log: {apt_log}) ...")
+    with open(apt_log, "ab") as out:
+        for cmd in ([apt, "update"], [apt, "install", "-y", "postgresql"]):
+            rc = subprocess.run(
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            ).returncode
+            if rc != 0:
+                raise ServicesError(f"`{' '.join(cmd)}` failed (exit {rc})", apt_log)
+
+
+def find_bindir(want_version: str | None = None) -> Path:
+    """PostgreSQL server bin dir (pg_config --bindir, else highest /usr/lib/postgresql/*/bin).
+
+    With `want_version` (an existing cluster's PG_VERSION) the matching major version is needed.
+    """
+    dirs = _candidate_bindirs()
+    if not dirs:
+        _install_with_apt()
+        dirs = _candidate_bindirs()
+        if not dirs:
+            raise ServicesError("PostgreSQL was installed but initdb/pg_ctl are still not found")
+    if want_version:
+        for d in dirs:
+            if _server_major(d) == want_version:
+                return d
+        raise ServicesError(
+            f"the existing cluster needs PostgreSQL {want_version} binaries, found only "
+            + ", ".join(f"{_server_major(d)} ({d})" for d in dirs)
+        )
+    return max(dirs, key=lambda d: tuple(int(x) for x in re.findall(r"\d+", _server_major(d))))
+
+
+def _server_major(bindir: Path) -> str:
+    try:
+        out = subprocess.run(
+            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "0"
+    match = re.search(r"(\d+)(?:\.\d+)?", out)
+    return match.group(1) if match else "0"
+
+
+# ------------------------------------------------------------------------------ running as
+
+
+def _os_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(OS_USER)
+    except KeyError:
+        raise ServicesError(
+            f"running as root, but the `{OS_USER}` OS user that must run initdb/postgres does not "
+            "exist (installing the `postgresql` package creates it)"
+        ) from None
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    if not _is_root():
+        return cmd
+    _os_user()
+    if shutil.which("runuser"):
+        return ["runuser", "-u", OS_USER, "--", *cmd]
+    return ["su", OS_USER, "-s", "/bin/sh", "-c", shlex.join(cmd)]
+
+
+def _chown_to_server_user(path: Path) -> None:
+    if _is_root():
+        user = _os_user()
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _server_user_can_use(path: Path) -> bool:
+    if not _is_root():
+        return True
+    rc = subprocess.run(
+        _as_server_user(["test", "-w", str(path), "-a", "-x", str(path)]),
+        cwd="/",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ).returncode
+    return rc == 0
+
+
+# ------------------------------------------------------------------------------ layout
+
+
+@dataclass(frozen=True)
+class Layout:
+    meta: Path  # <state>/postgres: port, location (written by us)
+    root: Path  # where the cluster lives (== meta unless relocated), owned by the server user
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def port_file(self) -> Path:
+        return self.meta / "port"
+
+    @property
+    def location_file(self) -> Path:
+        return self.meta / "location"
+
+    @property
+    def initdb_done(self) -> Path:
+        return self.root / "initdb.done"
+
+    @property
+    def socket_dir(self) -> str:
+        # Unix socket paths are limited to 107 bytes; fall back to TCP only ('' = no socket).
+        return str(self.root) if len(str(self.root)) + len("/.s.PGSQL.65535") < 100 else ""
+
+
+def layout(sd: Path, *, create: bool = False) -> Layout:
+    meta = sd / "postgres"
+    loc = meta / "location"
+    if loc.exists():
+        root = Path(loc.read_text().strip())
+        if root.is_dir() or not create:
+            return Layout(meta, root)
+    if not create:
+        return Layout(meta, meta)
+    meta.mkdir(parents=True, exist_ok=True)
+    _chown_to_server_user(meta)
+    if _server_user_can_use(meta):
+        loc.unlink(missing_ok=True)
+        return Layout(meta, meta)
+    digest = hashlib.sha256(str(sd).encode()).hexdigest()[:12]
+    root = Path(f"/var/tmp/learnstream-pg-{digest}")
+    log(f"the `{OS_USER}` user cannot reach {meta}; placing the cluster in {root}")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _chown_to_server_user(root)
+    if not _server_user_can_use(root):
+        raise ServicesError(f"the `{OS_USER}` user cannot write {root} either")
+    write_atomic(loc, f"{root}\n")
+    return Layout(meta, root)
+
+
+def _postmaster(lay: Layout) -> tuple[int | None, int | None]:
+    """(pid, port) from postmaster.pid if that postmaster is alive, else (None, None)."""
+    try:
+        lines = (lay.data / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None, None
+    return (pid, port) if pid_alive(pid) else (None, None)
+
+
+# ------------------------------------------------------------------------------ readiness
+
+
+async def _select_1(url: str, timeout: float) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=timeout)
+    try:
+        await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close()
+
+
+async def _wait(url: str, timeout: float) -> Exception | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await _select_1(url, timeout=5)
+            return None
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            if time.monotonic() >= deadline:
+                return exc
+        await asyncio.sleep(0.3)
+
+
+def wait_ready(url: str, *, timeout: float = READY_TIMEOUT_S, log_file: Path | None = None) -> None:
+    """Retry `SELECT 1` over asyncpg until it works; ServicesError after `timeout`."""
+    error = run_async(_wait(url, timeout))
+    if error is not None:
+        shown = re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+        raise ServicesError(
+            f"PostgreSQL at {shown} is not ready after {timeout:.0f} s: "
+            f"{type(error).__name__}: {error}",
+            log_file,
+        )
+
+
+async def _ensure_role_and_db(port: int) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=10
+    )
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", DB_USER):
+            log(f"creating role {DB_USER}")
+            await conn.execute(f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{DB_PASSWORD}'")
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB_NAME):
+            log(f"creating database {DB_NAME}")
+            await conn.execute(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
+    finally:
+        await conn.close()
+
+
+# ------------------------------------------------------------------------------ lifecycle
+
+
+def _run_pg(cmd: list[str], lay: Layout, timeout: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            _as_server_user(cmd),
+            cwd=lay.root,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise ServicesError(
+            f"`{Path(cmd[0]).name}` timed out after {timeout:.0f} s", lay.log_file
+        ) from None
+
+
+def _initdb(lay: Layout, bindir: Path) -> None:
+    if lay.initdb_done.exists() and (lay.data / "PG_VERSION").exists():
+        return
+    if lay.data.exists():
+        log(f"removing half-initialised cluster {lay.data}")
+        shutil.rmtree(lay.data)
+    log(f"creating PostgreSQL cluster in {lay.data}")
+    # -A trust: private dev/test cluster, reachable on 127.0.0.1 only (see module docstring).
+    proc = _run_pg(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(lay.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--no-locale",
+        ],
+        lay,
+        timeout=180,
+    )
+    if proc.returncode != 0:
+        raise ServicesError(
+            f"initdb failed (exit {proc.returncode})", extra=(proc.stdout + proc.stderr)[-4000:]
+        )
+    lay.initdb_done.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+
+def _server_options(lay: Layout, port: int) -> str:
+    opts = [
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        lay.socket_dir,
+        *SERVER_OPTIONS,
+    ]
+    try:  # small /dev/shm (containers default to 64 MB) breaks parallel queries with posix shm
+        if shutil.disk_usage("/dev/shm").total < 512 * 1024 * 1024:
+            opts += ["-c", "dynamic_shared_memory_type=mmap"]
+    except OSError:
+        pass
+    return shlex.join(opts)  # pg_ctl passes -o through /bin/sh
+
+
+def _start(lay: Layout, port: int) -> None:
+    version = (lay.data / "PG_VERSION").read_text().strip()
+    bindir = find_bindir(version)
+    if lay.log_file.exists() and lay.log_file.stat().st_size > 50 * 1024 * 1024:
+        os.replace(lay.log_file, lay.log_file.with_suffix(".log.1"))
+    log(f"starting PostgreSQL {version} on 127.0.0.1:{port} (log: {lay.log_file})")
+    started = time.monotonic()
+    proc = _run_pg(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(lay.data),
+            "-l",
+            str(lay.log_file),
+            "-o",
+            _server_options(lay, port),
+            "-w",
+            "-t",
+            "90",
+            "start",
+        ],
+        lay,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise ServicesError(
+            f"PostgreSQL failed to start on port {port} (pg_ctl exit {proc.returncode})",
+            lay.log_file,
+            extra=(proc.stdout + proc.stderr).strip()[-2000:],
+        )
+    log(f"PostgreSQL started in {time.monotonic() - started:.1f} s")
+
+
+def _ensure(sd: Path, *, same_port: bool = False) -> str:
+    """Reuse or start the cluster; create role/db; return the DSN. Caller holds the lock."""
+    lay = layout(sd, create=True)
+    pid, port = _postmaster(lay)
+    if pid is None:
+        stored = read_int(lay.port_file)
+        if same_port:
+            if not stored:
+                raise ServicesError(
+                    "PostgreSQL has no recorded port yet: run `learnstream services up` first"
+                )
+            if not port_is_free(stored):
+                raise ServicesError(
+                    f"cannot restart PostgreSQL on its port {stored}: the port "
+                    "is in use by another process"
+                )
+            port = stored
+        else:
+            port = choose_port(stored)
+            if stored and stored != port:
+                log(f"previous PostgreSQL port {stored} is taken; using {port}")
+        if not (lay.initdb_done.exists() and (lay.data / "PG_VERSION").exists()):
+            _initdb(lay, find_bindir())
+        write_atomic(lay.port_file, f"{port}\n")
+        _start(lay, port)
+    else:
+        log(f"PostgreSQL already running on 127.0.0.1:{port} (pid {pid})")
+        if read_int(lay.port_file) != port:
+            write_atomic(lay.port_file, f"{port}\n")
+    admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    wait_ready(admin_url, log_file=lay.log_file)
+    try:
+        run_async(_ensure_role_and_db(port))
+    except ServicesError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ServicesError(
+            f"creating role/database {DB_NAME} failed: {type(exc).__name__}: {exc}", lay.log_file
+        ) from None
+    url = dsn(port)
+    wait_ready(url, timeout=15, log_file=lay.log_file)
+    return url
+
+
+def ensure_running(sd: Path) -> str:
+    """Used by `up()` (which holds the services lock): reuse or start, return the DSN."""
+    return _ensure(sd)
+
+
+def _stop(sd: Path) -> None:
+    lay = layout(sd)
+    pid, port = _postmaster(lay)
+    if pid is None:
+        log("PostgreSQL is not running")
+        return
+    version = (lay.data / "PG_VERSION").read_text().strip()
+    bindir = find_bindir(version)
+    log(f"stopping PostgreSQL (pid {pid}, port {port}) ...")
+    proc = _run_pg(
+        [str(bindir / "pg_ctl"), "-D", str(lay.data), "-m", "fast", "-w", "-t", "60", "stop"],
+        lay,
+        timeout=90,
+    )
+    if proc.returncode != 0 and pid_alive(pid):
+        raise ServicesError(
+            f"pg_ctl stop failed (exit {proc.returncode})",
+            lay.log_file,
+            extra=(proc.stdout + proc.stderr).strip()[-2000:],
+        )
+    log("PostgreSQL stopped")
+
+
+def stop(sd: Path) -> None:
+    """Used by `down()` (which holds the services lock)."""
+    _stop(sd)
+
+
+def _lock(sd: Path):
+    return file_lock(sd / "services.lock")
+
+
+def pg_stop(sd: Path | None = None) -> None:
+    """Stop ONLY PostgreSQL (fast shutdown), keeping its data and port for `pg_start()`."""
+    from streams.config import state_dir
+
+    sd = sd or state_dir()
+    with _lock(sd):
+        _stop(sd)
+
+
+def pg_start(sd: Path | None = None) -> str:
+    """Start ONLY PostgreSQL again on the SAME port and data; return the DSN (no-op if running)."""
+    from streams.config import state_dir
+
+    sd = sd or state_dir()
+    sd.mkdir(parents=True, exist_ok=True)
+    with _lock(sd):
+        return _ensure(sd, same_port=True)
+
+
+def status(sd: Path) -> dict:
+    lay = layout(sd)
+    pid, port = _postmaster(lay)
+    port = port or read_int(lay.port_file)
+    return {
+        "state": "running" if pid else "stopped",
+        "pid": pid,
+        "port": port,
+        "url": dsn(port) if port else None,
+        "data_dir": str(lay.data),
+        "log_file": str(lay.log_file),
+    }
