@@ -67,10 +67,16 @@ def create_app(settings: Settings) -> faust.App:
     async def make_partitions_ahead() -> None:
         await _ensure_partitions_retrying(settings)
 
+    reported: set = set()
+
     @app.timer(5.0)
     async def report_lag() -> None:
         consumer = app.consumer
-        for tp in consumer.assignment():
+        assigned = set(consumer.assignment())
+        for tp in reported - assigned:  # revoked in a rebalance: its lag is another worker's now
+            metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+        reported.intersection_update(assigned)
+        for tp in assigned:
             committed = consumer._committed_offset.get(tp)  # faust keeps the committed positions
             try:
                 end = consumer.highwater(tp)
@@ -78,6 +84,7 @@ def create_app(settings: Settings) -> faust.App:
                 continue
             if committed is not None and end is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
+                reported.add(tp)
 
     @app.on_before_shutdown.connect
     async def _close(app_: faust.App, **kwargs) -> None:  # noqa: ARG001

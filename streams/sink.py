@@ -154,13 +154,15 @@ class BatchSink:
             metrics.DB_UP.set(1)
             return result
 
-    async def _write(self, rows: list[tuple]) -> WriteResult:
-        async def attempt() -> WriteResult:
-            pool = await self._get_pool()
-            async with pool.acquire() as conn:
-                return await write_rows(conn, self.spec, rows)
+    async def _write_attempt(self, rows: list[tuple]) -> WriteResult:
+        pool = await self._get_pool()
+        async with pool.acquire() as conn:
+            return await write_rows(conn, self.spec, rows)
 
-        return await self._retrying(f"writing {len(rows)} rows to {self.spec.name}", attempt)
+    async def _write(self, rows: list[tuple]) -> WriteResult:
+        return await self._retrying(
+            f"writing {len(rows)} rows to {self.spec.name}", lambda: self._write_attempt(rows)
+        )
 
     async def _dead_letter(self, letters: list[DeadLetter]) -> None:
         async def attempt() -> None:

@@ -1,0 +1,42 @@
+# learnstream — two commands on a fresh machine: `make demo` and `make test`.
+# Both create the virtualenv, install the project, start the local services
+# (Kafka 4.x from Maven Central + a private PostgreSQL) and apply migrations.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LEARNSTREAM := $(BIN)/learnstream
+
+.PHONY: help install services migrate demo test test-unit bench down clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed  ## virtualenv + the project and its test tools
+
+services: install  ## start (or reuse) the local Kafka and PostgreSQL
+	$(LEARNSTREAM) services up
+
+migrate: services  ## apply the SQL migrations
+	$(LEARNSTREAM) migrate
+
+demo: migrate  ## run the whole job once on the local services and show what happened
+	$(LEARNSTREAM) demo
+
+test: services  ## the whole suite (unit, integration, e2e) on real services
+	$(BIN)/python -m pytest -q
+
+test-unit: install  ## only the tests that need no services
+	$(BIN)/python -m pytest -q tests/unit
+
+down:  ## stop the local services (data is kept in .learnstream/)
+	$(LEARNSTREAM) services down
+
+clean: down  ## stop services and remove the virtualenv and local state
+	rm -rf $(VENV) .learnstream

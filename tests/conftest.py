@@ -1,0 +1,101 @@
+"""Session-wide real services, and per-test isolation (own database, topics, consumer group).
+
+Services come from LEARNSTREAM_KAFKA_BOOTSTRAP + LEARNSTREAM_DATABASE_URL when both are set;
+otherwise `learnstream services up` starts (or reuses) the local Kafka and PostgreSQL once per
+session. Where a Docker engine exists, LEARNSTREAM_TEST_CONTAINERS=1 uses testcontainers instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from db.migrate import migrate
+from db.partitions import ensure_partitions
+from db.pool import connect
+from streams.topics import ensure_topics
+from tests.support import Stack, Worker
+
+
+def _containers() -> Iterator[dict[str, str]]:  # pragma: no cover - needs a Docker engine
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with KafkaContainer("apache/kafka:4.1.1") as kafka, PostgresContainer("postgres:15") as pg:
+        dsn = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
+        yield {"LEARNSTREAM_KAFKA_BOOTSTRAP": kafka.get_bootstrap_server(), "LEARNSTREAM_DATABASE_URL": dsn}
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[dict[str, str]]:
+    if os.environ.get("LEARNSTREAM_TEST_CONTAINERS") == "1":
+        yield from _containers()
+        return
+    from streams.services import up
+
+    yield up()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
+    """A fresh migrated database and unique topic names for one test."""
+    base = services["LEARNSTREAM_DATABASE_URL"]
+    st = Stack(bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], dsn="")
+    dbname = f"t_{st.tag}"
+    admin = await asyncpg.connect(base)
+    try:
+        await admin.execute(f'CREATE DATABASE "{dbname}"')
+    finally:
+        await admin.close()
+    st.dsn = _with_database(base, dbname)
+    conn = await connect(st.dsn)
+    try:
+        await migrate(conn)
+        await ensure_partitions(conn)
+    finally:
+        await conn.close()
+    await ensure_topics(st.bootstrap, [*st.topics.values(), st.dlq], 4)
+    try:
+        yield st
+    finally:
+        # a fresh connection: a test may have restarted PostgreSQL meanwhile
+        admin = await asyncpg.connect(base)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        shutil.rmtree(f"/tmp/learnstream-test-{st.tag}", ignore_errors=True)
+
+
+@pytest.fixture
+def start_worker(stack: Stack, tmp_path: Path) -> Iterator:
+    """start_worker(**env) -> a ready Worker; all are stopped at the end of the test."""
+    workers: list[Worker] = []
+
+    def start(wait: bool = True, **env: str) -> Worker:
+        w = Worker(stack, tmp_path, name=f"worker{len(workers)}", **env)
+        workers.append(w)
+        if wait:
+            w.wait_ready()
+        return w
+
+    yield start
+    for w in workers:
+        w.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,162 @@
+"""Helpers for tests against the real services: worker subprocesses, waiting, DLQ reading."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """One test's isolated slice of the services: its own database, topics and consumer group."""
+
+    bootstrap: str
+    dsn: str
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {
+            "learning_event": f"t{self.tag}.learning-events",
+            "performance_sample": f"t{self.tag}.performance-samples",
+            "engagement_update": f"t{self.tag}.engagement-updates",
+        }
+
+    @property
+    def dlq(self) -> str:
+        return f"t{self.tag}.dlq"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
+        env.update(
+            LEARNSTREAM_KAFKA_BOOTSTRAP=self.bootstrap,
+            LEARNSTREAM_DATABASE_URL=self.dsn,
+            LEARNSTREAM_APP_ID=f"t{self.tag}",
+            LEARNSTREAM_LEARNING_TOPIC=self.topics["learning_event"],
+            LEARNSTREAM_PERFORMANCE_TOPIC=self.topics["performance_sample"],
+            LEARNSTREAM_ENGAGEMENT_TOPIC=self.topics["engagement_update"],
+            LEARNSTREAM_DLQ_TOPIC=self.dlq,
+            LEARNSTREAM_TOPIC_PARTITIONS="4",
+            LEARNSTREAM_STATE_DIR=f"/tmp/learnstream-test-{self.tag}",
+            LEARNSTREAM_DATA_DIR=f"/tmp/learnstream-test-{self.tag}/faust",
+            LEARNSTREAM_DB_RETRY_MAX_S="1.0",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+
+class Worker:
+    """`learnstream worker` in a subprocess, with its log in a file."""
+
+    def __init__(self, stack: Stack, log_dir: Path, name: str = "worker", **env: str) -> None:
+        self.metrics_port = free_port()
+        self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
+            cwd=ROOT,
+            env=stack.env(LEARNSTREAM_METRICS_PORT=str(self.metrics_port), **env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "Worker]: Ready" in self.log():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        import urllib.request
+
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        out = {}
+        for fam in text_string_to_metric_families(body):
+            for s in fam.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+
+def metric(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def wait_for_rows(dsn: str, expected: dict[str, int], timeout: float = 120) -> dict[str, int]:
+    """Poll until each table has at least its expected row count; return the last counts."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in expected}
+            if all(counts[t] >= n for t, n in expected.items()) or time.monotonic() > deadline:
+                return counts
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[dict]:
+    """Read JSON values from the start of `topic` until `expect` arrived (or timeout)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    out: list[dict] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                out.extend(orjson.loads(r.value) for r in records)
+        # anything beyond `expect` that is already there counts too
+        batch = await consumer.getmany(timeout_ms=1000)
+        for records in batch.values():
+            out.extend(orjson.loads(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return out

@@ -1,0 +1,112 @@
+"""BatchSink's batching logic without services: the database write is replaced by a recorder
+(the real write path is covered against PostgreSQL in tests/integration and tests/e2e)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import orjson
+
+from db.writer import WriteResult
+from streams import metrics
+from streams.sink import Backoff, BatchSink
+from streams.synthetic import Generator
+
+
+@dataclass
+class Msg:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class RecordingSink(BatchSink):
+    def __init__(self, kind, fail_times=0, reject=()):
+        self.letters: list[tuple[bytes | None, dict]] = []
+
+        async def publish(key, value):
+            self.letters.append((key, orjson.loads(value)))
+
+        super().__init__(kind, "postgresql://unused", publish, retry_initial_s=0.001, retry_max_s=0.002)
+        self.fail_times, self.reject, self.writes = fail_times, reject, []
+
+    async def _write_attempt(self, rows):
+        if self.fail_times:
+            self.fail_times -= 1
+            raise ConnectionRefusedError("database down")
+        self.writes.append(rows)
+        seen = {r[0] for w in self.writes[:-1] for r in w}
+        new = sum(1 for r in rows if r[0] not in seen)
+        return WriteResult(
+            inserted=new - len(self.reject), duplicates=len(rows) - new,
+            rejected=[(i, "CheckViolationError: nope") for i in self.reject],
+        )
+
+
+
+def _sample(name, labels):
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_batch_is_decoded_written_and_its_bad_input_dead_lettered():
+    g = Generator(seed=21)
+    topic = "unit-le-1"
+    good = [g.learning_event() for _ in range(5)]
+    msgs = [
+        Msg(topic, 0, 10, b"w", orjson.dumps(good[0])),
+        Msg(topic, 0, 11, b"w", orjson.dumps([good[1], 5, good[2]])),
+        Msg(topic, 1, 3, None, b"\xff garbage"),
+        Msg(topic, 1, 4, b"w", orjson.dumps(good[3:])),
+    ]
+    sink = RecordingSink("learning_event")
+    out = await sink.process(msgs)
+    assert (out.messages, out.events, out.inserted, out.duplicates) == (4, 7, 5, 0)
+    assert dict(out.invalid) == {"not_an_object": 1, "invalid_utf8": 1}
+    [rows] = sink.writes
+    assert [str(r[0]) for r in rows] == [e["event_id"] for e in good]
+    keys = [k for k, _ in sink.letters]
+    assert keys == [f"{topic}:0:11".encode(), f"{topic}:1:3".encode()]
+    arr_letter, utf8_letter = (l for _, l in sink.letters)
+    assert arr_letter["errors"][0]["index"] == 1 and arr_letter["offset"] == 11
+    assert utf8_letter["value_encoding"] == "base64" and utf8_letter["key"] is None
+    assert _sample("learnstream_invalid_events_total", {"topic": topic, "reason": "invalid_utf8"}) == 1
+    assert _sample("learnstream_events_consumed_total", {"topic": topic}) == 7
+    assert _sample("learnstream_dlq_published_total", {"source_topic": topic}) == 2
+
+
+async def test_database_failures_are_retried_and_logged_once(caplog):
+    g = Generator(seed=22)
+    before = _sample("learnstream_db_retries_total", {"table": "system_performance_metrics"})
+    sink = RecordingSink("performance_sample", fail_times=4)
+    msgs = [Msg("unit-ps", 0, i, b"w", orjson.dumps(g.performance_sample())) for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="learnstream.sink"):
+        out = await sink.process(msgs)
+    assert out.inserted == 3 and len(sink.writes) == 1
+    assert _sample("learnstream_db_retries_total", {"table": "system_performance_metrics"}) - before == 4
+    texts = [r.getMessage() for r in caplog.records]
+    assert sum("retrying with backoff" in t for t in texts) == 1
+    assert sum("succeeded again" in t for t in texts) == 1
+
+
+async def test_rows_the_database_refuses_become_dead_letters():
+    g = Generator(seed=23)
+    events = [g.engagement_update() for _ in range(4)]
+    msgs = [Msg("unit-eu", 2, 40, b"w", orjson.dumps(events[:2])), Msg("unit-eu", 2, 41, b"w", orjson.dumps(events[2:]))]
+    sink = RecordingSink("engagement_update", reject=[2])
+    out = await sink.process(msgs)
+    assert out.invalid == {"database_rejected": 1}
+    [(key, letter)] = sink.letters
+    assert key == b"unit-eu:2:41"
+    assert letter["errors"] == [{"reason": "database_rejected", "index": None, "path": "", "message": "CheckViolationError: nope"}]
+
+
+def test_backoff_is_capped_with_full_jitter():
+    b = Backoff(0.1, 1.0)
+    delays = [b.next_delay() for _ in range(20)]
+    assert all(0 <= d <= 1.0 for d in delays)
+    assert max(delays[:1]) <= 0.1
