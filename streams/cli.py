@@ -57,10 +57,12 @@ def cli() -> None:
     """
 
 
-def _add_services() -> None:
+def _add_subcommands() -> None:
+    from streams.bench.cli import bench
     from streams.services.cli import services
 
     cli.add_command(services)
+    cli.add_command(bench)
 
 
 @cli.command("migrate")
@@ -192,7 +194,7 @@ def demo_cmd(events: int, seed: int) -> None:
 
 
 def main() -> None:
-    _add_services()
+    _add_subcommands()
     cli(prog_name="learnstream")
 
 

@@ -17,36 +17,51 @@ from streams.topics import KafkaUnavailable
 _FLUSH_EVERY = 5000
 
 
-async def publish_messages(
-    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]], *, linger_ms: int = 5
-) -> int:
-    """Send every (key, value) and wait until the broker acknowledged all (acks=all)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=linger_ms,
-        max_request_size=4 * 1024 * 1024,
-        max_batch_size=1024 * 1024,
-        enable_idempotence=True,
-    )
-    try:
-        await producer.start()
-    except (KafkaError, OSError) as exc:
-        await producer.stop()
-        raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
-    sent = 0
-    try:
+class Publisher:
+    """An idempotent producer (acks=all) for sending many batches: `async with Publisher(b) as p`."""
+
+    def __init__(self, bootstrap: str, *, linger_ms: int = 5) -> None:
+        self.bootstrap = bootstrap
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=linger_ms,
+            max_request_size=4 * 1024 * 1024,
+            max_batch_size=1024 * 1024,
+            enable_idempotence=True,
+        )
+
+    async def __aenter__(self) -> Publisher:
+        try:
+            await self._producer.start()
+        except (KafkaError, OSError) as exc:
+            await self._producer.stop()
+            raise KafkaUnavailable(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._producer.stop()
+
+    async def send_all(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+        """Send every (key, value); return when the broker acknowledged all of them."""
+        sent = 0
         pending: list[asyncio.Future] = []
         for key, value in messages:
-            pending.append(await producer.send(topic, value=value, key=key))
+            pending.append(await self._producer.send(topic, value=value, key=key))
             sent += 1
             if len(pending) >= _FLUSH_EVERY:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return sent
+        return sent
+
+
+async def publish_messages(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]], *, linger_ms: int = 5
+) -> int:
+    """Send every (key, value) with a producer of its own; wait until all are acknowledged."""
+    async with Publisher(bootstrap, linger_ms=linger_ms) as publisher:
+        return await publisher.send_all(topic, messages)
 
 
 @dataclass

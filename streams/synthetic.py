@@ -164,8 +164,11 @@ class Generator:
         array_size: int = 1,
         invalid_share: float = 0.02,
         duplicate_share: float = 0.01,
+        member_faults: tuple[str, ...] = tuple(MEMBER_FAULTS),
+        message_faults: tuple[str, ...] = tuple(MESSAGE_FAULTS),
     ) -> Workload:
-        """About `events` events of `kind`, packed `array_size` per message (1 = plain objects)."""
+        """About `events` events of `kind`, packed `array_size` per message (1 = plain objects),
+        with bad input drawn from `member_faults` and `message_faults`."""
         r = self.rng
         w = Workload(kind)
         idf = ID_FIELD[kind]
@@ -174,7 +177,7 @@ class Generator:
         def member() -> tuple[Any, str | None]:
             x = r.random()
             if x < invalid_share:
-                fault = r.choice(MEMBER_FAULTS)
+                fault = r.choice(member_faults)
                 return self.bad_member(kind, fault), fault
             if x < invalid_share + duplicate_share and stored:
                 return r.choice(stored), "dup"
@@ -184,8 +187,8 @@ class Generator:
 
         sent = 0
         while sent < events:
-            if r.random() < invalid_share / 4:
-                fault = r.choice(MESSAGE_FAULTS)
+            if message_faults and r.random() < invalid_share / 4:
+                fault = r.choice(message_faults)
                 value = self.bad_message(kind, fault)
                 n = MAX_EVENTS_PER_MESSAGE + 1 if fault == "too_many_events" else 1
                 w.invalid[fault] += n

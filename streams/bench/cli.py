@@ -1,0 +1,65 @@
+"""`learnstream bench` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import click
+
+from streams.bench.runner import PIPELINES, Bench, Plan, table, write_json
+from streams.config import load_settings
+
+DEFAULT_MIX = "learning_event=0.6,performance_sample=0.3,engagement_update=0.1"
+
+
+def _mix(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        kind, _, share = part.partition("=")
+        if kind.strip() not in ("learning_event", "performance_sample", "engagement_update"):
+            raise click.BadParameter(f"unknown event kind {kind!r}")
+        out[kind.strip()] = float(share)
+    total = sum(out.values())
+    return {k: v / total for k, v in out.items()}
+
+
+@click.command("bench")
+@click.option("--events", type=int, default=200_000, show_default=True, help="events per shape (all topics together)")
+@click.option("--shape", "shapes", type=click.Choice(["arrays", "single"]), multiple=True,
+              default=("arrays", "single"), show_default=True,
+              help="arrays = 1,000-event messages, single = one event per message; repeat for both")
+@click.option("--pipeline", "pipelines", type=click.Choice(list(PIPELINES)), multiple=True,
+              default=tuple(PIPELINES), show_default=True, help="pipelines to run, in this order")
+@click.option("--mix", default=DEFAULT_MIX, show_default=True, help="share of each event kind")
+@click.option("--seed", type=int, default=42, show_default=True, help="workload generator seed")
+@click.option("--invalid-share", type=float, default=0.01, show_default=True)
+@click.option("--timeout", "timeout_s", type=float, default=180.0, show_default=True,
+              help="seconds a pipeline may take to drain the workload before it is reported as partial")
+@click.option("--latency-rate", type=int, default=1000, show_default=True,
+              help="events/s of the paced stream that measures latency")
+@click.option("--latency-seconds", type=float, default=5.0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"),
+              show_default=True, help="where the JSON results go")
+def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir) -> None:
+    """Measure the pipeline against its limit and its peers, on the same data.
+
+    Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
+    then runs each pipeline on it in turn, each with its own consumer group and database:
+    limit (aiokafka + COPY, no validation), learnstream (the worker as shipped), naive-faust
+    (one INSERT per event) and quix (Quix Streams with its PostgreSQL sink). Prints events/s
+    (first row to last row committed), the ratio to the limit, event->row latency under a paced
+    stream, peak RSS and CPU seconds; writes the same as JSON. Uses the services of
+    `learnstream services up` (or LEARNSTREAM_*); needs the `bench` extra for quix.
+    """
+    from streams.services import up
+
+    for k, v in up().items():
+        os.environ.setdefault(k, v)
+    plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=_mix(mix), seed=seed,
+                invalid_share=invalid_share, timeout_s=timeout_s, latency_rate=latency_rate,
+                latency_seconds=latency_seconds, out_dir=out_dir)
+    results = asyncio.run(Bench(load_settings(), plan).run())
+    click.echo("\n" + table(results))
+    click.echo(f"\nresults written to {write_json(plan, results)}")

@@ -1,0 +1,92 @@
+"""The limit: plain aiokafka consumer -> orjson -> binary COPY straight into the partitioned
+tables. No Faust, no validation, no idempotence: what the hardware allows for this data.
+
+Events it cannot turn into a row (bad JSON, a missing field) are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from db.pool import create_writer_pool
+from db.tables import TABLES
+from streams.config import load_settings
+
+log = logging.getLogger("bench.limit")
+_ts = datetime.fromisoformat
+
+
+def _learning(e: dict) -> tuple:
+    return (e["event_id"], e["workspace_id"], e["event_type"], e.get("event_subtype"), _ts(e["timestamp"]),
+            e.get("source_system"), e.get("entity_type"), e.get("entity_id"), orjson.dumps(e["event_data"]),
+            e.get("user_id"), e.get("session_id"), e.get("processing_time_ms"),
+            orjson.dumps(e["metadata"]) if e.get("metadata") is not None else None)
+
+
+def _performance(e: dict) -> tuple:
+    return (e["sample_id"], e["workspace_id"], e["metric_name"], e.get("metric_category"), _ts(e["timestamp"]),
+            float(e["value"]), e.get("unit"), orjson.dumps(e.get("tags") or {}), e.get("source_component"),
+            e.get("aggregation_level", "raw"))
+
+
+def _engagement(e: dict) -> tuple:
+    pet = e.get("peak_engagement_time")
+    return (e["update_id"], e["workspace_id"], e["content_id"], e["platform"], e.get("connector_id"),
+            e.get("views", 0), e.get("likes", 0), e.get("shares", 0), e.get("comments", 0), e.get("saves", 0),
+            _ts(pet) if pet else None, e.get("average_watch_time"),
+            orjson.dumps(e["audience_demographics"]) if e.get("audience_demographics") is not None else None,
+            orjson.dumps(e["platform_metrics"]) if e.get("platform_metrics") is not None else None,
+            _ts(e["recorded_at"]))
+
+
+ROW = {"learning_event": _learning, "performance_sample": _performance, "engagement_update": _engagement}
+
+
+async def main() -> None:
+    s = load_settings()
+    kind_of = {topic: kind for kind, topic in s.source_topics.items()}
+    consumer = AIOKafkaConsumer(
+        *kind_of, bootstrap_servers=s.kafka_bootstrap, group_id=s.app_id, auto_offset_reset="earliest",
+        enable_auto_commit=False, max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+    )
+    pool = await create_writer_pool(s.database_url, 2)
+    await consumer.start()
+    skipped = 0
+    try:
+        while True:
+            fetched = await consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_max_events)
+            rows: dict[str, list[tuple]] = {}
+            for tp, records in fetched.items():
+                kind = kind_of[tp.topic]
+                to_row, out = ROW[kind], rows.setdefault(kind, [])
+                for r in records:
+                    try:
+                        obj = orjson.loads(r.value)
+                    except orjson.JSONDecodeError:
+                        skipped += 1
+                        continue
+                    for e in obj if isinstance(obj, list) else [obj]:
+                        try:
+                            out.append(to_row(e))
+                        except (KeyError, TypeError, ValueError, AttributeError):
+                            skipped += 1
+            async with pool.acquire() as conn:
+                for kind, batch in rows.items():
+                    if batch:
+                        spec = TABLES[kind]
+                        await conn.copy_records_to_table(spec.name, records=batch, columns=spec.columns)
+            if fetched:
+                await consumer.commit()
+    finally:
+        log.warning("skipped %d events", skipped)
+        await consumer.stop()
+        await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,59 @@
+"""The same job in Quix Streams, as a user of that library writes it: an Application with one
+StreamingDataFrame per topic, the events validated with the same pydantic contracts, and Quix's
+own PostgreSQLSink (batched per checkpoint, ON CONFLICT DO NOTHING) writing the same tables.
+Invalid events are filtered out (counted in the log), not dead-lettered.
+
+Run: python -m streams.bench.peers.quix   (settings from LEARNSTREAM_*; needs the `bench` extra)
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from quixstreams import Application
+from quixstreams.sinks.community.postgresql import PostgreSQLSink
+
+from schemas.decode import decode_message
+from streams.synthetic import ID_FIELD
+from streams.config import load_settings
+
+TABLE = {"learning_event": "learning_events", "performance_sample": "system_performance_metrics",
+         "engagement_update": "content_performance_metrics"}
+
+
+def main() -> None:
+    s = load_settings()
+    dsn = urlsplit(s.database_url)
+    app = Application(
+        broker_address=s.kafka_bootstrap,
+        consumer_group=s.app_id,
+        auto_offset_reset="earliest",
+        loglevel="WARNING",
+        auto_create_topics=False,
+        state_dir=str(s.data_dir / "quix-state"),
+    )
+    for kind, topic_name in s.source_topics.items():
+        topic = app.topic(topic_name, value_deserializer="bytes", key_deserializer="bytes")
+        id_field = ID_FIELD[kind]
+
+        def rows(raw: bytes, kind=kind, id_field=id_field) -> list[dict]:
+            out = []
+            for event in decode_message(raw, kind).events:
+                row = event.model_dump(mode="json", exclude_none=True)
+                row["id"] = row.pop(id_field)
+                out.append(row)
+            return out
+
+        sink = PostgreSQLSink(
+            host=dsn.hostname, port=dsn.port or 5432, dbname=dsn.path.lstrip("/"),
+            user=dsn.username, password=dsn.password or "", table_name=TABLE[kind],
+            schema_auto_update=False, on_conflict_do_nothing=True, include_metadata=False,
+        )
+        app.dataframe(topic).apply(rows, expand=True).sink(sink)
+    app.run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()

@@ -1,0 +1,332 @@
+"""Runs the bench: pre-load a seeded workload into Kafka, then for each pipeline (a subprocess
+with its own consumer group and database) measure throughput and latency.
+
+Throughput: the pipeline drains the pre-loaded topics; events/s = (rows - 1) / (last row's
+ingested_at - first row's ingested_at), i.e. from its first row committed to its last, so start-up
+(reported apart) does not count. ingested_at is clock_timestamp() per row (migration 0002).
+Latency: after draining, a paced live stream (event time = publish time) runs for a few seconds;
+p50/p95/p99 of ingested_at - event time over those rows.
+Peak RSS and CPU seconds come from psutil on the pipeline process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from db.migrate import migrate
+from db.partitions import ensure_partitions
+from db.pool import connect
+from db.tables import TABLES
+from streams.config import Settings
+from streams.publish import Publisher
+from streams.synthetic import Generator, Workload
+from streams.topics import ensure_topics
+
+PIPELINES = {
+    "limit": [sys.executable, "-m", "streams.bench.peers.limit"],
+    "learnstream": [sys.executable, "-m", "streams.cli", "worker", "--log-level", "warn"],
+    "naive-faust": [sys.executable, "-m", "streams.bench.peers.naive_faust", "worker", "-l", "warn"],
+    "quix": [sys.executable, "-m", "streams.bench.peers.quix"],
+}
+#: bad input the limit pipeline can skip without validating (it stores naive timestamps as UTC)
+BENCH_MEMBER_FAULTS = ("schema", "not_an_object", "naive_timestamp")
+BENCH_MESSAGE_FAULTS = ("invalid_json", "invalid_utf8")
+
+
+@dataclass
+class Result:
+    pipeline: str
+    shape: str
+    events: int
+    rows: int
+    complete: bool
+    seconds: float
+    events_per_s: float
+    startup_s: float
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0
+    ratio_to_limit: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    events: int
+    shapes: list[str]
+    pipelines: list[str]
+    mix: dict[str, float]
+    seed: int = 42
+    invalid_share: float = 0.01
+    timeout_s: float = 180.0
+    latency_rate: int = 1000
+    latency_seconds: float = 5.0
+    partitions: int = 8
+    out_dir: Path = Path("bench-results")
+    results: list[Result] = field(default_factory=list)
+
+
+def _dsn_for(base: str, db: str) -> str:
+    return urlunsplit(urlsplit(base)._replace(path=f"/{db}"))
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class Bench:
+    def __init__(self, settings: Settings, plan: Plan) -> None:
+        self.s, self.plan = settings, plan
+        self.run_id = uuid.uuid4().hex[:8]
+
+    # -- workload ---------------------------------------------------------------------------
+    def _workloads(self, shape: str, gen: Generator) -> dict[str, Workload]:
+        array_size = 1000 if shape == "arrays" else 1
+        loads = {}
+        for kind, share in self.plan.mix.items():
+            n = int(self.plan.events * share)
+            if n:
+                loads[kind] = gen.workload(
+                    kind, n, array_size=array_size, invalid_share=self.plan.invalid_share, duplicate_share=0,
+                    member_faults=BENCH_MEMBER_FAULTS, message_faults=BENCH_MESSAGE_FAULTS,
+                )
+        return loads
+
+    def _topics(self, shape: str, pipeline: str) -> dict[str, str]:
+        # each pipeline reads its own copy of the workload: its latency phase cannot leak into
+        # another pipeline's topics
+        return {k: f"bench.{self.run_id}.{shape}.{pipeline}.{k}" for k in TABLES}
+
+    # -- one pipeline -----------------------------------------------------------------------
+    async def _database(self, name: str) -> str:
+        admin = await asyncpg.connect(self.s.database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        dsn = _dsn_for(self.s.database_url, name)
+        conn = await connect(dsn)
+        try:
+            await migrate(conn)
+            await ensure_partitions(conn)
+        finally:
+            await conn.close()
+        return dsn
+
+    async def _drop(self, name: str) -> None:
+        admin = await asyncpg.connect(self.s.database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    async def run_pipeline(self, name: str, shape: str, loads: dict[str, Workload], topics: dict[str, str]) -> Result:
+        import psutil
+
+        dbname = f"bench_{self.run_id}_{shape}_{name.replace('-', '_')}"
+        dsn = await self._database(dbname)
+        expected = {TABLES[k].name: len(w.expected) for k, w in loads.items()}
+        want = sum(expected.values())
+        events = sum(w.events for w in loads.values())
+        state = Path(f"/tmp/learnstream-bench-{self.run_id}-{name}-{shape}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
+        env.update(
+            LEARNSTREAM_KAFKA_BOOTSTRAP=self.s.kafka_bootstrap, LEARNSTREAM_DATABASE_URL=dsn,
+            LEARNSTREAM_APP_ID=f"bench-{self.run_id}-{shape}-{name}",
+            LEARNSTREAM_LEARNING_TOPIC=topics["learning_event"],
+            LEARNSTREAM_PERFORMANCE_TOPIC=topics["performance_sample"],
+            LEARNSTREAM_ENGAGEMENT_TOPIC=topics["engagement_update"],
+            LEARNSTREAM_DLQ_TOPIC=f"bench.{self.run_id}.dlq", LEARNSTREAM_METRICS_PORT="0",
+            LEARNSTREAM_TOPIC_PARTITIONS=str(self.plan.partitions),
+            LEARNSTREAM_STATE_DIR=str(state), LEARNSTREAM_DATA_DIR=str(state / "data"),
+        )
+        state.mkdir(parents=True, exist_ok=True)
+        log_path = state / "pipeline.log"
+        started = time.time()
+        proc = subprocess.Popen(PIPELINES[name], env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+        ps = psutil.Process(proc.pid)
+        peak_rss, cpu = 0, 0.0
+        conn = await asyncpg.connect(dsn)
+        note = ""
+        try:
+            deadline = time.monotonic() + self.plan.timeout_s
+            last_print, rows = 0.0, 0
+            while True:
+                try:
+                    peak_rss = max(peak_rss, ps.memory_info().rss)
+                    t = ps.cpu_times()
+                    cpu = t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+                rows = await self._count(conn, expected)
+                now = time.monotonic()
+                if proc.poll() is not None:
+                    note = f"exited with {proc.returncode}: see {log_path}"
+                    break
+                if rows >= want or now > deadline:
+                    if rows < want:
+                        note = f"timed out after {self.plan.timeout_s:.0f}s"
+                    break
+                if now - last_print >= 2:
+                    last_print = now
+                    _say(f"   [{name} {shape}] {rows:,}/{want:,} rows")
+                await asyncio.sleep(0.2)
+            first, last = await self._span(conn, expected)
+            seconds = (last - first) if first and last else 0.0
+            rate = (rows - 1) / seconds if seconds > 0 else 0.0
+            startup = (first - started) if first else 0.0
+            result = Result(name, shape, events, rows, rows >= want, seconds, rate, startup, note=note)
+            if result.complete and proc.poll() is None:
+                await self._latency(result, conn, shape, topics, ps)
+                try:
+                    peak_rss = max(peak_rss, ps.memory_info().rss)
+                except psutil.NoSuchProcess:
+                    pass
+            result.peak_rss_mb = peak_rss / 2**20
+            result.cpu_s = cpu
+        finally:
+            await conn.close()
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            await self._drop(dbname)
+        return result
+
+    @staticmethod
+    async def _count(conn: asyncpg.Connection, expected: dict[str, int]) -> int:
+        total = 0
+        for table in expected:
+            total += await conn.fetchval(f"SELECT count(*) FROM {table}")
+        return total
+
+    @staticmethod
+    async def _span(conn: asyncpg.Connection, expected: dict[str, int]) -> tuple[float | None, float | None]:
+        firsts, lasts = [], []
+        for table in expected:
+            row = await conn.fetchrow(f"SELECT min(ingested_at) AS a, max(ingested_at) AS b FROM {table}")
+            if row["a"]:
+                firsts.append(row["a"].timestamp())
+                lasts.append(row["b"].timestamp())
+        return (min(firsts) if firsts else None, max(lasts) if lasts else None)
+
+    async def _latency(self, result: Result, conn: asyncpg.Connection, shape: str, topics: dict[str, str], ps) -> None:
+        """Publish a paced live stream and read event -> row latency from the rows."""
+        kind = "performance_sample"
+        table = TABLES[kind].name
+        rate, seconds = self.plan.latency_rate, self.plan.latency_seconds
+        array_size = 1000 if shape == "arrays" else 1
+        per_tick = max(1, rate // 10) if array_size == 1 else array_size
+        interval = per_tick / rate
+        gen = Generator(seed=self.plan.seed + 1000)
+        marker = datetime.now(UTC)
+        ids: list[str] = []
+
+        async def paced() -> None:
+            async with Publisher(self.s.kafka_bootstrap, linger_ms=0) as publisher:
+                t_next = time.monotonic()
+                end = t_next + seconds
+                while time.monotonic() < end:
+                    events = []
+                    for _ in range(per_tick):
+                        ev = gen.performance_sample()
+                        ev["timestamp"] = datetime.now(UTC).isoformat()
+                        events.append(ev)
+                        ids.append(ev["sample_id"])
+                    msgs = ([(None, orjson.dumps(e)) for e in events] if array_size == 1
+                            else [(None, orjson.dumps(events))])
+                    await publisher.send_all(topics[kind], msgs)
+                    t_next += interval
+                    await asyncio.sleep(max(0.0, t_next - time.monotonic()))
+
+        await paced()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            n = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE id = ANY($1::uuid[])", ids)
+            if n >= len(ids):
+                break
+            await asyncio.sleep(0.2)
+        q = await conn.fetchrow(
+            f"""SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY
+                   extract(epoch FROM ingested_at - "timestamp")) AS q, count(*) AS n
+                FROM {table} WHERE id = ANY($1::uuid[]) AND ingested_at >= $2""",
+            ids, marker,
+        )
+        if q["q"] and q["n"] == len(ids):
+            result.latency_p50_ms, result.latency_p95_ms, result.latency_p99_ms = (x * 1000 for x in q["q"])
+        else:
+            result.note += f" latency: {q['n']}/{len(ids)} rows within 60 s"
+
+    # -- the whole run ----------------------------------------------------------------------
+    async def run(self) -> list[Result]:
+        plan = self.plan
+        for shape in plan.shapes:
+            gen = Generator(seed=plan.seed)
+            loads = self._workloads(shape, gen)
+            total = sum(w.events for w in loads.values())
+            _say(f"== {shape}: {total:,} events in {sum(len(w.messages) for w in loads.values()):,} messages "
+                 f"(seed {plan.seed}, {plan.invalid_share:.0%} invalid), pre-loaded for each pipeline")
+            for name in plan.pipelines:
+                topics = self._topics(shape, name)
+                await ensure_topics(self.s.kafka_bootstrap, list(topics.values()), plan.partitions)
+                t0 = time.monotonic()
+                async with Publisher(self.s.kafka_bootstrap) as publisher:
+                    for kind, w in loads.items():
+                        await publisher.send_all(topics[kind], w.messages)
+                _say(f"-- {name} ({shape}): pre-loaded in {time.monotonic() - t0:.1f}s; its clock starts at its first row")
+                r = await self.run_pipeline(name, shape, loads, topics)
+                plan.results.append(r)
+                _say(f"   {r.events_per_s:,.0f} events/s, {r.rows:,} rows in {r.seconds:.1f}s"
+                     f"{' (INCOMPLETE: ' + r.note + ')' if not r.complete else ''}")
+            limit = next((r for r in plan.results if r.shape == shape and r.pipeline == "limit" and r.events_per_s), None)
+            for r in plan.results:
+                if r.shape == shape and limit:
+                    r.ratio_to_limit = r.events_per_s / limit.events_per_s
+        return plan.results
+
+
+def table(results: list[Result]) -> str:
+    head = (f"{'pipeline':<12}{'shape':<8}{'events/s':>11}{'x limit':>9}{'rows':>10}{'secs':>7}"
+            f"{'start s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'RSS MB':>8}{'CPU s':>8}  note")
+    lines = [head, "-" * len(head)]
+
+    def f(x, fmt):
+        return format(x, fmt) if x is not None else "-"
+
+    for r in results:
+        lines.append(
+            f"{r.pipeline:<12}{r.shape:<8}{r.events_per_s:>11,.0f}{f(r.ratio_to_limit, '>9.2f')}{r.rows:>10,}"
+            f"{r.seconds:>7.1f}{r.startup_s:>8.1f}{f(r.latency_p50_ms, '>9.0f')}{f(r.latency_p95_ms, '>9.0f')}"
+            f"{f(r.latency_p99_ms, '>9.0f')}{r.peak_rss_mb:>8.0f}{r.cpu_s:>8.1f}  {r.note}"
+        )
+    return "\n".join(lines)
+
+
+def write_json(plan: Plan, results: list[Result]) -> Path:
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    path = plan.out_dir / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    doc = {
+        "at": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "plan": {k: v for k, v in asdict(plan).items() if k not in ("results", "out_dir")},
+        "results": [asdict(r) for r in results],
+    }
+    path.write_text(json.dumps(doc, indent=2))
+    return path
