@@ -9,12 +9,11 @@ from db.tables import TABLES
 
 
 def _jsonb_encode(value) -> bytes:
-    # jsonb binary wire format: a version byte (1) then the JSON text. Row mappers hand over
-    # orjson bytes already, so COPY needs no str round trip.
-    if isinstance(value, bytes):
+    # jsonb binary wire format: a version byte (1) then the JSON text. bytes are taken as JSON
+    # already serialised; anything else (dicts from the contracts) is serialised here, in the
+    # codec, so building a row needs no per-field Python work.
+    if type(value) is bytes:
         return b"\x01" + value
-    if isinstance(value, str):
-        return b"\x01" + value.encode()
     return b"\x01" + orjson.dumps(value)
 
 

@@ -7,16 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from operator import attrgetter
 from typing import Any, Literal
-
-import orjson
-
-from schemas.events import EngagementUpdate, LearningEvent, PerformanceSample
-
-
-def _json(value: Any) -> bytes | None:
-    return None if value is None else orjson.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -26,7 +18,11 @@ class TableSpec:
     period: Literal["day", "month"]
     columns: tuple[str, ...]
     row: Callable[[Any], tuple]
-    event_time: Callable[[Any], datetime]
+
+    @property
+    def time_index(self) -> int:
+        """Position of the time column in a row."""
+        return self.columns.index(self.time_column)
 
     @property
     def staging(self) -> str:
@@ -51,57 +47,11 @@ class TableSpec:
         )
 
 
-def _learning_row(e: LearningEvent) -> tuple:
-    return (
-        e.event_id,
-        e.workspace_id,
-        e.event_type.value,
-        e.event_subtype,
-        e.timestamp,
-        e.source_system,
-        e.entity_type,
-        e.entity_id,
-        orjson.dumps(e.event_data),
-        e.user_id,
-        e.session_id,
-        e.processing_time_ms,
-        _json(e.metadata),
-    )
-
-
-def _performance_row(s: PerformanceSample) -> tuple:
-    return (
-        s.sample_id,
-        s.workspace_id,
-        s.metric_name,
-        s.metric_category,
-        s.timestamp,
-        s.value,
-        s.unit,
-        orjson.dumps(s.tags),
-        s.source_component,
-        s.aggregation_level.value,
-    )
-
-
-def _engagement_row(u: EngagementUpdate) -> tuple:
-    return (
-        u.update_id,
-        u.workspace_id,
-        u.content_id,
-        u.platform,
-        u.connector_id,
-        u.views,
-        u.likes,
-        u.shares,
-        u.comments,
-        u.saves,
-        u.peak_engagement_time,
-        u.average_watch_time,
-        _json(u.audience_demographics),
-        _json(u.platform_metrics),
-        u.recorded_at,
-    )
+def _row_of(*fields: str) -> Callable[[Any], tuple]:
+    """event -> row tuple in column order, by a C-level attrgetter. Enum fields already hold
+    their values (use_enum_values) and the jsonb codec (db.pool) serialises dict fields, so the
+    row needs no per-field Python work."""
+    return attrgetter(*fields)
 
 
 LEARNING_EVENTS = TableSpec(
@@ -113,8 +63,11 @@ LEARNING_EVENTS = TableSpec(
         "entity_type", "entity_id", "event_data", "user_id", "session_id", "processing_time_ms",
         "metadata",
     ),
-    row=_learning_row,
-    event_time=lambda e: e.timestamp,
+    row=_row_of(
+        "event_id", "workspace_id", "event_type", "event_subtype", "timestamp", "source_system",
+        "entity_type", "entity_id", "event_data", "user_id", "session_id", "processing_time_ms",
+        "metadata",
+    ),
 )
 
 SYSTEM_PERFORMANCE_METRICS = TableSpec(
@@ -125,8 +78,10 @@ SYSTEM_PERFORMANCE_METRICS = TableSpec(
         "id", "workspace_id", "metric_name", "metric_category", "timestamp", "value", "unit",
         "tags", "source_component", "aggregation_level",
     ),
-    row=_performance_row,
-    event_time=lambda s: s.timestamp,
+    row=_row_of(
+        "sample_id", "workspace_id", "metric_name", "metric_category", "timestamp", "value", "unit",
+        "tags", "source_component", "aggregation_level",
+    ),
 )
 
 CONTENT_PERFORMANCE_METRICS = TableSpec(
@@ -138,8 +93,11 @@ CONTENT_PERFORMANCE_METRICS = TableSpec(
         "shares", "comments", "saves", "peak_engagement_time", "average_watch_time",
         "audience_demographics", "platform_metrics", "recorded_at",
     ),
-    row=_engagement_row,
-    event_time=lambda u: u.recorded_at,
+    row=_row_of(
+        "update_id", "workspace_id", "content_id", "platform", "connector_id", "views", "likes",
+        "shares", "comments", "saves", "peak_engagement_time", "average_watch_time",
+        "audience_demographics", "platform_metrics", "recorded_at",
+    ),
 )
 
 #: topic kind (schemas.events.CONTRACTS key) -> table

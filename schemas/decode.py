@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -38,6 +38,8 @@ class Rejected:
     errors: list[DeadLetterError]
     #: how many events of the message this rejects (1 for a whole non-array message)
     events: int
+    #: for an array whose valid members are kept: (index, member) of the rejected ones
+    members: list[tuple[int, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -48,16 +50,22 @@ class Decoded:
 
 @dataclass(frozen=True, slots=True)
 class Decoder:
+    model: type[BaseModel]
     one: TypeAdapter
+    #: list of (model | anything): a member that fails the model comes back as its raw JSON
+    #: value instead of failing the array, so one pass keeps the valid siblings (left_to_right
+    #: tries the model first; no Python callback per member)
     many: TypeAdapter
 
 
 @lru_cache(maxsize=None)
 def decoder_for(kind: str) -> Decoder:
     model = CONTRACTS[kind]
+    member = Annotated[Union[model, Any], Field(union_mode="left_to_right")]  # type: ignore[valid-type]  # noqa: UP007
     return Decoder(
+        model=model,
         one=TypeAdapter(model),
-        many=TypeAdapter(Annotated[list[model], Field(max_length=MAX_EVENTS_PER_MESSAGE)]),  # type: ignore[valid-type]
+        many=TypeAdapter(Annotated[list[member], Field(max_length=MAX_EVENTS_PER_MESSAGE)]),
     )
 
 
@@ -108,9 +116,14 @@ def decode_message(raw: bytes | None, kind: str) -> Decoded:
     first = raw.lstrip()[:1]
     if first == b"[":
         try:
-            return Decoded(events=dec.many.validate_json(raw))
+            members = dec.many.validate_json(raw)
         except ValidationError as exc:
-            return _partial_array(raw, exc, dec)
+            return _whole_array_error(raw, exc)
+        model = dec.model
+        events = [m for m in members if type(m) is model]
+        if len(events) == len(members):
+            return Decoded(events=events)
+        return _bad_members(members, events, dec)
     if first != b"{":
         # not an object and not an array: a JSON scalar or garbage
         try:
@@ -127,25 +140,44 @@ def decode_message(raw: bytes | None, kind: str) -> Decoded:
         return Decoded(rejected=Rejected(errors, events=1))
 
 
-def _partial_array(raw: bytes, exc: ValidationError, dec: Decoder) -> Decoded:
-    top = exc.errors(include_url=False, include_input=False)
-    if any(e["type"] == "json_invalid" for e in top):
+def _whole_array_error(raw: bytes, exc: ValidationError) -> Decoded:
+    """An array that fails as a whole: bad JSON or too many members (members cannot fail it)."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(e["type"] == "json_invalid" for e in errors):
         return _syntax_error(raw)
-    members = orjson.loads(raw)
-    if len(members) > MAX_EVENTS_PER_MESSAGE:
+    too_long = next((e for e in errors if e["type"] == "too_long" and not e["loc"]), None)
+    if too_long is not None:
+        n = too_long.get("ctx", {}).get("actual_length") or len(orjson.loads(raw))
         return Decoded(
             rejected=Rejected(
                 [
                     DeadLetterError(
                         reason="too_many_events",
-                        message=f"array has {len(members)} events, more than the {MAX_EVENTS_PER_MESSAGE} allowed",
+                        message=f"array has {n} events, more than the {MAX_EVENTS_PER_MESSAGE} allowed",
                     )
                 ],
-                events=len(members),
+                events=int(n),
             )
         )
-    by_index = _member_errors(exc, indexed=True)
-    good = [m for i, m in enumerate(members) if i not in by_index]
-    events = dec.many.validate_python(good) if good else []
-    errors = [e for i in sorted(by_index) for e in by_index[i]]
-    return Decoded(events=events, rejected=Rejected(errors, events=len(by_index)))
+    raise exc  # pragma: no cover - nothing else can fail a list of `model | Any`
+
+
+def _bad_members(members: list[Any], events: list[BaseModel], dec: Decoder) -> Decoded:
+    """Name the errors of the members that came back raw (the rare path: validated again alone,
+    in JSON mode, so the errors are exactly those of a single-event message)."""
+    errors: list[DeadLetterError] = []
+    bad: list[tuple[int, Any]] = []
+    for i, m in enumerate(members):
+        if type(m) is dec.model:
+            continue
+        bad.append((i, m))
+        if not isinstance(m, dict):
+            errors.append(DeadLetterError(reason="not_an_object", index=i, message="Input should be an object"))
+            continue
+        try:
+            dec.one.validate_json(orjson.dumps(m))
+        except ValidationError as exc:
+            errors.extend(e.model_copy(update={"index": i}) for e in _member_errors(exc, indexed=False)[None])
+        else:  # pragma: no cover - valid alone but not in the list: cannot happen
+            raise AssertionError("member validated alone but not in its array")
+    return Decoded(events=events, rejected=Rejected(errors, events=len(bad), members=bad))

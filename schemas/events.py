@@ -54,7 +54,8 @@ TagValue = Annotated[str, StringConstraints(max_length=255)]
 
 
 class _Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # enum fields hold their string value (what is stored and sent on)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
 
 
 class LearningEventType(str, Enum):
@@ -169,8 +170,14 @@ class DeadLetter(BaseModel):
     offset: int
     key: str | None = Field(None, description="message key (base64 when not UTF-8)")
     key_encoding: Literal["utf-8", "base64"] | None = None
-    value: str = Field(description="the raw message value, exactly as consumed")
+    value: str = Field(
+        description="the raw message value exactly as consumed; for an array whose valid members "
+        "were stored, a JSON array of only the rejected members (see `members`)"
+    )
     value_encoding: Literal["utf-8", "base64"]
+    members: list[int] | None = Field(
+        None, description="when set, `value` holds only these members (indexes into the original array)"
+    )
     errors: list[DeadLetterError]
     received_at: AwareDatetime
 

@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> faust.App:
         )
         sinks.append(sink)
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
-        app.agent(topic, name=f"ingest-{kind}")(_ingest_agent(sink, settings))
+        app.agent(topic, name=f"ingest-{kind}")(_ingest_agent(sink, settings, app))
 
     @app.task
     async def make_partitions_at_start() -> None:
@@ -94,12 +94,41 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def _ingest_agent(sink: BatchSink, settings: Settings):
+def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App):
+    """Batches are processed as tasks, up to `max_inflight_batches` at a time, so the next batch
+    is decoded and validated (Python, this core) while the previous one is written (PostgreSQL,
+    the other core). Each task acknowledges its own messages once they are stored or
+    dead-lettered; Faust commits an offset only when everything before it is acknowledged, so
+    out-of-order completion is safe, and a crash leaves in-flight batches unacknowledged."""
+
     async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(settings.batch_max_events, within=settings.batch_within_s):
-            await sink.process([e.message for e in events])
-            for event in events:
-                await stream.ack(event)
+        slots = asyncio.Semaphore(settings.max_inflight_batches)
+        inflight: set[asyncio.Task] = set()
+
+        async def handle(events: list) -> None:
+            try:
+                await sink.process([e.message for e in events])
+                for event in events:
+                    await stream.ack(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug: stop rather than ack what was not stored
+                log.exception("batch of %d messages failed; stopping the worker unacknowledged", len(events))
+                await app.crash(exc)
+            finally:
+                slots.release()
+
+        try:
+            async for events in stream.noack_take(settings.batch_max_events, within=settings.batch_within_s):
+                await slots.acquire()
+                task = asyncio.ensure_future(handle(list(events)))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+        finally:
+            if inflight:  # let in-flight writes finish briefly; whatever does not is redelivered
+                _done, pending = await asyncio.wait(inflight, timeout=10)
+                for task in pending:
+                    task.cancel()
 
     ingest.__name__ = ingest.__qualname__ = f"ingest_{sink.kind}"
     return ingest

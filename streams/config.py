@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(0.25, gt=0, description="flush a batch after this many seconds")
     stream_buffer_maxsize: int = Field(32768, ge=1, description="Faust per-partition buffer")
 
-    db_pool_size: int = Field(4, ge=1)
+    max_inflight_batches: int = Field(
+        2, ge=1, description="batches per topic being written while the next is decoded"
+    )
+    db_pool_size: int = Field(6, ge=1)
     db_retry_initial_s: float = Field(0.2, gt=0)
     db_retry_max_s: float = Field(5.0, gt=0)
 

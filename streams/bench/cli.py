@@ -42,7 +42,11 @@ def _mix(text: str) -> dict[str, float]:
 @click.option("--latency-seconds", type=float, default=5.0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"),
               show_default=True, help="where the JSON results go")
-def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir) -> None:
+@click.option("--write-path", is_flag=True,
+              help="instead: measure only the write path (decode, rows, COPY variants) on fresh databases")
+@click.option("--profile", is_flag=True, help="record the learnstream pipeline with py-spy and print its top functions")
+def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
+          profile, write_path) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -57,9 +61,15 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
 
     for k, v in up().items():
         os.environ.setdefault(k, v)
+    if write_path:
+        from streams.bench.writepath import run
+
+        for label, rate in asyncio.run(run(load_settings().database_url, events=events)):
+            click.echo(f"{rate:>12,.0f}  {label}")
+        return
     plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=_mix(mix), seed=seed,
                 invalid_share=invalid_share, timeout_s=timeout_s, latency_rate=latency_rate,
-                latency_seconds=latency_seconds, out_dir=out_dir)
+                latency_seconds=latency_seconds, out_dir=out_dir, profile=profile)
     results = asyncio.run(Bench(load_settings(), plan).run())
     click.echo("\n" + table(results))
     click.echo(f"\nresults written to {write_json(plan, results)}")

@@ -62,6 +62,8 @@ class Result:
     peak_rss_mb: float = 0.0
     cpu_s: float = 0.0
     ratio_to_limit: float | None = None
+    #: learnstream only, from its own metrics: seconds inside COPY + INSERT transactions
+    db_write_s: float | None = None
     note: str = ""
 
 
@@ -78,11 +80,33 @@ class Plan:
     latency_seconds: float = 5.0
     partitions: int = 8
     out_dir: Path = Path("bench-results")
+    profile: bool = False
     results: list[Result] = field(default_factory=list)
 
 
 def _dsn_for(base: str, db: str) -> str:
     return urlunsplit(urlsplit(base)._replace(path=f"/{db}"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _scrape_sum(port: int, name: str) -> float | None:
+    """Sum of a metric's samples on a pipeline's /metrics (None if it cannot be read)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    return sum(s.value for fam in text_string_to_metric_families(body) for s in fam.samples if s.name == name)
 
 
 def _say(msg: str) -> None:
@@ -145,6 +169,7 @@ class Bench:
         want = sum(expected.values())
         events = sum(w.events for w in loads.values())
         state = Path(f"/tmp/learnstream-bench-{self.run_id}-{name}-{shape}")
+        metrics_port = _free_port() if name == "learnstream" else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
             LEARNSTREAM_KAFKA_BOOTSTRAP=self.s.kafka_bootstrap, LEARNSTREAM_DATABASE_URL=dsn,
@@ -152,7 +177,7 @@ class Bench:
             LEARNSTREAM_LEARNING_TOPIC=topics["learning_event"],
             LEARNSTREAM_PERFORMANCE_TOPIC=topics["performance_sample"],
             LEARNSTREAM_ENGAGEMENT_TOPIC=topics["engagement_update"],
-            LEARNSTREAM_DLQ_TOPIC=f"bench.{self.run_id}.dlq", LEARNSTREAM_METRICS_PORT="0",
+            LEARNSTREAM_DLQ_TOPIC=f"bench.{self.run_id}.dlq", LEARNSTREAM_METRICS_PORT=str(metrics_port),
             LEARNSTREAM_TOPIC_PARTITIONS=str(self.plan.partitions),
             LEARNSTREAM_STATE_DIR=str(state), LEARNSTREAM_DATA_DIR=str(state / "data"),
         )
@@ -161,6 +186,13 @@ class Bench:
         started = time.time()
         proc = subprocess.Popen(PIPELINES[name], env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
         ps = psutil.Process(proc.pid)
+        profiler = None
+        if self.plan.profile and name == "learnstream":
+            from streams.bench.profile import attach
+
+            prof_path = self.plan.out_dir / f"profile-{self.run_id}-{name}-{shape}.raw"
+            self.plan.out_dir.mkdir(parents=True, exist_ok=True)
+            profiler = attach(proc.pid, prof_path)
         peak_rss, cpu = 0, 0.0
         conn = await asyncpg.connect(dsn)
         note = ""
@@ -187,11 +219,15 @@ class Bench:
                     last_print = now
                     _say(f"   [{name} {shape}] {rows:,}/{want:,} rows")
                 await asyncio.sleep(0.2)
+            if metrics_port:
+                write_s = _scrape_sum(metrics_port, "learnstream_copy_duration_seconds_sum")
             first, last = await self._span(conn, expected)
             seconds = (last - first) if first and last else 0.0
             rate = (rows - 1) / seconds if seconds > 0 else 0.0
             startup = (first - started) if first else 0.0
             result = Result(name, shape, events, rows, rows >= want, seconds, rate, startup, note=note)
+            if metrics_port:
+                result.db_write_s = write_s
             if result.complete and proc.poll() is None:
                 await self._latency(result, conn, shape, topics, ps)
                 try:
@@ -207,6 +243,12 @@ class Bench:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            if profiler is not None:
+                profiler.wait(30)
+                from streams.bench.profile import summarize
+
+                _say(f"   profile of {name} ({shape}), raw stacks in {prof_path}:")
+                _say("\n".join("      " + line for line in summarize(prof_path).splitlines()))
             await self._drop(dbname)
         return result
 
@@ -304,7 +346,7 @@ class Bench:
 
 def table(results: list[Result]) -> str:
     head = (f"{'pipeline':<12}{'shape':<8}{'events/s':>11}{'x limit':>9}{'rows':>10}{'secs':>7}"
-            f"{'start s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'RSS MB':>8}{'CPU s':>8}  note")
+            f"{'start s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'RSS MB':>8}{'CPU s':>8}{'DB s':>7}  note")
     lines = [head, "-" * len(head)]
 
     def f(x, fmt):
@@ -314,7 +356,7 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"{r.pipeline:<12}{r.shape:<8}{r.events_per_s:>11,.0f}{f(r.ratio_to_limit, '>9.2f')}{r.rows:>10,}"
             f"{r.seconds:>7.1f}{r.startup_s:>8.1f}{f(r.latency_p50_ms, '>9.0f')}{f(r.latency_p95_ms, '>9.0f')}"
-            f"{f(r.latency_p99_ms, '>9.0f')}{r.peak_rss_mb:>8.0f}{r.cpu_s:>8.1f}  {r.note}"
+            f"{f(r.latency_p99_ms, '>9.0f')}{r.peak_rss_mb:>8.0f}{r.cpu_s:>8.1f}{f(r.db_write_s, '>7.1f')}  {r.note}"
         )
     return "\n".join(lines)
 

@@ -73,6 +73,7 @@ async def test_a_batch_is_decoded_written_and_its_bad_input_dead_lettered():
     assert keys == [f"{topic}:0:11".encode(), f"{topic}:1:3".encode()]
     arr_letter, utf8_letter = (l for _, l in sink.letters)
     assert arr_letter["errors"][0]["index"] == 1 and arr_letter["offset"] == 11
+    assert arr_letter["members"] == [1] and orjson.loads(arr_letter["value"]) == [5]
     assert utf8_letter["value_encoding"] == "base64" and utf8_letter["key"] is None
     assert _sample("learnstream_invalid_events_total", {"topic": topic, "reason": "invalid_utf8"}) == 1
     assert _sample("learnstream_events_consumed_total", {"topic": topic}) == 7
@@ -110,3 +111,18 @@ def test_backoff_is_capped_with_full_jitter():
     delays = [b.next_delay() for _ in range(20)]
     assert all(0 <= d <= 1.0 for d in delays)
     assert max(delays[:1]) <= 0.1
+
+
+def test_observe_many_matches_observe():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    reg = CollectorRegistry()
+    a = Histogram("a_seconds", "a", buckets=(0.1, 1, 10), registry=reg)
+    b = Histogram("b_seconds", "b", buckets=(0.1, 1, 10), registry=reg)
+    values = [0.0, 0.1, 0.1000001, 0.5, 1.0, 9.99, 10.0, 11, 1e6]
+    for v in values:
+        a.observe(v)
+    metrics.observe_many(b, values)
+    got = {s.name.replace("b_", "a_", 1): s.value for s in reg.collect() if s.name == "b_seconds" for s in s.samples}
+    want = {s.name: s.value for m in reg.collect() if m.name == "a_seconds" for s in m.samples}
+    assert {k: v for k, v in got.items() if not k.endswith("_created")} == {k: v for k, v in want.items() if not k.endswith("_created")}

@@ -1,0 +1,73 @@
+"""The write path alone (no Kafka, no Faust): rows/s of the ways a batch can be written, and the
+Python cost of each stage, on fresh databases. Evidence for what bounds the pipeline."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from db.migrate import migrate
+from db.partitions import ensure_partitions
+from db.pool import create_writer_pool
+from db.tables import LEARNING_EVENTS
+from db.writer import write_rows
+from schemas.decode import decode_message
+from streams.synthetic import Generator
+
+#: secondary indexes of learning_events (everything but the primary key)
+_SECONDARY = ("idx_learning_events_workspace_timestamp", "idx_learning_events_type_timestamp",
+              "idx_learning_events_entity", "idx_learning_events_user", "idx_learning_events_session",
+              "idx_learning_events_timestamp_brin")
+
+
+async def run(dsn: str, events: int = 200_000, batch: int = 5000) -> list[tuple[str, float]]:
+    gen = Generator(seed=7)
+    w = gen.workload("learning_event", events, array_size=1000, invalid_share=0, duplicate_share=0)
+    out: list[tuple[str, float]] = []
+
+    t = time.perf_counter()
+    decoded = [decode_message(v, "learning_event").events for _, v in w.messages]
+    out.append(("decode + validate (pydantic), events/s", events / (time.perf_counter() - t)))
+    t = time.perf_counter()
+    rows = [LEARNING_EVENTS.row(e) for evs in decoded for e in evs]
+    out.append(("event -> row tuple, events/s", events / (time.perf_counter() - t)))
+
+    for label, drop_secondary, staged in (
+        ("COPY direct, PK + 6 seed indexes", False, False),
+        ("COPY staged + ON CONFLICT, PK + 6 seed indexes (shipped)", False, True),
+        ("COPY direct, PK only", True, False),
+        ("COPY staged + ON CONFLICT, PK only", True, True),
+    ):
+        name = f"wp_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(dsn)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        db = urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+        conn = await asyncpg.connect(db)
+        await migrate(conn)
+        await ensure_partitions(conn)
+        if drop_secondary:
+            for idx in _SECONDARY:
+                await conn.execute(f"DROP INDEX {idx}")
+        await conn.close()
+        pool = await create_writer_pool(db, 1)
+        try:
+            async with pool.acquire() as c:
+                t = time.perf_counter()
+                for i in range(0, len(rows), batch):
+                    chunk = rows[i:i + batch]
+                    if staged:
+                        await write_rows(c, LEARNING_EVENTS, chunk)
+                    else:
+                        await c.copy_records_to_table(LEARNING_EVENTS.name, records=chunk,
+                                                      columns=LEARNING_EVENTS.columns)
+                out.append((f"{label}, rows/s", len(rows) / (time.perf_counter() - t)))
+        finally:
+            await pool.close()
+            admin = await asyncpg.connect(dsn)
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await admin.close()
+    return out
