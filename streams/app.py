@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> faust.App:
             pool_size=settings.db_pool_size,
             retry_initial_s=settings.db_retry_initial_s,
             retry_max_s=settings.db_retry_max_s,
+            direct_copy=settings.direct_copy,
         )
         sinks.append(sink)
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)

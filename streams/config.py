@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         2, ge=1, description="batches per topic being written while the next is decoded"
     )
     db_pool_size: int = Field(6, ge=1)
+    direct_copy: bool = Field(
+        True, description="COPY straight into the tables, falling back to staged + ON CONFLICT on a stored row"
+    )
     db_retry_initial_s: float = Field(0.2, gt=0)
     db_retry_max_s: float = Field(5.0, gt=0)
 

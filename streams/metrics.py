@@ -26,6 +26,12 @@ DUPLICATES_SKIPPED = Counter(
 DLQ_PUBLISHED = Counter(
     "dlq_published", "dead-letter envelopes published", ["source_topic"], namespace=_NS
 )
+WRITE_BATCHES = Counter(
+    "write_batches",
+    "batches written, by path: direct COPY, staged + ON CONFLICT, or direct refused for a stored row",
+    ["table", "path"],
+    namespace=_NS,
+)
 DB_RETRIES = Counter("db_retries", "failed database attempts that were retried", ["table"], namespace=_NS)
 DB_UP = Gauge("db_up", "1 while the last database attempt succeeded, 0 during an outage", namespace=_NS)
 

@@ -25,7 +25,7 @@ import orjson
 
 from db.pool import create_writer_pool
 from db.tables import TABLES
-from db.writer import WriteResult, write_rows
+from db.writer import WritePolicy, WriteResult, write_rows
 from schemas.decode import decode_message
 from schemas.events import DeadLetter, DeadLetterError
 from streams import metrics
@@ -117,6 +117,7 @@ class BatchSink:
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
         pool: asyncpg.Pool | None = None,
+        direct_copy: bool = True,
     ) -> None:
         self.kind = kind
         self.spec = TABLES[kind]
@@ -127,6 +128,7 @@ class BatchSink:
         self._retry = (retry_initial_s, retry_max_s)
         self._outage_since: float | None = None
         self._pool_lock = asyncio.Lock()
+        self._policy = WritePolicy(optimistic=direct_copy)
 
     async def _get_pool(self) -> asyncpg.Pool:
         async with self._pool_lock:
@@ -169,7 +171,7 @@ class BatchSink:
     async def _write_attempt(self, rows: list[tuple]) -> WriteResult:
         pool = await self._get_pool()
         async with pool.acquire() as conn:
-            return await write_rows(conn, self.spec, rows)
+            return await write_rows(conn, self.spec, rows, self._policy)
 
     async def _write(self, rows: list[tuple]) -> WriteResult:
         return await self._retrying(
@@ -242,6 +244,9 @@ class BatchSink:
             metrics.BATCH_SIZE.labels(spec.name).observe(len(rows))
             metrics.ROWS_INSERTED.labels(spec.name).inc(result.inserted)
             metrics.DUPLICATES_SKIPPED.labels(spec.name).inc(result.duplicates)
+            for path, n in (("direct", result.direct), ("staged", result.staged), ("conflict", result.conflicts)):
+                if n:
+                    metrics.WRITE_BATCHES.labels(spec.name, path).inc(n)
 
         if dead:
             await self._dead_letter(dead)

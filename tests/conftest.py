@@ -12,11 +12,9 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 import pytest
 
+from db.databases import create_database, drop_database
 from db.migrate import migrate
 from db.partitions import ensure_partitions
 from db.pool import connect
@@ -43,23 +41,13 @@ def services() -> Iterator[dict[str, str]]:
     yield up()
 
 
-def _with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @pytest.fixture
 async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     """A fresh migrated database and unique topic names for one test."""
     base = services["LEARNSTREAM_DATABASE_URL"]
     st = Stack(bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], dsn="")
     dbname = f"t_{st.tag}"
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'CREATE DATABASE "{dbname}"')
-    finally:
-        await admin.close()
-    st.dsn = _with_database(base, dbname)
+    st.dsn = await create_database(base, dbname)
     conn = await connect(st.dsn)
     try:
         await migrate(conn)
@@ -70,12 +58,8 @@ async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     try:
         yield st
     finally:
-        # a fresh connection: a test may have restarted PostgreSQL meanwhile
-        admin = await asyncpg.connect(base)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        # connects afresh: a test may have restarted PostgreSQL meanwhile
+        await drop_database(base, dbname)
         shutil.rmtree(f"/tmp/learnstream-test-{st.tag}", ignore_errors=True)
 
 

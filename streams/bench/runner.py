@@ -21,11 +21,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
 
+from db.databases import create_database, drop_database
 from db.migrate import migrate
 from db.partitions import ensure_partitions
 from db.pool import connect
@@ -84,10 +84,6 @@ class Plan:
     results: list[Result] = field(default_factory=list)
 
 
-def _dsn_for(base: str, db: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path=f"/{db}"))
-
-
 def _free_port() -> int:
     import socket
 
@@ -138,13 +134,8 @@ class Bench:
 
     # -- one pipeline -----------------------------------------------------------------------
     async def _database(self, name: str) -> str:
-        admin = await asyncpg.connect(self.s.database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        dsn = _dsn_for(self.s.database_url, name)
+        await drop_database(self.s.database_url, name)
+        dsn = await create_database(self.s.database_url, name)
         conn = await connect(dsn)
         try:
             await migrate(conn)
@@ -152,13 +143,6 @@ class Bench:
         finally:
             await conn.close()
         return dsn
-
-    async def _drop(self, name: str) -> None:
-        admin = await asyncpg.connect(self.s.database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
     async def run_pipeline(self, name: str, shape: str, loads: dict[str, Workload], topics: dict[str, str]) -> Result:
         import psutil
@@ -249,7 +233,7 @@ class Bench:
 
                 _say(f"   profile of {name} ({shape}), raw stacks in {prof_path}:")
                 _say("\n".join("      " + line for line in summarize(prof_path).splitlines()))
-            await self._drop(dbname)
+            await drop_database(self.s.database_url, dbname)
         return result
 
     @staticmethod

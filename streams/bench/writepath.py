@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from db.databases import create_database, drop_database
 from db.migrate import migrate
 from db.partitions import ensure_partitions
 from db.pool import create_writer_pool
 from db.tables import LEARNING_EVENTS
-from db.writer import write_rows
+from db.writer import WritePolicy, write_rows
 from schemas.decode import decode_message
 from streams.synthetic import Generator
 
@@ -35,17 +35,15 @@ async def run(dsn: str, events: int = 200_000, batch: int = 5000) -> list[tuple[
     rows = [LEARNING_EVENTS.row(e) for evs in decoded for e in evs]
     out.append(("event -> row tuple, events/s", events / (time.perf_counter() - t)))
 
-    for label, drop_secondary, staged in (
-        ("COPY direct, PK + 6 seed indexes", False, False),
-        ("COPY staged + ON CONFLICT, PK + 6 seed indexes (shipped)", False, True),
-        ("COPY direct, PK only", True, False),
-        ("COPY staged + ON CONFLICT, PK only", True, True),
+    for label, drop_secondary, mode in (
+        ("COPY direct, PK + 6 seed indexes", False, "direct"),
+        ("COPY staged + ON CONFLICT, PK + 6 seed indexes", False, "staged"),
+        ("write_rows as shipped (direct, staged on conflict), PK + 6 seed indexes", False, "shipped"),
+        ("COPY direct, PK only", True, "direct"),
+        ("COPY staged + ON CONFLICT, PK only", True, "staged"),
     ):
         name = f"wp_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        db = urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+        db = await create_database(dsn, name)
         conn = await asyncpg.connect(db)
         await migrate(conn)
         await ensure_partitions(conn)
@@ -54,20 +52,21 @@ async def run(dsn: str, events: int = 200_000, batch: int = 5000) -> list[tuple[
                 await conn.execute(f"DROP INDEX {idx}")
         await conn.close()
         pool = await create_writer_pool(db, 1)
+        policy = WritePolicy()
         try:
             async with pool.acquire() as c:
                 t = time.perf_counter()
                 for i in range(0, len(rows), batch):
                     chunk = rows[i:i + batch]
-                    if staged:
+                    if mode == "staged":
                         await write_rows(c, LEARNING_EVENTS, chunk)
+                    elif mode == "shipped":
+                        await write_rows(c, LEARNING_EVENTS, chunk, policy)
                     else:
                         await c.copy_records_to_table(LEARNING_EVENTS.name, records=chunk,
                                                       columns=LEARNING_EVENTS.columns)
                 out.append((f"{label}, rows/s", len(rows) / (time.perf_counter() - t)))
         finally:
             await pool.close()
-            admin = await asyncpg.connect(dsn)
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            await admin.close()
+            await drop_database(dsn, name)
     return out

@@ -151,3 +151,48 @@ async def test_row_level_security_isolates_workspaces(stack):
         assert await conn.fetchval("SELECT count(*) FROM learning_events") == len(rows)
     finally:
         await conn.close()
+
+
+async def test_direct_copy_falls_back_to_staged_on_a_stored_row_and_dedupes_in_batch(stack):
+    from db.writer import STAGED_AFTER_CONFLICT, WritePolicy
+
+    policy = WritePolicy()
+    fresh = _rows("learning_event", 400, seed=11)
+    more = _rows("learning_event", 100, seed=12)
+    pool = await create_writer_pool(stack.dsn, 1)
+    try:
+        async with pool.acquire() as conn:
+            first = await write_rows(conn, LEARNING_EVENTS, fresh + fresh[:50], policy)  # 50 repeats in-batch
+            assert (first.direct, first.staged, first.conflicts) == (1, 0, 0)
+            assert (first.inserted, first.duplicates) == (400, 50)
+            # a redelivery: stored rows make the direct COPY fail; staged skips them
+            again = await write_rows(conn, LEARNING_EVENTS, fresh[300:] + more, policy)
+            assert (again.direct, again.staged, again.conflicts) == (0, 1, 1)
+            assert (again.inserted, again.duplicates) == (100, 100)
+            # then staged for a while, whatever comes
+            after = await write_rows(conn, LEARNING_EVENTS, _rows("learning_event", 10, seed=13), policy)
+            assert (after.direct, after.staged) == (0, 1)
+            for _ in range(STAGED_AFTER_CONFLICT - 1):
+                policy.try_direct(LEARNING_EVENTS.name)
+            back = await write_rows(conn, LEARNING_EVENTS, _rows("learning_event", 10, seed=14), policy)
+            assert (back.direct, back.staged, back.inserted) == (1, 0, 10)
+            assert await conn.fetchval("SELECT count(*) FROM learning_events") == 520
+    finally:
+        await pool.close()
+
+
+async def test_a_refused_row_in_a_direct_batch_is_found_by_bisection(stack):
+    from db.writer import WritePolicy
+
+    rows = _rows("learning_event", 40, seed=15)
+    bad = list(rows[9])
+    bad[LEARNING_EVENTS.columns.index("processing_time_ms")] = -1
+    rows[9] = tuple(bad)
+    pool = await create_writer_pool(stack.dsn, 1)
+    try:
+        async with pool.acquire() as conn:
+            result = await write_rows(conn, LEARNING_EVENTS, rows, WritePolicy())
+    finally:
+        await pool.close()
+    assert [p for p, _ in result.rejected] == [9]
+    assert result.inserted == 39
