@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LEARNSTREAM := $(BIN)/learnstream
 
-.PHONY: help install services migrate demo test test-unit bench down clean
+.PHONY: help install install-bench services migrate demo test test-unit bench down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,15 @@ test: services  ## the whole suite (unit, integration, e2e) on real services
 
 test-unit: install  ## only the tests that need no services
 	$(BIN)/python -m pytest -q tests/unit
+
+$(BIN)/.installed-bench: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
+
+install-bench: $(BIN)/.installed-bench  ## the bench extra (quixstreams, psycopg2, psutil, py-spy)
+
+bench: install-bench services  ## learnstream bench with its defaults (about 10 minutes)
+	$(LEARNSTREAM) bench
 
 down:  ## stop the local services (data is kept in .learnstream/)
 	$(LEARNSTREAM) services down

@@ -20,6 +20,7 @@ from db.pool import connect
 from db.tables import TABLES
 from streams.config import Settings, load_settings, state_dir
 from streams.publish import publish_messages
+from schemas.events import MAX_EVENTS_PER_MESSAGE
 from streams.synthetic import Generator, Workload
 from streams.topics import ensure_topics
 
@@ -108,14 +109,21 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     seed = seed if seed is not None else random.randrange(1 << 30)
     gen = Generator(seed=seed)
     print(f"4. publishing a synthetic workload (seed {seed}): per topic {events_per_topic} events, half as "
-          "single-event messages and half as 500-event arrays, with ~2% duplicates and ~2% bad input")
+          "single-event messages and half as 500-event arrays, with ~2% duplicates, ~2% bad input and "
+          "one array over the 1,000-event limit")
     loads: dict[str, list[Workload]] = {}
+    small_faults = ("invalid_json", "invalid_utf8")  # an oversized array is sent once, below
     for kind in TABLES:
         loads[kind] = [
-            gen.workload(kind, events_per_topic // 2, array_size=1, invalid_share=0.02, duplicate_share=0.02),
+            gen.workload(kind, events_per_topic // 2, array_size=1, invalid_share=0.02, duplicate_share=0.02,
+                         message_faults=small_faults),
             gen.workload(kind, events_per_topic - events_per_topic // 2, array_size=500,
-                         invalid_share=0.02, duplicate_share=0.02),
+                         invalid_share=0.02, duplicate_share=0.02, message_faults=small_faults),
         ]
+        oversized = Workload(kind, bad_messages=1)
+        oversized.messages.append((gen.workspaces[0].encode(), gen.bad_message(kind, "too_many_events")))
+        oversized.invalid["too_many_events"] = MAX_EVENTS_PER_MESSAGE + 1
+        loads[kind].append(oversized)
     t0 = time.monotonic()
 
     async def publish_all() -> None:

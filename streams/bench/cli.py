@@ -25,6 +25,16 @@ def _mix(text: str) -> dict[str, float]:
     return {k: v / total for k, v in out.items()}
 
 
+def _worker_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r}: expected NAME=VALUE", param_hint="--set")
+        env[f"LEARNSTREAM_{name.strip().upper()}"] = value
+    return env
+
+
 @click.command("bench")
 @click.option("--events", type=int, default=200_000, show_default=True, help="events per shape (all topics together)")
 @click.option("--shape", "shapes", type=click.Choice(["arrays", "single"]), multiple=True,
@@ -44,9 +54,11 @@ def _mix(text: str) -> dict[str, float]:
               show_default=True, help="where the JSON results go")
 @click.option("--write-path", is_flag=True,
               help="instead: measure only the write path (decode, rows, COPY variants) on fresh databases")
+@click.option("--set", "settings_", multiple=True, metavar="NAME=VALUE",
+              help="a setting for the learnstream pipeline, e.g. --set batch_max_events=2000 (repeatable)")
 @click.option("--profile", is_flag=True, help="record the learnstream pipeline with py-spy and print its top functions")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
-          profile, write_path) -> None:
+          settings_, profile, write_path) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -69,7 +81,8 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         return
     plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=_mix(mix), seed=seed,
                 invalid_share=invalid_share, timeout_s=timeout_s, latency_rate=latency_rate,
-                latency_seconds=latency_seconds, out_dir=out_dir, profile=profile)
+                latency_seconds=latency_seconds, out_dir=out_dir, profile=profile,
+                worker_env=_worker_env(settings_))
     results = asyncio.run(Bench(load_settings(), plan).run())
     click.echo("\n" + table(results))
     click.echo(f"\nresults written to {write_json(plan, results)}")

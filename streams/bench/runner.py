@@ -81,6 +81,8 @@ class Plan:
     partitions: int = 8
     out_dir: Path = Path("bench-results")
     profile: bool = False
+    #: extra LEARNSTREAM_* settings for the learnstream pipeline (tuning experiments)
+    worker_env: dict[str, str] = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
 
 
@@ -165,6 +167,8 @@ class Bench:
             LEARNSTREAM_TOPIC_PARTITIONS=str(self.plan.partitions),
             LEARNSTREAM_STATE_DIR=str(state), LEARNSTREAM_DATA_DIR=str(state / "data"),
         )
+        if name == "learnstream":
+            env.update(self.plan.worker_env)
         state.mkdir(parents=True, exist_ok=True)
         log_path = state / "pipeline.log"
         started = time.time()

@@ -47,16 +47,25 @@ def _engagement(e: dict) -> tuple:
 ROW = {"learning_event": _learning, "performance_sample": _performance, "engagement_update": _engagement}
 
 
+async def _copy(pool, kind: str, rows: list[tuple]) -> None:
+    spec = TABLES[kind]
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table(spec.name, records=rows, columns=spec.columns)
+
+
 async def main() -> None:
+    """Fetch -> parse -> COPY, with each table's COPY on its own connection and the next fetch
+    parsed while the previous batch is written (one batch in flight), so both cores work."""
     s = load_settings()
     kind_of = {topic: kind for kind, topic in s.source_topics.items()}
     consumer = AIOKafkaConsumer(
         *kind_of, bootstrap_servers=s.kafka_bootstrap, group_id=s.app_id, auto_offset_reset="earliest",
         enable_auto_commit=False, max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
     )
-    pool = await create_writer_pool(s.database_url, 2)
+    pool = await create_writer_pool(s.database_url, 2 * len(ROW))
     await consumer.start()
     skipped = 0
+    inflight: asyncio.Future | None = None
     try:
         while True:
             fetched = await consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_max_events)
@@ -75,14 +84,16 @@ async def main() -> None:
                             out.append(to_row(e))
                         except (KeyError, TypeError, ValueError, AttributeError):
                             skipped += 1
-            async with pool.acquire() as conn:
-                for kind, batch in rows.items():
-                    if batch:
-                        spec = TABLES[kind]
-                        await conn.copy_records_to_table(spec.name, records=batch, columns=spec.columns)
+            if inflight is not None:
+                await inflight  # the previous batch is stored: its offsets may be committed
+                await consumer.commit(committed)
+                inflight = None
             if fetched:
-                await consumer.commit()
+                committed = {tp: recs[-1].offset + 1 for tp, recs in fetched.items()}
+                inflight = asyncio.gather(*(_copy(pool, k, b) for k, b in rows.items() if b))
     finally:
+        if inflight is not None:
+            await inflight
         log.warning("skipped %d events", skipped)
         await consumer.stop()
         await pool.close()
