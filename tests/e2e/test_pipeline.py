@@ -103,6 +103,18 @@ async def test_exactly_the_distinct_rows_land_in_the_right_partitions(stack, sta
         assert metric(m, "learnstream_event_to_row_seconds_count", table=table) == sent_events[kind]
     assert metric(m, "learnstream_db_up") == 1
 
+    # consumer lag per partition: reported for every source topic, 0 once all is committed
+    lags: dict = {}
+    for _ in range(60):
+        lags = {dict(k[1])["topic"]: v for k, v in worker.metrics().items()
+                if k[0] == "learnstream_consumer_lag_messages" and v == 0 and dict(k[1])["topic"] in stack.topics.values()}
+        pending = [v for k, v in worker.metrics().items() if k[0] == "learnstream_consumer_lag_messages" and v]
+        if set(lags) == set(stack.topics.values()) and not pending:
+            break
+        await asyncio.sleep(0.5)
+    assert set(lags) == set(stack.topics.values())
+    assert pending == []
+
 
 def _bad_messages(gen: Generator, kind: str) -> tuple[list[tuple[bytes, bytes]], list[list[str]], list[dict]]:
     """Every bad-input class once: (messages, expected reasons per message, valid siblings)."""

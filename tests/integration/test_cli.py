@@ -19,7 +19,8 @@ def run(*args: str, env: dict | None = None, stdin: bytes | None = None, timeout
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["worker"], ["migrate"], ["publish"], ["demo"], ["services"], ["services", "up"], ["schemas", "export"]],
+    [[], ["worker"], ["migrate"], ["publish"], ["demo"], ["bench"], ["services"], ["services", "up"],
+     ["schemas", "export"]],
 )
 def test_every_command_has_help(command):
     out = run(*command, "--help")

@@ -1,0 +1,41 @@
+"""`learnstream bench` on the real services, small: the harness measures what it claims."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streams.bench.runner import Bench, Plan, table, write_json
+from streams.config import Settings
+
+pytestmark = pytest.mark.services
+
+
+async def test_bench_runs_limit_and_learnstream_and_reports_them(services, tmp_path):
+    settings = Settings(
+        kafka_bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], database_url=services["LEARNSTREAM_DATABASE_URL"]
+    )
+    plan = Plan(events=4000, shapes=["arrays"], pipelines=["limit", "learnstream"],
+                mix={"learning_event": 0.5, "performance_sample": 0.5}, timeout_s=120,
+                latency_rate=500, latency_seconds=1.0, out_dir=tmp_path, partitions=2)
+    results = await Bench(settings, plan).run()
+    assert [r.pipeline for r in results] == ["limit", "learnstream"]
+    limit, ours = results
+    # learnstream stores exactly the valid distinct events; limit stores what it can parse
+    # (it keeps naive timestamps as UTC, so it may store a few more)
+    assert ours.complete and limit.complete
+    expected_valid = ours.rows
+    assert 3900 <= expected_valid < 4000
+    assert limit.rows >= expected_valid
+    for r in results:
+        assert r.events_per_s > 0 and r.seconds > 0 and r.cpu_s > 0 and r.peak_rss_mb > 20
+        assert r.latency_p50_ms is not None and 0 < r.latency_p50_ms <= r.latency_p99_ms
+    assert limit.ratio_to_limit == 1.0
+    assert ours.ratio_to_limit == pytest.approx(ours.events_per_s / limit.events_per_s)
+    assert ours.db_write_s is not None and ours.db_write_s > 0
+    text = table(results)
+    assert "learnstream" in text and "x limit" in text
+    doc = json.loads(write_json(plan, results).read_text())
+    assert [r["pipeline"] for r in doc["results"]] == ["limit", "learnstream"]
+    assert doc["plan"]["events"] == 4000

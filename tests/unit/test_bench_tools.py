@@ -1,0 +1,35 @@
+"""Pieces of `learnstream bench` that need no services."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from streams.bench.cli import _mix, _worker_env
+from streams.bench.profile import summarize
+
+
+def test_profile_summary_counts_self_and_inclusive_shares(tmp_path):
+    raw = tmp_path / "p.raw"
+    raw.write_text(
+        "MainThread;main (cli.py:1);process (sink.py:10);validate_json (type_adapter.py:5) 6\n"
+        "MainThread;main (cli.py:1);process (sink.py:10) 2\n"
+        "MainThread;main (cli.py:1);select (selectors.py:3) 2\n"
+    )
+    text = summarize(raw)
+    assert text.startswith("10 samples")
+    own, incl = text.split("incl %")
+    assert "60.0  validate_json (type_adapter.py)" in own
+    assert "20.0  process (sink.py)" in own
+    assert "80.0  process (sink.py)" in incl
+    assert "100.0  main (cli.py)" in incl
+
+
+def test_settings_and_mix_parsing():
+    assert _worker_env(("batch_max_events=2000", "direct_copy=false")) == {
+        "LEARNSTREAM_BATCH_MAX_EVENTS": "2000", "LEARNSTREAM_DIRECT_COPY": "false"}
+    with pytest.raises(click.BadParameter):
+        _worker_env(("nonsense",))
+    assert _mix("learning_event=3,engagement_update=1") == {"learning_event": 0.75, "engagement_update": 0.25}
+    with pytest.raises(click.BadParameter):
+        _mix("tweets=1")
