@@ -17,7 +17,7 @@ from db.partitions import ensure_partitions
 from db.pool import connect
 from streams import metrics
 from streams.config import Settings
-from streams.sink import BatchSink
+from streams.sink import BatchSink, SharedPool
 
 log = logging.getLogger("learnstream.app")
 
@@ -45,18 +45,16 @@ def create_app(settings: Settings) -> faust.App:
     async def publish_dead_letter(key: bytes | None, value: bytes):
         return await dlq.send(key=key, value=value)
 
-    sinks: list[BatchSink] = []
+    pool = SharedPool(settings.database_url, settings.db_pool_size)
     for kind, topic_name in settings.source_topics.items():
         sink = BatchSink(
             kind,
-            settings.database_url,
+            pool,
             publish_dead_letter,
-            pool_size=settings.db_pool_size,
             retry_initial_s=settings.db_retry_initial_s,
             retry_max_s=settings.db_retry_max_s,
             direct_copy=settings.direct_copy,
         )
-        sinks.append(sink)
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
         app.agent(topic, name=f"ingest-{kind}")(_ingest_agent(sink, settings, app))
 
@@ -89,8 +87,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_before_shutdown.connect
     async def _close(app_: faust.App, **kwargs) -> None:  # noqa: ARG001
-        for s in sinks:
-            await s.close()
+        await pool.close()
 
     return app
 

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     max_inflight_batches: int = Field(
         2, ge=1, description="batches per topic being written while the next is decoded"
     )
-    db_pool_size: int = Field(6, ge=1)
+    db_pool_size: int = Field(6, ge=1, description="connections of the worker's writer pool, shared by all topics")
     direct_copy: bool = Field(
         True, description="COPY straight into the tables, falling back to staged + ON CONFLICT on a stored row"
     )

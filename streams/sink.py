@@ -106,40 +106,45 @@ class Backoff:
         return random.uniform(0, cap)
 
 
-class BatchSink:
-    def __init__(
-        self,
-        kind: str,
-        dsn: str,
-        publish_dead_letter: DeadLetterPublisher,
-        *,
-        pool_size: int = 4,
-        retry_initial_s: float = 0.2,
-        retry_max_s: float = 5.0,
-        pool: asyncpg.Pool | None = None,
-        direct_copy: bool = True,
-    ) -> None:
-        self.kind = kind
-        self.spec = TABLES[kind]
-        self._dsn = dsn
-        self._pool = pool
-        self._pool_size = pool_size
-        self._publish = publish_dead_letter
-        self._retry = (retry_initial_s, retry_max_s)
-        self._outage_since: float | None = None
-        self._pool_lock = asyncio.Lock()
-        self._policy = WritePolicy(optimistic=direct_copy)
+class SharedPool:
+    """One writer pool per worker, created on first use (PostgreSQL may be down at start), for
+    every topic's sink: connections = db_pool_size, not a pool per topic."""
 
-    async def _get_pool(self) -> asyncpg.Pool:
-        async with self._pool_lock:
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn, self._size = dsn, size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        async with self._lock:
             if self._pool is None:
-                self._pool = await create_writer_pool(self._dsn, self._pool_size)
+                self._pool = await create_writer_pool(self._dsn, self._size)
             return self._pool
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+class BatchSink:
+    def __init__(
+        self,
+        kind: str,
+        pool: SharedPool,
+        publish_dead_letter: DeadLetterPublisher,
+        *,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 5.0,
+        direct_copy: bool = True,
+    ) -> None:
+        self.kind = kind
+        self.spec = TABLES[kind]
+        self._pool = pool
+        self._publish = publish_dead_letter
+        self._retry = (retry_initial_s, retry_max_s)
+        self._outage_since: float | None = None
+        self._policy = WritePolicy(optimistic=direct_copy)
 
     async def _retrying(self, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
         backoff = Backoff(*self._retry)
@@ -169,7 +174,7 @@ class BatchSink:
             return result
 
     async def _write_attempt(self, rows: list[tuple]) -> WriteResult:
-        pool = await self._get_pool()
+        pool = await self._pool.get()
         async with pool.acquire() as conn:
             return await write_rows(conn, self.spec, rows, self._policy)
 

@@ -10,7 +10,7 @@ import orjson
 
 from db.writer import WriteResult
 from streams import metrics
-from streams.sink import Backoff, BatchSink
+from streams.sink import Backoff, BatchSink, SharedPool
 from streams.synthetic import Generator
 
 
@@ -30,7 +30,7 @@ class RecordingSink(BatchSink):
         async def publish(key, value):
             self.letters.append((key, orjson.loads(value)))
 
-        super().__init__(kind, "postgresql://unused", publish, retry_initial_s=0.001, retry_max_s=0.002)
+        super().__init__(kind, SharedPool("postgresql://unused", 1), publish, retry_initial_s=0.001, retry_max_s=0.002)
         self.fail_times, self.reject, self.writes = fail_times, reject, []
 
     async def _write_attempt(self, rows):
