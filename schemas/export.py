@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from schemas.alerts import AlertCommand, AlertNotification
 from schemas.events import CONTRACTS, MAX_EVENTS_PER_MESSAGE, DeadLetter
 
 SCHEMA_ID_BASE = "https://learnstream.dev/schemas/"
@@ -44,6 +45,8 @@ def documents() -> dict[str, bytes]:
         }
         out[f"{kind}.message.json"] = _dump(message)
     out["dead_letter.json"] = _dump(_document("dead_letter", DeadLetter))
+    out["alert_notification.json"] = _dump(_document("alert_notification", AlertNotification))
+    out["alert_command.json"] = _dump(_document("alert_command", AlertCommand))
     return out
 
 

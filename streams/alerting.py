@@ -1,0 +1,231 @@
+"""Alert lifecycle engine (issue #4). Pure: no I/O, time is passed in.
+
+Per (rule, labels) fingerprint, in the manner of Prometheus alerting rules and Alertmanager:
+
+* `observe(workspace, metric, labels, value, at)` is called with each closed window's value.
+  While the rule's condition holds the instance is *pending*; once it has held for
+  `for_duration` it is *firing* (one `firing` notification). When the condition stops holding it
+  stays firing for `keep_firing_for`, then *resolves* (one `resolved` notification). A condition
+  that clears while pending sends nothing (`for` suppresses blips).
+* `tick(now)` runs on a wall-clock timer: re-sends `firing` every `repeat_interval` unless
+  acknowledged; marks a series silent for `nodata_after` as *nodata* (one `nodata`, and a
+  `resolved` when data returns); sends what a mute held back once the mute expires.
+* `command(cmd)`: `ack` (status `acknowledged`; repeats stop until it resolves), `mute` a
+  fingerprint or a rule until a time (a `muted` status change now; nothing else is sent while
+  muted), `unmute`.
+* `set_rules(rules)`: rules reloaded without restart; instances of removed or deactivated rules
+  that had notified are resolved.
+
+Every call returns the notifications to publish, in order. Exactly one per state change, per
+fingerprint; the only repeats are `repeat_interval` re-sends, flagged `repeat=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from schemas.alerts import AlertCommand, AlertNotification, AlertRule, describe, fingerprint
+
+
+@dataclass
+class Instance:
+    rule_id: UUID
+    fingerprint: str
+    labels: dict[str, str]
+    state: str = "inactive"  # inactive | pending | firing | nodata
+    pending_since: datetime | None = None
+    triggered_at: datetime | None = None
+    clear_since: datetime | None = None
+    last_value: float | None = None
+    last_seen: datetime | None = None
+    last_sent: datetime | None = None
+    last_sent_status: str | None = None
+    acknowledged_by: str | None = None
+    owed: str | None = None  # a status change a mute held back
+
+
+def _holds(rule: AlertRule, value: float, previous: float | None) -> bool:
+    t = rule.threshold_value
+    match rule.condition_op:
+        case ">":
+            return value > t
+        case ">=":
+            return value >= t
+        case "<":
+            return value < t
+        case "<=":
+            return value <= t
+        case "=":
+            return value == t
+        case "!=":
+            return value != t
+        case "pct_change":
+            if previous is None or previous == 0:
+                return False
+            return abs((value - previous) / previous) * 100.0 >= t
+    raise ValueError(rule.condition_op)  # pragma: no cover - the contract forbids others
+
+
+class AlertEngine:
+    def __init__(self, rules: Iterable[AlertRule] = ()) -> None:
+        self.rules: dict[UUID, AlertRule] = {}
+        self.instances: dict[str, Instance] = {}
+        self._mute_fp: dict[str, datetime] = {}
+        self._mute_rule: dict[UUID, datetime] = {}
+        for r in rules:
+            self.rules[r.id] = r
+
+    # -- rules -------------------------------------------------------------------------------
+    def set_rules(self, rules: Iterable[AlertRule], now: datetime) -> list[AlertNotification]:
+        old, self.rules = self.rules, {r.id: r for r in rules}
+        out = []
+        for fp, inst in list(self.instances.items()):
+            rule = self.rules.get(inst.rule_id)
+            if rule is not None and rule.is_active:
+                continue
+            if inst.last_sent_status in ("firing", "nodata", "acknowledged", "muted"):
+                gone = rule or old[inst.rule_id]  # a removed rule: its last definition
+                out += self._emit(gone, inst, "resolved", inst.last_value, now, resolved_at=now, force=True)
+            del self.instances[fp]
+        return out
+
+    def _watching(self, workspace_id: UUID, metric: str) -> list[AlertRule]:
+        return [r for r in self.rules.values() if r.is_active and r.workspace_id == workspace_id and r.metric == metric]
+
+    def _instance(self, rule: AlertRule, labels: dict[str, str]) -> Instance:
+        fp = fingerprint(rule.id, labels)
+        inst = self.instances.get(fp)
+        if inst is None:
+            inst = self.instances[fp] = Instance(rule.id, fp, dict(labels))
+        return inst
+
+    # -- mutes -------------------------------------------------------------------------------
+    def _muted(self, inst: Instance, now: datetime) -> bool:
+        until = max(
+            (t for t in (self._mute_fp.get(inst.fingerprint), self._mute_rule.get(inst.rule_id)) if t),
+            default=None,
+        )
+        return until is not None and now < until
+
+    # -- sending -----------------------------------------------------------------------------
+    def _emit(
+        self, rule: AlertRule, inst: Instance, status: str, value: float | None, at: datetime,
+        *, resolved_at: datetime | None = None, repeat: bool = False, force: bool = False,
+    ) -> list[AlertNotification]:
+        if not force and self._muted(inst, at):
+            inst.owed = status
+            return []
+        inst.owed = None
+        inst.last_sent, inst.last_sent_status = at, status
+        return [
+            AlertNotification(
+                fingerprint=inst.fingerprint, rule_id=rule.id, rule_name=rule.alert_name,
+                workspace_id=rule.workspace_id, severity=rule.severity, status=status,
+                current_value=value, threshold=rule.threshold_value, condition_op=rule.condition_op,
+                window_s=rule.window_s, labels=inst.labels, message=describe(rule, value, inst.labels, status, at),
+                triggered_at=inst.triggered_at or at, resolved_at=resolved_at, sent_at=at, repeat=repeat,
+                acknowledged_by=inst.acknowledged_by,
+            )
+        ]
+
+    def _resolve(self, rule: AlertRule, inst: Instance, value: float | None, at: datetime) -> list[AlertNotification]:
+        out = []
+        if inst.last_sent_status in ("firing", "nodata", "acknowledged", "muted"):
+            out = self._emit(rule, inst, "resolved", value, at, resolved_at=at)
+        else:
+            inst.owed = None  # it fired and resolved inside a mute: nobody was told, nothing to take back
+        inst.state, inst.pending_since, inst.clear_since = "inactive", None, None
+        inst.triggered_at, inst.acknowledged_by = None, None
+        return out
+
+    # -- inputs ------------------------------------------------------------------------------
+    def observe(
+        self, workspace_id: UUID, metric: str, labels: dict[str, str], value: float, at: datetime
+    ) -> list[AlertNotification]:
+        """A closed window's value of `metric` for the series `labels`, at the window's end."""
+        out: list[AlertNotification] = []
+        for rule in self._watching(workspace_id, metric):
+            inst = self._instance(rule, labels)
+            previous = inst.last_value
+            inst.last_value, inst.last_seen = value, at
+            if inst.state == "nodata":  # data is back
+                out += self._resolve(rule, inst, value, at)
+            if _holds(rule, value, previous):
+                inst.clear_since = None
+                if inst.state == "inactive":
+                    inst.state, inst.pending_since = "pending", at
+                if inst.state == "pending" and at - inst.pending_since >= timedelta(seconds=rule.for_duration_s):
+                    inst.state, inst.triggered_at = "firing", at
+                    out += self._emit(rule, inst, "firing", value, at)
+            elif inst.state == "pending":
+                inst.state, inst.pending_since = "inactive", None
+            elif inst.state == "firing":
+                inst.clear_since = inst.clear_since or at
+                if at - inst.clear_since >= timedelta(seconds=rule.keep_firing_for_s):
+                    out += self._resolve(rule, inst, value, at)
+        return out
+
+    def tick(self, now: datetime) -> list[AlertNotification]:
+        """Wall-clock duties: mute expiry, repeats, NoData."""
+        self._mute_fp = {k: t for k, t in self._mute_fp.items() if now < t}
+        self._mute_rule = {k: t for k, t in self._mute_rule.items() if now < t}
+        out: list[AlertNotification] = []
+        for inst in self.instances.values():
+            rule = self.rules.get(inst.rule_id)
+            if rule is None or not rule.is_active:
+                continue
+            muted = self._muted(inst, now)
+            if not muted:
+                # after a mute: what changed meanwhile, or, if nothing did, the state it hid
+                want = inst.owed
+                if want is None and inst.last_sent_status == "muted" and inst.state in ("firing", "nodata"):
+                    want = inst.state
+                if want is not None and want != inst.last_sent_status:
+                    out += self._emit(rule, inst, want, inst.last_value, now,
+                                      resolved_at=now if want == "resolved" else None)
+                inst.owed = None
+            if (
+                inst.state == "firing" and not muted and inst.acknowledged_by is None
+                and inst.last_sent is not None and now - inst.last_sent >= timedelta(seconds=rule.repeat_interval_s)
+            ):
+                out += self._emit(rule, inst, "firing", inst.last_value, now, repeat=True)
+            if (
+                rule.nodata_after_s and inst.last_seen is not None and inst.state != "nodata"
+                and now - inst.last_seen >= timedelta(seconds=rule.nodata_after_s)
+            ):
+                inst.state, inst.triggered_at, inst.pending_since, inst.clear_since = "nodata", now, None, None
+                out += self._emit(rule, inst, "nodata", None, now)
+        return out
+
+    def command(self, cmd: AlertCommand) -> list[AlertNotification]:
+        now = cmd.issued_at
+        if cmd.command == "ack":
+            inst = self.instances.get(cmd.fingerprint or "")
+            rule = self.rules.get(inst.rule_id) if inst else None
+            if inst is None or rule is None or inst.state not in ("firing", "nodata") or inst.acknowledged_by:
+                return []
+            inst.acknowledged_by = cmd.by or "unknown"
+            return self._emit(rule, inst, "acknowledged", inst.last_value, now, force=True)
+        if cmd.command == "unmute":
+            if cmd.fingerprint:
+                self._mute_fp.pop(cmd.fingerprint, None)
+            else:
+                self._mute_rule.pop(cmd.rule_id, None)
+            return self.tick(now)
+        # mute: announce it for the instances that are notifying now
+        if cmd.fingerprint:
+            self._mute_fp[cmd.fingerprint] = cmd.until
+            targets = [self.instances[cmd.fingerprint]] if cmd.fingerprint in self.instances else []
+        else:
+            self._mute_rule[cmd.rule_id] = cmd.until
+            targets = [i for i in self.instances.values() if i.rule_id == cmd.rule_id]
+        out = []
+        for inst in targets:
+            rule = self.rules.get(inst.rule_id)
+            if rule is not None and inst.state in ("firing", "nodata"):
+                out += self._emit(rule, inst, "muted", inst.last_value, now, force=True)
+                inst.owed = None
+        return out

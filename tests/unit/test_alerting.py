@@ -1,0 +1,186 @@
+"""The alert lifecycle engine, with explicit time (no services)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from schemas.alerts import AlertCommand, AlertNotification, AlertRule, fingerprint
+from streams.alerting import AlertEngine
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+WS = uuid.UUID(int=1)
+LABELS = {"host": "worker-1"}
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def rule(**kw) -> AlertRule:
+    base = dict(id=uuid.UUID(int=7), workspace_id=WS, alert_name="latency high", metric="api_latency.p95",
+                condition_op=">", threshold_value=500.0, window_s=60, severity="critical")
+    return AlertRule(**(base | kw))
+
+
+def feed(engine: AlertEngine, values: list[float], step: float = 60, start: float = 0) -> list[AlertNotification]:
+    out = []
+    for i, v in enumerate(values):
+        out += engine.observe(WS, "api_latency.p95", LABELS, v, at(start + i * step))
+    return out
+
+
+def statuses(notes: list[AlertNotification]) -> list[str]:
+    return [n.status for n in notes]
+
+
+def test_a_spike_fires_once_and_its_end_resolves_once():
+    e = AlertEngine([rule()])
+    notes = feed(e, [100, 120, 900, 950, 990, 300, 200, 100])
+    assert statuses(notes) == ["firing", "resolved"]
+    firing, resolved = notes
+    assert firing.current_value == 900 and firing.triggered_at == at(120) and firing.severity == "critical"
+    assert firing.fingerprint == fingerprint(rule().id, LABELS) and firing.labels == LABELS
+    assert resolved.resolved_at == at(300) and resolved.triggered_at == at(120)
+    assert "api_latency.p95 = 900 (> 500)" in firing.message
+
+
+def test_for_suppresses_short_blips():
+    e = AlertEngine([rule(for_duration_s=120)])
+    assert feed(e, [900, 100, 900, 900, 100]) == []  # never held 120 s
+    notes = feed(e, [900, 900, 900], start=600)  # holds at 600, 660, 720: fires at 720
+    assert statuses(notes) == ["firing"] and notes[0].triggered_at == at(720)
+
+
+def test_keep_firing_for_rides_out_a_dip():
+    e = AlertEngine([rule(keep_firing_for_s=120)])
+    notes = feed(e, [900, 100, 900, 100, 100, 100])
+    assert statuses(notes) == ["firing", "resolved"]
+    assert notes[1].resolved_at == at(300)  # clear since 180, resolved 120 s later
+
+
+def test_repeat_interval_resends_until_acknowledged():
+    e = AlertEngine([rule(repeat_interval_s=300)])
+    [first] = feed(e, [900])
+    assert e.tick(at(200)) == []
+    [again] = e.tick(at(300))
+    assert again.status == "firing" and again.repeat and again.triggered_at == at(0)
+    ack = AlertCommand(command="ack", workspace_id=WS, fingerprint=first.fingerprint, by="ana", issued_at=at(310))
+    [acked] = e.command(ack)
+    assert acked.status == "acknowledged" and acked.acknowledged_by == "ana"
+    assert e.command(ack) == []  # already acknowledged
+    assert e.tick(at(1000)) == []  # no repeats once acknowledged
+    [resolved] = feed(e, [100], start=1020)
+    assert resolved.status == "resolved"
+
+
+def test_a_mute_suppresses_and_expires():
+    e = AlertEngine([rule()])
+    feed(e, [100])
+    mute = AlertCommand(command="mute", workspace_id=WS, rule_id=rule().id, until=at(600), issued_at=at(30))
+    assert e.command(mute) == []  # nothing firing yet to announce
+    assert feed(e, [900, 950], start=60) == []  # fires during the mute: held back
+    assert e.tick(at(300)) == []
+    [late] = e.tick(at(600))  # mute expired: the firing is sent now
+    assert late.status == "firing" and late.triggered_at == at(60)
+    # muting a firing alert announces it, then resolution during the mute is sent at expiry
+    fp = late.fingerprint
+    [muted] = e.command(AlertCommand(command="mute", workspace_id=WS, fingerprint=fp, until=at(1200), issued_at=at(700)))
+    assert muted.status == "muted"
+    assert feed(e, [100], start=800) == []
+    [resolved] = e.tick(at(1200))
+    assert resolved.status == "resolved"
+
+
+def test_an_alert_that_fires_and_resolves_inside_a_mute_stays_silent():
+    e = AlertEngine([rule()])
+    e.command(AlertCommand(command="mute", workspace_id=WS, rule_id=rule().id, until=at(600), issued_at=at(0)))
+    assert feed(e, [900, 100], start=60) == []
+    assert e.tick(at(601)) == []
+
+
+def test_a_muted_alert_still_firing_at_expiry_is_announced_again():
+    e = AlertEngine([rule()])
+    [fired] = feed(e, [900])
+    e.command(AlertCommand(command="mute", workspace_id=WS, fingerprint=fired.fingerprint, until=at(300), issued_at=at(10)))
+    [again] = e.tick(at(300))
+    assert again.status == "firing" and not again.repeat
+
+
+def test_nodata_fires_when_the_metric_stops_and_resolves_when_it_returns():
+    e = AlertEngine([rule(nodata_after_s=180)])
+    assert feed(e, [100, 110]) == []
+    assert e.tick(at(200)) == []
+    [nodata] = e.tick(at(240))  # last seen at 60
+    assert nodata.status == "nodata" and nodata.current_value is None and "no data" in nodata.message
+    assert e.tick(at(500)) == []  # once
+    [back] = feed(e, [120], start=600)
+    assert back.status == "resolved"
+
+
+def test_a_rule_added_or_removed_takes_effect_without_restart():
+    e = AlertEngine([])
+    assert feed(e, [900]) == []  # no rule yet
+    assert e.set_rules([rule()], now=at(30)) == []
+    [fired] = feed(e, [900], start=60)
+    assert fired.status == "firing"
+    [gone] = e.set_rules([], now=at(100))
+    assert gone.status == "resolved" and gone.rule_name == "latency high"
+    assert feed(e, [900], start=120) == []
+
+
+def test_percent_change_and_other_operators():
+    e = AlertEngine([rule(condition_op="pct_change", threshold_value=50)])
+    assert statuses(feed(e, [100, 120, 200, 210])) == ["firing", "resolved"]  # +67% at 120 s
+    low = AlertEngine([rule(condition_op="<=", threshold_value=10, metric="api_latency.p95")])
+    assert statuses(feed(low, [50, 10, 5, 11])) == ["firing", "resolved"]
+
+
+def test_labels_make_separate_instances():
+    e = AlertEngine([rule()])
+    a = e.observe(WS, "api_latency.p95", {"host": "a"}, 900, at(0))
+    b = e.observe(WS, "api_latency.p95", {"host": "b"}, 900, at(0))
+    c = e.observe(uuid.UUID(int=2), "api_latency.p95", {"host": "a"}, 900, at(0))  # other workspace
+    assert [n.status for n in a + b] == ["firing", "firing"] and c == []
+    assert a[0].fingerprint != b[0].fingerprint
+
+
+def test_commands_are_validated():
+    with pytest.raises(ValidationError):
+        AlertCommand(command="mute", workspace_id=WS, rule_id=uuid.uuid4(), issued_at=at(0))  # no until
+    with pytest.raises(ValidationError):
+        AlertCommand(command="ack", workspace_id=WS, rule_id=uuid.uuid4(), issued_at=at(0))  # ack names a fingerprint
+    with pytest.raises(ValidationError):
+        AlertCommand(command="unmute", workspace_id=WS, issued_at=at(0))  # no target
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([0.0, 100.0, 499.0, 500.0, 501.0, 2000.0]), min_size=1, max_size=40),
+    for_s=st.sampled_from([0, 60, 180]),
+    keep_s=st.sampled_from([0, 60, 180]),
+    ticks=st.lists(st.integers(0, 3000), max_size=10),
+)
+def test_one_notification_per_state_change(values, for_s, keep_s, ticks):
+    """Whatever the history, a fingerprint never sends the same status twice in a row (except
+    flagged repeats), `resolved` only follows a notified alert, and firing matches the oracle."""
+    e = AlertEngine([rule(for_duration_s=for_s, keep_firing_for_s=keep_s, repeat_interval_s=10_000)])
+    events = [(i * 60, v) for i, v in enumerate(values)] + [(t, None) for t in ticks]
+    notes: list[AlertNotification] = []
+    for t, v in sorted(events, key=lambda x: (x[0], x[1] is None)):
+        notes += e.tick(at(t)) if v is None else feed(e, [v], start=t)
+    sent = [n.status for n in notes if not n.repeat]
+    assert all(a != b for a, b in zip(sent, sent[1:]))
+    assert not sent or sent[0] == "firing"
+    # oracle: fires iff some run of values > 500 lasts for_s (in 60 s steps)
+    need = for_s // 60 + 1
+    run = best = 0
+    for v in values:
+        run = run + 1 if v > 500 else 0
+        best = max(best, run)
+    assert ("firing" in sent) == (best >= need)
