@@ -58,11 +58,13 @@ def cli() -> None:
 
 
 def _add_subcommands() -> None:
+    from streams.alerts_cli import alerts
     from streams.bench.cli import bench
     from streams.services.cli import services
 
     cli.add_command(services)
     cli.add_command(bench)
+    cli.add_command(alerts)
 
 
 @cli.command("migrate")

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     performance_topic: str = "performance-samples"
     engagement_topic: str = "engagement-updates"
     dlq_topic: str = "learnstream.dlq"
+    alert_notifications_topic: str = "alert-notifications"
+    alert_commands_topic: str = "alert-commands"
     topic_partitions: int = Field(8, ge=1, description="partitions for topics the worker creates")
 
     batch_max_events: int = Field(5000, ge=1, description="flush a batch at this many messages")

@@ -20,7 +20,7 @@ def run(*args: str, env: dict | None = None, stdin: bytes | None = None, timeout
 @pytest.mark.parametrize(
     "command",
     [[], ["worker"], ["migrate"], ["publish"], ["demo"], ["bench"], ["services"], ["services", "up"],
-     ["schemas", "export"]],
+     ["schemas", "export"], ["alerts"], ["alerts", "tail"], ["alerts", "mute"]],
 )
 def test_every_command_has_help(command):
     out = run(*command, "--help")

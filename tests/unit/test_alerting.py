@@ -184,3 +184,18 @@ def test_one_notification_per_state_change(values, for_s, keep_s, ticks):
         run = run + 1 if v > 500 else 0
         best = max(best, run)
     assert ("firing" in sent) == (best >= need)
+
+
+def test_cli_durations_and_lines():
+    import click
+
+    from streams.alerts_cli import format_line, parse_duration
+
+    assert parse_duration("90s") == timedelta(seconds=90) and parse_duration("1.5h") == timedelta(minutes=90)
+    with pytest.raises(click.BadParameter):
+        parse_duration("tomorrow")
+    e = AlertEngine([rule(nodata_after_s=60)])
+    [fired] = feed(e, [900])
+    assert format_line(fired) == f"2026-11-23 12:00:00Z CRITICAL firing       latency high: 900 > 500 host=worker-1 [{fired.fingerprint}]"
+    [nodata] = e.tick(at(120))
+    assert "nodata       latency high: no data host=worker-1" in format_line(nodata)
