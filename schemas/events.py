@@ -8,7 +8,6 @@ data lost without a trace, and `metadata` is there for free-form context.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 from uuid import UUID

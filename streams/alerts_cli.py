@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import click
-import orjson
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 

@@ -65,7 +65,8 @@ async def main() -> None:
     pool = await create_writer_pool(s.database_url, 2 * len(ROW))
     await consumer.start()
     skipped = 0
-    inflight: asyncio.Future | None = None
+    inflight: asyncio.Future | None = None  # the previous batch's COPYs
+    committed: dict = {}  # the offsets to commit once they are stored
     try:
         while True:
             fetched = await consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_max_events)
