@@ -8,6 +8,7 @@ its valid siblings.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated, Any, Union
@@ -40,6 +41,16 @@ class Rejected:
     events: int
     #: for an array whose valid members are kept: (index, member) of the rejected ones
     members: list[tuple[int, Any]] | None = None
+
+    def reasons(self) -> Counter[str]:
+        """Rejected events by reason: each bad member counts once, under its first error's
+        reason; an error about the whole message stands for all of its events."""
+        first: dict[int | None, str] = {}
+        for err in self.errors:
+            first.setdefault(err.index, err.reason)
+        if self.events > len(first):
+            return Counter({self.errors[0].reason: self.events})
+        return Counter(first.values())
 
 
 @dataclass(slots=True)

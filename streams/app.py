@@ -17,7 +17,7 @@ from db.partitions import ensure_partitions
 from db.pool import connect
 from streams import metrics
 from streams.config import Settings
-from streams.sink import BatchSink, SharedPool
+from streams.sink import Backoff, BatchSink, SharedPool
 
 log = logging.getLogger("learnstream.app")
 
@@ -133,7 +133,7 @@ def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App):
 
 
 async def _ensure_partitions_retrying(settings: Settings) -> None:
-    delay = settings.db_retry_initial_s
+    backoff = Backoff(settings.db_retry_initial_s, settings.db_retry_max_s * 6)
     while True:
         try:
             conn = await connect(settings.database_url)
@@ -147,6 +147,6 @@ async def _ensure_partitions_retrying(settings: Settings) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - DEFAULT partitions catch rows meanwhile
+            delay = backoff.next_delay()
             log.warning("partition maintenance failed (%s); retrying in %.1f s", exc, delay)
             await asyncio.sleep(delay)
-            delay = min(settings.db_retry_max_s * 6, delay * 2)

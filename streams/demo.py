@@ -9,47 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from db.migrate import migrate
 from db.partitions import ensure_partitions, partition_counts
 from db.pool import connect
 from db.tables import TABLES
 from streams.config import Settings, load_settings, state_dir
+from streams.metrics import scrape, total
 from streams.publish import publish_messages
 from schemas.events import MAX_EVENTS_PER_MESSAGE
 from streams.synthetic import Generator, Workload
 from streams.topics import ensure_topics
-
-
-def _free_port(preferred: int) -> int:
-    import socket
-
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise OSError("no free port for /metrics")
-
-
-def _scrape(port: int) -> dict[tuple[str, tuple], float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for fam in text_string_to_metric_families(body)
-        for s in fam.samples
-    }
-
-
-def _sum(samples: dict, name: str, **labels: str) -> float:
-    want = set(labels.items())
-    return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
 
 
 def _start_worker(settings: Settings, port: int, log: Path) -> subprocess.Popen:
@@ -69,7 +40,7 @@ def _start_worker(settings: Settings, port: int, log: Path) -> subprocess.Popen:
 
 
 def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
-    from streams.services import up
+    from streams.services import choose_port, up
 
     print("== learnstream demo ==")
     print("1. services (Kafka 4.x KRaft + PostgreSQL; started once, reused after)")
@@ -91,7 +62,7 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
 
     asyncio.run(prepare())
 
-    port = _free_port(settings.metrics_port)
+    port = choose_port(settings.metrics_port)  # the usual one if free
     log = state_dir() / "demo-worker.log"
     print(f"3. worker starting (log: {log})")
     worker = _start_worker(settings, port, log)
@@ -141,8 +112,8 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     print("5. waiting until every event is stored or dead-lettered ...")
     deadline = time.monotonic() + 300
     while True:
-        m = _scrape(port)
-        consumed = {k: _sum(m, "learnstream_events_consumed_total", topic=settings.source_topics[k]) for k in TABLES}
+        m = scrape(port)
+        consumed = {k: total(m, "learnstream_events_consumed_total", topic=settings.source_topics[k]) for k in TABLES}
         if consumed == sent_events or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -168,15 +139,15 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
         topic, table = settings.source_topics[kind], TABLES[kind].name
         print(f"{topic:<22}{sent_events[kind]:>9}{sum(w.valid_events for w in ws):>9}"
               f"{sum(w.duplicates for w in ws):>7}{sum(sum(w.invalid.values()) for w in ws):>9}"
-              f"{int(_sum(m, 'learnstream_rows_inserted_total', table=table)):>10}"
-              f"{int(_sum(m, 'learnstream_duplicates_skipped_total', table=table)):>9}")
+              f"{int(total(m, 'learnstream_rows_inserted_total', table=table)):>10}"
+              f"{int(total(m, 'learnstream_duplicates_skipped_total', table=table)):>9}")
     print("rows per table and partition (partitions with rows):")
     print("\n".join(asyncio.run(report())))
     reasons: dict[str, float] = {}
     for (n, lab), v in m.items():
         if n == "learnstream_invalid_events_total":
             reasons[dict(lab)["reason"]] = reasons.get(dict(lab)["reason"], 0) + v
-    print(f"dead letters published to {settings.dlq_topic}: {int(_sum(m, 'learnstream_dlq_published_total'))} "
+    print(f"dead letters published to {settings.dlq_topic}: {int(total(m, 'learnstream_dlq_published_total'))} "
           f"envelopes, covering {int(sum(reasons.values()))} events: "
           + ", ".join(f"{r}={int(v)}" for r, v in sorted(reasons.items())))
     total_events = sum(sent_events.values())

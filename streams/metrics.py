@@ -81,6 +81,26 @@ def observe_many(child: Histogram, values: list[float]) -> None:
     child._sum.inc(sum(values))
 
 
+def scrape(port: int, host: str = "127.0.0.1") -> dict[tuple[str, tuple], float]:
+    """A worker's /metrics as {(sample name, sorted label pairs): value}."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5).read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(body)
+        for s in fam.samples
+    }
+
+
+def total(samples: dict[tuple[str, tuple], float], name: str, **labels: str) -> float:
+    """Sum of the samples named `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
+
+
 def serve(host: str, port: int) -> int:
     """Start the /metrics HTTP endpoint in a thread; return the bound port (0 = disabled)."""
     if port == 0:

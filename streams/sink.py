@@ -218,13 +218,7 @@ class BatchSink:
             rejected = decoded.rejected
             if rejected is not None:
                 out.events += rejected.events
-                first_reason: dict[int | None, str] = {}
-                for err in rejected.errors:
-                    first_reason.setdefault(err.index, err.reason)
-                if rejected.events > len(first_reason):  # one error stands for the whole array
-                    out.invalid[rejected.errors[0].reason] += rejected.events
-                else:
-                    out.invalid.update(first_reason.values())
+                out.invalid.update(rejected.reasons())
                 dead.append(envelope(msg, rejected.errors, received_at, rejected.members))
         out.events += len(rows)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,11 @@ from pathlib import Path
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
-from prometheus_client.parser import text_string_to_metric_families
+
+from streams.metrics import scrape
+from streams.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -96,14 +91,7 @@ class Worker:
         raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
-        import urllib.request
-
-        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
-        out = {}
-        for fam in text_string_to_metric_families(body):
-            for s in fam.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return scrape(self.metrics_port)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -31,6 +31,8 @@ from db.partitions import ensure_partitions
 from db.pool import connect
 from db.tables import TABLES
 from streams.config import Settings
+from streams.metrics import scrape, total
+from streams.services import free_port
 from streams.publish import Publisher
 from streams.synthetic import Generator, Workload
 from streams.topics import ensure_topics
@@ -86,27 +88,6 @@ class Plan:
     results: list[Result] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _scrape_sum(port: int, name: str) -> float | None:
-    """Sum of a metric's samples on a pipeline's /metrics (None if it cannot be read)."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    except OSError:
-        return None
-    return sum(s.value for fam in text_string_to_metric_families(body) for s in fam.samples if s.name == name)
-
-
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
@@ -155,7 +136,7 @@ class Bench:
         want = sum(expected.values())
         events = sum(w.events for w in loads.values())
         state = Path(f"/tmp/learnstream-bench-{self.run_id}-{name}-{shape}")
-        metrics_port = _free_port() if name == "learnstream" else 0
+        metrics_port = free_port() if name == "learnstream" else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
             LEARNSTREAM_KAFKA_BOOTSTRAP=self.s.kafka_bootstrap, LEARNSTREAM_DATABASE_URL=dsn,
@@ -208,7 +189,10 @@ class Bench:
                     _say(f"   [{name} {shape}] {rows:,}/{want:,} rows")
                 await asyncio.sleep(0.2)
             if metrics_port:
-                write_s = _scrape_sum(metrics_port, "learnstream_copy_duration_seconds_sum")
+                try:
+                    write_s: float | None = total(scrape(metrics_port), "learnstream_copy_duration_seconds_sum")
+                except OSError:
+                    write_s = None
             first, last = await self._span(conn, expected)
             seconds = (last - first) if first and last else 0.0
             rate = (rows - 1) / seconds if seconds > 0 else 0.0
