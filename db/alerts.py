@@ -87,3 +87,29 @@ async def listen_rule_changes(conn: asyncpg.Connection, on_change: Callable[[str
 
     await conn.add_listener(RULES_CHANNEL, _listener)
     return lambda: conn.remove_listener(RULES_CHANNEL, _listener)
+
+
+async def open_alerts(conn: asyncpg.Connection) -> list[AlertNotification]:
+    """The last notification of every alert instance that has not resolved (what a worker takes up
+    after a restart or a rebalance)."""
+    rows = await conn.fetch(
+        """
+        SELECT * FROM (
+            SELECT DISTINCT ON (n.fingerprint) n.*, a.alert_name, a.condition_op, a.window_s
+            FROM alert_notifications n JOIN performance_alerts a ON a.id = n.alert_id
+            ORDER BY n.fingerprint, n.sent_at DESC
+        ) last WHERE status <> 'resolved'
+        """
+    )
+    back = {v: k for k, v in _STATUS.items()}
+    return [
+        AlertNotification(
+            fingerprint=r["fingerprint"], rule_id=r["alert_id"], rule_name=r["alert_name"],
+            workspace_id=r["workspace_id"], severity=str(r["severity"]), status=back[str(r["status"])],
+            current_value=r["current_value"], threshold=r["threshold_value"], condition_op=r["condition_op"],
+            window_s=r["window_s"], labels=r["labels"], message=r["alert_message"],
+            triggered_at=r["triggered_at"], resolved_at=r["resolved_at"], sent_at=r["sent_at"],
+            repeat=r["is_repeat"], acknowledged_by=r["acknowledged_by"],
+        )
+        for r in rows
+    ]

@@ -13,7 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from db.rollups import ROLLUP_TABLES
 from db.tables import TABLES, TableSpec
+
+#: every time-partitioned table: the ingest tables and the window rollups
+PARTITIONED: tuple[TableSpec, ...] = (*TABLES.values(), *(t.spec for t in ROLLUP_TABLES.values()))
 
 #: serialises partition managers of several workers (pg_advisory_xact_lock key)
 _LOCK_KEY = 0x6C73_7061  # "lspa"
@@ -96,10 +100,10 @@ async def ensure_partition(conn: asyncpg.Connection, spec: TableSpec, period: Pe
 
 
 async def ensure_partitions(conn: asyncpg.Connection, now: datetime | None = None) -> list[str]:
-    """Make every ingest table's partitions around `now`; return the names created."""
+    """Make every partitioned table's partitions around `now`; return the names created."""
     now = now or datetime.now(UTC)
     created = []
-    for spec in TABLES.values():
+    for spec in PARTITIONED:
         back, ahead = HORIZON[spec.period]
         for period in periods_around(spec, now, back, ahead):
             if await ensure_partition(conn, spec, period) is not None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import AlertCommand, AlertNotification
 from schemas.events import CONTRACTS, MAX_EVENTS_PER_MESSAGE, DeadLetter
+from schemas.rollups import LateEvent, Rollup
 
 SCHEMA_ID_BASE = "https://learnstream.dev/schemas/"
 
@@ -47,6 +48,8 @@ def documents() -> dict[str, bytes]:
     out["dead_letter.json"] = _dump(_document("dead_letter", DeadLetter))
     out["alert_notification.json"] = _dump(_document("alert_notification", AlertNotification))
     out["alert_command.json"] = _dump(_document("alert_command", AlertCommand))
+    out["rollup.json"] = _dump(_document("rollup", Rollup))
+    out["late_event.json"] = _dump(_document("late_event", LateEvent))
     return out
 
 

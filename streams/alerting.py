@@ -77,10 +77,12 @@ class AlertEngine:
         self._mute_rule: dict[UUID, datetime] = {}
         for r in rules:
             self.rules[r.id] = r
+        self._index()
 
     # -- rules -------------------------------------------------------------------------------
     def set_rules(self, rules: Iterable[AlertRule], now: datetime) -> list[AlertNotification]:
         old, self.rules = self.rules, {r.id: r for r in rules}
+        self._index()
         out = []
         for fp, inst in list(self.instances.items()):
             rule = self.rules.get(inst.rule_id)
@@ -92,8 +94,43 @@ class AlertEngine:
             del self.instances[fp]
         return out
 
-    def _watching(self, workspace_id: UUID, metric: str) -> list[AlertRule]:
-        return [r for r in self.rules.values() if r.is_active and r.workspace_id == workspace_id and r.metric == metric]
+    def _watching(self, workspace_id: UUID, metric: str, window_s: float | None = None) -> list[AlertRule]:
+        return [
+            r for r in self._by_series.get((workspace_id, metric), ())
+            if r.is_active and (window_s is None or r.window_s == window_s)
+        ]
+
+    def watches(self, workspace_id: UUID, metric: str) -> bool:
+        """Whether any rule watches `metric` of the workspace (a cheap test before observe)."""
+        return (workspace_id, metric) in self._by_series
+
+    def _index(self) -> None:
+        self._by_series: dict[tuple[UUID, str], list[AlertRule]] = {}
+        for r in self.rules.values():
+            if r.is_active:
+                self._by_series.setdefault((r.workspace_id, r.metric), []).append(r)
+
+    # -- state across restarts -----------------------------------------------------------------
+    def restore(self, last: Iterable[AlertNotification]) -> None:
+        """Take up alert instances from their last recorded notification (a restart or a
+        rebalance): a firing alert stays firing without a second `firing`."""
+        for n in last:
+            rule = self.rules.get(n.rule_id)
+            if rule is None or not rule.is_active or n.fingerprint in self.instances or n.status == "resolved":
+                continue
+            state = "nodata" if n.status == "nodata" else "firing"
+            inst = self.instances[n.fingerprint] = Instance(rule.id, n.fingerprint, dict(n.labels), state=state)
+            inst.triggered_at, inst.last_value = n.triggered_at, n.current_value
+            inst.last_sent, inst.last_sent_status, inst.acknowledged_by = n.sent_at, n.status, n.acknowledged_by
+            inst.last_seen = n.sent_at
+
+    def forget(self, keep) -> None:
+        """Drop the instances of workspaces for which keep(workspace_id) is false (moved to
+        another worker in a rebalance)."""
+        for fp, inst in list(self.instances.items()):
+            rule = self.rules.get(inst.rule_id)
+            if rule is None or not keep(rule.workspace_id):
+                del self.instances[fp]
 
     def _instance(self, rule: AlertRule, labels: dict[str, str]) -> Instance:
         fp = fingerprint(rule.id, labels)
@@ -143,11 +180,13 @@ class AlertEngine:
 
     # -- inputs ------------------------------------------------------------------------------
     def observe(
-        self, workspace_id: UUID, metric: str, labels: dict[str, str], value: float, at: datetime
+        self, workspace_id: UUID, metric: str, labels: dict[str, str], value: float, at: datetime,
+        window_s: float | None = None,
     ) -> list[AlertNotification]:
-        """A closed window's value of `metric` for the series `labels`, at the window's end."""
+        """A closed window's value of `metric` for the series `labels`, at the window's end; with
+        `window_s`, only rules over windows of that size see it."""
         out: list[AlertNotification] = []
-        for rule in self._watching(workspace_id, metric):
+        for rule in self._watching(workspace_id, metric, window_s):
             inst = self._instance(rule, labels)
             previous = inst.last_value
             inst.last_value, inst.last_seen = value, at

@@ -16,8 +16,10 @@ import faust
 from db.partitions import ensure_partitions
 from db.pool import connect
 from streams import metrics
+from streams.alert_runtime import AlertRuntime
 from streams.config import Settings
 from streams.sink import Backoff, BatchSink, SharedPool
+from streams.windowing import WindowStage
 
 log = logging.getLogger("learnstream.app")
 
@@ -39,6 +41,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         datadir=str(settings.data_dir),
+        table_standby_replicas=0,  # in-memory tables: a standby copy would be a second full replay
     )
     dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes)
 
@@ -46,6 +49,7 @@ def create_app(settings: Settings) -> faust.App:
         return await dlq.send(key=key, value=value)
 
     pool = SharedPool(settings.database_url, settings.db_pool_size)
+    stage = _window_stage(app, settings, pool, publish_dead_letter) if settings.windows_enabled else None
     for kind, topic_name in settings.source_topics.items():
         sink = BatchSink(
             kind,
@@ -56,7 +60,7 @@ def create_app(settings: Settings) -> faust.App:
             direct_copy=settings.direct_copy,
         )
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
-        app.agent(topic, name=f"ingest-{kind}")(_ingest_agent(sink, settings, app))
+        app.agent(topic, name=f"ingest-{kind}")(_ingest_agent(sink, settings, app, stage))
 
     @app.task
     async def make_partitions_at_start() -> None:
@@ -92,20 +96,72 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App):
+def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_dead_letter) -> WindowStage:
+    notifications = app.topic(settings.alert_notifications_topic, key_type=bytes, value_type=bytes)
+
+    async def publish_notification(key: bytes, value: bytes):
+        return await notifications.send(key=key, value=value)
+
+    alerts = AlertRuntime(settings.database_url, pool, publish_notification,
+                          (settings.db_retry_initial_s, settings.db_retry_max_s))
+    stage = WindowStage(app, settings, pool, alerts, publish_dead_letter)
+
+    @app.agent(stage.input, name="windows")
+    async def windows(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await stage.process(event.message.partition, event.value)
+
+    commands = app.topic(settings.alert_commands_topic, key_type=bytes, value_type=bytes)
+
+    @app.agent(commands, name="alert-commands")
+    async def alert_commands(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await stage.relay_command(event.message)
+
+    @app.task
+    async def follow_alert_rules() -> None:
+        await alerts.follow_rules()
+
+    @app.timer(settings.window_close_interval_s)
+    async def close_windows() -> None:
+        await stage.close_due()
+
+    @app.timer(settings.alert_tick_s)
+    async def alert_tick() -> None:
+        if alerts.rules_loaded.is_set():
+            await alerts.tick()
+
+    @app.timer(5.0)
+    async def report_windows() -> None:
+        stage.report()
+
+    return stage
+
+
+def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App, stage: WindowStage | None):
     """Batches are processed as tasks, up to `max_inflight_batches` at a time, so the next batch
     is decoded and validated (Python, this core) while the previous one is written (PostgreSQL,
     the other core). Each task acknowledges its own messages once they are stored or
-    dead-lettered; Faust commits an offset only when everything before it is acknowledged, so
-    out-of-order completion is safe, and a crash leaves in-flight batches unacknowledged."""
+    dead-lettered (and, with windows on, handed to the window stage); Faust commits an offset only
+    when everything before it is acknowledged, so out-of-order completion is safe, and a crash
+    leaves in-flight batches unacknowledged. The window stage gets the batches in order: a task
+    sends its stored events only after the task before it sent its own."""
 
     async def ingest(stream: faust.StreamT) -> None:
         slots = asyncio.Semaphore(settings.max_inflight_batches)
         inflight: set[asyncio.Task] = set()
+        loop = asyncio.get_event_loop()
+        previous: asyncio.Future = loop.create_future()
+        previous.set_result(None)
 
-        async def handle(events: list) -> None:
+        async def handle(events: list, before: asyncio.Future, mine: asyncio.Future) -> None:
             try:
-                await sink.process([e.message for e in events])
+                outcome = await sink.process([e.message for e in events])
+                await asyncio.shield(before)
+                if stage is not None and outcome.stored_rows:
+                    await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_from)
+                if not mine.done():
+                    mine.set_result(None)
                 for event in events:
                     await stream.ack(event)
             except asyncio.CancelledError:
@@ -119,7 +175,9 @@ def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App):
         try:
             async for events in stream.noack_take(settings.batch_max_events, within=settings.batch_within_s):
                 await slots.acquire()
-                task = asyncio.ensure_future(handle(list(events)))
+                mine = loop.create_future()
+                task = asyncio.ensure_future(handle(list(events), previous, mine))
+                previous = mine
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
         finally:

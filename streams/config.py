@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     dlq_topic: str = "learnstream.dlq"
     alert_notifications_topic: str = "alert-notifications"
     alert_commands_topic: str = "alert-commands"
+    window_input_topic: str = Field(
+        "learnstream.window-input", description="internal: stored events keyed by workspace, for the window stage"
+    )
+    rollups_topic: str = Field("learnstream.rollups", description="closed windows, for downstream consumers")
+    late_events_topic: str = Field("learnstream.late-events", description="events later than the grace period")
     topic_partitions: int = Field(8, ge=1, description="partitions for topics the worker creates")
 
     batch_max_events: int = Field(5000, ge=1, description="flush a batch at this many messages")
@@ -58,6 +63,17 @@ class Settings(BaseSettings):
     )
     db_retry_initial_s: float = Field(0.2, gt=0)
     db_retry_max_s: float = Field(5.0, gt=0)
+
+    windows_enabled: bool = Field(True, description="run the window stage and the alert engine")
+    window_tumbling_s: float = Field(60.0, gt=0, description="tumbling window size")
+    window_hopping_s: float = Field(300.0, gt=0, description="hopping window size")
+    window_hop_step_s: float = Field(60.0, gt=0, description="hopping window step")
+    window_grace_s: float = Field(10.0, ge=0, description="how late (event time) an event may still land in its window")
+    window_idle_s: float = Field(
+        5.0, gt=0, description="a partition quiet this long closes its windows on wall-clock time"
+    )
+    window_close_interval_s: float = Field(0.25, gt=0, description="how often due windows are looked for")
+    alert_tick_s: float = Field(1.0, gt=0, description="how often repeats, NoData and mute expiry are checked")
 
     partition_check_interval_s: float = Field(
         3600.0, gt=0, description="how often the worker makes partitions ahead of time"

@@ -62,6 +62,29 @@ CONSUMER_LAG = Gauge(
     namespace=_NS,
 )
 
+WINDOWS_CLOSED = Counter("windows_closed", "windows closed and written as rollups", ["kind"], namespace=_NS)
+LATE_EVENTS = Counter(
+    "late_events", "events later than the grace period of a window (sent to the late-events topic)", ["kind"],
+    namespace=_NS,
+)
+ENGAGEMENT_RESETS = Counter(
+    "engagement_counter_resets", "engagement counters seen going down (flagged, not subtracted)", namespace=_NS
+)
+WINDOW_DUPLICATES = Counter(
+    "window_duplicates_skipped", "redelivered events already folded into their window", ["kind"], namespace=_NS
+)
+OPEN_PANES = Gauge("window_open_panes", "window panes held open on this worker", ["kind"], namespace=_NS)
+ALERT_NOTIFICATIONS = Counter(
+    "alert_notifications", "alert notifications sent, by status", ["status"], namespace=_NS
+)
+ALERT_SECONDS = Histogram(
+    "alert_notification_seconds",
+    "window closed (wall clock) to its alert notification delivered to Kafka",
+    ["status"],
+    namespace=_NS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
 
 def observe_many(child: Histogram, values: list[float]) -> None:
     """Observe many values at once: one increment per bucket instead of two per value.

@@ -55,6 +55,9 @@ class BatchOutcome:
     duplicates: int = 0
     invalid: Tally = field(default_factory=Tally)
     dead_letters: int = 0
+    #: rows this batch stored (not duplicates, not rejected) and the message each came from
+    stored_rows: list[tuple] = field(default_factory=list)
+    stored_from: list[Message] = field(default_factory=list)
 
 
 def _text(raw: bytes | None) -> tuple[str | None, str | None]:
@@ -106,6 +109,48 @@ class Backoff:
         return random.uniform(0, cap)
 
 
+class Retrier:
+    """Runs an operation until it succeeds: capped exponential backoff with full jitter, forever
+    (offsets stay uncommitted meanwhile). An outage is logged when it starts and when it ends,
+    not per attempt; `failed` / `succeeded` hooks see every attempt (metrics)."""
+
+    def __init__(
+        self, initial: float, maximum: float, *,
+        failed: Callable[[], None] | None = None, succeeded: Callable[[], None] | None = None,
+    ) -> None:
+        self._backoff = (initial, maximum)
+        self._failed, self._succeeded = failed, succeeded
+        self._outage_since: float | None = None
+
+    async def __call__(self, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
+        backoff = Backoff(*self._backoff)
+        while True:
+            try:
+                result = await op()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - anything else is retried, never dropped
+                if self._failed:
+                    self._failed()
+                if self._outage_since is None:
+                    self._outage_since = time.monotonic()
+                    log.warning(
+                        "%s failed (%s: %s); retrying with backoff, offsets held until it succeeds",
+                        what, exc.__class__.__name__, exc,
+                    )
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if self._outage_since is not None:
+                log.warning(
+                    "%s succeeded again after %.1f s and %d retries",
+                    what, time.monotonic() - self._outage_since, backoff.attempt,
+                )
+                self._outage_since = None
+            if self._succeeded:
+                self._succeeded()
+            return result
+
+
 class SharedPool:
     """One writer pool per worker, created on first use (PostgreSQL may be down at start), for
     every topic's sink: connections = db_pool_size, not a pool per topic."""
@@ -142,36 +187,12 @@ class BatchSink:
         self.spec = TABLES[kind]
         self._pool = pool
         self._publish = publish_dead_letter
-        self._retry = (retry_initial_s, retry_max_s)
-        self._outage_since: float | None = None
+        self._retrying = Retrier(
+            retry_initial_s, retry_max_s,
+            failed=lambda: (metrics.DB_RETRIES.labels(self.spec.name).inc(), metrics.DB_UP.set(0)),
+            succeeded=lambda: metrics.DB_UP.set(1),
+        )
         self._policy = WritePolicy(optimistic=direct_copy)
-
-    async def _retrying(self, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
-        backoff = Backoff(*self._retry)
-        while True:
-            try:
-                result = await op()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - anything else is retried, never dropped
-                metrics.DB_RETRIES.labels(self.spec.name).inc()
-                if self._outage_since is None:
-                    self._outage_since = time.monotonic()
-                    metrics.DB_UP.set(0)
-                    log.warning(
-                        "%s failed (%s: %s); retrying with backoff, offsets held until it succeeds",
-                        what, exc.__class__.__name__, exc,
-                    )
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            if self._outage_since is not None:
-                log.warning(
-                    "%s succeeded again after %.1f s and %d retries",
-                    what, time.monotonic() - self._outage_since, backoff.attempt,
-                )
-                self._outage_since = None
-            metrics.DB_UP.set(1)
-            return result
 
     async def _write_attempt(self, rows: list[tuple]) -> WriteResult:
         pool = await self._pool.get()
@@ -225,6 +246,8 @@ class BatchSink:
         if rows:
             result = await self._write(rows)
             out.inserted, out.duplicates = result.inserted, result.duplicates
+            out.stored_rows = [rows[pos] for pos in result.stored]
+            out.stored_from = [messages[origin[pos]] for pos in result.stored]
             for pos, error in result.rejected:
                 out.invalid["database_rejected"] += 1
                 dead.append(

@@ -17,7 +17,7 @@ Semantics (per Windower, i.e. per stream partition):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -61,6 +61,8 @@ class WindowSpec:
 class Aggregate(Protocol):
     def add(self, value) -> None: ...
 
+    def merge(self, other) -> None: ...
+
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -68,58 +70,158 @@ A = TypeVar("A", bound=Aggregate)
 @dataclass
 class Closed(Generic[A]):
     key: Hashable
+    spec: WindowSpec
     start: float
     end: float
     aggregate: A
+    #: horizon at which the window closed (event-time seconds)
+    closed_at: float = 0.0
+
+
+def _ms(x: float) -> int:
+    return round(x * 1000)
 
 
 class Windower(Generic[A]):
-    def __init__(self, spec: WindowSpec, new_aggregate: Callable[[], A], idle_s: float = 10.0) -> None:
-        self.spec = spec
+    """Windows of one or more specs over keyed values, kept as *panes*: each value is added once,
+    to the pane (of gcd(sizes, steps) seconds) that holds its time; a window's aggregate is the
+    merge of its panes when it closes. A 5 min / 1 min hopping window thus costs one add per
+    value, not five. A pane is dropped once every window containing it has closed.
+
+    Windows are materialised the moment the horizon passes their close time (in `add` too), so
+    an event that is late for one window but not for another (hopping) lands in the shared pane
+    only after the closed window has been computed: late events never reach a closed window.
+    """
+
+    def __init__(
+        self, specs: WindowSpec | Sequence[WindowSpec], new_aggregate: Callable[[], A], idle_s: float = 10.0
+    ) -> None:
+        self.specs: tuple[WindowSpec, ...] = (specs,) if isinstance(specs, WindowSpec) else tuple(specs)
+        if not self.specs:
+            raise ValueError("no window specs")
         self._new = new_aggregate
         self.idle_s = idle_s
-        self.open: dict[tuple[Hashable, float], A] = {}
+        pane_ms = 0
+        for s in self.specs:
+            pane_ms = math.gcd(pane_ms, _ms(s.size_s), _ms(s.step))
+        self.pane_s = pane_ms / 1000
+        #: key -> pane start -> aggregate
+        self.panes: dict[Hashable, dict[float, A]] = {}
         self.watermark = -math.inf
-        self._advanced_at_wall: float | None = None  # wall time of the last watermark advance
-        self._horizon = -math.inf
+        #: windows closing at or before this have been materialised
+        self.closed_horizon = -math.inf
+        self._advanced_at_wall: float | None = None
+        self._ready: list[Closed[A]] = []
+        self._first_close: dict[float, float] = {}
+
+    # -- time --------------------------------------------------------------------------------
+    def pane_of(self, t: float) -> float:
+        return math.floor(t / self.pane_s) * self.pane_s
 
     def horizon(self, wall_now: float | None = None) -> float:
-        h = max(self._horizon, self.watermark)
+        h = max(self.closed_horizon, self.watermark)
         if wall_now is not None and self._advanced_at_wall is not None:
             idle = wall_now - self._advanced_at_wall - self.idle_s
             if idle > 0:
                 h = max(h, self.watermark + idle)
         return h
 
-    def add(self, key: Hashable, t: float, value, wall_now: float | None = None) -> list[float]:
-        """Add an event; return the starts of the windows it was too late for."""
+    def restore(self, watermark: float, closed_horizon: float, wall_now: float | None) -> None:
+        """Set the clock from persisted state (after a restart or rebalance)."""
+        self.watermark, self.closed_horizon = watermark, closed_horizon
+        self._advanced_at_wall = wall_now
+
+    def _last_close(self, pane: float) -> float:
+        """When the last window containing `pane` closes."""
+        return max(s.closes_at(s.starts(pane)[-1]) for s in self.specs)
+
+    # -- input -------------------------------------------------------------------------------
+    def add(self, key: Hashable, t: float, value, wall_now: float | None = None) -> list[tuple[WindowSpec, float]]:
+        """Add a value; return the (spec, start) of the windows it was too late for."""
         if t > self.watermark:
             self.watermark = t
             self._advanced_at_wall = wall_now
         horizon = self.horizon(wall_now)
+        if horizon > self.closed_horizon:
+            self._materialise(horizon)
+        ps = self.pane_of(t)
+        first = self._first_close.get(ps)
+        if first is None:
+            if len(self._first_close) > 4096:
+                self._first_close.clear()
+            first = self._first_close[ps] = min(s.closes_at(s.starts(ps)[0]) for s in self.specs)
+        if first > horizon:  # every window of this pane is open: the common case
+            self._add_to_pane(key, ps, value)
+            return []
         missed = []
-        for s in self.spec.starts(t):
-            if self.spec.closes_at(s) <= horizon:
-                missed.append(s)
-                continue
-            agg = self.open.get((key, s))
-            if agg is None:
-                agg = self.open[(key, s)] = self._new()
-            agg.add(value)
+        open_ = False
+        for spec in self.specs:
+            for s in spec.starts(t):
+                if spec.closes_at(s) <= horizon:
+                    missed.append((spec, s))
+                else:
+                    open_ = True
+        if open_:
+            self._add_to_pane(key, ps, value)
         return missed
+
+    def _add_to_pane(self, key: Hashable, ps: float, value) -> None:
+        panes = self.panes.get(key)
+        if panes is None:
+            panes = self.panes[key] = {}
+        agg = panes.get(ps)
+        if agg is None:
+            agg = panes[ps] = self._new()
+        agg.add(value)
+
+    def pane(self, key: Hashable, t: float) -> A | None:
+        return self.panes.get(key, {}).get(self.pane_of(t))
+
+    def set_pane(self, key: Hashable, pane_start: float, agg: A) -> None:
+        self.panes.setdefault(key, {})[pane_start] = agg
+
+    # -- output ------------------------------------------------------------------------------
+    def _materialise(self, horizon: float) -> None:
+        lo, self.closed_horizon = self.closed_horizon, horizon
+        due: list[Closed[A]] = []
+        for key, panes in self.panes.items():
+            for spec in self.specs:
+                starts = {s for ps in panes for s in spec.starts(ps)}
+                for s in starts:
+                    c = spec.closes_at(s)
+                    if lo < c <= horizon:
+                        end = s + spec.size_s
+                        agg = self._new()
+                        for ps, pane_agg in panes.items():
+                            if s <= ps < end:
+                                agg.merge(pane_agg)
+                        due.append(Closed(key, spec, s, end, agg, c))
+        for key in list(self.panes):
+            panes = self.panes[key]
+            for ps in [ps for ps in panes if self._last_close(ps) <= horizon]:
+                del panes[ps]
+            if not panes:
+                del self.panes[key]
+        due.sort(key=lambda c: (c.closed_at, c.end, c.spec.size_s, str(c.key)))
+        self._ready.extend(due)
+
+    def close_due(self, wall_now: float | None = None) -> list[Closed[A]]:
+        """The windows closed since the last call, in close order."""
+        horizon = self.horizon(wall_now)
+        if horizon > self.closed_horizon:
+            self._materialise(horizon)
+        out, self._ready = self._ready, []
+        return out
 
     def flush(self) -> list[Closed[A]]:
         """Close every open window now (a drain; the oracle tests use it)."""
-        self._horizon = math.inf
+        self._materialise(math.inf)
         return self.close_due()
 
-    def close_due(self, wall_now: float | None = None) -> list[Closed[A]]:
-        """Remove and return the windows that are closed now, in (end, key) order."""
-        self._horizon = horizon = self.horizon(wall_now)
-        size = self.spec.size_s
-        due = [(k, s) for (k, s) in self.open if self.spec.closes_at(s) <= horizon]
-        due.sort(key=lambda ks: (ks[1], str(ks[0])))
-        return [Closed(k, s, s + size, self.open.pop((k, s))) for k, s in due]
+    @property
+    def open(self) -> dict[Hashable, dict[float, A]]:
+        """The panes still held (empty once everything closed)."""
+        return self.panes
 
 
 # -- aggregates ------------------------------------------------------------------------------
@@ -175,28 +277,51 @@ class MetricAggregate:
                    sketch=DDSketchProto.from_proto(pb))
 
 
+def is_learning_error(event_subtype: str | None, event_data: dict | None) -> bool:
+    """A learning event counts as an error when its subtype is 'error' or its data has an `error`."""
+    return event_subtype == "error" or bool(isinstance(event_data, dict) and event_data.get("error"))
+
+
 @dataclass
 class LearningAggregate:
-    """Learning events per window: count, errors (event_subtype 'error' or an `error` in
-    event_data), and processing_time_ms quantiles."""
+    """Learning events per window: count, errors and processing_time_ms quantiles. A value is
+    (is_error, processing_time_ms or None)."""
 
     count: int = 0
     errors: int = 0
     processing_ms: MetricAggregate = field(default_factory=MetricAggregate)
 
-    def add(self, event) -> None:
+    def add(self, value: tuple[bool, float | None]) -> None:
+        is_error, ms = value
         self.count += 1
-        data = event.event_data if hasattr(event, "event_data") else event.get("event_data", {})
-        subtype = event.event_subtype if hasattr(event, "event_subtype") else event.get("event_subtype")
-        if subtype == "error" or (isinstance(data, dict) and data.get("error")):
+        if is_error:
             self.errors += 1
-        ms = event.processing_time_ms if hasattr(event, "processing_time_ms") else event.get("processing_time_ms")
         if ms is not None:
             self.processing_ms.add(float(ms))
+
+    def merge(self, other: LearningAggregate) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.processing_ms.merge(other.processing_ms)
 
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.count if self.count else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        p = self.processing_ms.summary()
+        return {
+            "count": self.count, "errors": self.errors, "error_rate": self.error_rate,
+            **{f"processing_ms_{k}": p[k] for k in ("mean", "p50", "p95", "p99", "max")},
+        }
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"count": self.count, "errors": self.errors, "ms": self.processing_ms.to_bytes().decode()})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LearningAggregate:
+        d = orjson.loads(data)
+        return cls(d["count"], d["errors"], MetricAggregate.from_bytes(d["ms"].encode()))
 
 
 COUNTERS = ("views", "likes", "shares", "comments", "saves")
@@ -229,3 +354,47 @@ def engagement_delta(prev: dict | None, cur: dict, minutes: float | None) -> Eng
     rate = (sum(cur.get(c, 0) for c in ("likes", "comments", "shares", "saves")) / views) if views else None
     velocity = deltas["views"] / minutes if prev is not None and minutes and minutes > 0 else None
     return EngagementDelta(deltas, tuple(resets), minutes, velocity, rate)
+
+
+@dataclass
+class EngagementAggregate:
+    """Engagement of one post per window. A value is (t, cumulative counters, deltas, resets):
+    the deltas are summed; the latest cumulative snapshot gives the engagement rate."""
+
+    updates: int = 0
+    deltas: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    resets: int = 0
+    last_t: float = -math.inf
+    last: dict[str, int] = field(default_factory=dict)
+
+    def add(self, value: tuple[float, dict[str, int], dict[str, int], int]) -> None:
+        t, cumulative, deltas, resets = value
+        self.updates += 1
+        for c in COUNTERS:
+            self.deltas[c] += deltas.get(c, 0)
+        self.resets += resets
+        if t >= self.last_t:
+            self.last_t, self.last = t, dict(cumulative)
+
+    def merge(self, other: EngagementAggregate) -> None:
+        self.add((other.last_t, other.last, other.deltas, other.resets))
+        self.updates += other.updates - 1
+
+    def summary(self, window_s: float) -> dict[str, float | int | None]:
+        views = self.last.get("views", 0)
+        interactions = sum(self.last.get(c, 0) for c in COUNTERS if c != "views")
+        return {
+            "updates": self.updates, "resets": self.resets,
+            **{f"{c}_gained": n for c, n in self.deltas.items()},
+            "velocity_per_min": self.deltas["views"] / (window_s / 60.0),
+            "engagement_rate": interactions / views if views else None,
+        }
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"u": self.updates, "d": self.deltas, "r": self.resets,
+                             "t": self.last_t if self.updates else None, "l": self.last})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EngagementAggregate:
+        d = orjson.loads(data)
+        return cls(d["u"], d["d"], d["r"], d["t"] if d["t"] is not None else -math.inf, d["l"])

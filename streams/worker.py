@@ -25,6 +25,9 @@ class SchemaNotReady(Exception):
 async def preflight(settings: Settings) -> None:
     """Kafka reachable and topics declared (else KafkaUnavailable); schema current if the DB answers."""
     topics = [*settings.source_topics.values(), settings.dlq_topic]
+    if settings.windows_enabled:
+        topics += [settings.window_input_topic, settings.rollups_topic, settings.late_events_topic,
+                   settings.alert_notifications_topic, settings.alert_commands_topic]
     created = await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
     if created:
         log.info("created topics %s with %d partitions", ", ".join(created), settings.topic_partitions)

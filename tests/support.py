@@ -42,6 +42,22 @@ class Stack:
     def dlq(self) -> str:
         return f"t{self.tag}.dlq"
 
+    @property
+    def rollups(self) -> str:
+        return f"t{self.tag}.rollups"
+
+    @property
+    def late_events(self) -> str:
+        return f"t{self.tag}.late-events"
+
+    @property
+    def notifications(self) -> str:
+        return f"t{self.tag}.alert-notifications"
+
+    @property
+    def commands(self) -> str:
+        return f"t{self.tag}.alert-commands"
+
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
@@ -52,6 +68,11 @@ class Stack:
             LEARNSTREAM_PERFORMANCE_TOPIC=self.topics["performance_sample"],
             LEARNSTREAM_ENGAGEMENT_TOPIC=self.topics["engagement_update"],
             LEARNSTREAM_DLQ_TOPIC=self.dlq,
+            LEARNSTREAM_WINDOW_INPUT_TOPIC=f"t{self.tag}.window-input",
+            LEARNSTREAM_ROLLUPS_TOPIC=self.rollups,
+            LEARNSTREAM_LATE_EVENTS_TOPIC=self.late_events,
+            LEARNSTREAM_ALERT_NOTIFICATIONS_TOPIC=self.notifications,
+            LEARNSTREAM_ALERT_COMMANDS_TOPIC=self.commands,
             LEARNSTREAM_TOPIC_PARTITIONS="4",
             LEARNSTREAM_STATE_DIR=f"/tmp/learnstream-test-{self.tag}",
             LEARNSTREAM_DATA_DIR=f"/tmp/learnstream-test-{self.tag}/faust",

@@ -13,8 +13,10 @@ from streams.windows import (
     LearningAggregate,
     MetricAggregate,
     WindowSpec,
+    EngagementAggregate,
     Windower,
     engagement_delta,
+    is_learning_error,
 )
 
 
@@ -45,14 +47,18 @@ events_strategy = st.lists(
     hop=st.sampled_from([None, 30, 60]),
     grace=st.sampled_from([0, 15, 90]),
     close_every=st.integers(1, 20),
+    with_tumbling=st.booleans(),
 )
-def test_windows_match_a_brute_force_oracle(events, size, hop, grace, close_every):
+def test_windows_match_a_brute_force_oracle(events, size, hop, grace, close_every, with_tumbling):
+    """One or two specs at once (hopping + tumbling share panes), closed at random moments."""
     if hop is not None and hop > size:
         hop = size
-    spec = WindowSpec(size, hop, grace)
-    w = Windower(spec, MetricAggregate)
+    specs = [WindowSpec(size, hop, grace)]
+    if with_tumbling:
+        specs.append(WindowSpec(30, None, grace))
+    w = Windower(specs, MetricAggregate)
     closed = []
-    late_for: dict[int, list[float]] = {}
+    late_for: dict[int, list] = {}
     for i, (key, t, v) in enumerate(events):
         late_for[i] = w.add(key, t, v)
         if i % close_every == 0:
@@ -61,18 +67,19 @@ def test_windows_match_a_brute_force_oracle(events, size, hop, grace, close_ever
     assert w.open == {}
 
     # oracle: an event lands in window s iff s+size+grace > the largest event time up to it
-    expected: dict[tuple[str, float], list[float]] = {}
+    expected: dict[tuple, list[float]] = {}
     watermark = -math.inf
     for i, (key, t, v) in enumerate(events):
         watermark = max(watermark, t)
         missed = []
-        for s in spec.starts(t):
-            if s + size + grace <= watermark:
-                missed.append(s)
-            else:
-                expected.setdefault((key, s), []).append(v)
+        for spec in specs:
+            for s in spec.starts(t):
+                if s + spec.size_s + spec.grace_s <= watermark:
+                    missed.append((spec, s))
+                else:
+                    expected.setdefault((key, spec, s), []).append(v)
         assert late_for[i] == missed
-    got = {(c.key, c.start): c.aggregate for c in closed}
+    got = {(c.key, c.spec, c.start): c.aggregate for c in closed}
     assert set(got) == set(expected)
     for ks, values in expected.items():
         agg = got[ks]
@@ -83,8 +90,9 @@ def test_windows_match_a_brute_force_oracle(events, size, hop, grace, close_ever
             exact = _exact_quantile(values, q)
             assert abs(agg.quantile(q) - exact) <= SKETCH_ACCURACY * exact * 1.0001
     # closing order is by window end, each window once
-    ends = [(c.key, c.start) for c in closed]
+    ends = [(c.key, c.spec, c.start) for c in closed]
     assert len(ends) == len(set(ends))  # each window closed once
+    assert [c.closed_at for c in closed] == sorted(c.closed_at for c in closed)
 
 
 def test_out_of_order_within_grace_lands_and_beyond_grace_is_late():
@@ -93,7 +101,7 @@ def test_out_of_order_within_grace_lands_and_beyond_grace_is_late():
     assert w.add("k", 80, 2.0) == []  # watermark 80; window [0,60) closes at 90
     assert w.add("k", 50, 3.0) == []  # out of order, within grace
     assert w.add("k", 95, 4.0) == []  # watermark 95: [0,60) is now closed
-    assert w.add("k", 55, 5.0) == [0]  # late: not folded in
+    assert w.add("k", 55, 5.0) == [(w.specs[0], 0)]  # late: not folded in
     [first] = w.close_due()
     assert (first.start, first.aggregate.count, first.aggregate.sum) == (0, 2, 4.0)
 
@@ -128,10 +136,27 @@ def test_metric_aggregate_serialises_and_merges():
 def test_learning_aggregate_counts_errors_and_processing_time():
     agg = LearningAggregate()
     for i in range(10):
-        agg.add({"event_subtype": "error" if i == 3 else "hook", "event_data": {"error": "x"} if i == 7 else {},
-                 "processing_time_ms": i * 10})
-    assert (agg.count, agg.errors, agg.error_rate) == (10, 2, 0.2)
-    assert agg.processing_ms.max == 90
+        error = is_learning_error("error" if i == 3 else "hook", {"error": "x"} if i == 7 else {})
+        agg.add((error, i * 10))
+    agg.add((False, None))
+    assert (agg.count, agg.errors) == (11, 2)
+    assert agg.processing_ms.max == 90 and agg.processing_ms.count == 10
+    restored = LearningAggregate.from_bytes(agg.to_bytes())
+    restored.merge(agg)
+    s = restored.summary()
+    assert (s["count"], s["errors"], s["error_rate"], s["processing_ms_max"]) == (22, 4, 4 / 22, 90)
+
+
+def test_engagement_aggregate_sums_deltas_and_keeps_the_latest_snapshot():
+    a, b = EngagementAggregate(), EngagementAggregate()
+    a.add((10.0, {"views": 100, "likes": 10}, {"views": 40, "likes": 2}, 0))
+    a.add((5.0, {"views": 60, "likes": 8}, {"views": 20}, 1))  # older: counted, not the latest
+    b.add((20.0, {"views": 160, "likes": 14}, {"views": 60, "likes": 4}, 0))
+    a = EngagementAggregate.from_bytes(a.to_bytes())
+    a.merge(b)
+    s = a.summary(120.0)
+    assert (s["updates"], s["resets"], s["views_gained"], s["likes_gained"]) == (3, 1, 120, 6)
+    assert s["velocity_per_min"] == 60.0 and s["engagement_rate"] == pytest.approx(14 / 160)
 
 
 def test_engagement_deltas_are_never_negative():

@@ -1,0 +1,175 @@
+"""The alert engine inside a worker (issue #4): rules from PostgreSQL, loaded at start and reloaded
+on LISTEN/NOTIFY without restart; closed windows in, notifications out to the
+`alert-notifications` topic and alert_notifications rows; the wall-clock tick; instances taken up
+from the notifications table after a restart or a rebalance.
+
+The engine itself (streams/alerting.py) is pure; this module is its I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from db.alerts import RULES_CHANNEL, load_rules, open_alerts, record_notifications
+from db.pool import connect
+from schemas.alerts import AlertCommand, AlertNotification
+from schemas.rollups import Rollup
+from streams import metrics
+from streams.alerting import AlertEngine
+from streams.sink import Backoff, Retrier, SharedPool
+
+log = logging.getLogger("learnstream.alerts")
+
+#: publish one notification: (key, value) -> awaitable that completes when the broker has it
+Publish = Callable[[bytes, bytes], Awaitable[Any]]
+
+
+def observations(r: Rollup) -> Iterable[tuple[str, dict[str, str], float]]:
+    """(metric, labels, value) of a closed window, as alert rules name them:
+    performance `<metric_name>.<stat>` labelled by the tags; learning `learning.<stat>` labelled
+    by event_type and source_system; engagement `engagement.<stat>` labelled by content_id,
+    platform and connector_id."""
+    if r.kind == "performance_sample":
+        prefix, labels = f"{r.series['metric_name']}.", dict(r.series["tags"])
+    else:
+        prefix = "learning." if r.kind == "learning_event" else "engagement."
+        labels = {k: str(v) for k, v in r.series.items() if v is not None}
+    for stat, value in r.stats.items():
+        if value is not None:
+            yield prefix + stat, labels, float(value)
+
+
+class AlertRuntime:
+    def __init__(self, dsn: str, pool: SharedPool, publish: Publish, retry: tuple[float, float] = (0.2, 5.0)) -> None:
+        self.engine = AlertEngine()
+        self._dsn, self._pool, self._publish, self._retry = dsn, pool, publish, retry
+        self._retrying = Retrier(*retry)
+        self.rules_loaded = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._lock = asyncio.Lock()  # engine calls and their publishing, in order
+        self.taken_up = asyncio.Event()
+        self._taking_up: asyncio.Task | None = None
+
+    # -- rules -------------------------------------------------------------------------------
+    async def follow_rules(self) -> None:
+        """Load the rules, then reload them whenever performance_alerts changes (NOTIFY). Runs
+        for the worker's life; a lost connection is re-made and the rules reloaded (a change
+        made meanwhile is not missed)."""
+        backoff = Backoff(*self._retry)
+        while True:
+            conn = None
+            try:
+                conn = await connect(self._dsn)
+                await conn.add_listener(RULES_CHANNEL, lambda *_: self._reload.set())
+                backoff.attempt = 0
+                self._reload.set()
+                while not conn.is_closed():
+                    try:
+                        await asyncio.wait_for(self._reload.wait(), 2.0)
+                    except asyncio.TimeoutError:
+                        await conn.execute("SELECT 1")  # notices a dead connection
+                        continue
+                    await asyncio.sleep(0.05)  # one reload for a burst of changes
+                    self._reload.clear()
+                    rules = await load_rules(conn)
+                    async with self._lock:
+                        notes = self.engine.set_rules(rules, datetime.now(UTC))
+                        await self._send(notes)
+                    if not self.rules_loaded.is_set():
+                        log.info("loaded %d alert rules", len(rules))
+                    else:
+                        log.info("alert rules changed: %d rules now", len(rules))
+                    self.rules_loaded.set()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                delay = backoff.next_delay()
+                log.warning("alert rules: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+
+    def taking_up(self, owns: Callable[[UUID], bool]) -> None:
+        """take_up in a task; inputs wait for it."""
+        self.taken_up.clear()
+        if self._taking_up is not None:
+            self._taking_up.cancel()
+        self._taking_up = asyncio.ensure_future(self.take_up(owns))
+
+    async def take_up(self, owns: Callable[[UUID], bool]) -> None:
+        """After a rebalance: drop the instances of workspaces now elsewhere, take up the open ones
+        of the workspaces now here from their last notification."""
+        await self.rules_loaded.wait()
+        pool = await self._pool.get()
+        last = await self._retrying("loading open alerts", lambda: self._fetch_open(pool))
+        async with self._lock:
+            self.engine.forget(owns)
+            self.engine.restore(n for n in last if owns(n.workspace_id))
+        self.taken_up.set()
+
+    @staticmethod
+    async def _fetch_open(pool: asyncpg.Pool) -> list[AlertNotification]:
+        async with pool.acquire() as conn:
+            return await open_alerts(conn)
+
+    # -- inputs ------------------------------------------------------------------------------
+    async def windows_closed(self, rollups: list[Rollup]) -> None:
+        await self.taken_up.wait()
+        engine = self.engine
+        notes: list[AlertNotification] = []
+        async with self._lock:
+            for r in rollups:
+                for metric, labels, value in observations(r):
+                    if engine.watches(r.workspace_id, metric):
+                        notes += engine.observe(r.workspace_id, metric, labels, value, r.window_end, r.window_s)
+            closed_at = {(r.workspace_id, r.window_end): r.closed_at for r in rollups}
+            await self._send(notes, closed_at)
+
+    async def command(self, cmd: AlertCommand) -> None:
+        await self.taken_up.wait()
+        async with self._lock:
+            await self._send(self.engine.command(cmd))
+
+    async def tick(self) -> None:
+        if not self.taken_up.is_set():
+            return
+        async with self._lock:
+            await self._send(self.engine.tick(datetime.now(UTC)))
+
+    # -- output ------------------------------------------------------------------------------
+    async def _send(self, notes: list[AlertNotification], closed_at: dict | None = None) -> None:
+        if not notes:
+            return
+        pool = await self._pool.get()
+
+        async def record() -> int:
+            async with pool.acquire() as conn:
+                return await record_notifications(conn, notes)
+
+        await self._retrying(f"recording {len(notes)} alert notifications", record)
+
+        async def publish() -> None:
+            futures = [await self._publish(n.fingerprint.encode(), orjson.dumps(n.model_dump(mode="json")))
+                       for n in notes]
+            for fut in futures:
+                if isinstance(fut, Awaitable):
+                    await fut
+
+        await self._retrying(f"publishing {len(notes)} alert notifications", publish)
+        now = time.time()
+        for n in notes:
+            metrics.ALERT_NOTIFICATIONS.labels(n.status).inc()
+            closed = (closed_at or {}).get((n.workspace_id, n.sent_at))
+            if closed is not None:
+                metrics.ALERT_SECONDS.labels(n.status).observe(max(0.0, now - closed.timestamp()))
+            log.info("%s", n.message)
