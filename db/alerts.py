@@ -48,6 +48,11 @@ async def add_rule(conn: asyncpg.Connection, rule: AlertRule, created_by: str | 
     )
 
 
+async def remove_rule(conn: asyncpg.Connection, rule_id) -> bool:
+    """Delete a rule (its notifications stay, as history). Returns whether it existed."""
+    return (await conn.execute("DELETE FROM performance_alerts WHERE id = $1", rule_id)) != "DELETE 0"
+
+
 async def record_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNotification]) -> int:
     """Insert notification rows; a notification already recorded is skipped. Returns rows inserted."""
     rows = [

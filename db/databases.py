@@ -22,6 +22,22 @@ async def create_database(admin_dsn: str, name: str) -> str:
     return dsn_for(admin_dsn, name)
 
 
+async def create_migrated_database(admin_dsn: str, name: str) -> str:
+    """A new database with every migration applied and the current partitions made."""
+    from db.migrate import migrate
+    from db.partitions import ensure_partitions
+    from db.pool import connect
+
+    dsn = await create_database(admin_dsn, name)
+    conn = await connect(dsn)
+    try:
+        await migrate(conn)
+        await ensure_partitions(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
 async def drop_database(admin_dsn: str, name: str, attempts: int = 20) -> None:
     """Drop `name` if it exists. A plain DROP ends autovacuum workers by itself (FORCE would need
     the right to signal them, which an ordinary owner lacks); FORCE is the last resort for

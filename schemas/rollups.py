@@ -5,7 +5,9 @@
   window_start); a consumer that sees the same identity twice (a worker restarted between
   closing a window and recording that) keeps one.
 * LateEvent: an event that arrived after the grace period of one or more of its windows; it is
-  stored in its ingest table like any event but is not folded into those closed windows.
+  stored in its ingest table like any event but is not folded into those closed windows. A
+  late-events message value is a JSON array of LateEvent (the late events of one batch of one
+  workspace).
 """
 
 from __future__ import annotations

@@ -128,10 +128,11 @@ class AlertRuntime:
         engine = self.engine
         notes: list[AlertNotification] = []
         async with self._lock:
+            now = datetime.now(UTC)
             for r in rollups:
                 for metric, labels, value in observations(r):
                     if engine.watches(r.workspace_id, metric):
-                        notes += engine.observe(r.workspace_id, metric, labels, value, r.window_end, r.window_s)
+                        notes += engine.observe(r.workspace_id, metric, labels, value, r.window_end, r.window_s, now)
             closed_at = {(r.workspace_id, r.window_end): r.closed_at for r in rollups}
             await self._send(notes, closed_at)
 
@@ -169,7 +170,8 @@ class AlertRuntime:
         now = time.time()
         for n in notes:
             metrics.ALERT_NOTIFICATIONS.labels(n.status).inc()
-            closed = (closed_at or {}).get((n.workspace_id, n.sent_at))
+            window_end = n.resolved_at if n.status == "resolved" else n.triggered_at
+            closed = (closed_at or {}).get((n.workspace_id, window_end))
             if closed is not None:
                 metrics.ALERT_SECONDS.labels(n.status).observe(max(0.0, now - closed.timestamp()))
             log.info("%s", n.message)

@@ -151,27 +151,32 @@ class AlertEngine:
     def _emit(
         self, rule: AlertRule, inst: Instance, status: str, value: float | None, at: datetime,
         *, resolved_at: datetime | None = None, repeat: bool = False, force: bool = False,
+        sent: datetime | None = None,
     ) -> list[AlertNotification]:
-        if not force and self._muted(inst, at):
+        """`at`: the event time the change belongs to; `sent`: the wall clock now (default `at`)."""
+        sent = sent or at
+        if not force and self._muted(inst, sent):
             inst.owed = status
             return []
         inst.owed = None
-        inst.last_sent, inst.last_sent_status = at, status
+        inst.last_sent, inst.last_sent_status = sent, status
         return [
             AlertNotification(
                 fingerprint=inst.fingerprint, rule_id=rule.id, rule_name=rule.alert_name,
                 workspace_id=rule.workspace_id, severity=rule.severity, status=status,
                 current_value=value, threshold=rule.threshold_value, condition_op=rule.condition_op,
                 window_s=rule.window_s, labels=inst.labels, message=describe(rule, value, inst.labels, status, at),
-                triggered_at=inst.triggered_at or at, resolved_at=resolved_at, sent_at=at, repeat=repeat,
+                triggered_at=inst.triggered_at or at, resolved_at=resolved_at, sent_at=sent, repeat=repeat,
                 acknowledged_by=inst.acknowledged_by,
             )
         ]
 
-    def _resolve(self, rule: AlertRule, inst: Instance, value: float | None, at: datetime) -> list[AlertNotification]:
+    def _resolve(
+        self, rule: AlertRule, inst: Instance, value: float | None, at: datetime, sent: datetime | None = None
+    ) -> list[AlertNotification]:
         out = []
         if inst.last_sent_status in ("firing", "nodata", "acknowledged", "muted"):
-            out = self._emit(rule, inst, "resolved", value, at, resolved_at=at)
+            out = self._emit(rule, inst, "resolved", value, at, resolved_at=at, sent=sent)
         else:
             inst.owed = None  # it fired and resolved inside a mute: nobody was told, nothing to take back
         inst.state, inst.pending_since, inst.clear_since = "inactive", None, None
@@ -181,30 +186,33 @@ class AlertEngine:
     # -- inputs ------------------------------------------------------------------------------
     def observe(
         self, workspace_id: UUID, metric: str, labels: dict[str, str], value: float, at: datetime,
-        window_s: float | None = None,
+        window_s: float | None = None, now: datetime | None = None,
     ) -> list[AlertNotification]:
-        """A closed window's value of `metric` for the series `labels`, at the window's end; with
-        `window_s`, only rules over windows of that size see it."""
+        """A closed window's value of `metric` for the series `labels`, at the window's end (event
+        time: `for` and `keep_firing_for` count in it); `now` is the wall clock (sent_at, repeats,
+        NoData and mutes count in it; default `at`). With `window_s`, only rules over windows of
+        that size see it."""
+        now = now or at
         out: list[AlertNotification] = []
         for rule in self._watching(workspace_id, metric, window_s):
             inst = self._instance(rule, labels)
             previous = inst.last_value
-            inst.last_value, inst.last_seen = value, at
+            inst.last_value, inst.last_seen = value, now
             if inst.state == "nodata":  # data is back
-                out += self._resolve(rule, inst, value, at)
+                out += self._resolve(rule, inst, value, at, now)
             if _holds(rule, value, previous):
                 inst.clear_since = None
                 if inst.state == "inactive":
                     inst.state, inst.pending_since = "pending", at
                 if inst.state == "pending" and at - inst.pending_since >= timedelta(seconds=rule.for_duration_s):
                     inst.state, inst.triggered_at = "firing", at
-                    out += self._emit(rule, inst, "firing", value, at)
+                    out += self._emit(rule, inst, "firing", value, at, sent=now)
             elif inst.state == "pending":
                 inst.state, inst.pending_since = "inactive", None
             elif inst.state == "firing":
                 inst.clear_since = inst.clear_since or at
                 if at - inst.clear_since >= timedelta(seconds=rule.keep_firing_for_s):
-                    out += self._resolve(rule, inst, value, at)
+                    out += self._resolve(rule, inst, value, at, now)
         return out
 
     def tick(self, now: datetime) -> list[AlertNotification]:

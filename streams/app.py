@@ -71,6 +71,11 @@ def create_app(settings: Settings) -> faust.App:
         await _ensure_partitions_retrying(settings)
 
     reported: set = set()
+    # the topics the agents consume (not the tables' changelogs: Faust reads those only to
+    # recover and never commits their offsets)
+    consumed = {*settings.source_topics.values()}
+    if stage is not None:
+        consumed |= {settings.window_input_topic, settings.alert_commands_topic}
 
     @app.timer(5.0)
     async def report_lag() -> None:
@@ -79,21 +84,33 @@ def create_app(settings: Settings) -> faust.App:
         for tp in reported - assigned:  # revoked in a rebalance: its lag is another worker's now
             metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
         reported.intersection_update(assigned)
-        for tp in assigned:
-            committed = consumer._committed_offset.get(tp)  # faust keeps the committed positions
-            try:
-                end = consumer.highwater(tp)
-            except Exception:  # noqa: BLE001 - no fetch yet for this partition
-                continue
-            if committed is not None and end is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
-                reported.add(tp)
+        for tp, lag in partition_lags(consumer, consumed).items():
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+            reported.add(tp)
 
     @app.on_before_shutdown.connect
     async def _close(app_: faust.App, **kwargs) -> None:  # noqa: ARG001
         await pool.close()
 
     return app
+
+
+def partition_lags(consumer, topics: set[str]) -> dict:
+    """Messages between the end of each assigned partition of `topics` and the group's committed
+    offset (the partitions whose end is not known yet are left out)."""
+    out = {}
+    for tp in consumer.assignment():
+        if tp.topic not in topics:
+            continue
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - no fetch yet for this partition
+            continue
+        if end is None:
+            continue
+        committed = consumer._committed_offset.get(tp)  # faust keeps the committed positions
+        out[tp] = max(0, end - (committed or 0))
+    return out
 
 
 def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_dead_letter) -> WindowStage:
@@ -105,18 +122,34 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
     alerts = AlertRuntime(settings.database_url, pool, publish_notification,
                           (settings.db_retry_initial_s, settings.db_retry_max_s))
     stage = WindowStage(app, settings, pool, alerts, publish_dead_letter)
+    # the topics whose backlog means "not quiet" (not the changelog: Faust never commits its offsets)
+    inputs = {*settings.source_topics.values(), settings.window_input_topic}
 
+    # both agents acknowledge each message as soon as it is handled (Faust's automatic ack would
+    # hold a partition's last message until the next one arrives: lag that never reaches 0)
     @app.agent(stage.input, name="windows")
     async def windows(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await stage.process(event.message.partition, event.value)
+        manual = stream.noack()
+        async for event in manual.events():
+            try:
+                await stage.process(event.message.partition, event.value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug: stop with the offset uncommitted rather than skip it
+                log.exception("window stage failed on %s[%d]@%d; stopping the worker",
+                              event.message.topic, event.message.partition, event.message.offset)
+                await app.crash(exc)
+                raise
+            await manual.ack(event)
 
     commands = app.topic(settings.alert_commands_topic, key_type=bytes, value_type=bytes)
 
     @app.agent(commands, name="alert-commands")
     async def alert_commands(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        manual = stream.noack()
+        async for event in manual.events():
             await stage.relay_command(event.message)
+            await manual.ack(event)
 
     @app.task
     async def follow_alert_rules() -> None:
@@ -124,7 +157,7 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
 
     @app.timer(settings.window_close_interval_s)
     async def close_windows() -> None:
-        await stage.close_due()
+        await stage.close_due(caught_up=not any(partition_lags(app.consumer, inputs).values()))
 
     @app.timer(settings.alert_tick_s)
     async def alert_tick() -> None:

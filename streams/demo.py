@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import orjson
 
 from db.migrate import migrate
 from db.partitions import ensure_partitions, partition_counts
@@ -21,22 +23,19 @@ from streams.publish import publish_messages
 from schemas.events import MAX_EVENTS_PER_MESSAGE
 from streams.synthetic import Generator, Workload
 from streams.topics import ensure_topics
+from streams.worker import spawn_worker, stop_worker
+
+
+#: small windows, so the demo sees them close within seconds (defaults: 60 s, 300/60 s, grace 10 s)
+DEMO_WINDOWS = {"window_tumbling_s": 2.0, "window_hopping_s": 6.0, "window_hop_step_s": 2.0,
+                "window_grace_s": 1.0, "window_idle_s": 2.0}
 
 
 def _start_worker(settings: Settings, port: int, log: Path) -> subprocess.Popen:
     env = dict(os.environ, LEARNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-               LEARNSTREAM_DATABASE_URL=settings.database_url, LEARNSTREAM_METRICS_PORT=str(port))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
-        env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 90
-    while "Worker]: Ready" not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"the worker did not start; see {log}:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.25)
-    return proc
+               LEARNSTREAM_DATABASE_URL=settings.database_url, LEARNSTREAM_METRICS_PORT=str(port),
+               **{f"LEARNSTREAM_{k.upper()}": str(v) for k, v in DEMO_WINDOWS.items()})
+    return spawn_worker(env, log)
 
 
 def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
@@ -47,7 +46,7 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
     for k, v in up().items():
         os.environ[k] = v
         print(f"   {k}={v}")
-    settings = load_settings()
+    settings = load_settings(**DEMO_WINDOWS)
 
     async def prepare() -> None:
         conn = await connect(settings.database_url)
@@ -69,16 +68,14 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
     try:
         return _publish_and_report(settings, port, events_per_topic, seed)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
 
 
 def _publish_and_report(settings: Settings, port: int, events_per_topic: int, seed: int | None) -> int:
     seed = seed if seed is not None else random.randrange(1 << 30)
-    gen = Generator(seed=seed)
+    # event times within the last second: a bulk replay spread wider than the grace period would
+    # be mostly late (see step 6, where 50 events a minute old are sent late on purpose)
+    gen = Generator(seed=seed, spread_s=1.0)
     print(f"4. publishing a synthetic workload (seed {seed}): per topic {events_per_topic} events, half as "
           "single-event messages and half as 500-event arrays, with ~2% duplicates, ~2% bad input and "
           "one array over the 1,000-event limit")
@@ -153,11 +150,65 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     total_events = sum(sent_events.values())
     print(f"end to end: {total_events} events consumed, validated and stored in {elapsed:.1f}s "
           f"(publish included) = {total_events / elapsed:,.0f} events/s")
+    ok = _windows_and_alerts(settings, port, seed) and ok
     print(f"metrics were served at http://127.0.0.1:{port}/metrics while the worker ran "
           "(`learnstream worker` serves them on :9464 by default)")
     print("next: `learnstream worker` to keep ingesting, `learnstream publish TOPIC FILE.jsonl`, "
           "`learnstream services down` to stop the services")
-    if not ok:
+    if consumed != sent_events:
         print(f"INCOMPLETE: consumed {consumed} of {sent_events} within the time limit", file=sys.stderr)
-        return 1
-    return 0
+    return 0 if ok else 1
+
+
+def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
+    from schemas.alerts import AlertNotification
+    from streams.alerts_cli import format_line
+    from streams.bench.alerts import measure
+
+    print(f"\n6. windows: tumbling {settings.window_tumbling_s:g} s, hopping {settings.window_hopping_s:g} s "
+          f"every {settings.window_hop_step_s:g} s, grace {settings.window_grace_s:g} s; a partition quiet for "
+          f"{settings.window_idle_s:g} s closes its windows on wall-clock time")
+    # 50 samples a minute old, after their windows closed: stored, but set aside as late
+    old = Generator(seed=seed, now=datetime.now(UTC) - timedelta(minutes=1), spread_s=1.0)  # same workspaces
+    stale = [old.performance_sample() for _ in range(50)]
+    asyncio.run(publish_messages(settings.kafka_bootstrap, settings.performance_topic,
+                                 [(stale[0]["workspace_id"].encode(), orjson.dumps(stale))]))
+    time.sleep(settings.window_grace_s + settings.window_idle_s + 2)  # the last windows close on idle
+
+    async def rollups() -> list[str]:
+        conn = await connect(settings.database_url)
+        try:
+            lines = []
+            for table in ("performance_rollups", "learning_rollups", "engagement_rollups"):
+                n = await conn.fetchval(f"SELECT count(*) FROM {table}")
+                lines.append(f"   {table}: {n} closed windows")
+            rows = await conn.fetch(
+                "SELECT metric_name, tags, window_start, window_s, count, mean, p95, max FROM performance_rollups "
+                "WHERE window_s = $1 AND closed_at > now() - interval '1 minute' ORDER BY count DESC LIMIT 3", settings.window_tumbling_s)
+            for r in rows:
+                tags = ",".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))
+                lines.append(f"      e.g. {r['metric_name']}{{{tags}}} [{r['window_start']:%H:%M:%S}+{r['window_s']:g}s]: "
+                             f"count {r['count']}, mean {r['mean']:.1f}, p95 {r['p95']:.1f}, max {r['max']:.1f}")
+            n = await conn.fetchval("SELECT count(*) FROM engagement_by_time")
+            lines.append(f"   engagement_by_time: {n} (workspace, platform, connector, day, hour) cells")
+            return lines
+        finally:
+            await conn.close()
+
+    print("\n".join(asyncio.run(rollups())))
+    m = scrape(port)
+    late = int(total(m, "learnstream_late_events_total"))
+    print(f"   windows closed: {int(total(m, 'learnstream_windows_closed_total'))}; late events set aside to "
+          f"{settings.late_events_topic}: {late} (the 50 samples a minute old, sent on purpose)")
+    print(f"\n7. alerts: rule 'api_latency.max > 100' over {settings.window_tumbling_s:g} s windows; 4 hosts send live "
+          "samples 5 times a second, every other window a spike")
+    result = asyncio.run(measure(settings, series=4, cycles=2))
+    for n in result.notifications:
+        print("   " + format_line(AlertNotification.model_validate(n)))
+    for line in result.lines():
+        print("   " + line)
+    counts = result.statuses()
+    good = counts.get("firing", 0) >= 1 and counts.get("resolved", 0) >= 1
+    if not good:
+        print("INCOMPLETE: no alert fired and resolved", file=sys.stderr)
+    return good

@@ -54,9 +54,10 @@ ID_FIELD = {"learning_event": "event_id", "performance_sample": "sample_id", "en
 
 
 class Generator:
-    def __init__(self, seed: int = 42, now: datetime | None = None, workspaces: int = 3) -> None:
+    def __init__(self, seed: int = 42, now: datetime | None = None, workspaces: int = 3, spread_s: float = 60.0) -> None:
         self.rng = random.Random(seed)
         self.now = now or datetime.now(UTC)
+        self.spread_ms = max(1, int(spread_s * 1000))
         self.workspaces = [str(uuid.UUID(int=self.rng.getrandbits(128), version=4)) for _ in range(workspaces)]
         self.contents = [str(uuid.UUID(int=self.rng.getrandbits(128), version=4)) for _ in range(50)]
         self._views: dict[str, int] = {}
@@ -65,8 +66,8 @@ class Generator:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def _ts(self) -> str:
-        # within the last minute, millisecond precision, with a timezone
-        t = self.now - timedelta(milliseconds=self.rng.randrange(60_000))
+        # within the last `spread_s` (default a minute), millisecond precision, with a timezone
+        t = self.now - timedelta(milliseconds=self.rng.randrange(self.spread_ms))
         return t.isoformat(timespec="milliseconds")
 
     def learning_event(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from db.rollups import write_rollups
 from db.tables import TABLES
 from schemas.alerts import AlertCommand
 from schemas.events import DeadLetterError
-from schemas.rollups import LateEvent, MissedWindow, Rollup
+from schemas.rollups import Rollup
 from streams import metrics
 from streams.alert_runtime import AlertRuntime
 from streams.config import Settings
@@ -153,6 +153,10 @@ def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
 class WindowStage:
     def __init__(self, app: faust.App, settings: Settings, pool: SharedPool, alerts: AlertRuntime,
                  publish_dead_letter: Callable[[bytes | None, bytes], Awaitable[Any]]) -> None:
@@ -217,20 +221,19 @@ class WindowStage:
             now = time.time()
             late = self._fold(partition, st, msg, now)
             if late:
-                futures = [await self.late_topic.send(key=e.event_id.bytes, value=orjson.dumps(e.model_dump(mode="json")))
-                           for e in late]
-                for fut in futures:
-                    await fut
+                # one late-events message per window-input message: a JSON array of LateEvent
+                fut = await self.late_topic.send(key=msg["w"].encode(), value=orjson.dumps(late))
+                await fut
                 metrics.LATE_EVENTS.labels(msg["k"]).inc(len(late))
-            await self._close(partition, st, now)
+            await self._close(partition, st)
 
-    def _fold(self, partition: int, st: PartitionState, msg: dict, now: float) -> list[LateEvent]:
+    def _fold(self, partition: int, st: PartitionState, msg: dict, now: float) -> list[dict]:
         kind, ws, src = msg["k"], msg["w"], msg["t"]
         w = st.windows[kind]
         engagement = kind == "engagement_update"
         pending: dict[tuple, dict[str, int]] = {}
         dirty_snaps: set[tuple[str, str]] = set()
-        late: list[LateEvent] = []
+        late: list[dict] = []
         seen_upto: dict[tuple, int] = {}  # a snapshot's offset mark as it was before this message
         duplicates = resets = 0
         wm_before = w.watermark
@@ -278,14 +281,14 @@ class WindowStage:
                     duplicates += 1
                     continue
             missed = w.add(key, t, value, now)
-            if missed:
-                late.append(LateEvent(
-                    kind=kind, workspace_id=ws, event_id=it[3], event_time=_ts(t), source_topic=src,
-                    partition=sp, offset=off, watermark=_ts(w.watermark),
-                    missed=[MissedWindow(window_s=s.size_s, step_s=s.step, window_start=_ts(start))
-                            for s, start in missed],
-                    received_at=_ts(now),
-                ))
+            if missed:  # the LateEvent contract, built without per-event validation (hot when a replay is late)
+                late.append({
+                    "kind": kind, "workspace_id": ws, "event_id": it[3], "event_time": _iso(t), "source_topic": src,
+                    "partition": sp, "offset": off, "watermark": _iso(w.watermark),
+                    "missed": [{"window_s": s.size_s, "step_s": s.step, "window_start": _iso(start)}
+                               for s, start in missed],
+                    "received_at": _iso(now),
+                })
             pane_start = w.pane_of(t)
             if pane_start in w.panes.get(key, ()):
                 marks = pending.setdefault((kind, key, pane_start), {})
@@ -296,6 +299,9 @@ class WindowStage:
             metrics.ENGAGEMENT_RESETS.inc(resets)
         # persist what changed: panes (aggregate + offsets folded), snapshots, the clock
         for pane, marks in pending.items():
+            _, key, ps = pane
+            if ps not in w.panes.get(key, ()):
+                continue  # closed and dropped within this very message (the watermark moved on)
             st.upto.setdefault(pane, {}).update(marks)
             self._put_pane(partition, st, pane)
         for sk in dirty_snaps:
@@ -329,21 +335,23 @@ class WindowStage:
         self._write(partition, f"{partition}|c", orjson.dumps(clock))
 
     # -- closing -----------------------------------------------------------------------------
-    async def close_due(self) -> None:
-        """Timer: close what wall-clock time made due on quiet partitions."""
+    async def close_due(self, caught_up: bool) -> None:
+        """Timer: close what wall-clock time made due on quiet partitions. Only while the worker
+        is caught up on its inputs: a partition that sees no events because the worker is busy
+        with a backlog is not quiet, and closing its windows would make the backlog late."""
         if self.app.rebalancing:
             return
         async with self._lock:
-            now = time.time()
+            now = time.time() if caught_up else None
             for partition, st in list(self.states.items()):
                 await self._close(partition, st, now)
 
-    async def _close(self, partition: int, st: PartitionState, now: float) -> None:
+    async def _close(self, partition: int, st: PartitionState, wall_now: float | None = None) -> None:
         rollups: list[Rollup] = []
         changed = False
         for kind, w in st.windows.items():
             before = w.closed_horizon
-            closed = w.close_due(now)
+            closed = w.close_due(wall_now)
             if closed:
                 closed_at = datetime.now(UTC)
                 for c in closed:

@@ -7,8 +7,9 @@ Semantics (per Windower, i.e. per stream partition):
   starts are aligned to the epoch.
 * the watermark is the largest event time seen. A window is *closed* once
   start + size + grace <= horizon, where the horizon is the watermark, moved on by wall-clock time
-  while the partition is idle for longer than `idle_s` (so a quiet key still gets its final
-  result, and a replay of old data is still windowed by event time).
+  while no event at all has arrived for longer than `idle_s` (so a quiet key still gets its final
+  result, while a replay of old data, or a burst of events that do not move the watermark, is
+  still windowed by event time).
 * an event is added to each of its windows that is not closed; the windows it missed are
   returned, so the caller can send it to the late-events topic and count it. A late event is never
   folded into a closed window.
@@ -110,7 +111,7 @@ class Windower(Generic[A]):
         self.watermark = -math.inf
         #: windows closing at or before this have been materialised
         self.closed_horizon = -math.inf
-        self._advanced_at_wall: float | None = None
+        self._last_event_wall: float | None = None
         self._ready: list[Closed[A]] = []
         self._first_close: dict[float, float] = {}
 
@@ -120,8 +121,8 @@ class Windower(Generic[A]):
 
     def horizon(self, wall_now: float | None = None) -> float:
         h = max(self.closed_horizon, self.watermark)
-        if wall_now is not None and self._advanced_at_wall is not None:
-            idle = wall_now - self._advanced_at_wall - self.idle_s
+        if wall_now is not None and self._last_event_wall is not None:
+            idle = wall_now - self._last_event_wall - self.idle_s
             if idle > 0:
                 h = max(h, self.watermark + idle)
         return h
@@ -129,7 +130,7 @@ class Windower(Generic[A]):
     def restore(self, watermark: float, closed_horizon: float, wall_now: float | None) -> None:
         """Set the clock from persisted state (after a restart or rebalance)."""
         self.watermark, self.closed_horizon = watermark, closed_horizon
-        self._advanced_at_wall = wall_now
+        self._last_event_wall = wall_now
 
     def _last_close(self, pane: float) -> float:
         """When the last window containing `pane` closes."""
@@ -140,8 +141,9 @@ class Windower(Generic[A]):
         """Add a value; return the (spec, start) of the windows it was too late for."""
         if t > self.watermark:
             self.watermark = t
-            self._advanced_at_wall = wall_now
-        horizon = self.horizon(wall_now)
+        if wall_now is not None:
+            self._last_event_wall = wall_now
+        horizon = self.horizon()  # the wall clock moves it only in close_due (the caller decides when)
         if horizon > self.closed_horizon:
             self._materialise(horizon)
         ps = self.pane_of(t)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import asyncpg
 import faust
@@ -57,3 +61,29 @@ def run_worker(settings: Settings) -> None:
         log.warning("metrics on http://%s:%d/metrics", settings.metrics_host, port)
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
+
+
+def spawn_worker(env: dict[str, str], log: Path, timeout_s: float = 90) -> subprocess.Popen:
+    """`learnstream worker` in a subprocess with `env`, its output in `log`; returns once it is
+    ready (RuntimeError with the log's tail if it exits or is not ready in time)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
+        env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + timeout_s
+    while "Worker]: Ready" not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the worker did not start; see {log}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.25)
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM (a clean shutdown: in-flight batches finish), then SIGKILL after `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

@@ -14,10 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 import pytest
 
-from db.databases import create_database, drop_database
-from db.migrate import migrate
-from db.partitions import ensure_partitions
-from db.pool import connect
+from db.databases import create_migrated_database, drop_database
 from streams.topics import ensure_topics
 from tests.support import Stack, Worker
 
@@ -47,13 +44,7 @@ async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     base = services["LEARNSTREAM_DATABASE_URL"]
     st = Stack(bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], dsn="")
     dbname = f"t_{st.tag}"
-    st.dsn = await create_database(base, dbname)
-    conn = await connect(st.dsn)
-    try:
-        await migrate(conn)
-        await ensure_partitions(conn)
-    finally:
-        await conn.close()
+    st.dsn = await create_migrated_database(base, dbname)
     await ensure_topics(st.bootstrap, [*st.topics.values(), st.dlq], 4)
     try:
         yield st

@@ -57,8 +57,13 @@ def _worker_env(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--set", "settings_", multiple=True, metavar="NAME=VALUE",
               help="a setting for the learnstream pipeline, e.g. --set batch_max_events=2000 (repeatable)")
 @click.option("--profile", is_flag=True, help="record the learnstream pipeline with py-spy and print its top functions")
+@click.option("--alerts", is_flag=True,
+              help="instead: measure alert latency (window closed -> notification, sample -> notification) on a live stream")
+@click.option("--alert-window", type=float, default=5.0, show_default=True, help="with --alerts: tumbling window seconds")
+@click.option("--alert-series", type=int, default=20, show_default=True, help="with --alerts: series (hosts) spiking")
+@click.option("--alert-cycles", type=int, default=4, show_default=True, help="with --alerts: spike windows per series")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
-          settings_, profile, write_path) -> None:
+          settings_, profile, write_path, alerts, alert_window, alert_series, alert_cycles) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -73,6 +78,16 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
 
     for k, v in up().items():
         os.environ.setdefault(k, v)
+    if alerts:
+        from streams.bench.alerts import run_alert_bench
+
+        click.echo(f"alert latency: rule api_latency.max > 100 over {alert_window:g} s tumbling windows (grace 1 s), "
+                   f"{alert_series} series, 5 samples/s each, {alert_cycles} spike windows per series")
+        result = run_alert_bench(load_settings(), window_s=alert_window, grace_s=1.0, series=alert_series,
+                                 cycles=alert_cycles, rate_hz=5.0, log_dir=out_dir)
+        for line in result.lines():
+            click.echo(line)
+        return
     if write_path:
         from streams.bench.writepath import run
 

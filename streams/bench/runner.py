@@ -25,10 +25,7 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from db.databases import create_database, drop_database
-from db.migrate import migrate
-from db.partitions import ensure_partitions
-from db.pool import connect
+from db.databases import create_migrated_database, drop_database
 from db.tables import TABLES
 from streams.config import Settings
 from streams.metrics import scrape, total
@@ -40,6 +37,8 @@ from streams.topics import ensure_topics
 PIPELINES = {
     "limit": [sys.executable, "-m", "streams.bench.peers.limit"],
     "learnstream": [sys.executable, "-m", "streams.cli", "worker", "--log-level", "warn"],
+    # the same worker with the window stage and alert engine off: what windows + alerts cost
+    "ingest-only": [sys.executable, "-m", "streams.cli", "worker", "--log-level", "warn"],
     "naive-faust": [sys.executable, "-m", "streams.bench.peers.naive_faust", "worker", "-l", "warn"],
     "quix": [sys.executable, "-m", "streams.bench.peers.quix"],
 }
@@ -118,14 +117,7 @@ class Bench:
     # -- one pipeline -----------------------------------------------------------------------
     async def _database(self, name: str) -> str:
         await drop_database(self.s.database_url, name)
-        dsn = await create_database(self.s.database_url, name)
-        conn = await connect(dsn)
-        try:
-            await migrate(conn)
-            await ensure_partitions(conn)
-        finally:
-            await conn.close()
-        return dsn
+        return await create_migrated_database(self.s.database_url, name)
 
     async def run_pipeline(self, name: str, shape: str, loads: dict[str, Workload], topics: dict[str, str]) -> Result:
         import psutil
@@ -136,7 +128,8 @@ class Bench:
         want = sum(expected.values())
         events = sum(w.events for w in loads.values())
         state = Path(f"/tmp/learnstream-bench-{self.run_id}-{name}-{shape}")
-        metrics_port = free_port() if name == "learnstream" else 0
+        ours = name in ("learnstream", "ingest-only")
+        metrics_port = free_port() if ours else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
             LEARNSTREAM_KAFKA_BOOTSTRAP=self.s.kafka_bootstrap, LEARNSTREAM_DATABASE_URL=dsn,
@@ -145,11 +138,15 @@ class Bench:
             LEARNSTREAM_PERFORMANCE_TOPIC=topics["performance_sample"],
             LEARNSTREAM_ENGAGEMENT_TOPIC=topics["engagement_update"],
             LEARNSTREAM_DLQ_TOPIC=f"bench.{self.run_id}.dlq", LEARNSTREAM_METRICS_PORT=str(metrics_port),
+            **{f"LEARNSTREAM_{t.upper()}_TOPIC": f"bench.{self.run_id}.{shape}.{name}.{t}" for t in
+               ("window_input", "rollups", "late_events", "alert_notifications", "alert_commands")},
             LEARNSTREAM_TOPIC_PARTITIONS=str(self.plan.partitions),
             LEARNSTREAM_STATE_DIR=str(state), LEARNSTREAM_DATA_DIR=str(state / "data"),
         )
-        if name == "learnstream":
+        if ours:
             env.update(self.plan.worker_env)
+        if name == "ingest-only":
+            env["LEARNSTREAM_WINDOWS_ENABLED"] = "false"
         state.mkdir(parents=True, exist_ok=True)
         log_path = state / "pipeline.log"
         started = time.time()

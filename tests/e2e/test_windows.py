@@ -16,6 +16,7 @@ from db.pool import connect
 import orjson
 import pytest
 
+from schemas.rollups import LateEvent, Rollup
 from streams.publish import publish_messages
 from tests.support import metric, read_topic, wait_for_rows
 
@@ -119,11 +120,14 @@ async def test_rollups_match_the_events_and_late_events_are_set_aside(stack, sta
 
     published = await read_topic(stack.bootstrap, stack.rollups, len(rows) + 4)
     assert len([r for r in published if r["kind"] == "performance_sample"]) == len(rows)
+    for r in published:
+        Rollup.model_validate(r)
 
     # an event beyond the grace period: stored, not folded in, on the late-events topic
     late = sample(ws, base + 1, 9999.0, host="a")
     await publish_messages(stack.bootstrap, stack.topics["performance_sample"], [(None, orjson.dumps(late))])
-    [seen] = await read_topic(stack.bootstrap, stack.late_events, 1)
+    [[seen]] = await read_topic(stack.bootstrap, stack.late_events, 1)
+    LateEvent.model_validate(seen)
     assert (seen["event_id"], seen["kind"]) == (late["sample_id"], "performance_sample")
     assert {(m["window_s"], datetime.fromisoformat(m["window_start"]).timestamp()) for m in seen["missed"]} == {
         (10.0, base), (20.0, base - 10), (20.0, base)}
