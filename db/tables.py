@@ -43,7 +43,7 @@ class TableSpec:
         cols = self.quoted_columns()
         return (
             f"INSERT INTO {self.name} ({cols}) SELECT {cols} FROM {self.staging} "
-            'ON CONFLICT DO NOTHING RETURNING "id"'
+            "ON CONFLICT DO NOTHING"
         )
 
 

@@ -48,12 +48,13 @@ class WriteResult:
     #: seconds spent in COPY + INSERT round trips (whole transactions)
     write_seconds: float = 0.0
     transactions: int = 0
-    #: positions (in the rows given) of the rows this call stored: not duplicates, not rejected
-    stored: list[int] = field(default_factory=list)
     #: batches written directly / staged / direct attempts refused for a stored row
     direct: int = 0
     staged: int = 0
     conflicts: int = 0
+    #: positions of the rows that are in the table now, first occurrences only: stored by this
+    #: call or stored before (a redelivery, a producer's repeat), not rejected
+    accepted: list[int] = field(default_factory=list)
 
 
 class WritePolicy:
@@ -93,12 +94,11 @@ def _unique(spec: TableSpec, rows: list[tuple]) -> tuple[list[tuple], list[int]]
     return kept, positions
 
 
-async def _write_staged(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple]) -> set:
-    """The ids of the rows inserted (the others were stored already)."""
+async def _write_staged(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple]) -> int:
     async with conn.transaction():
         await conn.copy_records_to_table(spec.staging, records=rows, columns=spec.columns)
-        inserted = await conn.fetch(spec.insert_sql())
-    return {r[0] for r in inserted}
+        status = await conn.execute(spec.insert_sql())
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def _write_direct(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple]) -> int:
@@ -120,7 +120,7 @@ async def write_rows(
         t0 = time.perf_counter()
         try:
             result.inserted += await _write_direct(conn, spec, unique)
-            result.stored = positions
+            result.accepted = positions
             result.direct += 1
             return result
         except asyncpg.exceptions.UniqueViolationError:
@@ -132,6 +132,8 @@ async def write_rows(
             result.write_seconds += time.perf_counter() - t0
             result.transactions += 1
     await _write_bisecting(conn, spec, unique, positions, result)
+    refused = {pos for pos, _ in result.rejected}
+    result.accepted = [pos for pos in positions if pos not in refused]
     return result
 
 
@@ -144,7 +146,7 @@ async def _write_bisecting(
         chunk = rows[start:end]
         t0 = time.perf_counter()
         try:
-            ids = await _write_staged(conn, spec, chunk)
+            inserted = await _write_staged(conn, spec, chunk)
         except ROW_DATA_ERRORS as exc:
             result.write_seconds += time.perf_counter() - t0
             result.transactions += 1
@@ -158,8 +160,6 @@ async def _write_bisecting(
         result.write_seconds += time.perf_counter() - t0
         result.transactions += 1
         result.staged += 1
-        result.inserted += len(ids)
-        result.duplicates += len(chunk) - len(ids)
-        result.stored.extend(positions[i] for i in range(start, end) if rows[i][0] in ids)
+        result.inserted += inserted
+        result.duplicates += len(chunk) - inserted
     result.rejected.sort()
-    result.stored.sort()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 import faust
 
@@ -125,14 +126,15 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
     # the topics whose backlog means "not quiet" (not the changelog: Faust never commits its offsets)
     inputs = {*settings.source_topics.values(), settings.window_input_topic}
 
-    # both agents acknowledge each message as soon as it is handled (Faust's automatic ack would
-    # hold a partition's last message until the next one arrives: lag that never reaches 0)
+    # both agents acknowledge explicitly: window-input messages once the state they changed is in
+    # the changelog (stage.flush), commands once relayed. (Faust's automatic ack would also hold a
+    # partition's last message until the next one arrives: lag that never reaches 0.)
     @app.agent(stage.input, name="windows")
     async def windows(stream: faust.StreamT) -> None:
         manual = stream.noack()
         async for event in manual.events():
             try:
-                await stage.process(event.message.partition, event.value)
+                await stage.process(event.message.partition, event.value, partial(manual.ack, event))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug: stop with the offset uncommitted rather than skip it
@@ -140,7 +142,6 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
                               event.message.topic, event.message.partition, event.message.offset)
                 await app.crash(exc)
                 raise
-            await manual.ack(event)
 
     commands = app.topic(settings.alert_commands_topic, key_type=bytes, value_type=bytes)
 
@@ -155,6 +156,10 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
     async def follow_alert_rules() -> None:
         await alerts.follow_rules()
 
+    @app.timer(settings.window_flush_interval_s)
+    async def flush_windows() -> None:
+        await stage.flush()
+
     @app.timer(settings.window_close_interval_s)
     async def close_windows() -> None:
         await stage.close_due(caught_up=not any(partition_lags(app.consumer, inputs).values()))
@@ -167,6 +172,10 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
     @app.timer(5.0)
     async def report_windows() -> None:
         stage.report()
+
+    @app.timer(60.0)
+    async def forget_old_snapshots() -> None:
+        stage.forget_old_snapshots()
 
     return stage
 
@@ -192,7 +201,7 @@ def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App, stage: Wi
                 outcome = await sink.process([e.message for e in events])
                 await asyncio.shield(before)
                 if stage is not None and outcome.stored_rows:
-                    await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_from)
+                    await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
                 if not mine.done():
                     mine.set_result(None)
                 for event in events:

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         5.0, gt=0, description="a partition quiet this long closes its windows on wall-clock time"
     )
     window_close_interval_s: float = Field(0.25, gt=0, description="how often due windows are looked for")
+    window_flush_interval_s: float = Field(
+        0.5, gt=0, description="how often changed window state goes to the changelog (and its messages are acked)"
+    )
     alert_tick_s: float = Field(1.0, gt=0, description="how often repeats, NoData and mute expiry are checked")
 
     partition_check_interval_s: float = Field(

@@ -55,9 +55,12 @@ class BatchOutcome:
     duplicates: int = 0
     invalid: Tally = field(default_factory=Tally)
     dead_letters: int = 0
-    #: rows this batch stored (not duplicates, not rejected) and the message each came from
+    #: rows of this batch now in their table (stored now or before: a redelivery is windowed
+    #: again, and the window stage skips what it folded already by source offset), the batch's
+    #: messages, and for each such row the index of its message
     stored_rows: list[tuple] = field(default_factory=list)
-    stored_from: list[Message] = field(default_factory=list)
+    batch: Sequence[Message] = ()
+    stored_origin: list[int] = field(default_factory=list)
 
 
 def _text(raw: bytes | None) -> tuple[str | None, str | None]:
@@ -246,8 +249,12 @@ class BatchSink:
         if rows:
             result = await self._write(rows)
             out.inserted, out.duplicates = result.inserted, result.duplicates
-            out.stored_rows = [rows[pos] for pos in result.stored]
-            out.stored_from = [messages[origin[pos]] for pos in result.stored]
+            out.batch = messages
+            if len(result.accepted) == len(rows):  # all of them (the usual case): no copies
+                out.stored_rows, out.stored_origin = rows, origin
+            else:
+                out.stored_rows = [rows[pos] for pos in result.accepted]
+                out.stored_origin = [origin[pos] for pos in result.accepted]
             for pos, error in result.rejected:
                 out.invalid["database_rejected"] += 1
                 dead.append(

@@ -32,8 +32,9 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,43 +88,59 @@ def _sorted_json(d: dict) -> str:
 # -- 1. ingest side: stored rows -> window-input messages --------------------------------------
 
 
-def _item_builder(kind: str) -> Callable[[tuple], list]:
+def _getter(kind: str) -> Callable[[tuple], tuple]:
+    """row -> (time, id, ...the kind's fields), by a C-level itemgetter; orjson writes the
+    datetime and the UUIDs in C too."""
     cols = TABLES[kind].columns
-    at = {c: i for i, c in enumerate(cols)}
-    if kind == "performance_sample":
-        m, tg, v = at["metric_name"], at["tags"], at["value"]
-        return lambda r: [r[m], r[tg], r[v]]
+    fields = {
+        "performance_sample": ("metric_name", "tags", "value"),
+        "learning_event": ("event_type", "source_system", "processing_time_ms"),
+        "engagement_update": ("content_id", "platform", "connector_id", *COUNTERS),
+    }[kind]
+    return itemgetter(TABLES[kind].time_index, 0, *(cols.index(f) for f in fields))
+
+
+_GETTERS = {kind: _getter(kind) for kind in TABLES}
+
+
+def window_messages(
+    kind: str, rows: list[tuple], origin: list[int], messages: Sequence, partitions: int
+) -> list[tuple[int, bytes, bytes]]:
+    """(partition, key, value) window-input messages for the stored `rows` of one batch
+    (`origin[i]`: the index in `messages` of the message rows[i] came from). Each item is
+    [[source partition, source offset], [time, id, ...kind's fields]] (+ the error flag of a
+    learning event). Built with C-level map/zip/itemgetter: no Python code per row but a dict
+    lookup when the batch holds several workspaces."""
+    if not rows:
+        return []
+    cols = TABLES[kind].columns
+    sources = [(m.partition, m.offset) for m in messages]
+    evs = map(_GETTERS[kind], rows)
+    wheres = map(sources.__getitem__, origin)
     if kind == "learning_event":
-        et, ss, sub, data, ms = (at[c] for c in ("event_type", "source_system", "event_subtype", "event_data",
-                                                 "processing_time_ms"))
-        return lambda r: [r[et], r[ss], is_learning_error(r[sub], r[data]), r[ms]]
-    cid, pl, cn = at["content_id"], at["platform"], at["connector_id"]
-    counters = [at[c] for c in COUNTERS]
-    return lambda r: [str(r[cid]), r[pl], r[cn], *[r[i] for i in counters]]
-
-
-_BUILDERS = {kind: _item_builder(kind) for kind in TABLES}
-
-
-def window_messages(kind: str, rows: list[tuple], sources: list, partitions: int) -> list[tuple[int, bytes, bytes]]:
-    """(partition, key, value) window-input messages for the stored `rows` of one batch; each
-    item is [source partition, source offset, event time, event id, ...kind's fields]."""
-    spec = TABLES[kind]
-    ti, wi = spec.time_index, spec.columns.index("workspace_id")
-    build = _BUILDERS[kind]
-    by_ws: dict[Any, list] = {}
-    topic = sources[0].topic if sources else ""
-    for row, msg in zip(rows, sources):
-        items = by_ws.get(row[wi])
-        if items is None:
-            items = by_ws[row[wi]] = []
-        items.append([msg.partition, msg.offset, row[ti].timestamp(), str(row[0]), *build(row)])
+        flags = map(is_learning_error, map(itemgetter(cols.index("event_subtype")), rows),
+                    map(itemgetter(cols.index("event_data")), rows))
+        items = list(zip(wheres, evs, flags))
+    else:
+        items = list(zip(wheres, evs))
+    workspaces = list(map(itemgetter(cols.index("workspace_id")), rows))
+    first = workspaces[0]
+    if workspaces.count(first) == len(workspaces):
+        by_ws: dict[Any, list] = {first: items}
+    else:
+        by_ws = {}
+        for ws, item in zip(workspaces, items):
+            group = by_ws.get(ws)
+            if group is None:
+                group = by_ws[ws] = []
+            group.append(item)
+    topic = messages[0].topic
     out = []
-    for ws, items in by_ws.items():
+    for ws, group in by_ws.items():
         w = str(ws)
         part = workspace_partition(w, partitions)
-        for i in range(0, len(items), ITEMS_PER_MESSAGE):
-            value = orjson.dumps({"k": kind, "w": w, "t": topic, "i": items[i:i + ITEMS_PER_MESSAGE]})
+        for i in range(0, len(group), ITEMS_PER_MESSAGE):
+            value = orjson.dumps({"k": kind, "w": w, "t": topic, "i": group[i:i + ITEMS_PER_MESSAGE]})
             out.append((part, w.encode(), value))
     return out
 
@@ -147,6 +164,10 @@ class PartitionState:
     upto: dict[tuple, dict[str, int]] = field(default_factory=dict)
     #: (workspace, series_key) -> engagement snapshot
     snaps: dict[tuple[str, str], Snapshot] = field(default_factory=dict)
+    #: changed since the last flush to the changelog
+    dirty_panes: set[tuple] = field(default_factory=set)
+    dirty_snaps: set[tuple[str, str]] = field(default_factory=set)
+    clock_dirty: bool = False
 
 
 def _ts(t: float) -> datetime:
@@ -175,6 +196,7 @@ class WindowStage:
         self.table.on_recover(self._recovered)
         self.states: dict[int, PartitionState] = {}
         self._lock = asyncio.Lock()
+        self._acks: list[Callable[[], Awaitable[Any]]] = []
         self._publish_dead_letter = publish_dead_letter
         self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
 
@@ -182,10 +204,10 @@ class WindowStage:
         return PartitionState({k: Windower(self.specs, agg, self.settings.window_idle_s) for k, agg in AGGREGATES.items()})
 
     # -- ingest side -------------------------------------------------------------------------
-    async def send_stored(self, kind: str, rows: list[tuple], sources: list) -> None:
+    async def send_stored(self, kind: str, rows: list[tuple], origin: list[int], messages: Sequence) -> None:
         """Send a batch's stored rows to window-input; returns when the broker has them all."""
         futures = [await self.input.send(key=k, value=v, partition=p)
-                   for p, k, v in window_messages(kind, rows, sources, self.partitions)]
+                   for p, k, v in window_messages(kind, rows, origin, messages, self.partitions)]
         for fut in futures:
             await fut
 
@@ -209,9 +231,12 @@ class WindowStage:
         await fut
 
     # -- window agent ------------------------------------------------------------------------
-    async def process(self, partition: int, value: bytes) -> None:
+    async def process(self, partition: int, value: bytes, ack: Callable[[], Awaitable[Any]]) -> None:
+        """Fold a window-input message. `ack` is called once what it changed is in the changelog
+        (see `flush`), so a crash before that redelivers it."""
         msg = orjson.loads(value)
         async with self._lock:
+            self._acks.append(ack)
             if "cmd" in msg:
                 await self.alerts.command(AlertCommand.model_validate(msg["cmd"]))
                 return
@@ -228,27 +253,50 @@ class WindowStage:
             await self._close(partition, st)
 
     def _fold(self, partition: int, st: PartitionState, msg: dict, now: float) -> list[dict]:
+        """Fold one window-input message (a batch of one workspace's events of one kind). The
+        message is one step of event time: every event in it is judged late or not against the
+        horizon before it, then the watermark moves to its newest event."""
         kind, ws, src = msg["k"], msg["w"], msg["t"]
         w = st.windows[kind]
         engagement = kind == "engagement_update"
-        pending: dict[tuple, dict[str, int]] = {}
+        learning = kind == "learning_event"
         dirty_snaps: set[tuple[str, str]] = set()
         late: list[dict] = []
         seen_upto: dict[tuple, int] = {}  # a snapshot's offset mark as it was before this message
         duplicates = resets = 0
         wm_before = w.watermark
+        pane_of, upto_get = w.pane_of, st.upto.get
+        fromiso = datetime.fromisoformat
+        tps: dict[int, str] = {}
+        series_of: dict[tuple, str] = {}  # canonical series keys, made once per message
+        groups: dict[tuple, list] = {}  # (key, pane start) -> values
+        members: dict[tuple, list] = {}  # (key, pane start) -> (source "topic:partition", offset, time, id)
+        t_max = -math.inf
         for it in msg["i"]:
-            sp, off, t = it[0], it[1], it[2]
-            tp = f"{src}:{sp}"
+            (sp, off), ev = it[0], it[1]
+            t = fromiso(ev[0]).timestamp()
+            tp = tps.get(sp)
+            if tp is None:
+                tp = tps[sp] = f"{src}:{sp}"
             if kind == "performance_sample":
-                series = _sorted_json({"metric_name": it[4], "tags": it[5]})
-                value: Any = it[6]
-            elif kind == "learning_event":
-                series = _sorted_json({"event_type": it[4], "source_system": it[5]})
-                value = (it[6], it[7])
+                raw = (ev[2], tuple(ev[3].items()))
+                series = series_of.get(raw)
+                if series is None:
+                    series = series_of[raw] = _sorted_json({"metric_name": ev[2], "tags": ev[3]})
+                value: Any = ev[4]
+            elif learning:
+                raw = (ev[2], ev[3])
+                series = series_of.get(raw)
+                if series is None:
+                    series = series_of[raw] = _sorted_json({"event_type": ev[2], "source_system": ev[3]})
+                value = (it[2], ev[4])
             else:
-                series = _sorted_json({"content_id": it[4], "platform": it[5], "connector_id": it[6]})
-                cur = dict(zip(COUNTERS, it[7:12]))
+                raw = (ev[2], ev[3], ev[4])
+                series = series_of.get(raw)
+                if series is None:
+                    series = series_of[raw] = _sorted_json(
+                        {"content_id": ev[2], "platform": ev[3], "connector_id": ev[4]})
+                cur = dict(zip(COUNTERS, ev[5:10]))
                 snap = st.snaps.get((ws, series))
                 if snap is not None:
                     mark = seen_upto.get((series, tp))
@@ -273,42 +321,75 @@ class WindowStage:
                     snap.counters = {c: max(n, snap.counters.get(c, 0)) for c, n in cur.items()}
                 snap.upto[tp] = off
                 dirty_snaps.add((ws, series))
-            key = (ws, series)
+            ps = pane_of(t)
+            gk = ((ws, series), ps)
             if not engagement:
-                pane = (kind, key, w.pane_of(t))
-                done = st.upto.get(pane)
+                done = upto_get((kind, gk[0], ps))
                 if done is not None and off <= done.get(tp, -1):
                     duplicates += 1
                     continue
-            missed = w.add(key, t, value, now)
+            g = groups.get(gk)
+            if g is None:
+                g = groups[gk] = []
+                members[gk] = []
+            g.append(value)
+            members[gk].append((tp, off, ev[0], ev[1], sp))
+            if t > t_max:
+                t_max = t
+        pending: dict[tuple, dict[str, int]] = {}
+        wm_iso = received = None
+        for gk, values in groups.items():
+            key, ps = gk
+            missed = w.add_many(key, ps, values)
             if missed:  # the LateEvent contract, built without per-event validation (hot when a replay is late)
-                late.append({
-                    "kind": kind, "workspace_id": ws, "event_id": it[3], "event_time": _iso(t), "source_topic": src,
-                    "partition": sp, "offset": off, "watermark": _iso(w.watermark),
-                    "missed": [{"window_s": s.size_s, "step_s": s.step, "window_start": _iso(start)}
-                               for s, start in missed],
-                    "received_at": _iso(now),
-                })
-            pane_start = w.pane_of(t)
-            if pane_start in w.panes.get(key, ()):
-                marks = pending.setdefault((kind, key, pane_start), {})
-                marks[tp] = max(off, marks.get(tp, -1))
+                if wm_iso is None:
+                    wm_iso, received = _iso(w.watermark), _iso(now)
+                gone = [{"window_s": sp_.size_s, "step_s": sp_.step, "window_start": _iso(start)} for sp_, start in missed]
+                for tp, off, t_iso, eid, sp in members[gk]:
+                    late.append({
+                        "kind": kind, "workspace_id": ws, "event_id": eid, "event_time": t_iso, "source_topic": src,
+                        "partition": sp, "offset": off, "watermark": wm_iso, "missed": gone, "received_at": received,
+                    })
+            if ps in w.panes.get(key, ()):
+                marks = pending[(kind, key, ps)] = {}
+                for tp, off, *_ in members[gk]:
+                    marks[tp] = off  # a source partition's items come in offset order
+        w.advance(t_max, now)
         if duplicates:
             metrics.WINDOW_DUPLICATES.labels(kind).inc(duplicates)
         if resets:
             metrics.ENGAGEMENT_RESETS.inc(resets)
-        # persist what changed: panes (aggregate + offsets folded), snapshots, the clock
+        # what changed is written to the changelog by the next flush
         for pane, marks in pending.items():
             _, key, ps = pane
             if ps not in w.panes.get(key, ()):
                 continue  # closed and dropped within this very message (the watermark moved on)
             st.upto.setdefault(pane, {}).update(marks)
-            self._put_pane(partition, st, pane)
-        for sk in dirty_snaps:
-            self._put_snap(partition, sk, st.snaps[sk])
+            st.dirty_panes.add(pane)
+        st.dirty_snaps |= dirty_snaps
         if w.watermark != wm_before:
-            self._put_clock(partition, st)
+            st.clock_dirty = True
         return late
+
+    async def flush(self) -> None:
+        """Timer: write the panes, snapshots and clocks changed since the last flush to the
+        changelog (each once, however many messages changed it), then acknowledge the messages
+        folded meanwhile. Faust flushes the producer before it commits their offsets."""
+        async with self._lock:
+            for partition, st in self.states.items():
+                for pane in st.dirty_panes:
+                    kind, key, ps = pane
+                    if ps in st.windows[kind].panes.get(key, ()):
+                        self._put_pane(partition, st, pane)
+                for sk in st.dirty_snaps:
+                    if sk in st.snaps:
+                        self._put_snap(partition, sk, st.snaps[sk])
+                if st.clock_dirty:
+                    self._put_clock(partition, st)
+                st.dirty_panes, st.dirty_snaps, st.clock_dirty = set(), set(), False
+            acks, self._acks = self._acks, []
+        for ack in acks:
+            await ack()
 
     # -- table writes (changelog) -------------------------------------------------------------
     def _write(self, partition: int, key: str, value: bytes | None) -> None:
@@ -348,9 +429,9 @@ class WindowStage:
 
     async def _close(self, partition: int, st: PartitionState, wall_now: float | None = None) -> None:
         rollups: list[Rollup] = []
-        changed = False
+        tombstones: list[tuple] = []
+        dropped = False
         for kind, w in st.windows.items():
-            before = w.closed_horizon
             closed = w.close_due(wall_now)
             if closed:
                 closed_at = datetime.now(UTC)
@@ -364,17 +445,25 @@ class WindowStage:
                         closed_at=closed_at, stats=stats,
                     ))
                 metrics.WINDOWS_CLOSED.labels(kind).inc(len(closed))
-            if w.closed_horizon != before:
-                changed = True
-                # panes no window needs any more
-                for pane in [p for p in st.upto if p[0] == kind and p[2] not in w.panes.get(p[1], ())]:
-                    del st.upto[pane]
-                    _, (ws, series), ps = pane
-                    self._write(partition, f"{partition}|p|{kind}|{ws}|{ps!r}|{series}", None)
+            if w.dropped:  # panes no window needs any more
+                dropped = True
+                for key, ps in w.dropped:
+                    if st.upto.pop((kind, key, ps), None) is not None:
+                        tombstones.append((kind, key, ps))
+                        st.dirty_panes.discard((kind, key, ps))
+                w.dropped.clear()
+        if rollups or dropped:
+            # the clock before the tombstones: recovered with the clock but without a tombstone,
+            # a closed window is not closed twice
+            self._put_clock(partition, st)
+        for kind, key, ps in tombstones:
+            self._write(partition, f"{partition}|p|{kind}|{key[0]}|{ps!r}|{key[1]}", None)
         if rollups:
             await self._emit(rollups)
-        if changed:
-            self._put_clock(partition, st)
+
+    def forget_old_snapshots(self) -> None:
+        """Drop engagement snapshots older than SNAPSHOT_TTL_S behind their partition's watermark."""
+        for partition, st in self.states.items():
             horizon = st.windows["engagement_update"].watermark
             for sk in [sk for sk, s in st.snaps.items() if s.t < horizon - SNAPSHOT_TTL_S]:
                 del st.snaps[sk]
@@ -433,6 +522,7 @@ class WindowStage:
                 for kind, (wm, ch) in clock.items():
                     states[p].windows[kind].restore(_inf(wm), _inf(ch), now)
             self.states = states
+            self._acks = []  # folded but not flushed: Faust redelivers them from the committed offset
             panes = sum(len(st.upto) for st in states.values())
             log.info("window state recovered: partitions %s, %d panes", sorted(active), panes)
         # in the background: the rules may not be loaded yet, and recovery must not wait for them

@@ -114,6 +114,9 @@ class Windower(Generic[A]):
         self._last_event_wall: float | None = None
         self._ready: list[Closed[A]] = []
         self._first_close: dict[float, float] = {}
+        self._next_close = -math.inf  # unknown until the first materialisation
+        #: (key, pane start) of the panes dropped since the caller last emptied this list
+        self.dropped: list[tuple[Hashable, float]] = []
 
     # -- time --------------------------------------------------------------------------------
     def pane_of(self, t: float) -> float:
@@ -131,6 +134,7 @@ class Windower(Generic[A]):
         """Set the clock from persisted state (after a restart or rebalance)."""
         self.watermark, self.closed_horizon = watermark, closed_horizon
         self._last_event_wall = wall_now
+        self._next_close = -math.inf
 
     def _last_close(self, pane: float) -> float:
         """When the last window containing `pane` closes."""
@@ -138,7 +142,38 @@ class Windower(Generic[A]):
 
     # -- input -------------------------------------------------------------------------------
     def add(self, key: Hashable, t: float, value, wall_now: float | None = None) -> list[tuple[WindowSpec, float]]:
-        """Add a value; return the (spec, start) of the windows it was too late for."""
+        """Add one value (its time moves the watermark first); return the (spec, start) of the
+        windows it was too late for."""
+        self.advance(t, wall_now)
+        return self.add_many(key, self.pane_of(t), [value])
+
+    def add_many(self, key: Hashable, ps: float, values: list) -> list[tuple[WindowSpec, float]]:
+        """Add values whose times fall in the pane starting at `ps`, judged against the horizon as
+        it is (call `advance` after a batch): returns the (spec, start) of the pane's windows that
+        are closed already; the values land in the others, if any."""
+        horizon = self.horizon()
+        first = self._first_close.get(ps)
+        if first is None:
+            if len(self._first_close) > 4096:
+                self._first_close.clear()
+            first = self._first_close[ps] = min(s.closes_at(s.starts(ps)[0]) for s in self.specs)
+        if first > horizon:  # every window of this pane is open: the common case
+            missed: list[tuple[WindowSpec, float]] = []
+        else:
+            missed = [(spec, st) for spec in self.specs for st in spec.starts(ps) if spec.closes_at(st) <= horizon]
+            if len(missed) == sum(len(spec.starts(ps)) for spec in self.specs):
+                return missed  # every window of the pane is closed: nothing lands
+        panes = self.panes.get(key)
+        if panes is None:
+            panes = self.panes[key] = {}
+        agg = panes.get(ps)
+        if agg is None:
+            agg = panes[ps] = self._new()
+        agg.add_many(values)
+        return missed
+
+    def advance(self, t: float, wall_now: float | None = None) -> None:
+        """A batch's largest event time: move the watermark and materialise what closed."""
         if t > self.watermark:
             self.watermark = t
         if wall_now is not None:
@@ -146,45 +181,30 @@ class Windower(Generic[A]):
         horizon = self.horizon()  # the wall clock moves it only in close_due (the caller decides when)
         if horizon > self.closed_horizon:
             self._materialise(horizon)
-        ps = self.pane_of(t)
-        first = self._first_close.get(ps)
-        if first is None:
-            if len(self._first_close) > 4096:
-                self._first_close.clear()
-            first = self._first_close[ps] = min(s.closes_at(s.starts(ps)[0]) for s in self.specs)
-        if first > horizon:  # every window of this pane is open: the common case
-            self._add_to_pane(key, ps, value)
-            return []
-        missed = []
-        open_ = False
-        for spec in self.specs:
-            for s in spec.starts(t):
-                if spec.closes_at(s) <= horizon:
-                    missed.append((spec, s))
-                else:
-                    open_ = True
-        if open_:
-            self._add_to_pane(key, ps, value)
-        return missed
-
-    def _add_to_pane(self, key: Hashable, ps: float, value) -> None:
-        panes = self.panes.get(key)
-        if panes is None:
-            panes = self.panes[key] = {}
-        agg = panes.get(ps)
-        if agg is None:
-            agg = panes[ps] = self._new()
-        agg.add(value)
-
-    def pane(self, key: Hashable, t: float) -> A | None:
-        return self.panes.get(key, {}).get(self.pane_of(t))
 
     def set_pane(self, key: Hashable, pane_start: float, agg: A) -> None:
         self.panes.setdefault(key, {})[pane_start] = agg
 
     # -- output ------------------------------------------------------------------------------
+    def _next_close_after(self, h: float) -> float:
+        """The earliest close time of any window (of any key) later than `h`."""
+        if math.isinf(h):
+            return math.inf
+        out = math.inf
+        for spec in self.specs:
+            step = spec.step
+            s = (math.floor((h - spec.size_s - spec.grace_s) / step) + 1) * step
+            while spec.closes_at(s) <= h:  # float edges
+                s += step
+            out = min(out, spec.closes_at(s))
+        return out
+
     def _materialise(self, horizon: float) -> None:
+        if horizon < self._next_close:  # no window boundary passed: nothing to scan (the common case)
+            self.closed_horizon = horizon
+            return
         lo, self.closed_horizon = self.closed_horizon, horizon
+        self._next_close = self._next_close_after(horizon)
         due: list[Closed[A]] = []
         for key, panes in self.panes.items():
             for spec in self.specs:
@@ -202,6 +222,7 @@ class Windower(Generic[A]):
             panes = self.panes[key]
             for ps in [ps for ps in panes if self._last_close(ps) <= horizon]:
                 del panes[ps]
+                self.dropped.append((key, ps))
             if not panes:
                 del self.panes[key]
         due.sort(key=lambda c: (c.closed_at, c.end, c.spec.size_s, str(c.key)))
@@ -245,6 +266,15 @@ class MetricAggregate:
         self.min = min(self.min, value)
         self.max = max(self.max, value)
         self.sketch.add(value)
+
+    def add_many(self, values: list[float]) -> None:
+        self.count += len(values)
+        self.sum += sum(values)
+        self.min = min(self.min, min(values))
+        self.max = max(self.max, max(values))
+        add = self.sketch.add
+        for v in values:
+            add(v)
 
     def merge(self, other: MetricAggregate) -> None:
         self.count += other.count
@@ -300,6 +330,13 @@ class LearningAggregate:
             self.errors += 1
         if ms is not None:
             self.processing_ms.add(float(ms))
+
+    def add_many(self, values: list[tuple[bool, float | None]]) -> None:
+        self.count += len(values)
+        self.errors += sum(1 for e, _ in values if e)
+        ms = [float(m) for _, m in values if m is not None]
+        if ms:
+            self.processing_ms.add_many(ms)
 
     def merge(self, other: LearningAggregate) -> None:
         self.count += other.count
@@ -377,6 +414,10 @@ class EngagementAggregate:
         self.resets += resets
         if t >= self.last_t:
             self.last_t, self.last = t, dict(cumulative)
+
+    def add_many(self, values: list) -> None:
+        for v in values:
+            self.add(v)
 
     def merge(self, other: EngagementAggregate) -> None:
         self.add((other.last_t, other.last, other.deltas, other.resets))

@@ -166,3 +166,15 @@ def test_engagement_deltas_are_never_negative():
     assert d.deltas == {"views": 60, "likes": 0, "shares": 0, "comments": 0, "saves": 0}
     assert d.resets == ("likes",) and d.velocity_per_min == 30.0
     assert d.engagement_rate == pytest.approx(13 / 160)
+
+
+def test_a_batch_is_judged_against_the_horizon_before_it():
+    """The window stage folds a message as one step of event time: an event late only because of
+    a newer event in the same batch still lands."""
+    w = Windower(WindowSpec(60, grace_s=0), MetricAggregate)
+    w.advance(100.0)  # [60, 120) open, [0, 60) closed
+    assert w.add_many("k", 60.0, [1.0, 2.0]) == []
+    assert w.add_many("k", 0.0, [9.0]) == [(w.specs[0], 0.0)]  # beyond grace: not folded
+    w.advance(130.0)  # now [60, 120) closes
+    [closed] = w.close_due()
+    assert (closed.start, closed.aggregate.count, closed.aggregate.sum) == (60.0, 2, 3.0)
