@@ -34,7 +34,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,6 +81,14 @@ def workspace_partition(workspace_id: str, partitions: int) -> int:
     return zlib.crc32(workspace_id.encode()) % partitions
 
 
+#: engagement snapshots of a workspace are kept in this many changelog records
+SNAPSHOT_BUCKETS = 64
+
+
+def _bucket(series: str) -> int:
+    return zlib.crc32(series.encode()) % SNAPSHOT_BUCKETS
+
+
 def _sorted_json(d: dict) -> str:
     return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
 
@@ -89,18 +97,18 @@ def _sorted_json(d: dict) -> str:
 
 
 def _getter(kind: str) -> Callable[[tuple], tuple]:
-    """row -> (time, id, ...the kind's fields), by a C-level itemgetter; orjson writes the
-    datetime and the UUIDs in C too."""
+    """row -> (id, ...the kind's fields), by a C-level itemgetter; orjson writes the UUIDs in C."""
     cols = TABLES[kind].columns
     fields = {
         "performance_sample": ("metric_name", "tags", "value"),
         "learning_event": ("event_type", "source_system", "processing_time_ms"),
         "engagement_update": ("content_id", "platform", "connector_id", *COUNTERS),
     }[kind]
-    return itemgetter(TABLES[kind].time_index, 0, *(cols.index(f) for f in fields))
+    return itemgetter(0, *(cols.index(f) for f in fields))
 
 
 _GETTERS = {kind: _getter(kind) for kind in TABLES}
+_TIMESTAMP = methodcaller("timestamp")
 
 
 def window_messages(
@@ -108,8 +116,8 @@ def window_messages(
 ) -> list[tuple[int, bytes, bytes]]:
     """(partition, key, value) window-input messages for the stored `rows` of one batch
     (`origin[i]`: the index in `messages` of the message rows[i] came from). Each item is
-    [[source partition, source offset], [time, id, ...kind's fields]] (+ the error flag of a
-    learning event). Built with C-level map/zip/itemgetter: no Python code per row but a dict
+    [[source partition, source offset], event time (epoch seconds), [id, ...kind's fields]] (+ the
+    error flag of a learning event). Built with C-level map/zip/itemgetter: no Python code per row but a dict
     lookup when the batch holds several workspaces."""
     if not rows:
         return []
@@ -117,12 +125,13 @@ def window_messages(
     sources = [(m.partition, m.offset) for m in messages]
     evs = map(_GETTERS[kind], rows)
     wheres = map(sources.__getitem__, origin)
+    times = map(_TIMESTAMP, map(itemgetter(TABLES[kind].time_index), rows))
     if kind == "learning_event":
         flags = map(is_learning_error, map(itemgetter(cols.index("event_subtype")), rows),
                     map(itemgetter(cols.index("event_data")), rows))
-        items = list(zip(wheres, evs, flags))
+        items = list(zip(wheres, times, evs, flags))
     else:
-        items = list(zip(wheres, evs))
+        items = list(zip(wheres, times, evs))
     workspaces = list(map(itemgetter(cols.index("workspace_id")), rows))
     first = workspaces[0]
     if workspaces.count(first) == len(workspaces):
@@ -164,6 +173,10 @@ class PartitionState:
     upto: dict[tuple, dict[str, int]] = field(default_factory=dict)
     #: (workspace, series_key) -> engagement snapshot
     snaps: dict[tuple[str, str], Snapshot] = field(default_factory=dict)
+    #: (workspace, bucket) -> series with a snapshot there: one changelog record each
+    snap_buckets: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    #: (kind, workspace, pane start) -> series with a pane there: one changelog record each
+    groups: dict[tuple, set[str]] = field(default_factory=dict)
     #: changed since the last flush to the changelog
     dirty_panes: set[tuple] = field(default_factory=set)
     dirty_snaps: set[tuple[str, str]] = field(default_factory=set)
@@ -266,37 +279,35 @@ class WindowStage:
         duplicates = resets = 0
         wm_before = w.watermark
         pane_of, upto_get = w.pane_of, st.upto.get
-        fromiso = datetime.fromisoformat
         tps: dict[int, str] = {}
         series_of: dict[tuple, str] = {}  # canonical series keys, made once per message
         groups: dict[tuple, list] = {}  # (key, pane start) -> values
         members: dict[tuple, list] = {}  # (key, pane start) -> (source "topic:partition", offset, time, id)
         t_max = -math.inf
         for it in msg["i"]:
-            (sp, off), ev = it[0], it[1]
-            t = fromiso(ev[0]).timestamp()
+            (sp, off), t, ev = it[0], it[1], it[2]
             tp = tps.get(sp)
             if tp is None:
                 tp = tps[sp] = f"{src}:{sp}"
             if kind == "performance_sample":
-                raw = (ev[2], tuple(ev[3].items()))
+                raw = (ev[1], tuple(ev[2].items()))
                 series = series_of.get(raw)
                 if series is None:
-                    series = series_of[raw] = _sorted_json({"metric_name": ev[2], "tags": ev[3]})
-                value: Any = ev[4]
+                    series = series_of[raw] = _sorted_json({"metric_name": ev[1], "tags": ev[2]})
+                value: Any = ev[3]
             elif learning:
-                raw = (ev[2], ev[3])
+                raw = (ev[1], ev[2])
                 series = series_of.get(raw)
                 if series is None:
-                    series = series_of[raw] = _sorted_json({"event_type": ev[2], "source_system": ev[3]})
-                value = (it[2], ev[4])
+                    series = series_of[raw] = _sorted_json({"event_type": ev[1], "source_system": ev[2]})
+                value = (it[3], ev[3])
             else:
-                raw = (ev[2], ev[3], ev[4])
+                raw = (ev[1], ev[2], ev[3])
                 series = series_of.get(raw)
                 if series is None:
                     series = series_of[raw] = _sorted_json(
-                        {"content_id": ev[2], "platform": ev[3], "connector_id": ev[4]})
-                cur = dict(zip(COUNTERS, ev[5:10]))
+                        {"content_id": ev[1], "platform": ev[2], "connector_id": ev[3]})
+                cur = dict(zip(COUNTERS, ev[4:9]))
                 snap = st.snaps.get((ws, series))
                 if snap is not None:
                     mark = seen_upto.get((series, tp))
@@ -307,6 +318,7 @@ class WindowStage:
                         continue
                 if snap is None:
                     snap = st.snaps[(ws, series)] = Snapshot(t, cur)
+                    st.snap_buckets.setdefault((ws, _bucket(series)), set()).add(series)
                     seen_upto[(series, tp)] = -1
                     value = (t, cur, {}, 0)
                 elif t < snap.t:  # an older snapshot arriving late: counted, no deltas from it
@@ -333,7 +345,7 @@ class WindowStage:
                 g = groups[gk] = []
                 members[gk] = []
             g.append(value)
-            members[gk].append((tp, off, ev[0], ev[1], sp))
+            members[gk].append((tp, off, t, ev[0], sp))
             if t > t_max:
                 t_max = t
         pending: dict[tuple, dict[str, int]] = {}
@@ -345,9 +357,9 @@ class WindowStage:
                 if wm_iso is None:
                     wm_iso, received = _iso(w.watermark), _iso(now)
                 gone = [{"window_s": sp_.size_s, "step_s": sp_.step, "window_start": _iso(start)} for sp_, start in missed]
-                for tp, off, t_iso, eid, sp in members[gk]:
+                for tp, off, t, eid, sp in members[gk]:
                     late.append({
-                        "kind": kind, "workspace_id": ws, "event_id": eid, "event_time": t_iso, "source_topic": src,
+                        "kind": kind, "workspace_id": ws, "event_id": eid, "event_time": _iso(t), "source_topic": src,
                         "partition": sp, "offset": off, "watermark": wm_iso, "missed": gone, "received_at": received,
                     })
             if ps in w.panes.get(key, ()):
@@ -366,6 +378,7 @@ class WindowStage:
                 continue  # closed and dropped within this very message (the watermark moved on)
             st.upto.setdefault(pane, {}).update(marks)
             st.dirty_panes.add(pane)
+            st.groups.setdefault((kind, key[0], ps), set()).add(key[1])
         st.dirty_snaps |= dirty_snaps
         if w.watermark != wm_before:
             st.clock_dirty = True
@@ -377,13 +390,10 @@ class WindowStage:
         folded meanwhile. Faust flushes the producer before it commits their offsets."""
         async with self._lock:
             for partition, st in self.states.items():
-                for pane in st.dirty_panes:
-                    kind, key, ps = pane
-                    if ps in st.windows[kind].panes.get(key, ()):
-                        self._put_pane(partition, st, pane)
-                for sk in st.dirty_snaps:
-                    if sk in st.snaps:
-                        self._put_snap(partition, sk, st.snaps[sk])
+                for group in {(kind, key[0], ps) for kind, key, ps in st.dirty_panes}:
+                    self._put_group(partition, st, group)
+                for bucket in {(ws, _bucket(series)) for ws, series in st.dirty_snaps}:
+                    self._put_snaps(partition, st, bucket)
                 if st.clock_dirty:
                     self._put_clock(partition, st)
                 st.dirty_panes, st.dirty_snaps, st.clock_dirty = set(), set(), False
@@ -401,15 +411,32 @@ class WindowStage:
             self.table.data[k] = value
             self.table.send_changelog(partition, k, value)
 
-    def _put_pane(self, partition: int, st: PartitionState, pane: tuple) -> None:
-        kind, (ws, series), ps = pane
-        agg = st.windows[kind].panes[(ws, series)][ps]
-        value = orjson.dumps({"a": agg.to_bytes().decode(), "u": st.upto[pane]})
-        self._write(partition, f"{partition}|p|{kind}|{ws}|{ps!r}|{series}", value)
+    # One changelog record per (kind, workspace, pane start) holds every series' pane there, and
+    # one per (workspace, bucket) holds a share of its engagement snapshots: a flush writes a few
+    # records, not one per series (each Faust send costs more than the bytes it carries).
+    def _put_group(self, partition: int, st: PartitionState, group: tuple) -> None:
+        kind, ws, ps = group
+        panes = st.windows[kind].panes
+        value = {}
+        for series in st.groups.get(group, ()):
+            agg = panes.get((ws, series), {}).get(ps)
+            if agg is not None:
+                value[series] = {"a": agg.to_bytes().decode(), "u": st.upto[(kind, (ws, series), ps)]}
+        self._write(partition, f"{partition}|g|{kind}|{ws}|{ps!r}", orjson.dumps(value) if value else None)
 
-    def _put_snap(self, partition: int, sk: tuple[str, str], snap: Snapshot) -> None:
-        self._write(partition, f"{partition}|s|{sk[0]}|{sk[1]}",
-                    orjson.dumps({"t": snap.t, "c": snap.counters, "u": snap.upto}))
+    def _put_snaps(self, partition: int, st: PartitionState, bucket: tuple[str, int]) -> None:
+        ws, b = bucket
+        members = st.snap_buckets.get(bucket, set())
+        value = {}
+        for series in list(members):
+            snap = st.snaps.get((ws, series))
+            if snap is None:
+                members.discard(series)
+            else:
+                value[series] = {"t": snap.t, "c": snap.counters, "u": snap.upto}
+        if not members:
+            st.snap_buckets.pop(bucket, None)
+        self._write(partition, f"{partition}|s|{ws}|{b}", orjson.dumps(value) if value else None)
 
     def _put_clock(self, partition: int, st: PartitionState) -> None:
         clock = {k: [_finite(w.watermark), _finite(w.closed_horizon)] for k, w in st.windows.items()}
@@ -449,15 +476,20 @@ class WindowStage:
                 dropped = True
                 for key, ps in w.dropped:
                     if st.upto.pop((kind, key, ps), None) is not None:
-                        tombstones.append((kind, key, ps))
                         st.dirty_panes.discard((kind, key, ps))
+                        members = st.groups.get((kind, key[0], ps))
+                        if members is not None:
+                            members.discard(key[1])
+                            if not members:  # a pane start's panes all close together
+                                del st.groups[(kind, key[0], ps)]
+                                tombstones.append((kind, key[0], ps))
                 w.dropped.clear()
         if rollups or dropped:
             # the clock before the tombstones: recovered with the clock but without a tombstone,
             # a closed window is not closed twice
             self._put_clock(partition, st)
-        for kind, key, ps in tombstones:
-            self._write(partition, f"{partition}|p|{kind}|{key[0]}|{ps!r}|{key[1]}", None)
+        for group in tombstones:
+            self._write(partition, f"{partition}|g|{group[0]}|{group[1]}|{group[2]!r}", None)
         if rollups:
             await self._emit(rollups)
 
@@ -465,9 +497,11 @@ class WindowStage:
         """Drop engagement snapshots older than SNAPSHOT_TTL_S behind their partition's watermark."""
         for partition, st in self.states.items():
             horizon = st.windows["engagement_update"].watermark
-            for sk in [sk for sk, s in st.snaps.items() if s.t < horizon - SNAPSHOT_TTL_S]:
+            old = [sk for sk, snap in st.snaps.items() if snap.t < horizon - SNAPSHOT_TTL_S]
+            for sk in old:
                 del st.snaps[sk]
-                self._write(partition, f"{partition}|s|{sk[0]}|{sk[1]}", None)
+            for bucket in {(ws, _bucket(series)) for ws, series in old}:
+                self._put_snaps(partition, st, bucket)
 
     async def _emit(self, rollups: list[Rollup]) -> None:
         pool = await self._pool.get()
@@ -508,14 +542,19 @@ class WindowStage:
                 st = states[p]
                 tag = text.split("|", 2)[1]
                 d = orjson.loads(v)
-                if tag == "p":
-                    _, _, kind, ws, ps, series = text.split("|", 5)
-                    agg = AGGREGATES[kind].from_bytes(d["a"].encode())
-                    st.windows[kind].set_pane((ws, series), float(ps), agg)
-                    st.upto[(kind, (ws, series), float(ps))] = d["u"]
+                if tag == "g":
+                    _, _, kind, ws, ps_text = text.split("|", 4)
+                    ps = float(ps_text)
+                    for series, pane in d.items():
+                        agg = AGGREGATES[kind].from_bytes(pane["a"].encode())
+                        st.windows[kind].set_pane((ws, series), ps, agg)
+                        st.upto[(kind, (ws, series), ps)] = pane["u"]
+                        st.groups.setdefault((kind, ws, ps), set()).add(series)
                 elif tag == "s":
-                    _, _, ws, series = text.split("|", 3)
-                    st.snaps[(ws, series)] = Snapshot(d["t"], d["c"], d["u"])
+                    ws = text.split("|", 3)[2]
+                    for series, snap in d.items():
+                        st.snaps[(ws, series)] = Snapshot(snap["t"], snap["c"], snap["u"])
+                        st.snap_buckets.setdefault((ws, _bucket(series)), set()).add(series)
                 elif tag == "c":
                     clocks[p] = d
             for p, clock in clocks.items():

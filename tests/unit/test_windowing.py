@@ -50,7 +50,8 @@ def test_stored_rows_go_to_their_workspace_partition_with_their_source_offsets()
     assert set(by_key) == {WS_A, WS_B}
     part, body = by_key[WS_A]
     assert part == workspace_partition(WS_A, 8) and body["k"] == "performance_sample" and body["t"] == "src"
-    assert [(it[0], it[1][2], it[1][4]) for it in body["i"]] == [([3, 40], "lat", 1.0), ([5, 7], "lat", 3.0)]
+    assert [(it[0], it[1], it[2][1], it[2][3]) for it in body["i"]] == [([3, 40], 1000.0, "lat", 1.0),
+                                                                          ([5, 7], 1002.0, "lat", 3.0)]
 
 
 def test_a_redelivered_message_is_folded_once_and_a_flush_writes_each_pane_once():
@@ -74,8 +75,9 @@ def test_a_redelivered_message_is_folded_once_and_a_flush_writes_each_pane_once(
     stage._lock = asyncio.Lock()
     asyncio.run(stage.flush())
     keys = [k.decode() for _, k, _ in stage.sent]
-    assert len([k for k in keys if "|p|" in k]) == 1 and f"{part}|c" in keys
-    pane_value = orjson.loads(stage.table.data[[k for k in stage.table.data if b"|p|" in k][0]])
+    assert len([k for k in keys if "|g|" in k]) == 1 and f"{part}|c" in keys
+    [group] = [orjson.loads(v) for k, v in stage.table.data.items() if b"|g|" in k]
+    [pane_value] = group.values()
     assert pane_value["u"] == {"src:0": 6}
 
 
