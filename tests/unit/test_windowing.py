@@ -97,3 +97,27 @@ def test_engagement_gains_come_from_consecutive_snapshots_and_a_drop_is_flagged(
     [agg] = panes.values()
     s = agg.summary(60.0)
     assert (s["updates"], s["views_gained"], s["resets"]) == (4, 100, 1)  # 50 + 0 (120 < 150) + 50 (200 - 150)
+
+
+def test_a_bad_alert_command_is_dead_lettered_with_its_reason():
+    import asyncio
+
+    stage = _stage()
+    letters: list[tuple] = []
+
+    async def publish(key, value):
+        letters.append((key, orjson.loads(value)))
+        fut = asyncio.get_event_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    stage._publish_dead_letter = publish
+    bad = [Msg("cmds", 0, 3, None, b"{not json"), Msg("cmds", 1, 9, None, orjson.dumps({"command": "ack"}))]
+
+    async def run():
+        for m in bad:
+            await stage.relay_command(m)
+
+    asyncio.run(run())
+    assert [(k, d["errors"][0]["reason"]) for k, d in letters] == [(b"cmds:0:3", "invalid_json"), (b"cmds:1:9", "schema")]
+    assert letters[0][1]["value"] == "{not json"
