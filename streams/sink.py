@@ -100,6 +100,22 @@ def envelope(
     )
 
 
+async def publish_dead_letters(publish: DeadLetterPublisher, retrying: Retrier, letters: list[DeadLetter]) -> None:
+    """Publish dead letters (keyed topic:partition:offset), retrying until the broker has them all."""
+
+    async def attempt() -> None:
+        futures = [
+            await publish(f"{d.source_topic}:{d.partition}:{d.offset}".encode(), orjson.dumps(d.model_dump(mode="json")))
+            for d in letters
+        ]
+        for fut in futures:
+            if isinstance(fut, Awaitable):
+                await fut
+
+    await retrying(f"publishing {len(letters)} dead letters", attempt)
+    metrics.DLQ_PUBLISHED.labels(letters[0].source_topic).inc(len(letters))
+
+
 class Backoff:
     """Capped exponential backoff with full jitter."""
 
@@ -208,20 +224,7 @@ class BatchSink:
         )
 
     async def _dead_letter(self, letters: list[DeadLetter]) -> None:
-        async def attempt() -> None:
-            futures = [
-                await self._publish(
-                    f"{d.source_topic}:{d.partition}:{d.offset}".encode(),
-                    orjson.dumps(d.model_dump(mode="json")),
-                )
-                for d in letters
-            ]
-            for fut in futures:
-                if isinstance(fut, Awaitable):
-                    await fut
-
-        await self._retrying(f"publishing {len(letters)} dead letters", attempt)
-        metrics.DLQ_PUBLISHED.labels(letters[0].source_topic).inc(len(letters))
+        await publish_dead_letters(self._publish, self._retrying, letters)
 
     async def process(self, messages: Sequence[Message]) -> BatchOutcome:
         out = BatchOutcome(messages=len(messages))

@@ -50,7 +50,7 @@ from schemas.rollups import Rollup
 from streams import metrics
 from streams.alert_runtime import AlertRuntime
 from streams.config import Settings
-from streams.sink import Retrier, SharedPool, envelope
+from streams.sink import Retrier, SharedPool, envelope, publish_dead_letters
 from streams.windows import (
     COUNTERS,
     EngagementAggregate,
@@ -233,9 +233,7 @@ class WindowStage:
             errors = [DeadLetterError(reason=reason, path=".".join(map(str, e["loc"])), message=e["msg"])
                       for e in exc.errors()]
             letter = envelope(message, errors, datetime.now(UTC))
-            fut = await self._publish_dead_letter(f"{message.topic}:{message.partition}:{message.offset}".encode(),
-                                                  orjson.dumps(letter.model_dump(mode="json")))
-            await fut
+            await publish_dead_letters(self._publish_dead_letter, self._retrying, [letter])
             metrics.INVALID_EVENTS.labels(message.topic, reason).inc()
             return
         w = str(cmd.workspace_id)
@@ -324,7 +322,7 @@ class WindowStage:
                 elif t < snap.t:  # an older snapshot arriving late: counted, no deltas from it
                     value = (t, cur, {}, 0)
                 else:
-                    d = engagement_delta(snap.counters, cur, (t - snap.t) / 60.0)
+                    d = engagement_delta(snap.counters, cur)
                     value = (t, cur, d.deltas, len(d.resets))
                     resets += len(d.resets)
                     # the snapshot keeps each counter's high-water mark: after a bad scrape that

@@ -371,16 +371,14 @@ class EngagementDelta:
     deltas: dict[str, int]
     #: counters that went down (a reset or a bad scrape): flagged, contributing 0, never subtracted
     resets: tuple[str, ...]
-    minutes: float | None
-    velocity_per_min: float | None  # views gained per minute since the previous update
-    engagement_rate: float | None  # (likes + comments + shares + saves) / views, cumulative
 
 
-def engagement_delta(prev: dict | None, cur: dict, minutes: float | None) -> EngagementDelta:
-    """Deltas between two cumulative snapshots of a post's counters."""
+def engagement_delta(prev: dict, cur: dict) -> EngagementDelta:
+    """Gains between two cumulative snapshots of a post's counters (velocity and engagement rate
+    are per window: EngagementAggregate.summary)."""
     deltas, resets = {}, []
     for c in COUNTERS:
-        before = (prev or {}).get(c)
+        before = prev.get(c)
         now = cur.get(c, 0)
         if before is None:
             deltas[c] = 0
@@ -389,10 +387,7 @@ def engagement_delta(prev: dict | None, cur: dict, minutes: float | None) -> Eng
             resets.append(c)
         else:
             deltas[c] = now - before
-    views = cur.get("views", 0)
-    rate = (sum(cur.get(c, 0) for c in ("likes", "comments", "shares", "saves")) / views) if views else None
-    velocity = deltas["views"] / minutes if prev is not None and minutes and minutes > 0 else None
-    return EngagementDelta(deltas, tuple(resets), minutes, velocity, rate)
+    return EngagementDelta(deltas, tuple(resets))
 
 
 @dataclass

@@ -13,6 +13,7 @@ import orjson
 from db.tables import TABLES
 from schemas.decode import decode_message
 from streams.config import Settings
+from streams.sink import Retrier
 from streams.windowing import WindowStage, window_messages, workspace_partition
 from streams.windows import WindowSpec
 
@@ -39,6 +40,7 @@ def _stage() -> WindowStage:
     stage.table = types.SimpleNamespace(data={}, send_changelog=lambda p, k, v, **kw: sent.append((p, k, v)))
     stage.sent = sent
     stage.states, stage._acks = {}, []
+    stage._retrying = Retrier(0.01, 0.1)
     return stage
 
 
