@@ -158,9 +158,11 @@ async def _run_in_two_parts(stack, between) -> None:
     await between()
     await publish_messages(stack.bootstrap, stack.topics["performance_sample"], _msgs(part(), per=20))
     await wait_for_rows(stack.dsn, {"system_performance_metrics": 2400})
-    # close: an event per workspace far beyond the window
+    # close: an event per workspace far beyond the window, each in its own message keyed by its
+    # workspace, so it follows that workspace's events in the same source partition (one message
+    # for all would reach some workspaces before their part two, which would then be late)
     await publish_messages(stack.bootstrap, stack.topics["performance_sample"],
-                           _msgs([sample(ws, base + 100, 1.0, host="closer") for ws in workspaces]))
+                           _msgs([sample(ws, base + 100, 1.0, host="closer") for ws in workspaces], per=1))
     deadline = asyncio.get_event_loop().time() + 90
     while asyncio.get_event_loop().time() < deadline:
         counts = await _published_counts(stack.dsn)
