@@ -13,7 +13,7 @@ wasted work, so after a conflict a table writes staged for the next STAGED_AFTER
 before it tries direct again: a duplicate-heavy stream settles on staged, a clean one on direct.
 
 Either way the result says how many rows were new and how many were duplicates. If PostgreSQL
-rejects a row's data (a CHECK, a value out of range) the batch is bisected so that every other
+rejects a row's data (a CHECK, a value out of range, db/errors.py) the batch is bisected so that every other
 row still lands and the offending rows are returned to the caller (for the dead-letter topic)
 instead of failing the whole batch. Connection-level failures propagate: the caller retries.
 """
@@ -25,16 +25,20 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
-from asyncpg.exceptions import _base as asyncpg_base
 
+from db.errors import CONTENT, TRANSIENT, classify_db
 from db.tables import TableSpec
 
-#: errors that belong to the data of some row, not to the connection or the server's state
-ROW_DATA_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.DataError,
-    asyncpg.exceptions.IntegrityConstraintViolationError,
-    asyncpg_base.DataError,
-)
+
+def _row_error(exc: BaseException, isolate: bool) -> bool:
+    """Does `exc` come from some row's data (so bisect to find it)? With `isolate` (the caller
+    retried it and it did not go away), anything that is not the connection's or the server's."""
+    kind = classify_db(exc)
+    if kind == CONTENT:
+        return True
+    if not isolate:
+        return False
+    return kind != TRANSIENT and not isinstance(exc, (OSError, TimeoutError))
 #: batches written staged after a direct COPY met a stored row
 STAGED_AFTER_CONFLICT = 20
 
@@ -108,9 +112,11 @@ async def _write_direct(conn: asyncpg.Connection, spec: TableSpec, rows: list[tu
 
 
 async def write_rows(
-    conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], policy: WritePolicy | None = None
+    conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], policy: WritePolicy | None = None,
+    *, isolate: bool = False,
 ) -> WriteResult:
-    """Write `rows` (tuples in spec.columns order) idempotently. See the module docstring."""
+    """Write `rows` (tuples in spec.columns order) idempotently. See the module docstring. With
+    `isolate`, any failure that is not the connection's or the server's is bisected to its rows."""
     result = WriteResult()
     if not rows:
         return result
@@ -126,19 +132,22 @@ async def write_rows(
         except asyncpg.exceptions.UniqueViolationError:
             result.conflicts += 1
             policy.conflicted(spec.name)
-        except ROW_DATA_ERRORS:
-            pass  # the staged path below finds the row(s) by bisection
+        except Exception as exc:
+            if not _row_error(exc, isolate):
+                raise
+            # the staged path below finds the row(s) by bisection
         finally:
             result.write_seconds += time.perf_counter() - t0
             result.transactions += 1
-    await _write_bisecting(conn, spec, unique, positions, result)
+    await _write_bisecting(conn, spec, unique, positions, result, isolate)
     refused = {pos for pos, _ in result.rejected}
     result.accepted = [pos for pos in positions if pos not in refused]
     return result
 
 
 async def _write_bisecting(
-    conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], positions: list[int], result: WriteResult
+    conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], positions: list[int], result: WriteResult,
+    isolate: bool = False,
 ) -> None:
     pending: list[tuple[int, int]] = [(0, len(rows))]  # [start, end) slices of rows
     while pending:
@@ -147,7 +156,9 @@ async def _write_bisecting(
         t0 = time.perf_counter()
         try:
             inserted = await _write_staged(conn, spec, chunk)
-        except ROW_DATA_ERRORS as exc:
+        except Exception as exc:
+            if not _row_error(exc, isolate):
+                raise
             result.write_seconds += time.perf_counter() - t0
             result.transactions += 1
             if len(chunk) == 1:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Annotated, Any, Union
 
 import orjson
@@ -20,8 +22,15 @@ from schemas.events import (
     CONTRACTS,
     MAX_EVENTS_PER_MESSAGE,
     MAX_MESSAGE_BYTES,
+    TIME_FIELDS,
     DeadLetterError,
+    safe_dumps,
 )
+
+#: the accepted range of event times, [earliest, latest] (aware datetimes): an event outside it is
+#: rejected with reason `timestamp_out_of_range` (see streams.config: by default 2000-01-01 UTC up
+#: to now + 5 minutes of clock skew)
+Acceptance = tuple[datetime, datetime]
 
 #: pydantic error types -> DLQ reason (anything else is "schema")
 _REASONS = {
@@ -97,7 +106,7 @@ def _syntax_error(raw: bytes) -> Decoded:
         orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return _whole("invalid_json", f"value is not valid JSON: {exc}")
-    return _whole("invalid_json", "value is not valid JSON")  # pragma: no cover - pydantic disagreed
+    return _whole("invalid_json", "value is JSON nested deeper than the validator reads")
 
 
 def _member_errors(exc: ValidationError, indexed: bool) -> dict[int | None, list[DeadLetterError]]:
@@ -117,38 +126,73 @@ def _member_errors(exc: ValidationError, indexed: bool) -> dict[int | None, list
     return by_index
 
 
-def decode_message(raw: bytes | None, kind: str) -> Decoded:
-    """Validate a message value for topic kind `kind` (a key of schemas.events.CONTRACTS)."""
+def decode_message(raw: bytes | None, kind: str, accept: Acceptance | None = None) -> Decoded:
+    """Validate a message value for topic kind `kind` (a key of schemas.events.CONTRACTS); with
+    `accept`, events whose times fall outside it are rejected too (`timestamp_out_of_range`)."""
+    try:
+        decoded, members = _decode(raw, kind)
+        if accept is not None and decoded.events:
+            return _apply_acceptance(decoded, members, kind, accept)
+        return decoded
+    except (ValueError, TypeError, RecursionError, OverflowError) as exc:  # a validator's own failure on odd input
+        return _whole("schema", f"value cannot be validated: {exc.__class__.__name__}: {exc}"[:1000])
+
+
+def _decode(raw: bytes | None, kind: str) -> tuple[Decoded, list[Any] | None]:
+    """The decoded message, and for an array its members as validated (events and raw rejects)."""
     if raw is None:
-        return _whole("invalid_json", "message has no value (tombstone)")
+        return _whole("invalid_json", "message has no value (tombstone)"), None
     if len(raw) > MAX_MESSAGE_BYTES:
-        return _whole("oversize", f"value is {len(raw)} bytes, more than the {MAX_MESSAGE_BYTES} allowed")
+        return _whole("oversize", f"value is {len(raw)} bytes, more than the {MAX_MESSAGE_BYTES} allowed"), None
     dec = decoder_for(kind)
     first = raw.lstrip()[:1]
     if first == b"[":
         try:
             members = dec.many.validate_json(raw)
         except ValidationError as exc:
-            return _whole_array_error(raw, exc)
+            members = _members_one_by_one(raw, exc, dec)
+            if members is None:
+                return _whole_array_error(raw, exc), None
         model = dec.model
         events = [m for m in members if type(m) is model]
         if len(events) == len(members):
-            return Decoded(events=events)
-        return _bad_members(members, events, dec)
+            return Decoded(events=events), members
+        return _bad_members(members, events, dec), members
     if first != b"{":
         # not an object and not an array: a JSON scalar or garbage
         try:
             orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return _syntax_error(raw)
-        return _whole("not_an_object", "value must be a JSON object or an array of objects")
+            return _syntax_error(raw), None
+        return _whole("not_an_object", "value must be a JSON object or an array of objects"), None
     try:
-        return Decoded(events=[dec.one.validate_json(raw)])
+        return Decoded(events=[dec.one.validate_json(raw)]), None
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False, include_input=False)):
-            return _syntax_error(raw)
+            return _syntax_error(raw), None
         errors = _member_errors(exc, indexed=False)[None]
-        return Decoded(rejected=Rejected(errors, events=1))
+        return Decoded(rejected=Rejected(errors, events=1)), None
+
+
+def _members_one_by_one(raw: bytes, exc: ValidationError, dec: Decoder) -> list[Any] | None:
+    """An array pydantic's JSON parser refused though it is JSON (a member nested deeper than the
+    parser goes): each member validated alone, so the others are kept. None: not that case."""
+    if not any(e["type"] == "json_invalid" for e in exc.errors(include_url=False, include_input=False)):
+        return None
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, list) or len(parsed) > MAX_EVENTS_PER_MESSAGE:
+        return None
+    members: list[Any] = []
+    for m in parsed:
+        data = safe_dumps(m) if isinstance(m, dict) else None
+        try:
+            members.append(dec.one.validate_json(data) if data is not None else m)
+        except ValidationError:
+            members.append(m)
+    return members
 
 
 def _whole_array_error(raw: bytes, exc: ValidationError) -> Decoded:
@@ -185,10 +229,73 @@ def _bad_members(members: list[Any], events: list[BaseModel], dec: Decoder) -> D
         if not isinstance(m, dict):
             errors.append(DeadLetterError(reason="not_an_object", index=i, message="Input should be an object"))
             continue
+        data = safe_dumps(m)
+        if data is None:
+            errors.append(DeadLetterError(reason="invalid_json", index=i, message="nested too deeply"))
+            continue
         try:
-            dec.one.validate_json(orjson.dumps(m))
+            dec.one.validate_json(data)
         except ValidationError as exc:
             errors.extend(e.model_copy(update={"index": i}) for e in _member_errors(exc, indexed=False)[None])
         else:  # pragma: no cover - valid alone but not in the list: cannot happen
             raise AssertionError("member validated alone but not in its array")
     return Decoded(events=events, rejected=Rejected(errors, events=len(bad), members=bad))
+
+
+@lru_cache(maxsize=None)
+def _time_getters(kind: str) -> tuple[tuple[str, attrgetter], ...]:
+    return tuple((f, attrgetter(f)) for f in TIME_FIELDS[kind])
+
+
+def _in_range(t: datetime | None, lo: datetime, hi: datetime) -> bool:
+    return t is None or lo <= t <= hi
+
+
+def _apply_acceptance(decoded: Decoded, members: list[Any] | None, kind: str, accept: Acceptance) -> Decoded:
+    """Set aside the events whose times are outside `accept`. The common case (every time in range)
+    costs a C-level min and max per time field; only a message with an event out of range is walked."""
+    lo, hi = accept
+    events = decoded.events
+    getters = _time_getters(kind)
+    fast = True
+    for _, get in getters:
+        times = [t for t in map(get, events) if t is not None] if len(getters) > 1 else list(map(get, events))
+        if times and (min(times) < lo or max(times) > hi):
+            fast = False
+            break
+    if fast:
+        return decoded
+
+    def problems(ev: Any, index: int | None) -> list[DeadLetterError]:
+        return [
+            DeadLetterError(
+                reason="timestamp_out_of_range", index=index, path=name,
+                message=f"{name} {get(ev).isoformat()} is outside the accepted range "
+                f"[{lo.isoformat()}, {hi.isoformat()}]",
+            )
+            for name, get in getters if not _in_range(get(ev), lo, hi)
+        ]
+
+    if members is None:  # a single event
+        errors = problems(events[0], None)
+        return Decoded(rejected=Rejected(errors, events=1))
+    model = type(events[0])
+    kept: list[Any] = []
+    bad: list[tuple[int, Any]] = []
+    errors: list[DeadLetterError] = []
+    for i, m in enumerate(members):
+        if type(m) is not model:
+            continue
+        errs = problems(m, i)
+        if errs:
+            bad.append((i, m.model_dump(mode="json", exclude_unset=True)))
+            errors.extend(errs)
+        else:
+            kept.append(m)
+    before = decoded.rejected
+    if before is not None:
+        bad += before.members or []
+        errors += before.errors
+        bad.sort(key=lambda x: x[0])
+        errors.sort(key=lambda e: e.index if e.index is not None else -1)
+    return Decoded(events=kept, rejected=Rejected(errors, events=len(bad), members=bad))

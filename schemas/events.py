@@ -8,6 +8,7 @@ data lost without a trace, and `metadata` is there for free-form context.
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -26,8 +27,23 @@ MAX_OBJECT_BYTES = 65_536
 MAX_TAGS = 64
 
 
+def safe_dumps(value: Any) -> bytes | None:
+    """JSON of a parsed value whatever it holds (orjson, or the standard library for integers past
+    64 bits); None when it is nested too deeply to write."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        try:
+            return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        except (RecursionError, ValueError, TypeError):
+            return None
+
+
 def _object_size_limit(value: dict[str, Any]) -> dict[str, Any]:
-    size = len(orjson.dumps(value))
+    try:
+        size = len(orjson.dumps(value))
+    except TypeError as exc:  # what JSONB (through orjson) cannot hold: an integer past 64 bits, nesting past 255
+        raise PydanticCustomError("unstorable", "object cannot be stored: {why}", {"why": str(exc)}) from None
     if size > MAX_OBJECT_BYTES:
         raise PydanticCustomError(
             "oversize",
@@ -152,7 +168,10 @@ class DeadLetterError(BaseModel):
         "not_an_object",
         "naive_timestamp",
         "schema",
+        "timestamp_out_of_range",
         "database_rejected",
+        "window_stage",
+        "alert_runtime",
     ]
     index: int | None = Field(None, description="position in the message's array, when it was one")
     path: str = Field("", description="field path inside the event, dotted")
@@ -174,12 +193,31 @@ class DeadLetter(BaseModel):
         "were stored, a JSON array of only the rejected members (see `members`)"
     )
     value_encoding: Literal["utf-8", "base64"]
+    value_truncated: bool = Field(
+        False, description="true when `value` is only a prefix: the whole envelope would not fit in one "
+        "message; `value_length` and `value_sha256` then describe the whole value"
+    )
+    value_length: int | None = Field(None, description="with value_truncated: bytes of the original value")
+    value_sha256: str | None = Field(None, description="with value_truncated: hex SHA-256 of the original value")
+    stage: Literal["ingest", "windows", "alerts"] = Field(
+        "ingest", description="where it was set aside: ingest (decode, validation, the database write), "
+        "windows (the window stage; the events are stored), alerts (the alert runtime)"
+    )
     members: list[int] | None = Field(
         None, description="when set, `value` holds only these members (indexes into the original array)"
     )
     errors: list[DeadLetterError]
+    errors_omitted: int = Field(0, description="errors left out to keep the envelope within the message size limit")
     received_at: AwareDatetime
 
+
+#: topic kind -> the event-time fields an acceptance window applies to (the first is the event's
+#: time, the one its table is partitioned and its windows are kept by; optional ones may be null)
+TIME_FIELDS: dict[str, tuple[str, ...]] = {
+    "learning_event": ("timestamp",),
+    "performance_sample": ("timestamp",),
+    "engagement_update": ("recorded_at", "peak_engagement_time"),
+}
 
 #: topic kind -> contract
 CONTRACTS: dict[str, type[BaseModel]] = {

@@ -5,7 +5,9 @@
   window_start); a consumer that sees the same identity twice (a worker restarted between
   closing a window and recording that) keeps one.
 * LateEvent: an event that arrived after the grace period of one or more of its windows; it is
-  stored in its ingest table like any event but is not folded into those closed windows. A
+  stored in its ingest table like any event and is not folded into those closed windows live:
+  the windows are recomputed from the stored rows instead, and published again as a Rollup with
+  a higher `revision`. A
   late-events message value is a JSON array of LateEvent (the late events of one batch of one
   workspace).
 """
@@ -15,9 +17,15 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Kind = Literal["learning_event", "performance_sample", "engagement_update"]
+
+
+def series_key(series: dict[str, Any]) -> str:
+    """The canonical JSON of a series' identity (sorted keys, compact): what windows are keyed by."""
+    return orjson.dumps(series, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class Rollup(BaseModel):
@@ -34,7 +42,11 @@ class Rollup(BaseModel):
     step_s: float = Field(description="equal to window_s for a tumbling window")
     window_start: AwareDatetime
     window_end: AwareDatetime
-    closed_at: AwareDatetime = Field(description="wall-clock time the worker closed the window")
+    closed_at: AwareDatetime = Field(description="wall-clock time the worker closed (or recomputed) the window")
+    revision: int = Field(
+        0, ge=0, description="0: as closed live, from the events folded in; 1, 2, ...: a correction, recomputed "
+        "from the stored rows after late events reached the closed window (replaces earlier revisions)"
+    )
     stats: dict[str, float | int | None] = Field(
         description="performance: count sum min max mean p50 p95 p99; learning: count errors error_rate "
         "processing_ms_{mean,p50,p95,p99,max}; engagement: updates resets {views,likes,shares,comments,"
