@@ -25,7 +25,8 @@ from schemas.alerts import AlertCommand, AlertNotification
 from schemas.rollups import Rollup
 from streams import metrics
 from streams.alerting import AlertEngine
-from streams.sink import Backoff, Retrier, SharedPool
+from streams.retry import Backoff, PermanentFailure, Retrier
+from streams.sink import SharedPool
 
 log = logging.getLogger("learnstream.alerts")
 
@@ -49,8 +50,11 @@ def observations(r: Rollup) -> Iterable[tuple[str, dict[str, str], float]]:
 
 
 class AlertRuntime:
-    def __init__(self, dsn: str, pool: SharedPool, publish: Publish, retry: tuple[float, float] = (0.2, 5.0)) -> None:
+    def __init__(self, dsn: str, pool: SharedPool, publish: Publish, retry: tuple[float, float] = (0.2, 5.0),
+                 max_age_s: float = 3600.0) -> None:
         self.engine = AlertEngine()
+        #: windows that ended longer ago than this (history, a backfill) are not evaluated
+        self.max_age_s = max_age_s
         self._dsn, self._pool, self._publish, self._retry = dsn, pool, publish, retry
         self._retrying = Retrier(*retry)
         self.rules_loaded = asyncio.Event()
@@ -123,16 +127,28 @@ class AlertRuntime:
             return await open_alerts(conn)
 
     # -- inputs ------------------------------------------------------------------------------
-    async def windows_closed(self, rollups: list[Rollup]) -> None:
+    async def windows_closed(self, rollups: list[Rollup], set_aside=None) -> None:
+        """Evaluate closed windows (those that ended within max_age_s: history is stored and
+        rolled up, never alerted on). A window the engine fails on is handed to `set_aside`
+        (rollup, reason, text) for the DLQ, and the rest go on."""
         await self.taken_up.wait()
         engine = self.engine
         notes: list[AlertNotification] = []
         async with self._lock:
             now = datetime.now(UTC)
+            oldest = now.timestamp() - self.max_age_s
             for r in rollups:
-                for metric, labels, value in observations(r):
-                    if engine.watches(r.workspace_id, metric):
-                        notes += engine.observe(r.workspace_id, metric, labels, value, r.window_end, r.window_s, now)
+                if r.window_end.timestamp() < oldest:
+                    metrics.ALERTS_SKIPPED_OLD.inc()
+                    continue
+                try:
+                    for metric, labels, value in observations(r):
+                        if engine.watches(r.workspace_id, metric):
+                            notes += engine.observe(r.workspace_id, metric, labels, value, r.window_end, r.window_s, now)
+                except Exception as exc:  # noqa: BLE001 - this window's values broke the engine
+                    log.exception("alert engine failed on a %s window of %s", r.kind, r.workspace_id)
+                    if set_aside is not None:
+                        await set_aside(r, "alert_runtime", f"{exc.__class__.__name__}: {exc}", "alerts")
             closed_at = {(r.workspace_id, r.window_end): r.closed_at for r in rollups}
             await self._send(notes, closed_at)
 
@@ -157,7 +173,11 @@ class AlertRuntime:
             async with pool.acquire() as conn:
                 return await record_notifications(conn, notes)
 
-        await self._retrying(f"recording {len(notes)} alert notifications", record)
+        try:
+            await self._retrying(f"recording {len(notes)} alert notifications", record)
+        except PermanentFailure as exc:  # not the database's state: these notifications' content
+            log.error("alert notifications could not be recorded (%s); publishing them anyway", exc)
+            metrics.STAGE_FAILURES.labels("alerts", "database_rejected").inc(len(notes))
 
         async def publish() -> None:
             futures = [await self._publish(n.fingerprint.encode(), orjson.dumps(n.model_dump(mode="json")))
@@ -166,7 +186,12 @@ class AlertRuntime:
                 if isinstance(fut, Awaitable):
                     await fut
 
-        await self._retrying(f"publishing {len(notes)} alert notifications", publish)
+        try:
+            await self._retrying(f"publishing {len(notes)} alert notifications", publish)
+        except PermanentFailure as exc:  # e.g. a notification over the topic's size limit: recorded, not sent
+            log.error("alert notifications recorded but not published: %s", exc)
+            metrics.STAGE_FAILURES.labels("alerts", "publish").inc(len(notes))
+            return
         now = time.time()
         for n in notes:
             metrics.ALERT_NOTIFICATIONS.labels(n.status).inc()

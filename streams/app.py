@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from functools import partial
 
 import faust
@@ -19,8 +20,11 @@ from db.pool import connect
 from streams import metrics
 from streams.alert_runtime import AlertRuntime
 from streams.config import Settings
-from streams.sink import Backoff, BatchSink, SharedPool
+from streams.retry import Backoff, Retrier
+from streams.sink import BatchSink, DeadLetters, SharedPool, envelope
+from streams.sizing import MessageLimits
 from streams.windowing import WindowStage
+from schemas.events import DeadLetterError
 
 log = logging.getLogger("learnstream.app")
 
@@ -29,7 +33,10 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust.App:
+    """The worker's Faust app. `limits`: the size budgets of the topics it produces to (read from
+    the broker at start: streams.topics.message_limits), the producer's max_request_size if not given."""
+    limits = limits or MessageLimits(max_request_size=settings.producer_max_request_size)
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
@@ -41,6 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=settings.producer_max_request_size,
         datadir=str(settings.data_dir),
         table_standby_replicas=0,  # in-memory tables: a standby copy would be a second full replay
     )
@@ -49,19 +57,26 @@ def create_app(settings: Settings) -> faust.App:
     async def publish_dead_letter(key: bytes | None, value: bytes):
         return await dlq.send(key=key, value=value)
 
+    dead_letters = DeadLetters(
+        publish_dead_letter, Retrier(settings.db_retry_initial_s, settings.db_retry_max_s),
+        limits.budget(settings.dlq_topic),
+    )
     pool = SharedPool(settings.database_url, settings.db_pool_size)
-    stage = _window_stage(app, settings, pool, publish_dead_letter) if settings.windows_enabled else None
+    stage = _window_stage(app, settings, pool, dead_letters, limits) if settings.windows_enabled else None
+    app.learnstream_stage = stage  # streams.worker flushes it while Faust waits for acknowledgements at shutdown
     for kind, topic_name in settings.source_topics.items():
         sink = BatchSink(
             kind,
             pool,
-            publish_dead_letter,
+            dead_letters,
             retry_initial_s=settings.db_retry_initial_s,
             retry_max_s=settings.db_retry_max_s,
             direct_copy=settings.direct_copy,
+            earliest=settings.timestamp_earliest,
+            max_future_s=settings.timestamp_max_future_s,
         )
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
-        app.agent(topic, name=f"ingest-{kind}")(_ingest_agent(sink, settings, app, stage))
+        app.agent(topic, name=f"ingest-{kind}")(_ingest_agent(sink, settings, stage, dead_letters))
 
     @app.task
     async def make_partitions_at_start() -> None:
@@ -96,6 +111,20 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
+async def flush_until_stopped(stage: WindowStage) -> None:
+    """At shutdown: Faust stops the timers, then waits until every message is acknowledged, and the
+    window stage acknowledges only in a flush: flush every 0.1 s until the loop ends."""
+    while True:
+        try:
+            await stage.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - shutting down: what is not flushed is redelivered
+            log.warning("window stage flush at shutdown failed", exc_info=True)
+            return
+        await asyncio.sleep(0.1)
+
+
 def partition_lags(consumer, topics: set[str]) -> dict:
     """Messages between the end of each assigned partition of `topics` and the group's committed
     offset (the partitions whose end is not known yet are left out)."""
@@ -114,15 +143,16 @@ def partition_lags(consumer, topics: set[str]) -> dict:
     return out
 
 
-def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_dead_letter) -> WindowStage:
+def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_letters: DeadLetters,
+                  limits: MessageLimits) -> WindowStage:
     notifications = app.topic(settings.alert_notifications_topic, key_type=bytes, value_type=bytes)
 
     async def publish_notification(key: bytes, value: bytes):
         return await notifications.send(key=key, value=value)
 
     alerts = AlertRuntime(settings.database_url, pool, publish_notification,
-                          (settings.db_retry_initial_s, settings.db_retry_max_s))
-    stage = WindowStage(app, settings, pool, alerts, publish_dead_letter)
+                          (settings.db_retry_initial_s, settings.db_retry_max_s), settings.alert_max_age_s)
+    stage = WindowStage(app, settings, pool, alerts, dead_letters, limits)
     # the topics whose backlog means "not quiet" (not the changelog: Faust never commits its offsets)
     inputs = {*settings.source_topics.values(), settings.window_input_topic}
 
@@ -133,15 +163,8 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
     async def windows(stream: faust.StreamT) -> None:
         manual = stream.noack()
         async for event in manual.events():
-            try:
-                await stage.process(event.message.partition, event.value, partial(manual.ack, event))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a bug: stop with the offset uncommitted rather than skip it
-                log.exception("window stage failed on %s[%d]@%d; stopping the worker",
-                              event.message.topic, event.message.partition, event.message.offset)
-                await app.crash(exc)
-                raise
+            # a message the stage cannot fold is dead-lettered inside: nothing it carries stops this
+            await stage.process(event.message, partial(manual.ack, event))
 
     commands = app.topic(settings.alert_commands_topic, key_type=bytes, value_type=bytes)
 
@@ -164,6 +187,10 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
     async def close_windows() -> None:
         await stage.close_due(caught_up=not any(partition_lags(app.consumer, inputs).values()))
 
+    @app.timer(settings.recompute_interval_s)
+    async def recompute_windows() -> None:
+        await stage.recompute()
+
     @app.timer(settings.alert_tick_s)
     async def alert_tick() -> None:
         if alerts.rules_loaded.is_set():
@@ -180,7 +207,7 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, publish_
     return stage
 
 
-def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App, stage: WindowStage | None):
+def _ingest_agent(sink: BatchSink, settings: Settings, stage: WindowStage | None, dead_letters: DeadLetters):
     """Batches are processed as tasks, up to `max_inflight_batches` at a time, so the next batch
     is decoded and validated (Python, this core) while the previous one is written (PostgreSQL,
     the other core). Each task acknowledges its own messages once they are stored or
@@ -197,22 +224,29 @@ def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App, stage: Wi
         previous.set_result(None)
 
         async def handle(events: list, before: asyncio.Future, mine: asyncio.Future) -> None:
+            messages = [e.message for e in events]
+            stage_name = "ingest"
             try:
-                outcome = await sink.process([e.message for e in events])
+                outcome = await sink.process(messages)
                 await asyncio.shield(before)
+                stage_name = "windows"
                 if stage is not None and outcome.stored_rows:
                     await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
-                if not mine.done():
-                    mine.set_result(None)
-                for event in events:
-                    await stream.ack(event)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a bug: stop rather than ack what was not stored
-                log.exception("batch of %d messages failed; stopping the worker unacknowledged", len(events))
-                await app.crash(exc)
+            except Exception as exc:  # noqa: BLE001 - infrastructure is retried inside: this is the batch's own
+                # (a failure no retry cures): its messages are taken one at a time, and those that
+                # fail alone are dead-lettered; nothing of it may stop the stream
+                log.exception("batch of %d messages failed at the %s stage; isolating the messages that cause it",
+                              len(events), stage_name)
+                await asyncio.shield(before)  # the window stage gets this batch's events after the last batch's
+                await _isolate(sink, stage, dead_letters, messages, stage_name, exc)
             finally:
+                if not mine.done():
+                    mine.set_result(None)
                 slots.release()
+            for event in events:
+                await stream.ack(event)
 
         try:
             async for events in stream.noack_take(settings.batch_max_events, within=settings.batch_within_s):
@@ -224,12 +258,45 @@ def _ingest_agent(sink: BatchSink, settings: Settings, app: faust.App, stage: Wi
                 task.add_done_callback(inflight.discard)
         finally:
             if inflight:  # let in-flight writes finish briefly; whatever does not is redelivered
-                _done, pending = await asyncio.wait(inflight, timeout=10)
+                _done, pending = await asyncio.wait(inflight, timeout=settings.shutdown_timeout_s / 2)
                 for task in pending:
                     task.cancel()
 
     ingest.__name__ = ingest.__qualname__ = f"ingest_{sink.kind}"
     return ingest
+
+
+async def _isolate(sink: BatchSink, stage: WindowStage | None, dead_letters: DeadLetters, messages: list,
+                   stage_name: str, exc: BaseException) -> None:
+    """The last resort for a batch that failed as a whole: each message again on its own; one that
+    fails alone goes to the DLQ with why. At the windows stage its events are stored already (the
+    envelope says so: stage=windows)."""
+    failed: list[tuple[object, str, BaseException]] = []
+    if len(messages) == 1:
+        failed.append((messages[0], stage_name, exc))
+    else:
+        for m in messages:
+            where = "ingest"
+            try:
+                outcome = await sink.process([m])
+                where = "windows"
+                if stage is not None and outcome.stored_rows:
+                    await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as one:  # noqa: BLE001 - this message's own failure
+                failed.append((m, where, one))
+    now = datetime.now(UTC)
+    for m, where, err in failed:
+        reason = "database_rejected" if where == "ingest" else "window_stage"
+        text = f"{err.__class__.__name__}: {err}"[:2000]
+        log.error("message %s[%d]@%d set aside at the %s stage: %s", m.topic, m.partition, m.offset, where, text)
+        await dead_letters([envelope(m, [DeadLetterError(reason=reason, message=text)], now, stage=where)])
+        metrics.STAGE_FAILURES.labels(where, reason).inc()
+        if where == "ingest":
+            metrics.MESSAGES_CONSUMED.labels(m.topic).inc()
+            metrics.EVENTS_CONSUMED.labels(m.topic).inc()
+            metrics.INVALID_EVENTS.labels(m.topic, reason).inc()
 
 
 async def _ensure_partitions_retrying(settings: Settings) -> None:

@@ -8,9 +8,10 @@ then the defaults below.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".learnstream")
@@ -77,6 +78,32 @@ class Settings(BaseSettings):
         0.5, gt=0, description="how often changed window state goes to the changelog (and its messages are acked)"
     )
     alert_tick_s: float = Field(1.0, gt=0, description="how often repeats, NoData and mute expiry are checked")
+
+    timestamp_earliest: AwareDatetime = Field(
+        datetime(2000, 1, 1, tzinfo=UTC),
+        description="events timed before this are dead-lettered (timestamp_out_of_range)",
+    )
+    timestamp_max_future_s: float = Field(
+        300.0, ge=0, description="events timed more than this past the worker's clock are dead-lettered "
+        "(clock skew allowed); watermarks never pass the clock by more either",
+    )
+    producer_max_request_size: int = Field(
+        1_000_000, ge=262_656, description="largest request the producer sends; produced messages are split to fit "
+        "it and each topic's max.message.bytes",
+    )
+    alert_max_age_s: float = Field(
+        3600.0, ge=0, description="windows that ended longer ago than this (history, a backfill) are not "
+        "evaluated by alert rules",
+    )
+    recompute_interval_s: float = Field(
+        1.0, gt=0, description="how often closed windows that received late events are recomputed from the stored rows",
+    )
+    recompute_max_hours: int = Field(
+        24, ge=1, description="hours of one kind and workspace recomputed per round (bounds one round's transaction)",
+    )
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="SIGTERM: in-flight work gets this long, then the worker exits (the rest is redelivered)",
+    )
 
     partition_check_interval_s: float = Field(
         3600.0, gt=0, description="how often the worker makes partitions ahead of time"

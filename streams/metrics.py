@@ -73,6 +73,22 @@ ENGAGEMENT_RESETS = Counter(
 WINDOW_DUPLICATES = Counter(
     "window_duplicates_skipped", "redelivered events already folded into their window", ["kind"], namespace=_NS
 )
+WINDOWS_RECOMPUTED = Counter(
+    "windows_recomputed", "closed windows recomputed from the stored rows after late events (corrections "
+    "published)", ["kind"], namespace=_NS,
+)
+RECOMPUTE_PENDING = Gauge(
+    "recompute_pending_hours", "hours of closed windows waiting to be recomputed after late events", ["kind"],
+    namespace=_NS,
+)
+STAGE_FAILURES = Counter(
+    "stage_failures", "messages or windows a stage set aside to the DLQ because of what they carried",
+    ["stage", "reason"], namespace=_NS,
+)
+ALERTS_SKIPPED_OLD = Counter(
+    "alert_windows_skipped_old", "closed windows not evaluated by alert rules: older than alert_max_age_s",
+    namespace=_NS,
+)
 OPEN_PANES = Gauge("window_open_panes", "window panes held open on this worker", ["kind"], namespace=_NS)
 ALERT_NOTIFICATIONS = Counter(
     "alert_notifications", "alert notifications sent, by status", ["status"], namespace=_NS

@@ -2,9 +2,12 @@
 dead letters, count everything. The caller acknowledges the messages only after `process`
 returns; `process` returns only when every message is either stored or dead-lettered.
 
-Failures of PostgreSQL or of the dead-letter publish are retried with capped exponential backoff
-and full jitter, forever: the offsets stay uncommitted meanwhile, and the worker stays up. The
-outage is logged when it starts and when it ends, not per attempt.
+Infrastructure failures (PostgreSQL or Kafka unreachable, timeouts) of the write or of the
+dead-letter publish are retried with capped exponential backoff and full jitter for as long as
+they last (streams/retry.py): the offsets stay uncommitted meanwhile, and the worker stays up. The
+outage is logged when it starts and when it ends, not per attempt. Whatever a message's content
+causes - a decode or validation error, a time outside the acceptance window, a row PostgreSQL
+refuses - dead-letters that message (or array member) and the batch goes on.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -27,8 +29,10 @@ from db.pool import create_writer_pool
 from db.tables import TABLES
 from db.writer import WritePolicy, WriteResult, write_rows
 from schemas.decode import decode_message
-from schemas.events import DeadLetter, DeadLetterError
+from schemas.events import DeadLetter, DeadLetterError, safe_dumps
 from streams import metrics
+from streams.retry import PermanentFailure, Retrier
+from streams.sizing import MessageLimits, encode_dead_letter
 
 log = logging.getLogger("learnstream.sink")
 
@@ -77,14 +81,17 @@ def envelope(
     errors: list[DeadLetterError],
     received_at: datetime,
     members: list[tuple[int, Any]] | None = None,
+    stage: str = "ingest",
 ) -> DeadLetter:
     """The dead letter of `msg`. With `members` (an array whose valid members were stored), the
     value is only the rejected members, so the DLQ holds what was not stored and no more."""
     key, key_enc = _text(msg.key)
-    if members is not None:
-        value: str | None = orjson.dumps([m for _, m in members]).decode()
+    rejected = safe_dumps([m for _, m in members]) if members is not None else None
+    if rejected is not None:
+        value: str | None = rejected.decode("utf-8", "replace")
         value_enc: str | None = "utf-8"
-    else:
+    else:  # the whole value (also when the rejected members are too deep to write again)
+        members = None
         value, value_enc = _text(msg.value)
     return DeadLetter(
         source_topic=msg.topic,
@@ -97,77 +104,48 @@ def envelope(
         members=[i for i, _ in members] if members is not None else None,
         errors=errors,
         received_at=received_at,
+        stage=stage,
     )
 
 
-async def publish_dead_letters(publish: DeadLetterPublisher, retrying: Retrier, letters: list[DeadLetter]) -> None:
-    """Publish dead letters (keyed topic:partition:offset), retrying until the broker has them all."""
+class DeadLetters:
+    """Publishes dead letters (keyed topic:partition:offset) to the DLQ, each within the topic's
+    message budget (streams/sizing.py: errors capped, a value that cannot fit cut to a prefix with
+    its length and SHA-256), retrying until the broker has them all. Shared by every stage."""
 
-    async def attempt() -> None:
-        futures = [
-            await publish(f"{d.source_topic}:{d.partition}:{d.offset}".encode(), orjson.dumps(d.model_dump(mode="json")))
-            for d in letters
+    def __init__(self, publish: DeadLetterPublisher, retrying: Retrier, budget: int) -> None:
+        self._publish, self._retrying, self.budget = publish, retrying, budget
+
+    async def __call__(self, letters: list[DeadLetter]) -> None:
+        await publish_dead_letters(self._publish, self._retrying, letters, self.budget)
+
+
+async def publish_dead_letters(
+    publish: DeadLetterPublisher, retrying: Retrier, letters: list[DeadLetter], budget: int = 1_000_000 - 512,
+) -> None:
+    """Publish dead letters (keyed topic:partition:offset), retrying until the broker has them all.
+    Should the broker still refuse one as too large (its topic's limit lowered since the start),
+    they are encoded again within half the budget, down to 16 KiB."""
+    while True:
+        encoded = [
+            (f"{d.source_topic}:{d.partition}:{d.offset}".encode(), encode_dead_letter(d, budget - 64)) for d in letters
         ]
-        for fut in futures:
-            if isinstance(fut, Awaitable):
-                await fut
 
-    await retrying(f"publishing {len(letters)} dead letters", attempt)
-    metrics.DLQ_PUBLISHED.labels(letters[0].source_topic).inc(len(letters))
+        async def attempt() -> None:
+            futures = [await publish(key, value) for key, value in encoded]
+            for fut in futures:
+                if isinstance(fut, Awaitable):
+                    await fut
 
-
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial, self.maximum, self.attempt = initial, maximum, 0
-
-    def next_delay(self) -> float:
-        cap = min(self.maximum, self.initial * (2**self.attempt))
-        self.attempt += 1
-        return random.uniform(0, cap)
-
-
-class Retrier:
-    """Runs an operation until it succeeds: capped exponential backoff with full jitter, forever
-    (offsets stay uncommitted meanwhile). An outage is logged when it starts and when it ends,
-    not per attempt; `failed` / `succeeded` hooks see every attempt (metrics)."""
-
-    def __init__(
-        self, initial: float, maximum: float, *,
-        failed: Callable[[], None] | None = None, succeeded: Callable[[], None] | None = None,
-    ) -> None:
-        self._backoff = (initial, maximum)
-        self._failed, self._succeeded = failed, succeeded
-        self._outage_since: float | None = None
-
-    async def __call__(self, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
-        backoff = Backoff(*self._backoff)
-        while True:
-            try:
-                result = await op()
-            except asyncio.CancelledError:
+        try:
+            await retrying(f"publishing {len(letters)} dead letters", attempt)
+            break
+        except PermanentFailure as exc:
+            if budget <= 16_384:
                 raise
-            except Exception as exc:  # noqa: BLE001 - anything else is retried, never dropped
-                if self._failed:
-                    self._failed()
-                if self._outage_since is None:
-                    self._outage_since = time.monotonic()
-                    log.warning(
-                        "%s failed (%s: %s); retrying with backoff, offsets held until it succeeds",
-                        what, exc.__class__.__name__, exc,
-                    )
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            if self._outage_since is not None:
-                log.warning(
-                    "%s succeeded again after %.1f s and %d retries",
-                    what, time.monotonic() - self._outage_since, backoff.attempt,
-                )
-                self._outage_since = None
-            if self._succeeded:
-                self._succeeded()
-            return result
+            log.error("the DLQ refused a dead letter (%s); encoding them within %d bytes", exc.error, budget // 2)
+            budget //= 2
+    metrics.DLQ_PUBLISHED.labels(letters[0].source_topic).inc(len(letters))
 
 
 class SharedPool:
@@ -196,16 +174,19 @@ class BatchSink:
         self,
         kind: str,
         pool: SharedPool,
-        publish_dead_letter: DeadLetterPublisher,
+        dead_letters: DeadLetters,
         *,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
         direct_copy: bool = True,
+        earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC),
+        max_future_s: float = 300.0,
     ) -> None:
         self.kind = kind
         self.spec = TABLES[kind]
         self._pool = pool
-        self._publish = publish_dead_letter
+        self._dead_letters = dead_letters
+        self._earliest, self._max_future = earliest, timedelta(seconds=max_future_s)
         self._retrying = Retrier(
             retry_initial_s, retry_max_s,
             failed=lambda: (metrics.DB_RETRIES.labels(self.spec.name).inc(), metrics.DB_UP.set(0)),
@@ -213,18 +194,26 @@ class BatchSink:
         )
         self._policy = WritePolicy(optimistic=direct_copy)
 
-    async def _write_attempt(self, rows: list[tuple]) -> WriteResult:
+    def acceptance(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """The event times accepted now: [earliest, now + the allowed clock skew]."""
+        return self._earliest, (now or datetime.now(UTC)) + self._max_future
+
+    async def _write_attempt(self, rows: list[tuple], isolate: bool) -> WriteResult:
         pool = await self._pool.get()
         async with pool.acquire() as conn:
-            return await write_rows(conn, self.spec, rows, self._policy)
+            return await write_rows(conn, self.spec, rows, self._policy, isolate=isolate)
 
     async def _write(self, rows: list[tuple]) -> WriteResult:
-        return await self._retrying(
-            f"writing {len(rows)} rows to {self.spec.name}", lambda: self._write_attempt(rows)
-        )
+        what = f"writing {len(rows)} rows to {self.spec.name}"
+        try:
+            return await self._retrying(what, lambda: self._write_attempt(rows, False))
+        except PermanentFailure as exc:
+            # not the database's state and not a known data error: find the row(s) it comes from
+            log.warning("%s failed for good (%s); isolating the rows that cause it", what, exc.error)
+            return await self._retrying(what, lambda: self._write_attempt(rows, True))
 
     async def _dead_letter(self, letters: list[DeadLetter]) -> None:
-        await publish_dead_letters(self._publish, self._retrying, letters)
+        await self._dead_letters(letters)
 
     async def process(self, messages: Sequence[Message]) -> BatchOutcome:
         out = BatchOutcome(messages=len(messages))
@@ -237,8 +226,9 @@ class BatchSink:
         origin: list[int] = []  # rows[i] came from messages[origin[i]]
         dead: list[DeadLetter] = []
         received_at = datetime.now(UTC)
+        accept = self.acceptance(received_at)
         for i, msg in enumerate(messages):
-            decoded = decode_message(msg.value, self.kind)
+            decoded = decode_message(msg.value, self.kind, accept)
             if decoded.events:
                 rows.extend(map(to_row, decoded.events))
                 origin.extend([i] * len(decoded.events))

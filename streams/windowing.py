@@ -36,21 +36,25 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter, methodcaller
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from typing_extensions import TypedDict
 
 import faust
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
-from db.rollups import write_rollups
+from db.rollups import recompute_windows, upsert_rollups, write_rollups
 from db.tables import TABLES
 from schemas.alerts import AlertCommand
-from schemas.events import DeadLetterError
-from schemas.rollups import Rollup
+from schemas.events import DeadLetter, DeadLetterError
+from schemas.rollups import Rollup, series_key
 from streams import metrics
 from streams.alert_runtime import AlertRuntime
 from streams.config import Settings
-from streams.sink import Retrier, SharedPool, envelope, publish_dead_letters
+from streams.retry import PermanentFailure, Retrier
+from streams.sink import DeadLetters, SharedPool, envelope
+from streams.sizing import ItemTooLarge, MessageLimits, fits, pack
 from streams.windows import (
     COUNTERS,
     EngagementAggregate,
@@ -64,8 +68,6 @@ from streams.windows import (
 
 log = logging.getLogger("learnstream.windowing")
 
-#: most events in one window-input message (keeps messages far below Kafka's 1 MiB default)
-ITEMS_PER_MESSAGE = 2000
 #: an engagement snapshot older than this (event time) behind the watermark is forgotten
 SNAPSHOT_TTL_S = 7 * 86400.0
 
@@ -89,8 +91,10 @@ def _bucket(series: str) -> int:
     return zlib.crc32(series.encode()) % SNAPSHOT_BUCKETS
 
 
-def _sorted_json(d: dict) -> str:
-    return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
+_sorted_json = series_key
+
+#: closed windows that receive late events are recomputed per hour of window start
+RECOMPUTE_BUCKET_S = 3600.0
 
 
 # -- 1. ingest side: stored rows -> window-input messages --------------------------------------
@@ -112,7 +116,7 @@ _TIMESTAMP = methodcaller("timestamp")
 
 
 def window_messages(
-    kind: str, rows: list[tuple], origin: list[int], messages: Sequence, partitions: int
+    kind: str, rows: list[tuple], origin: list[int], messages: Sequence, partitions: int, budget: int = 999_488,
 ) -> list[tuple[int, bytes, bytes]]:
     """(partition, key, value) window-input messages for the stored `rows` of one batch
     (`origin[i]`: the index in `messages` of the message rows[i] came from). Each item is
@@ -148,10 +152,43 @@ def window_messages(
     for ws, group in by_ws.items():
         w = str(ws)
         part = workspace_partition(w, partitions)
-        for i in range(0, len(group), ITEMS_PER_MESSAGE):
-            value = orjson.dumps({"k": kind, "w": w, "t": topic, "i": group[i:i + ITEMS_PER_MESSAGE]})
-            out.append((part, w.encode(), value))
+        key = w.encode()
+        for _, value in pack(group, lambda items: orjson.dumps({"k": kind, "w": w, "t": topic, "i": items}),
+                             budget - len(key)):
+            out.append((part, key, value))
     return out
+
+
+# what a window-input message may hold: validated on read (whoever wrote it), so that folding it
+# cannot fail half-way through on its content
+_Source = tuple[int, int]
+_Time = Annotated[float, Field(allow_inf_nan=False)]
+_ITEMS = {
+    "performance_sample": TypeAdapter(list[tuple[_Source, _Time, tuple[str, str, dict[str, str], _Time]]]),
+    "learning_event": TypeAdapter(list[tuple[_Source, _Time, tuple[str, str, str | None, int | None], bool]]),
+    "engagement_update": TypeAdapter(list[tuple[_Source, _Time, tuple[str, str, str, str | None,
+                                                                     int, int, int, int, int]]]),
+}
+
+
+class _Input(TypedDict):
+    k: Literal["performance_sample", "learning_event", "engagement_update"]
+    w: str
+    t: str
+    i: list[Any]
+
+
+_INPUT = TypeAdapter(_Input)
+
+
+def parse_input(value: bytes) -> dict:
+    """A window-input message, validated (ValidationError: set it aside). Commands pass as they are."""
+    msg = orjson.loads(value)
+    if isinstance(msg, dict) and "cmd" in msg:
+        return msg
+    msg = _INPUT.validate_python(msg)
+    msg["i"] = _ITEMS[msg["k"]].validate_python(msg["i"])
+    return msg
 
 
 # -- 2. the window agent's state ------------------------------------------------------------------
@@ -181,6 +218,12 @@ class PartitionState:
     dirty_panes: set[tuple] = field(default_factory=set)
     dirty_snaps: set[tuple[str, str]] = field(default_factory=set)
     clock_dirty: bool = False
+    #: (kind, workspace) -> starts of the hours (RECOMPUTE_BUCKET_S) of closed windows that late
+    #: events reached: recomputed from the stored rows (`recompute`), kept in the changelog meanwhile
+    recompute: dict[tuple[str, str], set[float]] = field(default_factory=dict)
+    dirty_recompute: set[tuple[str, str]] = field(default_factory=set)
+    #: changelog key -> how many records it was last written as (a large value is split)
+    chunks: dict[str, int] = field(default_factory=dict)
 
 
 def _ts(t: float) -> datetime:
@@ -193,7 +236,7 @@ def _iso(t: float) -> str:
 
 class WindowStage:
     def __init__(self, app: faust.App, settings: Settings, pool: SharedPool, alerts: AlertRuntime,
-                 publish_dead_letter: Callable[[bytes | None, bytes], Awaitable[Any]]) -> None:
+                 dead_letters: DeadLetters, limits: MessageLimits | None = None) -> None:
         self.app, self.settings, self._pool, self.alerts = app, settings, pool, alerts
         self.specs = (
             WindowSpec(settings.window_tumbling_s, None, settings.window_grace_s),
@@ -210,8 +253,17 @@ class WindowStage:
         self.states: dict[int, PartitionState] = {}
         self._lock = asyncio.Lock()
         self._acks: list[Callable[[], Awaitable[Any]]] = []
-        self._publish_dead_letter = publish_dead_letter
+        self._dead_letters = dead_letters
         self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
+        limits = limits or MessageLimits(max_request_size=settings.producer_max_request_size)
+        self.budgets = {
+            "input": limits.budget(settings.window_input_topic),
+            "late": limits.budget(settings.late_events_topic),
+            "rollups": limits.budget(settings.rollups_topic),
+            "changelog": limits.budget(f"{settings.app_id}-windows-changelog"),
+        }
+        self.max_future_s = settings.timestamp_max_future_s
+        self.earliest = settings.timestamp_earliest.timestamp()
 
     def _new_state(self) -> PartitionState:
         return PartitionState({k: Windower(self.specs, agg, self.settings.window_idle_s) for k, agg in AGGREGATES.items()})
@@ -219,10 +271,20 @@ class WindowStage:
     # -- ingest side -------------------------------------------------------------------------
     async def send_stored(self, kind: str, rows: list[tuple], origin: list[int], messages: Sequence) -> None:
         """Send a batch's stored rows to window-input; returns when the broker has them all."""
-        futures = [await self.input.send(key=k, value=v, partition=p)
-                   for p, k, v in window_messages(kind, rows, origin, messages, self.partitions)]
-        for fut in futures:
-            await fut
+        out = window_messages(kind, rows, origin, messages, self.partitions, self.budgets["input"])
+        await self._send_all(f"sending {len(out)} window-input messages", self.input, out)
+
+    async def _send_all(self, what: str, topic, messages: list[tuple[int | None, bytes, bytes]]) -> None:
+        """Produce (partition, key, value) messages and wait until the broker has them all; broker
+        outages are retried (a retry may repeat a message: every consumer of these is idempotent)."""
+
+        async def attempt() -> None:
+            futures = [await topic.send(key=k, value=v, partition=p) for p, k, v in messages]
+            for fut in futures:
+                await fut
+
+        if messages:
+            await self._retrying(what, attempt)
 
     async def relay_command(self, message) -> None:
         """An alert-commands message -> window-input on its workspace's partition (or the DLQ)."""
@@ -233,35 +295,72 @@ class WindowStage:
             errors = [DeadLetterError(reason=reason, path=".".join(map(str, e["loc"])), message=e["msg"])
                       for e in exc.errors()]
             letter = envelope(message, errors, datetime.now(UTC))
-            await publish_dead_letters(self._publish_dead_letter, self._retrying, [letter])
+            await self._dead_letters([letter])
             metrics.INVALID_EVENTS.labels(message.topic, reason).inc()
             return
         w = str(cmd.workspace_id)
-        fut = await self.input.send(key=w.encode(), value=orjson.dumps({"cmd": cmd.model_dump(mode="json")}),
-                                    partition=workspace_partition(w, self.partitions))
-        await fut
+        await self._send_all("relaying an alert command", self.input, [
+            (workspace_partition(w, self.partitions), w.encode(), orjson.dumps({"cmd": cmd.model_dump(mode="json")}))])
 
     # -- window agent ------------------------------------------------------------------------
-    async def process(self, partition: int, value: bytes, ack: Callable[[], Awaitable[Any]]) -> None:
+    async def process(self, message, ack: Callable[[], Awaitable[Any]]) -> None:
         """Fold a window-input message. `ack` is called once what it changed is in the changelog
-        (see `flush`), so a crash before that redelivers it."""
-        msg = orjson.loads(value)
+        (see `flush`), so a crash before that redelivers it. A message that cannot be folded
+        (malformed, or failing the stage for what it carries) is dead-lettered and acknowledged:
+        the stream goes on."""
+        partition = message.partition
         async with self._lock:
             self._acks.append(ack)
-            if "cmd" in msg:
-                await self.alerts.command(AlertCommand.model_validate(msg["cmd"]))
+            try:
+                msg = parse_input(message.value or b"")
+            except (orjson.JSONDecodeError, ValidationError) as exc:
+                await self._set_aside(message, "schema", f"not a window-input message: {_short(exc)}")
                 return
-            st = self.states.get(partition)
-            if st is None:
-                st = self.states[partition] = self._new_state()
-            now = time.time()
-            late = self._fold(partition, st, msg, now)
-            if late:
-                # one late-events message per window-input message: a JSON array of LateEvent
-                fut = await self.late_topic.send(key=msg["w"].encode(), value=orjson.dumps(late))
-                await fut
-                metrics.LATE_EVENTS.labels(msg["k"]).inc(len(late))
-            await self._close(partition, st)
+            try:
+                if "cmd" in msg:
+                    await self.alerts.command(AlertCommand.model_validate(msg["cmd"]))
+                    return
+                st = self.states.get(partition)
+                if st is None:
+                    st = self.states[partition] = self._new_state()
+                now = time.time()
+                msg = await self._accepted(message, msg, now)
+                late = self._fold(partition, st, msg, now)
+                if late:
+                    # late-events messages: JSON arrays of LateEvent, split to fit
+                    key = msg["w"].encode()
+                    parts = pack(late, orjson.dumps, self.budgets["late"] - len(key))
+                    await self._send_all(f"sending {len(late)} late events", self.late_topic,
+                                         [(None, key, v) for _, v in parts])
+                    metrics.LATE_EVENTS.labels(msg["k"]).inc(len(late))
+                await self._close(partition, st)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - what it carries broke the stage: set it aside
+                log.exception("window stage failed on %s[%d]@%d; dead-lettered, going on",
+                              message.topic, message.partition, message.offset)
+                await self._set_aside(message, "window_stage", f"{exc.__class__.__name__}: {_short(exc)}")
+
+    async def _set_aside(self, message, reason: str, text: str) -> None:
+        letter = envelope(message, [DeadLetterError(reason=reason, message=text)], datetime.now(UTC), stage="windows")
+        await self._dead_letters([letter])
+        metrics.STAGE_FAILURES.labels("windows", reason).inc()
+
+    async def _accepted(self, message, msg: dict, now: float) -> dict:
+        """Items timed outside the acceptance window (the ingest sinks refuse those already; this
+        holds against any other writer of window-input) are dead-lettered, the rest kept."""
+        items = msg["i"]
+        if not items:
+            return msg
+        times = list(map(itemgetter(1), items))
+        lo, hi = self.earliest, now + self.max_future_s
+        if min(times) >= lo and max(times) <= hi:
+            return msg
+        kept = [it for it in items if lo <= it[1] <= hi]
+        bad = len(items) - len(kept)
+        await self._set_aside(message, "timestamp_out_of_range",
+                              f"{bad} of {len(items)} items timed outside [{_iso(lo)}, now + {self.max_future_s:g} s]")
+        return {**msg, "i": kept}
 
     def _fold(self, partition: int, st: PartitionState, msg: dict, now: float) -> list[dict]:
         """Fold one window-input message (a batch of one workspace's events of one kind). The
@@ -352,6 +451,12 @@ class WindowStage:
             key, ps = gk
             missed = w.add_many(key, ps, values)
             if missed:  # the LateEvent contract, built without per-event validation (hot when a replay is late)
+                hours = st.recompute.get((kind, ws))
+                if hours is None:
+                    hours = st.recompute[(kind, ws)] = set()
+                for _, start in missed:
+                    hours.add(math.floor(start / RECOMPUTE_BUCKET_S) * RECOMPUTE_BUCKET_S)
+                st.dirty_recompute.add((kind, ws))
                 if wm_iso is None:
                     wm_iso, received = _iso(w.watermark), _iso(now)
                 gone = [{"window_s": sp_.size_s, "step_s": sp_.step, "window_start": _iso(start)} for sp_, start in missed]
@@ -364,7 +469,9 @@ class WindowStage:
                 marks = pending[(kind, key, ps)] = {}
                 for tp, off, *_ in members[gk]:
                     marks[tp] = off  # a source partition's items come in offset order
-        w.advance(t_max, now)
+        # never past the wall clock + the allowed skew (one event from the future would make every
+        # later one late): the ingest refuses such events, this holds for any writer of window-input
+        w.advance(min(t_max, now + self.max_future_s), now)
         if duplicates:
             metrics.WINDOW_DUPLICATES.labels(kind).inc(duplicates)
         if resets:
@@ -394,7 +501,9 @@ class WindowStage:
                     self._put_snaps(partition, st, bucket)
                 if st.clock_dirty:
                     self._put_clock(partition, st)
-                st.dirty_panes, st.dirty_snaps, st.clock_dirty = set(), set(), False
+                for kw in st.dirty_recompute:
+                    self._put_recompute(partition, st, kw)
+                st.dirty_panes, st.dirty_snaps, st.clock_dirty, st.dirty_recompute = set(), set(), False, set()
             acks, self._acks = self._acks, []
         for ack in acks:
             await ack()
@@ -409,6 +518,26 @@ class WindowStage:
             self.table.data[k] = value
             self.table.send_changelog(partition, k, value)
 
+    def _write_map(self, partition: int, st: PartitionState, key: str, value: dict) -> None:
+        """A JSON object as one changelog record `key`, or, when it would not fit in one message,
+        split by its entries over `key`, `key|1`, `key|2`, ...; an empty one (and any records a
+        larger version used) is tombstoned."""
+        before = st.chunks.get(key, 1)
+        if not value:
+            parts: list[bytes] = []
+        else:
+            budget = self.budgets["changelog"] - len(key) - 8
+            parts = [v for _, v in pack(list(value.items()), lambda items: orjson.dumps(dict(items)), budget)]
+        for n, part in enumerate(parts):
+            self._write(partition, key if n == 0 else f"{key}|{n}", part)
+        for n in range(max(1, len(parts)), before):
+            self._write(partition, f"{key}|{n}", None)
+        if not parts:
+            self._write(partition, key, None)
+            st.chunks.pop(key, None)
+        else:
+            st.chunks[key] = len(parts)
+
     # One changelog record per (kind, workspace, pane start) holds every series' pane there, and
     # one per (workspace, bucket) holds a share of its engagement snapshots: a flush writes a few
     # records, not one per series (each Faust send costs more than the bytes it carries).
@@ -420,7 +549,7 @@ class WindowStage:
             agg = panes.get((ws, series), {}).get(ps)
             if agg is not None:
                 value[series] = {"a": agg.to_bytes().decode(), "u": st.upto[(kind, (ws, series), ps)]}
-        self._write(partition, f"{partition}|g|{kind}|{ws}|{ps!r}", orjson.dumps(value) if value else None)
+        self._write_map(partition, st, f"{partition}|g|{kind}|{ws}|{ps!r}", value)
 
     def _put_snaps(self, partition: int, st: PartitionState, bucket: tuple[str, int]) -> None:
         ws, b = bucket
@@ -434,7 +563,11 @@ class WindowStage:
                 value[series] = {"t": snap.t, "c": snap.counters, "u": snap.upto}
         if not members:
             st.snap_buckets.pop(bucket, None)
-        self._write(partition, f"{partition}|s|{ws}|{b}", orjson.dumps(value) if value else None)
+        self._write_map(partition, st, f"{partition}|s|{ws}|{b}", value)
+
+    def _put_recompute(self, partition: int, st: PartitionState, kw: tuple[str, str]) -> None:
+        hours = st.recompute.get(kw)
+        self._write_map(partition, st, f"{partition}|r|{kw[0]}|{kw[1]}", dict.fromkeys(map(repr, sorted(hours or ())), 1))
 
     def _put_clock(self, partition: int, st: PartitionState) -> None:
         clock = {k: [_finite(w.watermark), _finite(w.closed_horizon)] for k, w in st.windows.items()}
@@ -487,7 +620,7 @@ class WindowStage:
             # a closed window is not closed twice
             self._put_clock(partition, st)
         for group in tombstones:
-            self._write(partition, f"{partition}|g|{group[0]}|{group[1]}|{group[2]!r}", None)
+            self._write_map(partition, st, f"{partition}|g|{group[0]}|{group[1]}|{group[2]!r}", {})
         if rollups:
             await self._emit(rollups)
 
@@ -504,18 +637,106 @@ class WindowStage:
     async def _emit(self, rollups: list[Rollup]) -> None:
         pool = await self._pool.get()
 
-        async def write() -> int:
+        async def write(some: list[Rollup]) -> int:
             async with pool.acquire() as conn:
-                return await write_rollups(conn, rollups)
+                return await write_rollups(conn, some)
 
-        await self._retrying(f"writing {len(rollups)} rollups", write)
-        futures = [
-            await self.rollups_topic.send(key=str(r.workspace_id).encode(), value=orjson.dumps(r.model_dump(mode="json")))
-            for r in rollups
-        ]
-        for fut in futures:
-            await fut
-        await self.alerts.windows_closed(rollups)
+        try:
+            await self._retrying(f"writing {len(rollups)} rollups", lambda: write(rollups))
+        except PermanentFailure:  # some window's values: write them one by one, set aside what fails
+            kept = []
+            for r in rollups:
+                try:
+                    await self._retrying("writing a rollup", lambda r=r: write([r]))
+                    kept.append(r)
+                except PermanentFailure as exc:
+                    await self._set_aside_rollup(r, "database_rejected", str(exc))
+            rollups = kept
+        rollups = await self._publish_rollups(rollups)
+        await self.alerts.windows_closed(rollups, self._set_aside_rollup)
+
+    async def _publish_rollups(self, rollups: list[Rollup]) -> list[Rollup]:
+        """Publish to the rollups topic (each within its budget: one that is not is dead-lettered)."""
+        out, sent = [], []
+        for r in rollups:
+            key = str(r.workspace_id).encode()
+            try:
+                out.append((None, key, fits(r.model_dump(mode="json"), self.budgets["rollups"] - len(key))))
+                sent.append(r)
+            except ItemTooLarge as exc:
+                await self._set_aside_rollup(r, "window_stage", str(exc))
+        await self._send_all(f"publishing {len(out)} rollups", self.rollups_topic, out)
+        return sent
+
+    async def _set_aside_rollup(self, r: Rollup, reason: str, text: str, stage: str = "windows") -> None:
+        """A closed window the stage could not store or publish, as a dead letter (value: the rollup)."""
+        letter = DeadLetter(
+            source_topic=self.settings.rollups_topic, partition=-1, offset=-1, key=str(r.workspace_id),
+            key_encoding="utf-8", value=orjson.dumps(r.model_dump(mode="json")).decode(), value_encoding="utf-8",
+            errors=[DeadLetterError(reason=reason, message=text)], received_at=datetime.now(UTC), stage=stage,
+        )
+        await self._dead_letters([letter])
+        metrics.STAGE_FAILURES.labels(stage, reason).inc()
+
+    # -- corrections ---------------------------------------------------------------------------
+    async def recompute(self) -> int:
+        """Timer: recompute, from the stored rows, the closed windows that late events reached (a
+        backfill, a producer catching up), `recompute_max_hours` hours of one (kind, workspace)
+        per transaction; write the changed ones with revision + 1 and publish them as corrections.
+        Alerts do not see corrections. Returns the windows corrected."""
+        if self.app.rebalancing:
+            return 0
+        todo: list[tuple[int, str, str, list[float], float]] = []
+        async with self._lock:
+            for partition, st in self.states.items():
+                for (kind, ws), hours in st.recompute.items():
+                    todo.append((partition, kind, ws, sorted(hours), st.windows[kind].closed_horizon))
+        corrected = 0
+        step = self.settings.recompute_max_hours
+        for partition, kind, ws, hours, horizon in todo:
+            if not math.isfinite(horizon):
+                continue
+            for i in range(0, len(hours), step):
+                chunk = hours[i:i + step]
+                corrected += await self._recompute_hours(kind, ws, chunk, horizon)
+                async with self._lock:
+                    st = self.states.get(partition)
+                    if st is None:
+                        break  # the partition moved meanwhile: its new owner recomputes from the changelog
+                    left = st.recompute.get((kind, ws))
+                    if left is not None:
+                        left.difference_update(chunk)
+                        if not left:
+                            del st.recompute[(kind, ws)]
+                        st.dirty_recompute.add((kind, ws))
+                    self.report_recompute()
+        return corrected
+
+    async def _recompute_hours(self, kind: str, ws: str, hours: list[float], horizon: float) -> int:
+        pool = await self._pool.get()
+        rollups: list[Rollup] = []
+        for lo, hi in _runs(hours, RECOMPUTE_BUCKET_S):
+            async def compute(lo=lo, hi=hi) -> list[Rollup]:
+                async with pool.acquire() as conn:
+                    found = await recompute_windows(
+                        conn, kind, ws, _ts(lo), _ts(hi), [(s.size_s, s.step) for s in self.specs],
+                        self.settings.window_grace_s, _ts(horizon), datetime.now(UTC))
+                    return await upsert_rollups(conn, found) if found else []
+            try:
+                rollups += await self._retrying(f"recomputing {kind} windows of {ws}", compute)
+            except PermanentFailure as exc:
+                log.error("recomputing %s windows of %s in [%s, %s) failed for good: %s", kind, ws,
+                          _iso(lo), _iso(hi), exc)
+                metrics.STAGE_FAILURES.labels("windows", "recompute").inc()
+        if rollups:
+            await self._publish_rollups(rollups)
+            metrics.WINDOWS_RECOMPUTED.labels(kind).inc(len(rollups))
+        return len(rollups)
+
+    def report_recompute(self) -> None:
+        for kind in AGGREGATES:
+            metrics.RECOMPUTE_PENDING.labels(kind).set(sum(
+                len(h) for st in self.states.values() for (k, _), h in st.recompute.items() if k == kind))
 
     # -- recovery ----------------------------------------------------------------------------
     def _active(self) -> set[int]:
@@ -529,6 +750,7 @@ class WindowStage:
             now = time.time()
             states: dict[int, PartitionState] = {p: self._new_state() for p in active}
             clocks: dict[int, dict] = {}
+            stale: list[tuple[int, str]] = []
             for k, v in list(self.table.data.items()):
                 text = k.decode()
                 p = int(text.split("|", 1)[0])
@@ -538,27 +760,56 @@ class WindowStage:
                 if v is None:
                     continue
                 st = states[p]
-                tag = text.split("|", 2)[1]
+                parts = text.split("|")
+                tag = parts[1]
+                # a record split over key, key|1, ... (see _write_map): remember how many there are
+                width = {"g": 5, "s": 4, "r": 4}.get(tag)
+                if width is not None:
+                    base = "|".join(parts[:width])
+                    n = int(parts[width]) + 1 if len(parts) > width else 1
+                    st.chunks[base] = max(st.chunks.get(base, 1), n)
                 d = orjson.loads(v)
-                if tag == "g":
-                    _, _, kind, ws, ps_text = text.split("|", 4)
+                if tag == "r":
+                    st.recompute.setdefault((parts[2], parts[3]), set()).update(map(float, d))
+                elif tag == "g":
+                    kind, ws, ps_text = parts[2], parts[3], parts[4]
                     ps = float(ps_text)
+                    if not self.earliest - 86400 <= ps <= now + self.max_future_s:
+                        # healing state from before the acceptance window: a pane of a time no
+                        # event may have now (year 1, year 2999) is dropped
+                        log.warning("partition %d: dropping a %s pane at %s, outside the accepted times",
+                                    p, kind, ps_text)
+                        stale.append((p, "|".join(parts[:5])))
+                        continue
                     for series, pane in d.items():
                         agg = AGGREGATES[kind].from_bytes(pane["a"].encode())
                         st.windows[kind].set_pane((ws, series), ps, agg)
                         st.upto[(kind, (ws, series), ps)] = pane["u"]
                         st.groups.setdefault((kind, ws, ps), set()).add(series)
                 elif tag == "s":
-                    ws = text.split("|", 3)[2]
+                    ws = parts[2]
                     for series, snap in d.items():
                         st.snaps[(ws, series)] = Snapshot(snap["t"], snap["c"], snap["u"])
                         st.snap_buckets.setdefault((ws, _bucket(series)), set()).add(series)
                 elif tag == "c":
                     clocks[p] = d
+            ceiling = now + self.max_future_s
             for p, clock in clocks.items():
                 for kind, (wm, ch) in clock.items():
-                    states[p].windows[kind].restore(_inf(wm), _inf(ch), now)
+                    wm, ch = _inf(wm), _inf(ch)
+                    if wm > ceiling or ch > ceiling:
+                        # healing state from before the acceptance window (issue #8): a watermark an
+                        # event from the future had moved makes every later event late; it is set
+                        # back to the clock (events older than that are late, and their windows
+                        # recomputed from the stored rows), and the windows of that far-off time are gone
+                        log.warning("partition %d: %s watermark %s is in the future; set back to %s",
+                                    p, kind, _iso(wm), _iso(now))
+                        wm, ch = min(wm, now), min(ch, now)
+                        states[p].clock_dirty = True
+                    states[p].windows[kind].restore(wm, ch, now)
             self.states = states
+            for p, key in stale:
+                self._write_map(p, states[p], key, {})
             self._acks = []  # folded but not flushed: Faust redelivers them from the committed offset
             panes = sum(len(st.upto) for st in states.values())
             log.info("window state recovered: partitions %s, %d panes", sorted(active), panes)
@@ -570,6 +821,22 @@ class WindowStage:
         for kind in AGGREGATES:
             metrics.OPEN_PANES.labels(kind).set(sum(
                 len(p) for st in self.states.values() for p in st.windows[kind].panes.values()))
+
+
+def _runs(starts: list[float], width: float) -> list[tuple[float, float]]:
+    """Sorted bucket starts -> [lo, hi) ranges of consecutive buckets."""
+    out: list[list[float]] = []
+    for h in starts:
+        if out and out[-1][1] == h:
+            out[-1][1] = h + width
+        else:
+            out.append([h, h + width])
+    return [(lo, hi) for lo, hi in out]
+
+
+def _short(exc: BaseException, limit: int = 2000) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _finite(x: float) -> float | None:

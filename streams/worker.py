@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -15,19 +17,21 @@ import faust
 from db.migrate import pending
 from db.pool import connect
 from streams import metrics
-from streams.app import create_app
+from streams.app import create_app, flush_until_stopped
 from streams.config import Settings
-from streams.topics import ensure_topics
+from streams.sizing import MIN_BUDGET, MessageLimits
+from streams.topics import ensure_topics, message_limits
 
 log = logging.getLogger("learnstream.worker")
 
 
 class SchemaNotReady(Exception):
-    pass
+    """The database or the topics are not as this worker needs them (the message says what to do)."""
 
 
-async def preflight(settings: Settings) -> None:
-    """Kafka reachable and topics declared (else KafkaUnavailable); schema current if the DB answers."""
+async def preflight(settings: Settings) -> MessageLimits:
+    """Kafka reachable and topics declared (else KafkaUnavailable); the size budgets of the topics
+    produced to; schema current if the DB answers."""
     topics = [*settings.source_topics.values(), settings.dlq_topic]
     if settings.windows_enabled:
         topics += [settings.window_input_topic, settings.rollups_topic, settings.late_events_topic,
@@ -35,12 +39,21 @@ async def preflight(settings: Settings) -> None:
     created = await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
     if created:
         log.info("created topics %s with %d partitions", ", ".join(created), settings.topic_partitions)
+    produced = [settings.dlq_topic, *topics[len(settings.source_topics) + 1:], f"{settings.app_id}-windows-changelog"]
+    limits = await message_limits(settings.kafka_bootstrap, produced, settings.producer_max_request_size)
+    small = {t: limits.budget(t) for t in produced if limits.budget(t) < MIN_BUDGET}
+    if small:
+        raise SchemaNotReady(
+            "topics allow too small messages for the worker (it needs "
+            f"{MIN_BUDGET + 512} bytes): " + ", ".join(f"{t} ({b + 512})" for t, b in small.items())
+            + "; raise their max.message.bytes")
+    log.info("message budgets: %s", ", ".join(f"{t}={limits.budget(t)}" for t in produced))
     try:
         conn = await asyncio.wait_for(connect(settings.database_url), 10)
     except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
         # not fatal: the sinks retry until PostgreSQL answers, holding offsets meanwhile
         log.warning("PostgreSQL not reachable at start (%s); the worker will retry", exc)
-        return
+        return limits
     try:
         todo = await pending(conn)
     finally:
@@ -48,18 +61,47 @@ async def preflight(settings: Settings) -> None:
     if todo:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in todo)
         raise SchemaNotReady(f"database schema is not current (pending: {names}); run `learnstream migrate`")
+    return limits
+
+
+class Worker(faust.Worker):
+    """Faust's worker with a bound on shutdown: after SIGTERM/SIGINT, whatever is still retrying
+    or flushing gets `shutdown_timeout_s`, then the process exits. Nothing is lost by that: what was
+    not acknowledged is not committed, and is redelivered to whoever owns the partition next."""
+
+    shutdown_timeout_s: float = 10.0
+
+    def _schedule_shutdown(self, signal) -> None:  # noqa: ANN001 - mode's signature
+        if not self._signal_stop_time:
+            timer = threading.Timer(self.shutdown_timeout_s, self._exit_now)
+            timer.daemon = True
+            timer.start()
+        super()._schedule_shutdown(signal)
+
+    async def _stop_on_signal(self, signal) -> None:  # noqa: ANN001 - mode's signature
+        stage = getattr(self.app, "learnstream_stage", None)
+        if stage is not None:
+            asyncio.ensure_future(flush_until_stopped(stage))
+        await super()._stop_on_signal(signal)
+
+    def _exit_now(self) -> None:
+        log.warning("shutdown took longer than %.0f s; exiting now (unacknowledged work is redelivered)",
+                    self.shutdown_timeout_s)
+        logging.shutdown()
+        os._exit(0)
 
 
 def run_worker(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(preflight(settings))
+    limits = loop.run_until_complete(preflight(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    app = create_app(settings, limits)
     port = metrics.serve(settings.metrics_host, settings.metrics_port)
     if port:
         log.warning("metrics on http://%s:%d/metrics", settings.metrics_host, port)
-    worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.shutdown_timeout_s = settings.shutdown_timeout_s
     worker.execute_from_commandline()
 
 

@@ -1,8 +1,10 @@
-"""Helpers for tests against the real services: worker subprocesses, waiting, DLQ reading."""
+"""Helpers for tests against the real services: worker subprocesses, waiting, DLQ reading, and
+the window tests' samples, messages and rollup reads."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -10,12 +12,14 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from db.pool import connect
 from streams.metrics import scrape
 from streams.services import free_port
 
@@ -169,3 +173,50 @@ async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 6
     finally:
         await consumer.stop()
     return out
+
+
+# -- windows ------------------------------------------------------------------------------------
+
+#: small windows for the window tests (worker env)
+SMALL = dict(
+    LEARNSTREAM_WINDOW_TUMBLING_S="10", LEARNSTREAM_WINDOW_HOPPING_S="20", LEARNSTREAM_WINDOW_HOP_STEP_S="10",
+    LEARNSTREAM_WINDOW_GRACE_S="5", LEARNSTREAM_WINDOW_IDLE_S="2",
+)
+#: windows that only event time closes (the rebalance tests keep them open on purpose)
+NO_IDLE = {**SMALL, "LEARNSTREAM_WINDOW_IDLE_S": "3600"}
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def sample(ws: str, t: float, value: float, metric_name: str = "api_latency", **tags: str) -> dict:
+    return {"sample_id": str(uuid.uuid4()), "workspace_id": ws, "metric_name": metric_name,
+            "timestamp": iso(t), "value": value, "unit": "ms", "tags": tags}
+
+
+def workspace_messages(events: list[dict], per: int = 50) -> list[tuple[bytes | None, bytes]]:
+    """Arrays of `per` events, keyed by the first event's workspace: one source partition per
+    workspace keeps them in event-time order (unkeyed, they would interleave across partitions
+    and be late for windows that other partitions' events closed)."""
+    return [(events[i]["workspace_id"].encode(), orjson.dumps(events[i:i + per])) for i in range(0, len(events), per)]
+
+
+async def fetch_rollups(dsn: str, table: str, expect: int, timeout: float = 90) -> list[asyncpg.Record]:
+    """The rows of a rollup table once there are at least `expect` (or after `timeout`)."""
+    conn = await connect(dsn)
+    try:
+        deadline = asyncio.get_event_loop().time() + timeout
+        while True:
+            rows = await conn.fetch(f"SELECT * FROM {table} ORDER BY window_start, series_key, window_s")
+            if len(rows) >= expect or asyncio.get_event_loop().time() > deadline:
+                return rows
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+def window_base() -> float:
+    """15 minutes ago, on a 20 s boundary: every window is in the past, closed by event time, and
+    recent enough for the alert rules (alert_max_age_s: 1 hour)."""
+    return math.floor((datetime.now(UTC).timestamp() - 900) / 20) * 20

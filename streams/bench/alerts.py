@@ -163,38 +163,44 @@ async def measure(settings: Settings, *, series: int = 4, cycles: int = 3, rate_
     return result
 
 
-async def _prepared(base: Settings, tag: str) -> Settings:
-    """A fresh migrated database and unique topic names for one alert-latency run."""
+async def prepared(base: Settings, tag: str, what: str = "alerts") -> Settings:
+    """A fresh migrated database and unique topic names for one isolated bench run."""
     from db.databases import create_migrated_database
 
-    dsn = await create_migrated_database(base.database_url, f"bench_alerts_{tag}")
-    topics = {f"{t}_topic": f"bench.alerts.{tag}.{t}" for t in (
+    dsn = await create_migrated_database(base.database_url, f"bench_{what}_{tag}")
+    topics = {f"{t}_topic": f"bench.{what}.{tag}.{t}" for t in (
         "learning", "performance", "engagement", "dlq", "window_input", "rollups", "late_events",
         "alert_notifications", "alert_commands")}
-    return base.model_copy(update={"database_url": dsn, "app_id": f"bench-alerts-{tag}", **topics})
+    return base.model_copy(update={"database_url": dsn, "app_id": f"bench-{what}-{tag}", **topics})
 
 
-def run_alert_bench(base: Settings, *, window_s: float, grace_s: float, series: int, cycles: int,
-                    rate_hz: float, log_dir) -> AlertLatency:
-    """Start a worker with `window_s` tumbling windows on its own database and topics, measure,
-    stop it, drop the database."""
+def worker_env(settings: Settings, state_dir: str, metrics_port: int = 0) -> dict[str, str]:
+    """The environment of a worker subprocess running with `settings`."""
     import os
 
-    from db.databases import drop_database
-    from streams.worker import spawn_worker, stop_worker
-
-    tag = uuid.uuid4().hex[:8]
-    settings = asyncio.run(_prepared(base, tag)).model_copy(update={
-        "window_tumbling_s": window_s, "window_hopping_s": window_s * 3, "window_hop_step_s": window_s,
-        "window_grace_s": grace_s, "window_idle_s": 2.0})
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
     for name in ("kafka_bootstrap", "database_url", "app_id", "learning_topic", "performance_topic", "engagement_topic",
                  "dlq_topic", "window_input_topic", "rollups_topic", "late_events_topic", "alert_notifications_topic",
                  "alert_commands_topic", "window_tumbling_s", "window_hopping_s", "window_hop_step_s",
                  "window_grace_s", "window_idle_s", "topic_partitions"):
         env[f"LEARNSTREAM_{name.upper()}"] = str(getattr(settings, name))
-    env["LEARNSTREAM_METRICS_PORT"] = "0"
-    env["LEARNSTREAM_STATE_DIR"] = env["LEARNSTREAM_DATA_DIR"] = f"/tmp/learnstream-bench-alerts-{tag}"
+    env["LEARNSTREAM_METRICS_PORT"] = str(metrics_port)
+    env["LEARNSTREAM_STATE_DIR"] = env["LEARNSTREAM_DATA_DIR"] = state_dir
+    return env
+
+
+def run_alert_bench(base: Settings, *, window_s: float, grace_s: float, series: int, cycles: int,
+                    rate_hz: float, log_dir) -> AlertLatency:
+    """Start a worker with `window_s` tumbling windows on its own database and topics, measure,
+    stop it, drop the database."""
+    from db.databases import drop_database
+    from streams.worker import spawn_worker, stop_worker
+
+    tag = uuid.uuid4().hex[:8]
+    settings = asyncio.run(prepared(base, tag)).model_copy(update={
+        "window_tumbling_s": window_s, "window_hopping_s": window_s * 3, "window_hop_step_s": window_s,
+        "window_grace_s": grace_s, "window_idle_s": 2.0})
+    env = worker_env(settings, f"/tmp/learnstream-bench-alerts-{tag}")
     log_dir.mkdir(parents=True, exist_ok=True)
     worker = spawn_worker(env, log_dir / f"alerts-worker-{tag}.log")
     try:

@@ -62,8 +62,13 @@ def _worker_env(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--alert-window", type=float, default=5.0, show_default=True, help="with --alerts: tumbling window seconds")
 @click.option("--alert-series", type=int, default=20, show_default=True, help="with --alerts: series (hosts) spiking")
 @click.option("--alert-cycles", type=int, default=4, show_default=True, help="with --alerts: spike windows per series")
+@click.option("--backfill", type=int, default=None, metavar="N",
+              help="instead: a backfill of N history events of one workspace (all late): events/s, windows "
+              "corrected, time to recompute them, peak worker RSS")
+@click.option("--backfill-days", type=float, default=90.0, show_default=True, help="with --backfill: days of history")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
-          settings_, profile, write_path, alerts, alert_window, alert_series, alert_cycles) -> None:
+          settings_, profile, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
+          backfill_days) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -85,6 +90,13 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
                    f"{alert_series} series, 5 samples/s each, {alert_cycles} spike windows per series")
         result = run_alert_bench(load_settings(), window_s=alert_window, grace_s=1.0, series=alert_series,
                                  cycles=alert_cycles, rate_hz=5.0, log_dir=out_dir)
+        for line in result.lines():
+            click.echo(line)
+        return
+    if backfill:
+        from streams.bench.backfill import run_backfill_bench
+
+        result = run_backfill_bench(load_settings(), events=backfill, days=backfill_days, seed=seed, log_dir=out_dir)
         for line in result.lines():
             click.echo(line)
         return

@@ -26,6 +26,7 @@ from streams.services import (
     file_lock,
     log,
     pid_alive,
+    port_is_free,
     read_int,
     run_async,
     write_atomic,
@@ -428,6 +429,45 @@ def stop(sd: Path) -> None:
         log("Kafka is not running")
         return
     _stop_pid(lay, pid)
+
+
+def _lock(sd: Path):
+    return file_lock(sd / "services.lock")
+
+
+def kafka_stop(sd: Path | None = None) -> None:
+    """Stop ONLY Kafka (controlled shutdown), keeping its data and ports for `kafka_start()`."""
+    from streams.config import state_dir
+
+    sd = sd or state_dir()
+    with _lock(sd):
+        stop(sd)
+
+
+def kafka_start(sd: Path | None = None) -> str:
+    """Start ONLY Kafka again on the SAME ports and data, wait until it answers; return the
+    bootstrap address (no-op if running)."""
+    from streams.config import state_dir
+
+    sd = sd or state_dir()
+    sd.mkdir(parents=True, exist_ok=True)
+    with _lock(sd):
+        lay = layout(sd)
+        ports = _stored_ports(lay)
+        if running_pid(lay) is None:
+            if not ports:
+                raise ServicesError("Kafka has no recorded ports yet: run `learnstream services up` first")
+            taken = [p for p in (ports["port"], ports["controller_port"]) if not port_is_free(p)]
+            if taken:
+                raise ServicesError(
+                    f"cannot restart Kafka on its ports {ports['port']}/{ports['controller_port']}: "
+                    f"{', '.join(map(str, taken))} in use by another process"
+                )
+        st = start(sd)
+        if ports and st.bootstrap != f"127.0.0.1:{ports['port']}":  # a port was taken meanwhile
+            _stop_pid(lay, st.pid)
+            raise ServicesError(f"Kafka came up on {st.bootstrap}, not on its port {ports['port']}", lay.log_file)
+        return finish_start(st)
 
 
 def status(sd: Path) -> dict:

@@ -10,58 +10,19 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
-import asyncpg
-
 from db.pool import connect
 import orjson
 import pytest
 
 from schemas.rollups import LateEvent, Rollup
 from streams.publish import publish_messages
-from tests.support import metric, read_topic, wait_for_rows
+from tests.support import NO_IDLE, SMALL, metric, read_topic, sample, wait_for_rows
+from tests.support import fetch_rollups as _rollups
+from tests.support import iso as _iso
+from tests.support import window_base as _base
+from tests.support import workspace_messages as _msgs
 
 pytestmark = pytest.mark.services
-
-SMALL = dict(
-    LEARNSTREAM_WINDOW_TUMBLING_S="10", LEARNSTREAM_WINDOW_HOPPING_S="20", LEARNSTREAM_WINDOW_HOP_STEP_S="10",
-    LEARNSTREAM_WINDOW_GRACE_S="5", LEARNSTREAM_WINDOW_IDLE_S="2",
-)
-#: windows that only event time closes (the rebalance tests keep them open on purpose)
-NO_IDLE = {**SMALL, "LEARNSTREAM_WINDOW_IDLE_S": "3600"}
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat()
-
-
-def sample(ws: str, t: float, value: float, metric_name: str = "api_latency", **tags: str) -> dict:
-    return {"sample_id": str(uuid.uuid4()), "workspace_id": ws, "metric_name": metric_name,
-            "timestamp": _iso(t), "value": value, "unit": "ms", "tags": tags}
-
-
-def _msgs(events: list[dict], per: int = 50) -> list[tuple[bytes | None, bytes]]:
-    """Arrays of `per` events, keyed by the first event's workspace: one source partition per
-    workspace keeps them in event-time order (unkeyed, they would interleave across partitions
-    and be late for windows that other partitions' events closed)."""
-    return [(events[i]["workspace_id"].encode(), orjson.dumps(events[i:i + per])) for i in range(0, len(events), per)]
-
-
-async def _rollups(dsn: str, table: str, expect: int, timeout: float = 90) -> list[asyncpg.Record]:
-    conn = await connect(dsn)
-    try:
-        deadline = asyncio.get_event_loop().time() + timeout
-        while True:
-            rows = await conn.fetch(f"SELECT * FROM {table} ORDER BY window_start, series_key, window_s")
-            if len(rows) >= expect or asyncio.get_event_loop().time() > deadline:
-                return rows
-            await asyncio.sleep(0.5)
-    finally:
-        await conn.close()
-
-
-def _base() -> float:
-    # an hour ago, on a 20 s boundary: every window is in the past, closed by event time
-    return math.floor((datetime.now(UTC).timestamp() - 3600) / 20) * 20
 
 
 async def test_rollups_match_the_events_and_late_events_are_set_aside(stack, start_worker):
@@ -123,7 +84,8 @@ async def test_rollups_match_the_events_and_late_events_are_set_aside(stack, sta
     for r in published:
         Rollup.model_validate(r)
 
-    # an event beyond the grace period: stored, not folded in, on the late-events topic
+    # an event beyond the grace period: stored, not folded in live, on the late-events topic; its
+    # closed windows are recomputed from the stored rows and published again as corrections
     late = sample(ws, base + 1, 9999.0, host="a")
     await publish_messages(stack.bootstrap, stack.topics["performance_sample"], [(None, orjson.dumps(late))])
     [[seen]] = await read_topic(stack.bootstrap, stack.late_events, 1)
@@ -133,8 +95,35 @@ async def test_rollups_match_the_events_and_late_events_are_set_aside(stack, sta
         (10.0, base), (20.0, base - 10), (20.0, base)}
     await wait_for_rows(stack.dsn, {"system_performance_metrics": 301})
     assert metric(worker.metrics(), "learnstream_late_events_total", kind="performance_sample") == 1
-    again = await _rollups(stack.dsn, "performance_rollups", 0)
-    assert max(r["max"] for r in again) < 9999.0
+    assert max(r["max"] for r in rows) < 9999.0  # as closed live
+    missed = {(10.0, base), (20.0, base - 10), (20.0, base)}
+    deadline = asyncio.get_event_loop().time() + 30
+    while asyncio.get_event_loop().time() < deadline:
+        again = await _rollups(stack.dsn, "performance_rollups", 0)
+        fixed = {(r["window_s"], r["window_start"].timestamp()): r for r in again
+                 if r["revision"] == 1 and r["tags"] == {"host": "a"}}
+        if set(fixed) == missed:
+            break
+        await asyncio.sleep(0.5)
+    assert set(fixed) == missed
+    for (size, start), r in fixed.items():
+        vs = (tumbling if size == 10.0 else hopping)[("a", start)] + [9999.0]
+        assert (r["count"], r["min"], r["max"]) == (len(vs), min(vs), max(vs))
+        assert r["sum"] == pytest.approx(sum(vs))
+        assert r["p95"] == pytest.approx(_percentile_cont(vs, 0.95))
+    # the other windows are as they were
+    assert sum(1 for r in again if r["revision"] == 0) == len(rows) - len(missed)
+    corrections = [r for r in await read_topic(stack.bootstrap, stack.rollups, len(published) + 3)
+                   if r.get("revision") == 1]
+    assert {(r["window_s"], datetime.fromisoformat(r["window_start"]).timestamp()) for r in corrections} == missed
+
+
+def _percentile_cont(values: list[float], q: float) -> float:
+    """PostgreSQL's percentile_cont: linear interpolation between the closest ranks."""
+    vs = sorted(values)
+    pos = q * (len(vs) - 1)
+    lo = math.floor(pos)
+    return vs[lo] + (vs[min(lo + 1, len(vs) - 1)] - vs[lo]) * (pos - lo)
 
 
 async def _published_counts(dsn: str) -> dict[tuple[str, str], int]:

@@ -10,7 +10,8 @@ import orjson
 
 from db.writer import WriteResult
 from streams import metrics
-from streams.sink import Backoff, BatchSink, SharedPool
+from streams.retry import Backoff, Retrier
+from streams.sink import BatchSink, DeadLetters, SharedPool
 from streams.synthetic import Generator
 
 
@@ -30,10 +31,11 @@ class RecordingSink(BatchSink):
         async def publish(key, value):
             self.letters.append((key, orjson.loads(value)))
 
-        super().__init__(kind, SharedPool("postgresql://unused", 1), publish, retry_initial_s=0.001, retry_max_s=0.002)
+        letters = DeadLetters(publish, Retrier(0.001, 0.002), 1_000_000)
+        super().__init__(kind, SharedPool("postgresql://unused", 1), letters, retry_initial_s=0.001, retry_max_s=0.002)
         self.fail_times, self.reject, self.writes = fail_times, reject, []
 
-    async def _write_attempt(self, rows):
+    async def _write_attempt(self, rows, isolate=False):
         if self.fail_times:
             self.fail_times -= 1
             raise ConnectionRefusedError("database down")

@@ -13,7 +13,8 @@ import orjson
 from db.tables import TABLES
 from schemas.decode import decode_message
 from streams.config import Settings
-from streams.sink import Retrier
+from streams.retry import Retrier
+from streams.sink import DeadLetters
 from streams.windowing import WindowStage, window_messages, workspace_partition
 from streams.windows import WindowSpec
 
@@ -40,6 +41,8 @@ def _stage() -> WindowStage:
     stage.table = types.SimpleNamespace(data={}, send_changelog=lambda p, k, v, **kw: sent.append((p, k, v)))
     stage.sent = sent
     stage.states, stage._acks = {}, []
+    stage.budgets = {"input": 999_000, "late": 999_000, "rollups": 999_000, "changelog": 999_000}
+    stage.max_future_s, stage.earliest = 300.0, 946684800.0
     stage._retrying = Retrier(0.01, 0.1)
     return stage
 
@@ -113,7 +116,7 @@ def test_a_bad_alert_command_is_dead_lettered_with_its_reason():
         fut.set_result(None)
         return fut
 
-    stage._publish_dead_letter = publish
+    stage._dead_letters = DeadLetters(publish, Retrier(0.01, 0.1), 1_000_000)
     bad = [Msg("cmds", 0, 3, None, b"{not json"), Msg("cmds", 1, 9, None, orjson.dumps({"command": "ack"}))]
 
     async def run():
