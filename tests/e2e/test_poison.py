@@ -111,6 +111,13 @@ async def test_a_sample_from_year_2999_does_not_make_live_samples_late(stack, st
     assert letter["errors"][0]["reason"] == "timestamp_out_of_range"
     assert await read_topic(stack.bootstrap, stack.late_events, expect=1, timeout=3) == []
     assert worker.proc.poll() is None
+    # the same input again, from the start, by a worker of a new consumer group (its own window state)
+    worker.kill()
+    again = start_worker(**SMALL, LEARNSTREAM_APP_ID=f"t{stack.tag}-replay")
+    assert len(await read_topic(stack.bootstrap, stack.dlq, expect=2)) == 2
+    await asyncio.sleep(3)
+    assert await _tumbling_total(stack.dsn, ws, 100, base + 100) == 100
+    assert again.proc.poll() is None
 
 
 async def test_a_watermark_poisoned_by_an_older_version_heals_on_start(stack, start_worker):
@@ -166,6 +173,16 @@ async def test_a_backfill_a_few_hours_back_is_stored_and_its_windows_recomputed(
         await asyncio.sleep(1)
     assert got == 2000
     assert worker.proc.poll() is None
+    # replayed from the start by a new consumer group: late again, recomputed again, nothing changes
+    worker.kill()
+    again = start_worker(**SMALL, LEARNSTREAM_APP_ID=f"t{stack.tag}-replay")
+    late_again = await _raw_topic(stack.bootstrap, stack.late_events, expect=len(late) + 2, timeout=60)
+    assert sum(len(orjson.loads(v)) for v in late_again) == 4000
+    await asyncio.sleep(3)
+    assert await _count(stack.dsn, "SELECT coalesce(sum(count), 0) FROM performance_rollups WHERE workspace_id = $1 "
+                                   "AND window_s = step_s AND window_start < $2", uuid.UUID(ws),
+                        datetime.fromtimestamp(now - 3600, UTC)) == 2000
+    assert again.proc.poll() is None
 
 
 async def test_a_message_just_under_the_limit_that_is_not_json_is_cut_in_its_dead_letter(stack, start_worker):
