@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from uuid import UUID
 
 import asyncpg
 
@@ -227,6 +228,7 @@ async def recompute_windows(
     if kind == "engagement_update":
         args.append(ENGAGEMENT_LOOKBACK_S)
     rows = await conn.fetch(_RECOMPUTE[kind], *args)
+    ws = workspace_id if isinstance(workspace_id, UUID) else UUID(str(workspace_id))
     table = ROLLUP_TABLES[kind]
     span = {"workspace_id", "series_key", "window_s", "step_s", "window_start", "window_end"}
     stat_cols = [c for c, _ in table.columns if c not in span and c not in _SERIES[kind]]
@@ -234,11 +236,12 @@ async def recompute_windows(
     for r in rows:
         series = {c: (str(r[c]) if c == "content_id" else r[c]) for c in _SERIES[kind]}
         start = r["start"]
-        out.append(Rollup(
-            kind=kind, workspace_id=workspace_id, series_key=series_key(series), series=series,
+        # built from the database's own values: no validation needed (and it is the hot part)
+        out.append(Rollup.model_construct(
+            kind=kind, workspace_id=ws, series_key=series_key(series), series=series,
             window_s=r["size"], step_s=r["step"], window_start=start,
             window_end=start + timedelta(seconds=r["size"]), closed_at=closed_at,
-            stats={c: (float(r[c]) if isinstance(r[c], Decimal) else r[c]) for c in stat_cols},
+            stats={c: (float(r[c]) if isinstance(r[c], Decimal) else r[c]) for c in stat_cols}, revision=0,
         ))
     return out
 

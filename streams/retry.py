@@ -38,7 +38,15 @@ _KAFKA_CONTENT = (
 
 
 def classify(exc: BaseException) -> str:
-    """CONTENT, TRANSIENT or UNKNOWN (see the module docstring)."""
+    """CONTENT, TRANSIENT or UNKNOWN (see the module docstring). A wrapper (Faust's
+    ProducerSendError around the aiokafka error) is judged by what it wraps."""
+    kind = _classify(exc)
+    if kind == UNKNOWN and exc.__cause__ is not None:
+        return classify(exc.__cause__)
+    return kind
+
+
+def _classify(exc: BaseException) -> str:
     db = classify_db(exc)
     if db is not None:
         return db

@@ -278,8 +278,11 @@ class WindowStage:
         """Produce (partition, key, value) messages and wait until the broker has them all; broker
         outages are retried (a retry may repeat a message: every consumer of these is idempotent)."""
 
+        name = topic.get_topic_name()
+        send = self.app.producer.send  # the producer itself: Faust's Topic.send costs more than the bytes
+
         async def attempt() -> None:
-            futures = [await topic.send(key=k, value=v, partition=p) for p, k, v in messages]
+            futures = [await send(name, k, v, p, None, None) for p, k, v in messages]
             for fut in futures:
                 await fut
 
@@ -333,6 +336,8 @@ class WindowStage:
                     await self._send_all(f"sending {len(late)} late events", self.late_topic,
                                          [(None, key, v) for _, v in parts])
                     metrics.LATE_EVENTS.labels(msg["k"]).inc(len(late))
+                    log.info("%d late %s events of %s on partition %d (watermark %s); their windows will be "
+                             "recomputed", len(late), msg["k"], msg["w"], partition, late[0]["watermark"])
                 await self._close(partition, st)
             except asyncio.CancelledError:
                 raise
@@ -342,6 +347,8 @@ class WindowStage:
                 await self._set_aside(message, "window_stage", f"{exc.__class__.__name__}: {_short(exc)}")
 
     async def _set_aside(self, message, reason: str, text: str) -> None:
+        log.warning("window-input %s[%d]@%d set aside (%s): %s", message.topic, message.partition, message.offset,
+                    reason, text[:300])
         letter = envelope(message, [DeadLetterError(reason=reason, message=text)], datetime.now(UTC), stage="windows")
         await self._dead_letters([letter])
         metrics.STAGE_FAILURES.labels("windows", reason).inc()
@@ -661,7 +668,7 @@ class WindowStage:
         for r in rollups:
             key = str(r.workspace_id).encode()
             try:
-                out.append((None, key, fits(r.model_dump(mode="json"), self.budgets["rollups"] - len(key))))
+                out.append((None, key, fits(dict(r), self.budgets["rollups"] - len(key))))
                 sent.append(r)
             except ItemTooLarge as exc:
                 await self._set_aside_rollup(r, "window_stage", str(exc))
@@ -731,6 +738,8 @@ class WindowStage:
         if rollups:
             await self._publish_rollups(rollups)
             metrics.WINDOWS_RECOMPUTED.labels(kind).inc(len(rollups))
+        log.info("recomputed %s windows of %s in %d hours from %s: %d corrected", kind, ws, len(hours),
+                 _iso(hours[0]), len(rollups))
         return len(rollups)
 
     def report_recompute(self) -> None:

@@ -136,11 +136,13 @@ async def _measure(settings: Settings, port: int, pid: int, n: int, days: float,
             t1 = time.monotonic()
             quiet = 0
             last = -1.0
-            while quiet < 6:  # nothing pending, and the corrected count unchanged for 3 s
+            samples = n - n // 5  # every one of them is late for its windows
+            while quiet < 6:  # all windowed, nothing pending, and the corrected count unchanged for 3 s
                 m = scrape(port)
                 pending = total(m, "learnstream_recompute_pending_hours")
                 corrected = total(m, "learnstream_windows_recomputed_total")
-                quiet = quiet + 1 if pending == 0 and corrected == last else 0
+                windowed = total(m, "learnstream_late_events_total", kind="performance_sample") >= samples
+                quiet = quiet + 1 if windowed and pending == 0 and corrected == last else 0
                 if quiet == 1:
                     result.recompute_s = time.monotonic() - t1
                 last = corrected

@@ -136,7 +136,7 @@ async def _published_counts(dsn: str) -> dict[tuple[str, str], int]:
     return {(r["ws"], r["host"]): r["count"] for r in rows}
 
 
-async def _run_in_two_parts(stack, between) -> None:
+async def _run_in_two_parts(stack, between, workers=()) -> None:
     """Publish part one into one open window per workspace, call `between`, publish part two,
     then push the watermark on; the rollups must count every event exactly once."""
     base = _base()
@@ -161,7 +161,9 @@ async def _run_in_two_parts(stack, between) -> None:
         if all(counts.get((ws, "h")) == 200 for ws in workspaces):
             break
         await asyncio.sleep(0.5)
-    assert {ws: counts.get((ws, "h")) for ws in workspaces} == {ws: 200 for ws in workspaces}
+    notes = [line for w in workers() for line in w.log().splitlines()
+             if "late " in line or "recomputed" in line or "set aside" in line] if workers else []
+    assert {ws: counts.get((ws, "h")) for ws in workspaces} == {ws: 200 for ws in workspaces}, "\n".join(notes[-40:])
 
 
 async def test_window_state_survives_a_sigkill(stack, start_worker):
@@ -173,7 +175,7 @@ async def test_window_state_survives_a_sigkill(stack, start_worker):
         first.kill()
         second.append(start_worker(**NO_IDLE))
 
-    await _run_in_two_parts(stack, kill_and_restart)
+    await _run_in_two_parts(stack, kill_and_restart, lambda: [first, *second])
     assert "window state recovered" in second[0].log()
 
 
@@ -192,5 +194,5 @@ async def test_window_state_moves_with_its_partitions_when_a_second_worker_joins
                 break
             await asyncio.sleep(0.5)
 
-    await _run_in_two_parts(stack, second_joins)
+    await _run_in_two_parts(stack, second_joins, lambda: [first, *joined])
     assert first.proc.poll() is None and joined[0].proc.poll() is None
