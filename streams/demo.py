@@ -199,7 +199,8 @@ def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
     m = scrape(port)
     late = int(total(m, "learnstream_late_events_total"))
     print(f"   windows closed: {int(total(m, 'learnstream_windows_closed_total'))}; late events set aside to "
-          f"{settings.late_events_topic}: {late} (the 50 samples a minute old, sent on purpose)")
+          f"{settings.late_events_topic}: {late} (the 50 samples a minute old, sent on purpose); windows they "
+          f"reached, recomputed from the stored rows so far: {int(total(m, 'learnstream_windows_recomputed_total'))}")
     print(f"\n7. alerts: rule 'api_latency.max > 100' over {settings.window_tumbling_s:g} s windows; 4 hosts send live "
           "samples 5 times a second, every other window a spike")
     result = asyncio.run(measure(settings, series=4, cycles=2))
