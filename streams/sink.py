@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
-import orjson
 
 from db.pool import create_writer_pool
 from db.tables import TABLES
@@ -32,7 +31,7 @@ from schemas.decode import decode_message
 from schemas.events import DeadLetter, DeadLetterError, safe_dumps
 from streams import metrics
 from streams.retry import PermanentFailure, Retrier
-from streams.sizing import MessageLimits, encode_dead_letter
+from streams.sizing import encode_dead_letter
 
 log = logging.getLogger("learnstream.sink")
 
