@@ -91,8 +91,6 @@ def _bucket(series: str) -> int:
     return zlib.crc32(series.encode()) % SNAPSHOT_BUCKETS
 
 
-_sorted_json = series_key
-
 #: closed windows that receive late events are recomputed per hour of window start
 RECOMPUTE_BUCKET_S = 3600.0
 
@@ -397,19 +395,19 @@ class WindowStage:
                 raw = (ev[1], tuple(ev[2].items()))
                 series = series_of.get(raw)
                 if series is None:
-                    series = series_of[raw] = _sorted_json({"metric_name": ev[1], "tags": ev[2]})
+                    series = series_of[raw] = series_key({"metric_name": ev[1], "tags": ev[2]})
                 value: Any = ev[3]
             elif learning:
                 raw = (ev[1], ev[2])
                 series = series_of.get(raw)
                 if series is None:
-                    series = series_of[raw] = _sorted_json({"event_type": ev[1], "source_system": ev[2]})
+                    series = series_of[raw] = series_key({"event_type": ev[1], "source_system": ev[2]})
                 value = (it[3], ev[3])
             else:
                 raw = (ev[1], ev[2], ev[3])
                 series = series_of.get(raw)
                 if series is None:
-                    series = series_of[raw] = _sorted_json(
+                    series = series_of[raw] = series_key(
                         {"content_id": ev[1], "platform": ev[2], "connector_id": ev[3]})
                 cur = dict(zip(COUNTERS, ev[4:9]))
                 snap = st.snaps.get((ws, series))
