@@ -123,7 +123,7 @@ async def write_rollups(conn: asyncpg.Connection, rollups: Iterable[Rollup]) -> 
 # One query per kind computes every window (of the given specs) whose start lies in [$2, $3) and
 # that is closed ($6: start + size + grace <= horizon), from the kind's ingest table; an event t
 # lies in the windows starting at (floor(t / step) - k) * step, k = 0 .. ceil(size / step) - 1,
-# that still contain it (start + size > t), as streams/windows.py places them. count, sum, min,
+# that still contain it (start + size > t), as streams/windows/panes.py places them. count, sum, min,
 # max and mean are exact; percentiles are exact too (percentile_cont: linear interpolation
 # between the closest ranks), where the live windows give DDSketch's (within 1%).
 

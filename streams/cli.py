@@ -58,7 +58,7 @@ def cli() -> None:
 
 
 def _add_subcommands() -> None:
-    from streams.alerts_cli import alerts
+    from streams.alerts.cli import alerts
     from streams.bench.cli import bench
     from streams.services.cli import services
 

@@ -162,7 +162,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
 
 def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
     from schemas.alerts import AlertNotification
-    from streams.alerts_cli import format_line
+    from streams.alerts.cli import format_line
     from streams.bench.alerts import measure
 
     print(f"\n6. windows: tumbling {settings.window_tumbling_s:g} s, hopping {settings.window_hopping_s:g} s "

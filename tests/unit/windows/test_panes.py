@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.windows import (
+from streams.windows.panes import (
     SKETCH_ACCURACY,
     LearningAggregate,
     MetricAggregate,

@@ -8,7 +8,7 @@ Flow:
    rule of it - lives on exactly one worker, whatever the producers' keys were. A batch's window
    messages are sent only after the previous batch's were (per source topic), so each source
    partition's events reach the window stage in offset order.
-2. The window agent folds each event into its pane (streams/windows.py) and writes the changed
+2. The window agent folds each event into its pane (streams/windows/panes.py) and writes the changed
    panes to the Faust table `windows` (changelog topic `<app id>-windows-changelog`, partitioned
    like window-input). After a restart or a rebalance, Faust replays the changelog and the stage
    rebuilds its panes and clocks from the table (`_recovered`).
@@ -50,12 +50,12 @@ from schemas.alerts import AlertCommand
 from schemas.events import DeadLetter, DeadLetterError
 from schemas.rollups import Rollup, series_key
 from streams import metrics
-from streams.alert_runtime import AlertRuntime
+from streams.alerts.runtime import AlertRuntime
 from streams.config import Settings
 from streams.retry import PermanentFailure, Retrier
-from streams.sink import DeadLetters, SharedPool, envelope
+from streams.ingest.sink import DeadLetters, SharedPool, envelope
 from streams.sizing import ItemTooLarge, MessageLimits, fits, pack
-from streams.windows import (
+from streams.windows.panes import (
     COUNTERS,
     EngagementAggregate,
     LearningAggregate,

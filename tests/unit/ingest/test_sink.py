@@ -11,7 +11,7 @@ import orjson
 from db.writer import WriteResult
 from streams import metrics
 from streams.retry import Backoff, Retrier
-from streams.sink import BatchSink, DeadLetters, SharedPool
+from streams.ingest.sink import BatchSink, DeadLetters, SharedPool
 from streams.synthetic import Generator
 
 

@@ -3,7 +3,7 @@ on LISTEN/NOTIFY without restart; closed windows in, notifications out to the
 `alert-notifications` topic and alert_notifications rows; the wall-clock tick; instances taken up
 from the notifications table after a restart or a rebalance.
 
-The engine itself (streams/alerting.py) is pure; this module is its I/O.
+The engine itself (streams/alerts/engine.py) is pure; this module is its I/O.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from db.pool import connect
 from schemas.alerts import AlertCommand, AlertNotification
 from schemas.rollups import Rollup
 from streams import metrics
-from streams.alerting import AlertEngine
+from streams.alerts.engine import AlertEngine
 from streams.retry import Backoff, PermanentFailure, Retrier
-from streams.sink import SharedPool
+from streams.ingest.sink import SharedPool
 
 log = logging.getLogger("learnstream.alerts")
 

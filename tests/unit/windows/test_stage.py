@@ -14,9 +14,9 @@ from db.tables import TABLES
 from schemas.decode import decode_message
 from streams.config import Settings
 from streams.retry import Retrier
-from streams.sink import DeadLetters
-from streams.windowing import WindowStage, window_messages, workspace_partition
-from streams.windows import WindowSpec
+from streams.ingest.sink import DeadLetters
+from streams.windows.stage import WindowStage, window_messages, workspace_partition
+from streams.windows.panes import WindowSpec
 
 Msg = namedtuple("Msg", "topic partition offset key value")
 WS_A, WS_B = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))

@@ -11,7 +11,7 @@ import pytest
 from db.alerts import add_rule, listen_rule_changes, load_rules, record_notifications
 from db.pool import connect
 from schemas.alerts import AlertRule
-from streams.alerting import AlertEngine
+from streams.alerts.engine import AlertEngine
 
 pytestmark = pytest.mark.services
 WS = uuid.UUID(int=42)

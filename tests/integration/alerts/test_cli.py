@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from schemas.alerts import AlertCommand, AlertRule
-from streams.alerting import AlertEngine
+from streams.alerts.engine import AlertEngine
 from streams.publish import publish_messages
 from streams.topics import ensure_topics
 from tests.integration.test_cli import run

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.alerts import AlertCommand, AlertNotification, AlertRule, fingerprint
-from streams.alerting import AlertEngine
+from streams.alerts.engine import AlertEngine
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WS = uuid.UUID(int=1)
@@ -189,7 +189,7 @@ def test_one_notification_per_state_change(values, for_s, keep_s, ticks):
 def test_cli_durations_and_lines():
     import click
 
-    from streams.alerts_cli import format_line, parse_duration
+    from streams.alerts.cli import format_line, parse_duration
 
     assert parse_duration("90s") == timedelta(seconds=90) and parse_duration("1.5h") == timedelta(minutes=90)
     with pytest.raises(click.BadParameter):

@@ -21,7 +21,7 @@ from schemas.decode import decode_message
 from schemas.events import DeadLetter, DeadLetterError
 from streams.retry import CONTENT, TRANSIENT, UNKNOWN, PermanentFailure, Retrier, classify
 from streams.sizing import ItemTooLarge, MessageLimits, encode_dead_letter, pack
-from streams.windowing import parse_input
+from streams.windows.stage import parse_input
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ACCEPT = (datetime(2000, 1, 1, tzinfo=UTC), NOW + timedelta(minutes=5))

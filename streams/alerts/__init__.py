@@ -1,0 +1,1 @@
+"""Alerts: the rule engine (pure), its runtime (I/O) and the operator CLI."""

@@ -1,0 +1,1 @@
+"""Ingest: the source topics' batch path (decode, validate, write idempotently, dead-letter)."""

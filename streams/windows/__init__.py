@@ -1,0 +1,1 @@
+"""Windows: rolling statistics over the stored events (panes, the window stage, corrections)."""
