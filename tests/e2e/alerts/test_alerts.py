@@ -14,7 +14,7 @@ from db.alerts import add_rule
 from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.publish import publish_messages
-from tests.e2e.test_windows import SMALL, _base, _msgs, sample
+from tests.e2e.windows.test_windows import SMALL, _base, _msgs, sample
 from tests.integration.test_cli import run
 from tests.support import metric, read_topic
 
