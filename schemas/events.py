@@ -8,64 +8,25 @@ data lost without a trace, and `metadata` is there for free-form context.
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import orjson
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+from schemas.content import AccountSnapshot, ContentItem
+from schemas.learning import DATA_CONTRACTS, data_dump
+from schemas.types import MAX_OBJECT_BYTES, JsonObject, Name50, Name100, Name255, TagKey, TagValue, safe_dumps
+
+__all__ = ["MAX_OBJECT_BYTES", "JsonObject", "safe_dumps"]  # re-exported
 
 #: most events a message value may carry as a JSON array (a scraper's page of results)
 MAX_EVENTS_PER_MESSAGE = 1000
 #: largest message value accepted, bytes (Kafka's default max.message.bytes is ~1 MiB)
 MAX_MESSAGE_BYTES = 1_048_576
-#: largest serialized size of one JSON object field (event_data, metadata, ...), bytes
-MAX_OBJECT_BYTES = 65_536
 #: most entries in a flat tag map
 MAX_TAGS = 64
-
-
-def safe_dumps(value: Any) -> bytes | None:
-    """JSON of a parsed value whatever it holds (orjson, or the standard library for integers past
-    64 bits); None when it is nested too deeply to write."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        try:
-            return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
-        except (RecursionError, ValueError, TypeError):
-            return None
-
-
-def _object_size_limit(value: dict[str, Any]) -> dict[str, Any]:
-    try:
-        size = len(orjson.dumps(value))
-    except TypeError as exc:  # what JSONB (through orjson) cannot hold: an integer past 64 bits, nesting past 255
-        raise PydanticCustomError("unstorable", "object cannot be stored: {why}", {"why": str(exc)}) from None
-    if size > MAX_OBJECT_BYTES:
-        raise PydanticCustomError(
-            "oversize",
-            "object is {size} bytes serialized, more than the {limit} allowed",
-            {"size": size, "limit": MAX_OBJECT_BYTES},
-        )
-    return value
-
-
-#: a JSON object field stored as JSONB, bounded in serialized size
-JsonObject = Annotated[dict[str, Any], AfterValidator(_object_size_limit)]
-
-
-def _bounded(n: int) -> type[str]:
-    return Annotated[str, StringConstraints(min_length=1, max_length=n)]  # type: ignore[return-value]
-
-
-Name50 = _bounded(50)
-Name100 = _bounded(100)
-Name255 = _bounded(255)
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-TagValue = Annotated[str, StringConstraints(max_length=255)]
 
 
 class _Contract(BaseModel):
@@ -73,12 +34,31 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
 
 
-class LearningEventType(str, Enum):
-    model_prediction = "model_prediction"
-    pattern_detection = "pattern_detection"
-    user_feedback = "user_feedback"
-    training_progress = "training_progress"
-    system_optimization = "system_optimization"
+LearningEventType = Enum("LearningEventType", {t: t for t in DATA_CONTRACTS}, type=str)
+LearningEventType.__doc__ = "The learning event types; each has its event_data contract (schemas/learning.py)."
+
+#: nested error types that make a bad event_data an `oversize` rejection rather than `schema`
+_OVERSIZE = {"string_too_long", "too_long", "oversize"}
+
+
+def _check_event_data(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    """event_data against its event type's contract; the stored form is the validated data."""
+    event_type = info.data.get("event_type")
+    if event_type is None:  # event_type itself failed: its error says so
+        return value
+    contract = DATA_CONTRACTS[event_type.value if isinstance(event_type, Enum) else event_type]
+    try:
+        return data_dump(contract.model_validate(value))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(event_data)'}: {e['msg']}" for e in errors[:10]
+        )
+        kind = "oversize" if all(e["type"] in _OVERSIZE for e in errors) else "event_data"
+        raise PydanticCustomError(
+            kind, "event_data does not meet the {event_type} contract: {detail}",
+            {"event_type": contract.__name__, "detail": detail},
+        ) from None
 
 
 class LearningEvent(_Contract):
@@ -97,6 +77,8 @@ class LearningEvent(_Contract):
     session_id: Name255 | None = None
     processing_time_ms: Annotated[int, Field(ge=0, le=2_147_483_647)] | None = None
     metadata: JsonObject | None = None
+
+    _event_data = field_validator("event_data")(_check_event_data)
 
 
 class AggregationLevel(str, Enum):
@@ -172,6 +154,7 @@ class DeadLetterError(BaseModel):
         "database_rejected",
         "window_stage",
         "alert_runtime",
+        "unresolved_reference",
     ]
     index: int | None = Field(None, description="position in the message's array, when it was one")
     path: str = Field("", description="field path inside the event, dotted")
@@ -199,9 +182,11 @@ class DeadLetter(BaseModel):
     )
     value_length: int | None = Field(None, description="with value_truncated: bytes of the original value")
     value_sha256: str | None = Field(None, description="with value_truncated: hex SHA-256 of the original value")
-    stage: Literal["ingest", "windows", "alerts"] = Field(
+    stage: Literal["ingest", "windows", "alerts", "domain"] = Field(
         "ingest", description="where it was set aside: ingest (decode, validation, the database write), "
-        "windows (the window stage; the events are stored), alerts (the alert runtime)"
+        "windows (the window stage; the events are stored), alerts (the alert runtime), domain (a learning "
+        "event stored in learning_events whose referent never came: partition and offset are -1, the value "
+        "is the routed record)"
     )
     members: list[int] | None = Field(
         None, description="when set, `value` holds only these members (indexes into the original array)"
@@ -217,6 +202,8 @@ TIME_FIELDS: dict[str, tuple[str, ...]] = {
     "learning_event": ("timestamp",),
     "performance_sample": ("timestamp",),
     "engagement_update": ("recorded_at", "peak_engagement_time"),
+    "content_item": ("observed_at", "published_at"),
+    "account_snapshot": ("recorded_at",),
 }
 
 #: topic kind -> contract
@@ -224,4 +211,6 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "learning_event": LearningEvent,
     "performance_sample": PerformanceSample,
     "engagement_update": EngagementUpdate,
+    "content_item": ContentItem,
+    "account_snapshot": AccountSnapshot,
 }

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import AlertCommand, AlertNotification
 from schemas.events import CONTRACTS, MAX_EVENTS_PER_MESSAGE, DeadLetter
+from schemas.learning import DATA_CONTRACTS
 from schemas.rollups import LateEvent, Rollup
 
 SCHEMA_ID_BASE = "https://learnstream.dev/schemas/"
@@ -45,6 +46,16 @@ def documents() -> dict[str, bytes]:
             ],
         }
         out[f"{kind}.message.json"] = _dump(message)
+    # a learning event's event_data: the contract of its event_type
+    le = orjson.loads(out["learning_event.json"])
+    le["allOf"] = [
+        {"if": {"properties": {"event_type": {"const": t}}, "required": ["event_type"]},
+         "then": {"properties": {"event_data": {"$ref": f"learning_event_data.{t}.json"}}}}
+        for t in DATA_CONTRACTS
+    ]
+    out["learning_event.json"] = _dump(le)
+    for t, model in DATA_CONTRACTS.items():
+        out[f"learning_event_data.{t}.json"] = _dump(_document(f"learning_event_data.{t}", model))
     out["dead_letter.json"] = _dump(_document("dead_letter", DeadLetter))
     out["alert_notification.json"] = _dump(_document("alert_notification", AlertNotification))
     out["alert_command.json"] = _dump(_document("alert_command", AlertCommand))

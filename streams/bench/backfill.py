@@ -64,8 +64,8 @@ def _history(ws: str, n: int, days: float, seed: int) -> Iterator[tuple[str, byt
         if i % 5 == 4:
             kind = "learning_event"
             batches[kind].append({"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "workspace_id": ws,
-                                  "event_type": "model_prediction", "timestamp": t, "source_system": "backfill",
-                                  "event_data": {"score": rng.random()}, "processing_time_ms": rng.randrange(1, 500)})
+                                  "event_type": "improvement_measured", "timestamp": t, "source_system": "backfill",
+                                  "event_data": {"improvement_type": "accuracy", "improvement_percentage": rng.random()}, "processing_time_ms": rng.randrange(1, 500)})
         else:
             kind = "performance_sample"
             batches[kind].append({"sample_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "workspace_id": ws,

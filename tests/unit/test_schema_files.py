@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 
 from schemas.export import documents
+from schemas.learning import DATA_CONTRACTS
 
 DIR = Path(__file__).resolve().parents[2] / "schemas" / "jsonschema"
 
@@ -26,3 +27,14 @@ def test_schemas_say_what_producers_must_know():
     assert le["properties"]["timestamp"]["format"] == "date-time"
     msg = orjson.loads((DIR / "learning_event.message.json").read_bytes())
     assert msg["oneOf"][1]["maxItems"] == 1000
+
+
+def test_a_learning_events_data_schema_is_chosen_by_its_type():
+    le = orjson.loads((DIR / "learning_event.json").read_bytes())
+    by_type = {c["if"]["properties"]["event_type"]["const"]: c["then"]["properties"]["event_data"]["$ref"]
+               for c in le["allOf"]}
+    assert by_type["model_prediction"] == "learning_event_data.model_prediction.json"
+    pred = orjson.loads((DIR / by_type["model_prediction"]).read_bytes())
+    assert {"prediction_id", "model_id", "prediction_type"} <= set(pred["required"])
+    assert pred["additionalProperties"] is False
+    assert set(by_type) == set(DATA_CONTRACTS)

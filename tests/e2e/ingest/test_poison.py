@@ -24,8 +24,8 @@ pytestmark = pytest.mark.services
 
 
 def _learning(ws: str, ts: str) -> dict:
-    return {"event_id": str(uuid.uuid4()), "workspace_id": ws, "event_type": "model_prediction",
-            "timestamp": ts, "source_system": "m", "event_data": {"p": 1}, "processing_time_ms": 5}
+    return {"event_id": str(uuid.uuid4()), "workspace_id": ws, "event_type": "improvement_measured",
+            "timestamp": ts, "source_system": "m", "event_data": {"improvement_type": "latency"}, "processing_time_ms": 5}
 
 
 async def _raw_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[bytes]:

@@ -39,9 +39,9 @@ async def test_rollups_match_the_events_and_late_events_are_set_aside(stack, sta
         values[(host, math.floor(t / 10) * 10)].append(v)
     events.sort(key=lambda e: e["timestamp"])
     # learning events and engagement snapshots in the same span
-    learning = [{"event_id": str(uuid.uuid4()), "workspace_id": ws, "event_type": "model_prediction",
+    learning = [{"event_id": str(uuid.uuid4()), "workspace_id": ws, "event_type": "improvement_measured",
                  "event_subtype": "error" if i % 4 == 0 else "ok", "timestamp": _iso(base + i), "source_system": "m",
-                 "event_data": {}, "processing_time_ms": 10 * (i + 1)} for i in range(10)]
+                 "event_data": {"improvement_type": "latency"}, "processing_time_ms": 10 * (i + 1)} for i in range(10)]
     post = str(uuid.uuid4())
     views = [100, 160, 150, 400]  # 150: a counter going down is flagged, not subtracted
     engagement = [{"update_id": str(uuid.uuid4()), "workspace_id": ws, "content_id": post, "platform": "tiktok",

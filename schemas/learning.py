@@ -1,0 +1,369 @@
+"""The `event_data` contract of each learning event type (pydantic v2). No I/O.
+
+A learning event's `event_type` chooses the contract its `event_data` must meet; the worker stores
+the event in learning_events (the raw log) and routes it into its domain table (db/domain/). Every
+contract forbids unknown fields; `context` is there for free-form detail, `error` marks an event
+that reports a failure (the window stage's error rate counts it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from schemas.types import JsonObject, Name50, Name100, Name255
+
+Text = Annotated[str, StringConstraints(max_length=32_768)]
+ShortText = Annotated[str, StringConstraints(max_length=2_000)]
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=2_147_483_647)]
+BigCount = Annotated[int, Field(ge=0, le=9_223_372_036_854_775_807)]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    error: bool | ShortText | None = Field(None, description="set when the event reports a failure")
+    context: JsonObject | None = Field(None, description="free-form detail (JSON object)")
+
+
+class ModelPrediction(_Data):
+    """-> predictions (and the view viral_score_predictions when the target is a content item)."""
+
+    prediction_id: UUID
+    model_id: UUID = Field(description="a model registered by a model_registered event")
+    prediction_type: Name100 = Field(description="e.g. viral_score, engagement_rate")
+    target_entity_type: Name100 | None = Field(None, description="'content' for a content item")
+    target_entity_id: Name255 | None = None
+    predicted_score: Finite | None = Field(None, description="the numeric prediction (accuracy is measured on it)")
+    predicted_value: JsonObject | None = Field(None, description="a categorical or complex prediction")
+    confidence: Probability | None = None
+    confidence_interval: JsonObject | None = None
+    horizon_hours: Count | None = Field(None, description="when the outcome is due, hours after the prediction")
+    features: JsonObject | None = Field(None, description="the input features / prediction factors")
+
+    @model_validator(mode="after")
+    def _some_value(self) -> ModelPrediction:
+        if self.predicted_score is None and self.predicted_value is None:
+            raise ValueError("a prediction needs predicted_score or predicted_value")
+        return self
+
+
+class PredictionOutcome(_Data):
+    """The observed outcome of a prediction -> predictions.actual_*, prediction_accuracy."""
+
+    prediction_id: UUID
+    actual_score: Finite | None = None
+    actual_outcome: JsonObject | None = None
+    actual_metrics: JsonObject | None = Field(None, description="e.g. the engagement counts it was measured on")
+
+    @model_validator(mode="after")
+    def _some_value(self) -> PredictionOutcome:
+        if self.actual_score is None and self.actual_outcome is None:
+            raise ValueError("an outcome needs actual_score or actual_outcome")
+        return self
+
+
+class UserFeedback(_Data):
+    """A user's judgement of a prediction (-> predictions.feedback_received, and with actual_score
+    prediction_accuracy) or of an AI suggestion (-> ai_suggestions.status)."""
+
+    prediction_id: UUID | None = None
+    suggestion_id: UUID | None = None
+    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    correct: bool | None = None
+    accepted: bool | None = Field(None, description="for a suggestion: accepted or rejected")
+    actual_score: Finite | None = None
+    comment: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> UserFeedback:
+        if (self.prediction_id is None) == (self.suggestion_id is None):
+            raise ValueError("feedback names exactly one of prediction_id and suggestion_id")
+        return self
+
+
+class PatternDetection(_Data):
+    """-> identified_patterns (one row per workspace, pattern_type and signature) + pattern_occurrences."""
+
+    pattern_type: Name100
+    pattern_name: Name255
+    signature: JsonObject = Field(description="what identifies the pattern; equal signatures are one pattern")
+    description: ShortText | None = None
+    detection_algorithm: Name100 | None = None
+    confidence: Probability | None = None
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    impact_metrics: JsonObject | None = None
+    remediation_suggestions: JsonObject | None = None
+    source_type: Name100 = "content"
+    source_id: Name255
+    content_id: UUID | None = None
+    location_data: JsonObject | None = None
+    success: bool | None = Field(None, description="did the content it was seen on succeed")
+    engagement: Finite | None = None
+    model_id: UUID | None = None
+
+
+class ModelRegistered(_Data):
+    """-> ml_models (a later event for the same model_id updates status and metrics)."""
+
+    model_id: UUID
+    name: Name255
+    version: Name50
+    model_type: Name100 = Field(description="e.g. prediction, pattern_recognition, optimization")
+    framework: Name50 | None = None
+    status: Literal["training", "active", "deprecated", "archived"] = "training"
+    model_data: JsonObject | None = None
+    hyperparameters: JsonObject | None = None
+    training_config: JsonObject | None = None
+    performance_metrics: JsonObject | None = None
+    parent_model_id: UUID | None = None
+    created_by: Name255 | None = None
+
+
+class DatasetRegistered(_Data):
+    """-> training_datasets."""
+
+    dataset_id: UUID
+    name: Name255
+    version: Name50
+    dataset_type: Name100
+    source_type: Name100 | None = None
+    data_schema: JsonObject | None = None
+    storage_location: ShortText | None = None
+    size_bytes: BigCount | None = None
+    record_count: BigCount | None = None
+    quality_score: Probability | None = None
+    preprocessing_config: JsonObject | None = None
+
+
+class TrainingProgress(_Data):
+    """-> model_training_sessions (epochs and losses merged by epoch; status by event time)."""
+
+    session_id: UUID
+    model_id: UUID
+    dataset_id: UUID | None = None
+    status: Literal["running", "completed", "failed", "cancelled"] = "running"
+    epoch: Count | None = None
+    total_epochs: Count | None = None
+    loss: Finite | None = None
+    val_loss: Finite | None = None
+    progress_percentage: Percent | None = None
+    validation_metrics: JsonObject | None = None
+    resource_usage: JsonObject | None = None
+    error_log: Text | None = None
+
+
+class ABExperiment(_Data):
+    """-> ab_testing_experiments."""
+
+    experiment_id: UUID
+    name: Name255
+    description: ShortText | None = None
+    hypothesis: ShortText | None = None
+    feature_flag: Name255 | None = None
+    control_variant: JsonObject | None = None
+    treatment_variants: Annotated[list[JsonObject], Field(max_length=32)] | None = None
+    target_metrics: Annotated[list[Name100], Field(max_length=32)] | None = None
+    traffic_allocation: Annotated[dict[Name100, Percent], Field(max_length=33)] | None = None
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+    status: Literal["draft", "running", "completed", "cancelled"] = "draft"
+    statistical_power: Probability = 0.8
+    significance_level: Probability = 0.05
+    minimum_sample_size: Count | None = None
+    winner_variant: Name100 | None = None
+    created_by: Name255 | None = None
+
+
+class ABAssignment(_Data):
+    """-> ab_testing_assignments (one per experiment and subject: the first assignment stands)."""
+
+    experiment_id: UUID
+    subject_id: Name255 = Field(description="the user, account or post assigned")
+    variant: Name100
+    session_id: Name255 | None = None
+    user_agent: ShortText | None = None
+    metadata: JsonObject | None = None
+
+
+class ABOutcome(_Data):
+    """-> the subject's assignment (converted, value) and the experiment's results per variant."""
+
+    experiment_id: UUID
+    subject_id: Name255
+    converted: bool | None = None
+    value: Finite | None = None
+    metrics: JsonObject | None = None
+
+
+class EvolutionExperiment(_Data):
+    """-> evolution_experiments."""
+
+    experiment_id: UUID
+    name: Name255
+    description: ShortText | None = None
+    problem_definition: JsonObject
+    objective_function: JsonObject
+    population_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50
+    max_generations: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    status: Literal["initialized", "running", "completed", "failed"] = "initialized"
+    convergence_threshold: Finite | None = None
+    mutation_rate: Probability = 0.1
+    crossover_rate: Probability = 0.8
+    selection_strategy: Name100 = "tournament"
+    llm_config: JsonObject | None = None
+    evaluation_config: JsonObject | None = None
+    created_by: Name255 | None = None
+
+
+class EvolutionGeneration(_Data):
+    """-> evolution_generations, and the experiment's current generation."""
+
+    experiment_id: UUID
+    generation_id: UUID
+    generation_number: Count
+    population_data: Annotated[list[JsonObject], Field(max_length=1000)] | None = None
+    generation_stats: JsonObject | None = None
+    diversity_metrics: JsonObject | None = None
+    selection_pressure: Finite | None = None
+    convergence_metrics: JsonObject | None = None
+    completed: bool = Field(False, description="the generation is done: its end is this event's time")
+
+
+class EvolutionIndividual(_Data):
+    """-> evolution_individuals, the generation's best individual and the experiment's best score."""
+
+    experiment_id: UUID
+    generation_number: Count
+    individual_id: UUID
+    individual_index: Count
+    genotype: JsonObject
+    phenotype: Text | None = None
+    fitness_score: Finite | None = None
+    evaluation_metrics: JsonObject | None = None
+    parent_ids: Annotated[list[UUID], Field(max_length=16)] = Field(default_factory=list)
+    mutation_applied: JsonObject | None = None
+    crossover_applied: JsonObject | None = None
+    evaluation_time_ms: Count | None = None
+    evaluation_status: Literal["pending", "evaluating", "completed", "failed"] | None = None
+    error_log: Text | None = None
+
+
+class StyleAnalysis(_Data):
+    """-> content_style_analysis."""
+
+    content_id: UUID
+    visual_style: JsonObject | None = None
+    audio_style: JsonObject | None = None
+    text_style: JsonObject | None = None
+    style_tags: Annotated[list[Name100], Field(max_length=64)] = Field(default_factory=list)
+    engagement_correlation: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
+    model_id: UUID | None = None
+
+
+class TrendDetected(_Data):
+    """-> trend_analysis (one row per workspace, platform, trend type and key: start is the earliest
+    report, end the latest, impact the latest event's)."""
+
+    platform: Name50
+    trend_type: Name50 = Field(description="hashtag, audio, style, topic, format, ...")
+    trend_key: Name255 = Field(description="the hashtag, the audio id, ...")
+    trend_data: JsonObject | None = None
+    engagement_impact: Finite | None = Field(None, description="% engagement over the baseline")
+    start_time: AwareDatetime | None = Field(None, description="default: the event's timestamp")
+    end_time: AwareDatetime | None = None
+
+
+class ImprovementMeasured(_Data):
+    """-> ai_improvement_tracking (improvement_percentage computed from `metric` in before/after
+    when not given: (after - before) / |before| x 100)."""
+
+    improvement_type: Name50
+    metric: Name100 | None = None
+    before_metrics: JsonObject | None = None
+    after_metrics: JsonObject | None = None
+    improvement_percentage: Finite | None = None
+    model_id: UUID | None = None
+
+
+class SystemOptimization(ImprovementMeasured):
+    """-> ai_improvement_tracking, like improvement_measured."""
+
+    improvement_type: Name50 = "system_optimization"
+
+
+class PromptTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name255
+    version: Name50 = "1"
+    template: Text
+    variables: Annotated[list[Name100], Field(max_length=64)] = Field(default_factory=list)
+
+
+class Suggestion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suggestion_id: UUID
+    suggestion_type: Name100
+    content: Text
+    target_entity_type: Name100 | None = None
+    target_entity_id: Name255 | None = None
+
+
+class AIInteraction(_Data):
+    """-> ai_context_logs, its prompt template (ai_prompts) and its suggestions (ai_suggestions)."""
+
+    conversation_id: Name255 | None = None
+    model: Name100
+    prompt: Text
+    response: Text | None = None
+    prompt_tokens: Count | None = None
+    completion_tokens: Count | None = None
+    latency_ms: Count | None = None
+    prompt_template: PromptTemplate | None = None
+    suggestions: Annotated[list[Suggestion], Field(max_length=32)] = Field(default_factory=list)
+
+
+class EmbeddingComputed(_Data):
+    """-> embeddings (a real[] vector; cosine search by SQL: cosine_similarity)."""
+
+    entity_type: Name100
+    entity_id: Name255
+    model: Name100
+    version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    vector: Annotated[list[Finite], Field(min_length=1, max_length=4096)]
+
+
+#: event_type -> the contract of its event_data
+DATA_CONTRACTS: dict[str, type[_Data]] = {
+    "model_prediction": ModelPrediction,
+    "prediction_outcome": PredictionOutcome,
+    "user_feedback": UserFeedback,
+    "pattern_detection": PatternDetection,
+    "model_registered": ModelRegistered,
+    "dataset_registered": DatasetRegistered,
+    "training_progress": TrainingProgress,
+    "ab_experiment": ABExperiment,
+    "ab_assignment": ABAssignment,
+    "ab_outcome": ABOutcome,
+    "evolution_experiment": EvolutionExperiment,
+    "evolution_generation": EvolutionGeneration,
+    "evolution_individual": EvolutionIndividual,
+    "style_analysis": StyleAnalysis,
+    "trend_detected": TrendDetected,
+    "improvement_measured": ImprovementMeasured,
+    "system_optimization": SystemOptimization,
+    "ai_interaction": AIInteraction,
+    "embedding_computed": EmbeddingComputed,
+}
+
+
+def data_dump(model: BaseModel) -> dict[str, Any]:
+    """The stored form of validated event_data: JSON types, unset optional fields left out."""
+    return model.model_dump(mode="json", exclude_none=True)

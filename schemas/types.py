@@ -1,0 +1,54 @@
+"""Field types the contracts share: bounded strings and size-bounded JSON objects. No I/O."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, StringConstraints
+from pydantic_core import PydanticCustomError
+
+#: largest serialized size of one JSON object field (event_data, metadata, ...), bytes
+MAX_OBJECT_BYTES = 65_536
+
+
+def safe_dumps(value: Any) -> bytes | None:
+    """JSON of a parsed value whatever it holds (orjson, or the standard library for integers past
+    64 bits); None when it is nested too deeply to write."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        try:
+            return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        except (RecursionError, ValueError, TypeError):
+            return None
+
+
+def _object_size_limit(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        size = len(orjson.dumps(value))
+    except TypeError as exc:  # what JSONB (through orjson) cannot hold: an integer past 64 bits, nesting past 255
+        raise PydanticCustomError("unstorable", "object cannot be stored: {why}", {"why": str(exc)}) from None
+    if size > MAX_OBJECT_BYTES:
+        raise PydanticCustomError(
+            "oversize",
+            "object is {size} bytes serialized, more than the {limit} allowed",
+            {"size": size, "limit": MAX_OBJECT_BYTES},
+        )
+    return value
+
+
+#: a JSON object field stored as JSONB, bounded in serialized size
+JsonObject = Annotated[dict[str, Any], AfterValidator(_object_size_limit)]
+
+
+def _bounded(n: int) -> type[str]:
+    return Annotated[str, StringConstraints(min_length=1, max_length=n)]  # type: ignore[return-value]
+
+
+Name50 = _bounded(50)
+Name100 = _bounded(100)
+Name255 = _bounded(255)
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+TagValue = Annotated[str, StringConstraints(max_length=255)]
