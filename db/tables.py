@@ -5,10 +5,15 @@ never from event data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal
+
+import orjson
+
+from db.domain import accounts, content
+from db.domain.routing import route_learning_events
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,9 @@ class TableSpec:
     period: Literal["day", "month"]
     columns: tuple[str, ...]
     row: Callable[[Any], tuple]
+    #: run in the transaction that stores rows, with the rows new in the table (db.writer): the
+    #: learning events' routing into the domain tables
+    route: Callable[[Any, list[tuple]], Awaitable[Any]] | None = None
 
     @property
     def time_index(self) -> int:
@@ -47,6 +55,32 @@ class TableSpec:
         )
 
 
+@dataclass(frozen=True)
+class UpsertSpec:
+    """A topic whose events are applied to entity tables by statements (db/domain/), not copied
+    into a log: rows are (id, time, record); each statement takes the JSON array of the records.
+    The statements are idempotent (a redelivered record changes nothing) and order-independent
+    (a newer observation wins whenever it arrives). `counted`: the statements whose row counts
+    add up to the rows written."""
+
+    name: str
+    time_column: str
+    statements: tuple[str, ...]
+    row: Callable[[Any], tuple]
+    counted: tuple[int, ...] = (0,)
+    columns: tuple[str, ...] = ("id", "time", "record")
+    time_index: int = 1
+
+    async def apply(self, conn: Any, rows: list[tuple]) -> int:
+        payload = orjson.dumps([r[2] for r in rows])
+        written = 0
+        for i, sql in enumerate(self.statements):
+            status = await conn.execute(sql, payload)
+            if i in self.counted:
+                written += int(status.rsplit(" ", 1)[1])
+        return written
+
+
 def _row_of(*fields: str) -> Callable[[Any], tuple]:
     """event -> row tuple in column order, by a C-level attrgetter. Enum fields already hold
     their values (use_enum_values) and the jsonb codec (db.pool) serialises dict fields, so the
@@ -68,6 +102,7 @@ LEARNING_EVENTS = TableSpec(
         "entity_type", "entity_id", "event_data", "user_id", "session_id", "processing_time_ms",
         "metadata",
     ),
+    route=route_learning_events,
 )
 
 SYSTEM_PERFORMANCE_METRICS = TableSpec(
@@ -100,9 +135,31 @@ CONTENT_PERFORMANCE_METRICS = TableSpec(
     ),
 )
 
-#: topic kind (schemas.events.CONTRACTS key) -> table
+#: topic kind (schemas.events.CONTRACTS key) -> its time-partitioned log table
 TABLES: dict[str, TableSpec] = {
     "learning_event": LEARNING_EVENTS,
     "performance_sample": SYSTEM_PERFORMANCE_METRICS,
     "engagement_update": CONTENT_PERFORMANCE_METRICS,
+}
+
+
+def _record(time_field: str, id_field: str) -> Callable[[Any], tuple]:
+    get_id, get_time = attrgetter(id_field), attrgetter(time_field)
+    return lambda e: (get_id(e), get_time(e), e.model_dump())
+
+
+CONTENT_ITEMS = UpsertSpec(
+    name="content", time_column="observed_at", statements=content.CONTENT_ITEM, counted=content.COUNTED,
+    row=_record("observed_at", "event_id"),
+)
+ACCOUNT_SNAPSHOTS = UpsertSpec(
+    name="account_snapshots", time_column="recorded_at", statements=accounts.ACCOUNT_SNAPSHOT,
+    counted=accounts.COUNTED, row=_record("recorded_at", "snapshot_id"),
+)
+
+#: every topic kind -> how its events are stored
+SINKS: dict[str, TableSpec | UpsertSpec] = {
+    **TABLES,
+    "content_item": CONTENT_ITEMS,
+    "account_snapshot": ACCOUNT_SNAPSHOTS,
 }

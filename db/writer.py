@@ -27,7 +27,7 @@ from uuid import UUID
 import asyncpg
 
 from db.errors import CONTENT, TRANSIENT, classify_db
-from db.tables import TableSpec
+from db.tables import TableSpec, UpsertSpec
 
 
 def _row_error(exc: BaseException, isolate: bool) -> bool:
@@ -98,34 +98,50 @@ def _unique(spec: TableSpec, rows: list[tuple]) -> tuple[list[tuple], list[int]]
     return kept, positions
 
 
-async def _write_staged(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple]) -> int:
+async def _write_staged(conn: asyncpg.Connection, spec: TableSpec | UpsertSpec, rows: list[tuple],
+                        route: bool = True) -> int:
     async with conn.transaction():
+        if isinstance(spec, UpsertSpec):
+            return await spec.apply(conn, rows)
         await conn.copy_records_to_table(spec.staging, records=rows, columns=spec.columns)
-        status = await conn.execute(spec.insert_sql())
-    return int(status.rsplit(" ", 1)[1])
+        if spec.route is None or not route:
+            status = await conn.execute(spec.insert_sql())
+            return int(status.rsplit(" ", 1)[1])
+        # the rows new in the table (not a redelivery) are routed, in this transaction
+        stored = await conn.fetch(spec.insert_sql() + f' RETURNING "{spec.time_column}", id')
+        if stored:
+            new = {(r[0], r[1]) for r in stored}
+            ti = spec.time_index
+            await spec.route(conn, [row for row in rows if (row[ti], row[0]) in new])
+        return len(stored)
 
 
-async def _write_direct(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple]) -> int:
+async def _write_direct(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], route: bool = True) -> int:
     async with conn.transaction():
         await conn.copy_records_to_table(spec.name, records=rows, columns=spec.columns)
+        if spec.route is not None and route:
+            await spec.route(conn, rows)
     return len(rows)
 
 
 async def write_rows(
-    conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], policy: WritePolicy | None = None,
-    *, isolate: bool = False,
+    conn: asyncpg.Connection, spec: TableSpec | UpsertSpec, rows: list[tuple], policy: WritePolicy | None = None,
+    *, isolate: bool = False, route: bool = True,
 ) -> WriteResult:
     """Write `rows` (tuples in spec.columns order) idempotently. See the module docstring. With
-    `isolate`, any failure that is not the connection's or the server's is bisected to its rows."""
+    `isolate`, any failure that is not the connection's or the server's is bisected to its rows.
+    With `route` (and a spec that routes: learning events), the rows new in the table are routed
+    into the domain tables in the same transaction. An UpsertSpec's rows are applied by its
+    statements, bisected the same way."""
     result = WriteResult()
     if not rows:
         return result
     unique, positions = _unique(spec, rows)
     result.duplicates += len(rows) - len(unique)
-    if policy is not None and policy.try_direct(spec.name):
+    if policy is not None and not isinstance(spec, UpsertSpec) and policy.try_direct(spec.name):
         t0 = time.perf_counter()
         try:
-            result.inserted += await _write_direct(conn, spec, unique)
+            result.inserted += await _write_direct(conn, spec, unique, route)
             result.accepted = positions
             result.direct += 1
             return result
@@ -139,15 +155,15 @@ async def write_rows(
         finally:
             result.write_seconds += time.perf_counter() - t0
             result.transactions += 1
-    await _write_bisecting(conn, spec, unique, positions, result, isolate)
+    await _write_bisecting(conn, spec, unique, positions, result, isolate, route)
     refused = {pos for pos, _ in result.rejected}
     result.accepted = [pos for pos in positions if pos not in refused]
     return result
 
 
 async def _write_bisecting(
-    conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], positions: list[int], result: WriteResult,
-    isolate: bool = False,
+    conn: asyncpg.Connection, spec: TableSpec | UpsertSpec, rows: list[tuple], positions: list[int],
+    result: WriteResult, isolate: bool = False, route: bool = True,
 ) -> None:
     pending: list[tuple[int, int]] = [(0, len(rows))]  # [start, end) slices of rows
     while pending:
@@ -155,7 +171,7 @@ async def _write_bisecting(
         chunk = rows[start:end]
         t0 = time.perf_counter()
         try:
-            inserted = await _write_staged(conn, spec, chunk)
+            inserted = await _write_staged(conn, spec, chunk, route)
         except Exception as exc:
             if not _row_error(exc, isolate):
                 raise

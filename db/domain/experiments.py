@@ -1,0 +1,113 @@
+"""ab_testing_experiments + ab_testing_assignments (seed 004): ab_experiment, ab_assignment,
+ab_outcome. An experiment's current_sample_size and per-variant results are recounted from its
+assignments whenever they change (exact; one index range per experiment)."""
+
+from __future__ import annotations
+
+from db.domain.parking import park_sql
+
+AB_EXPERIMENT = ("""
+INSERT INTO ab_testing_experiments AS e (workspace_id, id, experiment_name, description, hypothesis, feature_flag,
+    control_variant, treatment_variants, target_metrics, traffic_allocation, start_date, end_date, status,
+    statistical_power, significance_level, minimum_sample_size, winner_variant, created_by, created_at,
+    updated_at, last_event_at)
+SELECT DISTINCT ON (r.workspace_id, r.experiment_id)
+    r.workspace_id, r.experiment_id, r.name, r.description, r.hypothesis, r.feature_flag, r.control_variant,
+    r.treatment_variants, r.target_metrics, r.traffic_allocation, r.start_date, r.end_date, r.status,
+    r.statistical_power, r.significance_level, r.minimum_sample_size, r.winner_variant, r.created_by, r.ts, r.ts, r.ts
+FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, ts timestamptz, experiment_id uuid, name text,
+    description text, hypothesis text, feature_flag text, control_variant jsonb, treatment_variants jsonb,
+    target_metrics jsonb, traffic_allocation jsonb, start_date timestamptz, end_date timestamptz, status text,
+    statistical_power double precision, significance_level double precision, minimum_sample_size integer,
+    winner_variant text, created_by text)
+ORDER BY r.workspace_id, r.experiment_id, r.ts DESC
+ON CONFLICT (workspace_id, id) DO UPDATE SET
+    experiment_name = excluded.experiment_name, description = coalesce(excluded.description, e.description),
+    hypothesis = coalesce(excluded.hypothesis, e.hypothesis), feature_flag = coalesce(excluded.feature_flag, e.feature_flag),
+    control_variant = coalesce(excluded.control_variant, e.control_variant),
+    treatment_variants = coalesce(excluded.treatment_variants, e.treatment_variants),
+    target_metrics = coalesce(excluded.target_metrics, e.target_metrics),
+    traffic_allocation = coalesce(excluded.traffic_allocation, e.traffic_allocation),
+    start_date = coalesce(excluded.start_date, e.start_date), end_date = coalesce(excluded.end_date, e.end_date),
+    status = excluded.status, statistical_power = excluded.statistical_power,
+    significance_level = excluded.significance_level,
+    minimum_sample_size = coalesce(excluded.minimum_sample_size, e.minimum_sample_size),
+    winner_variant = coalesce(excluded.winner_variant, e.winner_variant),
+    updated_at = excluded.last_event_at, last_event_at = excluded.last_event_at
+WHERE excluded.last_event_at > e.last_event_at
+""",)
+
+_EXPERIMENT_MISSING = (
+    "NOT EXISTS (SELECT 1 FROM ab_testing_experiments e WHERE e.workspace_id = r.workspace_id AND e.id = r.experiment_id)",
+    "'ab experiment ' || r.experiment_id")
+
+PARK_AB_ASSIGNMENT = park_sql("ab_assignment", "experiment_id uuid", (_EXPERIMENT_MISSING,))
+
+# the experiments of this batch's records, recounted
+_RECOUNT = """
+, touched AS (SELECT DISTINCT workspace_id, experiment_id FROM r)
+, stats AS (
+    SELECT a.workspace_id, a.experiment_id, count(*) AS n,
+        jsonb_object_agg(a.variant, jsonb_build_object(
+            'assigned', a.assigned, 'outcomes', a.outcomes, 'converted', a.converted,
+            'conversion_rate', round((a.converted::numeric / nullif(a.outcomes, 0)), 6),
+            'mean_value', a.mean_value) ORDER BY a.variant) AS results,
+        sum(a.assigned) AS assigned
+    FROM (SELECT s.workspace_id, s.experiment_id, s.variant, count(*) AS assigned,
+                 count(*) FILTER (WHERE s.outcome_at IS NOT NULL) AS outcomes,
+                 count(*) FILTER (WHERE s.converted) AS converted, avg(s.outcome_value) AS mean_value
+          FROM ab_testing_assignments s JOIN touched t USING (workspace_id, experiment_id)
+          GROUP BY s.workspace_id, s.experiment_id, s.variant) AS a
+    GROUP BY a.workspace_id, a.experiment_id
+)
+UPDATE ab_testing_experiments e SET current_sample_size = stats.assigned, results = stats.results
+FROM stats WHERE e.workspace_id = stats.workspace_id AND e.id = stats.experiment_id
+"""
+
+_ASSIGNMENTS = """WITH r AS (
+    SELECT r.* FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, event_id uuid, ts timestamptz,
+        experiment_id uuid, subject_id text, variant text, session_id text, user_agent text, metadata jsonb)
+    JOIN ab_testing_experiments e ON e.workspace_id = r.workspace_id AND e.id = r.experiment_id
+)"""
+
+# one assignment per experiment and subject: the earliest (in event time, whatever arrives first)
+# stands, a later one is ignored
+AB_ASSIGNMENT = (
+    _ASSIGNMENTS + """
+INSERT INTO ab_testing_assignments AS a (workspace_id, id, experiment_id, user_id, variant, assignment_timestamp,
+    session_id, user_agent, metadata)
+SELECT DISTINCT ON (workspace_id, experiment_id, subject_id)
+    workspace_id, event_id, experiment_id, subject_id, variant, ts, session_id, user_agent, metadata
+FROM r ORDER BY workspace_id, experiment_id, subject_id, ts
+ON CONFLICT (workspace_id, experiment_id, user_id) DO UPDATE SET
+    id = excluded.id, variant = excluded.variant, assignment_timestamp = excluded.assignment_timestamp,
+    session_id = excluded.session_id, user_agent = excluded.user_agent, metadata = excluded.metadata
+WHERE excluded.assignment_timestamp < a.assignment_timestamp
+""",
+    _ASSIGNMENTS + _RECOUNT,
+)
+
+PARK_AB_OUTCOME = park_sql("ab_outcome", "experiment_id uuid, subject_id text", (
+    ("NOT EXISTS (SELECT 1 FROM ab_testing_assignments a WHERE a.workspace_id = r.workspace_id "
+     "AND a.experiment_id = r.experiment_id AND a.user_id = r.subject_id)",
+     "'ab assignment ' || r.experiment_id || ' / ' || r.subject_id"),
+))
+
+_OUTCOMES = """WITH r AS (
+    SELECT DISTINCT ON (r.workspace_id, r.experiment_id, r.subject_id) r.*
+    FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, ts timestamptz, experiment_id uuid, subject_id text,
+        converted boolean, value double precision, metrics jsonb)
+    ORDER BY r.workspace_id, r.experiment_id, r.subject_id, r.ts DESC
+)"""
+
+# the latest outcome per subject stands
+AB_OUTCOME = (
+    _OUTCOMES + """
+UPDATE ab_testing_assignments a SET converted = r.converted, outcome_value = r.value, outcome_metrics = r.metrics,
+    outcome_at = r.ts
+FROM r
+WHERE a.workspace_id = r.workspace_id AND a.experiment_id = r.experiment_id AND a.user_id = r.subject_id
+  AND (a.outcome_at IS NULL OR r.ts > a.outcome_at)
+""",
+    _OUTCOMES + _RECOUNT,
+)

@@ -1,0 +1,20 @@
+"""The park statement of a route: the records whose referent is missing go to parked_events,
+with what they wait for. Built at import from the routes' constant SQL fragments only."""
+
+from __future__ import annotations
+
+
+def park_sql(event_type: str, columns: str, missing: tuple[tuple[str, str], ...]) -> str:
+    """INSERT INTO parked_events the records (r: `columns`, plus workspace_id, event_id, ts) for
+    which one of `missing`'s conditions holds; `missing` is ((condition, waiting_for text), ...)."""
+    assert event_type.isidentifier()
+    where = " OR ".join(f"({cond})" for cond, _ in missing)
+    waiting = " ".join(f"WHEN {cond} THEN {text}" for cond, text in missing)
+    return f"""
+INSERT INTO parked_events (workspace_id, event_id, event_type, waiting_for, record, event_time)
+SELECT r.workspace_id, r.event_id, '{event_type}', CASE {waiting} END, x.rec, r.ts
+FROM jsonb_array_elements($1::jsonb) AS x(rec),
+     jsonb_to_record(x.rec) AS r(workspace_id uuid, event_id uuid, ts timestamptz, {columns})
+WHERE {where}
+ON CONFLICT (workspace_id, event_id) DO NOTHING
+"""

@@ -1,0 +1,122 @@
+"""predictions (seed 004; 003's viral_score_predictions is a view of it) and prediction_accuracy
+(003): model_prediction, prediction_outcome, user_feedback."""
+
+from __future__ import annotations
+
+from db.domain.parking import park_sql
+
+PARK_MODEL_PREDICTION = park_sql("model_prediction", "model_id uuid", (
+    ("NOT EXISTS (SELECT 1 FROM ml_models m WHERE m.workspace_id = r.workspace_id AND m.id = r.model_id)",
+     "'model ' || r.model_id"),
+))
+
+# a prediction is what the model said: the first event for a prediction_id stands
+MODEL_PREDICTION = ("""
+INSERT INTO predictions (workspace_id, id, model_id, prediction_type, target_entity_type, target_entity_id,
+    predicted_value, predicted_score, confidence_score, confidence_interval, prediction_horizon, input_features,
+    prediction_timestamp)
+SELECT DISTINCT ON (r.workspace_id, r.prediction_id)
+    r.workspace_id, r.prediction_id, r.model_id, r.prediction_type, r.target_entity_type, r.target_entity_id,
+    coalesce(r.predicted_value, jsonb_build_object('score', r.predicted_score)), r.predicted_score, r.confidence,
+    r.confidence_interval, r.horizon_hours, r.features, r.ts
+FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, ts timestamptz, prediction_id uuid, model_id uuid,
+    prediction_type text, target_entity_type text, target_entity_id text, predicted_value jsonb,
+    predicted_score double precision, confidence double precision, confidence_interval jsonb,
+    horizon_hours integer, features jsonb)
+JOIN ml_models m ON m.workspace_id = r.workspace_id AND m.id = r.model_id
+ORDER BY r.workspace_id, r.prediction_id, r.ts
+ON CONFLICT (workspace_id, id) DO NOTHING
+""",)
+
+_PREDICTION_MISSING = (
+    "r.prediction_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM predictions p "
+    "WHERE p.workspace_id = r.workspace_id AND p.id = r.prediction_id)", "'prediction ' || r.prediction_id")
+
+PARK_PREDICTION_OUTCOME = park_sql("prediction_outcome", "prediction_id uuid", (_PREDICTION_MISSING,))
+
+# the accuracy row of the predictions whose outcome (or feedback's actual value) `o` just set; an
+# explicit outcome is never replaced by feedback, a later one of the same source replaces an earlier
+_ACCURACY = """
+INSERT INTO prediction_accuracy AS a (workspace_id, prediction_id, model_id, prediction_type, content_id,
+    predicted_score, actual_score, absolute_error, percentage_error, accuracy_percentage, actual_metrics,
+    source, measured_at)
+SELECT p.workspace_id, p.id, p.model_id, p.prediction_type,
+    CASE WHEN p.target_entity_type = 'content' THEN uuid_or_null(p.target_entity_id) END,
+    p.predicted_score, o.actual_score, abs(p.predicted_score - o.actual_score),
+    100.0 * abs(p.predicted_score - o.actual_score) / nullif(abs(o.actual_score), 0),
+    100.0 * prediction_accuracy_score(p.predicted_score, o.actual_score), o.actual_metrics, '{source}', o.ts
+FROM o JOIN predictions p ON p.workspace_id = o.workspace_id AND p.id = o.prediction_id
+WHERE p.predicted_score IS NOT NULL AND o.actual_score IS NOT NULL
+ON CONFLICT (workspace_id, prediction_id) DO UPDATE SET
+    predicted_score = excluded.predicted_score, actual_score = excluded.actual_score,
+    absolute_error = excluded.absolute_error, percentage_error = excluded.percentage_error,
+    accuracy_percentage = excluded.accuracy_percentage, actual_metrics = excluded.actual_metrics,
+    source = excluded.source, measured_at = excluded.measured_at
+WHERE (a.source = excluded.source AND excluded.measured_at > a.measured_at)
+   OR (a.source = 'feedback' AND excluded.source = 'outcome')
+"""
+
+_OUTCOMES = """
+WITH o AS (
+    SELECT DISTINCT ON (r.workspace_id, r.prediction_id) r.*
+    FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, ts timestamptz, prediction_id uuid,
+        actual_score double precision, actual_outcome jsonb, actual_metrics jsonb)
+    ORDER BY r.workspace_id, r.prediction_id, r.ts DESC
+)"""
+
+PREDICTION_OUTCOME = (
+    _OUTCOMES + """
+UPDATE predictions p SET
+    actual_outcome = coalesce(o.actual_outcome, jsonb_build_object('score', o.actual_score)),
+    actual_score = o.actual_score,
+    accuracy_score = prediction_accuracy_score(p.predicted_score, o.actual_score),
+    status = CASE WHEN p.status = 'invalidated' THEN p.status ELSE 'validated' END,
+    outcome_at = o.ts
+FROM o
+WHERE p.workspace_id = o.workspace_id AND p.id = o.prediction_id AND (p.outcome_at IS NULL OR o.ts > p.outcome_at)
+""",
+    _OUTCOMES + _ACCURACY.replace("{source}", "outcome"),
+)
+
+PARK_USER_FEEDBACK = park_sql("user_feedback", "prediction_id uuid, suggestion_id uuid", (
+    _PREDICTION_MISSING,
+    ("r.suggestion_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ai_suggestions s "
+     "WHERE s.workspace_id = r.workspace_id AND s.id = r.suggestion_id)", "'suggestion ' || r.suggestion_id"),
+))
+
+_FEEDBACK = """
+WITH o AS (
+    SELECT DISTINCT ON (r.workspace_id, r.prediction_id, r.suggestion_id) r.*,
+        jsonb_strip_nulls(jsonb_build_object('rating', r.rating, 'correct', r.correct, 'accepted', r.accepted,
+            'actual_score', r.actual_score, 'comment', r.comment, 'user_id', r.user_id, 'at', r.ts)) AS feedback,
+        NULL::jsonb AS actual_metrics
+    FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, ts timestamptz, user_id text, prediction_id uuid,
+        suggestion_id uuid, rating integer, correct boolean, accepted boolean, actual_score double precision,
+        comment text)
+    ORDER BY r.workspace_id, r.prediction_id, r.suggestion_id, r.ts DESC
+)"""
+
+# the latest feedback per prediction stands; `correct` = false invalidates it; an actual value in
+# feedback counts for accuracy only while no explicit outcome has come
+USER_FEEDBACK = (
+    _FEEDBACK + """
+UPDATE predictions p SET
+    feedback_received = o.feedback, feedback_at = o.ts,
+    status = CASE WHEN o.correct IS FALSE THEN 'invalidated' WHEN o.correct IS TRUE THEN 'validated' ELSE p.status END,
+    actual_score = CASE WHEN p.outcome_at IS NULL AND o.actual_score IS NOT NULL THEN o.actual_score ELSE p.actual_score END,
+    accuracy_score = CASE WHEN p.outcome_at IS NULL AND o.actual_score IS NOT NULL
+        THEN prediction_accuracy_score(p.predicted_score, o.actual_score) ELSE p.accuracy_score END
+FROM o
+WHERE o.prediction_id IS NOT NULL AND p.workspace_id = o.workspace_id AND p.id = o.prediction_id
+  AND (p.feedback_at IS NULL OR o.ts > p.feedback_at)
+""",
+    _FEEDBACK + _ACCURACY.replace("{source}", "feedback"),
+    _FEEDBACK + """
+UPDATE ai_suggestions s SET
+    status = CASE WHEN o.accepted IS TRUE THEN 'accepted' WHEN o.accepted IS FALSE THEN 'rejected' ELSE s.status END,
+    feedback = o.feedback, feedback_at = o.ts
+FROM o
+WHERE o.suggestion_id IS NOT NULL AND s.workspace_id = o.workspace_id AND s.id = o.suggestion_id
+  AND (s.feedback_at IS NULL OR o.ts > s.feedback_at)
+""",
+)
