@@ -20,6 +20,7 @@ from streams import metrics
 from streams.alerts.runtime import AlertRuntime
 from streams.config import Settings
 from streams.retry import Backoff, Retrier
+from streams.domain.parked import ParkedEvents
 from streams.ingest.agent import ingest_agent
 from streams.ingest.sink import BatchSink, DeadLetters, SharedPool
 from streams.sizing import MessageLimits
@@ -73,9 +74,17 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
             direct_copy=settings.direct_copy,
             earliest=settings.timestamp_earliest,
             max_future_s=settings.timestamp_max_future_s,
+            route=settings.domain_routing,
         )
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
         app.agent(topic, name=f"ingest-{kind}")(ingest_agent(sink, settings, stage, dead_letters))
+
+    if settings.domain_routing:
+        parked = ParkedEvents(pool, dead_letters, settings.learning_topic, settings.domain_park_max_age_s)
+
+        @app.timer(settings.domain_resume_interval_s)
+        async def resume_parked_events() -> None:
+            await parked.tick()
 
     @app.task
     async def make_partitions_at_start() -> None:

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     learning_topic: str = "learning-events"
     performance_topic: str = "performance-samples"
     engagement_topic: str = "engagement-updates"
+    content_topic: str = Field("content-items", description="post metadata scraped per platform")
+    accounts_topic: str = Field("account-snapshots", description="accounts' state over time: own and competitors'")
     dlq_topic: str = "learnstream.dlq"
     alert_notifications_topic: str = "alert-notifications"
     alert_commands_topic: str = "alert-commands"
@@ -105,6 +107,18 @@ class Settings(BaseSettings):
         10.0, gt=0, description="SIGTERM: in-flight work gets this long, then the worker exits (the rest is redelivered)",
     )
 
+    domain_routing: bool = Field(
+        True, description="route learning events into their domain tables (predictions, patterns, models, ...) "
+        "in the transaction that stores them; off: learning_events only",
+    )
+    domain_resume_interval_s: float = Field(
+        5.0, gt=0, description="how often parked events (waiting for a referent) are tried again",
+    )
+    domain_park_max_age_s: float = Field(
+        86_400.0, gt=0, description="a parked event whose referent has not come after this long is dead-lettered "
+        "(reason unresolved_reference)",
+    )
+
     partition_check_interval_s: float = Field(
         3600.0, gt=0, description="how often the worker makes partitions ahead of time"
     )
@@ -117,11 +131,13 @@ class Settings(BaseSettings):
 
     @property
     def source_topics(self) -> dict[str, str]:
-        """kind -> topic name for the three ingest topics."""
+        """kind -> topic name for the ingest topics."""
         return {
             "learning_event": self.learning_topic,
             "performance_sample": self.performance_topic,
             "engagement_update": self.engagement_topic,
+            "content_item": self.content_topic,
+            "account_snapshot": self.accounts_topic,
         }
 
 

@@ -81,6 +81,17 @@ RECOMPUTE_PENDING = Gauge(
     "recompute_pending_hours", "hours of closed windows waiting to be recomputed after late events", ["kind"],
     namespace=_NS,
 )
+PARKED_EVENTS = Gauge(
+    "parked_events", "learning events stored and waiting for their referent (a prediction, a model, ...)",
+    namespace=_NS,
+)
+PARKED_RESUMED = Counter(
+    "parked_events_applied", "parked learning events applied once their referent arrived", namespace=_NS,
+)
+PARKED_EXPIRED = Counter(
+    "parked_events_expired", "parked learning events dead-lettered because their referent never came",
+    namespace=_NS,
+)
 STAGE_FAILURES = Counter(
     "stage_failures", "messages or windows a stage set aside to the DLQ because of what they carried",
     ["stage", "reason"], namespace=_NS,

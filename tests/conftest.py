@@ -45,7 +45,7 @@ async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     st = Stack(bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], dsn="")
     dbname = f"t_{st.tag}"
     st.dsn = await create_migrated_database(base, dbname)
-    await ensure_topics(st.bootstrap, [*st.topics.values(), st.dlq], 4)
+    await ensure_topics(st.bootstrap, [*st.topics.values(), *st.domain_topics.values(), st.dlq], 4)
     try:
         yield st
     finally:

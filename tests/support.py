@@ -36,10 +36,19 @@ class Stack:
 
     @property
     def topics(self) -> dict[str, str]:
+        """The three log topics (time-partitioned tables, windows)."""
         return {
             "learning_event": f"t{self.tag}.learning-events",
             "performance_sample": f"t{self.tag}.performance-samples",
             "engagement_update": f"t{self.tag}.engagement-updates",
+        }
+
+    @property
+    def domain_topics(self) -> dict[str, str]:
+        """The entity topics (applied to the domain tables, not logged)."""
+        return {
+            "content_item": f"t{self.tag}.content-items",
+            "account_snapshot": f"t{self.tag}.account-snapshots",
         }
 
     @property
@@ -71,6 +80,8 @@ class Stack:
             LEARNSTREAM_LEARNING_TOPIC=self.topics["learning_event"],
             LEARNSTREAM_PERFORMANCE_TOPIC=self.topics["performance_sample"],
             LEARNSTREAM_ENGAGEMENT_TOPIC=self.topics["engagement_update"],
+            LEARNSTREAM_CONTENT_TOPIC=self.domain_topics["content_item"],
+            LEARNSTREAM_ACCOUNTS_TOPIC=self.domain_topics["account_snapshot"],
             LEARNSTREAM_DLQ_TOPIC=self.dlq,
             LEARNSTREAM_WINDOW_INPUT_TOPIC=f"t{self.tag}.window-input",
             LEARNSTREAM_ROLLUPS_TOPIC=self.rollups,

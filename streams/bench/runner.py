@@ -137,6 +137,8 @@ class Bench:
             LEARNSTREAM_LEARNING_TOPIC=topics["learning_event"],
             LEARNSTREAM_PERFORMANCE_TOPIC=topics["performance_sample"],
             LEARNSTREAM_ENGAGEMENT_TOPIC=topics["engagement_update"],
+            LEARNSTREAM_CONTENT_TOPIC=f"bench.{self.run_id}.{shape}.{name}.content",
+            LEARNSTREAM_ACCOUNTS_TOPIC=f"bench.{self.run_id}.{shape}.{name}.accounts",
             LEARNSTREAM_DLQ_TOPIC=f"bench.{self.run_id}.dlq", LEARNSTREAM_METRICS_PORT=str(metrics_port),
             **{f"LEARNSTREAM_{t.upper()}_TOPIC": f"bench.{self.run_id}.{shape}.{name}.{t}" for t in
                ("window_input", "rollups", "late_events", "alert_notifications", "alert_commands")},

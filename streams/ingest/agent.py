@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import faust
 
+from db.tables import TABLES
 from schemas.events import DeadLetterError
 from streams import metrics
 from streams.config import Settings
@@ -28,6 +29,8 @@ def ingest_agent(sink: BatchSink, settings: Settings, stage: WindowStage | None,
     leaves in-flight batches unacknowledged. The window stage gets the batches in order: a task
     sends its stored events only after the task before it sent its own."""
 
+    windowed = sink.kind in TABLES  # the window stage keeps windows over the three log tables
+
     async def ingest(stream: faust.StreamT) -> None:
         slots = asyncio.Semaphore(settings.max_inflight_batches)
         inflight: set[asyncio.Task] = set()
@@ -42,7 +45,7 @@ def ingest_agent(sink: BatchSink, settings: Settings, stage: WindowStage | None,
                 outcome = await sink.process(messages)
                 await asyncio.shield(before)
                 stage_name = "windows"
-                if stage is not None and outcome.stored_rows:
+                if stage is not None and windowed and outcome.stored_rows:
                     await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
             except asyncio.CancelledError:
                 raise
@@ -92,7 +95,7 @@ async def _isolate(sink: BatchSink, stage: WindowStage | None, dead_letters: Dea
             try:
                 outcome = await sink.process([m])
                 where = "windows"
-                if stage is not None and outcome.stored_rows:
+                if stage is not None and sink.kind in TABLES and outcome.stored_rows:
                     await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
             except asyncio.CancelledError:
                 raise

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from db.pool import create_writer_pool
-from db.tables import TABLES
+from db.tables import SINKS
 from db.writer import WritePolicy, WriteResult, write_rows
 from schemas.decode import decode_message
 from schemas.events import DeadLetter, DeadLetterError, safe_dumps
@@ -180,9 +180,11 @@ class BatchSink:
         direct_copy: bool = True,
         earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC),
         max_future_s: float = 300.0,
+        route: bool = True,
     ) -> None:
         self.kind = kind
-        self.spec = TABLES[kind]
+        self.spec = SINKS[kind]
+        self._route = route
         self._pool = pool
         self._dead_letters = dead_letters
         self._earliest, self._max_future = earliest, timedelta(seconds=max_future_s)
@@ -200,7 +202,7 @@ class BatchSink:
     async def _write_attempt(self, rows: list[tuple], isolate: bool) -> WriteResult:
         pool = await self._pool.get()
         async with pool.acquire() as conn:
-            return await write_rows(conn, self.spec, rows, self._policy, isolate=isolate)
+            return await write_rows(conn, self.spec, rows, self._policy, isolate=isolate, route=self._route)
 
     async def _write(self, rows: list[tuple]) -> WriteResult:
         what = f"writing {len(rows)} rows to {self.spec.name}"

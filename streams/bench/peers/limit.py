@@ -57,7 +57,7 @@ async def main() -> None:
     """Fetch -> parse -> COPY, with each table's COPY on its own connection and the next fetch
     parsed while the previous batch is written (one batch in flight), so both cores work."""
     s = load_settings()
-    kind_of = {topic: kind for kind, topic in s.source_topics.items()}
+    kind_of = {topic: kind for kind, topic in s.source_topics.items() if kind in ROW}  # the three log topics
     consumer = AIOKafkaConsumer(
         *kind_of, bootstrap_servers=s.kafka_bootstrap, group_id=s.app_id, auto_offset_reset="earliest",
         enable_auto_commit=False, max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,

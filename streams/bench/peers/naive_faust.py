@@ -53,7 +53,8 @@ def _make_agent(kind: str, topic_name: str) -> None:
 
 
 for _kind, _topic in settings.source_topics.items():
-    _make_agent(_kind, _topic)
+    if _kind in TABLES:  # the three log topics the bench loads
+        _make_agent(_kind, _topic)
 
 if __name__ == "__main__":
     settings.data_dir.mkdir(parents=True, exist_ok=True)
