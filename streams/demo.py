@@ -151,6 +151,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     print(f"end to end: {total_events} events consumed, validated and stored in {elapsed:.1f}s "
           f"(publish included) = {total_events / elapsed:,.0f} events/s")
     ok = _windows_and_alerts(settings, port, seed) and ok
+    ok = _domain(settings, port, seed) and ok
     print(f"metrics were served at http://127.0.0.1:{port}/metrics while the worker ran "
           "(`learnstream worker` serves them on :9464 by default)")
     print("next: `learnstream worker` to keep ingesting, `learnstream publish TOPIC FILE.jsonl`, "
@@ -213,3 +214,75 @@ def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
     if not good:
         print("INCOMPLETE: no alert fired and resolved", file=sys.stderr)
     return good
+
+
+#: the domain tables the demo reports the rows of
+DOMAIN_TABLES = ["content", "media_files", "post_media_links", "connectors", "audience_growth",
+                 "audience_demographics", "audience_interests", "competitor_profiles", "competitor_metrics",
+                 "ml_models", "training_datasets", "model_training_sessions", "predictions", "prediction_accuracy",
+                 "identified_patterns", "pattern_occurrences", "ab_testing_experiments", "ab_testing_assignments",
+                 "evolution_experiments", "evolution_generations", "evolution_individuals", "content_style_analysis",
+                 "trend_analysis", "ai_improvement_tracking", "ai_context_logs", "ai_prompts", "ai_suggestions",
+                 "embeddings", "parked_events"]
+
+
+def _domain(settings: Settings, port: int, seed: int, learning_events: int = 4000) -> bool:
+    from db.domain import summary
+    from streams.domain.mix import MixGenerator
+
+    mix = MixGenerator(seed=seed).generate(learning_events, array_size=100)
+    print(f"\n8. the domain: {mix.events['content_item']} content items, {mix.events['account_snapshot']} account "
+          f"snapshots (own accounts and competitors, a week of days) and {mix.events['learning_event']} learning events "
+          f"of {len(mix.by_type)} types, routed into their tables in the transaction that logs them")
+    before = scrape(port)
+    base = {k: total(before, "learnstream_events_consumed_total", topic=settings.source_topics[k]) for k in mix.messages}
+
+    async def publish() -> None:
+        for kind in ("account_snapshot", "content_item", "learning_event"):
+            await publish_messages(settings.kafka_bootstrap, settings.source_topics[kind], mix.messages[kind])
+
+    asyncio.run(publish())
+    deadline = time.monotonic() + 180
+    while True:
+        m = scrape(port)
+        done = all(total(m, "learnstream_events_consumed_total", topic=settings.source_topics[k]) - base[k] >= n
+                   for k, n in mix.events.items())
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+
+    async def show() -> list[str]:
+        conn = await connect(settings.database_url)
+        try:
+            counts = await summary.table_counts(conn, DOMAIN_TABLES)
+            lines = ["   rows: " + ", ".join(f"{t} {n}" for t, n in counts.items())]
+            lines.append("   top patterns by success rate (at least 5 judged occurrences):")
+            for r in await summary.top_patterns(conn):
+                lines.append(f"      {r['pattern_type']}/{r['pattern_name']} (workspace {str(r['workspace_id'])[:8]}): "
+                             f"{r['success_rate']:.0f}% of "
+                             f"{r['occurrence_frequency']} occurrences, mean engagement {r['average_engagement']:.0f}")
+            c = await summary.training_curve(conn)
+            if c:
+                curve = " ".join(f"{p['epoch']}:{p['loss']:.3f}" for p in c["loss_history"] if "loss" in p)
+                lines.append(f"   training of {c['name']} {c['version']}: {c['status']}, epoch {c['current_epoch']}/"
+                             f"{c['total_epochs']}, loss by epoch {curve}")
+            for r in await summary.prediction_accuracy(conn):
+                lines.append(f"   prediction accuracy of {r['name']} {r['version']}: {r['accuracy']:.1f}% over {r['n']} "
+                             f"outcomes (mean absolute error {r['mae']:.1f})")
+            a = await summary.ab_arms(conn)
+            if a:
+                arms = "; ".join(f"{v}: {x['assigned']} assigned, {x['converted']}/{x['outcomes']} converted"
+                                 for v, x in sorted(a["results"].items()))
+                lines.append(f"   A/B '{a['experiment_name']}' ({a['status']}, {a['current_sample_size']} subjects): {arms}")
+            for r in await summary.competitor_growth(conn):
+                change = 100 * (r["last"] - r["first"]) / r["first"] if r["first"] else 0
+                lines.append(f"   competitor {r['name']} ({r['platform']}): {r['first']:,} -> {r['last']:,} followers "
+                             f"from {r['since']} to {r['until']} ({change:+.1f}%)")
+            return lines
+        finally:
+            await conn.close()
+
+    print("\n".join(asyncio.run(show())))
+    if not done:
+        print("INCOMPLETE: the domain mix was not consumed in time", file=sys.stderr)
+    return done
