@@ -66,9 +66,12 @@ def _worker_env(pairs: tuple[str, ...]) -> dict[str, str]:
               help="instead: a backfill of N history events of one workspace (all late): events/s, windows "
               "corrected, time to recompute them, peak worker RSS")
 @click.option("--backfill-days", type=float, default=90.0, show_default=True, help="with --backfill: days of history")
+@click.option("--domain", type=int, default=None, metavar="N",
+              help="instead: N learning events of the routed mix (all 19 types, with content items and account "
+              "snapshots), routed into the domain tables vs the same with routing off (raw-only), per --shape")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
           settings_, profile, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
-          backfill_days) -> None:
+          backfill_days, domain) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -99,6 +102,14 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         result = run_backfill_bench(load_settings(), events=backfill, days=backfill_days, seed=seed, log_dir=out_dir)
         for line in result.lines():
             click.echo(line)
+        return
+    if domain:
+        from streams.bench.domain import run_domain_bench
+        from streams.bench.domain import table as domain_table
+
+        results = run_domain_bench(load_settings(), events=domain, shapes=tuple(shapes), seed=seed, log_dir=out_dir,
+                                   timeout_s=timeout_s)
+        click.echo("\n" + domain_table(results))
         return
     if write_path:
         from streams.bench.writepath import run
