@@ -13,7 +13,7 @@ long, for the dead-letter topic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ import asyncpg
 import orjson
 
 from db.domain import ai_context, evolution, experiments, insights, models, patterns, predictions
+from db.errors import CONTENT, UNKNOWN, classify_db
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ _TAKE_PARKED = """
 DELETE FROM parked_events
 WHERE (workspace_id, event_id) IN (
     SELECT workspace_id, event_id FROM parked_events ORDER BY parked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING workspace_id, event_id, event_type, record, parked_at, attempts
+RETURNING workspace_id, event_id, event_type, waiting_for, record, parked_at, attempts
 """
 
 _KEEP_AGE = """
@@ -120,23 +121,53 @@ WHERE p.workspace_id = k.workspace_id AND p.event_id = k.event_id
 """
 
 
-async def resume_parked(conn: asyncpg.Connection, limit: int = 5000) -> tuple[int, int]:
+#: (the parked row, why it failed) -> awaited inside the resume transaction, before it commits
+FailedHandler = Callable[[list[tuple[Any, str]]], Awaitable[None]]
+
+
+async def resume_parked(conn: asyncpg.Connection, limit: int = 5000,
+                        on_failed: FailedHandler | None = None) -> tuple[int, int, int]:
     """Route the oldest parked records again, in one transaction: those whose referent has arrived
-    are applied, the others are parked again with their first parked_at. -> (taken, still parked)."""
+    are applied, the others are parked again with their first parked_at. A record PostgreSQL now
+    refuses (its content: a unique key another event took meanwhile) must not block the others:
+    the records are then applied one at a time, and those that fail alone are handed to
+    `on_failed` (the worker dead-letters them) and not parked again. -> (taken, still parked, failed)."""
     async with conn.transaction():
         taken = await conn.fetch(_TAKE_PARKED, limit)
         if not taken:
-            return 0, 0
-        by_type: dict[str, list[dict[str, Any]]] = {}
-        for r in taken:
-            by_type.setdefault(r["event_type"], []).append(r["record"])
-        parked = await apply_records(conn, by_type)
+            return 0, 0, 0
+        failed: list[tuple[Any, str]] = []
+        try:
+            async with conn.transaction():  # a savepoint: a refusal undoes only this attempt
+                parked = await apply_records(conn, _records(taken))
+        except Exception as exc:  # noqa: BLE001 - decided by classify_db below
+            if classify_db(exc) not in (CONTENT, UNKNOWN):
+                raise
+            parked = {}
+            for r in taken:
+                try:
+                    async with conn.transaction():
+                        for t, n in (await apply_records(conn, _records([r]))).items():
+                            parked[t] = parked.get(t, 0) + n
+                except Exception as one:  # noqa: BLE001 - as above
+                    if classify_db(one) not in (CONTENT, UNKNOWN):
+                        raise
+                    failed.append((r, f"{one.__class__.__name__}: {one}"[:2000]))
+            if failed and on_failed is not None:
+                await on_failed(failed)
         if parked:
             await conn.execute(_KEEP_AGE, orjson.dumps([
                 {"workspace_id": str(r["workspace_id"]), "event_id": str(r["event_id"]), "parked_at": r["parked_at"],
                  "attempts": r["attempts"]} for r in taken
             ]))
-        return len(taken), sum(parked.values())
+        return len(taken), sum(parked.values()), len(failed)
+
+
+def _records(rows: Iterable[Any]) -> dict[str, list[dict[str, Any]]]:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_type.setdefault(r["event_type"], []).append(r["record"])
+    return by_type
 
 
 _EXPIRED = """

@@ -106,7 +106,7 @@ async def test_prediction_outcome_feedback_and_accuracy(db):
     assert sorted(await conn.fetchval("SELECT array_agg(waiting_for) FROM parked_events")) == sorted(
         [f"prediction {p1}", f"model {MODEL}"])
     first = await conn.fetchval("SELECT min(parked_at) FROM parked_events")
-    assert await resume_parked(conn) == (2, 2)  # nothing arrived: both wait on, since when they first did
+    assert await resume_parked(conn) == (2, 2, 0)  # nothing arrived: both wait on, since when they first did
     assert await conn.fetchval("SELECT min(parked_at) FROM parked_events") == first
     assert await conn.fetchval("SELECT max(attempts) FROM parked_events") == 1
     assert await conn.fetchval("SELECT count(*) FROM predictions") == 0
@@ -117,7 +117,7 @@ async def test_prediction_outcome_feedback_and_accuracy(db):
                                          "actual_score": 0.0}, minutes=5, user_id="u-9")])
     # p1's prediction and outcome are still parked (the model came after them): one resume applies
     # both, the prediction first (routes run in dependency order)
-    assert await resume_parked(conn) == (2, 0)
+    assert await resume_parked(conn) == (2, 0, 0)
     assert await conn.fetchval("SELECT count(*) FROM parked_events") == 0
 
     acc = {r["prediction_id"]: r for r in await conn.fetch("SELECT * FROM prediction_accuracy")}
@@ -189,7 +189,7 @@ async def test_ab_experiment_arms_and_evolution_progress(db):
                  # a second assignment of u0 to another arm is ignored: the first stands
                  event("ab_assignment", {"experiment_id": str(exp), "subject_id": "u0", "variant": "control"},
                        minutes=30)])
-    assert await resume_parked(conn) == (10, 0)  # assignments first, then their outcomes
+    assert await resume_parked(conn) == (10, 0, 0)  # assignments first, then their outcomes
     e = await conn.fetchrow("SELECT * FROM ab_testing_experiments WHERE id = $1", exp)
     assert e["current_sample_size"] == 6
     # control: u1,u3,u5; emoji: u0,u2,u4. outcomes u0..u3: converted u0,u1,u2
@@ -337,3 +337,33 @@ async def test_the_job_tables_materialized_views_refresh_concurrently_with_the_s
     d = {r["event_type"]: r for r in await conn.fetch("SELECT * FROM daily_learning_metrics")}
     assert sum(r["event_count"] for r in d.values()) == 4
     assert d["model_prediction"]["event_count"] == 2 and float(d["model_prediction"]["avg_processing_time"]) == 20
+
+
+async def test_a_parked_event_refused_when_applied_is_handed_back_and_the_others_still_apply(db):
+    conn, write = db
+    evo, gen = uuid.uuid4(), uuid.uuid4()
+
+    def individual(index: int, fitness: float) -> dict:
+        return event("evolution_individual", {"experiment_id": str(evo), "generation_number": 0,
+                                              "individual_id": str(uuid.uuid4()), "individual_index": index,
+                                              "genotype": {"g": index}, "fitness_score": fitness})
+
+    early = [individual(0, 0.5), individual(1, 0.7)]
+    await write(early)  # no generation yet: both parked
+    # the generation arrives with another individual at index 0: the parked one's place is taken
+    await write([event("evolution_experiment", {"experiment_id": str(evo), "name": "e", "problem_definition": {},
+                                                "objective_function": {}}),
+                 event("evolution_generation", {"experiment_id": str(evo), "generation_id": str(gen),
+                                                "generation_number": 0}, minutes=1),
+                 individual(0, 0.9)])
+    handed: list = []
+
+    async def on_failed(failed):
+        handed.extend(failed)
+
+    assert await resume_parked(conn, on_failed=on_failed) == (2, 0, 1)
+    ((row, why),) = handed
+    assert row["event_id"] == uuid.UUID(early[0]["event_id"]) and "UniqueViolation" in why
+    assert await conn.fetchval("SELECT count(*) FROM parked_events") == 0
+    assert sorted(await conn.fetchval("SELECT array_agg(fitness_score) FROM evolution_individuals")) == [0.7, 0.9]
+    assert await conn.fetchval("SELECT best_score FROM evolution_experiments") == 0.9
