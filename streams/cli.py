@@ -129,7 +129,8 @@ def worker_cmd(**flags) -> None:
 @click.option("--array-size", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="events per message; >1 packs lines of the same workspace into JSON arrays")
 @click.option("--validate", is_flag=True, help="check each line against the topic's contract first; refuse the bad ones")
-@click.option("--kind", type=click.Choice(["learning_event", "performance_sample", "engagement_update"]),
+@click.option("--kind", type=click.Choice(["learning_event", "performance_sample", "engagement_update", "content_item",
+                                           "account_snapshot"]),
               help="contract to validate against when TOPIC is not one of the configured topics")
 @click.option("--bootstrap", help="Kafka bootstrap servers [env LEARNSTREAM_KAFKA_BOOTSTRAP]")
 @_expected_failures

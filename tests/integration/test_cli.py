@@ -92,3 +92,18 @@ async def test_publish_packs_jsonl_into_arrays_and_validates(stack):
     assert [len(orjson.loads(r.value)) for r in got] == [10, 10, 5]
     assert {r.key for r in got} == {events[0]["workspace_id"].encode()}
     assert [e["event_id"] for r in got for e in orjson.loads(r.value)] == [e["event_id"] for e in events]
+
+
+def test_publish_validates_the_domain_topics_by_their_contracts(stack):
+    import orjson
+
+    from streams.domain.mix import MixGenerator
+
+    mix = MixGenerator(seed=4, workspaces=1).generate(60, array_size=1)
+    items = [orjson.loads(v) for _, v in mix.messages["content_item"][:4]]
+    items[2]["media"] = [{"url": "https://x/1", "media_type": "hologram"}]
+    jsonl = b"\n".join(orjson.dumps(i) for i in items) + b"\n"
+    out = run("publish", stack.domain_topics["content_item"], "-", "--validate", env=stack.env(), stdin=jsonl)
+    assert out.returncode == 1
+    assert b"line 3: schema: media.0.media_type:" in out.stderr
+    assert b"published 3 events in 3 messages" in out.stdout
