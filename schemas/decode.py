@@ -38,6 +38,7 @@ _REASONS = {
     "oversize": "oversize",
     "string_too_long": "oversize",
     "too_long": "oversize",
+    "timestamp_out_of_range": "timestamp_out_of_range",
 }
 
 

@@ -54,7 +54,9 @@ def _check_event_data(value: dict[str, Any], info: ValidationInfo) -> dict[str, 
         detail = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(event_data)'}: {e['msg']}" for e in errors[:10]
         )
-        kind = "oversize" if all(e["type"] in _OVERSIZE for e in errors) else "event_data"
+        types = {e["type"] for e in errors}
+        kind = ("oversize" if types <= _OVERSIZE else "timestamp_out_of_range" if types == {"timestamp_out_of_range"}
+                else "event_data")
         raise PydanticCustomError(
             kind, "event_data does not meet the {event_type} contract: {detail}",
             {"event_type": contract.__name__, "detail": detail},

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from schemas.types import JsonObject, Name50, Name100, Name255
+from schemas.types import JsonObject, Name50, Name100, Name255, NestedTime
 
 Text = Annotated[str, StringConstraints(max_length=32_768)]
 ShortText = Annotated[str, StringConstraints(max_length=2_000)]
@@ -170,8 +170,8 @@ class ABExperiment(_Data):
     treatment_variants: Annotated[list[JsonObject], Field(max_length=32)] | None = None
     target_metrics: Annotated[list[Name100], Field(max_length=32)] | None = None
     traffic_allocation: Annotated[dict[Name100, Percent], Field(max_length=33)] | None = None
-    start_date: AwareDatetime | None = None
-    end_date: AwareDatetime | None = None
+    start_date: NestedTime | None = None
+    end_date: NestedTime | None = None
     status: Literal["draft", "running", "completed", "cancelled"] = "draft"
     statistical_power: Probability = 0.8
     significance_level: Probability = 0.05
@@ -275,8 +275,8 @@ class TrendDetected(_Data):
     trend_key: Name255 = Field(description="the hashtag, the audio id, ...")
     trend_data: JsonObject | None = None
     engagement_impact: Finite | None = Field(None, description="% engagement over the baseline")
-    start_time: AwareDatetime | None = Field(None, description="default: the event's timestamp")
-    end_time: AwareDatetime | None = None
+    start_time: NestedTime | None = Field(None, description="default: the event's timestamp")
+    end_time: NestedTime | None = None
 
 
 class ImprovementMeasured(_Data):

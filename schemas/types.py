@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
 from pydantic_core import PydanticCustomError
 
 #: largest serialized size of one JSON object field (event_data, metadata, ...), bytes
@@ -52,3 +53,23 @@ Name100 = _bounded(100)
 Name255 = _bounded(255)
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 TagValue = Annotated[str, StringConstraints(max_length=255)]
+
+
+#: the range of a time inside an event's data (a trend's end, an experiment's dates): wider than the
+#: acceptance window of the event's own time (a planned end may lie ahead), but bounded, so a
+#: far-off date cannot stretch what the tables compute from it
+NESTED_TIME_RANGE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+
+
+def _nested_time(t: datetime) -> datetime:
+    lo, hi = NESTED_TIME_RANGE
+    if not lo <= t < hi:
+        raise PydanticCustomError(
+            "timestamp_out_of_range", "{t} is outside the accepted range [{lo}, {hi})",
+            {"t": t.isoformat(), "lo": lo.isoformat(), "hi": hi.isoformat()},
+        )
+    return t
+
+
+#: an aware datetime inside event data, within NESTED_TIME_RANGE
+NestedTime = Annotated[AwareDatetime, AfterValidator(_nested_time)]

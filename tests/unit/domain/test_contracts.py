@@ -83,3 +83,12 @@ def test_content_items_and_account_snapshots_reject_what_their_tables_could_not_
     item |= {"media": [], "published_at": "2999-01-01T00:00:00Z"}
     (err,) = decode_message(orjson.dumps(item), "content_item", accept).rejected.errors
     assert (err.reason, err.path) == ("timestamp_out_of_range", "published_at")
+
+
+def test_a_far_off_time_inside_event_data_is_out_of_range():
+    data = {"platform": "tiktok", "trend_type": "hashtag", "trend_key": "#x", "end_time": "9999-01-01T00:00:00Z"}
+    (err,) = decode_message(_event("trend_detected", data), "learning_event").rejected.errors
+    assert (err.reason, err.path) == ("timestamp_out_of_range", "event_data")
+    assert "end_time" in err.message
+    data["end_time"] = "2099-12-31T00:00:00Z"  # a planned end far ahead is fine
+    assert decode_message(_event("trend_detected", data), "learning_event").rejected is None
