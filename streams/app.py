@@ -16,6 +16,7 @@ import faust
 
 from db.partitions import ensure_partitions
 from db.pool import connect
+from db.tables import TABLES
 from streams import metrics
 from streams.alerts.runtime import AlertRuntime
 from streams.config import Settings
@@ -161,8 +162,9 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_let
     alerts = AlertRuntime(settings.database_url, pool, publish_notification,
                           (settings.db_retry_initial_s, settings.db_retry_max_s), settings.alert_max_age_s)
     stage = WindowStage(app, settings, pool, alerts, dead_letters, limits)
-    # the topics whose backlog means "not quiet" (not the changelog: Faust never commits its offsets)
-    inputs = {*settings.source_topics.values(), settings.window_input_topic}
+    # the topics whose backlog means "not quiet": the windowed log topics and window-input (not the
+    # changelog: Faust never commits its offsets; not the entity topics, which have no windows)
+    inputs = {settings.source_topics[k] for k in TABLES} | {settings.window_input_topic}
 
     # both agents acknowledge explicitly: window-input messages once the state they changed is in
     # the changelog (stage.flush), commands once relayed. (Faust's automatic ack would also hold a
