@@ -294,9 +294,12 @@ async def _ensure_role_and_db(port: int) -> None:
         host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=10
     )
     try:
+        # CREATEROLE: the tests log in as other roles to prove the row-level security holds for them
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", DB_USER):
             log(f"creating role {DB_USER}")
-            await conn.execute(f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{DB_PASSWORD}'")
+            await conn.execute(f"CREATE ROLE {DB_USER} LOGIN CREATEDB CREATEROLE PASSWORD '{DB_PASSWORD}'")
+        elif not await conn.fetchval("SELECT rolcreaterole FROM pg_roles WHERE rolname = $1", DB_USER):
+            await conn.execute(f"ALTER ROLE {DB_USER} CREATEROLE")
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB_NAME):
             log(f"creating database {DB_NAME}")
             await conn.execute(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
