@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 
-TABLE_COUNTS = """
-SELECT t.name, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I', t.name), false, true, '')))[1]::text::bigint AS rows
-FROM unnest($1::text[]) AS t(name)
-"""
-
 TOP_PATTERNS = """
 SELECT workspace_id, pattern_type, pattern_name, occurrence_frequency, success_rate, average_engagement
 FROM identified_patterns WHERE judged_count >= $1
@@ -42,7 +37,8 @@ GROUP BY m.name, m.version ORDER BY m.name, m.version
 
 
 async def table_counts(conn: asyncpg.Connection, tables: list[str]) -> dict[str, int]:
-    return {r["name"]: r["rows"] for r in await conn.fetch(TABLE_COUNTS, tables)}
+    """Rows per table; `tables` are the caller's constants (the demo's list), never event data."""
+    return {t: await conn.fetchval(f'SELECT count(*) FROM "{t}"') for t in tables}
 
 
 async def top_patterns(conn: asyncpg.Connection, min_judged: int = 5, limit: int = 5) -> list[asyncpg.Record]:
