@@ -367,3 +367,22 @@ async def test_a_parked_event_refused_when_applied_is_handed_back_and_the_others
     assert await conn.fetchval("SELECT count(*) FROM parked_events") == 0
     assert sorted(await conn.fetchval("SELECT array_agg(fitness_score) FROM evolution_individuals")) == [0.7, 0.9]
     assert await conn.fetchval("SELECT best_score FROM evolution_experiments") == 0.9
+
+
+async def test_an_event_its_route_refuses_is_rejected_alone_and_not_logged(db):
+    conn, write = db
+    await write([model_registered()])
+    clash = event("model_registered", {"model_id": str(uuid.uuid4()), "name": "viral-v", "version": "1.2",
+                                       "model_type": "prediction"}, minutes=1)  # another id, same name + version
+    fine = event("improvement_measured", {"improvement_type": "latency", "improvement_percentage": 5.0}, minutes=2)
+    for direct in (True, False):
+        result = await write([clash, fine], direct=direct)
+        if direct:
+            assert result.inserted == 1 and [pos for pos, _ in result.rejected] == [0]
+            assert "UniqueViolation" in result.rejected[0][1]
+        else:  # the second time `fine` is a duplicate, `clash` is refused again
+            assert result.inserted == 0 and result.duplicates == 1 and [p for p, _ in result.rejected] == [0]
+    assert await conn.fetchval("SELECT count(*) FROM ml_models") == 1
+    assert await conn.fetchval("SELECT count(*) FROM ai_improvement_tracking") == 1
+    ids = {str(r[0]) for r in await conn.fetch("SELECT id FROM learning_events")}
+    assert clash["event_id"] not in ids and fine["event_id"] in ids
