@@ -87,6 +87,21 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         async def resume_parked_events() -> None:
             await parked.tick()
 
+    if settings.jobs_enabled:
+        from streams.jobs.catalog import JOBS
+        from streams.jobs.runner import JobRunner
+
+        runner = JobRunner(settings.database_url, JOBS)
+
+        @app.timer(settings.jobs_check_interval_s)
+        async def run_due_jobs() -> None:
+            try:
+                await runner.run_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database is away: the next round tries again
+                log.warning("looking for due jobs failed (%s: %s)", exc.__class__.__name__, exc)
+
     @app.task
     async def make_partitions_at_start() -> None:
         await _ensure_partitions_retrying(settings)

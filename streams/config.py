@@ -119,6 +119,9 @@ class Settings(BaseSettings):
         "(reason unresolved_reference)",
     )
 
+    jobs_enabled: bool = Field(True, description="run the scheduled jobs (streams/jobs/), one worker at a time each")
+    jobs_check_interval_s: float = Field(30.0, gt=0, description="how often the worker looks for due jobs")
+
     partition_check_interval_s: float = Field(
         3600.0, gt=0, description="how often the worker makes partitions ahead of time"
     )

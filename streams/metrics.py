@@ -92,6 +92,15 @@ PARKED_EXPIRED = Counter(
     "parked_events_expired", "parked learning events dead-lettered because their referent never came",
     namespace=_NS,
 )
+JOB_SECONDS = Histogram(
+    "job_duration_seconds", "job runs by duration", ["job"], namespace=_NS,
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+)
+JOB_LAST_SUCCESS = Gauge(
+    "job_last_success_timestamp_seconds", "when the job last succeeded (unix time)", ["job"], namespace=_NS,
+)
+JOB_FAILURES = Counter("job_failures", "job runs that failed", ["job"], namespace=_NS)
+JOB_ROWS = Counter("job_rows", "rows the job's successful runs wrote", ["job"], namespace=_NS)
 STAGE_FAILURES = Counter(
     "stage_failures", "messages or windows a stage set aside to the DLQ because of what they carried",
     ["stage", "reason"], namespace=_NS,

@@ -20,7 +20,8 @@ def run(*args: str, env: dict | None = None, stdin: bytes | None = None, timeout
 @pytest.mark.parametrize(
     "command",
     [[], ["worker"], ["migrate"], ["publish"], ["demo"], ["bench"], ["services"], ["services", "up"],
-     ["schemas", "export"], ["alerts"], ["alerts", "tail"], ["alerts", "mute"]],
+     ["schemas", "export"], ["alerts"], ["alerts", "tail"], ["alerts", "mute"], ["jobs"], ["jobs", "list"],
+     ["jobs", "run"]],
 )
 def test_every_command_has_help(command):
     out = run(*command, "--help")
@@ -107,3 +108,18 @@ def test_publish_validates_the_domain_topics_by_their_contracts(stack):
     assert out.returncode == 1
     assert b"line 3: schema: media.0.media_type:" in out.stderr
     assert b"published 3 events in 3 messages" in out.stdout
+
+
+def test_jobs_list_and_run(stack):
+    out = run("jobs", "run", "refresh_materialized_views", env=stack.env())
+    assert out.returncode == 0, out.stderr
+    assert b"refresh_materialized_views: 5 rows in" in out.stdout
+    out = run("jobs", "list", "--runs", "5", env=stack.env())
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert "prediction_accuracy" in text and "*/15 * * * *" in text
+    assert "last succeeded" in text and " manual    succeeded        5 rows" in text
+    out = run("jobs", "run", "no_such_job", env=stack.env())
+    assert out.returncode == 2 and b"no job 'no_such_job'" in out.stderr
+    out = run("jobs", "run", "model_accuracy_daily", "--for", "2026-12-02/2026-12-01", env=stack.env())
+    assert out.returncode == 2 and b"its end is not after its start" in out.stderr

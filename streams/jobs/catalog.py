@@ -1,0 +1,40 @@
+"""The jobs the worker runs (their SQL is in db/: one place per table family)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
+from db.jobs import refresh_materialized_views
+from streams.jobs.runner import Job, Period, day_period
+
+
+async def _refresh(conn, _period: Period) -> int:
+    return await refresh_materialized_views(conn)
+
+
+async def _measure(conn, period: Period) -> int:
+    # --for START/END measures what was due by END; by default, what is due now
+    return await measure_due_predictions(conn, period[1] if period else datetime.now(UTC))
+
+
+async def _daily(conn, period: Period) -> int:
+    assert period is not None  # period_of gives the day before the fire time
+    return await accuracy_per_day(conn, *period)
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job("refresh_materialized_views", "0 * * * *",
+            "REFRESH CONCURRENTLY the seeds' materialized views (003 analytics_aggregated_daily/_weekly, "
+            "platform_performance_summary; 004 daily_learning_metrics, model_performance_summary)", _refresh),
+        Job("prediction_accuracy", "*/15 * * * *",
+            "content predictions of " + ", ".join(MEASURED_TYPES) + " whose horizon has passed: actual value "
+            "from the post's first engagement snapshot at or after the horizon -> predictions, prediction_accuracy",
+            _measure),
+        Job("model_accuracy_daily", "15 0 * * *",
+            "accuracy per model, prediction type and UTC day (mean accuracy, absolute and % error) -> "
+            "model_accuracy_daily, for the day before", _daily, period_of=day_period),
+    )
+}

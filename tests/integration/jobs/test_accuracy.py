@@ -1,0 +1,86 @@
+"""The accuracy jobs on hand-made fixtures (real PostgreSQL): a content prediction measured on the
+post's first snapshot at or after its horizon, exactly; idempotent; accuracy per model and day."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from db.pool import connect
+from streams.jobs.catalog import JOBS
+from streams.jobs.runner import JobRunner, parse_period
+
+pytestmark = pytest.mark.services
+
+W, M, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+async def _fixture(conn) -> dict[str, uuid.UUID]:
+    await conn.execute("""INSERT INTO ml_models (workspace_id, id, name, version, model_type, status, created_at,
+        updated_at, last_event_at) VALUES ($1, $2, 'v', '1', 'prediction', 'active', $3, $3, $3)""", W, M, T0)
+    ids = {k: uuid.uuid4() for k in ("views", "rate", "later", "viral", "explicit", "other_ws")}
+
+    async def predict(key, ptype, score, horizon, ws=W, outcome_at=None):
+        if ws != W:
+            await conn.execute("""INSERT INTO ml_models (workspace_id, id, name, version, model_type, created_at,
+                updated_at, last_event_at) VALUES ($1, $2, 'v', '1', 'prediction', $3, $3, $3)""", ws, M, T0)
+        await conn.execute(
+            """INSERT INTO predictions (workspace_id, id, model_id, prediction_type, target_entity_type,
+                   target_entity_id, predicted_value, predicted_score, prediction_horizon, prediction_timestamp,
+                   outcome_at, actual_score)
+               VALUES ($1, $2, $3, $4, 'content', $5, '{}', $6, $7, $8, $9, $10)""",
+            ws, ids[key], M, ptype, str(C), score, horizon, T0, outcome_at, 1.0 if outcome_at else None)
+
+    await predict("views", "views", 1000.0, 24)
+    await predict("rate", "engagement_rate", 0.1, 24)
+    await predict("later", "views", 5.0, 48)          # due 3 Nov: no snapshot after it yet
+    await predict("viral", "viral_score", 50.0, 24)   # not an engagement figure
+    await predict("explicit", "views", 10.0, 24, outcome_at=T0)  # an outcome event stands
+    await predict("other_ws", "views", 1.0, 24, ws=uuid.uuid4())  # its post (same id) has no snapshots there
+    for hours, views, likes in ((23, 700, 30), (24.5, 800, 40), (26, 900, 50)):
+        await conn.execute(
+            """INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform, views, likes,
+                   shares, comments, saves, recorded_at) VALUES ($1, $2, $3, 'tiktok', $4, $5, 10, 20, 10, $6)""",
+            uuid.uuid4(), W, C, views, likes, T0 + timedelta(hours=hours))
+    return ids
+
+
+async def test_due_content_predictions_are_measured_once_on_the_first_snapshot_after_their_horizon(stack):
+    conn = await connect(stack.dsn)
+    try:
+        ids = await _fixture(conn)
+        runner = JobRunner(stack.dsn, JOBS)
+        r = await runner.run("prediction_accuracy", period=parse_period("2026-11-30"))
+        assert (r.status, r.rows) == ("succeeded", 2)
+        again = await runner.run("prediction_accuracy", period=parse_period("2026-11-30"))
+        assert (again.status, again.rows) == ("succeeded", 0)  # measured already: nothing changes
+        acc = {row["prediction_id"]: row for row in await conn.fetch("SELECT * FROM prediction_accuracy")}
+        assert set(acc) == {ids["views"], ids["rate"]}
+        v = acc[ids["views"]]  # the 24.5 h snapshot: 800 views against 1,000 predicted
+        assert (v["actual_score"], v["absolute_error"], v["percentage_error"], v["accuracy_percentage"]) == (
+            800.0, 200.0, 25.0, 75.0)
+        assert v["source"] == "engagement" and v["measured_at"] == T0 + timedelta(hours=24.5)
+        assert v["content_id"] == C and v["actual_metrics"]["views"] == 800
+        e = acc[ids["rate"]]  # (40 + 10 + 20 + 10) / 800 = 0.1, as predicted
+        assert (e["actual_score"], e["accuracy_percentage"], e["absolute_error"]) == (0.1, 100.0, 0.0)
+        p = await conn.fetchrow("SELECT * FROM predictions WHERE id = $1", ids["views"])
+        assert p["status"] == "validated" and p["accuracy_score"] == 0.75
+        assert p["actual_outcome"]["metric"] == "views" and p["actual_outcome"]["value"] == 800
+        untouched = await conn.fetch("SELECT id, status FROM predictions WHERE id = ANY($1::uuid[])",
+                                     [ids["later"], ids["viral"], ids["other_ws"]])
+        assert {row["status"] for row in untouched} == {"active"}
+
+        d = await runner.run("model_accuracy_daily", period=parse_period("2026-11-02"))
+        assert (d.status, d.rows) == ("succeeded", 2)
+        await runner.run("model_accuracy_daily", period=parse_period("2026-11-02"))  # the same rows again
+        daily = {row["prediction_type"]: row for row in await conn.fetch("SELECT * FROM model_accuracy_daily")}
+        assert len(daily) == 2
+        assert (daily["views"]["predictions"], daily["views"]["mean_accuracy"], daily["views"]["mean_absolute_error"],
+                daily["views"]["mean_percentage_error"]) == (1, 75.0, 200.0, 25.0)
+        assert daily["engagement_rate"]["mean_accuracy"] == 100.0
+        assert {row["day"] for row in daily.values()} == {T0.date() + timedelta(days=1)}
+    finally:
+        await conn.close()
