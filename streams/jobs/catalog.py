@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
+from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
 from db.jobs import refresh_materialized_views
 from streams.jobs.runner import Job, Period, day_period
 
@@ -23,6 +24,10 @@ async def _daily(conn, period: Period) -> int:
     return await accuracy_per_day(conn, *period)
 
 
+async def _posting_times(conn, period: Period) -> int:
+    return await optimal_posting_times(conn, period[1] if period else datetime.now(UTC))
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -36,5 +41,9 @@ JOBS: dict[str, Job] = {
         Job("model_accuracy_daily", "15 0 * * *",
             "accuracy per model, prediction type and UTC day (mean accuracy, absolute and % error) -> "
             "model_accuracy_daily, for the day before", _daily, period_of=day_period),
+        Job("optimal_posting_times", "0 3 * * 1",
+            f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "
+            f"last {WINDOW_DAYS} days by publish day and hour, shrunk toward the account's mean with a prior of "
+            f"{PRIOR_POSTS} posts -> optimal_posting_times", _posting_times),
     )
 }
