@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
 from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
+from db.analytics.trends import BASELINE_HOURS, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
 from streams.jobs.runner import Job, Period, day_period
 
@@ -28,6 +29,10 @@ async def _posting_times(conn, period: Period) -> int:
     return await optimal_posting_times(conn, period[1] if period else datetime.now(UTC))
 
 
+async def _trends(conn, period: Period) -> int:
+    return await detect_trends(conn, period[1] if period else datetime.now(UTC))
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -45,5 +50,9 @@ JOBS: dict[str, Job] = {
             f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "
             f"last {WINDOW_DAYS} days by publish day and hour, shrunk toward the account's mean with a prior of "
             f"{PRIOR_POSTS} posts -> optimal_posting_times", _posting_times),
+        Job("detect_trends", "*/30 * * * *",
+            f"hashtags and styles whose posts' interactions per hour over the last {RECENT_HOURS} h reach {RATIO:g}x "
+            f"their {BASELINE_HOURS} h baseline (and at least {MIN_GAIN} interactions) -> trend_analysis, source "
+            f"'detected'", _trends),
     )
 }

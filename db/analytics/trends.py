@@ -1,0 +1,80 @@
+"""Trends detected from the streams themselves (seed 001 trend_analysis, source 'detected'):
+hashtags (content.hashtags) and styles (content_style_analysis.style_tags) whose engagement
+velocity in the recent window rises well above their baseline.
+
+For a run at time T: a post's gain in a window is its interactions at the window's end minus at
+its start (interactions_at(): cumulative counters); a key's velocity is its posts' gains per hour.
+Recent window: the RECENT_HOURS before T; baseline: the BASELINE_HOURS before that. A key trends
+when its recent velocity is at least RATIO times its baseline's (any velocity over a zero baseline)
+and its posts gained at least MIN_GAIN interactions recently. A trending key's row starts at the
+earliest recent window it trended in and ends at the latest run it still trended at;
+engagement_impact = 100 x (recent / baseline velocity - 1) % (null over a zero baseline). A run
+for the same T gives the same rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+RECENT_HOURS = 6
+BASELINE_HOURS = 7 * 24
+RATIO = 3.0
+MIN_GAIN = 100
+
+_WORKSPACES = "SELECT DISTINCT workspace_id FROM content WHERE published_at < $1"
+
+_DETECT = """
+WITH posts AS (
+    SELECT c.workspace_id, c.platform, c.id,
+        interactions_at(c.workspace_id, c.id, $2::timestamptz)
+            - interactions_at(c.workspace_id, c.id, $2::timestamptz - make_interval(hours => $3::integer)) AS recent,
+        interactions_at(c.workspace_id, c.id, $2 - make_interval(hours => $3))
+            - interactions_at(c.workspace_id, c.id, $2 - make_interval(hours => $3 + $4)) AS base
+    FROM content c
+    WHERE c.workspace_id = $1 AND c.published_at < $2
+      AND EXISTS (SELECT 1 FROM content_performance_metrics m WHERE m.workspace_id = c.workspace_id
+                  AND m.content_id = c.id AND m.recorded_at > $2 - make_interval(hours => $3 + $4)
+                  AND m.recorded_at <= $2)
+), keys AS (
+    SELECT p.*, 'hashtag' AS trend_type, lower(t) AS trend_key
+    FROM posts p JOIN content c ON c.workspace_id = p.workspace_id AND c.id = p.id, unnest(c.hashtags) AS t
+    UNION ALL
+    SELECT DISTINCT ON (p.id, t) p.*, 'style', t
+    FROM posts p JOIN content_style_analysis s ON s.workspace_id = p.workspace_id AND s.content_id = p.id,
+         unnest(s.style_tags) AS t
+), velocity AS (
+    SELECT workspace_id, platform, trend_type, trend_key, count(*) AS posts, sum(recent) AS recent_gain,
+        sum(recent)::double precision / $3 AS recent_rate, sum(base)::double precision / $4 AS baseline_rate
+    FROM keys GROUP BY 1, 2, 3, 4
+)
+INSERT INTO trend_analysis AS a (workspace_id, platform, trend_type, trend_key, trend_data, engagement_impact,
+    start_time, end_time, source, created_at, last_event_at)
+SELECT workspace_id, platform, trend_type, trend_key,
+    jsonb_build_object('posts', posts, 'recent_gain', recent_gain, 'recent_per_hour', recent_rate,
+                       'baseline_per_hour', baseline_rate, 'recent_hours', $3, 'baseline_hours', $4),
+    100.0 * (recent_rate / nullif(baseline_rate, 0) - 1),
+    $2 - make_interval(hours => $3), $2, 'detected', $2, $2
+FROM velocity
+WHERE recent_gain >= $6 AND (baseline_rate = 0 OR recent_rate >= $5 * baseline_rate)
+ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SET
+    start_time = least(a.start_time, excluded.start_time),
+    end_time = greatest(a.end_time, excluded.end_time),
+    trend_data = CASE WHEN excluded.last_event_at >= a.last_event_at THEN excluded.trend_data ELSE a.trend_data END,
+    engagement_impact = CASE WHEN excluded.last_event_at >= a.last_event_at
+        THEN excluded.engagement_impact ELSE a.engagement_impact END,
+    created_at = least(a.created_at, excluded.created_at),
+    last_event_at = greatest(a.last_event_at, excluded.last_event_at)
+"""
+
+
+async def detect_trends(conn: asyncpg.Connection, at: datetime, recent_hours: int = RECENT_HOURS,
+                        baseline_hours: int = BASELINE_HOURS, ratio: float = RATIO, min_gain: int = MIN_GAIN) -> int:
+    """Detect the trends at time `at`, one transaction per workspace; -> trends written."""
+    total = 0
+    for (workspace,) in await conn.fetch(_WORKSPACES, at):
+        async with conn.transaction():
+            status = await conn.execute(_DETECT, workspace, at, recent_hours, baseline_hours, ratio, min_gain)
+        total += int(status.rsplit(" ", 1)[1])
+    return total
