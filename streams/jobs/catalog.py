@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
+from db.analytics.benchmarks import benchmark_accounts
 from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
 from db.analytics.trends import BASELINE_HOURS, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
-from streams.jobs.runner import Job, Period, day_period
+from streams.jobs.runner import Job, Period, day_period, week_period
 
 
 async def _refresh(conn, _period: Period) -> int:
@@ -33,6 +34,11 @@ async def _trends(conn, period: Period) -> int:
     return await detect_trends(conn, period[1] if period else datetime.now(UTC))
 
 
+async def _benchmarks(conn, period: Period) -> int:
+    assert period is not None  # period_of gives the week before the fire time
+    return await benchmark_accounts(conn, *period)
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -54,5 +60,9 @@ JOBS: dict[str, Job] = {
             f"hashtags and styles whose posts' interactions per hour over the last {RECENT_HOURS} h reach {RATIO:g}x "
             f"their {BASELINE_HOURS} h baseline (and at least {MIN_GAIN} interactions) -> trend_analysis, source "
             f"'detected'", _trends),
+        Job("benchmarks", "30 3 * * 1",
+            "each own account against the active competitors on its platform: followers and follower growth, the "
+            "competitors' average, median and count, the account's percentile and ratio -> benchmark_comparisons, "
+            "for the 7 days before", _benchmarks, period_of=week_period),
     )
 }

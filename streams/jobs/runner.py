@@ -63,6 +63,12 @@ def day_period(t: datetime) -> Period:
     return end - timedelta(days=1), end
 
 
+def week_period(t: datetime) -> Period:
+    """The 7 UTC days before `t`'s day."""
+    end = t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return end - timedelta(days=7), end
+
+
 def parse_period(text: str) -> Period:
     """--for: a UTC day (YYYY-MM-DD) or START/END (ISO times)."""
     if "/" in text:
