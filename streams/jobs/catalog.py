@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
 from db.analytics.benchmarks import benchmark_accounts
 from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
+from db.analytics.styles import correlate_styles
 from db.analytics.trends import BASELINE_HOURS, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
 from streams.jobs.runner import Job, Period, day_period, week_period
@@ -39,6 +40,10 @@ async def _benchmarks(conn, period: Period) -> int:
     return await benchmark_accounts(conn, *period)
 
 
+async def _styles(conn, period: Period) -> int:
+    return await correlate_styles(conn, period[1] if period else datetime.now(UTC))
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -64,5 +69,9 @@ JOBS: dict[str, Job] = {
             "each own account against the active competitors on its platform: followers and follower growth, the "
             "competitors' average, median and count, the account's percentile and ratio -> benchmark_comparisons, "
             "for the 7 days before", _benchmarks, period_of=week_period),
+        Job("style_correlation", "45 2 * * *",
+            "per workspace, Pearson's r between a post having a style tag and its engagement rate; each analysis's "
+            "mean over its tags -> content_style_analysis.engagement_correlation (an analyser's own value is kept)",
+            _styles),
     )
 }

@@ -1,0 +1,58 @@
+"""Style correlation (seed 001 content_style_analysis.engagement_correlation): how a style goes
+with engagement, from the posts' styles and their engagement.
+
+Per workspace, over its analysed posts that have a snapshot: a post's tags are the union of its
+analyses' style_tags, its engagement the engagement rate of its latest snapshot. A tag's
+correlation is Pearson's r between "the post has the tag" (0/1) and the engagement rate (corr();
+null when every post or none has it). An analysis row's engagement_correlation is the mean of its
+tags' correlations. Rows whose value an analyser sent are kept. A run twice gives the same values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+_WORKSPACES = "SELECT DISTINCT workspace_id FROM content_style_analysis"
+
+_CORRELATE = """
+WITH posts AS (
+    -- every analysed post, also one whose analyses found no tag (it counts as "without" each tag)
+    SELECT s.content_id, coalesce(array_agg(DISTINCT u.tag) FILTER (WHERE u.tag IS NOT NULL), '{}') AS tags
+    FROM content_style_analysis s LEFT JOIN LATERAL unnest(s.style_tags) AS u(tag) ON true
+    WHERE s.workspace_id = $1 GROUP BY s.content_id
+), rated AS (
+    SELECT p.*, r.rate FROM posts p
+    CROSS JOIN LATERAL (
+        SELECT (m.likes + m.shares + m.comments + m.saves)::double precision / nullif(m.views, 0) AS rate
+        FROM content_performance_metrics m WHERE m.workspace_id = $1 AND m.content_id = p.content_id
+        ORDER BY m.recorded_at DESC LIMIT 1) AS r
+    WHERE r.rate IS NOT NULL
+), tags AS (
+    SELECT DISTINCT t FROM rated, unnest(rated.tags) AS t
+), tag_corr AS (
+    SELECT g.t, corr(r.rate, CASE WHEN g.t = ANY(r.tags) THEN 1.0 ELSE 0.0 END) AS r
+    FROM tags g CROSS JOIN rated r GROUP BY g.t
+), row_corr AS (
+    SELECT s.id, avg(c.r) AS r
+    FROM content_style_analysis s CROSS JOIN LATERAL unnest(s.style_tags) AS u(tag) JOIN tag_corr c ON c.t = u.tag
+    WHERE s.workspace_id = $1 GROUP BY s.id
+)
+UPDATE content_style_analysis s SET engagement_correlation = greatest(-1.0, least(1.0, x.r)), correlation_computed_at = $2
+FROM row_corr x
+WHERE s.workspace_id = $1 AND s.id = x.id
+  AND (s.engagement_correlation IS NULL OR s.correlation_computed_at IS NOT NULL)
+  AND s.engagement_correlation IS DISTINCT FROM greatest(-1.0, least(1.0, x.r))
+"""
+
+
+async def correlate_styles(conn: asyncpg.Connection, at: datetime) -> int:
+    """engagement_correlation of the analyses whose value changed, one transaction per workspace;
+    -> rows updated."""
+    total = 0
+    for (workspace,) in await conn.fetch(_WORKSPACES):
+        async with conn.transaction():
+            status = await conn.execute(_CORRELATE, workspace, at)
+        total += int(status.rsplit(" ", 1)[1])
+    return total
