@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
 from db.analytics.benchmarks import benchmark_accounts
+from db.analytics.improvements import model_improvements
 from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
 from db.analytics.styles import correlate_styles
 from db.analytics.trends import BASELINE_HOURS, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
@@ -44,6 +45,10 @@ async def _styles(conn, period: Period) -> int:
     return await correlate_styles(conn, period[1] if period else datetime.now(UTC))
 
 
+async def _improvements(conn, _period: Period) -> int:
+    return await model_improvements(conn)
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -73,5 +78,9 @@ JOBS: dict[str, Job] = {
             "per workspace, Pearson's r between a post having a style tag and its engagement rate; each analysis's "
             "mean over its tags -> content_style_analysis.engagement_correlation (an analyser's own value is kept)",
             _styles),
+        Job("model_improvements", "20 * * * *",
+            "each model registered with a parent, against it on every numeric metric both report (positive = better; "
+            "lower-is-better metrics by name) -> ai_improvement_tracking, improvement_type 'model_evaluation'",
+            _improvements),
     )
 }
