@@ -32,8 +32,10 @@ DEMO_WINDOWS = {"window_tumbling_s": 2.0, "window_hopping_s": 6.0, "window_hop_s
 
 
 def _start_worker(settings: Settings, port: int, log: Path) -> subprocess.Popen:
+    # the demo runs the jobs itself (step 9) to show each one's figures and time
     env = dict(os.environ, LEARNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
                LEARNSTREAM_DATABASE_URL=settings.database_url, LEARNSTREAM_METRICS_PORT=str(port),
+               LEARNSTREAM_JOBS_ENABLED="false",
                **{f"LEARNSTREAM_{k.upper()}": str(v) for k, v in DEMO_WINDOWS.items()})
     return spawn_worker(env, log)
 
@@ -152,6 +154,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
           f"(publish included) = {total_events / elapsed:,.0f} events/s")
     ok = _windows_and_alerts(settings, port, seed) and ok
     ok = _domain(settings, port, seed) and ok
+    ok = _jobs(settings) and ok
     print(f"metrics were served at http://127.0.0.1:{port}/metrics while the worker ran "
           "(`learnstream worker` serves them on :9464 by default)")
     print("next: `learnstream worker` to keep ingesting, `learnstream publish TOPIC FILE.jsonl`, "
@@ -232,13 +235,14 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
 
     mix = MixGenerator(seed=seed).generate(learning_events, array_size=100)
     print(f"\n8. the domain: {mix.events['content_item']} content items, {mix.events['account_snapshot']} account "
-          f"snapshots (own accounts and competitors, a week of days) and {mix.events['learning_event']} learning events "
-          f"of {len(mix.by_type)} types, routed into their tables in the transaction that logs them")
+          f"snapshots (own accounts and competitors, a week of days), {mix.events['engagement_update']} engagement "
+          f"updates of those posts and {mix.events['learning_event']} learning events of {len(mix.by_type)} types, "
+          "routed into their tables in the transaction that logs them")
     before = scrape(port)
     base = {k: total(before, "learnstream_events_consumed_total", topic=settings.source_topics[k]) for k in mix.messages}
 
     async def publish() -> None:
-        for kind in ("account_snapshot", "content_item", "learning_event"):
+        for kind in ("account_snapshot", "content_item", "engagement_update", "learning_event"):
             await publish_messages(settings.kafka_bootstrap, settings.source_topics[kind], mix.messages[kind])
 
     asyncio.run(publish())
@@ -286,3 +290,49 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
     if not done:
         print("INCOMPLETE: the domain mix was not consumed in time", file=sys.stderr)
     return done
+
+
+def _jobs(settings: Settings) -> bool:
+    """Run every scheduled job once, now, on the demo data, and show what they computed."""
+    from db.analytics.summary import accuracy_per_model, detected_trends, posting_hours
+    from streams.jobs.catalog import JOBS
+    from streams.jobs.runner import JobRunner
+
+    print("\n9. jobs (a worker runs them on their schedules, one worker at a time; the demo's worker leaves them to "
+          "this step, which runs each once, now):")
+
+    async def run_all() -> tuple[list[str], bool]:
+        runner = JobRunner(settings.database_url, JOBS)
+        lines, good = [], True
+        for name in ("prediction_accuracy", "model_accuracy_daily", "optimal_posting_times", "detect_trends",
+                     "benchmarks", "style_correlation", "model_improvements", "refresh_materialized_views"):
+            now = datetime.now(UTC)
+            period = (now - timedelta(days=1), now + timedelta(days=1)) if name == "model_accuracy_daily" else None
+            r = await runner.run(name, period=period)
+            good = good and r.status == "succeeded"
+            lines.append(f"   {name:<28} {r.status:<10} {r.rows if r.rows is not None else '-':>6} rows  {r.seconds:6.2f} s"
+                         + (f"  {r.error or r.why}" if r.status != "succeeded" else ""))
+        conn = await connect(settings.database_url)
+        try:
+            lines.append("   optimal posting hours (best three cells per own account, in its time zone):")
+            for r in await posting_hours(conn, per_account=3):
+                lines.append(f"      {r['connector_id']:<28} {r['day']} {r['hour_of_day']:02d}:00 {r['timezone']:<17} "
+                             f"score {r['optimization_score']:5.1f}  {r['sample_size']} posts, engagement "
+                             f"{100 * r['avg_engagement']:.1f}%, confidence {r['confidence']:.2f}")
+            trends = await detected_trends(conn)
+            lines.append(f"   trends detected from the streams: {len(trends)}")
+            for t in trends[:4]:
+                lines.append(f"      {t['trend_type']} {t['trend_key']} on {t['platform']}: {t['posts']} posts, "
+                             f"+{t['engagement_impact']:,.0f}% over the baseline, since {t['start_time']:%Y-%m-%d %H:%M}Z")
+            for r in await accuracy_per_model(conn):
+                lines.append(f"   accuracy of {r['name']} {r['version']} on {r['prediction_type']}: {r['accuracy']:.1f}% "
+                             f"over {r['n']} predictions measured on engagement (mean absolute error {r['mae']:,.0f})")
+        finally:
+            await conn.close()
+        return lines, good
+
+    lines, good = asyncio.run(run_all())
+    print("\n".join(lines))
+    if not good:
+        print("INCOMPLETE: a job failed", file=sys.stderr)
+    return good

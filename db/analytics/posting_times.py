@@ -55,7 +55,7 @@ WITH posts AS (
 INSERT INTO optimal_posting_times (workspace_id, platform, connector_id, day_of_week, hour_of_day, timezone,
     optimization_score, avg_engagement, sample_size, confidence, window_days, computed_at)
 SELECT workspace_id, platform, connector_id, dow, hour, tz,
-    coalesce(100.0 * shrunk / nullif(max(shrunk) OVER (PARTITION BY workspace_id, platform, connector_id), 0), 0),
+    least(100.0, coalesce(100.0 * shrunk / nullif(max(shrunk) OVER (PARTITION BY workspace_id, platform, connector_id), 0), 0)),
     mean, n, confidence, $3, $2
 FROM scored
 """

@@ -4,7 +4,8 @@ velocity in the recent window rises well above their baseline.
 
 For a run at time T: a post's gain in a window is its interactions at the window's end minus at
 its start (interactions_at(): cumulative counters); a key's velocity is its posts' gains per hour.
-Recent window: the RECENT_HOURS before T; baseline: the BASELINE_HOURS before that. A key trends
+Recent window: the RECENT_HOURS before T; baseline: the same hours of the day on each of the
+BASELINE_DAYS days before (so a daily rhythm, posts every evening, is no trend). A key trends
 when its recent velocity is at least RATIO times its baseline's (any velocity over a zero baseline)
 and its posts gained at least MIN_GAIN interactions recently. A trending key's row starts at the
 earliest recent window it trended in and ends at the latest run it still trended at;
@@ -19,9 +20,9 @@ from datetime import datetime
 import asyncpg
 
 RECENT_HOURS = 6
-BASELINE_HOURS = 7 * 24
+BASELINE_DAYS = 7
 RATIO = 3.0
-MIN_GAIN = 100
+MIN_GAIN = 1000
 
 _WORKSPACES = "SELECT DISTINCT workspace_id FROM content WHERE published_at < $1"
 
@@ -30,12 +31,13 @@ WITH posts AS (
     SELECT c.workspace_id, c.platform, c.id,
         interactions_at(c.workspace_id, c.id, $2::timestamptz)
             - interactions_at(c.workspace_id, c.id, $2::timestamptz - make_interval(hours => $3::integer)) AS recent,
-        interactions_at(c.workspace_id, c.id, $2 - make_interval(hours => $3))
-            - interactions_at(c.workspace_id, c.id, $2 - make_interval(hours => $3 + $4)) AS base
+        (SELECT sum(interactions_at(c.workspace_id, c.id, $2::timestamptz - make_interval(days => d))
+                    - interactions_at(c.workspace_id, c.id, $2::timestamptz - make_interval(days => d, hours => $3::integer)))
+         FROM generate_series(1, $4::integer) AS d) AS base
     FROM content c
     WHERE c.workspace_id = $1 AND c.published_at < $2
       AND EXISTS (SELECT 1 FROM content_performance_metrics m WHERE m.workspace_id = c.workspace_id
-                  AND m.content_id = c.id AND m.recorded_at > $2 - make_interval(hours => $3 + $4)
+                  AND m.content_id = c.id AND m.recorded_at > $2 - make_interval(days => $4::integer, hours => $3::integer)
                   AND m.recorded_at <= $2)
 ), keys AS (
     SELECT p.*, 'hashtag' AS trend_type, lower(t) AS trend_key
@@ -46,14 +48,14 @@ WITH posts AS (
          unnest(s.style_tags) AS t
 ), velocity AS (
     SELECT workspace_id, platform, trend_type, trend_key, count(*) AS posts, sum(recent) AS recent_gain,
-        sum(recent)::double precision / $3 AS recent_rate, sum(base)::double precision / $4 AS baseline_rate
+        sum(recent)::double precision / $3 AS recent_rate, sum(base)::double precision / ($4 * $3) AS baseline_rate
     FROM keys GROUP BY 1, 2, 3, 4
 )
 INSERT INTO trend_analysis AS a (workspace_id, platform, trend_type, trend_key, trend_data, engagement_impact,
     start_time, end_time, source, created_at, last_event_at)
 SELECT workspace_id, platform, trend_type, trend_key,
     jsonb_build_object('posts', posts, 'recent_gain', recent_gain, 'recent_per_hour', recent_rate,
-                       'baseline_per_hour', baseline_rate, 'recent_hours', $3, 'baseline_hours', $4),
+                       'baseline_per_hour', baseline_rate, 'recent_hours', $3, 'baseline_days', $4),
     100.0 * (recent_rate / nullif(baseline_rate, 0) - 1),
     $2 - make_interval(hours => $3), $2, 'detected', $2, $2
 FROM velocity
@@ -70,11 +72,11 @@ ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SE
 
 
 async def detect_trends(conn: asyncpg.Connection, at: datetime, recent_hours: int = RECENT_HOURS,
-                        baseline_hours: int = BASELINE_HOURS, ratio: float = RATIO, min_gain: int = MIN_GAIN) -> int:
+                        baseline_days: int = BASELINE_DAYS, ratio: float = RATIO, min_gain: int = MIN_GAIN) -> int:
     """Detect the trends at time `at`, one transaction per workspace; -> trends written."""
     total = 0
     for (workspace,) in await conn.fetch(_WORKSPACES, at):
         async with conn.transaction():
-            status = await conn.execute(_DETECT, workspace, at, recent_hours, baseline_hours, ratio, min_gain)
+            status = await conn.execute(_DETECT, workspace, at, recent_hours, baseline_days, ratio, min_gain)
         total += int(status.rsplit(" ", 1)[1])
     return total

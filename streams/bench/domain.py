@@ -56,7 +56,7 @@ async def _run(settings: Settings, admin_dsn: str, shape: str, mode: str, events
     from streams.worker import spawn_worker, stop_worker
 
     mix = MixGenerator(seed=seed, workspaces=8).generate(events, array_size=1000 if shape == "arrays" else 1,
-                                                         learning_span_min=1.0)
+                                                         learning_span_min=1.0, engagement=False)
     topics = {"learning_event": settings.learning_topic, "content_item": settings.content_topic,
               "account_snapshot": settings.accounts_topic}
     await ensure_topics(settings.kafka_bootstrap, [*topics.values()], settings.topic_partitions)

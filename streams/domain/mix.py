@@ -17,6 +17,8 @@ import orjson
 PLATFORMS = ["tiktok", "instagram", "youtube"]
 HOOKS = ["question", "countdown", "before-after", "pov", "hot-take", "tutorial", "reaction", "story"]
 STYLES = ["fast-cut", "captions", "voiceover", "duet", "b-roll", "talking-head", "meme", "asmr"]
+#: publish slots of the day (UTC hours) in the mix with engagement; the evening ones engage better
+SLOTS = (8, 12, 18, 20)
 HASHTAGS = ["#fyp", "#ai", "#learn", "#tech", "#diy", "#fitness", "#food", "#travel", "#music", "#news"]
 
 
@@ -42,17 +44,24 @@ class MixGenerator:
     def _at(self, minutes_ago: float) -> str:
         return (self.now - timedelta(minutes=minutes_ago)).isoformat()
 
-    def generate(self, learning_events: int, array_size: int = 100, learning_span_min: float = 360.0) -> Mix:
+    def generate(self, learning_events: int, array_size: int = 100, learning_span_min: float = 360.0,
+                 engagement: bool = True) -> Mix:
         """About `learning_events` learning events over all workspaces (timed over the last
         `learning_span_min` minutes), plus the content items and account snapshots that go with
-        them; packed `array_size` per message (1 = single events)."""
+        them; packed `array_size` per message (1 = single events). With `engagement`, also the posts'
+        engagement updates and predictions of their views a day after publishing (what the jobs
+        measure); the bench leaves them out so its figures stay those of the routed mix."""
         self.learning_span = learning_span_min
+        self.engagement = engagement
         mix = Mix()
         per_ws = max(60, learning_events // len(self.workspaces))
-        streams: dict[str, list[tuple[str, dict]]] = {"learning_event": [], "content_item": [], "account_snapshot": []}
+        streams: dict[str, list[tuple[str, dict]]] = {"learning_event": [], "content_item": [], "account_snapshot": [],
+                                                      "engagement_update": []}
         for ws in self.workspaces:
             for kind, evs in self._workspace(ws, per_ws).items():
                 streams[kind].extend((ws, e) for e in evs)
+        if not engagement:
+            del streams["engagement_update"]
         for kind, evs in streams.items():
             msgs: list[tuple[bytes, bytes]] = []
             for ws in self.workspaces:
@@ -69,7 +78,8 @@ class MixGenerator:
 
     def _workspace(self, ws: str, n: int) -> dict[str, list[dict]]:
         r = self.rng
-        out: dict[str, list[dict]] = {"learning_event": [], "content_item": [], "account_snapshot": []}
+        out: dict[str, list[dict]] = {"learning_event": [], "content_item": [], "account_snapshot": [],
+                                      "engagement_update": []}
         span = 7 * 24 * 60.0  # posts: a week of history, minutes
         learn = out["learning_event"]
 
@@ -103,19 +113,54 @@ class MixGenerator:
                 out["account_snapshot"].append(snap)
         # posts: observed twice (the caption edited once)
         posts = [self._id() for _ in range(max(10, n // 20))]
-        for post in posts:
+        published_at: dict[str, float] = {}  # post -> minutes ago
+        views_at_day: dict[str, int] = {}  # post -> views 24 h after publishing
+        for i, post in enumerate(posts):
             acct, platform = r.choice(own)
-            published = r.uniform(60, span)
+            trending = self.engagement and i % 10 == 0  # one post in ten carries #trending: it surges in the last hours
+            if trending:
+                published = r.uniform(2 * 1440, 3 * 1440)
+            elif self.engagement:  # accounts post at a few slots of the day (UTC), so the hours compare
+                # three weeks of posts, so the last week's days (a trend's baseline) are alike
+                at = (self.now - timedelta(days=r.randrange(21))).replace(hour=r.choice(SLOTS), minute=r.randrange(60))
+                at = at if at <= self.now - timedelta(hours=1) else at - timedelta(days=1)
+                published = (self.now - at).total_seconds() / 60
+            else:
+                published = r.uniform(60, span)
+            published_at[post] = published
+            tags = ["#trending"] if trending else r.sample(HASHTAGS, 3)
             item = {"event_id": self._id(), "workspace_id": ws, "content_id": post, "platform": platform,
                     "connector_id": acct, "external_id": f"{platform}-{r.randrange(10**9)}",
                     "url": f"https://{platform}.example/p/{post[:8]}", "caption": "Watch this",
-                    "hashtags": r.sample(HASHTAGS, 3), "mentions": [], "author": f"@{acct}", "content_type": "video",
+                    "hashtags": tags, "mentions": [], "author": f"@{acct}", "content_type": "video",
                     "media": [{"url": f"https://cdn.example/{post}.mp4", "media_type": "video",
                                "duration_s": round(r.uniform(7, 60), 1)}],
                     "published_at": self._at(published), "observed_at": self._at(published - 1)}
             out["content_item"].append(item)
             out["content_item"].append({**item, "event_id": self._id(), "caption": "Watch this (edited)",
                                         "observed_at": self._at(published / 2)})
+            if not self.engagement:
+                continue
+            # engagement: posts published in the evening (17-21 h UTC) engage about twice as well
+            hour = (self.now - timedelta(minutes=published)).hour
+            rate = r.uniform(0.03, 0.06) * (2.0 if 17 <= hour < 21 else 1.0)
+            reach = r.randrange(2_000, 50_000)
+            # a scraper reads each post every 6 hours for its first 5 days (from an hour after
+            # publishing); its reach grows over a few days
+            points = [60 + 360 * k for k in range(int((min(published, 5 * 1440) - 60) // 360) + 1)]
+            for k, after in enumerate(points):
+                grown = reach * (1 - 0.97 ** (1 + after / 60))
+                if trending and published - after <= 6 * 60:  # quiet for days, then a surge in the last hours
+                    grown *= 8
+                views = int(grown)
+                inter = int(views * rate)
+                if 24 * 60 <= after < 30 * 60:
+                    views_at_day[post] = views
+                out["engagement_update"].append({
+                    "update_id": self._id(), "workspace_id": ws, "content_id": post, "platform": platform,
+                    "connector_id": acct, "recorded_at": self._at(published - after), "views": views,
+                    "likes": int(inter * 0.7), "shares": int(inter * 0.1), "comments": int(inter * 0.15),
+                    "saves": inter - int(inter * 0.7) - int(inter * 0.1) - int(inter * 0.15)})
         # the AI components' events: the last hours (older ones would be a backfill for the windows)
         span = self.learning_span
         # models, a dataset, training curves
@@ -124,10 +169,19 @@ class MixGenerator:
         ev("dataset_registered", {"dataset_id": dataset, "name": "engagement", "version": "w48",
                                   "dataset_type": "engagement", "record_count": 250_000, "quality_score": 0.94},
            span * 1.05, source="trainer")
-        for i, m in enumerate(models):
+        for i, m in enumerate(models):  # viral-b is viral-a retrained: its parent
             ev("model_registered", {"model_id": m, "name": f"viral-{'ab'[i]}", "version": f"1.{i}",
                                     "model_type": "prediction", "framework": "pytorch", "status": "active",
-                                    "hyperparameters": {"lr": 0.001 * (i + 1)}}, span * 1.04, source="trainer")
+                                    "hyperparameters": {"lr": 0.001 * (i + 1)},
+                                    "performance_metrics": {"auc": round(0.78 + 0.03 * i, 3), "mae": round(11.2 - 1.3 * i, 2)},
+                                    **({"parent_model_id": models[0]} if i else {})}, span * 1.04, source="trainer")
+        # predictions of a post's views a day after publishing, made at publishing (the accuracy job
+        # measures them on the 24 h snapshot)
+        for post, views in list(views_at_day.items())[: len(views_at_day) // 2 if self.engagement else 0]:
+            ev("model_prediction", {"prediction_id": self._id(), "model_id": r.choice(models), "prediction_type": "views",
+                                    "target_entity_type": "content", "target_entity_id": post,
+                                    "predicted_score": float(int(views * r.uniform(0.7, 1.3))), "horizon_hours": 24},
+               published_at[post], entity_type="content", entity_id=post)
         session = self._id()
         epochs = 10
         for e in range(1, epochs + 1):

@@ -1,6 +1,6 @@
 """detect_trends on crafted posts (real PostgreSQL): a hashtag and a style whose interactions per
-hour jump over their baseline trend, a steady one does not; start, end and impact exact; the same
-run twice gives the same rows."""
+hour jump over those of the same hours on the days before trend, a daily rhythm does not; start,
+end and impact exact; the same run twice gives the same rows."""
 
 from __future__ import annotations
 
@@ -34,11 +34,23 @@ async def _post(conn, hashtags: list[str], published: datetime, snapshots: list[
 async def test_a_rising_hashtag_and_style_are_detected_with_their_start_end_and_impact(stack):
     conn = await connect(stack.dsn)
     try:
-        a = await _post(conn, ["#FYP"], T - timedelta(days=8),
-                        [(T - timedelta(days=8), 0), (T - timedelta(hours=6), 84), (T, 384)])
-        await _post(conn, ["#old"], T - timedelta(days=8),
-                    [(T - timedelta(days=8), 0), (T - timedelta(hours=6), 840), (T, 870)])
-        await _post(conn, ["#fyp"], T - timedelta(hours=2), [(T - timedelta(hours=1), 60)])
+        def daily(per_window: int, recent: int) -> list[tuple[datetime, int]]:
+            """0 eight days back, then `per_window` more in the same 6 hours of each of the 7 days before,
+            then `recent` more in the last 6 hours"""
+            points, v = [(T - timedelta(days=8), 0)], 0
+            for d in range(7, 0, -1):
+                points.append((T - timedelta(days=d, hours=6), v))
+                v += per_window
+                points.append((T - timedelta(days=d), v))
+            return points + [(T - timedelta(hours=6), v), (T, v + recent)]
+
+        # #FYP: 60 a window on the days before (10/h), 3,000 in the last 6 h (500/h)
+        a = await _post(conn, ["#FYP"], T - timedelta(days=8), daily(60, 3000))
+        # #old: the same every day, an evening rhythm: 1,200 a window before, 1,200 now -> no trend
+        await _post(conn, ["#old"], T - timedelta(days=8), daily(1200, 1200))
+        await _post(conn, ["#fyp"], T - timedelta(hours=2), [(T - timedelta(hours=1), 600)])
+        # #tiny: rises from nothing, but by fewer than MIN_GAIN interactions -> no trend
+        await _post(conn, ["#tiny"], T - timedelta(hours=3), [(T - timedelta(hours=1), 900)])
         await conn.execute("""INSERT INTO content_style_analysis (workspace_id, id, content_id, style_tags, created_at)
             VALUES ($1, $2, $3, '{fast-cut}', $4)""", W, uuid.uuid4(), a, T - timedelta(days=7))
 
@@ -52,12 +64,12 @@ async def test_a_rising_hashtag_and_style_are_detected_with_their_start_end_and_
         assert first == await run(T)  # the same run twice: the same rows
         assert [(t["trend_type"], t["trend_key"]) for t in first] == [("hashtag", "#fyp"), ("style", "fast-cut")]
         fyp, style = first
-        # #fyp: recent (384 - 84) + 60 = 360 in 6 h = 60/h; baseline 84 in 168 h = 0.5/h
-        assert fyp["trend_data"]["posts"] == 2 and fyp["trend_data"]["recent_gain"] == 360
-        assert fyp["engagement_impact"] == pytest.approx(100 * (60 / 0.5 - 1))
+        # #fyp: recent 3,000 + 600 = 3,600 in 6 h = 600/h; baseline 7 x 60 in 7 x 6 h = 10/h
+        assert fyp["trend_data"]["posts"] == 2 and fyp["trend_data"]["recent_gain"] == 3600
+        assert fyp["engagement_impact"] == pytest.approx(100 * (600 / 10 - 1))
         assert (fyp["start_time"], fyp["end_time"]) == (T - timedelta(hours=6), T)
-        assert style["engagement_impact"] == pytest.approx(100 * (50 / 0.5 - 1))  # post a alone: 300 in 6 h
-        # an hour later it still trends (no newer snapshot: the same gains): it ends later, starts as before
+        assert style["engagement_impact"] == pytest.approx(100 * (500 / 10 - 1))  # post a alone: 3,000 in 6 h
+        # an hour later it still trends: it ends later, starts as before
         later = await run(T + timedelta(hours=1))
         assert (later[0]["start_time"], later[0]["end_time"]) == (T - timedelta(hours=6), T + timedelta(hours=1))
     finally:
