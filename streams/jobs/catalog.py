@@ -9,7 +9,7 @@ from db.analytics.benchmarks import benchmark_accounts
 from db.analytics.improvements import model_improvements
 from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
 from db.analytics.styles import correlate_styles
-from db.analytics.trends import BASELINE_HOURS, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
+from db.analytics.trends import BASELINE_DAYS, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
 from streams.jobs.runner import Job, Period, day_period, week_period
 
@@ -68,8 +68,8 @@ JOBS: dict[str, Job] = {
             f"{PRIOR_POSTS} posts -> optimal_posting_times", _posting_times),
         Job("detect_trends", "*/30 * * * *",
             f"hashtags and styles whose posts' interactions per hour over the last {RECENT_HOURS} h reach {RATIO:g}x "
-            f"their {BASELINE_HOURS} h baseline (and at least {MIN_GAIN} interactions) -> trend_analysis, source "
-            f"'detected'", _trends),
+            f"those of the same hours on the {BASELINE_DAYS} days before (and at least {MIN_GAIN} interactions) -> "
+            f"trend_analysis, source 'detected'", _trends),
         Job("benchmarks", "30 3 * * 1",
             "each own account against the active competitors on its platform: followers and follower growth, the "
             "competitors' average, median and count, the account's percentile and ratio -> benchmark_comparisons, "
