@@ -29,7 +29,8 @@ migrate: services  ## apply the SQL migrations
 demo: migrate  ## run the whole job once on the local services and show what happened
 	$(LEARNSTREAM) demo
 
-test: services  ## the whole suite (unit, integration, e2e) on real services
+test: services  ## the whole suite (unit, integration, e2e) on real services (and a headless Chromium)
+	$(LEARNSTREAM) services browser
 	$(BIN)/python -m pytest -q
 
 test-unit: install  ## only the tests that need no services

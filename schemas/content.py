@@ -8,28 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 from uuid import UUID
-from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from schemas.types import Name50, Name100, Name255
+from schemas.types import Name50, Name100, Name255, TimeZone
 
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=9_223_372_036_854_775_807)]
 Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-_ZONES = frozenset(available_timezones())
-
-
-def _zone(name: str) -> str:
-    if name not in _ZONES:
-        raise PydanticCustomError("timezone", "unknown IANA time zone '{name}'", {"name": name})
-    return name
-
-
-TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)]
 
 
 class _Contract(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import available_timezones
 
 import orjson
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
@@ -73,3 +74,16 @@ def _nested_time(t: datetime) -> datetime:
 
 #: an aware datetime inside event data, within NESTED_TIME_RANGE
 NestedTime = Annotated[AwareDatetime, AfterValidator(_nested_time)]
+
+
+_ZONES = frozenset(available_timezones())
+
+
+def _zone(name: str) -> str:
+    if name not in _ZONES:
+        raise PydanticCustomError("timezone", "unknown IANA time zone '{name}'", {"name": name})
+    return name
+
+
+#: an IANA time zone name (Europe/Berlin), checked against the zone database
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)]

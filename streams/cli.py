@@ -61,12 +61,14 @@ def _add_subcommands() -> None:
     from streams.alerts.cli import alerts
     from streams.bench.cli import bench
     from streams.jobs.cli import jobs
+    from streams.reports.cli import reports
     from streams.services.cli import services
 
     cli.add_command(services)
     cli.add_command(bench)
     cli.add_command(alerts)
     cli.add_command(jobs)
+    cli.add_command(reports)
 
 
 @cli.command("migrate")

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
 
     jobs_enabled: bool = Field(True, description="run the scheduled jobs (streams/jobs/), one worker at a time each")
     jobs_check_interval_s: float = Field(30.0, gt=0, description="how often the worker looks for due jobs")
+    reports_dir: Path = Field(
+        default_factory=lambda: state_dir() / "reports",
+        description="where reports are written: <dir>/<workspace>/<report>/<report>-<time>.<format> [default <state dir>/reports]",
+    )
 
     partition_check_interval_s: float = Field(
         3600.0, gt=0, description="how often the worker makes partitions ahead of time"

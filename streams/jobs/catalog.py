@@ -11,7 +11,9 @@ from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting
 from db.analytics.styles import correlate_styles
 from db.analytics.trends import BASELINE_DAYS, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
+from streams.config import load_settings
 from streams.jobs.runner import Job, Period, day_period, week_period
+from streams.reports.runner import run_due_reports
 
 
 async def _refresh(conn, _period: Period) -> int:
@@ -49,6 +51,10 @@ async def _improvements(conn, _period: Period) -> int:
     return await model_improvements(conn)
 
 
+async def _reports(conn, period: Period) -> int:
+    return await run_due_reports(conn, period[1] if period else datetime.now(UTC), load_settings().reports_dir)
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -82,5 +88,8 @@ JOBS: dict[str, Job] = {
             "each model registered with a parent, against it on every numeric metric both report (positive = better; "
             "lower-is-better metrics by name) -> ai_improvement_tracking, improvement_type 'model_evaluation'",
             _improvements),
+        Job("reports", "* * * * *",
+            "custom reports whose schedule is due: each format written to the reports folder (LEARNSTREAM_REPORTS_DIR), "
+            "an execution recorded per format, next_run_at advanced", _reports),
     )
 }

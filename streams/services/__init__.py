@@ -97,6 +97,33 @@ def tail(path: Path | str, lines: int = 30, since: str | None = None) -> str:
     return "\n".join(all_lines[-lines:])
 
 
+def apt_install(packages: list[str], what: str, hint: str) -> None:
+    """Install Debian `packages` with apt-get (as root), logging to /var/tmp; `apt-get update` only
+    when the first try fails (a fresh machine's lists may be stale). `hint` says what to do without root."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        raise ServicesError(f"{what} not found: install it, e.g. `{hint}`")
+    apt = shutil.which("apt-get")
+    if not apt:
+        raise ServicesError(f"{what} not found and apt-get is not available: install it ({hint})")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    apt_log = Path(f"/var/tmp/learnstream-apt-{packages[0]}.log")
+    log(f"{what} not found: installing {' '.join(packages)} with apt-get (log: {apt_log}) ...")
+    install = [apt, "install", "-y", *packages]
+    with open(apt_log, "ab") as out:
+        def run(cmd: list[str]) -> int:
+            return subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+
+        if run(install) == 0:
+            return
+        for cmd in ([apt, "update"], install):
+            rc = run(cmd)
+            if rc != 0:
+                raise ServicesError(f"`{' '.join(cmd)}` failed (exit {rc})", apt_log)
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True if nothing listens on host:port (TIME_WAIT leftovers do not count, as for servers)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

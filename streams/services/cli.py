@@ -111,3 +111,17 @@ def status(as_json: bool) -> None:
 
 if __name__ == "__main__":  # pragma: no cover - `python -m streams.services.cli up`
     services()
+
+
+@services.command()
+def browser() -> None:
+    """Make sure a headless Chromium is installed (for the report screenshot tests); print its path.
+
+    Installs Debian's chromium with apt-get when it is missing and this runs as root."""
+    from streams.services import browser as chromium
+
+    try:
+        path = chromium.ensure()
+    except api.ServicesError as err:
+        _fail(err)
+    click.echo(str(path))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from streams.services import (
     ServicesError,
+    apt_install,
     choose_port,
     file_lock,
     log,
@@ -85,27 +86,7 @@ def _candidate_bindirs() -> list[Path]:
 
 
 def _install_with_apt() -> None:
-    if not _is_root():
-        raise ServicesError(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found: install them, e.g. "
-            "`sudo apt-get install -y postgresql`, then rerun `learnstream services up`"
-        )
-    apt = shutil.which("apt-get")
-    if not apt:
-        raise ServicesError(
-            "PostgreSQL server binaries not found and apt-get is not available: "
-            "install PostgreSQL (initdb, pg_ctl) and retry"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    apt_log = Path("/var/tmp/learnstream-apt-postgresql.log")
-    log(f"PostgreSQL not found: installing it with apt-get (log: {apt_log}) ...")
-    with open(apt_log, "ab") as out:
-        for cmd in ([apt, "update"], [apt, "install", "-y", "postgresql"]):
-            rc = subprocess.run(
-                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            ).returncode
-            if rc != 0:
-                raise ServicesError(f"`{' '.join(cmd)}` failed (exit {rc})", apt_log)
+    apt_install(["postgresql"], "PostgreSQL server binaries (initdb, pg_ctl)", "sudo apt-get install -y postgresql")
 
 
 def find_bindir(want_version: str | None = None) -> Path:

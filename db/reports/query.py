@@ -1,0 +1,145 @@
+"""A custom report's query: one constant SQL fragment per whitelisted name of schemas/reports.py.
+
+The statement is assembled from these constants only, chosen by names the contract has already
+checked against the same whitelist; every value (workspace, period, time zone, limit, filter
+values) is a bound parameter. The workspace is always in the WHERE clause: reports run as the
+tables' owner, whom row-level security does not filter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from schemas.reports import ReportQuery
+
+# $1 workspace, $2 period start, $3 period end, $4 time zone, $5 row limit; filters from $6
+_PARAMS = "SELECT $1::uuid AS ws, $2::timestamptz AS t0, $3::timestamptz AS t1, $4::text AS tz, $5::integer AS n"
+
+
+def _buckets(col: str) -> dict[str | None, str]:
+    return {None: "NULL::date",
+            "day": f"({col} AT TIME ZONE p.tz)::date",
+            "week": f"date_trunc('week', {col} AT TIME ZONE p.tz)::date",
+            "month": f"date_trunc('month', {col} AT TIME ZONE p.tz)::date"}
+
+
+def _rounded(expr: str, places: int) -> str:
+    return f"round(({expr})::numeric, {places})::double precision"
+
+
+_INTERACTIONS = "s.likes + s.shares + s.comments + s.saves"
+
+
+class _Family:
+    """One source's statement: `{bucket}`, `{inner}` (filters on the scanned table), `{select}`,
+    `{outer}` (filters after joins), `{group}`, `{order}` are filled from the dicts below."""
+
+    def __init__(self, template: str, bucket: dict[str | None, str], dimensions: dict[str, str],
+                 metrics: dict[str, str], inner: dict[str, str], outer: dict[str, str]) -> None:
+        self.template, self.bucket, self.dimensions, self.metrics = template, bucket, dimensions, metrics
+        self.inner, self.outer = inner, outer
+
+
+FAMILIES: dict[str, _Family] = {
+    "engagement": _Family(
+        f"""
+WITH p AS ({_PARAMS}),
+snap AS (
+    SELECT DISTINCT ON (m.content_id, {{bucket}}) m.content_id, m.platform, m.connector_id, m.views, m.likes,
+        m.shares, m.comments, m.saves, m.average_watch_time, {{bucket}} AS bucket
+    FROM content_performance_metrics m CROSS JOIN p
+    WHERE m.workspace_id = p.ws AND m.recorded_at >= p.t0 AND m.recorded_at < p.t1 {{inner}}
+    ORDER BY m.content_id, {{bucket}}, m.recorded_at DESC
+)
+SELECT {{select}}
+FROM snap s CROSS JOIN p LEFT JOIN content c ON c.workspace_id = p.ws AND c.id = s.content_id
+WHERE true {{outer}}
+{{group}} {{order}} LIMIT (SELECT n FROM p)""",
+        _buckets("m.recorded_at"),
+        dimensions={"day": "s.bucket", "week": "s.bucket", "month": "s.bucket", "platform": "s.platform",
+                    "account": "coalesce(s.connector_id, '')", "content_type": "coalesce(c.content_type, '')"},
+        metrics={
+            "posts": "count(DISTINCT s.content_id)",
+            "views": "coalesce(sum(s.views), 0)::bigint",
+            "likes": "coalesce(sum(s.likes), 0)::bigint",
+            "shares": "coalesce(sum(s.shares), 0)::bigint",
+            "comments": "coalesce(sum(s.comments), 0)::bigint",
+            "saves": "coalesce(sum(s.saves), 0)::bigint",
+            "interactions": f"coalesce(sum({_INTERACTIONS}), 0)::bigint",
+            "engagement_rate": _rounded(f"sum({_INTERACTIONS})::numeric / nullif(sum(s.views), 0)", 6),
+            "avg_watch_time": _rounded("avg(s.average_watch_time)", 3),
+        },
+        inner={"platform": "m.platform = ANY({p}::text[])", "account": "m.connector_id = ANY({p}::text[])",
+               "content_id": "m.content_id::text = ANY({p}::text[])"},
+        outer={"content_type": "c.content_type = ANY({p}::text[])", "hashtag": "c.hashtags && {p}::text[]"},
+    ),
+    "learning": _Family(
+        f"""
+WITH p AS ({_PARAMS})
+SELECT {{select}}
+FROM learning_events e CROSS JOIN p
+WHERE e.workspace_id = p.ws AND e."timestamp" >= p.t0 AND e."timestamp" < p.t1 {{inner}} {{outer}}
+{{group}} {{order}} LIMIT (SELECT n FROM p)""",
+        {},
+        dimensions={**{k: v for k, v in _buckets('e."timestamp"').items() if k}, "event_type": "e.event_type",
+                    "event_subtype": "coalesce(e.event_subtype, '')",
+                    "source_system": "coalesce(e.source_system, '')"},
+        metrics={"events": "count(*)",
+                 "mean_processing_ms": _rounded("avg(e.processing_time_ms)", 3),
+                 "p95_processing_ms": _rounded(
+                     "percentile_cont(0.95) WITHIN GROUP (ORDER BY e.processing_time_ms)", 3),
+                 "max_processing_ms": "max(e.processing_time_ms)"},
+        inner={"event_type": "e.event_type = ANY({p}::text[])", "source_system": "e.source_system = ANY({p}::text[])"},
+        outer={},
+    ),
+    "predictions": _Family(
+        f"""
+WITH p AS ({_PARAMS})
+SELECT {{select}}
+FROM model_accuracy_daily a CROSS JOIN p
+JOIN ml_models mm ON mm.workspace_id = a.workspace_id AND mm.id = a.model_id
+WHERE a.workspace_id = p.ws AND a.day >= (p.t0 AT TIME ZONE p.tz)::date AND a.day < (p.t1 AT TIME ZONE p.tz)::date
+    {{inner}} {{outer}}
+{{group}} {{order}} LIMIT (SELECT n FROM p)""",
+        {},
+        dimensions={"day": "a.day", "week": "date_trunc('week', a.day)::date",
+                    "month": "date_trunc('month', a.day)::date",
+                    "model": "mm.name || ' ' || mm.version", "prediction_type": "a.prediction_type"},
+        metrics={"predictions": "coalesce(sum(a.predictions), 0)::bigint",
+                 "mean_accuracy": _rounded("sum(a.mean_accuracy * a.predictions) / nullif(sum(a.predictions), 0)", 3),
+                 "mean_absolute_error": _rounded(
+                     "sum(a.mean_absolute_error * a.predictions) / nullif(sum(a.predictions), 0)", 6)},
+        inner={"prediction_type": "a.prediction_type = ANY({p}::text[])", "model": "mm.name = ANY({p}::text[])"},
+        outer={},
+    ),
+}
+
+
+def statement(query: ReportQuery) -> tuple[str, list[list[str]]]:
+    """The SQL of `query` and its filter parameters ($6 on), from the constants above only."""
+    fam = FAMILIES[query.source]
+    params: list[list[str]] = []
+    inner, outer = [], []
+    for name, values in query.filters.items():
+        params.append(list(values))
+        target = inner if name in fam.inner else outer
+        target.append("AND " + (fam.inner.get(name) or fam.outer[name]).format(p=f"${5 + len(params)}"))
+    select = [f"{fam.dimensions[d]} AS {d}" for d in query.dimensions]
+    select += [f"{fam.metrics[m]} AS {m}" for m in query.metrics]
+    ordinals = ", ".join(str(i + 1) for i in range(len(query.dimensions)))
+    sql = fam.template.format(
+        bucket=fam.bucket.get(query.time_dimension, ""), inner=" ".join(inner), outer=" ".join(outer),
+        select=", ".join(select), group=f"GROUP BY {ordinals}" if ordinals else "",
+        order=f"ORDER BY {ordinals}" if ordinals else "")
+    return sql, params
+
+
+async def fetch(conn: asyncpg.Connection, workspace: UUID, query: ReportQuery, start: datetime,
+                end: datetime) -> tuple[list[str], list[tuple]]:
+    """-> (columns, rows) of the report over [start, end)."""
+    sql, params = statement(query)
+    records = await conn.fetch(sql, workspace, start, end, query.timezone, query.limit, *params)
+    return [*query.dimensions, *query.metrics], [tuple(r.values()) for r in records]
