@@ -155,6 +155,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     ok = _windows_and_alerts(settings, port, seed) and ok
     ok = _domain(settings, port, seed) and ok
     ok = _jobs(settings) and ok
+    ok = _report(settings) and ok
     print(f"metrics were served at http://127.0.0.1:{port}/metrics while the worker ran "
           "(`learnstream worker` serves them on :9464 by default)")
     print("next: `learnstream worker` to keep ingesting, `learnstream publish TOPIC FILE.jsonl`, "
@@ -336,3 +337,59 @@ def _jobs(settings: Settings) -> bool:
     if not good:
         print("INCOMPLETE: a job failed", file=sys.stderr)
     return good
+
+
+def _report(settings: Settings) -> bool:
+    """Add a custom report (with a weekly schedule) for the busiest workspace, run it, show its files."""
+    from db.reports import store
+    from schemas.reports import ReportDefinition
+    from streams.reports.runner import run_report
+
+    print("\n10. a custom report (`learnstream reports add|run|show`; a worker's `reports` job runs the scheduled ones):")
+    today = datetime.now(UTC).date()
+    definition = ReportDefinition.model_validate({
+        "name": "Demo: daily engagement by platform", "formats": ["csv", "html"],
+        "description": "the demo's posts, each with its latest snapshot of the day",
+        "schedule": {"cron": "0 8 * * 1", "timezone": "UTC"},
+        "query": {"source": "engagement", "metrics": ["views", "posts", "interactions", "engagement_rate"],
+                  "dimensions": ["day", "platform"],
+                  "period": {"start": (today - timedelta(days=6)).isoformat(),
+                             "end": (today + timedelta(days=1)).isoformat()}}})
+
+    async def go():
+        conn = await connect(settings.database_url)
+        try:
+            workspace = await conn.fetchval(
+                "SELECT workspace_id FROM content_performance_metrics GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+            if workspace is None:
+                return None, []
+            for old in await store.list_reports(conn, workspace):
+                if old["name"] == definition.name:  # a demo run before this one
+                    await store.remove_report(conn, workspace, old["id"])
+            await store.add_report(conn, workspace, definition, definition.schedule.next_after(datetime.now(UTC)))
+            report = await store.find_report(conn, definition.name, workspace)
+            return report, await run_report(conn, report, at=datetime.now(UTC), out_dir=settings.reports_dir)
+        finally:
+            await conn.close()
+
+    report, done = asyncio.run(go())
+    if report is None:
+        print("INCOMPLETE: no engagement stored to report on", file=sys.stderr)
+        return False
+    print(f"   report {report['name']!r} of workspace {report['workspace_id']}: views, posts, interactions and "
+          "engagement rate by day and platform, the last 7 days; scheduled Mondays 08:00 UTC")
+    good = bool(done) and all(e.status == "completed" for e in done)
+    for e in done:
+        print(f"   {e.format:<4} {e.status} {e.rows if e.rows is not None else '-'} rows in {e.seconds:.2f} s -> "
+              f"{e.path or e.error}")
+    csv_file = next((e.path for e in done if e.format == "csv" and e.path), None)
+    if csv_file:
+        lines = csv_file.read_text().splitlines()
+        print("   " + "\n   ".join(lines[:6]) + (f"\n   ... ({len(lines) - 1} rows)" if len(lines) > 6 else ""))
+    html_file = next((e.path for e in done if e.format == "html" and e.path), None)
+    if html_file:
+        print(f"   open the HTML report (table and chart) in a browser: {html_file.as_uri()}")
+    if not good:
+        print("INCOMPLETE: the report failed", file=sys.stderr)
+    return good
+
