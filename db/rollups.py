@@ -75,11 +75,11 @@ ROLLUP_TABLES: dict[str, RollupTable] = {
     ),
 }
 
-#: engagement_by_time: cells accumulated (a GROUP BY of (workspace, platform, connector, dow, hour))
+#: engagement_by_time: cells accumulated (a GROUP BY of (workspace, platform, connector, UTC day, dow, hour))
 _ACCUMULATE = """
-GROUP BY 1, 2, 3, 4, 5
-ORDER BY 1, 2, 3, 4, 5
-ON CONFLICT (workspace_id, platform, connector_id, day_of_week, hour_of_day) DO UPDATE SET
+GROUP BY 1, 2, 3, 4, 5, 6
+ORDER BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (workspace_id, platform, connector_id, day, hour_of_day) DO UPDATE SET
     windows = e.windows + excluded.windows, updates = e.updates + excluded.updates,
     minutes = e.minutes + excluded.minutes, views_gained = e.views_gained + excluded.views_gained,
     interactions_gained = e.interactions_gained + excluded.interactions_gained, updated_at = now()
@@ -88,9 +88,10 @@ RETURNING 1
 
 #: engagement_by_time += the tumbling windows among the engagement rows just inserted
 _ENGAGEMENT_BY_TIME = """
-INSERT INTO engagement_by_time AS e (workspace_id, platform, connector_id, day_of_week, hour_of_day,
+INSERT INTO engagement_by_time AS e (workspace_id, platform, connector_id, day, day_of_week, hour_of_day,
                                      windows, updates, minutes, views_gained, interactions_gained)
 SELECT workspace_id, platform, coalesce(connector_id, ''),
+       (window_start AT TIME ZONE 'UTC')::date,
        extract(dow FROM window_start AT TIME ZONE 'UTC')::smallint,
        extract(hour FROM window_start AT TIME ZONE 'UTC')::smallint,
        count(*), sum(updates), sum(window_s) / 60.0, sum(views_gained),
@@ -285,9 +286,10 @@ up AS (
 
 #: engagement_by_time += (recomputed - before) of the tumbling engagement windows just changed
 _ENGAGEMENT_BY_TIME_DIFF = """
-INSERT INTO engagement_by_time AS e (workspace_id, platform, connector_id, day_of_week, hour_of_day,
+INSERT INTO engagement_by_time AS e (workspace_id, platform, connector_id, day, day_of_week, hour_of_day,
                                      windows, updates, minutes, views_gained, interactions_gained)
 SELECT n.workspace_id, n.platform, coalesce(n.connector_id, ''),
+       (n.window_start AT TIME ZONE 'UTC')::date,
        extract(dow FROM n.window_start AT TIME ZONE 'UTC')::smallint,
        extract(hour FROM n.window_start AT TIME ZONE 'UTC')::smallint,
        count(*) FILTER (WHERE o.workspace_id IS NULL),

@@ -33,7 +33,8 @@ async def test_migrations_are_recorded_and_idempotent(stack):
         assert [(r["version"], r["name"]) for r in rows] == [(1, "ingest_tables"), (2, "ingested_at_clock"), (3, "alerts"),
                                                                 (4, "rollups"), (5, "rollup_revisions"),
                                                                 (6, "domain"), (7, "seed_views"), (8, "job_tables"),
-                                                                (9, "jobs"), (10, "analytics"), (11, "style_correlation")]
+                                                                (9, "jobs"), (10, "analytics"), (11, "style_correlation"),
+                                                                (12, "engagement_by_day")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)

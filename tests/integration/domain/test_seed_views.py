@@ -262,9 +262,9 @@ async def _seed(conn, now: datetime) -> None:
     )
     await conn.executemany(
         """INSERT INTO engagement_by_time (workspace_id, platform, connector_id, day_of_week,
-               hour_of_day, windows, updates, minutes, views_gained, interactions_gained)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
-        EBT,
+               hour_of_day, windows, updates, minutes, views_gained, interactions_gained, day)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+        [(*row, date(2025, 3, 2) + timedelta(days=row[3])) for row in EBT],  # 2 Mar 2025 was a Sunday
     )
     await conn.executemany(
         """INSERT INTO audience_demographics (workspace_id, connector_id, platform, recorded_at,
