@@ -296,7 +296,7 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
 def _jobs(settings: Settings) -> bool:
     """Run every scheduled job once, now, on the demo data, and show what they computed."""
     from db.analytics.summary import accuracy_per_model, detected_trends, posting_hours
-    from streams.jobs.catalog import JOBS
+    from streams.jobs.catalog import JOBS, ONCE_ORDER, once_period
     from streams.jobs.runner import JobRunner
 
     print("\n9. jobs (a worker runs them on their schedules, one worker at a time; the demo's worker leaves them to "
@@ -305,11 +305,8 @@ def _jobs(settings: Settings) -> bool:
     async def run_all() -> tuple[list[str], bool]:
         runner = JobRunner(settings.database_url, JOBS)
         lines, good = [], True
-        for name in ("prediction_accuracy", "model_accuracy_daily", "optimal_posting_times", "detect_trends",
-                     "benchmarks", "style_correlation", "model_improvements", "refresh_materialized_views"):
-            now = datetime.now(UTC)
-            period = (now - timedelta(days=1), now + timedelta(days=1)) if name == "model_accuracy_daily" else None
-            r = await runner.run(name, period=period)
+        for name in ONCE_ORDER:
+            r = await runner.run(name, period=once_period(name, datetime.now(UTC)))
             good = good and r.status == "succeeded"
             lines.append(f"   {name:<28} {r.status:<10} {r.rows if r.rows is not None else '-':>6} rows  {r.seconds:6.2f} s"
                          + (f"  {r.error or r.why}" if r.status != "succeeded" else ""))

@@ -17,18 +17,29 @@ import asyncpg
 #: prediction_type -> the figure of a snapshot it predicts
 MEASURED_TYPES = ("views", "likes", "shares", "comments", "saves", "interactions", "engagement_rate")
 
+#: due, unmeasured content predictions after the page cursor ($3, $4, $5): $1 types, $2 now
+_DUE = """p.actual_score IS NULL AND p.outcome_at IS NULL AND p.status = 'active'
+      AND p.target_entity_type = 'content' AND p.prediction_horizon IS NOT NULL AND p.predicted_score IS NOT NULL
+      AND p.prediction_type = ANY($1::text[])
+      AND p.prediction_timestamp + make_interval(hours => p.prediction_horizon) <= $2
+      AND ($3::timestamptz IS NULL OR (p.prediction_timestamp, p.workspace_id, p.id) > ($3, $4::uuid, $5::uuid))"""
+
+#: the last key of the next page of due predictions ($6 = page size)
+_PAGE_END = """
+SELECT prediction_timestamp, workspace_id, id FROM (
+    SELECT p.prediction_timestamp, p.workspace_id, p.id FROM predictions p WHERE """ + _DUE + """
+    ORDER BY 1, 2, 3 LIMIT $6) AS page
+ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT 1
+"""
+
 _MEASURE = """
 WITH due AS (
     SELECT p.workspace_id, p.id, p.model_id, p.prediction_type, p.predicted_score,
         uuid_or_null(p.target_entity_id) AS content_id,
         p.prediction_timestamp + make_interval(hours => p.prediction_horizon) AS due_at
     FROM predictions p
-    WHERE p.actual_score IS NULL AND p.outcome_at IS NULL AND p.status = 'active'
-      AND p.target_entity_type = 'content' AND p.prediction_horizon IS NOT NULL AND p.predicted_score IS NOT NULL
-      AND p.prediction_type = ANY($1::text[])
-      AND p.prediction_timestamp + make_interval(hours => p.prediction_horizon) <= $2
-    ORDER BY p.prediction_timestamp
-    LIMIT $3
+    WHERE """ + _DUE + """
+      AND (p.prediction_timestamp, p.workspace_id, p.id) <= ($6::timestamptz, $7::uuid, $8::uuid)
 ), measured AS (
     SELECT d.*, s.recorded_at, s.views, s.likes, s.shares, s.comments, s.saves,
         CASE d.prediction_type
@@ -70,15 +81,19 @@ ON CONFLICT (workspace_id, prediction_id) DO NOTHING
 
 
 async def measure_due_predictions(conn: asyncpg.Connection, now: datetime, batch: int = 5000) -> int:
-    """Measure every due prediction, `batch` per transaction; -> predictions measured."""
+    """Measure every due prediction, a page of `batch` per transaction, in (prediction time, key)
+    order with a cursor: a page of predictions whose posts have no snapshot after the horizon yet
+    does not hide the pages after it. -> predictions measured."""
     total = 0
+    cursor: tuple = (None, None, None)
     while True:
         async with conn.transaction():
-            status = await conn.execute(_MEASURE, list(MEASURED_TYPES), now, batch)
-        n = int(status.rsplit(" ", 1)[1])
-        total += n
-        if n < batch:
-            return total
+            end = await conn.fetchrow(_PAGE_END, list(MEASURED_TYPES), now, *cursor, batch)
+            if end is None:
+                return total
+            status = await conn.execute(_MEASURE, list(MEASURED_TYPES), now, *cursor, *end)
+        total += int(status.rsplit(" ", 1)[1])
+        cursor = tuple(end)
 
 
 _DAILY = """

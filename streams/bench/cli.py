@@ -69,9 +69,11 @@ def _worker_env(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--domain", type=int, default=None, metavar="N",
               help="instead: N learning events of the routed mix (all 19 types, with content items and account "
               "snapshots), routed into the domain tables vs the same with routing off (raw-only), per --shape")
+@click.option("--jobs", "job_scales", default=None, metavar="S[,S...]",
+              help="instead: each scheduled job's run time on S times the demo's data (fresh databases), e.g. 1,10")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
           settings_, profile, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
-          backfill_days, domain) -> None:
+          backfill_days, domain, job_scales) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -102,6 +104,17 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         result = run_backfill_bench(load_settings(), events=backfill, days=backfill_days, seed=seed, log_dir=out_dir)
         for line in result.lines():
             click.echo(line)
+        return
+    if job_scales:
+        from streams.bench.jobs import run_jobs_bench
+        from streams.bench.jobs import table as jobs_table
+
+        try:
+            scales = [int(x) for x in job_scales.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"{job_scales!r}: scales are integers, e.g. 1,10", param_hint="--jobs") from None
+        results = asyncio.run(run_jobs_bench(load_settings().database_url, scales, seed, out_dir / "reports"))
+        click.echo(jobs_table(results))
         return
     if domain:
         from streams.bench.domain import run_domain_bench

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
 from db.analytics.benchmarks import benchmark_accounts
@@ -93,3 +93,14 @@ JOBS: dict[str, Job] = {
             "an execution recorded per format, next_run_at advanced", _reports),
     )
 }
+
+#: an order that runs every job once on fresh data (measures before the daily accuracy, the views last)
+ONCE_ORDER = ("prediction_accuracy", "model_accuracy_daily", "optimal_posting_times", "detect_trends", "benchmarks",
+              "style_correlation", "model_improvements", "reports", "refresh_materialized_views")
+assert set(ONCE_ORDER) == set(JOBS)
+
+
+def once_period(name: str, now: datetime) -> Period:
+    """The period a one-off run `now` uses (demo, bench): the daily accuracy over the day around
+    now (the data is fresh), every other job its own default."""
+    return (now - timedelta(days=1), now + timedelta(days=1)) if name == "model_accuracy_daily" else None

@@ -39,3 +39,21 @@ async def test_bench_runs_limit_and_learnstream_and_reports_them(services, tmp_p
     doc = json.loads(write_json(plan, results).read_text())
     assert [r["pipeline"] for r in doc["results"]] == ["limit", "learnstream"]
     assert doc["plan"]["events"] == 4000
+
+
+async def test_the_jobs_bench_runs_every_job_on_the_demos_data(services, tmp_path, monkeypatch):
+    from streams.bench.jobs import run_jobs_bench
+    from streams.bench.jobs import table as jobs_table
+    from streams.jobs.catalog import JOBS
+
+    monkeypatch.setenv("LEARNSTREAM_REPORTS_DIR", str(tmp_path))  # the bench sets it; restored after the test
+    [r] = await run_jobs_bench(services["LEARNSTREAM_DATABASE_URL"], [1], 42, tmp_path / "reports")
+    assert set(r.jobs) == set(JOBS)
+    assert all(status == "succeeded" for status, _, _ in r.jobs.values()), r.jobs
+    assert r.rows_loaded > 60_000
+    # every job computed something from the load (their exact figures are tested on hand-made fixtures in
+    # tests/integration/jobs); one report per workspace in two formats, the five materialized views
+    assert all(rows > 0 for _, rows, _ in r.jobs.values()), r.jobs
+    assert (r.jobs["reports"][1], r.jobs["refresh_materialized_views"][1]) == (4, 5)
+    assert len(list((tmp_path / "reports").glob("*/*/*.html"))) == 2
+    assert "1x rows" in jobs_table([r])

@@ -84,3 +84,33 @@ async def test_due_content_predictions_are_measured_once_on_the_first_snapshot_a
         assert {row["day"] for row in daily.values()} == {T0.date() + timedelta(days=1)}
     finally:
         await conn.close()
+
+
+async def test_pages_of_predictions_not_measurable_yet_do_not_hide_the_ones_after_them(stack):
+    from db.analytics.accuracy import measure_due_predictions
+
+    conn = await connect(stack.dsn)
+    try:
+        await conn.execute("""INSERT INTO ml_models (workspace_id, id, name, version, model_type, created_at, updated_at,
+            last_event_at) VALUES ($1, $2, 'v', '1', 'prediction', $3, $3, $3)""", W, M, T0)
+        waiting = [uuid.uuid4() for _ in range(3)]  # earlier, on a post without snapshots yet
+        for i, pid in enumerate(waiting):
+            await conn.execute(
+                """INSERT INTO predictions (workspace_id, id, model_id, prediction_type, target_entity_type,
+                       target_entity_id, predicted_value, predicted_score, prediction_horizon, prediction_timestamp)
+                   VALUES ($1, $2, $3, 'views', 'content', $4, '{}', 10, 1, $5)""",
+                W, pid, M, str(uuid.uuid4()), T0 - timedelta(hours=10 - i))
+        measurable = uuid.uuid4()
+        await conn.execute(
+            """INSERT INTO predictions (workspace_id, id, model_id, prediction_type, target_entity_type,
+                   target_entity_id, predicted_value, predicted_score, prediction_horizon, prediction_timestamp)
+               VALUES ($1, $2, $3, 'views', 'content', $4, '{}', 10, 1, $5)""", W, measurable, M, str(C), T0)
+        await conn.execute(
+            """INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform, views, recorded_at)
+               VALUES ($1, $2, $3, 'tiktok', 8, $4)""", uuid.uuid4(), W, C, T0 + timedelta(hours=2))
+        # pages of one: three pages measure nothing, the fourth measures the last prediction
+        assert await measure_due_predictions(conn, T0 + timedelta(days=1), batch=1) == 1
+        assert await conn.fetchval("SELECT actual_score FROM predictions WHERE id = $1", measurable) == 8.0
+        assert await conn.fetchval("SELECT count(*) FROM predictions WHERE status = 'active'") == 3
+    finally:
+        await conn.close()
