@@ -16,39 +16,32 @@ from streams.jobs.runner import Job, Period, day_period, week_period
 from streams.reports.runner import run_due_reports
 
 
-async def _refresh(conn, _period: Period) -> int:
-    return await refresh_materialized_views(conn)
+def _until(fn):
+    """A job computing what holds at a time: `--for START/END` computes it as of END, by default now."""
+    async def run(conn, period: Period) -> int:
+        return await fn(conn, period[1] if period else datetime.now(UTC))
+    return run
 
 
-async def _measure(conn, period: Period) -> int:
-    # --for START/END measures what was due by END; by default, what is due now
-    return await measure_due_predictions(conn, period[1] if period else datetime.now(UTC))
+def _over(fn):
+    """A job computing a period (its period_of gives one for every fire time)."""
+    async def run(conn, period: Period) -> int:
+        assert period is not None
+        return await fn(conn, *period)
+    return run
 
 
-async def _daily(conn, period: Period) -> int:
-    assert period is not None  # period_of gives the day before the fire time
-    return await accuracy_per_day(conn, *period)
+def _whole(fn):
+    """A job without a period (it recomputes everything it covers)."""
+    async def run(conn, _period: Period) -> int:
+        return await fn(conn)
+    return run
 
 
-async def _posting_times(conn, period: Period) -> int:
-    return await optimal_posting_times(conn, period[1] if period else datetime.now(UTC))
-
-
-async def _trends(conn, period: Period) -> int:
-    return await detect_trends(conn, period[1] if period else datetime.now(UTC))
-
-
-async def _benchmarks(conn, period: Period) -> int:
-    assert period is not None  # period_of gives the week before the fire time
-    return await benchmark_accounts(conn, *period)
-
-
-async def _styles(conn, period: Period) -> int:
-    return await correlate_styles(conn, period[1] if period else datetime.now(UTC))
-
-
-async def _improvements(conn, _period: Period) -> int:
-    return await model_improvements(conn)
+_refresh, _improvements = _whole(refresh_materialized_views), _whole(model_improvements)
+_measure, _posting_times = _until(measure_due_predictions), _until(optimal_posting_times)
+_trends, _styles = _until(detect_trends), _until(correlate_styles)
+_daily, _benchmarks = _over(accuracy_per_day), _over(benchmark_accounts)
 
 
 async def _reports(conn, period: Period) -> int:
