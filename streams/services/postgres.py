@@ -7,14 +7,22 @@ refuse to run as root, so as root they run as the ``postgres`` OS user; if that 
 ``/var/tmp/learnstream-pg-<hash of state dir>`` instead and that location is recorded in
 ``<state>/postgres/location``.
 
-Authentication is ``trust`` for local/loopback connections: this is a throwaway dev/test cluster
-bound to 127.0.0.1 only, never a shared server. fsync stays ON so crash tests are honest.
+Authentication is ``scram-sha-256`` for every connection, the superuser's too: row-level security
+(migration 0013) decides by the role a client logs in as, so a cluster that trusted any client to be
+any role would isolate nothing. initdb starts with ``trust`` (it has no password to ask for); the
+first start sets a generated superuser password, kept in ``<state>/postgres/superuser-password``
+(mode 0600), then rewrites pg_hba.conf to scram and reloads. A cluster made before that is moved over
+the same way. The service role keeps its well-known local password (``learnstream``): it is the
+workers' and the tests' own credential on a cluster bound to 127.0.0.1; the roles of people and
+dashboards get their own passwords from ``learnstream access grant``. fsync stays ON so crash tests
+are honest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 import os
 import pwd
 import re
@@ -40,6 +48,10 @@ from streams.services import (
 
 OS_USER = "postgres"
 DB_NAME = DB_USER = DB_PASSWORD = "learnstream"
+#: the one role with BYPASSRLS (migration 0013); only a superuser can make it so
+MAINTENANCE_ROLE = "learnstream_maintenance"
+#: first line of a pg_hba.conf this module wrote
+HBA_MARKER = "# learnstream: scram-sha-256 for every connection (streams/services/postgres.py)"
 READY_TIMEOUT_S = 60.0
 SERVER_OPTIONS = ["-c", "max_connections=200", "-c", "shared_buffers=256MB"]
 
@@ -187,6 +199,10 @@ class Layout:
         return self.meta / "location"
 
     @property
+    def superuser_password_file(self) -> Path:
+        return self.meta / "superuser-password"
+
+    @property
     def initdb_done(self) -> Path:
         return self.root / "initdb.done"
 
@@ -268,13 +284,85 @@ def wait_ready(url: str, *, timeout: float = READY_TIMEOUT_S, log_file: Path | N
         )
 
 
-async def _ensure_role_and_db(port: int) -> None:
+def _hba_is_scram(lay: Layout) -> bool:
+    try:
+        return (lay.data / "pg_hba.conf").read_text().startswith(HBA_MARKER)
+    except OSError:
+        return False
+
+
+def superuser_password(lay: Layout) -> str | None:
+    try:
+        return lay.superuser_password_file.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _admin_url(lay: Layout, port: int) -> str:
+    password = superuser_password(lay) if _hba_is_scram(lay) else None
+    auth = f"postgres:{password}" if password else "postgres"
+    return f"postgresql://{auth}@127.0.0.1:{port}/postgres"
+
+
+async def _set_superuser_password(port: int, password: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(
-        host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=10
-    )
+    conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=10)
     try:
+        await conn.execute("SET password_encryption = 'scram-sha-256'")
+        # a password literal: ALTER ROLE takes no parameters (it is made of URL-safe characters)
+        await conn.execute(f"ALTER ROLE postgres PASSWORD '{password}'")
+    finally:
+        await conn.close()
+
+
+async def _reload(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await conn.fetchval("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
+def _require_passwords(lay: Layout, port: int) -> None:
+    """Move a trusting cluster to scram-sha-256 (see the module docstring); no-op once done."""
+    if _hba_is_scram(lay):
+        if superuser_password(lay) is None:
+            raise ServicesError(
+                f"PostgreSQL asks for passwords but {lay.superuser_password_file} is missing: restore it, or "
+                "remove the cluster (`make clean`) to make a new one"
+            )
+        return
+    password = secrets.token_urlsafe(24)
+    write_atomic(lay.superuser_password_file, f"{password}\n")
+    os.chmod(lay.superuser_password_file, 0o600)
+    run_async(_set_superuser_password(port, password))
+    hba = lay.data / "pg_hba.conf"
+    stat = hba.stat()
+    write_atomic(
+        hba,
+        f"{HBA_MARKER}\n"
+        "local   all  all                 scram-sha-256\n"
+        "host    all  all  127.0.0.1/32   scram-sha-256\n"
+        "host    all  all  ::1/128        scram-sha-256\n",
+    )
+    os.chown(hba, stat.st_uid, stat.st_gid)
+    os.chmod(hba, 0o600)
+    run_async(_reload(_admin_url(lay, port)))
+    log("PostgreSQL now asks every role for its password (scram-sha-256)")
+
+
+async def _ensure_role_and_db(admin_url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", MAINTENANCE_ROLE):
+            await conn.execute(f"CREATE ROLE {MAINTENANCE_ROLE} NOLOGIN BYPASSRLS")
+        elif not await conn.fetchval("SELECT rolbypassrls FROM pg_roles WHERE rolname = $1", MAINTENANCE_ROLE):
+            await conn.execute(f"ALTER ROLE {MAINTENANCE_ROLE} BYPASSRLS")
         # CREATEROLE: the tests log in as other roles to prove the row-level security holds for them
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", DB_USER):
             log(f"creating role {DB_USER}")
@@ -418,10 +506,10 @@ def _ensure(sd: Path, *, same_port: bool = False) -> str:
         log(f"PostgreSQL already running on 127.0.0.1:{port} (pid {pid})")
         if read_int(lay.port_file) != port:
             write_atomic(lay.port_file, f"{port}\n")
-    admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    wait_ready(admin_url, log_file=lay.log_file)
+    wait_ready(_admin_url(lay, port), log_file=lay.log_file)
     try:
-        run_async(_ensure_role_and_db(port))
+        _require_passwords(lay, port)
+        run_async(_ensure_role_and_db(_admin_url(lay, port)))
     except ServicesError:
         raise
     except Exception as exc:  # noqa: BLE001
