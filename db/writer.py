@@ -11,6 +11,11 @@ Two ways to write a batch, both one transaction:
 Direct is ~30% faster on this schema (`learnstream bench --write-path`), but a refused COPY is
 wasted work, so after a conflict a table writes staged for the next STAGED_AFTER_CONFLICT batches
 before it tries direct again: a duplicate-heavy stream settles on staged, a clean one on direct.
+PostgreSQL refuses COPY FROM into a table whose row-level security applies to the writer
+("COPY FROM not supported with row-level security"), which since migration 0013 (FORCE ROW LEVEL
+SECURITY on every tenant table, the owner included) is every ingest table: the first refusal turns
+the policy's direct writes off for good and the batch is written staged (an INSERT, which the
+service's policy admits).
 
 Either way the result says how many rows were new and how many were duplicates. If PostgreSQL
 rejects a row's data (a CHECK, a value out of range, db/errors.py) the batch is bisected so that every other
@@ -148,6 +153,8 @@ async def write_rows(
         except asyncpg.exceptions.UniqueViolationError:
             result.conflicts += 1
             policy.conflicted(spec.name)
+        except asyncpg.exceptions.FeatureNotSupportedError:
+            policy.optimistic = False  # row-level security applies to this writer: staged from now on
         except Exception as exc:
             if not _row_error(exc, isolate):
                 raise

@@ -231,3 +231,25 @@ def window_base() -> float:
     """15 minutes ago, on a 20 s boundary: every window is in the past, closed by event time, and
     recent enough for the alert rules (alert_max_age_s: 1 hour)."""
     return math.floor((datetime.now(UTC).timestamp() - 900) / 20) * 20
+
+
+async def become_member(conn: asyncpg.Connection, workspace: uuid.UUID, role: str = "viewer") -> str:
+    """Inside a transaction of the owner: a new role that is a `role` of `workspace` (made, registered
+    and mapped in the transaction, so its rollback removes all of it), taken with SET LOCAL ROLE: from
+    then on the connection reads as that member, under the tables' row-level security (migration 0013)."""
+    name = f"member_{uuid.uuid4().hex[:10]}"
+    await conn.execute(f"CREATE ROLE {name} NOLOGIN IN ROLE learnstream_member")
+    await conn.execute(f"GRANT {name} TO CURRENT_USER")
+    await conn.execute("INSERT INTO workspaces (id, name) VALUES ($1::uuid, $1::uuid::text) ON CONFLICT (id) DO NOTHING", workspace)
+    await conn.execute("INSERT INTO workspace_members (workspace_id, role_name, role) VALUES ($1, $2, $3)",
+                       workspace, name, role)
+    await conn.execute(f"SET LOCAL ROLE {name}")
+    return name
+
+
+def login_dsn(dsn: str, role: str, password: str) -> str:
+    """`dsn` with another role and password (a member's own login)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(netloc=f"{role}:{password}@{parts.hostname}:{parts.port}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from db.tables import LEARNING_EVENTS, SYSTEM_PERFORMANCE_METRICS, TABLES
 from db.writer import write_rows
 from schemas.decode import decode_message
 from streams.synthetic import Generator
+from tests.support import become_member
 
 pytestmark = pytest.mark.services
 
@@ -34,7 +36,7 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (4, "rollups"), (5, "rollup_revisions"),
                                                                 (6, "domain"), (7, "seed_views"), (8, "job_tables"),
                                                                 (9, "jobs"), (10, "analytics"), (11, "style_correlation"),
-                                                                (12, "engagement_by_day")]
+                                                                (12, "engagement_by_day"), (13, "tenancy"), (15, "audit")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)
@@ -139,27 +141,60 @@ async def test_row_level_security_isolates_workspaces(stack):
     expected = sum(1 for r in rows if r[1] == workspace)
     conn = await connect(stack.dsn)
     try:
-        # the owner bypasses RLS unless forced: force it for this transaction, then roll back
+        # as a member of no workspace, then of one: row-level security on current_user (0013)
         tx = conn.transaction()
         await tx.start()
         try:
-            await conn.execute("ALTER TABLE learning_events FORCE ROW LEVEL SECURITY")
+            await become_member(conn, uuid.uuid4())
             assert await conn.fetchval("SELECT count(*) FROM learning_events") == 0
-            await conn.execute(f"SET LOCAL learnstream.workspace_id = '{workspace}'")
+            await conn.execute(f"SET learnstream.workspace_id = '{workspace}'")  # the old setting: no effect
+            assert await conn.fetchval("SELECT count(*) FROM learning_events") == 0
+            await conn.execute("RESET ROLE")
+            await become_member(conn, workspace)
             assert await conn.fetchval("SELECT count(*) FROM learning_events") == expected
             assert await conn.fetchval(
                 "SELECT count(DISTINCT workspace_id) FROM learning_events"
             ) == 1
         finally:
             await tx.rollback()
+        # the owner writes and reads every workspace through the service's policy
         assert await conn.fetchval("SELECT count(*) FROM learning_events") == len(rows)
     finally:
         await conn.close()
 
 
+async def _without_forced_rls(dsn: str) -> None:
+    """The direct path is for a table whose row-level security does not apply to the writer: since
+    migration 0013 none does, so these tests lift FORCE on learning_events of their database."""
+    conn = await connect(dsn)
+    try:
+        await conn.execute("ALTER TABLE learning_events NO FORCE ROW LEVEL SECURITY")
+    finally:
+        await conn.close()
+
+
+async def test_row_level_security_turns_the_direct_path_off_and_the_batch_is_written_staged(stack):
+    from db.writer import WritePolicy
+
+    policy = WritePolicy()
+    pool = await create_writer_pool(stack.dsn, 1)
+    try:
+        async with pool.acquire() as conn:
+            first = await write_rows(conn, LEARNING_EVENTS, _rows("learning_event", 300, seed=21), policy)
+            assert (first.direct, first.staged, first.inserted) == (0, 1, 300)
+            assert policy.optimistic is False
+            assert policy.try_direct(LEARNING_EVENTS.name) is False
+            second = await write_rows(conn, LEARNING_EVENTS, _rows("learning_event", 50, seed=22), policy)
+            assert (second.direct, second.staged, second.transactions, second.inserted) == (0, 1, 1, 50)
+            assert await conn.fetchval("SELECT count(*) FROM learning_events") == 350
+    finally:
+        await pool.close()
+
+
 async def test_direct_copy_falls_back_to_staged_on_a_stored_row_and_dedupes_in_batch(stack):
     from db.writer import STAGED_AFTER_CONFLICT, WritePolicy
 
+    await _without_forced_rls(stack.dsn)
     policy = WritePolicy()
     fresh = _rows("learning_event", 400, seed=11)
     more = _rows("learning_event", 100, seed=12)
@@ -192,6 +227,7 @@ async def test_a_refused_row_in_a_direct_batch_is_found_by_bisection(stack):
     bad = list(rows[9])
     bad[LEARNING_EVENTS.columns.index("processing_time_ms")] = -1
     rows[9] = tuple(bad)
+    await _without_forced_rls(stack.dsn)
     pool = await create_writer_pool(stack.dsn, 1)
     try:
         async with pool.acquire() as conn:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from db.pool import connect
+from tests.support import become_member
 
 pytestmark = pytest.mark.services
 
@@ -301,11 +302,8 @@ async def db(stack):
 
 
 async def _as_workspace(conn, workspace: uuid.UUID | None) -> None:
-    """Inside a transaction: make the owner subject to RLS and name the session's workspace."""
-    for t in BASE_TABLES:
-        await conn.execute(f"ALTER TABLE {t} FORCE ROW LEVEL SECURITY")
-    if workspace is not None:
-        await conn.execute(f"SET LOCAL learnstream.workspace_id = '{workspace}'")
+    """Inside a transaction: read as a member of `workspace` (None: of a workspace without data)."""
+    await become_member(conn, workspace or uuid.uuid4())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -693,46 +691,35 @@ def test_every_view_is_covered():
 
 
 async def test_views_apply_the_tables_row_level_security(db):
-    # as the owner without FORCE: every workspace
+    # as the owner (the service's policy): every workspace
     for view, (n1, n2) in VIEW_ROWS.items():
         assert await db.fetchval(f"SELECT count(*) FROM {view}") == n1 + n2, view
-    tx = db.transaction()
-    await tx.start()
-    try:
-        await _as_workspace(db, None)
-        for view in VIEW_ROWS:  # no workspace named: nothing
-            assert await db.fetchval(f"SELECT count(*) FROM {view}") == 0, view
-        for workspace, index in ((W1, 0), (W2, 1)):
-            await db.execute(f"SET LOCAL learnstream.workspace_id = '{workspace}'")
+    for workspace, index in ((None, None), (W1, 0), (W2, 1)):
+        tx = db.transaction()
+        await tx.start()
+        try:
+            await _as_workspace(db, workspace)
+            await db.execute(f"SET LOCAL learnstream.workspace_id = '{W1 if workspace == W2 else W2}'")  # no effect
             for view, counts in VIEW_ROWS.items():
                 got = await db.fetch(f"SELECT workspace_id, count(*) FROM {view} GROUP BY workspace_id")
-                assert [tuple(r) for r in got] == [(workspace, counts[index])], (view, workspace)
-            # the joins' other side is filtered too: the same content id / model id in the other
-            # workspace is invisible, so each W1 occurrence / prediction finds only W1's row
-            assert await db.fetchval("SELECT count(*) FROM viral_score_predictions") == (4 if index == 0 else 1)
-    finally:
-        await tx.rollback()
+                assert [tuple(r) for r in got] == ([] if workspace is None else [(workspace, counts[index])]), \
+                    (view, workspace)
+            if workspace is not None:
+                # the joins' other side is filtered too: the same content id / model id in the other
+                # workspace is invisible, so each W1 occurrence / prediction finds only W1's row
+                assert await db.fetchval("SELECT count(*) FROM viral_score_predictions") == (4 if index == 0 else 1)
+        finally:
+            await tx.rollback()
     assert await db.fetchval("SELECT count(*) FROM ai_learning_patterns") == 5
 
 
 async def test_a_reader_role_sees_only_its_workspace_through_the_views(db):
     """The case security_invoker exists for: a role that does not own the tables reads a view
     owned by the tables' owner. Without security_invoker it would see every workspace."""
-    can = await db.fetchrow("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
-    if not (can["rolsuper"] or can["rolcreaterole"]):
-        pytest.skip("the test role cannot create roles (CREATEROLE); the owner-forced test covers RLS")
-    role = f"reader_{uuid.uuid4().hex[:8]}"
     tx = db.transaction()
     await tx.start()
     try:
-        await db.execute(f"CREATE ROLE {role} NOLOGIN")
-        await db.execute(f"GRANT {role} TO CURRENT_USER")
-        await db.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
-        await db.execute(f"GRANT SELECT ON {', '.join(SEED_VIEWS + BASE_TABLES)} TO {role}")
-        await db.execute(f"SET LOCAL ROLE {role}")
-        for view in SEED_VIEWS:
-            assert await db.fetchval(f"SELECT count(*) FROM {view}") == 0, view
-        await db.execute(f"SET LOCAL learnstream.workspace_id = '{W2}'")
+        await become_member(db, W2)
         for view in SEED_VIEWS:
             got = await db.fetch(f"SELECT workspace_id, count(*) FROM {view} GROUP BY workspace_id")
             assert [tuple(r) for r in got] == [(W2, VIEW_ROWS[view][1])], view
