@@ -157,6 +157,7 @@ class DeadLetterError(BaseModel):
         "window_stage",
         "alert_runtime",
         "unresolved_reference",
+        "unknown_workspace",
     ]
     index: int | None = Field(None, description="position in the message's array, when it was one")
     path: str = Field("", description="field path inside the event, dotted")

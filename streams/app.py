@@ -23,6 +23,7 @@ from streams.config import Settings
 from streams.retry import Backoff, Retrier
 from streams.domain.parked import ParkedEvents
 from streams.ingest.agent import ingest_agent
+from streams.ingest.registration import WorkspaceRegistry
 from streams.ingest.sink import BatchSink, DeadLetters, SharedPool
 from streams.sizing import MessageLimits
 from streams.windows.stage import WindowStage
@@ -65,6 +66,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
     pool = SharedPool(settings.database_url, settings.db_pool_size)
     stage = _window_stage(app, settings, pool, dead_letters, limits) if settings.windows_enabled else None
     app.learnstream_stage = stage  # streams.worker flushes it while Faust waits for acknowledgements at shutdown
+    registry = WorkspaceRegistry(settings.workspace_registration)
     for kind, topic_name in settings.source_topics.items():
         sink = BatchSink(
             kind,
@@ -76,6 +78,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
             earliest=settings.timestamp_earliest,
             max_future_s=settings.timestamp_max_future_s,
             route=settings.domain_routing,
+            workspaces=registry,
         )
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
         app.agent(topic, name=f"ingest-{kind}")(ingest_agent(sink, settings, stage, dead_letters))

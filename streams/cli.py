@@ -58,6 +58,8 @@ def cli() -> None:
 
 
 def _add_subcommands() -> None:
+    from streams.access.audit_cli import audit
+    from streams.access.cli import access, workspaces
     from streams.alerts.cli import alerts
     from streams.bench.cli import bench
     from streams.jobs.cli import jobs
@@ -69,6 +71,9 @@ def _add_subcommands() -> None:
     cli.add_command(alerts)
     cli.add_command(jobs)
     cli.add_command(reports)
+    cli.add_command(workspaces)
+    cli.add_command(access)
+    cli.add_command(audit)
 
 
 @cli.command("migrate")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,7 +63,12 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(6, ge=1, description="connections of the worker's writer pool, shared by all topics")
     direct_copy: bool = Field(
-        True, description="COPY straight into the tables, falling back to staged + ON CONFLICT on a stored row"
+        True, description="COPY straight into the tables, falling back to staged + ON CONFLICT on a stored row "
+        "(and for good where row-level security applies to the worker, as it does since migration 0013)"
+    )
+    workspace_registration: Literal["auto", "registered"] = Field(
+        "auto", description="events for a workspace not in the workspaces table: auto = register it on first "
+        "sight; registered = dead-letter them (reason unknown_workspace)",
     )
     db_retry_initial_s: float = Field(0.2, gt=0)
     db_retry_max_s: float = Field(5.0, gt=0)

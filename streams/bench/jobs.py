@@ -54,7 +54,7 @@ def _report() -> ReportDefinition:
                              "end": (today + timedelta(days=1)).isoformat()}}})
 
 
-async def _load(dsn: str, scale: int, seed: int) -> int:
+async def load_demo_data(dsn: str, scale: int, seed: int) -> int:
     """Write `scale` x the demo's data; -> rows written."""
     gen = Generator(seed=seed)
     mixer = MixGenerator(seed=seed, workspaces=DEMO_WORKSPACES * scale)
@@ -102,7 +102,7 @@ async def run_jobs_bench(admin_dsn: str, scales: list[int], seed: int, reports_d
         dsn = await create_migrated_database(admin_dsn, name)
         try:
             t0 = time.perf_counter()
-            rows = await _load(dsn, scale, seed)
+            rows = await load_demo_data(dsn, scale, seed)
             result = ScaleResult(scale, rows, time.perf_counter() - t0)
             runner = JobRunner(dsn, JOBS)
             for job in ONCE_ORDER:

@@ -17,6 +17,7 @@ import base64
 import logging
 import time
 from collections import Counter as Tally
+from operator import itemgetter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,11 +26,12 @@ from typing import Any, Protocol
 import asyncpg
 
 from db.pool import create_writer_pool
-from db.tables import SINKS
+from db.tables import SINKS, UpsertSpec
 from db.writer import WritePolicy, WriteResult, write_rows
 from schemas.decode import decode_message
 from schemas.events import DeadLetter, DeadLetterError, safe_dumps
 from streams import metrics
+from streams.ingest.registration import WorkspaceRegistry
 from streams.retry import PermanentFailure, Retrier
 from streams.sizing import encode_dead_letter
 
@@ -181,9 +183,15 @@ class BatchSink:
         earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC),
         max_future_s: float = 300.0,
         route: bool = True,
+        workspaces: WorkspaceRegistry | None = None,
     ) -> None:
         self.kind = kind
         self.spec = SINKS[kind]
+        self._workspaces = workspaces or WorkspaceRegistry("auto")
+        if isinstance(self.spec, UpsertSpec):
+            self._workspace_of = lambda row: row[2]["workspace_id"]
+        else:
+            self._workspace_of = itemgetter(self.spec.columns.index("workspace_id"))
         self._route = route
         self._pool = pool
         self._dead_letters = dead_letters
@@ -213,6 +221,40 @@ class BatchSink:
             log.warning("%s failed for good (%s); isolating the rows that cause it", what, exc.error)
             return await self._retrying(what, lambda: self._write_attempt(rows, True))
 
+    async def _unknown_workspaces(self, ids: set) -> set:
+        async def attempt() -> set:
+            pool = await self._pool.get()
+            async with pool.acquire() as conn:
+                return await self._workspaces.unknown(conn, ids)
+
+        return await self._retrying("checking the events' workspaces", attempt)
+
+    async def _drop_unknown_workspaces(
+        self, messages: Sequence[Message], rows: list[tuple], origin: list[int], out: BatchOutcome,
+        dead: list[DeadLetter], received_at: datetime,
+    ) -> tuple[list[tuple], list[int]]:
+        """Rows of registered workspaces only; a message with others is dead-lettered (unknown_workspace)."""
+        workspace_of = self._workspace_of
+        unknown = await self._unknown_workspaces(set(map(workspace_of, rows)))
+        if not unknown:
+            return rows, origin
+        kept_rows, kept_origin = [], []
+        refused: dict[int, list[tuple[int, object]]] = {}
+        for row, i in zip(rows, origin):
+            if workspace_of(row) in unknown:
+                refused.setdefault(i, []).append(workspace_of(row))
+            else:
+                kept_rows.append(row)
+                kept_origin.append(i)
+        for i, workspaces in refused.items():
+            out.invalid["unknown_workspace"] += len(workspaces)
+            dead.append(envelope(messages[i], [
+                DeadLetterError(reason="unknown_workspace", message=f"workspace {w} is not registered "
+                                "(`learnstream workspaces add`, or LEARNSTREAM_WORKSPACE_REGISTRATION=auto)")
+                for w in dict.fromkeys(workspaces)
+            ][:16], received_at))
+        return kept_rows, kept_origin
+
     async def _dead_letter(self, letters: list[DeadLetter]) -> None:
         await self._dead_letters(letters)
 
@@ -239,6 +281,8 @@ class BatchSink:
                 out.invalid.update(rejected.reasons())
                 dead.append(envelope(msg, rejected.errors, received_at, rejected.members))
         out.events += len(rows)
+        if rows:
+            rows, origin = await self._drop_unknown_workspaces(messages, rows, origin, out, dead, received_at)
 
         if rows:
             result = await self._write(rows)

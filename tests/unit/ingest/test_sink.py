@@ -25,7 +25,8 @@ class Msg:
 
 
 class RecordingSink(BatchSink):
-    def __init__(self, kind, fail_times=0, reject=()):
+    def __init__(self, kind, fail_times=0, reject=(), unregistered=()):
+        self.unregistered = set(unregistered)
         self.letters: list[tuple[bytes | None, dict]] = []
 
         async def publish(key, value):
@@ -34,6 +35,9 @@ class RecordingSink(BatchSink):
         letters = DeadLetters(publish, Retrier(0.001, 0.002), 1_000_000)
         super().__init__(kind, SharedPool("postgresql://unused", 1), letters, retry_initial_s=0.001, retry_max_s=0.002)
         self.fail_times, self.reject, self.writes = fail_times, reject, []
+
+    async def _unknown_workspaces(self, ids):
+        return ids & self.unregistered
 
     async def _write_attempt(self, rows, isolate=False):
         if self.fail_times:
@@ -128,3 +132,26 @@ def test_observe_many_matches_observe():
     got = {s.name.replace("b_", "a_", 1): s.value for s in reg.collect() if s.name == "b_seconds" for s in s.samples}
     want = {s.name: s.value for m in reg.collect() if m.name == "a_seconds" for s in m.samples}
     assert {k: v for k, v in got.items() if not k.endswith("_created")} == {k: v for k, v in want.items() if not k.endswith("_created")}
+
+
+async def test_events_of_an_unregistered_workspace_are_dead_lettered_and_the_rest_written():
+    import uuid
+
+    g = Generator(seed=23)
+    topic = "unit-le-unregistered"
+    good = [g.learning_event() for _ in range(4)]
+    stranger = str(uuid.uuid4())
+    foreign = [{**g.learning_event(), "workspace_id": stranger} for _ in range(2)]
+    msgs = [
+        Msg(topic, 0, 1, b"w", orjson.dumps([good[0], foreign[0], good[1], foreign[1]])),
+        Msg(topic, 0, 2, b"w", orjson.dumps(good[2:])),
+        Msg(topic, 0, 3, b"s", orjson.dumps(foreign[0])),
+    ]
+    sink = RecordingSink("learning_event", unregistered={uuid.UUID(stranger)})
+    out = await sink.process(msgs)
+    assert (out.events, out.inserted, dict(out.invalid)) == (7, 4, {"unknown_workspace": 3})
+    [rows] = sink.writes
+    assert [str(r[0]) for r in rows] == [e["event_id"] for e in good]
+    assert [k for k, _ in sink.letters] == [f"{topic}:0:1".encode(), f"{topic}:0:3".encode()]
+    for _, letter in sink.letters:  # one error per distinct workspace of the message
+        assert [(e["reason"], stranger in e["message"]) for e in letter["errors"]] == [("unknown_workspace", True)]
