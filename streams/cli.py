@@ -61,6 +61,7 @@ def _add_subcommands() -> None:
     from streams.alerts.cli import alerts
     from streams.bench.cli import bench
     from streams.jobs.cli import jobs
+    from streams.maintenance.cli import maintenance
     from streams.reports.cli import reports
     from streams.services.cli import services
 
@@ -69,6 +70,7 @@ def _add_subcommands() -> None:
     cli.add_command(alerts)
     cli.add_command(jobs)
     cli.add_command(reports)
+    cli.add_command(maintenance)
 
 
 @cli.command("migrate")
