@@ -58,7 +58,7 @@ def status_cmd(now: str | None, runs: int) -> None:
     next run would do; then the last runs. Changes nothing."""
     from db import retention
     from db.pool import connect
-    from streams.maintenance.runner import _t, action_line, options
+    from streams.maintenance.runner import _rows, _t, action_line, options
 
     as_of = _as_of(now)
     settings = load_settings()
@@ -83,7 +83,7 @@ def status_cmd(now: str | None, runs: int) -> None:
                 if table is not None and table.partitioned:
                     for part in await retention.partitions(conn, table):
                         rng = "DEFAULT" if part.is_default else f"[{_t(part.lower)}, {_t(part.upper)})"
-                        est = "? rows (not analyzed)" if part.row_estimate is None else f"~{part.row_estimate:,} rows"
+                        est = "? rows (not analyzed)" if part.row_estimate is None else f"~{_rows(part.row_estimate)}"
                         mark = ""
                         if part.pending_detach:
                             mark = "  pending detach"

@@ -123,7 +123,7 @@ def action_line(a: retention.Action, dry_run: bool) -> str:
         elif a.detail:
             text += f" ({a.detail})"
     elif a.action == "archive_partition":
-        text += f" into {retention.ARCHIVE}.{a.table}"
+        text += f" into {retention.ARCHIVE}.{a.table}" + (f": {_rows(a.rows)}" if a.rows is not None else "")
         if a.status == "pending":
             text += " (pending: the next run attaches it)"
     elif a.action == "create_partition" and a.rows:

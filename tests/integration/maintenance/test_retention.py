@@ -182,3 +182,27 @@ async def test_the_maintenance_job_runs_through_the_job_runner(stack):
         assert await conn.fetchval("SELECT count(*) FROM maintenance_runs") == 2
     finally:
         await conn.close()
+
+
+async def test_the_archive_is_the_owners_only_and_keeps_row_level_security(stack):
+    conn = await connect(stack.dsn)
+    try:
+        assert await conn.fetchval("SELECT nspacl IS NULL OR NOT (nspacl::text[] && ARRAY['=U/' || "
+                                   "pg_get_userbyid(nspowner)]) FROM pg_namespace WHERE nspname = 'archive'")
+        assert not await conn.fetchval("SELECT has_schema_privilege('public', 'archive', 'USAGE')")
+        rels = await conn.fetch(
+            """SELECT c.relname, c.relrowsecurity,
+                      -- ACL entries for anyone but the owner (an entry is grantee=privileges/grantor)
+                      (SELECT count(*) FROM unnest(coalesce(c.relacl::text[], '{}')) e
+                       WHERE e NOT LIKE pg_get_userbyid(c.relowner) || '=%') AS grants,
+                      (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'archive' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1""")
+        assert [(r["relname"], r["relrowsecurity"], r["policies"], r["grants"]) for r in rels] == [
+            (name, True, 1, 0) for name in sorted(retention.RETAINED)]
+        view = await conn.fetchrow("SELECT reloptions, relacl FROM pg_class WHERE relname = 'archived_performance_metrics'")
+        assert (view["reloptions"], view["relacl"]) == (["security_invoker=true"], None)
+        for table in ("maintenance_runs", "maintenance_actions"):
+            assert await conn.fetchval("SELECT relacl FROM pg_class WHERE relname = $1", table) is None
+    finally:
+        await conn.close()
