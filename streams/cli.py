@@ -63,6 +63,7 @@ def _add_subcommands() -> None:
     from streams.alerts.cli import alerts
     from streams.bench.cli import bench
     from streams.jobs.cli import jobs
+    from streams.maintenance.cli import maintenance
     from streams.reports.cli import reports
     from streams.services.cli import services
 
@@ -74,6 +75,7 @@ def _add_subcommands() -> None:
     cli.add_command(workspaces)
     cli.add_command(access)
     cli.add_command(audit)
+    cli.add_command(maintenance)
 
 
 @cli.command("migrate")

@@ -136,6 +136,21 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="how often the worker makes partitions ahead of time"
     )
 
+    maintenance_lock_timeout_ms: int = Field(
+        100, ge=1, le=60_000, description="retention: lock_timeout of each DETACH PARTITION attempt (and each batch); "
+        "bounds how long ingest can queue behind it",
+    )
+    maintenance_lock_retries: int = Field(
+        10, ge=1, description="retention: attempts per partition detach (or batch) before it is skipped until the next run",
+    )
+    maintenance_retry_initial_s: float = Field(
+        0.1, gt=0, description="retention: backoff after the first failed lock attempt (doubling, full jitter)",
+    )
+    maintenance_retry_max_s: float = Field(2.0, gt=0, description="retention: backoff cap between lock attempts")
+    maintenance_analyze_min_rows: int = Field(
+        10_000, ge=1, description="retention: ANALYZE a table after at least this many of its rows were moved or deleted",
+    )
+
     metrics_host: str = Field("127.0.0.1", description="/metrics listen address")
     metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics port (0 = disabled)")
 

@@ -101,6 +101,27 @@ JOB_LAST_SUCCESS = Gauge(
 )
 JOB_FAILURES = Counter("job_failures", "job runs that failed", ["job"], namespace=_NS)
 JOB_ROWS = Counter("job_rows", "rows the job's successful runs wrote", ["job"], namespace=_NS)
+MAINTENANCE_PARTITIONS = Counter(
+    "maintenance_partitions", "partitions the maintenance runs acted on, by action: created, detached, dropped, "
+    "archived, skipped (a detach whose lock retries ran out; the next run tries again)", ["table", "action"],
+    namespace=_NS,
+)
+MAINTENANCE_ROWS = Counter(
+    "maintenance_rows", "rows the maintenance runs removed from a live table, by action: archived or deleted "
+    "(batches), dropped or archived (in whole partitions)", ["table", "action"], namespace=_NS,
+)
+MAINTENANCE_SECONDS = Histogram(
+    "maintenance_run_duration_seconds", "maintenance runs (not dry runs) by duration", namespace=_NS,
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+)
+MAINTENANCE_LAST_SUCCESS = Gauge(
+    "maintenance_last_success_timestamp_seconds", "when a maintenance run last completed a table's policy "
+    "without error (unix time)", ["table"], namespace=_NS,
+)
+MAINTENANCE_FAILURES = Counter(
+    "maintenance_failures", "tables whose policy failed in a maintenance run (logged in maintenance_actions)",
+    ["table"], namespace=_NS,
+)
 STAGE_FAILURES = Counter(
     "stage_failures", "messages or windows a stage set aside to the DLQ because of what they carried",
     ["stage", "reason"], namespace=_NS,

@@ -13,6 +13,7 @@ from db.analytics.trends import BASELINE_DAYS, MIN_GAIN, RATIO, RECENT_HOURS, de
 from db.jobs import refresh_materialized_views
 from streams.config import load_settings
 from streams.jobs.runner import Job, Period, day_period, week_period
+from streams.maintenance.runner import job as _maintenance
 from streams.reports.runner import run_due_reports
 
 
@@ -84,12 +85,16 @@ JOBS: dict[str, Job] = {
         Job("reports", "* * * * *",
             "custom reports whose schedule is due: each format written to the reports folder (LEARNSTREAM_REPORTS_DIR), "
             "an execution recorded per format, next_run_at advanced", _reports),
+        Job("maintenance", "30 1 * * *",
+            "retention (data_retention_policies): partitions made ahead; partitions wholly past a table's retention "
+            "detached (lock_timeout, retried) and dropped or moved to schema archive; older rows of plain tables and "
+            "DEFAULT partitions deleted or archived in batches; logged in maintenance_runs", _maintenance),
     )
 }
 
 #: an order that runs every job once on fresh data (measures before the daily accuracy, the views last)
 ONCE_ORDER = ("prediction_accuracy", "model_accuracy_daily", "optimal_posting_times", "detect_trends", "benchmarks",
-              "style_correlation", "model_improvements", "reports", "refresh_materialized_views")
+              "style_correlation", "model_improvements", "reports", "refresh_materialized_views", "maintenance")
 assert set(ONCE_ORDER) == set(JOBS)
 
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.services
 
 # every relation with a workspace_id, in every schema but the system's
 RELATIONS = """
-SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, c.relispartition AS partition
+SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, c.relispartition AS partition
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
@@ -125,7 +125,7 @@ async def test_no_relation_with_a_workspace_id_shows_another_workspace(tenants):
                 source = rel
             mine_expected = await owner.fetchval(f"SELECT count(*) FROM {source} WHERE workspace_id = $1", t.w1)
             others = await owner.fetchval(f"SELECT count(*) FROM {source} WHERE workspace_id <> $1", t.w1)
-            if not await alice.fetchval("SELECT has_table_privilege($1, 'SELECT')", rel):
+            if not await alice.fetchval("SELECT has_table_privilege($1::oid, 'SELECT')", r["oid"]):
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await alice.fetchval(f"SELECT count(*) FROM {rel}")
                 denied.append(rel)

@@ -1,0 +1,1 @@
+"""Retention and maintenance: runs (runner.py) and their CLI (cli.py); the SQL is db/retention.py."""
