@@ -13,6 +13,14 @@ def dsn_for(dsn: str, database: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
 
 
+def dsn_as(dsn: str, role: str, password: str | None = None) -> str:
+    """`dsn` logging in as another role (with its password; without one it is left out)."""
+    parts = urlsplit(dsn)
+    port = f":{parts.port}" if parts.port else ""
+    auth = f"{role}:{password}" if password is not None else role
+    return urlunsplit(parts._replace(netloc=f"{auth}@{parts.hostname}{port}"))
+
+
 async def create_database(admin_dsn: str, name: str) -> str:
     conn = await asyncpg.connect(admin_dsn)
     try:

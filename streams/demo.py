@@ -156,6 +156,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     ok = _domain(settings, port, seed) and ok
     ok = _jobs(settings) and ok
     ok = _report(settings) and ok
+    ok = _tenants(settings) and ok
     print(f"metrics were served at http://127.0.0.1:{port}/metrics while the worker ran "
           "(`learnstream worker` serves them on :9464 by default)")
     print("next: `learnstream worker` to keep ingesting, `learnstream publish TOPIC FILE.jsonl`, "
@@ -390,3 +391,69 @@ def _report(settings: Settings) -> bool:
         print("INCOMPLETE: the report failed", file=sys.stderr)
     return good
 
+
+
+DEMO_VIEWER = "demo_viewer"
+
+
+def _tenants(settings: Settings) -> bool:
+    """Workspaces registered from the events, a viewer login that sees one of them (however it asks), the audit
+    trail of that grant, and what retention would do now (dry run)."""
+    import secrets
+
+    import asyncpg
+
+    from db.audit import tail
+    from db.databases import dsn_as
+    from db.workspaces import grant_access, list_workspaces
+    from streams.maintenance.runner import describe, run_maintenance
+
+    print("\n11. tenants, access and retention (`learnstream workspaces|access|audit|maintenance`):")
+
+    async def go() -> bool:
+        conn = await connect(settings.database_url)
+        try:
+            spaces = await list_workspaces(conn)
+            by = {}
+            for w in spaces:
+                by[w["registration"]] = by.get(w["registration"], 0) + 1
+            print(f"   {len(spaces)} workspaces, registered " + ", ".join(f"{k}: {v}" for k, v in sorted(by.items()))
+                  + " (auto = on first sight of their events)")
+            busiest = await conn.fetchval(
+                "SELECT workspace_id FROM learning_events GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+            if busiest is None:
+                print("INCOMPLETE: no learning events stored", file=sys.stderr)
+                return False
+            password = secrets.token_urlsafe(18)  # a new one each demo: only this run knows it
+            await grant_access(conn, DEMO_VIEWER, busiest, "viewer", password)
+            everyone = await conn.fetchval("SELECT count(*) FROM learning_events")
+            viewer = await asyncpg.connect(dsn_as(settings.database_url, DEMO_VIEWER, password))
+            try:
+                mine = await viewer.fetchval("SELECT count(*) FROM learning_events")
+                other = await conn.fetchval("SELECT workspace_id FROM learning_events WHERE workspace_id <> $1 LIMIT 1",
+                                            busiest)
+                await viewer.execute(f"SET learnstream.workspace_id = '{other}'")
+                still = await viewer.fetchval("SELECT count(DISTINCT workspace_id) FROM learning_events")
+                denied = ""
+                try:
+                    await viewer.execute("SET ROLE learnstream")
+                except asyncpg.InsufficientPrivilegeError as exc:
+                    denied = str(exc)
+            finally:
+                await viewer.close()
+            print(f"   login {DEMO_VIEWER} (viewer of {busiest}) reads {mine} of the {everyone} learning events; after "
+                  f"SET learnstream.workspace_id to another workspace it still sees {still} workspace; "
+                  f"SET ROLE learnstream: {denied or 'ALLOWED (wrong)'}")
+            for r in await tail(conn, 1, busiest, "workspace_members"):
+                print(f"   audit: {r['at']:%H:%M:%S}Z {r['actor']} {r['operation']} {r['table_name']} "
+                      f"{dict(r['row_key'])} role={(r['new_values'] or {}).get('role')}")
+            report = await run_maintenance(conn, dry_run=True, settings=settings)
+            print("   retention (`learnstream maintenance run --dry-run`): " + describe(report)[-1])
+            return mine > 0 and mine < everyone and still == 1 and bool(denied) and report.status == "succeeded"
+        finally:
+            await conn.close()
+
+    good = asyncio.run(go())
+    if not good:
+        print("INCOMPLETE: the tenants step did not show isolation", file=sys.stderr)
+    return good

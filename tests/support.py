@@ -249,7 +249,6 @@ async def become_member(conn: asyncpg.Connection, workspace: uuid.UUID, role: st
 
 def login_dsn(dsn: str, role: str, password: str) -> str:
     """`dsn` with another role and password (a member's own login)."""
-    from urllib.parse import urlsplit, urlunsplit
+    from db.databases import dsn_as
 
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(netloc=f"{role}:{password}@{parts.hostname}:{parts.port}"))
+    return dsn_as(dsn, role, password)

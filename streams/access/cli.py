@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import click
@@ -105,10 +104,9 @@ def grant_cmd(role_name: str, workspace_id: UUID, workspace_role: str, password_
 
 def _dsn_for(role_name: str) -> str:
     """The service's DSN with ROLE as the user and the password left out."""
-    parts = urlsplit(load_settings().database_url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{role_name}:PASSWORD@{host}{port}"))
+    from db.databases import dsn_as
+
+    return dsn_as(load_settings().database_url, role_name, "PASSWORD")
 
 
 @access.command("revoke")
