@@ -51,7 +51,10 @@ class TableSpec:
         cols = self.quoted_columns()
         return (
             f"INSERT INTO {self.name} ({cols}) SELECT {cols} FROM {self.staging} "
-            "ON CONFLICT DO NOTHING"
+            # in key order: two batches holding some of the same keys (a producer's repeat, a
+            # redelivery) take the unique index's locks in the same order, so one waits for the
+            # other instead of both deadlocking
+            f'ORDER BY "{self.time_column}", id ON CONFLICT DO NOTHING'
         )
 
 
