@@ -13,9 +13,13 @@ wasted work, so after a conflict a table writes staged for the next STAGED_AFTER
 before it tries direct again: a duplicate-heavy stream settles on staged, a clean one on direct.
 PostgreSQL refuses COPY FROM into a table whose row-level security applies to the writer
 ("COPY FROM not supported with row-level security"), which since migration 0013 (FORCE ROW LEVEL
-SECURITY on every tenant table, the owner included) is every ingest table: the first refusal turns
-the policy's direct writes off for good and the batch is written staged (an INSERT, which the
-service's policy admits).
+SECURITY on every tenant table, the owner included) is every ingest table. Its partitions have no
+row-level security of their own (nobody but the owner may touch them: nothing is granted on them),
+so a direct batch whose rows all fall in one partition is COPYed into that partition; the partition
+checks its range, and the transaction checks that it is still attached (retention may detach it)
+before it commits. A batch spanning partitions, or one whose partition is unknown or gone, is
+written staged through the parent, where the service's policy admits it. Should a COPY be refused
+for row-level security all the same, the policy's direct writes are off for good.
 
 Either way the result says how many rows were new and how many were duplicates. If PostgreSQL
 rejects a row's data (a CHECK, a value out of range, db/errors.py) the batch is bisected so that every other
@@ -32,6 +36,7 @@ from uuid import UUID
 import asyncpg
 
 from db.errors import CONTENT, TRANSIENT, classify_db
+from db.partitions import period_of
 from db.tables import TableSpec, UpsertSpec
 
 
@@ -73,6 +78,8 @@ class WritePolicy:
         self.staged_after_conflict = staged_after_conflict
         self.optimistic = optimistic
         self._staged_left: dict[str, int] = {}
+        self._partitions: dict[str, set[str]] = {}
+        self._loaded: dict[str, float] = {}
 
     def try_direct(self, table: str) -> bool:
         if not self.optimistic:
@@ -85,6 +92,42 @@ class WritePolicy:
 
     def conflicted(self, table: str) -> None:
         self._staged_left[table] = self.staged_after_conflict
+
+    async def partition_for(self, conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple]) -> str | None:
+        """The attached partition every row of `rows` falls in, else None (the names are read from the
+        catalog, again when a batch names one not seen, at most every PARTITIONS_REFRESH_S)."""
+        ti = spec.time_index
+        times = [r[ti] for r in rows]
+        period = period_of(spec, min(times))
+        if max(times) >= period.end:
+            return None
+        names = self._partitions.get(spec.name)
+        if names is None or (period.name not in names
+                             and time.monotonic() - self._loaded.get(spec.name, 0.0) > PARTITIONS_REFRESH_S):
+            names = self._partitions[spec.name] = {r[0] for r in await conn.fetch(_PARTITIONS, spec.name)}
+            self._loaded[spec.name] = time.monotonic()
+        return period.name if period.name in names else None
+
+    def forget_partitions(self, table: str) -> None:
+        self._partitions.pop(table, None)
+        self._loaded.pop(table, None)
+
+
+#: how often at most the partition names of a table are read again for a batch naming an unknown one
+PARTITIONS_REFRESH_S = 10.0
+_PARTITIONS = """
+SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = $1::regclass AND NOT i.inhdetachpending AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+"""
+_STILL_ATTACHED = """
+SELECT EXISTS (SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace
+                 AND i.inhparent = $2::regclass AND NOT i.inhdetachpending)
+"""
+
+
+class _PartitionGone(Exception):
+    """The partition a direct batch was copied into is no longer attached (retention detached it)."""
 
 
 def _unique(spec: TableSpec, rows: list[tuple]) -> tuple[list[tuple], list[int]]:
@@ -121,9 +164,13 @@ async def _write_staged(conn: asyncpg.Connection, spec: TableSpec | UpsertSpec, 
         return len(stored)
 
 
-async def _write_direct(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], route: bool = True) -> int:
+async def _write_direct(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], partition: str,
+                        route: bool = True) -> int:
     async with conn.transaction():
-        await conn.copy_records_to_table(spec.name, records=rows, columns=spec.columns)
+        await conn.copy_records_to_table(partition, records=rows, columns=spec.columns)
+        # the COPY holds the partition: a detach (which needs it exclusively) has happened before or waits
+        if not await conn.fetchval(_STILL_ATTACHED, partition, spec.name):
+            raise _PartitionGone(partition)
         if spec.route is not None and route:
             await spec.route(conn, rows)
     return len(rows)
@@ -143,16 +190,21 @@ async def write_rows(
         return result
     unique, positions = _unique(spec, rows)
     result.duplicates += len(rows) - len(unique)
+    partition = None
     if policy is not None and not isinstance(spec, UpsertSpec) and policy.try_direct(spec.name):
+        partition = await policy.partition_for(conn, spec, unique)
+    if partition is not None:
         t0 = time.perf_counter()
         try:
-            result.inserted += await _write_direct(conn, spec, unique, route)
+            result.inserted += await _write_direct(conn, spec, unique, partition, route)
             result.accepted = positions
             result.direct += 1
             return result
         except asyncpg.exceptions.UniqueViolationError:
             result.conflicts += 1
             policy.conflicted(spec.name)
+        except (_PartitionGone, asyncpg.exceptions.UndefinedTableError):
+            policy.forget_partitions(spec.name)  # detached or dropped by retention: staged through the parent
         except asyncpg.exceptions.FeatureNotSupportedError:
             policy.optimistic = False  # row-level security applies to this writer: staged from now on
         except Exception as exc:

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(6, ge=1, description="connections of the worker's writer pool, shared by all topics")
     direct_copy: bool = Field(
         True, description="COPY straight into the tables, falling back to staged + ON CONFLICT on a stored row "
-        "(and for good where row-level security applies to the worker, as it does since migration 0013)"
+        "(under row-level security, migration 0013: into the batch's partition, which has none)"
     )
     workspace_registration: Literal["auto", "registered"] = Field(
         "auto", description="events for a workspace not in the workspaces table: auto = register it on first "

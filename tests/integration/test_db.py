@@ -6,6 +6,7 @@ import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from db.migrate import MIGRATIONS_DIR, MigrationError, migrate, pending
@@ -164,30 +165,44 @@ async def test_row_level_security_isolates_workspaces(stack):
         await conn.close()
 
 
-async def _without_forced_rls(dsn: str) -> None:
-    """The direct path is for a table whose row-level security does not apply to the writer: since
-    migration 0013 none does, so these tests lift FORCE on learning_events of their database."""
-    conn = await connect(dsn)
-    try:
-        await conn.execute("ALTER TABLE learning_events NO FORCE ROW LEVEL SECURITY")
-    finally:
-        await conn.close()
-
-
-async def test_row_level_security_turns_the_direct_path_off_and_the_batch_is_written_staged(stack):
+async def test_under_forced_row_level_security_a_direct_batch_is_copied_into_its_partition(stack):
+    from db.partitions import period_of
     from db.writer import WritePolicy
 
     policy = WritePolicy()
+    now = datetime.now(UTC)
     pool = await create_writer_pool(stack.dsn, 1)
     try:
         async with pool.acquire() as conn:
-            first = await write_rows(conn, LEARNING_EVENTS, _rows("learning_event", 300, seed=21), policy)
-            assert (first.direct, first.staged, first.inserted) == (0, 1, 300)
-            assert policy.optimistic is False
-            assert policy.try_direct(LEARNING_EVENTS.name) is False
-            second = await write_rows(conn, LEARNING_EVENTS, _rows("learning_event", 50, seed=22), policy)
-            assert (second.direct, second.staged, second.transactions, second.inserted) == (0, 1, 1, 50)
-            assert await conn.fetchval("SELECT count(*) FROM learning_events") == 350
+            # PostgreSQL refuses COPY FROM into the parent (row-level security applies to the owner) ...
+            with pytest.raises(asyncpg.FeatureNotSupportedError, match="row-level security"):
+                await conn.copy_records_to_table("learning_events", records=[], columns=LEARNING_EVENTS.columns)
+            # ... so one partition's batch goes straight into that partition
+            rows = _rows("learning_event", 300, now=now, seed=21)
+            here = period_of(LEARNING_EVENTS, min(r[LEARNING_EVENTS.time_index] for r in rows))
+            if max(r[LEARNING_EVENTS.time_index] for r in rows) >= here.end:  # the test ran at a month's end
+                rows = [r for r in rows if r[LEARNING_EVENTS.time_index] < here.end]
+            first = await write_rows(conn, LEARNING_EVENTS, rows, policy)
+            assert (first.direct, first.staged, first.inserted) == (1, 0, len(rows))
+            assert await conn.fetchval(f"SELECT count(*) FROM {here.name}") == len(rows)
+            # a batch spanning two partitions is written staged through the parent
+            spanning = _rows("learning_event", 10, now=here.start - timedelta(days=3), seed=22) + \
+                _rows("learning_event", 10, now=here.start + timedelta(days=3), seed=23)
+            both = await write_rows(conn, LEARNING_EVENTS, spanning, policy)
+            assert (both.direct, both.staged, both.inserted) == (0, 1, 20)
+            # a partition gone since its name was read (retention dropped it): staged, into DEFAULT
+            old = period_of(LEARNING_EVENTS, here.start - timedelta(days=40))
+            await ensure_partition(conn, LEARNING_EVENTS, old)
+            policy = WritePolicy()  # (a policy reads the names again for an unknown one at most every 10 s)
+            late = _rows("learning_event", 5, now=old.start + timedelta(days=2), seed=24)
+            assert (await write_rows(conn, LEARNING_EVENTS, late, policy)).direct == 1
+            await conn.execute(f"DROP TABLE {old.name}")
+            again = _rows("learning_event", 5, now=old.start + timedelta(days=2), seed=25)
+            gone = await write_rows(conn, LEARNING_EVENTS, again, policy)
+            assert (gone.direct, gone.staged, gone.inserted) == (0, 1, 5)
+            assert await conn.fetchval("SELECT count(*) FROM learning_events_default") == 5
+            assert await conn.fetchval("SELECT count(*) FROM learning_events") == len(rows) + 20 + 5
+            assert policy.optimistic is True
     finally:
         await pool.close()
 
@@ -195,7 +210,6 @@ async def test_row_level_security_turns_the_direct_path_off_and_the_batch_is_wri
 async def test_direct_copy_falls_back_to_staged_on_a_stored_row_and_dedupes_in_batch(stack):
     from db.writer import STAGED_AFTER_CONFLICT, WritePolicy
 
-    await _without_forced_rls(stack.dsn)
     policy = WritePolicy()
     fresh = _rows("learning_event", 400, seed=11)
     more = _rows("learning_event", 100, seed=12)
@@ -228,7 +242,6 @@ async def test_a_refused_row_in_a_direct_batch_is_found_by_bisection(stack):
     bad = list(rows[9])
     bad[LEARNING_EVENTS.columns.index("processing_time_ms")] = -1
     rows[9] = tuple(bad)
-    await _without_forced_rls(stack.dsn)
     pool = await create_writer_pool(stack.dsn, 1)
     try:
         async with pool.acquire() as conn:
