@@ -23,6 +23,9 @@ class WorkspaceRegistry:
         self.mode = mode
         self._known: set[UUID] = set()
 
+    def all_known(self, ids: set[UUID]) -> bool:
+        return ids <= self._known
+
     async def unknown(self, conn: asyncpg.Connection, ids: set[UUID]) -> set[UUID]:
         """Of `ids`, those whose events may not be stored (always empty in mode auto)."""
         new = ids - self._known

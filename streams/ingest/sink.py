@@ -222,6 +222,9 @@ class BatchSink:
             return await self._retrying(what, lambda: self._write_attempt(rows, True))
 
     async def _unknown_workspaces(self, ids: set) -> set:
+        if self._workspaces.all_known(ids):  # the usual case: no connection taken
+            return set()
+
         async def attempt() -> set:
             pool = await self._pool.get()
             async with pool.acquire() as conn:
