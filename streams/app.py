@@ -1,9 +1,11 @@
-"""The Faust app: one ingest agent per topic, the partition timer and the lag gauge.
+"""The Faust app: the window stage's agents, tables and timers, the jobs, the partition timer and
+the lag gauge, and the ingest consumer it starts and stops.
 
-Each agent reads raw bytes in batches (see streams/ingest/agent.py) and
-acknowledges a batch's messages only after BatchSink.process has stored or dead-lettered every
-one of them; Faust commits only acknowledged offsets. A crash before that means redelivery, which
-the primary key turns into skipped duplicates.
+The source topics are read by the worker's own consumer (streams/ingest/consumer.py), in batches,
+into BatchSink; a batch's offsets are committed only after every message of it is stored or
+dead-lettered (and its events are on window-input). A crash before that means redelivery, which
+the primary key turns into skipped duplicates. Faust consumes what is low-volume and stateful:
+window-input, alert commands and the windows table's changelog.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from streams.alerts.runtime import AlertRuntime
 from streams.config import Settings
 from streams.retry import Backoff, Retrier
 from streams.domain.parked import ParkedEvents
-from streams.ingest.agent import ingest_agent
+from streams.ingest.consumer import IngestConsumer
 from streams.ingest.registration import WorkspaceRegistry
 from streams.ingest.sink import BatchSink, DeadLetters, SharedPool
 from streams.sizing import MessageLimits
@@ -64,11 +66,13 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         limits.budget(settings.dlq_topic),
     )
     pool = SharedPool(settings.database_url, settings.db_pool_size)
-    stage = _window_stage(app, settings, pool, dead_letters, limits) if settings.windows_enabled else None
+    lags = []  # the ingest consumer's lags, once it exists (the window stage reads them)
+    stage = _window_stage(app, settings, pool, dead_letters, limits, lags) if settings.windows_enabled else None
     app.learnstream_stage = stage  # streams.worker flushes it while Faust waits for acknowledgements at shutdown
     registry = WorkspaceRegistry(settings.workspace_registration)
+    sinks: dict[str, BatchSink] = {}
     for kind, topic_name in settings.source_topics.items():
-        sink = BatchSink(
+        sinks[topic_name] = BatchSink(
             kind,
             pool,
             dead_letters,
@@ -80,8 +84,14 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
             route=settings.domain_routing,
             workspaces=registry,
         )
-        topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
-        app.agent(topic, name=f"ingest-{kind}")(ingest_agent(sink, settings, stage, dead_letters))
+    ingest = IngestConsumer(settings, sinks, stage, dead_letters)
+    lags.append(ingest.lags)
+    app.learnstream_ingest = ingest  # streams.worker stops it first at shutdown
+
+    @app.task
+    async def start_ingest() -> None:
+        # after Faust's producer is up (the batches produce dead letters and window-input)
+        await ingest.start()
 
     if settings.domain_routing:
         parked = ParkedEvents(pool, dead_letters, settings.learning_topic, settings.domain_park_max_age_s)
@@ -114,25 +124,24 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         await _ensure_partitions_retrying(settings)
 
     reported: set = set()
-    # the topics the agents consume (not the tables' changelogs: Faust reads those only to
+    # the topics Faust's agents consume (not the tables' changelogs: Faust reads those only to
     # recover and never commits their offsets)
-    consumed = {*settings.source_topics.values()}
-    if stage is not None:
-        consumed |= {settings.window_input_topic, settings.alert_commands_topic}
+    consumed = {settings.window_input_topic, settings.alert_commands_topic} if stage is not None else set()
 
     @app.timer(5.0)
     async def report_lag() -> None:
-        consumer = app.consumer
-        assigned = set(consumer.assignment())
-        for tp in reported - assigned:  # revoked in a rebalance: its lag is another worker's now
-            metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
-        reported.intersection_update(assigned)
-        for tp, lag in partition_lags(consumer, consumed).items():
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
-            reported.add(tp)
+        lags = {(tp.topic, tp.partition): lag for tp, lag in partition_lags(app.consumer, consumed).items()}
+        lags.update({(tp.topic, tp.partition): lag for tp, lag in ingest.lags().items()})
+        for topic, partition in reported - set(lags):  # revoked in a rebalance: another worker's now
+            metrics.CONSUMER_LAG.remove(topic, str(partition))
+        for (topic, partition), lag in lags.items():
+            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+        reported.clear()
+        reported.update(lags)
 
     @app.on_before_shutdown.connect
     async def _close(app_: faust.App, **kwargs) -> None:  # noqa: ARG001
+        await ingest.stop(settings.shutdown_timeout_s / 2)
         await pool.close()
 
     return app
@@ -171,7 +180,7 @@ def partition_lags(consumer, topics: set[str]) -> dict:
 
 
 def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_letters: DeadLetters,
-                  limits: MessageLimits) -> WindowStage:
+                  limits: MessageLimits, ingest_lags: list) -> WindowStage:
     notifications = app.topic(settings.alert_notifications_topic, key_type=bytes, value_type=bytes)
 
     async def publish_notification(key: bytes, value: bytes):
@@ -180,9 +189,15 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_let
     alerts = AlertRuntime(settings.database_url, pool, publish_notification,
                           (settings.db_retry_initial_s, settings.db_retry_max_s), settings.alert_max_age_s)
     stage = WindowStage(app, settings, pool, alerts, dead_letters, limits)
-    # the topics whose backlog means "not quiet": the windowed log topics and window-input (not the
-    # changelog: Faust never commits its offsets; not the entity topics, which have no windows)
-    inputs = {settings.source_topics[k] for k in TABLES} | {settings.window_input_topic}
+    # the topics whose backlog means "not quiet": the windowed log topics (the ingest consumer's)
+    # and window-input (not the changelog: Faust never commits its offsets; not the entity topics,
+    # which have no windows)
+    windowed = {settings.source_topics[k] for k in TABLES}
+
+    def busy() -> bool:
+        if any(partition_lags(app.consumer, {settings.window_input_topic}).values()):
+            return True
+        return any(lag for lags in ingest_lags for tp, lag in lags().items() if tp.topic in windowed)
 
     # both agents acknowledge explicitly: window-input messages once the state they changed is in
     # the changelog (stage.flush), commands once relayed. (Faust's automatic ack would also hold a
@@ -213,7 +228,7 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_let
 
     @app.timer(settings.window_close_interval_s)
     async def close_windows() -> None:
-        await stage.close_due(caught_up=not any(partition_lags(app.consumer, inputs).values()))
+        await stage.close_due(caught_up=not busy())
 
     @app.timer(settings.recompute_interval_s)
     async def recompute_windows() -> None:

@@ -55,8 +55,27 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(8, ge=1, description="partitions for topics the worker creates")
 
     batch_max_events: int = Field(5000, ge=1, description="flush a batch at this many messages")
+    batch_max_bytes: int = Field(
+        4 * 1024 * 1024, ge=1, description="flush a batch at this many bytes of message values (bounds a batch of "
+        "event arrays)"
+    )
     batch_within_s: float = Field(0.25, gt=0, description="flush a batch after this many seconds")
-    stream_buffer_maxsize: int = Field(32768, ge=1, description="Faust per-partition buffer")
+    stream_buffer_maxsize: int = Field(32768, ge=1, description="Faust per-partition buffer (window-input, commands)")
+    ingest_partition_fetch_bytes: int = Field(
+        4 * 1024 * 1024, ge=1_048_576, description="most bytes the ingest consumer fetches per partition per request"
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="the worker's event loop (uvloop: libuv's, faster; asyncio: the standard library's)"
+    )
+    gc_threshold: int = Field(
+        50_000, ge=0, description="allocations between young-generation garbage collections (0: Python's default, "
+        "700); objects alive at start are frozen out of collection. A large value keeps the collector from "
+        "walking every live row and pane several times per batch"
+    )
+    rebalance_drain_s: float = Field(
+        20.0, gt=0, description="how long batches in flight may take to be stored and committed when partitions "
+        "are revoked (the rest is cancelled and redelivered to the next owner)"
+    )
 
     max_inflight_batches: int = Field(
         2, ge=1, description="batches per topic being written while the next is decoded"

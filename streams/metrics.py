@@ -55,6 +55,9 @@ EVENT_TO_ROW_SECONDS = Histogram(
     namespace=_NS,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
+INGEST_COMMIT_FAILURES = Counter(
+    "ingest_commit_failures", "ingest offset commits that failed (retried with the next batch)", namespace=_NS
+)
 CONSUMER_LAG = Gauge(
     "consumer_lag_messages",
     "messages between a partition's end and the group's committed offset",

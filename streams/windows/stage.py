@@ -2,7 +2,7 @@
 table -> closed windows as rollup rows, rollup messages and alert-engine input.
 
 Flow:
-1. The ingest agents, once a batch is stored, send its newly stored events in compact form to
+1. The ingest consumer (streams/ingest/consumer.py), once a batch is stored, sends its stored events in compact form to
    the internal `window-input` topic, one message per workspace per batch, on the partition that
    workspace hashes to (`workspace_partition`). So every series of a workspace - and every alert
    rule of it - lives on exactly one worker, whatever the producers' keys were. A batch's window
