@@ -71,9 +71,15 @@ def _worker_env(pairs: tuple[str, ...]) -> dict[str, str]:
               "snapshots), routed into the domain tables vs the same with routing off (raw-only), per --shape")
 @click.option("--jobs", "job_scales", default=None, metavar="S[,S...]",
               help="instead: each scheduled job's run time on S times the demo's data (fresh databases), e.g. 1,10")
+@click.option("--soak", is_flag=True,
+              help="instead: one worker under a steady paced load (--soak-rate, --soak-seconds, the first --shape): "
+              "is its RSS flat, what is event->row latency")
+@click.option("--soak-rate", type=int, default=5000, show_default=True,
+              help="with --soak: events/s (all topics together); half the measured maximum is the habit")
+@click.option("--soak-seconds", type=float, default=600.0, show_default=True, help="with --soak: how long")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
           settings_, profile, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
-          backfill_days, domain, job_scales) -> None:
+          backfill_days, domain, job_scales, soak, soak_rate, soak_seconds) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -95,6 +101,14 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
                    f"{alert_series} series, 5 samples/s each, {alert_cycles} spike windows per series")
         result = run_alert_bench(load_settings(), window_s=alert_window, grace_s=1.0, series=alert_series,
                                  cycles=alert_cycles, rate_hz=5.0, log_dir=out_dir)
+        for line in result.lines():
+            click.echo(line)
+        return
+    if soak:
+        from streams.bench.soak import run_soak_bench
+
+        result = run_soak_bench(load_settings(), rate=soak_rate, seconds=soak_seconds, shape=shapes[0], seed=seed,
+                                log_dir=out_dir, worker_settings=_worker_env(settings_))
         for line in result.lines():
             click.echo(line)
         return

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -104,6 +106,7 @@ class IngestConsumer:
         self._consumer.subscribe(self.topics, listener=_Listener(self))
         await self._consumer.start()
         self._runner = asyncio.ensure_future(self._run())
+        self._runner.add_done_callback(self._ended)
         self._started.set()
         log.info("ingest consumer (group %s) started on %s", self.group_id, ", ".join(self.topics))
 
@@ -128,6 +131,14 @@ class IngestConsumer:
         except Exception:  # noqa: BLE001 - leaving the group is best effort
             log.warning("ingest consumer did not stop cleanly", exc_info=True)
         log.info("ingest consumer stopped")
+
+    def _ended(self, task: asyncio.Task) -> None:
+        """The fetch loop ends only when stopped; if anything else ends it, the worker stops (and
+        its orchestrator starts it again) rather than stay up without consuming."""
+        if self._stopping or task.cancelled() or task.exception() is None:
+            return
+        log.critical("the ingest fetch loop failed; stopping the worker", exc_info=task.exception())
+        os.kill(os.getpid(), signal.SIGTERM)
 
     # -- what the lag gauge and the window stage read ----------------------------------------
     def lags(self) -> dict[TopicPartition, int]:
@@ -165,7 +176,8 @@ class IngestConsumer:
                 if not lane.pending:
                     lane.since = now
                 lane.pending.extend(records)
-            if self._rebalancing:
+            if self._rebalancing:  # the listener drains and drops; nothing is dispatched meanwhile
+                await asyncio.sleep(0.05)
                 continue
             for topic, lane in self._lanes.items():
                 while lane.pending and len(lane.inflight) < s.max_inflight_batches:
