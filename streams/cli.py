@@ -115,7 +115,7 @@ def migrate_cmd(database_url: str | None) -> None:
 @click.option("--metrics-port", type=int, help="/metrics port, 0 disables [default 9464]")
 @click.option("--metrics-host", help="/metrics address [default 127.0.0.1]")
 @click.option("--batch-max", "batch_max_events", type=int, help="messages per batch at most [default 5000]")
-@click.option("--batch-within", "batch_within_s", type=float, help="seconds before a partial batch is flushed [default 0.25]")
+@click.option("--batch-within", "batch_within_s", type=float, help="seconds before a partial batch is flushed [default 0.1]")
 @click.option("--partitions", "topic_partitions", type=int, help="partitions of topics the worker creates [default 8]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), help="[default info]")
 @_expected_failures
