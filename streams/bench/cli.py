@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import orjson
 
 from streams.bench.runner import PIPELINES, Bench, Plan, table, write_json
 from streams.config import load_settings
@@ -111,6 +113,9 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
                                 log_dir=out_dir, worker_settings=_worker_env(settings_))
         for line in result.lines():
             click.echo(line)
+        path = out_dir / f"soak-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        path.write_bytes(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2))
+        click.echo(f"samples (seconds, RSS MB, rows) written to {path}")
         return
     if backfill:
         from streams.bench.backfill import run_backfill_bench

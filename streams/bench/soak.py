@@ -65,9 +65,22 @@ class SoakResult:
         peak = max((rss for _, rss, _ in self.samples), default=0.0)
         out.append(f"worker RSS: {self.warm_rss:.0f} MB after {WARM_UP_S:.0f} s, {self.end_rss:.0f} MB at the end "
                    f"({self.growth:+.1%}), peak {peak:.0f} MB")
-        out.append("RSS by minute (MB): " + ", ".join(
-            f"{rss:.0f}" for t, rss, _ in self.samples if int(t) % 60 < 5 and t >= 55))
+        out.append("RSS by minute (MB): " + ", ".join(f"{rss:.0f}" for rss in self.by_minute()))
         return out
+
+    def by_minute(self) -> list[float]:
+        """RSS at the first sample of each whole minute of the run."""
+        out: list[float] = []
+        for t, rss, _ in self.samples:
+            if t >= 60 * (len(out) + 1):
+                out.append(rss)
+        return out
+
+    def as_json(self) -> dict:
+        return {"rate": self.rate, "seconds": self.seconds, "shape": self.shape, "sent": self.sent,
+                "stored": self.stored, "latency_ms": self.latency_ms, "behind_s": self.behind_s,
+                "warm_rss_mb": self.warm_rss, "end_rss_mb": self.end_rss, "growth": self.growth,
+                "samples": self.samples}
 
 
 async def _measure(settings: Settings, pid: int, rate: int, seconds: float, shape: str, seed: int) -> SoakResult:

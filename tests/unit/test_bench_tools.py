@@ -33,3 +33,16 @@ def test_settings_and_mix_parsing():
     assert _mix("learning_event=3,engagement_update=1") == {"learning_event": 0.75, "engagement_update": 0.25}
     with pytest.raises(click.BadParameter):
         _mix("tweets=1")
+
+
+def test_soak_reports_rss_at_each_whole_minute_and_growth_after_the_warm_up() -> None:
+    from streams.bench.soak import SoakResult
+
+    r = SoakResult(rate=1000, seconds=300, shape="single")
+    # a sample every 5.1 s: minute marks fall between samples, and some minutes hold two samples with t % 60 < 5
+    r.samples = [(i * 5.1, 100.0 + i, i * 5100) for i in range(59)]
+    assert r.by_minute() == [112.0, 124.0, 136.0, 148.0]  # the first samples at >= 60, 120, 180, 240 s
+    assert r.warm_rss == 112.0 and r.end_rss == 158.0
+    assert round(r.growth, 4) == round(46 / 112, 4)
+    assert r.as_json()["samples"][0] == (0.0, 100.0, 0)
+    assert r.lines()[-1] == "RSS by minute (MB): 112, 124, 136, 148"
