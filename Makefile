@@ -29,8 +29,9 @@ migrate: services  ## apply the SQL migrations
 demo: migrate  ## run the whole job once on the local services and show what happened
 	$(LEARNSTREAM) demo
 
-test: services  ## the whole suite (unit, integration, e2e) on real services (and a headless Chromium)
+test: services  ## the whole suite (unit, integration, e2e) on real services (and a headless Chromium, Prometheus, Alertmanager)
 	$(LEARNSTREAM) services browser
+	$(LEARNSTREAM) services monitoring
 	$(BIN)/python -m pytest -q
 
 test-unit: install  ## only the tests that need no services
