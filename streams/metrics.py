@@ -71,7 +71,7 @@ LATE_EVENTS = Counter(
     namespace=_NS,
 )
 ENGAGEMENT_RESETS = Counter(
-    "engagement_counter_resets", "engagement counters seen going down (flagged, not subtracted)", namespace=_NS
+    "engagement_resets", "engagement counters (views, likes, ...) seen going down (flagged, not subtracted)", namespace=_NS
 )
 WINDOW_DUPLICATES = Counter(
     "window_duplicates_skipped", "redelivered events already folded into their window", ["kind"], namespace=_NS
@@ -81,7 +81,7 @@ WINDOWS_RECOMPUTED = Counter(
     "published)", ["kind"], namespace=_NS,
 )
 RECOMPUTE_PENDING = Gauge(
-    "recompute_pending_hours", "hours of closed windows waiting to be recomputed after late events", ["kind"],
+    "recompute_pending_hour_buckets", "hours (one-hour buckets) of closed windows waiting to be recomputed after late events", ["kind"],
     namespace=_NS,
 )
 PARKED_EVENTS = Gauge(
