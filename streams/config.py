@@ -171,7 +171,14 @@ class Settings(BaseSettings):
     )
 
     metrics_host: str = Field("127.0.0.1", description="/metrics listen address")
-    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics port (0 = disabled)")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics, /healthz and /readyz port (0 = disabled)")
+    ready_max_lag: int = Field(
+        100_000, ge=0, description="/readyz fails while the ingest consumer's total lag (messages) is above this",
+    )
+    health_timeout_s: float = Field(
+        5.0, gt=0, description="/healthz fails if the event loop does not answer within this; /readyz if SELECT 1 "
+        "does not",
+    )
 
     data_dir: Path = Field(Path(".learnstream/faust"), description="Faust's local data dir")
     log_level: str = "info"
