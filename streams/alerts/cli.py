@@ -154,3 +154,7 @@ def _add_rules_commands() -> None:
 
 
 _add_rules_commands()
+
+from streams.alerts.channels_cli import channels as _channels  # noqa: E402 - `alerts channels` (issue #13)
+
+alerts.add_command(_channels)
