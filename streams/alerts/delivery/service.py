@@ -18,7 +18,8 @@
   one alert at a time, so only the culprit is dead-lettered.
 * **Bad content** never stops it: a value that is not an AlertNotification is dead-lettered
   (`invalid_notification`), a channel name the workspace does not have (`unknown_channel`), a
-  notification older than `delivery_retry_for_s` when consumed (`expired`). Every dead letter is
+  notification older than `delivery_retry_for_s` when consumed (`expired`), one the delivery itself
+  failed on (`delivery_error`). Every dead letter is
   counted (learnstream_alert_undelivered_total{reason}) and bounded in size.
 * **Flow control.** Above `delivery_max_pending` notifications in flight the consumer pauses.
 * **Alertmanager keep-alive.** The alerts still open on an Alertmanager channel are re-posted every
@@ -125,11 +126,20 @@ class Config:
     once a second, when a notification names a rule or a channel not in the snapshot)."""
 
     def __init__(self, dsn: str, settings: Settings) -> None:
-        self._dsn, self._settings = dsn, settings
+        self._dsn = dsn
         self.channels: dict[tuple[UUID, str], AlertChannel] = {}
         self.rules: dict[UUID, list[str]] = {}
         self.loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self._default_am: str | None = None
+        if settings.alertmanager_url:
+            try:
+                AlertChannel(workspace_id=UUID(int=0), name="alertmanager", kind="alertmanager",
+                             url=settings.alertmanager_url)
+                self._default_am = settings.alertmanager_url
+            except ValidationError as exc:
+                log.error("LEARNSTREAM_ALERTMANAGER_URL is not usable (%s); channel `alertmanager` is not defined",
+                          exc.errors()[0]["msg"])
 
     async def load(self) -> None:
         async with self._lock:
@@ -163,9 +173,8 @@ class Config:
             return ch
         if name == BUILTIN_TOPIC:
             return AlertChannel(workspace_id=workspace_id, name=name, kind="topic")
-        if name == "alertmanager" and self._settings.alertmanager_url:
-            return AlertChannel(workspace_id=workspace_id, name=name, kind="alertmanager",
-                                url=self._settings.alertmanager_url)
+        if name == "alertmanager" and self._default_am:
+            return AlertChannel(workspace_id=workspace_id, name=name, kind="alertmanager", url=self._default_am)
         return None
 
 
@@ -349,15 +358,15 @@ class AlertDelivery:
                                     f"{where + ': ' if where else ''}{first['msg']}"[:ANSWER_EXCERPT])
             return
         item.note = note
-        names = self.config.rules.get(note.rule_id)
-        if names is None or any(self.config.channel(note.workspace_id, n) is None for n in names):
-            await self.config.refresh(1.0)  # a rule or a channel made since the last read
-            names = self.config.rules.get(note.rule_id)
-        targets: dict[str, AlertChannel | None] = {n: self.config.channel(note.workspace_id, n) for n in names or ()}
-        if note.status == "resolved":  # an Alertmanager showing it open hears it resolved, whatever the rule says now
-            for (ws, name), lane in self._lanes.items():
-                if ws == note.workspace_id and note.fingerprint in lane.active and name not in targets:
-                    targets[name] = lane.channel
+        try:
+            targets = await self._targets(note)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never stop the stream: this notification is set aside
+            log.exception("routing alert notification %s failed", note.fingerprint)
+            item.remaining = 1
+            await self._dead_letter(item, None, "delivery_error", f"{exc.__class__.__name__}: {exc}"[:ANSWER_EXCERPT])
+            return
         item.remaining = len(targets)
         expired = (datetime.now(UTC) - note.sent_at).total_seconds() > self.settings.delivery_retry_for_s
         for name, ch in targets.items():
@@ -377,6 +386,20 @@ class AlertDelivery:
                 self._lane(ch).queue.put_nowait(Entry(item, ch))
         if not targets:  # nothing to deliver (else the last channel to finish settles it)
             self._settle(-1)
+
+    async def _targets(self, note: AlertNotification) -> dict[str, AlertChannel | None]:
+        """The channels of the notification's rule (None: the workspace has no channel of that name);
+        for a resolved one, also the Alertmanager channels that show it open."""
+        names = self.config.rules.get(note.rule_id)
+        if names is None or any(self.config.channel(note.workspace_id, n) is None for n in names):
+            await self.config.refresh(1.0)  # a rule or a channel made since the last read
+            names = self.config.rules.get(note.rule_id)
+        targets = {n: self.config.channel(note.workspace_id, n) for n in names or ()}
+        if note.status == "resolved":  # an Alertmanager showing it open hears it resolved, whatever the rule says now
+            for (ws, name), lane in self._lanes.items():
+                if ws == note.workspace_id and note.fingerprint in lane.active and name not in targets:
+                    targets[name] = lane.channel
+        return targets
 
     def _lane(self, ch: AlertChannel) -> Lane:
         key = (ch.workspace_id, ch.name)
