@@ -67,6 +67,8 @@ def describe_rule(rule: AlertRule) -> str:
 @dataclass(frozen=True)
 class DesiredRules:
     rules: list[AlertRule]
+    #: each rule's number in the file (1-based)
+    numbers: list[int]
     #: the workspaces the file speaks for: their rules not in the file are deleted
     workspaces: list[UUID]
 
@@ -92,6 +94,7 @@ def read_rules_file(text: str, source: str, default_workspace: UUID | None = Non
 
     problems: list[str] = []
     rules: list[AlertRule] = []
+    numbers: list[int] = []
     first: dict[tuple[UUID, str], int] = {}
     for i, data in enumerate(doc.rules, 1):
         name = data.get("name") if isinstance(data, dict) else None
@@ -115,10 +118,11 @@ def read_rules_file(text: str, source: str, default_workspace: UUID | None = Non
             continue
         first[key] = i
         rules.append(rule)
+        numbers.append(i)
     if problems:
         raise RulesFileInvalid(source, problems)
     workspaces = {r.workspace_id for r in rules} | ({file_ws} if file_ws is not None else set())
-    return DesiredRules(rules, sorted(workspaces))
+    return DesiredRules(rules, numbers, sorted(workspaces))
 
 
 # ------------------------------------------------------------------------------ the plan

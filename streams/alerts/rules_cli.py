@@ -34,6 +34,23 @@ async def _check_workspaces(conn, ids: list[UUID]) -> None:
                                   for w in missing))
 
 
+async def _unknown_channels(conn, rules: list[AlertRule]) -> list[tuple[AlertRule, str]]:
+    """(rule, message) for each channel a rule names that its workspace does not have (alert_channels,
+    migration 0017; the built-in topic channel needs no row): its notifications would be
+    dead-lettered as `unknown_channel`."""
+    from db.channels import list_channels
+    from schemas.channels import BUILTIN_TOPIC
+
+    known: dict[UUID, set[str]] = {}
+    out = []
+    for r in rules:
+        if r.workspace_id not in known:
+            known[r.workspace_id] = {c.name for c in await list_channels(conn, r.workspace_id)} | {BUILTIN_TOPIC}
+        out += [(r, f"workspace {r.workspace_id} has no channel {ch!r} (`learnstream alerts channels add` adds one; "
+                    f"{BUILTIN_TOPIC!r} is built in)") for ch in r.notification_channels if ch not in known[r.workspace_id]]
+    return out
+
+
 async def _find(conn, ref: str, workspace: UUID | None) -> AlertRule:
     """The rule `ref` names: an id, or a name (in --workspace, or the only one of that name)."""
     from db.alerts import get_rule, rules_named
@@ -136,6 +153,9 @@ def add_cmd(workspace, name, metric, op, threshold, window, severity, channels, 
         from db.alerts import add_rule
 
         await _check_workspaces(conn, [workspace])
+        unknown = await _unknown_channels(conn, [rule])
+        if unknown:
+            raise RuleError("; ".join(f"--channel: {why}" for _, why in unknown))
         try:
             await add_rule(conn, rule, created_by=created_by)
         except asyncpg.UniqueViolationError:
@@ -273,23 +293,43 @@ def apply_cmd(path: Path, workspace: UUID | None, yes: bool) -> None:
         window: 1m              # and severity, channels, for, keep_firing_for,
                                 # repeat_interval, nodata_after, enabled
     """
-    from db.alerts import add_rule, load_rules, lock_workspace_rules, remove_rule, update_rule
-    from streams.alerts.rules import RulesFileInvalid, plan, read_rules_file, render
+    from streams.alerts.rules import RulesFileInvalid, render
 
     try:
-        desired = read_rules_file(path.read_text(encoding="utf-8"), str(path), workspace)
+        p = _apply(path, workspace, yes)
     except RulesFileInvalid as exc:
         for line in exc.problems:
             click.echo(f"learnstream: error: {line}", err=True)
         sys.exit(2)
+    _window_note([c.rule for c in p.changes if c.action != "delete"])
+    for line in render(p, str(path)):
+        click.echo(line)
+    if p.changes:
+        click.echo(f"applied: {p.count('create')} created, {p.count('update')} updated, {p.count('delete')} deleted"
+                   if yes else "dry run: nothing changed; `--yes` applies this plan")
+
+
+def _apply(path: Path, workspace: UUID | None, yes: bool):
+    """The plan of rules file `path` against the stored rules, applied when `yes`. Raises
+    RulesFileInvalid for what the file says, RuleError for an unknown workspace."""
+    from db.alerts import add_rule, load_rules, lock_workspace_rules, remove_rule, update_rule
+    from streams.alerts.rules import RulesFileInvalid, plan, read_rules_file
+
+    try:
+        desired = read_rules_file(path.read_text(encoding="utf-8"), str(path), workspace)
     except UnicodeDecodeError as exc:
         raise RuleError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not desired.workspaces:
         raise RuleError(f"{path}: no rules and no workspace: name the workspace whose rules it holds")
+    number = {r.id: n for r, n in zip(desired.rules, desired.numbers)}
     created_by = f"alerts rules apply {path.name}"
 
     async def go(conn):
         await _check_workspaces(conn, desired.workspaces)
+        unknown = await _unknown_channels(conn, desired.rules)
+        if unknown:
+            raise RulesFileInvalid(str(path), [f"rule {number[r.id]} ({r.alert_name}): channels: {why}"
+                                               for r, why in unknown])
         if not yes:
             return plan(desired, await load_rules(conn, desired.workspaces))
         async with conn.transaction():
@@ -305,13 +345,7 @@ def apply_cmd(path: Path, workspace: UUID | None, yes: bool) -> None:
                     await add_rule(conn, c.rule, created_by=created_by)
         return p
 
-    p = _run(go)
-    _window_note([c.rule for c in p.changes if c.action != "delete"])
-    for line in render(p, str(path)):
-        click.echo(line)
-    if p.changes:
-        click.echo(f"applied: {p.count('create')} created, {p.count('update')} updated, {p.count('delete')} deleted"
-                   if yes else "dry run: nothing changed; `--yes` applies this plan")
+    return _run(go)
 
 
 @click.command("metrics")

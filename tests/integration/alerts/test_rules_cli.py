@@ -10,10 +10,11 @@ import orjson
 import pytest
 
 from db.alerts import load_rules, record_notifications
+from db.channels import put_channel
 from db.pool import connect
 from db.rollups import write_rollups
 from db.workspaces import add_workspace
-from schemas.alerts import AlertRule
+from schemas.channels import AlertChannel
 from schemas.rollups import Rollup, series_key
 from streams.alerts.engine import AlertEngine
 from tests.integration.test_cli import run
@@ -25,10 +26,15 @@ UNKNOWN = uuid.UUID("3f0c0000-0000-4000-8000-0000000000ff")
 
 
 async def _registered(stack, *ids: uuid.UUID) -> None:
+    """Register the workspaces, each with channels `alertmanager` and `ops-hook`."""
     conn = await connect(stack.dsn)
     try:
         for i, ws in enumerate(ids):
             await add_workspace(conn, f"ws{i}", ws)
+            await put_channel(conn, AlertChannel(workspace_id=ws, name="alertmanager", kind="alertmanager",
+                                                 url="http://127.0.0.1:9093"))
+            await put_channel(conn, AlertChannel(workspace_id=ws, name="ops-hook", kind="webhook",
+                                                 url="http://127.0.0.1:9/hook", secret="s" * 16))
     finally:
         await conn.close()
 
@@ -164,6 +170,9 @@ async def test_add_refuses_what_the_contract_refuses(stack):
     assert refused("--window", "0s") == "learnstream: error: --window: Input should be greater than 0\n"
     assert refused(replace={"--name": "x" * 101}) == \
         "learnstream: error: --name: String should have at most 100 characters\n"
+    assert refused("--channel", "topic", "--channel", "pager") == (
+        f"learnstream: error: --channel: workspace {WS} has no channel 'pager' (`learnstream alerts channels add` adds "
+        "one; 'topic' is built in)\n")
     assert refused(replace={"-w": str(UNKNOWN)}) == (
         f"learnstream: error: no workspace {UNKNOWN} (`learnstream workspaces add NAME --id {UNKNOWN}` registers one)\n")
     assert await _rows(stack) == []
@@ -309,6 +318,12 @@ rules:
         path.write_text(text)
         out = run("alerts", "rules", "apply", str(path), env=env)
         assert (out.returncode, out.stderr.decode().splitlines()[0]) == (2, f"learnstream: error: {path}: {message}")
+    path.write_text(f"workspace: {WS}\nrules:\n  - {{name: a, metric: disk.max, op: '>', threshold: 1, "
+                    "channels: [topic, ops-hook]}\n  - {name: b, metric: disk.max, op: '>', threshold: 1, channels: [pager]}\n")
+    out = run("alerts", "rules", "apply", str(path), env=env)
+    assert (out.returncode, out.stderr.decode()) == (
+        2, f"learnstream: error: {path}: rule 2 (b): channels: workspace {WS} has no channel 'pager' "
+           "(`learnstream alerts channels add` adds one; 'topic' is built in)\n")
     path.write_text(f"workspace: {UNKNOWN}\nrules: []\n")
     out = run("alerts", "rules", "apply", str(path), env=env)
     assert (out.returncode, out.stderr.decode()) == (
