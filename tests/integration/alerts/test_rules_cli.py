@@ -366,3 +366,22 @@ async def test_metrics_lists_what_the_windows_produce(stack):
         f"{n}.{s}" for n in ("api_latency", "queue_depth") for s in ("count", "sum", "min", "max", "mean", "p50", "p95", "p99")]
     assert mine[0] == {"metric": "learning.count", "kind": "learning_event", "labels": ["event_type", "source_system"]}
     assert mine[-1] == {"metric": "queue_depth.p99", "kind": "performance_sample", "labels": None}
+
+
+@pytest.mark.parametrize("command", [["rules"], ["rules", "add"], ["rules", "list"], ["rules", "show"], ["rules", "enable"],
+                                     ["rules", "disable"], ["rules", "rm"], ["rules", "apply"], ["metrics"]])
+def test_every_rules_command_has_help(command):
+    out = run("alerts", *command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().startswith(f"Usage: learnstream alerts {' '.join(command)} [OPTIONS]")
+
+
+async def test_a_rule_over_windows_the_workers_do_not_close_is_added_with_a_note(stack):
+    await _registered(stack, WS)
+    out = run("alerts", "rules", "add", "-w", str(WS), "--name", "n", "--metric", "disk.max", "--op", ">",
+              "--threshold", "1", "--window", "2m", env=stack.env(LEARNSTREAM_WINDOW_HOPPING_S="600"))
+    assert out.returncode == 0, out.stderr
+    assert uuid.UUID(out.stdout.decode().strip())
+    assert out.stderr.decode() == (
+        "note: rule 'n' watches 2m windows; the workers close 1m and 10m windows (LEARNSTREAM_WINDOW_TUMBLING_S, "
+        "LEARNSTREAM_WINDOW_HOPPING_S), so it fires only where they are configured so\n")
