@@ -24,6 +24,7 @@ _RULE_COLUMNS = (
 #: notification status -> the seed's alert_status (firing is 'active')
 _STATUS = {"firing": "active", "resolved": "resolved", "nodata": "nodata", "acknowledged": "acknowledged",
            "muted": "muted"}
+_NOTIFICATION_STATUS = {v: k for k, v in _STATUS.items()}
 
 
 _SELECT_RULES = f"SELECT {', '.join(_RULE_COLUMNS)}, severity::text AS severity_text FROM performance_alerts"
@@ -71,10 +72,11 @@ async def lock_workspace_rules(conn: asyncpg.Connection, workspace_ids: list[UUI
                        workspace_ids)
 
 
-async def rule_history(conn: asyncpg.Connection, rule_id: UUID) -> asyncpg.Record:
+async def rule_history(conn: asyncpg.Connection, rule_id: UUID) -> dict:
     """created_by, created_at, updated_at of a rule, with its notifications: how many, the last one
-    (sent_at, status) and how many instances are open (last notification not resolved)."""
-    return await conn.fetchrow(
+    (sent_at, status as notifications name it) and how many instances are open (last notification
+    not resolved)."""
+    row = await conn.fetchrow(
         """
         SELECT a.created_by, a.created_at, a.updated_at,
                (SELECT count(*) FROM alert_notifications n WHERE n.alert_id = a.id) AS notifications,
@@ -91,6 +93,9 @@ async def rule_history(conn: asyncpg.Connection, rule_id: UUID) -> asyncpg.Recor
         """,
         rule_id,
     )
+    out = dict(row)
+    out["last_status"] = _NOTIFICATION_STATUS.get(out["last_status"])
+    return out
 
 
 async def add_rule(conn: asyncpg.Connection, rule: AlertRule, created_by: str | None = None) -> None:
@@ -206,11 +211,10 @@ async def open_alerts(conn: asyncpg.Connection) -> list[AlertNotification]:
         ) last WHERE status <> 'resolved'
         """
     )
-    back = {v: k for k, v in _STATUS.items()}
     return [
         AlertNotification(
             fingerprint=r["fingerprint"], rule_id=r["alert_id"], rule_name=r["alert_name"],
-            workspace_id=r["workspace_id"], severity=str(r["severity"]), status=back[str(r["status"])],
+            workspace_id=r["workspace_id"], severity=str(r["severity"]), status=_NOTIFICATION_STATUS[str(r["status"])],
             current_value=r["current_value"], threshold=r["threshold_value"], condition_op=r["condition_op"],
             window_s=r["window_s"], labels=r["labels"], message=r["alert_message"],
             triggered_at=r["triggered_at"], resolved_at=r["resolved_at"], sent_at=r["sent_at"],

@@ -14,7 +14,7 @@ from uuid import UUID
 import click
 import orjson
 
-from schemas.alert_rules import RuleInvalid, format_duration, parse_spec, to_rule
+from schemas.alert_rules import SPEC_FIELDS, RuleInvalid, format_duration, parse_spec, to_rule
 from schemas.alerts import AlertRule, AlertSeverity, ConditionOp
 from streams.access.cli import _run
 from streams.cli import _expected_failures
@@ -89,8 +89,6 @@ def _option(spec_field: str) -> str:
 
 def _default(spec_name: str) -> str:
     """The contract's default of a duration field, for --help."""
-    from schemas.alert_rules import SPEC_FIELDS
-
     return format_duration(AlertRule.model_fields[SPEC_FIELDS[spec_name]].default)
 
 
@@ -119,7 +117,8 @@ def rules() -> None:
 @click.option("--window", help=f"the windows' size, e.g. 60s, 5m [default {_default('window')}]")
 @click.option("--severity", type=click.Choice([s.value for s in AlertSeverity]),
               help=f"[default {AlertRule.model_fields['severity'].default.value}]")
-@click.option("--channel", "channels", multiple=True, help="a notification channel (repeatable)")
+@click.option("--channel", "channels", multiple=True,
+              help="deliver to this channel of the workspace (repeatable; `alerts channels list`; `topic` is built in)")
 @click.option("--for", "for_", help=f"the condition holds this long before it fires [default {_default('for')}]")
 @click.option("--keep-firing-for", help=f"stay firing this long after the condition clears [default {_default('keep_firing_for')}]")
 @click.option("--repeat-interval", help=f"re-send while firing this often [default {_default('repeat_interval')}]")
@@ -213,7 +212,7 @@ def show_cmd(ref: str, workspace: UUID | None) -> None:
         return r, await rule_history(conn, r.id)
 
     r, h = _run(go)
-    last = (f"; last {h['last_sent_at']:%Y-%m-%d %H:%M:%S}Z ({'firing' if h['last_status'] == 'active' else h['last_status']})"
+    last = (f"; last {h['last_sent_at']:%Y-%m-%d %H:%M:%S}Z ({h['last_status']})"
             if h["last_sent_at"] else "")
     for label, value in [
         ("rule", f"{r.alert_name} ({r.id})"),
