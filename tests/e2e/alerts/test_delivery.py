@@ -255,9 +255,10 @@ async def test_webhooks_signed_retried_until_the_receiver_recovers_and_refusals_
     await _add(stack, rule)
     receiver.fail_until["/flaky"] = time.monotonic() + 3600  # down until the notifications have queued up
     worker = start_worker(**SMALL, LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2", LEARNSTREAM_DELIVERY_RETRY_MAX_S="1",
-                          LEARNSTREAM_DELIVERY_RETRY_FOR_S="20")
+                          LEARNSTREAM_DELIVERY_RETRY_FOR_S="25")
     base = window_base()
     events = _spike(w, base, {0: 50, 1: 500, 2: 50}, host="a") + _spike(w, base, {0: 50, 1: 50, 2: 700, 3: 50}, host="b")
+    events.sort(key=lambda e: e["timestamp"])  # in event time: one partition's watermark
     await publish_messages(stack.bootstrap, stack.topics["performance_sample"], workspace_messages(events))
     # garbage on the notifications topic is dead-lettered, and the stream goes on
     await publish_messages(stack.bootstrap, stack.notifications, [(b"x", b'{"not": "a notification"}')])
