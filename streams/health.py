@@ -16,7 +16,7 @@
 Both answer JSON, 200 when every check passes, 503 otherwise:
 ``{"status": "ok" | "failing", "failed": [names], "checks": {name: {"ok": bool, "detail": str}}}``.
 The HTTP server runs in a thread; the checks run on the worker's event loop (the state they read
-belongs to it), handed over with `asyncio.run_coroutine_threadsafe`.
+belongs to it), handed over with `loop.call_soon_threadsafe` and waited for with a timeout.
 """
 
 from __future__ import annotations
