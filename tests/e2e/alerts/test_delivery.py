@@ -301,7 +301,10 @@ async def test_webhooks_signed_retried_until_the_receiver_recovers_and_refusals_
     assert {(d["channel_kind"], d["attempts"], d["workspace_id"]) for d in refused} == {("webhook", 1, w)}
     assert sorted((d["notification"]["fingerprint"], d["notification"]["status"]) for d in refused) == expected
     exhausted = [d for d in dead if d["reason"] == "retries_exhausted"]
-    assert all(d["attempts"] > 1 and d["channel_url"] == down for d in exhausted)
+    assert {d["channel_url"] for d in exhausted} == {down}
+    # the lane's first notification was retried for the whole window; those queued behind it had
+    # waited as long by then, and expire together with it after one more attempt each
+    assert exhausted[0]["attempts"] > 5 and all(d["attempts"] >= 1 for d in exhausted)
     assert [d["value"] for d in dead if d["reason"] == "invalid_notification"] == ['{"not": "a notification"}']
     for d in dead:
         assert SECRET not in orjson.dumps(d).decode()
