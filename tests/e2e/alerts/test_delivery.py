@@ -30,9 +30,9 @@ pytestmark = pytest.mark.services
 SECRET = "test-secret-0123456789"
 
 
-def _rule(ws: uuid.UUID, name: str, channels: list[str], **kw) -> AlertRule:
+def _rule(ws: uuid.UUID, name: str, channels: list[str], threshold: float = 100) -> AlertRule:
     return AlertRule(id=uuid.uuid4(), workspace_id=ws, alert_name=name, metric="api_latency.max", condition_op=">",
-                     threshold_value=100, window_s=10, severity="critical", notification_channels=channels, **kw)
+                     threshold_value=threshold, window_s=10, severity="critical", notification_channels=channels)
 
 
 async def _add(stack, *rules: AlertRule) -> None:
@@ -317,3 +317,84 @@ async def test_webhooks_signed_retried_until_the_receiver_recovers_and_refusals_
         "rejected": 4, "retries_exhausted": 4, "unknown_channel": 4, "invalid_notification": 1}
     assert metric(m, "learnstream_alert_delivery_pending") == 0
     assert SECRET not in worker.log()
+
+
+# -- restarts ------------------------------------------------------------------------------------
+
+async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
+        stack, start_worker, alertmanager, receiver):
+    ws = uuid.uuid4()
+    w = str(ws)
+    _cli(stack, "add", "am", "-w", w, "--kind", "alertmanager", "--url", alertmanager.url)
+    _cli(stack, "add", "hook", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/hook",
+         LEARNSTREAM_CHANNEL_SECRET=SECRET)
+    high = _rule(ws, "latency high", ["am"])
+    env = dict(**NO_IDLE, LEARNSTREAM_ALERTMANAGER_RESEND_S="2", LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2",
+               LEARNSTREAM_DELIVERY_RETRY_MAX_S="1")
+    await _add(stack, high)
+    first = start_worker(**env)
+    base = window_base()
+    topic = stack.topics["performance_sample"]
+
+    async with aiohttp.ClientSession() as http:
+        # 1. firing, delivered to Alertmanager and committed; the worker is killed
+        await publish_messages(stack.bootstrap, topic, workspace_messages(_spike(w, base, {0: 50, 1: 500}, last=base + 26)))
+        alert = (await _wait(lambda: _am_alerts(http, alertmanager.url), 90, "the firing alert"))[0]
+
+        async def settled(worker):
+            m = worker.metrics()
+            return (metric(m, "learnstream_alert_delivery_pending") == 0
+                    and metric(m, "learnstream_alert_deliveries_total", channel_kind="alertmanager",
+                               outcome="delivered") == 1)
+
+        await _wait(lambda: settled(first), 30, "the delivery to settle")
+        await asyncio.sleep(1.5)  # the commit after it (every fetch round, 0.5 s)
+        first.kill()
+
+        # nobody re-posts it: it expires in Alertmanager (endsAt 4 x 2 s ahead)
+        async def expired():
+            return await _am_alerts(http, alertmanager.url) == []
+
+        await _wait(expired, 30, "the alert to expire in Alertmanager while no worker runs")
+
+        # 2. the next worker takes the open alert up from alert_notifications and re-posts it
+        second = start_worker(**env)
+
+        async def back():
+            found = await _am_alerts(http, alertmanager.url)
+            return found if found else None
+
+        again = (await _wait(back, 60, "the open alert re-posted by the next worker"))[0]
+        assert (again["labels"], again["startsAt"]) == (alert["labels"], alert["startsAt"])
+        assert metric(second.metrics(), "learnstream_alert_deliveries_total", channel_kind="alertmanager",
+                      outcome="delivered") == 0  # taken up, not delivered again: its offset was committed
+
+        # 3. a notification consumed but not delivered (the receiver is down) when the worker dies
+        #    is delivered by the next one
+        receiver.fail_until["/hook"] = time.monotonic() + 3600
+        await _add(stack, _rule(ws, "latency very high", ["hook"], threshold=200))
+        await asyncio.sleep(3)  # the rules reload
+        await publish_messages(stack.bootstrap, topic, workspace_messages(_spike(w, base, {2: 50, 3: 900}, last=base + 46)))
+
+        async def stuck():
+            m = second.metrics()
+            return (metric(m, "learnstream_alert_delivery_pending") == 1
+                    and metric(m, "learnstream_alert_delivery_retries_total", channel_kind="webhook") >= 2)
+
+        await _wait(stuck, 90, "the webhook notification to be retried")
+        second.kill()
+        receiver.fail_until["/hook"] = time.monotonic()  # back
+        third = start_worker(**env)
+
+        async def delivered():
+            return receiver.got.get("/hook")
+
+        got = await _wait(delivered, 60, "the notification delivered by the next worker")
+        await asyncio.sleep(2)
+        got = receiver.got["/hook"]
+        assert [(orjson.loads(b)["rule_name"], orjson.loads(b)["status"]) for _h, b in got] == [
+            ("latency very high", "firing")]
+        assert verify_signature(SECRET, got[0][0], got[0][1], now=time.time())
+        assert metric(third.metrics(), "learnstream_alert_deliveries_total", channel_kind="webhook",
+                      outcome="delivered") == 1
+        assert [a["labels"]["alertname"] for a in await _am_alerts(http, alertmanager.url)] == ["latency high"]
