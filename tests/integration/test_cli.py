@@ -23,7 +23,8 @@ def run(*args: str, env: dict | None = None, stdin: bytes | None = None, timeout
      ["schemas", "export"], ["alerts"], ["alerts", "tail"], ["alerts", "mute"], ["jobs"], ["jobs", "list"],
      ["jobs", "run"], ["reports"], ["reports", "add"], ["reports", "list"], ["reports", "show"], ["reports", "run"],
      ["reports", "rm"], ["reports", "fields"], ["services", "browser"], ["services", "monitoring"], ["maintenance"], ["maintenance", "status"],
-     ["maintenance", "run"]],
+     ["maintenance", "run"], ["alerts", "channels"], ["alerts", "channels", "add"], ["alerts", "channels", "list"],
+     ["alerts", "channels", "rm"]],
 )
 def test_every_command_has_help(command):
     out = run(*command, "--help")
