@@ -46,6 +46,8 @@ async def _unknown_channels(conn, rules: list[AlertRule]) -> list[tuple[AlertRul
     for r in rules:
         if r.workspace_id not in known:
             known[r.workspace_id] = {c.name for c in await list_channels(conn, r.workspace_id)} | {BUILTIN_TOPIC}
+            if load_settings().alertmanager_url:  # the workers' implicit `alertmanager` channel (streams/alerts/delivery)
+                known[r.workspace_id].add("alertmanager")
         out += [(r, f"workspace {r.workspace_id} has no channel {ch!r} (`learnstream alerts channels add` adds one; "
                     f"{BUILTIN_TOPIC!r} is built in)") for ch in r.notification_channels if ch not in known[r.workspace_id]]
     return out
