@@ -26,11 +26,15 @@ services: install  ## start (or reuse) the local Kafka and PostgreSQL
 migrate: services  ## apply the SQL migrations
 	$(LEARNSTREAM) migrate
 
+# the demo's alerts go to a local Alertmanager: installed here when missing (as root); if that fails
+# (the leading -), the demo says so in one line and skips that part
 demo: migrate  ## run the whole job once on the local services and show what happened
+	-$(LEARNSTREAM) services monitoring
 	$(LEARNSTREAM) demo
 
-test: services  ## the whole suite (unit, integration, e2e) on real services (and a headless Chromium)
+test: services  ## the whole suite (unit, integration, e2e) on real services (and a headless Chromium, Prometheus, Alertmanager)
 	$(LEARNSTREAM) services browser
+	$(LEARNSTREAM) services monitoring
 	$(BIN)/python -m pytest -q
 
 test-unit: install  ## only the tests that need no services

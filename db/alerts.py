@@ -1,9 +1,11 @@
-"""Alert rules and notifications in PostgreSQL (migration 0003): the one place for their SQL."""
+"""Alert rules and notifications in PostgreSQL (migrations 0003, 0016: a rule's name is unique in its
+workspace): the one place for their SQL."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from uuid import UUID
 
 import asyncpg
 
@@ -11,6 +13,8 @@ from schemas.alerts import AlertNotification, AlertRule
 
 #: NOTIFY channel of the performance_alerts trigger; the payload is the changed rule's id
 RULES_CHANNEL = "learnstream_alert_rules"
+#: first key of the advisory locks of `lock_workspace_rules` (the second: the workspace's hash)
+_RULES_LOCK = 0x6C73_6172  # "lsar"
 
 _RULE_COLUMNS = (
     "id", "workspace_id", "alert_name", "alert_type", "metric", "condition_op", "threshold_value",
@@ -20,21 +24,77 @@ _RULE_COLUMNS = (
 #: notification status -> the seed's alert_status (firing is 'active')
 _STATUS = {"firing": "active", "resolved": "resolved", "nodata": "nodata", "acknowledged": "acknowledged",
            "muted": "muted"}
+_NOTIFICATION_STATUS = {v: k for k, v in _STATUS.items()}
 
 
-async def load_rules(conn: asyncpg.Connection) -> list[AlertRule]:
-    """Every rule (active or not: the engine needs to know which were deactivated)."""
+_SELECT_RULES = f"SELECT {', '.join(_RULE_COLUMNS)}, severity::text AS severity_text FROM performance_alerts"
+
+
+def _rule(r: asyncpg.Record) -> AlertRule:
+    d = {c: r[c] for c in _RULE_COLUMNS}
+    d["severity"] = r["severity_text"]
+    d["notification_channels"] = list(d["notification_channels"])
+    if d["nodata_after_s"] is None:
+        del d["nodata_after_s"]
+    return AlertRule(**d)
+
+
+async def load_rules(conn: asyncpg.Connection, workspace_ids: list[UUID] | None = None) -> list[AlertRule]:
+    """Every rule (active or not: the engine needs to know which were deactivated), or those of
+    `workspace_ids`; oldest first."""
     rows = await conn.fetch(
-        f"SELECT {', '.join(_RULE_COLUMNS)}, severity::text AS severity_text FROM performance_alerts ORDER BY created_at"
+        _SELECT_RULES + " WHERE $1::uuid[] IS NULL OR workspace_id = ANY($1::uuid[]) ORDER BY created_at, id",
+        workspace_ids,
     )
-    out = []
-    for r in rows:
-        d = {c: r[c] for c in _RULE_COLUMNS}
-        d["severity"] = r["severity_text"]
-        d["notification_channels"] = list(d["notification_channels"])
-        if d["nodata_after_s"] is None:
-            del d["nodata_after_s"]
-        out.append(AlertRule(**d))
+    return [_rule(r) for r in rows]
+
+
+async def get_rule(conn: asyncpg.Connection, rule_id: UUID) -> AlertRule | None:
+    row = await conn.fetchrow(_SELECT_RULES + " WHERE id = $1", rule_id)
+    return None if row is None else _rule(row)
+
+
+async def rules_named(conn: asyncpg.Connection, name: str, workspace_id: UUID | None = None) -> list[AlertRule]:
+    """The rules named `name` (in `workspace_id`, or in any workspace: one per workspace at most)."""
+    rows = await conn.fetch(
+        _SELECT_RULES + " WHERE alert_name = $1 AND ($2::uuid IS NULL OR workspace_id = $2) ORDER BY workspace_id",
+        name, workspace_id,
+    )
+    return [_rule(r) for r in rows]
+
+
+async def lock_workspace_rules(conn: asyncpg.Connection, workspace_ids: list[UUID]) -> None:
+    """Inside a transaction: hold off other rule-set changes of these workspaces until it ends
+    (`alerts rules apply` plans and applies against rules nobody changes meanwhile)."""
+    for ws in sorted(workspace_ids):
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _RULES_LOCK, str(ws))
+    await conn.execute("SELECT 1 FROM performance_alerts WHERE workspace_id = ANY($1::uuid[]) FOR UPDATE",
+                       workspace_ids)
+
+
+async def rule_history(conn: asyncpg.Connection, rule_id: UUID) -> dict:
+    """created_by, created_at, updated_at of a rule, with its notifications: how many, the last one
+    (sent_at, status as notifications name it) and how many instances are open (last notification
+    not resolved)."""
+    row = await conn.fetchrow(
+        """
+        SELECT a.created_by, a.created_at, a.updated_at,
+               (SELECT count(*) FROM alert_notifications n WHERE n.alert_id = a.id) AS notifications,
+               last.sent_at AS last_sent_at, last.status::text AS last_status,
+               (SELECT count(*) FROM (
+                    SELECT DISTINCT ON (n.fingerprint) n.status FROM alert_notifications n
+                    WHERE n.alert_id = a.id ORDER BY n.fingerprint, n.sent_at DESC) f
+                WHERE f.status <> 'resolved') AS open_instances
+        FROM performance_alerts a
+        LEFT JOIN LATERAL (
+            SELECT sent_at, status FROM alert_notifications n WHERE n.alert_id = a.id
+            ORDER BY sent_at DESC LIMIT 1) last ON true
+        WHERE a.id = $1
+        """,
+        rule_id,
+    )
+    out = dict(row)
+    out["last_status"] = _NOTIFICATION_STATUS.get(out["last_status"])
     return out
 
 
@@ -48,9 +108,54 @@ async def add_rule(conn: asyncpg.Connection, rule: AlertRule, created_by: str | 
     )
 
 
+async def update_rule(conn: asyncpg.Connection, rule: AlertRule) -> bool:
+    """Set every field of rule `rule.id` (but its workspace) to `rule`'s. Returns whether it existed."""
+    cols = [c for c in _RULE_COLUMNS if c not in ("id", "workspace_id")]
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, 2))
+    status = await conn.execute(
+        f"UPDATE performance_alerts SET {sets}, updated_at = now() WHERE id = $1",
+        rule.id, *[getattr(rule, c) for c in cols],
+    )
+    return status != "UPDATE 0"
+
+
+async def set_rule_active(conn: asyncpg.Connection, rule_id: UUID, active: bool) -> bool:
+    """Enable or disable a rule. Returns whether that changed it (False: it was already so)."""
+    status = await conn.execute(
+        "UPDATE performance_alerts SET is_active = $2, updated_at = now() WHERE id = $1 AND is_active <> $2",
+        rule_id, active,
+    )
+    return status != "UPDATE 0"
+
+
 async def remove_rule(conn: asyncpg.Connection, rule_id) -> bool:
     """Delete a rule (its notifications stay, as history). Returns whether it existed."""
     return (await conn.execute("DELETE FROM performance_alerts WHERE id = $1", rule_id)) != "DELETE 0"
+
+
+async def performance_metric_names(conn: asyncpg.Connection, workspace_id: UUID | None = None) -> list[str]:
+    """The metric_names of performance samples that closed windows exist for (in `workspace_id` or
+    any): the names alert rules may watch as `<metric_name>.<stat>`. A skip scan of the rollups'
+    (workspace_id, metric_name, window_start) index: one probe per (workspace, name), not a read
+    of every window."""
+    rows = await conn.fetch(
+        """
+        WITH RECURSIVE seen AS (
+            (SELECT workspace_id, metric_name FROM performance_rollups
+             WHERE $1::uuid IS NULL OR workspace_id = $1
+             ORDER BY workspace_id, metric_name LIMIT 1)
+            UNION ALL
+            SELECT nxt.workspace_id, nxt.metric_name FROM seen, LATERAL (
+                SELECT r.workspace_id, r.metric_name FROM performance_rollups r
+                WHERE (r.workspace_id, r.metric_name) > (seen.workspace_id, seen.metric_name)
+                  AND ($1::uuid IS NULL OR r.workspace_id = $1)
+                ORDER BY r.workspace_id, r.metric_name LIMIT 1) nxt
+        )
+        SELECT DISTINCT metric_name FROM seen ORDER BY metric_name
+        """,
+        workspace_id,
+    )
+    return [r[0] for r in rows]
 
 
 async def record_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNotification]) -> int:
@@ -106,11 +211,10 @@ async def open_alerts(conn: asyncpg.Connection) -> list[AlertNotification]:
         ) last WHERE status <> 'resolved'
         """
     )
-    back = {v: k for k, v in _STATUS.items()}
     return [
         AlertNotification(
             fingerprint=r["fingerprint"], rule_id=r["alert_id"], rule_name=r["alert_name"],
-            workspace_id=r["workspace_id"], severity=str(r["severity"]), status=back[str(r["status"])],
+            workspace_id=r["workspace_id"], severity=str(r["severity"]), status=_NOTIFICATION_STATUS[str(r["status"])],
             current_value=r["current_value"], threshold=r["threshold_value"], condition_op=r["condition_op"],
             window_s=r["window_s"], labels=r["labels"], message=r["alert_message"],
             triggered_at=r["triggered_at"], resolved_at=r["resolved_at"], sent_at=r["sent_at"],

@@ -93,6 +93,8 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         # after Faust's producer is up (the batches produce dead letters and window-input)
         await ingest.start()
 
+    delivery = _alert_delivery(app, settings, limits) if settings.alert_delivery_enabled else None
+
     if settings.domain_routing:
         parked = ParkedEvents(pool, dead_letters, settings.learning_topic, settings.domain_park_max_age_s)
 
@@ -142,9 +144,30 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
     @app.on_before_shutdown.connect
     async def _close(app_: faust.App, **kwargs) -> None:  # noqa: ARG001
         await ingest.stop(settings.shutdown_timeout_s / 2)
+        if delivery is not None:
+            await delivery.stop()
         await pool.close()
 
     return app
+
+
+def _alert_delivery(app: faust.App, settings: Settings, limits: MessageLimits):
+    """The delivery of alert notifications to their channels (streams/alerts/delivery/): its own
+    consumer of the notifications topic and its own tasks, so it never holds up the window stage."""
+    from streams.alerts.delivery import AlertDelivery
+
+    undelivered = app.topic(settings.alert_undelivered_topic, key_type=bytes, value_type=bytes)
+
+    async def publish_undelivered(key: bytes | None, value: bytes):
+        return await undelivered.send(key=key, value=value)
+
+    delivery = AlertDelivery(settings, publish_undelivered, limits.budget(settings.alert_undelivered_topic))
+
+    @app.task
+    async def start_alert_delivery() -> None:
+        await delivery.start()
+
+    return delivery
 
 
 async def flush_until_stopped(stage: WindowStage) -> None:

@@ -112,8 +112,8 @@ def migrate_cmd(database_url: str | None) -> None:
 @click.option("--bootstrap", help="Kafka bootstrap servers [env LEARNSTREAM_KAFKA_BOOTSTRAP]")
 @click.option("--database-url", help="PostgreSQL DSN [env LEARNSTREAM_DATABASE_URL]")
 @click.option("--app-id", help="Faust app id / consumer group [default learnstream]")
-@click.option("--metrics-port", type=int, help="/metrics port, 0 disables [default 9464]")
-@click.option("--metrics-host", help="/metrics address [default 127.0.0.1]")
+@click.option("--metrics-port", type=int, help="/metrics, /healthz and /readyz port, 0 disables [default 9464]")
+@click.option("--metrics-host", help="their address [default 127.0.0.1]")
 @click.option("--batch-max", "batch_max_events", type=int, help="messages per batch at most [default 5000]")
 @click.option("--batch-within", "batch_within_s", type=float, help="seconds before a partial batch is flushed [default 0.1]")
 @click.option("--partitions", "topic_partitions", type=int, help="partitions of topics the worker creates [default 8]")
@@ -125,7 +125,9 @@ def worker_cmd(**flags) -> None:
     Declares the topics if missing, then consumes learning-events, performance-samples and
     engagement-updates in batches, stores them idempotently in PostgreSQL and sends bad input to
     learnstream.dlq. Exits non-zero at once when Kafka cannot be reached; waits out PostgreSQL
-    outages with retries.
+    outages with retries. The metrics port serves /metrics, /healthz (200 while the event loop
+    answers) and /readyz (200 while consuming, the database answers and the lag is at most
+    LEARNSTREAM_READY_MAX_LAG; 503 with JSON naming the failed check otherwise).
     """
     settings = load_settings(**flags)
     _logging(settings.log_level if settings.log_level != "warn" else "warning")

@@ -110,6 +110,38 @@ class Settings(BaseSettings):
     )
     alert_tick_s: float = Field(1.0, gt=0, description="how often repeats, NoData and mute expiry are checked")
 
+    alert_delivery_enabled: bool = Field(
+        True, description="deliver alert notifications to the channels their rules name (alertmanager, webhook), "
+        "from the worker's own consumer of the notifications topic (group <app id>-delivery)",
+    )
+    alert_undelivered_topic: str = Field(
+        "learnstream.alerts.undelivered", description="notifications a channel could not take, with the reason",
+    )
+    delivery_retry_for_s: float = Field(
+        3600.0, gt=0, description="a channel that fails (5xx, 429, timeouts, connection errors) is retried this long "
+        "per notification, then the notification is dead-lettered (reason retries_exhausted)",
+    )
+    delivery_retry_initial_s: float = Field(1.0, gt=0, description="delivery backoff after the first failed attempt")
+    delivery_retry_max_s: float = Field(60.0, gt=0, description="delivery backoff cap (doubling, full jitter)")
+    delivery_max_pending: int = Field(
+        10_000, ge=1, description="notifications being delivered at once; the delivery consumer pauses above it",
+    )
+    delivery_config_refresh_s: float = Field(
+        5.0, gt=0, description="how often the delivery rereads the channels and the rules' channel names",
+    )
+    alertmanager_url: str | None = Field(
+        None, description="an Alertmanager every workspace can name as channel `alertmanager` without adding it "
+        "(a workspace's own channel of that name wins), e.g. http://alertmanager:9093",
+    )
+    alertmanager_resend_s: float = Field(
+        60.0, gt=0, description="the alerts still open are re-posted to their Alertmanager this often, with endsAt "
+        "4 times this ahead (Prometheus' convention: an alert nobody re-posts expires there)",
+    )
+    alert_generator_url: str = Field(
+        "learnstream://alerts/rules/{rule_id}", description="an Alertmanager alert's generatorURL; {rule_id}, "
+        "{workspace_id} and {fingerprint} are filled in (point it at your dashboard)",
+    )
+
     timestamp_earliest: AwareDatetime = Field(
         datetime(2000, 1, 1, tzinfo=UTC),
         description="events timed before this are dead-lettered (timestamp_out_of_range)",
@@ -175,7 +207,14 @@ class Settings(BaseSettings):
     )
 
     metrics_host: str = Field("127.0.0.1", description="/metrics listen address")
-    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics port (0 = disabled)")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics, /healthz and /readyz port (0 = disabled)")
+    ready_max_lag: int = Field(
+        100_000, ge=0, description="/readyz fails while the ingest consumer's total lag (messages) is above this",
+    )
+    health_timeout_s: float = Field(
+        5.0, gt=0, description="/healthz fails if the event loop does not answer within this; /readyz if SELECT 1 "
+        "does not",
+    )
 
     data_dir: Path = Field(Path(".learnstream/faust"), description="Faust's local data dir")
     log_level: str = "info"

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shlex
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from db.migrate import migrate
 from db.partitions import ensure_partitions, partition_counts
 from db.pool import connect
 from db.tables import TABLES
+from streams.bench.alerts import AlertLatency
 from streams.config import Settings, load_settings, state_dir
 from streams.metrics import scrape, total
 from streams.publish import publish_messages
@@ -167,10 +171,6 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
 
 
 def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
-    from schemas.alerts import AlertNotification
-    from streams.alerts.cli import format_line
-    from streams.bench.alerts import measure
-
     print(f"\n6. windows: tumbling {settings.window_tumbling_s:g} s, hopping {settings.window_hopping_s:g} s "
           f"every {settings.window_hop_step_s:g} s, grace {settings.window_grace_s:g} s; a partition quiet for "
           f"{settings.window_idle_s:g} s closes its windows on wall-clock time")
@@ -207,17 +207,213 @@ def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
     print(f"   windows closed: {int(total(m, 'learnstream_windows_closed_total'))}; late events set aside to "
           f"{settings.late_events_topic}: {late} (the 50 samples a minute old, sent on purpose); windows they "
           f"reached, recomputed from the stored rows so far: {int(total(m, 'learnstream_windows_recomputed_total'))}")
-    print(f"\n7. alerts: rule 'api_latency.max > 100' over {settings.window_tumbling_s:g} s windows; 4 hosts send live "
-          "samples 5 times a second, every other window a spike")
-    result = asyncio.run(measure(settings, series=4, cycles=2))
+    return show_alerts(settings, port, cli_env=_cli_env(settings), am_dir=state_dir() / "alertmanager").good
+
+
+#: the local Alertmanager's configuration: every alert kept and shown by its API, notifications to nobody
+ALERTMANAGER_CONFIG = """\
+# written by `learnstream demo`: the demo reads the alerts back through the v2 API; no receiver is notified
+route:
+  receiver: "null"
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: "null"
+"""
+
+ALERTMANAGER_MISSING = ("Alertmanager not installed (run `learnstream services monitoring`); "
+                        "skipping the Alertmanager part")
+
+#: the demo's rule (as `learnstream alerts rules add` options)
+DEMO_RULE = {"name": "api latency high", "metric": "api_latency.max", "op": ">", "threshold": "100",
+             "severity": "warning"}
+#: the name of the demo workspace's channel to the local Alertmanager
+DEMO_CHANNEL = "local-am"
+
+
+@dataclass
+class AlertsShown:
+    """What step 7 showed: the rule added with the CLI, what the worker sent, what Alertmanager held."""
+
+    rule_name: str
+    good: bool = False
+    latency: AlertLatency | None = None
+    alertmanager_url: str | None = None  # None: Alertmanager not installed, that part skipped
+    #: each alert Alertmanager listed (GET /api/v2/alerts) while it was open, as last seen
+    alertmanager_alerts: list[dict] = field(default_factory=list)
+    #: (labels' fingerprint, startsAt) of those that then left its active alerts (resolved)
+    alertmanager_resolved: set[tuple[str, str]] = field(default_factory=set)
+    commands: list[list[str]] = field(default_factory=list)  # the CLI commands run
+
+
+def _cli_env(settings: Settings) -> dict[str, str]:
+    """The environment of the CLI commands the demo runs: its services, its (small) windows."""
+    return dict(os.environ, LEARNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+                LEARNSTREAM_DATABASE_URL=settings.database_url,
+                **{f"LEARNSTREAM_{k.upper()}": str(getattr(settings, k)) for k in DEMO_WINDOWS})
+
+
+def _learnstream(args: list[str], env: dict[str, str], shown: AlertsShown) -> str:
+    """Run `learnstream ARGS` (printed first, so it can be copied); its output, indented. Fails loudly."""
+    print("   $ " + shlex.join(["learnstream", *args]))
+    shown.commands.append(args)
+    done = subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"`learnstream {shlex.join(args)}` failed ({done.returncode}): "
+                           f"{done.stderr.strip() or done.stdout.strip()}")
+    for line in done.stdout.splitlines():
+        print("     " + line)
+    return done.stdout
+
+
+def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_dir: Path) -> AlertsShown:
+    """Step 7: a local Alertmanager (if installed), a channel to it and a rule added with the CLI, live
+    samples with spikes through the worker on `port`, then what Alertmanager held and what the worker
+    delivered. The rule and channel are removed (with the CLI) at the end; Alertmanager is stopped."""
+    from schemas.alerts import AlertNotification
+    from streams.alerts.cli import format_line
+    from streams.bench.alerts import measure
+    from streams.services.monitoring import find_binary, start_alertmanager
+
+    shown = AlertsShown(rule_name=DEMO_RULE["name"])
+    window = f"{settings.window_tumbling_s:g}s"
+    installed = find_binary("alertmanager") is not None
+    print(f"\n7. alerts: a rule added with the CLI, '{DEMO_RULE['metric']} {DEMO_RULE['op']} {DEMO_RULE['threshold']}' "
+          f"over {window} windows" + (", delivered to a local Alertmanager" if installed else "")
+          + "; 4 hosts send live samples 5 times a second, every other window a spike")
+    am = None
+    if not installed:
+        print("   " + ALERTMANAGER_MISSING)
+    else:
+        am_dir.mkdir(parents=True, exist_ok=True)
+        config = am_dir / "alertmanager.yml"
+        config.write_text(ALERTMANAGER_CONFIG)
+        am = start_alertmanager(config, None, am_dir)
+        shown.alertmanager_url = am.url
+        print(f"   Alertmanager started on {am.url} (config {config}, log {am.log_file})")
+    w = str(uuid.uuid4())
+    rule_id = channel = None
+    try:
+        _learnstream(["workspaces", "add", f"demo-alerts-{w[:8]}", "--id", w], cli_env, shown)
+        if am is not None:
+            _learnstream(["alerts", "channels", "add", DEMO_CHANNEL, "-w", w, "--kind", "alertmanager",
+                          "--url", am.url, "--timeout", "5s"], cli_env, shown)
+            channel = DEMO_CHANNEL
+        rule_id = _learnstream(["alerts", "rules", "add", "-w", w, "--name", DEMO_RULE["name"],
+                                "--metric", DEMO_RULE["metric"], "--op", DEMO_RULE["op"],
+                                "--threshold", DEMO_RULE["threshold"], "--window", window,
+                                "--severity", DEMO_RULE["severity"], *(["--channel", channel] if channel else [])],
+                               cli_env, shown).strip()
+
+        async def run() -> None:
+            from db.alerts import get_rule
+
+            conn = await connect(settings.database_url)
+            try:
+                rule = await get_rule(conn, uuid.UUID(rule_id))
+            finally:
+                await conn.close()
+            done = asyncio.Event()
+            watcher = asyncio.ensure_future(_watch_alertmanager(am.url, rule_id, done, shown)) if am else None
+            try:
+                shown.latency = await measure(settings, series=4, cycles=2, rule=rule)
+            finally:
+                done.set()
+                if watcher is not None:
+                    await watcher
+
+        asyncio.run(run())
+    except RuntimeError as exc:  # a CLI command failed: the rest of the demo still runs
+        print(f"INCOMPLETE: {exc}", file=sys.stderr)
+        return shown
+    finally:
+        try:
+            if rule_id:
+                _quiet(["alerts", "rules", "rm", rule_id, "-w", w], cli_env)
+            if channel:
+                _quiet(["alerts", "channels", "rm", channel, "-w", w], cli_env)
+        finally:
+            if am is not None:
+                am.stop()
+    result = shown.latency
     for n in result.notifications:
         print("   " + format_line(AlertNotification.model_validate(n)))
     for line in result.lines():
         print("   " + line)
     counts = result.statuses()
-    good = counts.get("firing", 0) >= 1 and counts.get("resolved", 0) >= 1
-    if not good:
+    shown.good = counts.get("firing", 0) >= 1 and counts.get("resolved", 0) >= 1
+    if not shown.good:
         print("INCOMPLETE: no alert fired and resolved", file=sys.stderr)
+    if am is not None:
+        shown.good = _report_alertmanager(shown, port) and shown.good
+        print(f"   Alertmanager stopped (`learnstream alerts channels add NAME -w W --kind alertmanager --url URL` "
+              "points a workspace at yours; LEARNSTREAM_ALERTMANAGER_URL gives every workspace one)")
+    return shown
+
+
+def _quiet(args: list[str], env: dict[str, str]) -> None:
+    """Clean-up with the CLI; only a failure is shown."""
+    done = subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        print(f"   (clean-up `learnstream {shlex.join(args)}` failed: {done.stderr.strip()})", file=sys.stderr)
+
+
+async def _watch_alertmanager(url: str, rule_id: str, done: asyncio.Event, shown: AlertsShown) -> None:
+    """Poll Alertmanager's alerts of the rule until `done` and then until none is left open (at most 15 s):
+    each alert as last seen while listed, and which left the list (resolved: its endsAt has passed)."""
+    import aiohttp
+
+    seen: dict[tuple[str, str], dict] = {}
+    params = {"filter": f'rule_id="{rule_id}"'}
+    deadline = None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        while True:
+            try:
+                async with http.get(f"{url}/api/v2/alerts", params=params) as resp:
+                    listed = await resp.json() if resp.status == 200 else None
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                listed = None
+            if listed is not None:
+                now = {(a["labels"].get("fingerprint", ""), a["startsAt"]): a for a in listed}
+                for key in seen.keys() - now.keys():
+                    shown.alertmanager_resolved.add(key)
+                seen.update(now)
+                if done.is_set() and not now:
+                    break
+            if done.is_set():
+                deadline = deadline or asyncio.get_running_loop().time() + 15
+                if asyncio.get_running_loop().time() > deadline:
+                    break
+            await asyncio.sleep(0.2)
+    shown.alertmanager_alerts = sorted(seen.values(), key=lambda a: (a["startsAt"], a["labels"].get("host", "")))
+
+
+def _report_alertmanager(shown: AlertsShown, port: int) -> bool:
+    alerts = shown.alertmanager_alerts
+    m = scrape(port)
+    delivered = int(total(m, "learnstream_alert_deliveries_total", channel_kind="alertmanager", outcome="delivered"))
+    dead = int(total(m, "learnstream_alert_deliveries_total", channel_kind="alertmanager", outcome="dead_lettered"))
+    print(f"   the worker delivered {delivered} notifications (firing and resolved) to channel {DEMO_CHANNEL} "
+          f"(kind alertmanager), {dead} dead-lettered")
+    print(f"   Alertmanager's alerts (GET {shown.alertmanager_url}/api/v2/alerts) while they were open: {len(alerts)}"
+          + (f"; labels on each: workspace_id={alerts[0]['labels'].get('workspace_id')} "
+             f"rule_id={alerts[0]['labels'].get('rule_id')}" if alerts else ""))
+    for a in alerts:
+        labels = {k: v for k, v in sorted(a["labels"].items()) if k not in ("alertname", "severity", "workspace_id",
+                                                                             "rule_id")}
+        key = (a["labels"].get("fingerprint", ""), a["startsAt"])
+        print(f"      alertname={a['labels'].get('alertname')!r} severity={a['labels'].get('severity')} "
+              + " ".join(f"{k}={v}" for k, v in labels.items())
+              + f" startsAt={a['startsAt']} state={a['status']['state']} -> "
+              + ("resolved (left the active alerts)" if key in shown.alertmanager_resolved else "still open"))
+    named = [a for a in alerts if a["labels"].get("alertname") == shown.rule_name]
+    good = bool(named) and bool(shown.alertmanager_resolved) and dead == 0
+    if not good:
+        print("INCOMPLETE: Alertmanager did not get the rule's alert firing and then resolved", file=sys.stderr)
     return good
 
 

@@ -1,11 +1,19 @@
-"""Prometheus metrics of the worker (prometheus-client, default registry, one /metrics endpoint)."""
+"""Prometheus metrics of the worker (prometheus-client, default registry) and the HTTP server that
+serves them on the metrics port, with /healthz and /readyz (streams/health.py)."""
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left
 from collections import Counter as Tally
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.exposition import MetricsHandler
+
+if TYPE_CHECKING:
+    from streams.health import Probes
 
 _NS = "learnstream"
 
@@ -71,7 +79,7 @@ LATE_EVENTS = Counter(
     namespace=_NS,
 )
 ENGAGEMENT_RESETS = Counter(
-    "engagement_counter_resets", "engagement counters seen going down (flagged, not subtracted)", namespace=_NS
+    "engagement_resets", "engagement counters (views, likes, ...) seen going down (flagged, not subtracted)", namespace=_NS
 )
 WINDOW_DUPLICATES = Counter(
     "window_duplicates_skipped", "redelivered events already folded into their window", ["kind"], namespace=_NS
@@ -81,7 +89,7 @@ WINDOWS_RECOMPUTED = Counter(
     "published)", ["kind"], namespace=_NS,
 )
 RECOMPUTE_PENDING = Gauge(
-    "recompute_pending_hours", "hours of closed windows waiting to be recomputed after late events", ["kind"],
+    "recompute_pending_hour_buckets", "hours (one-hour buckets) of closed windows waiting to be recomputed after late events", ["kind"],
     namespace=_NS,
 )
 PARKED_EVENTS = Gauge(
@@ -184,9 +192,51 @@ def total(samples: dict[tuple[str, tuple], float], name: str, **labels: str) -> 
     return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
 
 
-def serve(host: str, port: int) -> int:
-    """Start the /metrics HTTP endpoint in a thread; return the bound port (0 = disabled)."""
+def serve(host: str, port: int, probes: Probes | None = None) -> int:
+    """Serve /metrics, /healthz and /readyz (answered by `probes`; without them both say 503 "not
+    started") from a thread; return the bound port (0 = disabled)."""
     if port == 0:
         return 0
-    server, _thread = start_http_server(port, addr=host)
-    return server.server_port
+    return start_server(host, port, probes).server_port
+
+
+def start_server(host: str, port: int, probes: Probes | None = None) -> ThreadingHTTPServer:
+    """The metrics port's HTTP server, running in a daemon thread (port 0 here: a free one)."""
+    import threading
+
+    server = ThreadingHTTPServer((host, port), _handler(probes))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="learnstream-metrics", daemon=True).start()
+    return server
+
+
+def _handler(probes: Probes | None) -> type[MetricsHandler]:
+    class Handler(MetricsHandler):
+        """/metrics (prometheus-client's exposition: text or OpenMetrics, gzip if asked),
+        /healthz and /readyz (JSON, 200 or 503); anything else 404."""
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                return super().do_GET()
+            if path not in ("/healthz", "/readyz"):
+                return self._json(404, {"error": f"not found: {path}; try /metrics, /healthz, /readyz"})
+            if probes is None:
+                return self._json(503, {"status": "failing", "failed": ["loop"], "checks": {
+                    "loop": {"ok": False, "detail": "the worker is not started yet"}}})
+            status, body = probes.healthz() if path == "/healthz" else probes.readyz()
+            return self._json(status, body)
+
+        def _json(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet: probes come every few seconds
+            return None
+
+    return Handler

@@ -17,7 +17,7 @@ import faust
 
 from db.migrate import pending
 from db.pool import connect
-from streams import metrics
+from streams import health, metrics
 from streams.app import create_app, flush_until_stopped
 from streams.config import Settings
 from streams.sizing import MIN_BUDGET, MessageLimits
@@ -115,15 +115,22 @@ def tune_gc(threshold: int) -> None:
         gc.set_threshold(threshold, gen1, gen2)
 
 
+def probes(settings: Settings, app: faust.App, loop: asyncio.AbstractEventLoop) -> health.Probes:
+    """/healthz and /readyz of this worker: its loop, its ingest consumer, the database, the lag."""
+    db = health.DatabaseProbe(settings.database_url, settings.health_timeout_s)
+    readiness = health.Readiness(app.learnstream_ingest, db, settings.ready_max_lag)
+    return health.Probes(loop, readiness, settings.health_timeout_s)
+
+
 def run_worker(settings: Settings) -> None:
     loop = _new_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     limits = loop.run_until_complete(preflight(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, limits)
-    port = metrics.serve(settings.metrics_host, settings.metrics_port)
+    port = metrics.serve(settings.metrics_host, settings.metrics_port, probes(settings, app, loop))
     if port:
-        log.warning("metrics on http://%s:%d/metrics", settings.metrics_host, port)
+        log.warning("metrics on http://%s:%d/metrics (and /healthz, /readyz)", settings.metrics_host, port)
     worker = Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.shutdown_timeout_s = settings.shutdown_timeout_s
     tune_gc(settings.gc_threshold)

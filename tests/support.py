@@ -71,6 +71,10 @@ class Stack:
     def commands(self) -> str:
         return f"t{self.tag}.alert-commands"
 
+    @property
+    def undelivered(self) -> str:
+        return f"t{self.tag}.undelivered"
+
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
@@ -88,6 +92,7 @@ class Stack:
             LEARNSTREAM_LATE_EVENTS_TOPIC=self.late_events,
             LEARNSTREAM_ALERT_NOTIFICATIONS_TOPIC=self.notifications,
             LEARNSTREAM_ALERT_COMMANDS_TOPIC=self.commands,
+            LEARNSTREAM_ALERT_UNDELIVERED_TOPIC=self.undelivered,
             LEARNSTREAM_TOPIC_PARTITIONS="4",
             LEARNSTREAM_STATE_DIR=f"/tmp/learnstream-test-{self.tag}",
             LEARNSTREAM_DATA_DIR=f"/tmp/learnstream-test-{self.tag}/faust",

@@ -1,10 +1,10 @@
 """`learnstream alerts`: follow notifications, acknowledge and mute alerts (commands go to the
-alert-commands topic, where the workers' alert engine picks them up)."""
+alert-commands topic, where the workers' alert engine picks them up); the rules and the metrics
+they may watch are `rules_cli.py`'s."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -13,20 +13,18 @@ import click
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from schemas.alert_rules import duration_s
 from schemas.alerts import AlertCommand, AlertNotification
 from streams.config import load_settings
 from streams.publish import publish_messages
 from streams.topics import ensure_topics
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 def parse_duration(text: str) -> timedelta:
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise click.BadParameter(f"{text!r}: use a number and s, m, h or d (e.g. 30m, 2h)")
-    return timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+    try:
+        return timedelta(seconds=duration_s(text))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def format_line(n: AlertNotification) -> str:
@@ -40,7 +38,7 @@ def format_line(n: AlertNotification) -> str:
 
 @click.group("alerts")
 def alerts() -> None:
-    """Follow alert notifications, acknowledge and mute alerts."""
+    """Alert rules (`alerts rules`, `alerts metrics`); follow notifications, acknowledge and mute alerts."""
 
 
 @alerts.command("tail")
@@ -146,3 +144,17 @@ def mute(workspace, fingerprint, rule, by, bootstrap, duration) -> None:
 def unmute(workspace, fingerprint, rule, by, bootstrap) -> None:
     """End a mute before it expires."""
     _send(_command("unmute", workspace, fingerprint, rule, by), bootstrap)
+
+
+def _add_rules_commands() -> None:
+    from streams.alerts.rules_cli import metrics_cmd, rules
+
+    alerts.add_command(rules)
+    alerts.add_command(metrics_cmd)
+
+
+_add_rules_commands()
+
+from streams.alerts.channels_cli import channels as _channels  # noqa: E402 - `alerts channels` (issue #13)
+
+alerts.add_command(_channels)

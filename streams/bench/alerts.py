@@ -77,18 +77,27 @@ async def _tail(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 
 
 async def measure(settings: Settings, *, series: int = 4, cycles: int = 3, rate_hz: float = 5.0,
-                  threshold: float = 100.0, name: str = "api latency high") -> AlertLatency:
+                  threshold: float = 100.0, name: str = "api latency high",
+                  rule: AlertRule | None = None) -> AlertLatency:
+    """`rule`: one the caller added already (an `api_latency.max >` rule over the tumbling windows,
+    e.g. with `learnstream alerts rules add`; the demo does), used and left in place; else one is
+    added for the run and removed after it."""
     window = settings.window_tumbling_s
-    ws = uuid.uuid4()
-    rule = AlertRule(id=uuid.uuid4(), workspace_id=ws, alert_name=name, metric="api_latency.max",
-                     condition_op=">", threshold_value=threshold, window_s=window, severity="warning")
+    own = rule is None
+    if rule is None:
+        rule = AlertRule(id=uuid.uuid4(), workspace_id=uuid.uuid4(), alert_name=name, metric="api_latency.max",
+                         condition_op=">", threshold_value=threshold, window_s=window, severity="warning")
+    elif (rule.metric, rule.condition_op, rule.window_s) != ("api_latency.max", ">", window):
+        raise ValueError(f"rule {rule.alert_name!r} is not api_latency.max > N over {window:g} s windows")
+    ws, threshold = rule.workspace_id, rule.threshold_value
     notes_c = await _tail(settings.kafka_bootstrap, settings.alert_notifications_topic)
     rollups_c = await _tail(settings.kafka_bootstrap, settings.rollups_topic)
-    conn = await connect(settings.database_url)
-    try:
-        await add_rule(conn, rule, created_by="learnstream bench")
-    finally:
-        await conn.close()
+    if own:
+        conn = await connect(settings.database_url)
+        try:
+            await add_rule(conn, rule, created_by="learnstream bench")
+        finally:
+            await conn.close()
     await asyncio.sleep(1.0)  # the workers reload rules on NOTIFY
 
     result = AlertLatency(window)
@@ -149,11 +158,12 @@ async def measure(settings: Settings, *, series: int = 4, cycles: int = 3, rate_
             r.cancel()
         await notes_c.stop()
         await rollups_c.stop()
-        conn = await connect(settings.database_url)
-        try:
-            await remove_rule(conn, rule.id)
-        finally:
-            await conn.close()
+        if own:
+            conn = await connect(settings.database_url)
+            try:
+                await remove_rule(conn, rule.id)
+            finally:
+                await conn.close()
     for (host, end), got in received.items():
         pub_at = first_spike.get((host, end - window))
         if pub_at is not None:

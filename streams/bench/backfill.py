@@ -139,7 +139,7 @@ async def _measure(settings: Settings, port: int, pid: int, n: int, days: float,
             samples = n - n // 5  # every one of them is late for its windows
             while quiet < 6:  # all windowed, nothing pending, and the corrected count unchanged for 3 s
                 m = scrape(port)
-                pending = total(m, "learnstream_recompute_pending_hours")
+                pending = total(m, "learnstream_recompute_pending_hour_buckets")
                 corrected = total(m, "learnstream_windows_recomputed_total")
                 windowed = total(m, "learnstream_late_events_total", kind="performance_sample") >= samples
                 quiet = quiet + 1 if windowed and pending == 0 and corrected == last else 0

@@ -83,6 +83,8 @@ class IngestConsumer:
         self._uncommitted: dict[TopicPartition, int] = {}  # stored, but the commit failed: retried
         self._paused: set[str] = set()
         self._started = asyncio.Event()
+        self._has_assignment = False  # the group gave this member its partitions (maybe none)
+        self._last_fetch: float | None = None  # monotonic time the fetch loop last got an answer
 
     @property
     def topics(self) -> list[str]:
@@ -155,6 +157,17 @@ class IngestConsumer:
             out[tp] = max(0, end - self._committed.get(tp, 0))
         return out
 
+    def status(self) -> dict:
+        """What /readyz reads (streams/health.py): started, has its assignment, fetching."""
+        c = self._consumer
+        running = self._runner is not None and not self._runner.done() and not self._stopping
+        return {
+            "running": running,
+            "assigned": self._has_assignment and not self._rebalancing,
+            "partitions": len(c.assignment()) if c is not None and running else 0,
+            "last_fetch_age_s": None if self._last_fetch is None else time.monotonic() - self._last_fetch,
+        }
+
     # -- the fetch loop ------------------------------------------------------------------------
     async def _run(self) -> None:
         s, c = self.settings, self._consumer
@@ -164,6 +177,7 @@ class IngestConsumer:
             try:
                 self._flow()
                 fetched = await c.getmany(timeout_ms=self._wait_ms(), max_records=s.batch_max_events)
+                self._last_fetch = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:  # the broker is away or the group is moving: aiokafka reconnects
@@ -324,6 +338,7 @@ class IngestConsumer:
         for lane in self._lanes.values():
             lane.previous = None  # a new generation: batches of the old one are done or cancelled
         self._rebalancing = False
+        self._has_assignment = True
         log.info("ingest partitions assigned: %d", len(assigned))
 
     async def _adopt_legacy_offsets(self) -> None:

@@ -125,3 +125,22 @@ def browser() -> None:
     except api.ServicesError as err:
         _fail(err)
     click.echo(str(path))
+
+
+@services.command()
+def monitoring() -> None:
+    """Make sure Prometheus, promtool and Alertmanager are installed (for the tests that scrape a
+    worker and deliver alerts, and for the demo); print their paths.
+
+    Installs Debian's prometheus and prometheus-alertmanager with apt-get when a binary is missing
+    and this runs as root (`apt-get update` first only if the install fails). Idempotent: prints
+    `<name>: <path> (already installed)` when nothing had to be done."""
+    from streams.services import monitoring as mon
+
+    before = {name: mon.find_binary(name) for name in mon.BINARIES}
+    try:
+        found = mon.ensure()
+    except api.ServicesError as err:
+        _fail(err)
+    for name, path in found.items():
+        click.echo(f"{name}: {path}" + (" (already installed)" if before[name] else " (installed)"))

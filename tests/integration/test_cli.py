@@ -22,8 +22,9 @@ def run(*args: str, env: dict | None = None, stdin: bytes | None = None, timeout
     [[], ["worker"], ["migrate"], ["publish"], ["demo"], ["bench"], ["services"], ["services", "up"],
      ["schemas", "export"], ["alerts"], ["alerts", "tail"], ["alerts", "mute"], ["jobs"], ["jobs", "list"],
      ["jobs", "run"], ["reports"], ["reports", "add"], ["reports", "list"], ["reports", "show"], ["reports", "run"],
-     ["reports", "rm"], ["reports", "fields"], ["services", "browser"], ["maintenance"], ["maintenance", "status"],
-     ["maintenance", "run"]],
+     ["reports", "rm"], ["reports", "fields"], ["services", "browser"], ["services", "monitoring"], ["maintenance"], ["maintenance", "status"],
+     ["maintenance", "run"], ["alerts", "channels"], ["alerts", "channels", "add"], ["alerts", "channels", "list"],
+     ["alerts", "channels", "rm"]],
 )
 def test_every_command_has_help(command):
     out = run(*command, "--help")

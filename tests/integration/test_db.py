@@ -38,7 +38,8 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (6, "domain"), (7, "seed_views"), (8, "job_tables"),
                                                                 (9, "jobs"), (10, "analytics"), (11, "style_correlation"),
                                                                 (12, "engagement_by_day"), (13, "tenancy"), (14, "retention"),
-                                                                (15, "audit")]
+                                                                (15, "audit"), (16, "alert_rule_names"),
+                                                                (17, "alert_channels")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)

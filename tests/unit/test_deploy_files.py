@@ -15,18 +15,22 @@ import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
 from streams import metrics
+from streams.alerts.delivery import service as delivery
 from streams.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "learnstream-dashboard.json"
 K8S = ROOT / "deploy" / "k8s"
 
 DSN_IN_COMPOSE = "postgresql://learnstream:learnstream@postgres:5432/learnstream"
 METRICS_PORT = 9464
+WORKERS = {"worker-1": 9464, "worker-2": 9465}  # compose service -> host port of its metrics port
 
 # the metrics each consumer of them must show (names as exposed, i.e. with sample suffixes)
 DASHBOARD_MUST_SHOW = {
@@ -38,6 +42,9 @@ DASHBOARD_MUST_SHOW = {
     "learnstream_event_to_row_seconds_bucket",
     "learnstream_consumer_lag_messages",
     "learnstream_db_up",
+    "learnstream_windows_closed_total",
+    "learnstream_window_open_panes",
+    "learnstream_alert_notifications_total",
 }
 ALERTS_MUST_USE = {
     "learnstream_db_up",
@@ -50,9 +57,10 @@ METRIC_NAME = re.compile(r"\blearnstream_[a-zA-Z0-9_:]*")
 
 
 def exported_metric_names() -> set[str]:
-    """Every sample name the worker's /metrics can carry, from the collectors in streams.metrics."""
+    """Every sample name the worker's /metrics can carry, from the collectors in streams.metrics
+    and the alert delivery's."""
     names: set[str] = set()
-    for obj in vars(metrics).values():
+    for obj in [*vars(metrics).values(), *vars(delivery).values()]:
         if isinstance(obj, Counter):
             # prometheus_client keeps a Counter's name without `_total`
             names |= {obj._name + "_total", obj._name + "_created"}
@@ -175,7 +183,8 @@ def test_dockerfile_runs_learnstream_as_non_root():
 
 
 def test_compose_has_exactly_the_stack_services(services):
-    assert set(services) == {"kafka", "postgres", "migrate", "worker", "prometheus"}
+    assert set(services) == {"kafka", "postgres", "migrate", "worker-1", "worker-2", "prometheus", "alertmanager",
+                             "grafana"}
 
 
 def test_compose_kafka_is_single_node_kraft(services):
@@ -218,8 +227,9 @@ def test_compose_migrate_runs_once_after_postgres(services):
     assert env_as_dict(m["environment"])["LEARNSTREAM_DATABASE_URL"] == DSN_IN_COMPOSE
 
 
-def test_compose_worker_waits_for_kafka_and_migration(services):
-    w = services["worker"]
+@pytest.mark.parametrize("name", WORKERS)
+def test_compose_worker_waits_for_kafka_and_migration(services, name):
+    w = services[name]
     assert w["build"] == "."
     assert w["command"] == ["worker"]
     deps = w["depends_on"]
@@ -229,11 +239,26 @@ def test_compose_worker_waits_for_kafka_and_migration(services):
     assert env["LEARNSTREAM_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert env["LEARNSTREAM_DATABASE_URL"] == DSN_IN_COMPOSE
     assert env["LEARNSTREAM_METRICS_HOST"] == "0.0.0.0"
-    assert f"{METRICS_PORT}:{METRICS_PORT}" in [str(p) for p in w["ports"]]
+    assert env["LEARNSTREAM_METRICS_PORT"] == str(METRICS_PORT)
+    assert [str(p) for p in w["ports"]] == [f"{WORKERS[name]}:{METRICS_PORT}"]
+    # one consumer group: neither overrides the app id
+    assert "LEARNSTREAM_APP_ID" not in env
+    # healthy = ready: the check fails on a 503 of /readyz (urlopen raises)
+    check = w["healthcheck"]
+    assert check["test"] == ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen("
+                             f"'http://127.0.0.1:{METRICS_PORT}/readyz', timeout=8)"]
+    assert (check["timeout"], check["start_period"]) == ("10s", "60s")
+    # the workers' alertmanager channel: the stack's Alertmanager
+    assert env["LEARNSTREAM_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+
+
+def test_compose_two_workers_differ_only_in_their_host_port(services):
+    one, two = ({k: v for k, v in services[n].items() if k != "ports"} for n in WORKERS)
+    assert one == two
 
 
 def test_compose_env_names_are_real_settings(services):
-    for name in ("migrate", "worker"):
+    for name in ("migrate", *WORKERS):
         assert learnstream_settings_known(env_as_dict(services[name]["environment"])) == [], name
 
 
@@ -249,6 +274,30 @@ def test_compose_prometheus_mounts_the_repo_config(services):
     assert "9090:9090" in [str(x) for x in p["ports"]]
 
 
+def test_compose_alertmanager_mounts_the_repo_config(services):
+    a = services["alertmanager"]
+    assert a["image"].startswith("prom/alertmanager:")
+    assert "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in a["volumes"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in a["command"]
+    assert a["ports"] == ["9093:9093"]
+    assert "http://127.0.0.1:9093/-/ready" in a["healthcheck"]["test"]
+
+
+def test_compose_grafana_provisions_the_datasource_and_the_dashboard(services):
+    g = services["grafana"]
+    assert g["image"].startswith("grafana/grafana:")
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in g["volumes"] if v.startswith("./")}
+    assert mounts == {"./deploy/grafana/provisioning": "/etc/grafana/provisioning",
+                      "./deploy/grafana/learnstream-dashboard.json": "/etc/grafana/dashboards/learnstream-dashboard.json"}
+    providers = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "learnstream.yml").read_text())["providers"]
+    assert [p["options"]["path"] for p in providers] == ["/etc/grafana/dashboards"]
+    sources = yaml.safe_load((GRAFANA_PROVISIONING / "datasources" / "learnstream.yml").read_text())["datasources"]
+    assert [(d["type"], d["url"], d.get("isDefault", False)) for d in sources] == [
+        ("prometheus", "http://prometheus:9090", True), ("alertmanager", "http://alertmanager:9093", False)]
+    assert env_as_dict(g["environment"])["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == mounts[
+        "./deploy/grafana/learnstream-dashboard.json"]
+
+
 # ---------------------------------------------------------------------------------- Prometheus
 
 
@@ -256,13 +305,26 @@ def test_prometheus_scrapes_the_worker(prometheus_config):
     jobs = {j["job_name"]: j for j in prometheus_config["scrape_configs"]}
     job = jobs["learnstream"]
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
-    assert targets == [f"worker:{METRICS_PORT}"]
+    assert targets == [f"{name}:{METRICS_PORT}" for name in WORKERS]
     assert job.get("scrape_interval", prometheus_config["global"]["scrape_interval"]) == "15s"
     assert job.get("metrics_path", "/metrics") == "/metrics"
 
 
 def test_prometheus_loads_the_alert_rules(prometheus_config):
     assert [ALERTS.name] == prometheus_config["rule_files"]
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager(prometheus_config, services):
+    (am,) = prometheus_config["alerting"]["alertmanagers"]
+    assert [t for sc in am["static_configs"] for t in sc["targets"]] == ["alertmanager:9093"]
+    assert "alertmanager" in services
+
+
+def test_alertmanager_config_routes_everything_to_a_receiver():
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    receivers = {r["name"] for r in config["receivers"]}
+    assert config["route"]["receiver"] in receivers
+    assert {r["receiver"] for r in config["route"].get("routes", [])} <= receivers
 
 
 def test_alert_rules_are_well_formed(alert_rules):
@@ -319,6 +381,9 @@ def test_dashboard_is_an_importable_model(dashboard):
     assert dashboard["uid"] and dashboard["title"]
     inputs = {i["name"]: i for i in dashboard["__inputs"]}
     assert inputs["DS_PROMETHEUS"]["pluginId"] == "prometheus"
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    # the panels' ${DS_PROMETHEUS}: replaced at import, a datasource variable when provisioned
+    assert (variables["DS_PROMETHEUS"]["type"], variables["DS_PROMETHEUS"]["query"]) == ("datasource", "prometheus")
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for panel in dashboard["panels"]:
@@ -337,6 +402,9 @@ def test_dashboard_shows_the_required_metrics(dashboard):
     exprs = "\n".join(_dashboard_exprs(dashboard))
     for hist in ("learnstream_copy_duration_seconds_bucket", "learnstream_event_to_row_seconds_bucket"):
         assert re.search(rf"histogram_quantile\(0\.95,[^\n]*\b{hist}\b", exprs), hist
+    # the tables' growth, and the alerts Prometheus fires
+    assert 'sum by (table) (increase(learnstream_rows_inserted_total{instance=~"$instance"}[1h]))' in exprs
+    assert 'ALERTS{alertstate="firing"' in exprs
 
 
 def test_dashboard_uses_only_exported_metrics(dashboard):
@@ -399,8 +467,12 @@ def test_k8s_worker_deployment(k8s_docs):
     assert [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e] == [cm_name]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports["metrics"] == METRICS_PORT
-    live = c["livenessProbe"]["tcpSocket"]["port"]
-    assert live in (METRICS_PORT, "metrics")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert c[probe]["httpGet"]["path"] == path
+        assert c[probe]["httpGet"]["port"] in (METRICS_PORT, "metrics")
+    # /readyz may wait health_timeout_s for the loop and as long for SELECT 1 (5 s each by default)
+    assert c["readinessProbe"]["timeoutSeconds"] > 2 * Settings().health_timeout_s
+    assert c["livenessProbe"]["timeoutSeconds"] > Settings().health_timeout_s
     assert c["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
     # the image's user is 10001; the pod must not be able to run as root
     sc = {**pspec.get("securityContext", {}), **c.get("securityContext", {})}

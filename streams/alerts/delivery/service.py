@@ -1,0 +1,678 @@
+"""Alert delivery: the worker's own consumer of the alert-notifications topic (group
+`<app id>-delivery`), delivering each notification to the channels its rule names.
+
+* **Independent of the window stage.** Its own `AIOKafkaConsumer` and tasks: a channel that is slow
+  or down holds back nothing but its own deliveries (never windows, never another channel).
+* **At least once.** A notification's offset is committed only once every channel it goes to has
+  delivered it or dead-lettered it (to `alert_undelivered_topic`, acknowledged by Kafka), and only
+  after every earlier notification of its partition (a partition's committed offset is the end of
+  its finished prefix). A crash or a rebalance before that redelivers it: a receiver may see a
+  notification twice (webhooks carry X-Learnstream-Delivery to dedupe by).
+* **Order.** One lane per channel (workspace, name) delivers in the order consumed; notifications
+  are keyed by fingerprint, so an alert's firing reaches a channel before its resolved.
+* **Retries.** 5xx, 408, 429 (its Retry-After honoured), timeouts and connection errors are retried
+  with capped exponential backoff and full jitter (`delivery_retry_initial_s` .. `_max_s`) for
+  `delivery_retry_for_s` from when it was consumed, then dead-lettered (`retries_exhausted`); any other
+  answer but 2xx (a 4xx, a redirect) is permanent and dead-lettered at once (`rejected`).
+  Alertmanager lanes post up to 64 queued alerts per request; a batch refused as a whole is sent
+  one alert at a time, so only the culprit is dead-lettered.
+* **Bad content** never stops it: a value that is not an AlertNotification is dead-lettered
+  (`invalid_notification`), a channel name the workspace does not have (`unknown_channel`), a
+  notification older than `delivery_retry_for_s` when consumed (`expired`), one the delivery itself
+  failed on (`delivery_error`). Every dead letter is
+  counted (learnstream_alert_undelivered_total{reason}) and bounded in size.
+* **Flow control.** Above `delivery_max_pending` notifications in flight the consumer pauses.
+* **Alertmanager keep-alive.** The alerts still open on an Alertmanager channel are re-posted every
+  `alertmanager_resend_s` with endsAt 4 times that ahead (Prometheus' convention), so they stay
+  active while open here and expire there if no worker re-posts them. After an assignment the open
+  alerts of the assigned partitions are taken up from alert_notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
+
+from db.alerts import open_alerts
+from db.channels import delivery_config
+from db.pool import connect
+from schemas.alerts import AlertNotification
+from schemas.channels import BUILTIN_TOPIC, AlertChannel
+from streams.alerts.delivery.payloads import alertmanager_body, rfc3339, webhook_request
+from streams.config import Settings
+from streams.retry import Backoff, PermanentFailure, Retrier
+
+log = logging.getLogger("learnstream.alerts.delivery")
+
+DELIVERIES = Counter(
+    "alert_deliveries", "alert notifications per channel kind and outcome (delivered, dead_lettered, skipped: "
+    "an inactive channel)", ["channel_kind", "outcome"], namespace="learnstream",
+)
+DELIVERY_RETRIES = Counter(
+    "alert_delivery_retries", "failed delivery attempts that will be retried", ["channel_kind"], namespace="learnstream",
+)
+UNDELIVERED = Counter(
+    "alert_undelivered", "notifications dead-lettered to the undelivered topic, by reason", ["reason"],
+    namespace="learnstream",
+)
+PENDING = Gauge("alert_delivery_pending", "alert notifications consumed and not yet delivered everywhere",
+                namespace="learnstream")
+
+#: alerts per Alertmanager request
+AM_BATCH = 64
+#: characters of a receiver's answer kept in a dead letter's detail
+ANSWER_EXCERPT = 300
+
+#: publish one dead letter: (key, value) -> awaitable, resolved once Kafka has it
+Publish = Callable[[bytes, bytes], Awaitable[Any]]
+
+
+# -- what is in flight ---------------------------------------------------------------------------
+@dataclass(eq=False)
+class Item:
+    """One consumed notification: done once `remaining` channels are down to 0."""
+
+    tp: TopicPartition
+    offset: int
+    raw: bytes | None
+    note: AlertNotification | None = None
+    remaining: int = 0
+    abandoned: bool = False  # its partition was revoked: the next owner delivers it
+
+    @property
+    def done(self) -> bool:
+        return self.remaining <= 0
+
+
+@dataclass(eq=False)
+class Entry:
+    """An item on its way to one channel."""
+
+    item: Item
+    channel: AlertChannel
+    #: monotonic time it was consumed: it is retried for delivery_retry_for_s from then (a backlog
+    #: behind a channel that is down expires together, not one retry_for after another)
+    queued: float = field(default_factory=time.monotonic)
+    first_attempt_at: datetime | None = None
+    attempts: int = 0
+
+
+@dataclass
+class Result:
+    ok: bool
+    permanent: bool = False
+    detail: str = ""
+    retry_after: float = 0.0
+
+
+class Config:
+    """The channels and each rule's channel names, reread every `refresh_s` (and at once, at most
+    once a second, when a notification names a rule or a channel not in the snapshot)."""
+
+    def __init__(self, dsn: str, settings: Settings) -> None:
+        self._dsn = dsn
+        self.channels: dict[tuple[UUID, str], AlertChannel] = {}
+        self.rules: dict[UUID, list[str]] = {}
+        self.loaded_at = 0.0
+        self._lock = asyncio.Lock()
+        self._default_am: str | None = None
+        if settings.alertmanager_url:
+            try:
+                AlertChannel(workspace_id=UUID(int=0), name="alertmanager", kind="alertmanager",
+                             url=settings.alertmanager_url)
+                self._default_am = settings.alertmanager_url
+            except ValidationError as exc:
+                log.error("LEARNSTREAM_ALERTMANAGER_URL is not usable (%s); channel `alertmanager` is not defined",
+                          exc.errors()[0]["msg"])
+
+    async def load(self) -> None:
+        async with self._lock:
+            conn = await connect(self._dsn, timeout=5)
+            try:
+                channels, rules = await delivery_config(conn)
+            finally:
+                await conn.close()
+            self.channels = {(c.workspace_id, c.name): c for c in channels}
+            self.rules = rules
+            self.loaded_at = time.monotonic()
+
+    async def refresh(self, soon: float) -> bool:
+        """Reload if the snapshot is older than `soon` seconds; False if the database did not answer."""
+        if time.monotonic() - self.loaded_at < soon:
+            return True
+        try:
+            await self.load()
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last snapshot stands meanwhile
+            log.warning("reading the alert channels failed (%s: %s); using the last ones read",
+                        exc.__class__.__name__, exc)
+            self.loaded_at = time.monotonic()  # not again at once
+            return False
+
+    def channel(self, workspace_id: UUID, name: str) -> AlertChannel | None:
+        ch = self.channels.get((workspace_id, name))
+        if ch is not None:
+            return ch
+        if name == BUILTIN_TOPIC:
+            return AlertChannel(workspace_id=workspace_id, name=name, kind="topic")
+        if name == "alertmanager" and self._default_am:
+            return AlertChannel(workspace_id=workspace_id, name=name, kind="alertmanager", url=self._default_am)
+        return None
+
+
+class Lane:
+    """One channel's deliveries, in order."""
+
+    def __init__(self, owner: AlertDelivery, channel: AlertChannel) -> None:
+        self.owner, self.channel = owner, channel
+        self.queue: asyncio.Queue[Entry] = asyncio.Queue()
+        #: Alertmanager: the open alerts delivered here (fingerprint -> last notification, its partition)
+        self.active: dict[str, tuple[AlertNotification, TopicPartition]] = {}
+        self.last_keepalive = time.monotonic()
+        self.task = asyncio.ensure_future(self._run())
+
+    @property
+    def kind(self) -> str:
+        return self.channel.kind
+
+    async def _run(self) -> None:
+        resend = self.owner.settings.alertmanager_resend_s
+        while True:
+            try:
+                wait = None
+                if self.kind == "alertmanager" and self.active:
+                    wait = max(0.0, self.last_keepalive + resend - time.monotonic())
+                try:
+                    first = await asyncio.wait_for(self.queue.get(), wait)
+                except asyncio.TimeoutError:
+                    await self.keep_alive()
+                    continue
+                batch = [first]
+                while self.kind == "alertmanager" and len(batch) < AM_BATCH and not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+                await self.owner.deliver(self, batch)
+                if self.kind == "alertmanager" and self.active and time.monotonic() - self.last_keepalive >= resend:
+                    await self.keep_alive()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a bug must not end the lane: its entries would never finish
+                log.exception("delivery lane %s failed; going on", self.channel.name)
+                await asyncio.sleep(1.0)
+
+    async def keep_alive(self) -> None:
+        """Re-post the open alerts (best effort: a failure is retried at the next round)."""
+        self.last_keepalive = time.monotonic()
+        if not self.active:
+            return
+        notes = [n for n, _tp in self.active.values()]
+        for i in range(0, len(notes), AM_BATCH):
+            result = await self.owner.post_alertmanager(self.channel, notes[i:i + AM_BATCH])
+            if not result.ok:
+                log.warning("re-posting %d open alerts to %s failed: %s", len(notes), self.channel.safe_url,
+                            result.detail)
+                return
+
+    def remember(self, n: AlertNotification, tp: TopicPartition) -> None:
+        if n.status == "resolved":
+            self.active.pop(n.fingerprint, None)
+        else:
+            self.active[n.fingerprint] = (n, tp)
+
+
+class AlertDelivery:
+    def __init__(self, settings: Settings, publish: Publish, budget: int, group_id: str | None = None) -> None:
+        self.settings = settings
+        self.group_id = group_id or f"{settings.app_id}-delivery"
+        self.topic = settings.alert_notifications_topic
+        self._publish, self._budget = publish, budget
+        self.config = Config(settings.database_url, settings)
+        self._lanes: dict[tuple[UUID, str], Lane] = {}
+        self._inflight: dict[TopicPartition, deque[Item]] = {}
+        self._pending = 0
+        self._paused = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: asyncio.Task | None = None
+        self._stopping = False
+        self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Create the topics, read the channels, join the group; retried until it succeeds
+        (Kafka or PostgreSQL away at start delay delivery, never the rest of the worker)."""
+        from streams.topics import ensure_topics
+
+        s = self.settings
+        backoff = Backoff(s.db_retry_initial_s, s.db_retry_max_s * 6)
+        self._session = aiohttp.ClientSession(headers={"User-Agent": "learnstream-alert-delivery/1"})
+        while not self._stopping:
+            try:
+                await ensure_topics(s.kafka_bootstrap, [self.topic, s.alert_undelivered_topic], s.topic_partitions)
+                await self.config.load()
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, client_id=self.group_id,
+                    enable_auto_commit=False, auto_offset_reset="earliest",
+                )
+                consumer.subscribe([self.topic], listener=_Listener(self))
+                self._consumer = consumer
+                try:
+                    await consumer.start()
+                except BaseException:
+                    self._consumer = None
+                    await consumer.stop()
+                    raise
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried: delivery waits, the worker goes on
+                delay = backoff.next_delay()
+                log.warning("alert delivery could not start (%s: %s); retrying in %.1f s",
+                            exc.__class__.__name__, exc, delay)
+                await asyncio.sleep(delay)
+        if self._stopping:
+            return
+        self._runner = asyncio.ensure_future(self._run())
+        log.info("alert delivery (group %s) started on %s", self.group_id, self.topic)
+
+    async def stop(self) -> None:
+        """Stop: what is not delivered everywhere is not committed (redelivered to the next owner)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        for lane in self._lanes.values():
+            lane.task.cancel()
+        await asyncio.gather(*(lane.task for lane in self._lanes.values()), return_exceptions=True)
+        if self._consumer is not None:
+            try:
+                await self._commit_done()
+                await self._consumer.stop()
+            except Exception:  # noqa: BLE001 - leaving the group is best effort
+                log.warning("alert delivery consumer did not stop cleanly", exc_info=True)
+        if self._session is not None:
+            await self._session.close()
+        log.info("alert delivery stopped")
+
+    # -- the fetch loop ----------------------------------------------------------------------
+    async def _run(self) -> None:
+        c = self._consumer
+        assert c is not None
+        while not self._stopping:
+            try:
+                self._flow()
+                fetched = await c.getmany(timeout_ms=500, max_records=500)
+                await self.config.refresh(self.settings.delivery_config_refresh_s)
+                for tp, records in fetched.items():
+                    for r in records:
+                        await self._accept(tp, r.offset, r.value)
+                await self._commit_done()
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:  # the broker is away or the group is moving: aiokafka reconnects
+                log.warning("alert delivery fetch failed (%s: %s); retrying", exc.__class__.__name__, exc)
+                await asyncio.sleep(0.5)
+            except Exception:  # noqa: BLE001 - never end the loop: nothing would be delivered any more
+                log.exception("alert delivery loop failed; going on")
+                await asyncio.sleep(1.0)
+
+    def _flow(self) -> None:
+        c = self._consumer
+        assert c is not None
+        full = self._pending >= self.settings.delivery_max_pending
+        if full != self._paused:
+            (c.pause if full else c.resume)(*c.assignment())
+            self._paused = full
+
+    async def _accept(self, tp: TopicPartition, offset: int, raw: bytes | None) -> None:
+        """Route one consumed notification to its channels (or dead-letter it)."""
+        item = Item(tp, offset, raw)
+        self._inflight.setdefault(tp, deque()).append(item)
+        self._settle(+1)
+        try:
+            note = AlertNotification.model_validate_json(raw or b"")
+        except ValidationError as exc:
+            item.remaining = 1
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            await self._dead_letter(item, None, "invalid_notification",
+                                    f"{where + ': ' if where else ''}{first['msg']}"[:ANSWER_EXCERPT])
+            return
+        item.note = note
+        try:
+            targets = await self._targets(note)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never stop the stream: this notification is set aside
+            log.exception("routing alert notification %s failed", note.fingerprint)
+            item.remaining = 1
+            await self._dead_letter(item, None, "delivery_error", f"{exc.__class__.__name__}: {exc}"[:ANSWER_EXCERPT])
+            return
+        item.remaining = len(targets)
+        expired = (datetime.now(UTC) - note.sent_at).total_seconds() > self.settings.delivery_retry_for_s
+        for name, ch in targets.items():
+            if ch is None:
+                await self._dead_letter(item, None, "unknown_channel",
+                                        f"workspace {note.workspace_id} has no alert channel {name!r}", name=name)
+            elif not ch.is_active:
+                DELIVERIES.labels(ch.kind, "skipped").inc()
+                self._finish(item)
+            elif ch.kind == "topic":
+                DELIVERIES.labels("topic", "delivered").inc()
+                self._finish(item)
+            elif expired:
+                await self._dead_letter(item, ch, "expired", f"sent at {rfc3339(note.sent_at)}, more than "
+                                        f"{self.settings.delivery_retry_for_s:g} s before it was consumed")
+            else:
+                self._lane(ch).queue.put_nowait(Entry(item, ch))
+        if not targets:  # nothing to deliver (else the last channel to finish settles it)
+            self._settle(-1)
+
+    async def _targets(self, note: AlertNotification) -> dict[str, AlertChannel | None]:
+        """The channels of the notification's rule (None: the workspace has no channel of that name);
+        for a resolved one, also the Alertmanager channels that show it open."""
+        names = self.config.rules.get(note.rule_id)
+        if names is None or any(self.config.channel(note.workspace_id, n) is None for n in names):
+            await self.config.refresh(1.0)  # a rule or a channel made since the last read
+            names = self.config.rules.get(note.rule_id)
+        targets = {n: self.config.channel(note.workspace_id, n) for n in names or ()}
+        if note.status == "resolved":  # an Alertmanager showing it open hears it resolved, whatever the rule says now
+            for (ws, name), lane in self._lanes.items():
+                if ws == note.workspace_id and note.fingerprint in lane.active and name not in targets:
+                    targets[name] = lane.channel
+        return targets
+
+    def _lane(self, ch: AlertChannel) -> Lane:
+        key = (ch.workspace_id, ch.name)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane(self, ch)
+        elif lane.channel != ch:
+            if lane.channel.kind != ch.kind:
+                lane.active.clear()
+            lane.channel = ch  # changed since: the queued entries keep the definition they were routed with
+        return lane
+
+    # -- one lane's batch --------------------------------------------------------------------
+    async def deliver(self, lane: Lane, batch: list[Entry]) -> None:
+        """Deliver `batch` (in order) to the lane's channel: retried until it succeeds, is refused,
+        or has been failing for delivery_retry_for_s."""
+        s = self.settings
+        backoff = Backoff(s.delivery_retry_initial_s, s.delivery_retry_max_s)
+        while True:
+            batch = [e for e in batch if not e.item.abandoned]
+            if not batch:
+                return
+            ch = batch[0].channel
+            now = datetime.now(UTC)
+            for e in batch:
+                e.first_attempt_at = e.first_attempt_at or now
+                e.attempts += 1
+            notes = [e.item.note for e in batch]
+            if ch.kind == "alertmanager":
+                result = await self.post_alertmanager(ch, notes)
+            else:
+                result = await self.post_webhook(ch, notes[0])
+            if result.ok:
+                for e in batch:
+                    DELIVERIES.labels(ch.kind, "delivered").inc()
+                    if ch.kind == "alertmanager":
+                        lane.remember(e.item.note, e.item.tp)
+                    self._finish(e.item)
+                return
+            if result.permanent:
+                if len(batch) > 1:  # find the one refused
+                    for e in batch:
+                        await self.deliver(lane, [e])
+                    return
+                log.error("alert channel %s (%s) refused notification %s: %s", ch.name, ch.safe_url,
+                          batch[0].item.note.fingerprint, result.detail)
+                await self._dead_letter_entry(lane, batch[0], "rejected", result.detail)
+                return
+            DELIVERY_RETRIES.labels(ch.kind).inc()
+            waited = time.monotonic() - min(e.queued for e in batch)
+            if waited >= s.delivery_retry_for_s:
+                log.error("alert channel %s (%s) failed for %.0f s; dead-lettering %d notifications: %s",
+                          ch.name, ch.safe_url, waited, len(batch), result.detail)
+                for e in batch:
+                    await self._dead_letter_entry(lane, e, "retries_exhausted", result.detail)
+                return
+            if backoff.attempt == 0:
+                log.warning("alert channel %s (%s) failed (%s); retrying with backoff for up to %.0f s",
+                            ch.name, ch.safe_url, result.detail, s.delivery_retry_for_s)
+            delay = max(backoff.next_delay(), min(result.retry_after, s.delivery_retry_max_s))
+            await asyncio.sleep(min(delay, max(0.0, s.delivery_retry_for_s - waited)))
+
+    async def _dead_letter_entry(self, lane: Lane, e: Entry, reason: str, detail: str) -> None:
+        if lane.kind == "alertmanager" and e.item.note.status == "resolved":
+            lane.active.pop(e.item.note.fingerprint, None)
+        await self._dead_letter(e.item, e.channel, reason, detail, entry=e)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    async def post_alertmanager(self, ch: AlertChannel, notes: list[AlertNotification]) -> Result:
+        s = self.settings
+        body = alertmanager_body(notes, datetime.now(UTC), 4 * s.alertmanager_resend_s, s.alert_generator_url)
+        return await self._post(ch, alertmanager_endpoint(ch.url or ""), body, {"Content-Type": "application/json"})
+
+    async def post_webhook(self, ch: AlertChannel, note: AlertNotification) -> Result:
+        assert ch.secret is not None
+        body, headers = webhook_request(note, ch.secret.get_secret_value(), int(time.time()))
+        return await self._post(ch, ch.url or "", body, headers)
+
+    async def _post(self, ch: AlertChannel, url: str, body: bytes, headers: dict[str, str]) -> Result:
+        assert self._session is not None
+        try:
+            async with self._session.post(url, data=body, headers=headers, allow_redirects=False,
+                                          timeout=aiohttp.ClientTimeout(total=ch.timeout_s)) as resp:
+                answer = (await resp.content.read(ANSWER_EXCERPT)).decode("utf-8", "replace").strip()
+                status = resp.status
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+        except asyncio.CancelledError:
+            raise
+        except asyncio.TimeoutError:
+            return Result(False, detail=f"no answer within {ch.timeout_s:g} s")
+        except aiohttp.InvalidURL as exc:
+            return Result(False, permanent=True, detail=f"invalid URL: {exc.__class__.__name__}")
+        except (aiohttp.ClientError, OSError) as exc:
+            return Result(False, detail=f"{exc.__class__.__name__}: {_no_url(str(exc), ch)}"[:ANSWER_EXCERPT])
+        if 200 <= status < 300:
+            return Result(True)
+        detail = f"HTTP {status}" + (f": {answer}" if answer else "")
+        if status in (408, 429) or status >= 500:
+            return Result(False, detail=detail, retry_after=retry_after)
+        return Result(False, permanent=True, detail=detail)
+
+    # -- finishing, dead letters, offsets ---------------------------------------------------------
+    def _finish(self, item: Item) -> None:
+        item.remaining -= 1
+        if item.remaining == 0 and not item.abandoned:
+            self._settle(-1)
+
+    def _settle(self, change: int) -> None:
+        self._pending += change
+        PENDING.set(self._pending)
+
+    async def _dead_letter(self, item: Item, ch: AlertChannel | None, reason: str, detail: str,
+                           entry: Entry | None = None, name: str | None = None) -> None:
+        value = dead_letter_envelope(item, ch, reason, detail, entry, self._budget, name=name)
+        key = (item.note.fingerprint.encode() if item.note else None)
+
+        async def publish() -> None:
+            fut = await self._publish(key, value)
+            if isinstance(fut, Awaitable):
+                await fut
+
+        try:
+            await self._retrying("publishing an undelivered alert notification", publish)
+        except PermanentFailure as exc:
+            log.error("an undelivered notification could not be dead-lettered either: %s", exc)
+        UNDELIVERED.labels(reason).inc()
+        DELIVERIES.labels(ch.kind if ch else "unknown", "dead_lettered").inc()
+        self._finish(item)
+
+    async def _commit_done(self) -> None:
+        c = self._consumer
+        if c is None:
+            return
+        offsets = {}
+        for tp, q in self._inflight.items():
+            last = None
+            while q and q[0].done:
+                last = q.popleft().offset
+            if last is not None:
+                offsets[tp] = last + 1
+        assigned = c.assignment()
+        offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await c.commit(offsets)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - delivered already: a redelivery repeats them, no loss
+            log.warning("committing alert delivery offsets failed (%s: %s)", exc.__class__.__name__, exc)
+
+    # -- rebalances ----------------------------------------------------------------------------
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._commit_done()
+        dropped = 0
+        for tp in revoked:
+            for item in self._inflight.pop(tp, ()):
+                dropped += not item.done
+                item.abandoned = True
+        for lane in self._lanes.values():
+            lane.active = {fp: v for fp, v in lane.active.items() if v[1] not in revoked}
+        self._settle(-dropped)
+
+    async def _assigned(self, assigned: set[TopicPartition]) -> None:
+        """Take up the open alerts of the assigned partitions for the Alertmanager keep-alive."""
+        c = self._consumer
+        if c is None or not assigned:
+            return
+        partitions = sorted(c.partitions_for_topic(self.topic) or ())
+        if not partitions:
+            return
+        try:
+            await self.config.load()
+            conn = await connect(self.settings.database_url, timeout=5)
+            try:
+                last = await open_alerts(conn)
+            finally:
+                await conn.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next notification of each alert takes it up instead
+            log.warning("taking up open alerts for the Alertmanager keep-alive failed (%s: %s)",
+                        exc.__class__.__name__, exc)
+            return
+        ours = {tp.partition for tp in assigned if tp.topic == self.topic}
+        taken = 0
+        for n in last:
+            p = DefaultPartitioner()(n.fingerprint.encode(), partitions, partitions)
+            if p not in ours:
+                continue
+            for name in self.config.rules.get(n.rule_id, ()):
+                ch = self.config.channel(n.workspace_id, name)
+                if ch is not None and ch.kind == "alertmanager" and ch.is_active:
+                    self._lane(ch).remember(n, TopicPartition(self.topic, p))
+                    taken += 1
+        if taken:
+            log.info("took up %d open alerts for Alertmanager", taken)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, delivery: AlertDelivery) -> None:
+        self._delivery = delivery
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self._delivery._revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        await self._delivery._assigned(set(assigned))
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def alertmanager_endpoint(url: str) -> str:
+    """An Alertmanager's base URL (or its /api/v2/alerts URL) -> its /api/v2/alerts URL."""
+    url = url.rstrip("/")
+    return url if url.endswith("/api/v2/alerts") else url + "/api/v2/alerts"
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _no_url(text: str, ch: AlertChannel) -> str:
+    """An error text without the channel's URL (it may carry a password)."""
+    return text.replace(ch.url or "\0", ch.safe_url) if ch.url else text
+
+
+def dead_letter_envelope(item: Item, ch: AlertChannel | None, reason: str, detail: str, entry: Entry | None,
+                         budget: int, name: str | None = None) -> bytes:
+    """The undelivered-topic message: why, which channel (never its secret), the attempts, where it
+    came from, and the notification (a value too large keeps a prefix of it instead)."""
+    now = datetime.now(UTC)
+    env: dict[str, Any] = {
+        "reason": reason,
+        "detail": detail,
+        "channel": ch.name if ch else name,
+        "channel_kind": ch.kind if ch else None,
+        "channel_url": ch.safe_url if ch else None,
+        "workspace_id": str(item.note.workspace_id) if item.note else None,
+        "attempts": entry.attempts if entry else 0,
+        "first_attempt_at": rfc3339(entry.first_attempt_at) if entry and entry.first_attempt_at else None,
+        "dead_lettered_at": rfc3339(now),
+        "source_topic": item.tp.topic,
+        "partition": item.tp.partition,
+        "offset": item.offset,
+    }
+    if item.note is not None:
+        env["notification"] = item.note.model_dump(mode="json")
+        out = orjson.dumps(env)
+        if len(out) <= budget:
+            return out
+        del env["notification"]
+    raw = item.raw or b""
+    env["value_length"] = len(raw)
+    try:
+        text, encoding = raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(raw).decode(), "base64"
+    if encoding:
+        env["value_encoding"] = encoding
+    env["value"] = text
+    out = orjson.dumps(env)
+    if len(out) <= budget:
+        return out
+    import hashlib
+
+    env["value_truncated"] = True
+    env["value_sha256"] = hashlib.sha256(raw).hexdigest()
+    room = max(0, budget - len(orjson.dumps({**env, "value": ""})) - 16)
+    cut = text[:room]
+    while len(orjson.dumps(cut)) - 2 > room:  # escapes make the encoding longer than the text
+        cut = cut[: max(0, len(cut) - max(1, (len(orjson.dumps(cut)) - 2 - room)))]
+    env["value"] = cut
+    return orjson.dumps(env)
