@@ -99,9 +99,12 @@ async def _measure(settings: Settings, pid: int, rate: int, seconds: float, shap
     conn = await connect(settings.database_url)
     t0 = time.monotonic()
 
+    lock = asyncio.Lock()  # one connection: the 5-s sampler and the end of the run take turns
+
     async def count() -> int:
-        return sum([await conn.fetchval(f"SELECT count(*) FROM {t}") for t in
-                    ("learning_events", "system_performance_metrics", "content_performance_metrics")])
+        async with lock:
+            return sum([await conn.fetchval(f"SELECT count(*) FROM {t}") for t in
+                        ("learning_events", "system_performance_metrics", "content_performance_metrics")])
 
     async def watch() -> None:
         while True:
@@ -144,10 +147,11 @@ async def _measure(settings: Settings, pid: int, rate: int, seconds: float, shap
                 break
             await asyncio.sleep(0.5)
         result.behind_s = time.monotonic() - published
-        q = await conn.fetchrow(
-            """SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY
-                   extract(epoch FROM ingested_at - "timestamp")) AS q
-               FROM system_performance_metrics WHERE ingested_at >= $1""", marker)
+        async with lock:
+            q = await conn.fetchrow(
+                """SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY
+                       extract(epoch FROM ingested_at - "timestamp")) AS q
+                   FROM system_performance_metrics WHERE ingested_at >= $1""", marker)
         if q["q"]:
             result.latency_ms = tuple(x * 1000 for x in q["q"])  # type: ignore[assignment]
     finally:
