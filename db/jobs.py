@@ -30,9 +30,11 @@ async def unlock(conn: asyncpg.Connection, job: str) -> None:
 
 
 async def last_success(conn: asyncpg.Connection, job: str) -> datetime | None:
-    """The latest scheduled time the job succeeded for."""
+    """The latest scheduled time the job succeeded for. Scheduled runs only: a manual run records
+    the time it was asked for, which must not stand for a fire time it did not compute."""
     return await conn.fetchval(
-        "SELECT max(scheduled_for) FROM job_runs WHERE job = $1 AND status = 'succeeded'", job)
+        "SELECT max(scheduled_for) FROM job_runs WHERE job = $1 AND status = 'succeeded' AND trigger = 'schedule'",
+        job)
 
 
 async def succeeded_for(conn: asyncpg.Connection, job: str, scheduled_for: datetime) -> bool:
