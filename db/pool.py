@@ -1,6 +1,9 @@
-"""asyncpg connections: codecs and the per-connection staging tables of the writer."""
+"""asyncpg connections: codecs, the per-connection staging tables of the writer, and the one
+writer pool a worker shares among its stages."""
 
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 import orjson
@@ -50,3 +53,24 @@ async def create_writer_pool(dsn: str, size: int = 4, **kwargs) -> asyncpg.Pool:
         command_timeout=60,
         **kwargs,
     )
+
+
+class SharedPool:
+    """One writer pool per worker, created on first use (PostgreSQL may be down at start), for
+    every topic's sink: connections = db_pool_size, not a pool per topic."""
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn, self._size = dsn, size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await create_writer_pool(self._dsn, self._size)
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

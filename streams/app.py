@@ -17,7 +17,7 @@ from functools import partial
 import faust
 
 from db.partitions import ensure_partitions
-from db.pool import connect
+from db.pool import SharedPool, connect
 from db.tables import TABLES
 from streams import metrics
 from streams.alerts.runtime import AlertRuntime
@@ -26,7 +26,8 @@ from streams.retry import Backoff, Retrier
 from streams.domain.parked import ParkedEvents
 from streams.ingest.consumer import IngestConsumer
 from streams.ingest.registration import WorkspaceRegistry
-from streams.ingest.sink import BatchSink, DeadLetters, SharedPool
+from streams.dead_letters import DeadLetters
+from streams.ingest.sink import BatchSink
 from streams.sizing import MessageLimits
 from streams.windows.stage import WindowStage
 

@@ -20,13 +20,12 @@ import asyncpg
 import orjson
 
 from db.alerts import RULES_CHANNEL, load_rules, open_alerts, record_notifications
-from db.pool import connect
+from db.pool import SharedPool, connect
 from schemas.alerts import AlertCommand, AlertNotification
 from schemas.rollups import Rollup
 from streams import metrics
 from streams.alerts.engine import AlertEngine
 from streams.retry import Backoff, PermanentFailure, Retrier
-from streams.ingest.sink import SharedPool
 
 log = logging.getLogger("learnstream.alerts")
 

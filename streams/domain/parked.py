@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from db.domain.routing import drop_expired, resume_parked, take_expired
+from db.pool import SharedPool
 from schemas.events import DeadLetter, DeadLetterError
 from streams import metrics
-from streams.ingest.sink import DeadLetters, SharedPool
+from streams.dead_letters import DeadLetters
 
 log = logging.getLogger("learnstream.domain")
 

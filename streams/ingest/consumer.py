@@ -46,7 +46,8 @@ from db.tables import TABLES
 from schemas.events import DeadLetterError
 from streams import metrics
 from streams.config import Settings
-from streams.ingest.sink import BatchSink, DeadLetters, envelope
+from streams.dead_letters import DeadLetters, envelope
+from streams.ingest.sink import BatchSink
 from streams.windows.stage import WindowStage
 
 log = logging.getLogger("learnstream.ingest")

@@ -12,8 +12,6 @@ refuses - dead-letters that message (or array member) and the batch goes on.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 import time
 from collections import Counter as Tally
@@ -21,35 +19,18 @@ from operator import itemgetter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
-import asyncpg
-
-from db.pool import create_writer_pool
+from db.pool import SharedPool
 from db.tables import SINKS, UpsertSpec
 from db.writer import WritePolicy, WriteResult, write_rows
 from schemas.decode import decode_message
-from schemas.events import DeadLetter, DeadLetterError, safe_dumps
+from schemas.events import DeadLetter, DeadLetterError
 from streams import metrics
+from streams.dead_letters import DeadLetters, Message, envelope
 from streams.ingest.registration import WorkspaceRegistry
 from streams.retry import PermanentFailure, Retrier
-from streams.sizing import encode_dead_letter
 
 log = logging.getLogger("learnstream.sink")
-
-
-class Message(Protocol):
-    """What the sink reads of a Kafka message (faust's Message and aiokafka's records fit)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-#: publish one dead letter: (key, value) -> awaitable that completes when the broker has it
-DeadLetterPublisher = Callable[[bytes | None, bytes], Awaitable[Any]]
 
 
 @dataclass
@@ -66,108 +47,6 @@ class BatchOutcome:
     stored_rows: list[tuple] = field(default_factory=list)
     batch: Sequence[Message] = ()
     stored_origin: list[int] = field(default_factory=list)
-
-
-def _text(raw: bytes | None) -> tuple[str | None, str | None]:
-    if raw is None:
-        return None, None
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
-
-
-def envelope(
-    msg: Message,
-    errors: list[DeadLetterError],
-    received_at: datetime,
-    members: list[tuple[int, Any]] | None = None,
-    stage: str = "ingest",
-) -> DeadLetter:
-    """The dead letter of `msg`. With `members` (an array whose valid members were stored), the
-    value is only the rejected members, so the DLQ holds what was not stored and no more."""
-    key, key_enc = _text(msg.key)
-    rejected = safe_dumps([m for _, m in members]) if members is not None else None
-    if rejected is not None:
-        value: str | None = rejected.decode("utf-8", "replace")
-        value_enc: str | None = "utf-8"
-    else:  # the whole value (also when the rejected members are too deep to write again)
-        members = None
-        value, value_enc = _text(msg.value)
-    return DeadLetter(
-        source_topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        key=key,
-        key_encoding=key_enc,
-        value=value if value is not None else "",
-        value_encoding=value_enc or "utf-8",
-        members=[i for i, _ in members] if members is not None else None,
-        errors=errors,
-        received_at=received_at,
-        stage=stage,
-    )
-
-
-class DeadLetters:
-    """Publishes dead letters (keyed topic:partition:offset) to the DLQ, each within the topic's
-    message budget (streams/sizing.py: errors capped, a value that cannot fit cut to a prefix with
-    its length and SHA-256), retrying until the broker has them all. Shared by every stage."""
-
-    def __init__(self, publish: DeadLetterPublisher, retrying: Retrier, budget: int) -> None:
-        self._publish, self._retrying, self.budget = publish, retrying, budget
-
-    async def __call__(self, letters: list[DeadLetter]) -> None:
-        await publish_dead_letters(self._publish, self._retrying, letters, self.budget)
-
-
-async def publish_dead_letters(
-    publish: DeadLetterPublisher, retrying: Retrier, letters: list[DeadLetter], budget: int = 1_000_000 - 512,
-) -> None:
-    """Publish dead letters (keyed topic:partition:offset), retrying until the broker has them all.
-    Should the broker still refuse one as too large (its topic's limit lowered since the start),
-    they are encoded again within half the budget, down to 16 KiB."""
-    while True:
-        encoded = [
-            (f"{d.source_topic}:{d.partition}:{d.offset}".encode(), encode_dead_letter(d, budget - 64)) for d in letters
-        ]
-
-        async def attempt() -> None:
-            futures = [await publish(key, value) for key, value in encoded]
-            for fut in futures:
-                if isinstance(fut, Awaitable):
-                    await fut
-
-        try:
-            await retrying(f"publishing {len(letters)} dead letters", attempt)
-            break
-        except PermanentFailure as exc:
-            if budget <= 16_384:
-                raise
-            log.error("the DLQ refused a dead letter (%s); encoding them within %d bytes", exc.error, budget // 2)
-            budget //= 2
-    metrics.DLQ_PUBLISHED.labels(letters[0].source_topic).inc(len(letters))
-
-
-class SharedPool:
-    """One writer pool per worker, created on first use (PostgreSQL may be down at start), for
-    every topic's sink: connections = db_pool_size, not a pool per topic."""
-
-    def __init__(self, dsn: str, size: int) -> None:
-        self._dsn, self._size = dsn, size
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> asyncpg.Pool:
-        async with self._lock:
-            if self._pool is None:
-                self._pool = await create_writer_pool(self._dsn, self._size)
-            return self._pool
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
 
 
 class BatchSink:

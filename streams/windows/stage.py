@@ -44,6 +44,7 @@ import faust
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
+from db.pool import SharedPool
 from db.rollups import recompute_windows, upsert_rollups, write_rollups
 from db.tables import TABLES
 from schemas.alerts import AlertCommand
@@ -53,7 +54,7 @@ from streams import metrics
 from streams.alerts.runtime import AlertRuntime
 from streams.config import Settings
 from streams.retry import PermanentFailure, Retrier
-from streams.ingest.sink import DeadLetters, SharedPool, envelope
+from streams.dead_letters import DeadLetters, envelope
 from streams.sizing import ItemTooLarge, MessageLimits, fits, pack
 from streams.windows.panes import (
     COUNTERS,

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from schemas.decode import decode_message
 from schemas.events import DeadLetter, DeadLetterError
 from streams.retry import CONTENT, TRANSIENT, UNKNOWN, PermanentFailure, Retrier, classify
-from streams.sizing import ItemTooLarge, MessageLimits, encode_dead_letter, pack
+from streams.dead_letters import encode_dead_letter
+from streams.sizing import ItemTooLarge, MessageLimits, pack
 from streams.windows.stage import parse_input
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

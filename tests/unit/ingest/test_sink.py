@@ -11,7 +11,9 @@ import orjson
 from db.writer import WriteResult
 from streams import metrics
 from streams.retry import Backoff, Retrier
-from streams.ingest.sink import BatchSink, DeadLetters, SharedPool
+from db.pool import SharedPool
+from streams.dead_letters import DeadLetters
+from streams.ingest.sink import BatchSink
 from streams.synthetic import Generator
 
 

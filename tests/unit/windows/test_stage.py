@@ -14,7 +14,7 @@ from db.tables import TABLES
 from schemas.decode import decode_message
 from streams.config import Settings
 from streams.retry import Retrier
-from streams.ingest.sink import DeadLetters
+from streams.dead_letters import DeadLetters
 from streams.windows.stage import WindowStage, window_messages, workspace_partition
 from streams.windows.panes import WindowSpec
 
