@@ -1,52 +1,56 @@
-"""The `learnstream` command. Expected failures print one line `learnstream: error: …` and exit 2."""
+"""The `learnstream` command: the only module that registers command groups. Expected failures
+print one line `learnstream: error: …` and exit 2 (streams/cli_support.py).
+
+The product's commands are registered here; the dev kit's (demo, bench, services: streams/devkit/)
+are declared as `learnstream.commands` entry points and imported only when one of them is run, so
+`learnstream worker` never loads them.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sys
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-import asyncpg
 import click
 
-from db.migrate import MigrationError, migrate
+from db.migrate import migrate
 from db.pool import connect
+from streams.cli_support import expected_failures
 from streams.config import load_settings
-from streams.topics import KafkaUnavailable
 
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    KafkaUnavailable,
-    MigrationError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    ConnectionError,
-    OSError,
-    ValueError,
-)
+#: the entry-point group other installed packages (the dev kit) declare their commands under
+PLUGIN_GROUP = "learnstream.commands"
 
 
-def _expected_failures(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from streams.services import ServicesError
-        from streams.worker import SchemaNotReady
-
-        try:
-            return fn(*args, **kwargs)
-        except (*EXPECTED_ERRORS, ServicesError, SchemaNotReady) as exc:
-            click.echo(f"learnstream: error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+@cache
+def plugins() -> dict[str, EntryPoint]:
+    """The commands declared under PLUGIN_GROUP, by name (not imported)."""
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
 
 
 def _logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The registered commands, plus the plugins' (PLUGIN_GROUP), each imported when it is run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *plugins()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in plugins():
+            command = plugins()[name].load()
+            self.add_command(command, name)
+        return command
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="learnstream")
 def cli() -> None:
     """learnstream: Kafka -> Faust -> partitioned PostgreSQL ingest for learning events,
@@ -57,30 +61,27 @@ def cli() -> None:
     """
 
 
-def _add_subcommands() -> None:
+def register() -> click.Group:
+    """Register every product command group on `cli` (idempotent) and return it."""
     from streams.access.audit_cli import audit
     from streams.access.cli import access, workspaces
+    from streams.alerts.channels_cli import channels
     from streams.alerts.cli import alerts
-    from streams.bench.cli import bench
+    from streams.alerts.rules_cli import metrics_cmd, rules
     from streams.jobs.cli import jobs
     from streams.maintenance.cli import maintenance
     from streams.reports.cli import reports
-    from streams.services.cli import services
 
-    cli.add_command(services)
-    cli.add_command(bench)
-    cli.add_command(alerts)
-    cli.add_command(jobs)
-    cli.add_command(reports)
-    cli.add_command(workspaces)
-    cli.add_command(access)
-    cli.add_command(audit)
-    cli.add_command(maintenance)
+    for sub in (rules, metrics_cmd, channels):
+        alerts.add_command(sub)
+    for group in (alerts, jobs, reports, workspaces, access, audit, maintenance):
+        cli.add_command(group)
+    return cli
 
 
 @cli.command("migrate")
 @click.option("--database-url", envvar="LEARNSTREAM_DATABASE_URL", help="PostgreSQL DSN [env LEARNSTREAM_DATABASE_URL]")
-@_expected_failures
+@expected_failures
 def migrate_cmd(database_url: str | None) -> None:
     """Apply pending SQL migrations (db/migrations) and make the current partitions.
 
@@ -118,7 +119,7 @@ def migrate_cmd(database_url: str | None) -> None:
 @click.option("--batch-within", "batch_within_s", type=float, help="seconds before a partial batch is flushed [default 0.1]")
 @click.option("--partitions", "topic_partitions", type=int, help="partitions of topics the worker creates [default 8]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), help="[default info]")
-@_expected_failures
+@expected_failures
 def worker_cmd(**flags) -> None:
     """Run the ingest worker until SIGTERM/SIGINT.
 
@@ -146,7 +147,7 @@ def worker_cmd(**flags) -> None:
                                            "account_snapshot"]),
               help="contract to validate against when TOPIC is not one of the configured topics")
 @click.option("--bootstrap", help="Kafka bootstrap servers [env LEARNSTREAM_KAFKA_BOOTSTRAP]")
-@_expected_failures
+@expected_failures
 def publish_cmd(topic: str, source, array_size: int, validate: bool, kind: str | None, bootstrap: str | None) -> None:
     """Publish JSONL (one event per line) from SOURCE (a file, or - for stdin) to TOPIC.
 
@@ -193,24 +194,8 @@ def schemas_export(directory: Path, check: bool) -> None:
     click.echo(f"wrote {len(docs)} schemas to {directory} ({len(stale)} changed)")
 
 
-@cli.command("demo")
-@click.option("--events", type=int, default=20000, show_default=True, help="events per topic")
-@click.option("--seed", type=int, default=42, show_default=True)
-@_expected_failures
-def demo_cmd(events: int, seed: int) -> None:
-    """Run the whole job once on the local services and show what happened.
-
-    Brings the services up (or uses LEARNSTREAM_* ones), migrates, starts a worker, publishes a
-    realistic synthetic workload (single events and arrays, duplicates and some bad input) to the
-    three topics, waits until everything is stored or dead-lettered, and prints a summary.
-    """
-    from streams.demo import run_demo
-
-    sys.exit(run_demo(events_per_topic=events, seed=seed))
-
-
 def main() -> None:
-    _add_subcommands()
+    register()
     cli(prog_name="learnstream")
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 import click
 import orjson
 
-from streams.cli import _expected_failures
+from streams.cli_support import expected_failures
 from streams.config import load_settings
 
 
@@ -46,7 +46,7 @@ def _line(r) -> str:
 @click.option("-f", "--follow", is_flag=True, help="keep printing new changes (Ctrl-C stops)")
 @click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True,
               help="with --follow: seconds between looks")
-@_expected_failures
+@expected_failures
 def tail_cmd(limit: int, workspace_id: UUID | None, table: str | None, follow: bool, interval: float) -> None:
     """The latest configuration changes, oldest first: time, who (the login role, and the role it
     acted as), operation, table, the row's key, and the values (an UPDATE shows old -> new)."""

@@ -3,28 +3,14 @@ may read them directly (migration 0013's row-level security decides by the role 
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import sys
 from uuid import UUID
 
 import click
 
-from streams.cli import _expected_failures
+from streams.cli_support import expected_failures, run_on_database
 from streams.config import load_settings
-
-
-def _run(go):
-    async def wrapped():
-        from db.pool import connect
-
-        conn = await connect(load_settings().database_url)
-        try:
-            return await go(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(wrapped())
 
 
 @click.group("workspaces")
@@ -36,24 +22,24 @@ def workspaces() -> None:
 @click.argument("name")
 @click.option("--id", "workspace_id", type=click.UUID, help="the workspace's id (the one its events carry); default: a new one")
 @click.option("--organization", metavar="SLUG", help="the organization it belongs to (made when missing)")
-@_expected_failures
+@expected_failures
 def add_cmd(name: str, workspace_id: UUID | None, organization: str | None) -> None:
     """Register workspace NAME (needed before its events are stored when
     LEARNSTREAM_WORKSPACE_REGISTRATION=registered)."""
     from db.workspaces import add_workspace
 
-    row = _run(lambda conn: add_workspace(conn, name, workspace_id, organization))
+    row = run_on_database(lambda conn: add_workspace(conn, name, workspace_id, organization))
     click.echo(f"added workspace {row['name']!r} {row['id']}" + (f" in {row['organization']}" if row["organization"] else ""))
 
 
 @workspaces.command("list")
-@_expected_failures
+@expected_failures
 def list_cmd() -> None:
     """Every workspace: id, name, how it was registered (cli, auto = first seen in events,
     backfill = named by data older than the table), organization, members."""
     from db.workspaces import list_workspaces
 
-    rows = _run(list_workspaces)
+    rows = run_on_database(list_workspaces)
     click.echo(f"{'id':<36}  {'name':<24} {'registered':<10} {'organization':<16} members")
     for r in rows:
         click.echo(f"{str(r['id']):<36}  {r['name'][:24]:<24} {r['registration']:<10} {(r['organization'] or '-')[:16]:<16} "
@@ -77,7 +63,7 @@ def access() -> None:
 @click.option("--password-stdin", is_flag=True,
               help="read ROLE's password from standard input (one line); without it a new role gets a generated "
                    "password, printed once, and an existing role keeps its own")
-@_expected_failures
+@expected_failures
 def grant_cmd(role_name: str, workspace_id: UUID, workspace_role: str, password_stdin: bool) -> None:
     """Let login ROLE read workspace --workspace (creating the role when it does not exist)."""
     from db.workspaces import grant_access
@@ -94,7 +80,7 @@ def grant_cmd(role_name: str, workspace_id: UUID, workspace_role: str, password_
             generated = secrets.token_urlsafe(18)
         return await grant_access(conn, role_name, workspace_id, workspace_role, password or generated), generated
 
-    granted, generated = _run(go)
+    granted, generated = run_on_database(go)
     click.echo(f"{'created role' if granted.created_role else 'role'} {granted.role_name}: {granted.role} of workspace "
                f"{granted.workspace_id}")
     if generated:  # the only password this command prints: one it made
@@ -113,12 +99,12 @@ def _dsn_for(role_name: str) -> str:
 @click.argument("role_name", metavar="ROLE")
 @click.option("--workspace", "workspace_id", type=click.UUID, help="only this workspace (default: all of ROLE's)")
 @click.option("--keep-role", is_flag=True, help="keep the login role even when it has no membership left")
-@_expected_failures
+@expected_failures
 def revoke_cmd(role_name: str, workspace_id: UUID | None, keep_role: bool) -> None:
     """Remove ROLE's membership; the role is dropped when it has none left in this database."""
     from db.workspaces import revoke_access
 
-    removed, dropped = _run(lambda conn: revoke_access(conn, role_name, workspace_id, not keep_role))
+    removed, dropped = run_on_database(lambda conn: revoke_access(conn, role_name, workspace_id, not keep_role))
     click.echo(f"removed {removed} membership{'s' if removed != 1 else ''} of {role_name}"
                + ("; dropped the role" if dropped else ""))
     if not removed:
@@ -127,12 +113,12 @@ def revoke_cmd(role_name: str, workspace_id: UUID | None, keep_role: bool) -> No
 
 @access.command("list")
 @click.option("--workspace", "workspace_id", type=click.UUID, help="only this workspace")
-@_expected_failures
+@expected_failures
 def list_access_cmd(workspace_id: UUID | None) -> None:
     """Who may read which workspace, with what role (no passwords: they are not stored readable)."""
     from db.workspaces import list_access
 
-    rows = _run(lambda conn: list_access(conn, workspace_id))
+    rows = run_on_database(lambda conn: list_access(conn, workspace_id))
     click.echo(f"{'role':<24} {'workspace':<36}  {'name':<20} {'as':<7} granted")
     for r in rows:
         missing = "" if r["role_exists"] else "  (login role missing)"

@@ -14,20 +14,13 @@ import click
 from pydantic import ValidationError
 
 from schemas.channels import BUILTIN_TOPIC, KINDS, AlertChannel
-from streams.access.cli import _run  # one connection, the command's coroutine on it
+from streams.cli_support import fail, parse_duration, run_on_database
 
 #: where `add` reads a webhook secret from when --secret-file is not given
 SECRET_ENV = "LEARNSTREAM_CHANNEL_SECRET"
 
 
-def _fail(text: str) -> None:
-    click.echo(f"learnstream: error: {text}", err=True)
-    sys.exit(2)
-
-
 def _seconds(text: str) -> float:
-    from streams.alerts.cli import parse_duration
-
     return parse_duration(text).total_seconds()
 
 
@@ -59,7 +52,7 @@ def add(name: str, workspace: UUID, kind: str, url: str | None, secret_file: str
     from db.channels import list_channels, put_channel
 
     if name == BUILTIN_TOPIC:
-        _fail(f"`{BUILTIN_TOPIC}` is built in: every workspace has it")
+        fail(f"`{BUILTIN_TOPIC}` is built in: every workspace has it")
     secret = None
     if secret_file is not None:
         secret = (sys.stdin.read() if secret_file == "-" else Path(secret_file).read_text()).strip()
@@ -80,10 +73,10 @@ def add(name: str, workspace: UUID, kind: str, url: str | None, secret_file: str
                               secret=secret if kind == "webhook" else None, timeout_s=_seconds(timeout),
                               is_active=not disabled)
         except ValidationError as exc:
-            _fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
+            fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
         return ch, await put_channel(conn, ch, by)
 
-    ch, new = _run(go)
+    ch, new = run_on_database(go)
     click.echo(f"{'added' if new else 'replaced'} {ch.kind} channel {ch.name} of workspace {workspace}"
                + (f" -> {ch.safe_url}" if ch.url else ""))
     if made:
@@ -96,7 +89,7 @@ def list_cmd(workspace: UUID | None) -> None:
     """The channels, one a line (secrets are never shown)."""
     from db.channels import list_channels
 
-    found = _run(lambda conn: list_channels(conn, workspace))
+    found = run_on_database(lambda conn: list_channels(conn, workspace))
     if not found:
         click.echo("no alert channels (the built-in `topic` channel needs none)")
         return
@@ -117,9 +110,9 @@ def rm(name: str, workspace: UUID) -> None:
     async def go(conn):
         return await remove_channel(conn, workspace, name), await rules_naming(conn, workspace, name)
 
-    gone, rules = _run(go)
+    gone, rules = run_on_database(go)
     if not gone:
-        _fail(f"workspace {workspace} has no alert channel {name!r}")
+        fail(f"workspace {workspace} has no alert channel {name!r}")
     click.echo(f"removed channel {name} of workspace {workspace}")
     if rules:
         click.echo(f"warning: still named by rules: {', '.join(rules)}", err=True)

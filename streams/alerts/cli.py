@@ -15,16 +15,10 @@ from pydantic import ValidationError
 
 from schemas.alert_rules import duration_s
 from schemas.alerts import AlertCommand, AlertNotification
+from streams.cli_support import parse_duration
 from streams.config import load_settings
 from streams.publish import publish_messages
 from streams.topics import ensure_topics
-
-
-def parse_duration(text: str) -> timedelta:
-    try:
-        return timedelta(seconds=duration_s(text))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def format_line(n: AlertNotification) -> str:
@@ -145,16 +139,3 @@ def unmute(workspace, fingerprint, rule, by, bootstrap) -> None:
     """End a mute before it expires."""
     _send(_command("unmute", workspace, fingerprint, rule, by), bootstrap)
 
-
-def _add_rules_commands() -> None:
-    from streams.alerts.rules_cli import metrics_cmd, rules
-
-    alerts.add_command(rules)
-    alerts.add_command(metrics_cmd)
-
-
-_add_rules_commands()
-
-from streams.alerts.channels_cli import channels as _channels  # noqa: E402 - `alerts channels` (issue #13)
-
-alerts.add_command(_channels)

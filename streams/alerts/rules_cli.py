@@ -16,8 +16,7 @@ import orjson
 
 from schemas.alert_rules import SPEC_FIELDS, RuleInvalid, format_duration, parse_spec, to_rule
 from schemas.alerts import AlertRule, AlertSeverity, ConditionOp
-from streams.access.cli import _run
-from streams.cli import _expected_failures
+from streams.cli_support import expected_failures, run_on_database
 from streams.config import load_settings
 
 
@@ -127,7 +126,7 @@ def rules() -> None:
 @click.option("--nodata-after", help="a watched series silent this long is NoData [default: never]")
 @click.option("--disabled", is_flag=True, help="add it disabled (`rules enable` starts it)")
 @click.option("--created-by", help="who adds it (kept with the rule)")
-@_expected_failures
+@expected_failures
 def add_cmd(workspace, name, metric, op, threshold, window, severity, channels, for_, keep_firing_for,
             repeat_interval, nodata_after, disabled, created_by) -> None:
     """Add a rule; prints its id."""
@@ -162,7 +161,7 @@ def add_cmd(workspace, name, metric, op, threshold, window, severity, channels, 
         except asyncpg.UniqueViolationError:
             raise RuleError(f"workspace {workspace} already has a rule named {name!r}") from None
 
-    _run(go)
+    run_on_database(go)
     _window_note([rule])
     click.echo(str(rule.id))
 
@@ -175,14 +174,14 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 @rules.command("list")
 @click.option("--workspace", "-w", type=click.UUID, help="only this workspace's rules")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array of the rules (every field)")
-@_expected_failures
+@expected_failures
 def list_cmd(workspace: UUID | None, as_json: bool) -> None:
     """The rules, by workspace and name: id, workspace, name, metric, condition, window, severity,
     whether active, channels."""
     from db.alerts import load_rules
     from streams.alerts.rules import condition, field_text
 
-    found = _run(lambda conn: load_rules(conn, [workspace] if workspace else None))
+    found = run_on_database(lambda conn: load_rules(conn, [workspace] if workspace else None))
     found.sort(key=lambda r: (str(r.workspace_id), r.alert_name))
     if as_json:
         click.echo(orjson.dumps([r.model_dump(mode="json") for r in found]).decode())
@@ -202,7 +201,7 @@ def list_cmd(workspace: UUID | None, as_json: bool) -> None:
 @rules.command("show")
 @click.argument("ref", metavar="RULE")
 @_WORKSPACE_FILTER
-@_expected_failures
+@expected_failures
 def show_cmd(ref: str, workspace: UUID | None) -> None:
     """One rule: every field, who made it, and its notifications (how many, the last, how many of
     its alert instances are open)."""
@@ -213,7 +212,7 @@ def show_cmd(ref: str, workspace: UUID | None) -> None:
         r = await _find(conn, ref, workspace)
         return r, await rule_history(conn, r.id)
 
-    r, h = _run(go)
+    r, h = run_on_database(go)
     last = (f"; last {h['last_sent_at']:%Y-%m-%d %H:%M:%S}Z ({h['last_status']})"
             if h["last_sent_at"] else "")
     for label, value in [
@@ -240,7 +239,7 @@ def _toggle_command(name: str, active: bool, doc: str) -> None:
     @rules.command(name, help=doc)
     @click.argument("ref", metavar="RULE")
     @_WORKSPACE_FILTER
-    @_expected_failures
+    @expected_failures
     def toggle(ref: str, workspace: UUID | None) -> None:
         from db.alerts import set_rule_active
 
@@ -248,7 +247,7 @@ def _toggle_command(name: str, active: bool, doc: str) -> None:
             r = await _find(conn, ref, workspace)
             return r, await set_rule_active(conn, r.id, active)
 
-        r, changed = _run(go)
+        r, changed = run_on_database(go)
         state = "enabled" if active else "disabled"
         click.echo(f"{state if changed else 'already ' + state}: rule {r.alert_name!r} ({r.id}) of workspace {r.workspace_id}")
 
@@ -260,7 +259,7 @@ _toggle_command("disable", False, "Stop evaluating a rule (kept, with its histor
 @rules.command("rm")
 @click.argument("ref", metavar="RULE")
 @_WORKSPACE_FILTER
-@_expected_failures
+@expected_failures
 def rm_cmd(ref: str, workspace: UUID | None) -> None:
     """Delete a rule; its notifications stay, as history."""
     from db.alerts import remove_rule
@@ -270,7 +269,7 @@ def rm_cmd(ref: str, workspace: UUID | None) -> None:
         await remove_rule(conn, r.id)
         return r
 
-    r = _run(go)
+    r = run_on_database(go)
     click.echo(f"removed rule {r.alert_name!r} ({r.id}) of workspace {r.workspace_id}")
 
 
@@ -278,7 +277,7 @@ def rm_cmd(ref: str, workspace: UUID | None) -> None:
 @click.argument("path", metavar="FILE.yaml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--workspace", "-w", type=click.UUID, help="the workspace of the rules that name none (a file of templates)")
 @click.option("--yes", is_flag=True, help="apply the plan (in one transaction); without it, only print it")
-@_expected_failures
+@expected_failures
 def apply_cmd(path: Path, workspace: UUID | None, yes: bool) -> None:
     """Make the rules of the file's workspaces match FILE.yaml: create the rules it adds, update the
     ones whose fields differ, delete the ones it leaves out. A dry run by default: prints the plan
@@ -346,13 +345,13 @@ def _apply(path: Path, workspace: UUID | None, yes: bool):
                     await add_rule(conn, c.rule, created_by=created_by)
         return p
 
-    return _run(go)
+    return run_on_database(go)
 
 
 @click.command("metrics")
 @click.option("--workspace", "-w", type=click.UUID, help="performance metric names seen in this workspace only")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array: metric, kind, labels")
-@_expected_failures
+@expected_failures
 def metrics_cmd(workspace: UUID | None, as_json: bool) -> None:
     """The metric names an alert rule may watch, as the windows produce them: learning.<stat>
     (labels event_type, source_system), engagement.<stat> (content_id, platform, connector_id),
@@ -361,7 +360,7 @@ def metrics_cmd(workspace: UUID | None, as_json: bool) -> None:
     from db.alerts import performance_metric_names
     from streams.alerts.catalog import ANY_METRIC_NAME, fixed_metrics, stats, watchable
 
-    names = _run(lambda conn: performance_metric_names(conn, workspace))
+    names = run_on_database(lambda conn: performance_metric_names(conn, workspace))
     found = fixed_metrics() + [m for n in names for m in watchable("performance_sample", n)]
     if as_json:
         click.echo(orjson.dumps([{"metric": m.metric, "kind": m.kind, "labels": list(m.labels) or None}

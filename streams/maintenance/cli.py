@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import click
 
+from streams.cli_support import expected_failures
 from streams.config import load_settings
 
 
@@ -31,12 +32,6 @@ def _table(text: str | None) -> str | None:
     return text
 
 
-def _wrapped(fn):
-    from streams.cli import _expected_failures
-
-    return _expected_failures(fn)
-
-
 class _Rollback(Exception):
     pass
 
@@ -52,13 +47,13 @@ def maintenance() -> None:
 @maintenance.command("status")
 @click.option("--now", "now", metavar="ISO-TIME", help="compute the cutoffs as of this time [default: now]")
 @click.option("--runs", type=int, default=5, show_default=True, help="how many of the last runs to show")
-@_wrapped
+@expected_failures
 def status_cmd(now: str | None, runs: int) -> None:
     """Per policy: table, retention, strategy, cutoff, partitions (ranges, estimated rows) and what the
     next run would do; then the last runs. Changes nothing."""
     from db import retention
     from db.pool import connect
-    from streams.maintenance.runner import _rows, _t, action_line, options
+    from streams.maintenance.runner import action_line, options, rows_text, time_text
 
     as_of = _as_of(now)
     settings = load_settings()
@@ -78,12 +73,12 @@ def status_cmd(now: str | None, runs: int) -> None:
             for p in await retention.policies(conn, as_of):
                 table = retention.RETAINED.get(p.table)
                 click.echo(f"{p.table}: {p.strategy} after {p.retention} (batches of {p.batch_size}), "
-                           f"cutoff {_t(p.cutoff)}, last cleanup "
+                           f"cutoff {time_text(p.cutoff)}, last cleanup "
                            f"{p.last_cleanup.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%SZ') if p.last_cleanup else 'never'}")
                 if table is not None and table.partitioned:
                     for part in await retention.partitions(conn, table):
-                        rng = "DEFAULT" if part.is_default else f"[{_t(part.lower)}, {_t(part.upper)})"
-                        est = "? rows (not analyzed)" if part.row_estimate is None else f"~{_rows(part.row_estimate)}"
+                        rng = "DEFAULT" if part.is_default else f"[{time_text(part.lower)}, {time_text(part.upper)})"
+                        est = "? rows (not analyzed)" if part.row_estimate is None else f"~{rows_text(part.row_estimate)}"
                         mark = ""
                         if part.pending_detach:
                             mark = "  pending detach"
@@ -125,7 +120,7 @@ def status_cmd(now: str | None, runs: int) -> None:
 @click.option("--table", "table", metavar="TABLE", help="only this table's policy (and partitions)")
 @click.option("--now", "now", metavar="ISO-TIME", help="compute the cutoffs (and the partitions to make ahead) "
               "as of this time [default: now]")
-@_wrapped
+@expected_failures
 def run_cmd(dry_run: bool, table: str | None, now: str | None) -> None:
     """Run retention now and print what it did (or would do) per table. A real run takes the
     `maintenance` job's lock: if a worker is running it, says so and exits 1. Exits 1 when a table

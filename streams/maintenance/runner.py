@@ -76,7 +76,8 @@ async def job(conn: asyncpg.Connection, _period) -> int:
 
 # -- text ---------------------------------------------------------------------------------------
 
-def _t(t: datetime | None) -> str:
+def time_text(t: datetime | None) -> str:
+    """A bound as operators read it: the date alone at midnight UTC, else the time too; -inf for none."""
     if t is None:
         return "-inf"
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if (t.hour, t.minute, t.second) != (0, 0, 0) \
@@ -84,10 +85,11 @@ def _t(t: datetime | None) -> str:
 
 
 def _range(a) -> str:
-    return f"[{_t(a.range_start)}, {_t(a.range_end)})" if a.range_start or a.range_end else ""
+    return f"[{time_text(a.range_start)}, {time_text(a.range_end)})" if a.range_start or a.range_end else ""
 
 
-def _rows(n: int | None) -> str:
+def rows_text(n: int | None) -> str:
+    """`1 row`, `12,345 rows`."""
     return f"{n:,} row" + ("" if n == 1 else "s")
 
 
@@ -110,12 +112,12 @@ def action_line(a: retention.Action, dry_run: bool) -> str:
     if a.action in ("archive_rows", "delete_rows"):
         where = f"into {retention.ARCHIVE}.{a.table} " if a.action == "archive_rows" else ""
         batches = f"{a.batches} batch" + ("" if a.batches == 1 else "es")
-        return f"  {verb} {_rows(a.rows)} of {a.object} {where}in {batches}".rstrip()
+        return f"  {verb} {rows_text(a.rows)} of {a.object} {where}in {batches}".rstrip()
     if a.action == "analyze":
         return f"  {verb} {a.object}" + (f" ({a.detail})" if a.detail else "")
     text = f"  {verb} {a.object} {_range(a)}"
     if a.action == "detach_partition":
-        text += f": {_rows(a.rows)}"
+        text += f": {rows_text(a.rows)}"
         if a.status == "skipped":
             return f"  SKIPPED detach of {a.object} {_range(a)}: {a.detail}"
         if not would:
@@ -123,11 +125,11 @@ def action_line(a: retention.Action, dry_run: bool) -> str:
         elif a.detail:
             text += f" ({a.detail})"
     elif a.action == "archive_partition":
-        text += f" into {retention.ARCHIVE}.{a.table}" + (f": {_rows(a.rows)}" if a.rows is not None else "")
+        text += f" into {retention.ARCHIVE}.{a.table}" + (f": {rows_text(a.rows)}" if a.rows is not None else "")
         if a.status == "pending":
             text += " (pending: the next run attaches it)"
     elif a.action == "create_partition" and a.rows:
-        text += f": {_rows(a.rows)} moved in from DEFAULT"
+        text += f": {rows_text(a.rows)} moved in from DEFAULT"
     return text
 
 
@@ -145,7 +147,7 @@ def describe(report: retention.RunReport) -> list[str]:
     for table in tables:
         p = report.policies.get(table)
         head = f"{table}: "
-        head += f"{p.strategy} after {p.retention}, cutoff {_t(p.cutoff)}" if p else "partitions"
+        head += f"{p.strategy} after {p.retention}, cutoff {time_text(p.cutoff)}" if p else "partitions"
         mine = [a for a in report.actions if a.table == table]
         lines.append(head)
         lines.extend(action_line(a, report.dry_run) for a in mine)

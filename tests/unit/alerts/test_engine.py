@@ -189,7 +189,8 @@ def test_one_notification_per_state_change(values, for_s, keep_s, ticks):
 def test_cli_durations_and_lines():
     import click
 
-    from streams.alerts.cli import format_line, parse_duration
+    from streams.alerts.cli import format_line
+    from streams.cli_support import parse_duration
 
     assert parse_duration("90s") == timedelta(seconds=90) and parse_duration("1.5h") == timedelta(minutes=90)
     with pytest.raises(click.BadParameter):

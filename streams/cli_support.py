@@ -1,0 +1,85 @@
+"""What every `learnstream` command shares: expected failures reported in one line, a command's
+coroutine run on one connection to the configured database, and durations given on the command line.
+
+An expected failure (the services away, a migration refused, a bad value, any `CommandError`) prints
+one line `learnstream: error: …` on stderr and exits 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import NoReturn, TypeVar
+
+import asyncpg
+import click
+
+from db.migrate import MigrationError
+from schemas.alert_rules import duration_s
+from streams.config import load_settings
+from streams.topics import KafkaUnavailable
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A failure a command expects and reports in one line (exit status 2): a service that is not
+    there, a schema that is not current, a name that does not exist."""
+
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    CommandError,
+    KafkaUnavailable,
+    MigrationError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+    ValueError,
+)
+
+
+def fail(text: str) -> NoReturn:
+    """Print `learnstream: error: TEXT` on stderr and exit 2."""
+    click.echo(f"learnstream: error: {text}", err=True)
+    sys.exit(2)
+
+
+def expected_failures(fn):
+    """Decorate a command: the failures in EXPECTED_ERRORS become one line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EXPECTED_ERRORS as exc:
+            fail(str(exc))
+
+    return wrapper
+
+
+def run_on_database(go: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `go(conn)` on one connection to the configured database (LEARNSTREAM_DATABASE_URL or the
+    services' env file), closed afterwards."""
+    from db.pool import connect
+
+    async def wrapped() -> T:
+        conn = await connect(load_settings().database_url)
+        try:
+            return await go(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(wrapped())
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration as the rules write it (`90s`, `15m`, `1.5h`, `2d`, or seconds); a bad one is the
+    option's usage error."""
+    try:
+        return timedelta(seconds=duration_s(text))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
