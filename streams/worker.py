@@ -19,6 +19,7 @@ from db.migrate import pending
 from db.pool import connect
 from streams import health, metrics
 from streams.app import create_app, flush_until_stopped
+from streams.cli_support import CommandError
 from streams.config import Settings
 from streams.sizing import MIN_BUDGET, MessageLimits
 from streams.topics import ensure_topics, message_limits
@@ -26,7 +27,7 @@ from streams.topics import ensure_topics, message_limits
 log = logging.getLogger("learnstream.worker")
 
 
-class SchemaNotReady(Exception):
+class SchemaNotReady(CommandError):
     """The database or the topics are not as this worker needs them (the message says what to do)."""
 
 

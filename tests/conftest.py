@@ -33,7 +33,7 @@ def services() -> Iterator[dict[str, str]]:
     if os.environ.get("LEARNSTREAM_TEST_CONTAINERS") == "1":
         yield from _containers()
         return
-    from streams.services import up
+    from streams.devkit.services import up
 
     yield up()
 

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from db.pool import connect
 from streams.metrics import scrape
-from streams.services import free_port
+from streams.devkit.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

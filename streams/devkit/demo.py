@@ -20,12 +20,12 @@ from db.migrate import migrate
 from db.partitions import ensure_partitions, partition_counts
 from db.pool import connect
 from db.tables import TABLES
-from streams.bench.alerts import AlertLatency
+from streams.devkit.bench.alerts import AlertLatency
 from streams.config import Settings, load_settings, state_dir
 from streams.metrics import scrape, total
 from streams.publish import publish_messages
 from schemas.events import MAX_EVENTS_PER_MESSAGE
-from streams.synthetic import Generator, Workload
+from streams.devkit.synthetic import Generator, Workload
 from streams.topics import ensure_topics
 from streams.worker import spawn_worker, stop_worker
 
@@ -45,7 +45,7 @@ def _start_worker(settings: Settings, port: int, log: Path) -> subprocess.Popen:
 
 
 def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
-    from streams.services import choose_port, up
+    from streams.devkit.services import choose_port, up
 
     print("== learnstream demo ==")
     print("1. services (Kafka 4.x KRaft + PostgreSQL; started once, reused after)")
@@ -275,8 +275,8 @@ def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_di
     delivered. The rule and channel are removed (with the CLI) at the end; Alertmanager is stopped."""
     from schemas.alerts import AlertNotification
     from streams.alerts.cli import format_line
-    from streams.bench.alerts import measure
-    from streams.services.monitoring import find_binary, start_alertmanager
+    from streams.devkit.bench.alerts import measure
+    from streams.devkit.services.monitoring import find_binary, start_alertmanager
 
     shown = AlertsShown(rule_name=DEMO_RULE["name"])
     window = f"{settings.window_tumbling_s:g}s"
@@ -429,7 +429,7 @@ DOMAIN_TABLES = ["content", "media_files", "post_media_links", "connectors", "au
 
 def _domain(settings: Settings, port: int, seed: int, learning_events: int = 4000) -> bool:
     from db.domain import summary
-    from streams.domain.mix import MixGenerator
+    from streams.devkit.mix import MixGenerator
 
     mix = MixGenerator(seed=seed).generate(learning_events, array_size=100)
     print(f"\n8. the domain: {mix.events['content_item']} content items, {mix.events['account_snapshot']} account "

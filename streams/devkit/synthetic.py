@@ -18,7 +18,7 @@ from schemas.events import MAX_EVENTS_PER_MESSAGE
 
 PLATFORMS = ["tiktok", "instagram", "youtube", "x", "linkedin"]
 #: the plain workload's learning event types: routes that only insert (no referent, no shared row),
-#: so the raw-ingest benches measure the log; streams/domain/mix.py makes the routed mix
+#: so the raw-ingest benches measure the log; streams/devkit/mix.py makes the routed mix
 LEARNING_TYPES = ["improvement_measured", "style_analysis", "system_optimization"]
 SOURCES = ["openevolve", "pattern_analyzer", "user_interface", "trainer"]
 METRICS = [

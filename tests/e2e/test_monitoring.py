@@ -17,9 +17,9 @@ import orjson
 import pytest
 
 from streams.publish import publish_messages
-from streams.services import free_port
-from streams.services.monitoring import find_binary, log_tail, start_prometheus
-from streams.synthetic import Generator
+from streams.devkit.services import free_port
+from streams.devkit.services.monitoring import find_binary, log_tail, start_prometheus
+from streams.devkit.synthetic import Generator
 from tests.support import wait_for_rows
 
 pytestmark = pytest.mark.services

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streams.bench.runner import Bench, Plan, table, write_json
+from streams.devkit.bench.runner import Bench, Plan, table, write_json
 from streams.config import Settings
 
 pytestmark = pytest.mark.services
@@ -42,8 +42,8 @@ async def test_bench_runs_limit_and_learnstream_and_reports_them(services, tmp_p
 
 
 async def test_the_jobs_bench_runs_every_job_on_the_demos_data(services, tmp_path, monkeypatch):
-    from streams.bench.jobs import run_jobs_bench
-    from streams.bench.jobs import table as jobs_table
+    from streams.devkit.bench.jobs import run_jobs_bench
+    from streams.devkit.bench.jobs import table as jobs_table
     from streams.jobs.catalog import JOBS
 
     monkeypatch.setenv("LEARNSTREAM_REPORTS_DIR", str(tmp_path))  # the bench sets it; restored after the test

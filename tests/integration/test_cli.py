@@ -63,7 +63,7 @@ def test_migrate_twice_is_a_no_op(stack):
 async def test_publish_packs_jsonl_into_arrays_and_validates(stack):
     import orjson
 
-    from streams.synthetic import Generator
+    from streams.devkit.synthetic import Generator
     from streams.topics import ensure_topics
 
     g = Generator(seed=8)
@@ -101,7 +101,7 @@ async def test_publish_packs_jsonl_into_arrays_and_validates(stack):
 def test_publish_validates_the_domain_topics_by_their_contracts(stack):
     import orjson
 
-    from streams.domain.mix import MixGenerator
+    from streams.devkit.mix import MixGenerator
 
     mix = MixGenerator(seed=4, workspaces=1).generate(60, array_size=1)
     items = [orjson.loads(v) for _, v in mix.messages["content_item"][:4]]

@@ -15,7 +15,7 @@ from db.pool import connect, create_writer_pool
 from db.tables import LEARNING_EVENTS, SYSTEM_PERFORMANCE_METRICS, TABLES
 from db.writer import write_rows
 from schemas.decode import decode_message
-from streams.synthetic import Generator
+from streams.devkit.synthetic import Generator
 from tests.support import become_member
 
 pytestmark = pytest.mark.services

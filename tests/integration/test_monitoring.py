@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.services import ServicesError, port_is_free
-from streams.services.monitoring import BINARIES, find_binary, start_alertmanager, start_prometheus
+from streams.devkit.services import ServicesError, port_is_free
+from streams.devkit.services.monitoring import BINARIES, find_binary, start_alertmanager, start_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"

@@ -17,7 +17,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import services_env_file
-from streams.services import status, up
+from streams.devkit.services import status, up
 
 pytestmark = pytest.mark.services
 

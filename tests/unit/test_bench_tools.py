@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import pytest
 
-from streams.bench.cli import _mix, _worker_env
-from streams.bench.profile import summarize
+from streams.devkit.bench.cli import _mix, _worker_env
+from streams.devkit.bench.profile import summarize
 
 
 def test_profile_summary_counts_self_and_inclusive_shares(tmp_path):
@@ -36,7 +36,7 @@ def test_settings_and_mix_parsing():
 
 
 def test_soak_reports_rss_at_each_whole_minute_and_growth_after_the_warm_up() -> None:
-    from streams.bench.soak import SoakResult
+    from streams.devkit.bench.soak import SoakResult
 
     r = SoakResult(rate=1000, seconds=300, shape="single")
     # a sample every 5.1 s: minute marks fall between samples, and some minutes hold two samples with t % 60 < 5

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from schemas import EngagementUpdate, LearningEvent, PerformanceSample, decode_message
 from schemas.events import MAX_EVENTS_PER_MESSAGE
-from streams.synthetic import ID_FIELD, Generator
+from streams.devkit.synthetic import ID_FIELD, Generator
 
 KINDS = ["learning_event", "performance_sample", "engagement_update"]
 

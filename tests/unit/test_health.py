@@ -19,7 +19,7 @@ import pytest
 
 from streams import health, metrics
 from streams.health import Check, DatabaseProbe, Probes, Readiness
-from streams.services import free_port
+from streams.devkit.services import free_port
 
 
 class FakeIngest:

@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from db.pool import connect
-from streams.bench.alerts import prepared, worker_env
+from streams.devkit.bench.alerts import prepared, worker_env
 from streams.config import Settings
 from streams.metrics import scrape, total
 from streams.publish import Publisher
@@ -159,7 +159,7 @@ async def _measure(settings: Settings, port: int, pid: int, n: int, days: float,
 def run_backfill_bench(base: Settings, *, events: int, days: float, seed: int, log_dir: Path) -> BackfillResult:
     """A worker with the default windows on its own database and topics; the backfill; its figures."""
     from db.databases import drop_database
-    from streams.services import free_port
+    from streams.devkit.services import free_port
     from streams.worker import spawn_worker, stop_worker
 
     tag = uuid.uuid4().hex[:8]

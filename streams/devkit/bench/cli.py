@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import orjson
 
-from streams.bench.runner import PIPELINES, Bench, Plan, table, write_json
+from streams.devkit.bench.runner import PIPELINES, Bench, Plan, table, write_json
 from streams.config import load_settings
 
 DEFAULT_MIX = "learning_event=0.6,performance_sample=0.3,engagement_update=0.1"
@@ -92,12 +92,12 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
     stream, peak RSS and CPU seconds; writes the same as JSON. Uses the services of
     `learnstream services up` (or LEARNSTREAM_*); needs the `bench` extra for quix.
     """
-    from streams.services import up
+    from streams.devkit.services import up
 
     for k, v in up().items():
         os.environ.setdefault(k, v)
     if alerts:
-        from streams.bench.alerts import run_alert_bench
+        from streams.devkit.bench.alerts import run_alert_bench
 
         click.echo(f"alert latency: rule api_latency.max > 100 over {alert_window:g} s tumbling windows (grace 1 s), "
                    f"{alert_series} series, 5 samples/s each, {alert_cycles} spike windows per series")
@@ -107,7 +107,7 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
             click.echo(line)
         return
     if soak:
-        from streams.bench.soak import run_soak_bench
+        from streams.devkit.bench.soak import run_soak_bench
 
         result = run_soak_bench(load_settings(), rate=soak_rate, seconds=soak_seconds, shape=shapes[0], seed=seed,
                                 log_dir=out_dir, worker_settings=_worker_env(settings_))
@@ -118,15 +118,15 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         click.echo(f"samples (seconds, RSS MB, rows) written to {path}")
         return
     if backfill:
-        from streams.bench.backfill import run_backfill_bench
+        from streams.devkit.bench.backfill import run_backfill_bench
 
         result = run_backfill_bench(load_settings(), events=backfill, days=backfill_days, seed=seed, log_dir=out_dir)
         for line in result.lines():
             click.echo(line)
         return
     if job_scales:
-        from streams.bench.jobs import run_jobs_bench
-        from streams.bench.jobs import table as jobs_table
+        from streams.devkit.bench.jobs import run_jobs_bench
+        from streams.devkit.bench.jobs import table as jobs_table
 
         try:
             scales = [int(x) for x in job_scales.split(",")]
@@ -136,15 +136,15 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         click.echo(jobs_table(results))
         return
     if domain:
-        from streams.bench.domain import run_domain_bench
-        from streams.bench.domain import table as domain_table
+        from streams.devkit.bench.domain import run_domain_bench
+        from streams.devkit.bench.domain import table as domain_table
 
         results = run_domain_bench(load_settings(), events=domain, shapes=tuple(shapes), seed=seed, log_dir=out_dir,
                                    timeout_s=timeout_s)
         click.echo("\n" + domain_table(results))
         return
     if write_path:
-        from streams.bench.writepath import run
+        from streams.devkit.bench.writepath import run
 
         for label, rate in asyncio.run(run(load_settings().database_url, events=events)):
             click.echo(f"{rate:>12,.0f}  {label}")

@@ -1,4 +1,4 @@
-"""`learnstream bench --domain N`: the routed mix (streams/domain/mix.py) against the same mix with
+"""`learnstream bench --domain N`: the routed mix (streams/devkit/mix.py) against the same mix with
 routing off.
 
 For each shape (1,000-event arrays, single-event messages) and each mode, a worker with the
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db.pool import connect
-from streams.bench.alerts import prepared, worker_env
+from streams.devkit.bench.alerts import prepared, worker_env
 from streams.config import Settings
-from streams.domain.mix import MixGenerator
+from streams.devkit.mix import MixGenerator
 from streams.publish import Publisher
 from streams.topics import ensure_topics
 
@@ -52,7 +52,7 @@ class DomainResult:
 async def _run(settings: Settings, admin_dsn: str, shape: str, mode: str, events: int, seed: int, log_dir: Path,
                timeout_s: float) -> DomainResult:
     from db.databases import drop_database
-    from streams.services import free_port
+    from streams.devkit.services import free_port
     from streams.worker import spawn_worker, stop_worker
 
     mix = MixGenerator(seed=seed, workspaces=8).generate(events, array_size=1000 if shape == "arrays" else 1,

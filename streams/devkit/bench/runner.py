@@ -29,18 +29,18 @@ from db.databases import create_migrated_database, drop_database
 from db.tables import TABLES
 from streams.config import Settings
 from streams.metrics import scrape, total
-from streams.services import free_port
+from streams.devkit.services import free_port
 from streams.publish import Publisher
-from streams.synthetic import Generator, Workload
+from streams.devkit.synthetic import Generator, Workload
 from streams.topics import ensure_topics
 
 PIPELINES = {
-    "limit": [sys.executable, "-m", "streams.bench.peers.limit"],
+    "limit": [sys.executable, "-m", "streams.devkit.bench.peers.limit"],
     "learnstream": [sys.executable, "-m", "streams.cli", "worker", "--log-level", "warn"],
     # the same worker with the window stage and alert engine off: what windows + alerts cost
     "ingest-only": [sys.executable, "-m", "streams.cli", "worker", "--log-level", "warn"],
-    "naive-faust": [sys.executable, "-m", "streams.bench.peers.naive_faust", "worker", "-l", "warn"],
-    "quix": [sys.executable, "-m", "streams.bench.peers.quix"],
+    "naive-faust": [sys.executable, "-m", "streams.devkit.bench.peers.naive_faust", "worker", "-l", "warn"],
+    "quix": [sys.executable, "-m", "streams.devkit.bench.peers.quix"],
 }
 #: bad input the limit pipeline can skip without validating (it stores naive timestamps as UTC)
 BENCH_MEMBER_FAULTS = ("schema", "not_an_object", "naive_timestamp")
@@ -160,7 +160,7 @@ class Bench:
         ps = psutil.Process(proc.pid)
         profiler = None
         if self.plan.profile and name == "learnstream":
-            from streams.bench.profile import attach
+            from streams.devkit.bench.profile import attach
 
             prof_path = self.plan.out_dir / f"profile-{self.run_id}-{name}-{shape}.raw"
             self.plan.out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +226,7 @@ class Bench:
                 proc.kill()
             if profiler is not None:
                 profiler.wait(30)
-                from streams.bench.profile import summarize
+                from streams.devkit.bench.profile import summarize
 
                 _say(f"   profile of {name} ({shape}), raw stacks in {prof_path}:")
                 _say("\n".join("      " + line for line in summarize(prof_path).splitlines()))

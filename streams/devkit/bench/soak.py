@@ -21,10 +21,10 @@ from pathlib import Path
 import orjson
 
 from db.pool import connect
-from streams.bench.alerts import prepared, worker_env
+from streams.devkit.bench.alerts import prepared, worker_env
 from streams.config import Settings
 from streams.publish import Publisher
-from streams.synthetic import ID_FIELD, Generator
+from streams.devkit.synthetic import ID_FIELD, Generator
 
 MIX = {"learning_event": 0.6, "performance_sample": 0.3, "engagement_update": 0.1}
 TIME_FIELD = {"learning_event": "timestamp", "performance_sample": "timestamp", "engagement_update": "recorded_at"}
@@ -164,7 +164,7 @@ def run_soak_bench(base: Settings, *, rate: int, seconds: float, shape: str, see
                    worker_settings: dict[str, str] | None = None) -> SoakResult:
     """A worker on its own database and topics under `rate` events/s for `seconds`; its figures."""
     from db.databases import drop_database
-    from streams.services import free_port
+    from streams.devkit.services import free_port
     from streams.worker import spawn_worker, stop_worker
 
     tag = uuid.uuid4().hex[:8]

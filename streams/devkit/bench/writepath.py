@@ -15,7 +15,7 @@ from db.pool import create_writer_pool
 from db.tables import LEARNING_EVENTS
 from db.writer import WritePolicy, write_rows
 from schemas.decode import decode_message
-from streams.synthetic import Generator
+from streams.devkit.synthetic import Generator
 
 #: secondary indexes of learning_events (everything but the primary key)
 _SECONDARY = ("idx_learning_events_workspace_timestamp", "idx_learning_events_type_timestamp",

@@ -29,6 +29,7 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from streams.cli_support import CommandError
 from streams.config import services_env_file, state_dir
 
 KAFKA_ENV = "LEARNSTREAM_KAFKA_BOOTSTRAP"
@@ -37,7 +38,7 @@ DATABASE_ENV = "LEARNSTREAM_DATABASE_URL"
 T = TypeVar("T")
 
 
-class ServicesError(Exception):
+class ServicesError(CommandError):
     """An expected failure of `learnstream services` (missing tool, a service that won't start...).
 
     ``str(err)`` is one clear line, followed by the tail of the relevant log when there is one.
@@ -67,7 +68,7 @@ class ServicesError(Exception):
 
 # --------------------------------------------------------------------------------------------
 # Small helpers shared by kafka.py and postgres.py. They are defined BEFORE those modules are
-# imported at the bottom of this file, so `from streams.services import log, ...` works there.
+# imported at the bottom of this file, so `from streams.devkit.services import log, ...` works there.
 # --------------------------------------------------------------------------------------------
 
 
@@ -229,7 +230,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 # Imported here, after the helpers above exist (the submodules import them from this package).
-from streams.services import kafka, postgres  # noqa: E402
+from streams.devkit.services import kafka, postgres  # noqa: E402
 
 
 def _lock_file(sd: Path) -> Path:

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from streams.services import ServicesError, apt_install
+from streams.devkit.services import ServicesError, apt_install
 
 NAMES = ("chromium", "chromium-browser", "google-chrome")
 #: what this machine's closed network needs (no background connections, no first-run, no GPU)

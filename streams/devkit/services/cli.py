@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import click
 
-from streams import services as api
+from streams.devkit import services as api
 
 
 def _fail(err: api.ServicesError) -> NoReturn:
@@ -109,7 +109,7 @@ def status(as_json: bool) -> None:
     sys.exit(0 if running else 3)
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m streams.services.cli up`
+if __name__ == "__main__":  # pragma: no cover - `python -m streams.devkit.services.cli up`
     services()
 
 
@@ -118,7 +118,7 @@ def browser() -> None:
     """Make sure a headless Chromium is installed (for the report screenshot tests); print its path.
 
     Installs Debian's chromium with apt-get when it is missing and this runs as root."""
-    from streams.services import browser as chromium
+    from streams.devkit.services import browser as chromium
 
     try:
         path = chromium.ensure()
@@ -135,7 +135,7 @@ def monitoring() -> None:
     Installs Debian's prometheus and prometheus-alertmanager with apt-get when a binary is missing
     and this runs as root (`apt-get update` first only if the install fails). Idempotent: prints
     `<name>: <path> (already installed)` when nothing had to be done."""
-    from streams.services import monitoring as mon
+    from streams.devkit.services import monitoring as mon
 
     before = {name: mon.find_binary(name) for name in mon.BINARIES}
     try:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.services import (
+from streams.devkit.services import (
     ServicesError,
     choose_port,
     file_lock,

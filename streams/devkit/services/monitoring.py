@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.services import ServicesError, apt_install, free_port, log, tail
+from streams.devkit.services import ServicesError, apt_install, free_port, log, tail
 
 #: binary name -> (the names it goes by on PATH / in /usr/bin, the Debian package that has it)
 BINARIES: dict[str, tuple[tuple[str, ...], str]] = {

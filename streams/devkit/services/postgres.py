@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.services import (
+from streams.devkit.services import (
     ServicesError,
     apt_install,
     choose_port,
@@ -51,7 +51,7 @@ DB_NAME = DB_USER = DB_PASSWORD = "learnstream"
 #: the one role with BYPASSRLS (migration 0013); only a superuser can make it so
 MAINTENANCE_ROLE = "learnstream_maintenance"
 #: first line of a pg_hba.conf this module wrote
-HBA_MARKER = "# learnstream: scram-sha-256 for every connection (streams/services/postgres.py)"
+HBA_MARKER = "# learnstream: scram-sha-256 for every connection (streams/devkit/services/postgres.py)"
 READY_TIMEOUT_S = 60.0
 SERVER_OPTIONS = ["-c", "max_connections=200", "-c", "shared_buffers=256MB"]
 

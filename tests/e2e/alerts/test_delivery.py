@@ -21,7 +21,7 @@ from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.alerts.delivery.payloads import DELIVERY_HEADER, verify_signature
 from streams.publish import publish_messages
-from streams.services import free_port
+from streams.devkit.services import free_port
 from tests.integration.test_cli import run
 from tests.support import NO_IDLE, SMALL, metric, read_topic, sample, window_base, workspace_messages
 
@@ -114,7 +114,7 @@ def _spike(ws: str, base: float, windows: dict[int, float], host: str = "a", las
 
 @pytest.fixture
 async def alertmanager(tmp_path, receiver):
-    from streams.services import monitoring
+    from streams.devkit.services import monitoring
 
     config = tmp_path / "alertmanager.yml"
     config.write_text(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from streams.config import Settings
-from streams.demo import ALERTMANAGER_MISSING, DEMO_CHANNEL, DEMO_RULE, DEMO_WINDOWS, show_alerts
-from streams.services.monitoring import find_binary
+from streams.devkit.demo import ALERTMANAGER_MISSING, DEMO_CHANNEL, DEMO_RULE, DEMO_WINDOWS, show_alerts
+from streams.devkit.services.monitoring import find_binary
 from tests.support import metric
 
 pytestmark = pytest.mark.services
@@ -76,7 +76,7 @@ def test_the_demos_cli_rule_fires_into_a_local_alertmanager(stack, start_worker,
 
 def test_without_alertmanager_the_step_says_so_in_one_line_and_the_cli_rule_still_fires(
         stack, start_worker, tmp_path, monkeypatch, capsys):
-    from streams.services import monitoring
+    from streams.devkit.services import monitoring
 
     env = stack.env(**WINDOWS)
     for k, v in env.items():

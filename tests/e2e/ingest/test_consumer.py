@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.synthetic import Generator
+from streams.devkit.synthetic import Generator
 from tests.support import metric, wait_for_rows
 
 pytestmark = pytest.mark.services

@@ -40,7 +40,7 @@ import pytest
 
 from db.pool import connect
 from streams.publish import publish_messages
-from streams.synthetic import Generator
+from streams.devkit.synthetic import Generator
 from streams.windows.stage import workspace_partition
 from tests.support import NO_IDLE, metric, sample, window_base, workspace_messages
 
@@ -282,7 +282,7 @@ def _alive(worker, when: str) -> None:
 
 async def test_kafka_broker_stopped_and_started_mid_stream(stack, start_worker, record_property):
     _skip_unless_local("LEARNSTREAM_KAFKA_BOOTSTRAP", "stopping Kafka")
-    from streams.services.kafka import kafka_start, kafka_stop
+    from streams.devkit.services.kafka import kafka_start, kafka_stop
 
     # small batches (5 messages of 5 samples): the worker is still working through part one
     # when the broker goes, with batches, window-input sends and commits in flight
@@ -316,7 +316,7 @@ async def test_kafka_broker_stopped_and_started_mid_stream(stack, start_worker, 
 
 async def test_postgres_restarted_mid_stream_with_windows(stack, start_worker, record_property):
     _skip_unless_local("LEARNSTREAM_DATABASE_URL", "stopping PostgreSQL")
-    from streams.services.postgres import pg_start, pg_stop
+    from streams.devkit.services.postgres import pg_start, pg_stop
 
     worker = start_worker(**NO_IDLE)
     stream = Stream(stack, seed=32)

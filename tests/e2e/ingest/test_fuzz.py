@@ -22,7 +22,7 @@ from db.alerts import add_rule
 from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.publish import publish_messages
-from streams.synthetic import Generator
+from streams.devkit.synthetic import Generator
 from streams.windows.stage import workspace_partition
 from tests.support import SMALL, metric, read_topic, sample, wait_for_rows
 

@@ -14,7 +14,7 @@ import pytest
 from db.partitions import period_of
 from db.tables import TABLES
 from streams.publish import publish_messages
-from streams.synthetic import ID_FIELD, MEMBER_FAULTS, MESSAGE_FAULTS, Generator
+from streams.devkit.synthetic import ID_FIELD, MEMBER_FAULTS, MESSAGE_FAULTS, Generator
 from tests.support import metric, read_topic, wait_for_rows
 
 pytestmark = pytest.mark.services
@@ -228,7 +228,7 @@ async def test_postgres_outage_is_waited_out_without_loss(stack, start_worker, s
 
     if os.environ.get("LEARNSTREAM_DATABASE_URL") or os.environ.get("LEARNSTREAM_TEST_CONTAINERS") == "1":
         pytest.skip("stopping PostgreSQL needs the local services of `learnstream services`")
-    from streams.services.postgres import pg_start, pg_stop
+    from streams.devkit.services.postgres import pg_start, pg_stop
 
     worker = start_worker()
     gen = Generator(seed=3)

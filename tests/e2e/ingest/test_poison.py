@@ -212,7 +212,7 @@ async def test_a_message_just_under_the_limit_that_is_not_json_is_cut_in_its_dea
 
 
 async def test_sigterm_ends_the_worker_within_its_bound_whatever_is_retrying(stack, start_worker):
-    from streams.services import free_port
+    from streams.devkit.services import free_port
 
     # PostgreSQL unreachable (a closed port): every write is retried, offsets held
     worker = start_worker(**SMALL, LEARNSTREAM_DATABASE_URL=f"postgresql://x:y@127.0.0.1:{free_port()}/none")

@@ -18,7 +18,7 @@ import pytest
 from db.databases import create_migrated_database, drop_database
 from db.pool import connect
 from db.workspaces import grant_access, register_workspaces
-from streams.bench.jobs import load_demo_data
+from streams.devkit.bench.jobs import load_demo_data
 from streams.jobs.catalog import JOBS, ONCE_ORDER, once_period
 from streams.jobs.runner import JobRunner
 from tests.support import login_dsn

@@ -21,7 +21,7 @@ from db.reports import store
 from schemas.reports import ReportDefinition
 from streams.reports.render import BAR_COLOUR, HEADER_COLOUR
 from streams.reports.runner import run_due_reports, run_report
-from streams.services import browser
+from streams.devkit.services import browser
 from tests.support import ROOT
 
 pytestmark = pytest.mark.services

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.decode import decode_message
 from schemas.learning import DATA_CONTRACTS
-from streams.domain.mix import MixGenerator
+from streams.devkit.mix import MixGenerator
 
 
 def _event(event_type: str, data: dict) -> bytes:

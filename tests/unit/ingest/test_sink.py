@@ -14,7 +14,7 @@ from streams.retry import Backoff, Retrier
 from db.pool import SharedPool
 from streams.dead_letters import DeadLetters
 from streams.ingest.sink import BatchSink
-from streams.synthetic import Generator
+from streams.devkit.synthetic import Generator
 
 
 @dataclass

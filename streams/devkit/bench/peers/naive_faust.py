@@ -1,7 +1,7 @@
 """What a team writes on day one: a Faust agent per topic that validates each event with the
 pydantic model and INSERTs it on its own (ON CONFLICT DO NOTHING), one round trip per event.
 
-Run: python -m streams.bench.peers.naive_faust   (settings from LEARNSTREAM_*)
+Run: python -m streams.devkit.bench.peers.naive_faust   (settings from LEARNSTREAM_*)
 """
 
 from __future__ import annotations

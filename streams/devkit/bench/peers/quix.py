@@ -3,7 +3,7 @@ StreamingDataFrame per topic, the events validated with the same pydantic contra
 own PostgreSQLSink (batched per checkpoint, ON CONFLICT DO NOTHING) writing the same tables.
 Invalid events are filtered out (counted in the log), not dead-lettered.
 
-Run: python -m streams.bench.peers.quix   (settings from LEARNSTREAM_*; needs the `bench` extra)
+Run: python -m streams.devkit.bench.peers.quix   (settings from LEARNSTREAM_*; needs the `bench` extra)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from quixstreams import Application
 from quixstreams.sinks.community.postgresql import PostgreSQLSink
 
 from schemas.decode import decode_message
-from streams.synthetic import ID_FIELD
+from streams.devkit.synthetic import ID_FIELD
 from streams.config import load_settings
 
 TABLE = {"learning_event": "learning_events", "performance_sample": "system_performance_metrics",
