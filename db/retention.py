@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from db.backoff import Backoff
 from db.partitions import HORIZON, PARTITIONED, ensure_partition, periods_around
 
 ARCHIVE = "archive"
@@ -188,12 +189,6 @@ def expired(partitions: list[Partition], cutoff: datetime) -> list[Partition]:
     return sorted(out, key=lambda p: p.upper)
 
 
-def backoff(attempt: int, options: Options, rng: random.Random | None = None) -> float:
-    """Seconds to wait after failed attempt `attempt` (1-based): full jitter under a capped doubling."""
-    cap = min(options.retry_max_s, options.retry_initial_s * 2 ** (attempt - 1))
-    return (rng or random).uniform(0, cap)
-
-
 # -- catalog ----------------------------------------------------------------------------------------
 
 async def policies(conn: asyncpg.Connection, as_of: datetime) -> list[Policy]:
@@ -310,6 +305,7 @@ def _transient(exc: BaseException) -> bool:
 async def _retrying(fn, options: Options, sleep=asyncio.sleep) -> tuple[bool, int, str | None]:
     """Run fn() until it succeeds or its lock attempts run out: (succeeded, attempts, last error)."""
     last = None
+    backoff = Backoff(options.retry_initial_s, options.retry_max_s)
     for attempt in range(1, options.lock_retries + 1):
         try:
             await fn()
@@ -319,7 +315,7 @@ async def _retrying(fn, options: Options, sleep=asyncio.sleep) -> tuple[bool, in
                 raise
             last = f"{exc.__class__.__name__}: {exc}"
             if attempt < options.lock_retries:
-                await sleep(backoff(attempt, options))
+                await sleep(backoff.next_delay())
     return False, options.lock_retries, last
 
 

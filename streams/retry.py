@@ -18,6 +18,7 @@ from typing import Any
 
 from aiokafka import errors as kafka_errors
 
+from db.backoff import Backoff
 from db.errors import CONTENT, TRANSIENT, UNKNOWN, classify_db
 
 log = logging.getLogger("learnstream.retry")
@@ -67,18 +68,6 @@ class PermanentFailure(Exception):
     def __init__(self, what: str, exc: BaseException) -> None:
         super().__init__(f"{what}: {exc.__class__.__name__}: {exc}")
         self.what, self.error = what, exc
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial, self.maximum, self.attempt = initial, maximum, 0
-
-    def next_delay(self) -> float:
-        cap = min(self.maximum, self.initial * (2**self.attempt))
-        self.attempt += 1
-        return random.uniform(0, cap)
 
 
 class Retrier:

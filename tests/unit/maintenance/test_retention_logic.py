@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from db.partitions import PARTITIONED
-from db.retention import RETAINED, Options, Partition, backoff, expired, parse_bound
+from db.backoff import Backoff
+from db.retention import RETAINED, Options, Partition, expired, parse_bound
 
 
 def t(*a: int) -> datetime:
@@ -49,9 +50,14 @@ def test_backoff_doubles_under_its_cap_with_full_jitter():
         def uniform(self, a, b):  # the top of the jitter range
             return b
 
-    assert [round(backoff(n, opts, Top()), 3) for n in range(1, 7)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    top = Backoff(opts.retry_initial_s, opts.retry_max_s, Top())
+    assert [round(top.next_delay(), 3) for _ in range(1, 7)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     rng = random.Random(7)
-    assert all(0 <= backoff(3, opts, rng) <= 0.4 for _ in range(100))
+    third = []
+    for _ in range(100):
+        b = Backoff(opts.retry_initial_s, opts.retry_max_s, rng)
+        third.append([b.next_delay() for _ in range(3)][-1])
+    assert all(0 <= d <= 0.4 for d in third)
 
 
 def test_the_registry_covers_every_partitioned_table_and_the_seed_maintenance_tables():
