@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LEARNSTREAM := $(BIN)/learnstream
 
-.PHONY: help install install-bench services migrate demo test test-unit bench down clean
+.PHONY: help install install-bench services migrate demo lint check-install test test-unit bench down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,13 @@ test: services  ## the whole suite (unit, integration, e2e) on real services (an
 	$(LEARNSTREAM) services browser
 	$(LEARNSTREAM) services monitoring
 	$(BIN)/python -m pytest -q
+
+lint: install  ## ruff and import-linter (layers streams -> db -> schemas, the dev kit apart, no cycles)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+check-install:  ## a production install (`pip install .`, no extras): every module imports, every --help answers
+	bash .ci/check-install
 
 test-unit: install  ## only the tests that need no services
 	$(BIN)/python -m pytest -q tests/unit
