@@ -38,7 +38,6 @@ two, its 'archive_partition' action stays 'pending' and the next run attaches it
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -310,7 +309,7 @@ async def _retrying(fn, options: Options, sleep=asyncio.sleep) -> tuple[bool, in
         try:
             await fn()
             return True, attempt, None
-        except Exception as exc:  # noqa: BLE001 - only lock waits are retried, the rest is raised
+        except Exception as exc:  # only lock waits are retried, the rest is raised
             if not _transient(exc):
                 raise
             last = f"{exc.__class__.__name__}: {exc}"

@@ -145,7 +145,8 @@ _RECOMPUTE = {
     "performance_sample": f"""
 WITH ev AS (
     SELECT metric_name, tags, timestamp AS t, value FROM system_performance_metrics
-    WHERE workspace_id = $1::uuid AND timestamp >= $2::timestamptz AND timestamp < $3::timestamptz + make_interval(secs => $8::float8)
+    WHERE workspace_id = $1::uuid
+      AND timestamp >= $2::timestamptz AND timestamp < $3::timestamptz + make_interval(secs => $8::float8)
 ), {_WINDOWS_OF}
 SELECT metric_name, tags, size, step, start,
        count(*) AS count, sum(value) AS sum, min(value) AS min, max(value) AS max, avg(value) AS mean,
@@ -165,7 +166,8 @@ WITH ev AS (
                 WHEN 'object' THEN event_data -> 'error' <> '{{}}'::jsonb
                 ELSE false END) AS err
     FROM learning_events
-    WHERE workspace_id = $1::uuid AND timestamp >= $2::timestamptz AND timestamp < $3::timestamptz + make_interval(secs => $8::float8)
+    WHERE workspace_id = $1::uuid
+      AND timestamp >= $2::timestamptz AND timestamp < $3::timestamptz + make_interval(secs => $8::float8)
 ), {_WINDOWS_OF}
 SELECT event_type, source_system, size, step, start,
        count(*) AS count, count(*) FILTER (WHERE err) AS errors,

@@ -120,7 +120,8 @@ async def grant_access(conn: asyncpg.Connection, role_name: str, workspace_id: U
         if created:
             if password is None:
                 raise AccessError("a new role needs a password")
-            sql = await conn.fetchval("SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE %I', $1::text, $2::text, $3::text)",
+            sql = await conn.fetchval(
+                "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE %I', $1::text, $2::text, $3::text)",
                                       role_name, password, MEMBER_GROUP)
             await conn.execute(sql)
         else:

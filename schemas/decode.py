@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from operator import attrgetter
 from typing import Annotated, Any, Union
 
@@ -79,7 +79,7 @@ class Decoder:
     many: TypeAdapter
 
 
-@lru_cache(maxsize=None)
+@cache
 def decoder_for(kind: str) -> Decoder:
     model = CONTRACTS[kind]
     member = Annotated[Union[model, Any], Field(union_mode="left_to_right")]  # type: ignore[valid-type]  # noqa: UP007
@@ -243,7 +243,7 @@ def _bad_members(members: list[Any], events: list[BaseModel], dec: Decoder) -> D
     return Decoded(events=events, rejected=Rejected(errors, events=len(bad), members=bad))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _time_getters(kind: str) -> tuple[tuple[str, attrgetter], ...]:
     return tuple((f, attrgetter(f)) for f in TIME_FIELDS[kind])
 

@@ -184,7 +184,8 @@ class Settings(BaseSettings):
     jobs_check_interval_s: float = Field(30.0, gt=0, description="how often the worker looks for due jobs")
     reports_dir: Path = Field(
         default_factory=lambda: state_dir() / "reports",
-        description="where reports are written: <dir>/<workspace>/<report>/<report>-<time>.<format> [default <state dir>/reports]",
+        description="where reports are written: <dir>/<workspace>/<report>/<report>-<time>.<format> "
+                    "[default <state dir>/reports]",
     )
 
     partition_check_interval_s: float = Field(

@@ -112,7 +112,8 @@ def encode_dead_letter(letter: DeadLetter, budget: int) -> bytes:
     if len(data) <= budget and len(letter.errors) <= MAX_ERRORS:
         return data
     errors = letter.errors[:MAX_ERRORS]
-    letter = letter.model_copy(update={"errors": errors, "errors_omitted": letter.errors_omitted + len(letter.errors) - len(errors)})
+    omitted = letter.errors_omitted + len(letter.errors) - len(errors)
+    letter = letter.model_copy(update={"errors": errors, "errors_omitted": omitted})
     data = orjson.dumps(letter.model_dump(mode="json"))
     if len(data) <= budget:
         return data
@@ -154,7 +155,7 @@ async def publish_dead_letters(
             (f"{d.source_topic}:{d.partition}:{d.offset}".encode(), encode_dead_letter(d, budget - 64)) for d in letters
         ]
 
-        async def attempt() -> None:
+        async def attempt(encoded: list[tuple[bytes, bytes]] = encoded) -> None:
             futures = [await publish(key, value) for key, value in encoded]
             for fut in futures:
                 if isinstance(fut, Awaitable):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -93,7 +92,7 @@ class Retrier:
                 result = await op()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:  # classified below
                 kind = classify(exc)
                 if kind == CONTENT:
                     raise PermanentFailure(what, exc) from exc

@@ -19,7 +19,7 @@ async def _admin(bootstrap: str, timeout_s: float) -> AIOKafkaAdminClient:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError, OSError) as exc:
         await admin.close()
         raise KafkaUnavailable(
             f"cannot reach Kafka at {bootstrap} ({exc.__class__.__name__}: {exc or 'timed out'}); "

@@ -7,8 +7,8 @@ import gc
 import logging
 import os
 import subprocess
-import threading
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,7 +52,7 @@ async def preflight(settings: Settings) -> MessageLimits:
     log.info("message budgets: %s", ", ".join(f"{t}={limits.budget(t)}" for t in produced))
     try:
         conn = await asyncio.wait_for(connect(settings.database_url), 10)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         # not fatal: the sinks retry until PostgreSQL answers, holding offsets meanwhile
         log.warning("PostgreSQL not reachable at start (%s); the worker will retry", exc)
         return limits
@@ -73,14 +73,14 @@ class Worker(faust.Worker):
 
     shutdown_timeout_s: float = 10.0
 
-    def _schedule_shutdown(self, signal) -> None:  # noqa: ANN001 - mode's signature
+    def _schedule_shutdown(self, signal) -> None:  # mode's signature
         if not self._signal_stop_time:
             timer = threading.Timer(self.shutdown_timeout_s, self._exit_now)
             timer.daemon = True
             timer.start()
         super()._schedule_shutdown(signal)
 
-    async def _stop_on_signal(self, signal) -> None:  # noqa: ANN001 - mode's signature
+    async def _stop_on_signal(self, signal) -> None:  # mode's signature
         ingest = getattr(self.app, "learnstream_ingest", None)
         if ingest is not None:  # first: its batches in flight still produce (window-input, DLQ)
             await ingest.stop(self.shutdown_timeout_s / 2)

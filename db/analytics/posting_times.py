@@ -20,7 +20,8 @@ PRIOR_POSTS = 10
 WINDOW_DAYS = 90
 
 _WORKSPACES = """
-SELECT workspace_id FROM content WHERE published_at >= $1::timestamptz - make_interval(days => $2::integer) AND published_at < $1::timestamptz
+SELECT workspace_id FROM content
+ WHERE published_at >= $1::timestamptz - make_interval(days => $2::integer) AND published_at < $1::timestamptz
 UNION SELECT workspace_id FROM optimal_posting_times
 """
 
@@ -38,7 +39,8 @@ WITH posts AS (
         WHERE m.workspace_id = c.workspace_id AND m.content_id = c.id
         ORDER BY m.recorded_at DESC LIMIT 1
     ) AS s
-    WHERE c.workspace_id = $1 AND c.published_at >= $2::timestamptz - make_interval(days => $3::integer) AND c.published_at < $2::timestamptz
+    WHERE c.workspace_id = $1
+      AND c.published_at >= $2::timestamptz - make_interval(days => $3::integer) AND c.published_at < $2::timestamptz
       AND s.rate IS NOT NULL
 ), cells AS (
     SELECT workspace_id, platform, connector_id, tz,

@@ -68,7 +68,8 @@ ON CONFLICT (workspace_id, experiment_id, generation_number) DO UPDATE SET
     population_data = CASE WHEN excluded.last_event_at >= t.last_event_at AND excluded.population_data <> '[]'
         THEN excluded.population_data ELSE t.population_data END,
     generation_stats = CASE WHEN excluded.last_event_at >= t.last_event_at
-        THEN coalesce(excluded.generation_stats, t.generation_stats) ELSE coalesce(t.generation_stats, excluded.generation_stats) END,
+        THEN coalesce(excluded.generation_stats, t.generation_stats)
+        ELSE coalesce(t.generation_stats, excluded.generation_stats) END,
     diversity_metrics = coalesce(excluded.diversity_metrics, t.diversity_metrics),
     selection_pressure = coalesce(excluded.selection_pressure, t.selection_pressure),
     convergence_metrics = coalesce(excluded.convergence_metrics, t.convergence_metrics),

@@ -42,7 +42,8 @@ ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SE
     trend_data = CASE WHEN excluded.last_event_at >= a.last_event_at AND excluded.trend_data <> '{}'
         THEN excluded.trend_data ELSE a.trend_data END,
     engagement_impact = CASE WHEN excluded.last_event_at >= a.last_event_at
-        THEN coalesce(excluded.engagement_impact, a.engagement_impact) ELSE coalesce(a.engagement_impact, excluded.engagement_impact) END,
+        THEN coalesce(excluded.engagement_impact, a.engagement_impact)
+        ELSE coalesce(a.engagement_impact, excluded.engagement_impact) END,
     created_at = least(a.created_at, excluded.created_at),
     last_event_at = greatest(a.last_event_at, excluded.last_event_at)
 """,)

@@ -98,7 +98,8 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     total_epochs = coalesce(excluded.total_epochs, t.total_epochs),
     loss_history = merge_by_epoch(t.loss_history, excluded.loss_history),
     validation_metrics = CASE WHEN excluded.last_event_at >= t.last_event_at
-        THEN coalesce(excluded.validation_metrics, t.validation_metrics) ELSE coalesce(t.validation_metrics, excluded.validation_metrics) END,
+        THEN coalesce(excluded.validation_metrics, t.validation_metrics)
+        ELSE coalesce(t.validation_metrics, excluded.validation_metrics) END,
     resource_usage = CASE WHEN excluded.last_event_at >= t.last_event_at
         THEN coalesce(excluded.resource_usage, t.resource_usage) ELSE coalesce(t.resource_usage, excluded.resource_usage) END,
     error_log = coalesce(excluded.error_log, t.error_log),

@@ -140,7 +140,7 @@ async def resume_parked(conn: asyncpg.Connection, limit: int = 5000,
         try:
             async with conn.transaction():  # a savepoint: a refusal undoes only this attempt
                 parked = await apply_records(conn, _records(taken))
-        except Exception as exc:  # noqa: BLE001 - decided by classify_db below
+        except Exception as exc:  # decided by classify_db below
             if classify_db(exc) not in (CONTENT, UNKNOWN):
                 raise
             parked = {}
@@ -149,7 +149,7 @@ async def resume_parked(conn: asyncpg.Connection, limit: int = 5000,
                     async with conn.transaction():
                         for t, n in (await apply_records(conn, _records([r]))).items():
                             parked[t] = parked.get(t, 0) + n
-                except Exception as one:  # noqa: BLE001 - as above
+                except Exception as one:  # as above
                     if classify_db(one) not in (CONTENT, UNKNOWN):
                         raise
                     failed.append((r, f"{one.__class__.__name__}: {one}"[:2000]))

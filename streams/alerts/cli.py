@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from uuid import UUID
 
 import click
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from schemas.alert_rules import duration_s
 from schemas.alerts import AlertCommand, AlertNotification
 from streams.cli_support import parse_duration
 from streams.config import load_settings

@@ -121,7 +121,8 @@ def rules() -> None:
 @click.option("--channel", "channels", multiple=True,
               help="deliver to this channel of the workspace (repeatable; `alerts channels list`; `topic` is built in)")
 @click.option("--for", "for_", help=f"the condition holds this long before it fires [default {_default('for')}]")
-@click.option("--keep-firing-for", help=f"stay firing this long after the condition clears [default {_default('keep_firing_for')}]")
+@click.option("--keep-firing-for",
+              help=f"stay firing this long after the condition clears [default {_default('keep_firing_for')}]")
 @click.option("--repeat-interval", help=f"re-send while firing this often [default {_default('repeat_interval')}]")
 @click.option("--nodata-after", help="a watched series silent this long is NoData [default: never]")
 @click.option("--disabled", is_flag=True, help="add it disabled (`rules enable` starts it)")

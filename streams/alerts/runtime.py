@@ -78,7 +78,7 @@ class AlertRuntime:
                 while not conn.is_closed():
                     try:
                         await asyncio.wait_for(self._reload.wait(), 2.0)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         await conn.execute("SELECT 1")  # notices a dead connection
                         continue
                     await asyncio.sleep(0.05)  # one reload for a burst of changes
@@ -144,7 +144,7 @@ class AlertRuntime:
                     for metric, labels, value in observations(r):
                         if engine.watches(r.workspace_id, metric):
                             notes += engine.observe(r.workspace_id, metric, labels, value, r.window_end, r.window_s, now)
-                except Exception as exc:  # noqa: BLE001 - this window's values broke the engine
+                except Exception as exc:  # this window's values broke the engine
                     log.exception("alert engine failed on a %s window of %s", r.kind, r.workspace_id)
                     if set_aside is not None:
                         await set_aside(r, "alert_runtime", f"{exc.__class__.__name__}: {exc}", "alerts")

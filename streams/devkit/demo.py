@@ -20,15 +20,14 @@ from db.migrate import migrate
 from db.partitions import ensure_partitions, partition_counts
 from db.pool import connect
 from db.tables import TABLES
-from streams.devkit.bench.alerts import AlertLatency
+from schemas.events import MAX_EVENTS_PER_MESSAGE
 from streams.config import Settings, load_settings, state_dir
+from streams.devkit.bench.alerts import AlertLatency
+from streams.devkit.synthetic import Generator, Workload
 from streams.metrics import scrape, total
 from streams.publish import publish_messages
-from schemas.events import MAX_EVENTS_PER_MESSAGE
-from streams.devkit.synthetic import Generator, Workload
 from streams.topics import ensure_topics
 from streams.worker import spawn_worker, stop_worker
-
 
 #: small windows, so the demo sees them close within seconds (defaults: 60 s, 300/60 s, grace 10 s)
 DEMO_WINDOWS = {"window_tumbling_s": 2.0, "window_hopping_s": 6.0, "window_hop_step_s": 2.0,
@@ -190,7 +189,8 @@ def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
                 lines.append(f"   {table}: {n} closed windows")
             rows = await conn.fetch(
                 "SELECT metric_name, tags, window_start, window_s, count, mean, p95, max FROM performance_rollups "
-                "WHERE window_s = $1 AND closed_at > now() - interval '1 minute' ORDER BY count DESC LIMIT 3", settings.window_tumbling_s)
+                "WHERE window_s = $1 AND closed_at > now() - interval '1 minute' ORDER BY count DESC LIMIT 3",
+                settings.window_tumbling_s)
             for r in rows:
                 tags = ",".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))
                 lines.append(f"      e.g. {r['metric_name']}{{{tags}}} [{r['window_start']:%H:%M:%S}+{r['window_s']:g}s]: "
@@ -349,7 +349,7 @@ def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_di
         print("INCOMPLETE: no alert fired and resolved", file=sys.stderr)
     if am is not None:
         shown.good = _report_alertmanager(shown, port) and shown.good
-        print(f"   Alertmanager stopped (`learnstream alerts channels add NAME -w W --kind alertmanager --url URL` "
+        print("   Alertmanager stopped (`learnstream alerts channels add NAME -w W --kind alertmanager --url URL` "
               "points a workspace at yours; LEARNSTREAM_ALERTMANAGER_URL gives every workspace one)")
     return shown
 
@@ -375,7 +375,7 @@ async def _watch_alertmanager(url: str, rule_id: str, done: asyncio.Event, shown
             try:
                 async with http.get(f"{url}/api/v2/alerts", params=params) as resp:
                     listed = await resp.json() if resp.status == 200 else None
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 listed = None
             if listed is not None:
                 now = {(a["labels"].get("fingerprint", ""), a["startsAt"]): a for a in listed}

@@ -148,7 +148,7 @@ class MixGenerator:
             # a scraper reads each post every 6 hours for its first 5 days (from an hour after
             # publishing); its reach grows over a few days
             points = [60 + 360 * k for k in range(int((min(published, 5 * 1440) - 60) // 360) + 1)]
-            for k, after in enumerate(points):
+            for after in points:
                 grown = reach * (1 - 0.97 ** (1 + after / 60))
                 if trending and published - after <= 6 * 60:  # quiet for days, then a surge in the last hours
                     grown *= 8

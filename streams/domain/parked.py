@@ -3,7 +3,8 @@ routes the parked records again (those whose referent has arrived are applied), 
 the ones parked longer than domain_park_max_age_s with reason `unresolved_reference` (stage
 `domain`, partition and offset -1: their message was acknowledged when they were parked; the value
 is the routed record). A parked record PostgreSQL refuses when it is finally applied is
-dead-lettered at once (`database_rejected`), not retried. Any number of workers may run it: rows are taken FOR UPDATE SKIP LOCKED."""
+dead-lettered at once (`database_rejected`), not retried. Any number of workers may run it: rows are taken
+FOR UPDATE SKIP LOCKED."""
 
 from __future__ import annotations
 

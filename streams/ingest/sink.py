@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter as Tally
-from operator import itemgetter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 from db.pool import SharedPool
 from db.tables import SINKS, UpsertSpec

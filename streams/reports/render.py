@@ -76,6 +76,7 @@ def _chart(r: Report) -> str:
         return '<p class="empty">No rows in this period: nothing to chart.</p>'
     values = [row[r.dimensions] if isinstance(row[r.dimensions], (int, float)) else 0 for row in rows]
     top = max(max(values), 0) or 1
+    top_label = f"{top:,}" if isinstance(top, int) else f"{top:,.6g}"
     width, height, left, bottom, top_pad = 1000, 340, 120, 90, 20
     plot_w, plot_h = width - left - 20, height - bottom - top_pad
     slot = plot_w / len(rows)
@@ -84,7 +85,7 @@ def _chart(r: Report) -> str:
              f'aria-label="{html.escape(metric)} by {html.escape(", ".join(r.columns[: r.dimensions]) or "total")}">',
              f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" y2="{top_pad + plot_h}" stroke="#475569"/>',
              f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + plot_h}" stroke="#475569"/>',
-             f'<text x="{left - 6}" y="{top_pad + 4}" text-anchor="end" font-size="11">{html.escape(f"{top:,}" if isinstance(top, int) else f"{top:,.6g}")}</text>',
+             f'<text x="{left - 6}" y="{top_pad + 4}" text-anchor="end" font-size="11">{html.escape(top_label)}</text>',
              f'<text x="{left - 6}" y="{top_pad + plot_h}" text-anchor="end" font-size="11">0</text>']
     for i, (row, v) in enumerate(zip(rows, values)):
         h = plot_h * max(v, 0) / top

@@ -190,7 +190,8 @@ def worker_env(settings: Settings, state_dir: str, metrics_port: int = 0) -> dic
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
     for name in ("kafka_bootstrap", "database_url", "app_id", "learning_topic", "performance_topic", "engagement_topic",
-                 "content_topic", "accounts_topic", "dlq_topic", "window_input_topic", "rollups_topic", "late_events_topic", "alert_notifications_topic",
+                 "content_topic", "accounts_topic", "dlq_topic", "window_input_topic", "rollups_topic", "late_events_topic",
+                 "alert_notifications_topic",
                  "alert_commands_topic", "window_tumbling_s", "window_hopping_s", "window_hop_step_s",
                  "window_grace_s", "window_idle_s", "topic_partitions"):
         env[f"LEARNSTREAM_{name.upper()}"] = str(getattr(settings, name))

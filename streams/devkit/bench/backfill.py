@@ -24,8 +24,8 @@ from pathlib import Path
 import orjson
 
 from db.pool import connect
-from streams.devkit.bench.alerts import prepared, worker_env
 from streams.config import Settings
+from streams.devkit.bench.alerts import prepared, worker_env
 from streams.metrics import scrape, total
 from streams.publish import Publisher
 
@@ -65,7 +65,8 @@ def _history(ws: str, n: int, days: float, seed: int) -> Iterator[tuple[str, byt
             kind = "learning_event"
             batches[kind].append({"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "workspace_id": ws,
                                   "event_type": "improvement_measured", "timestamp": t, "source_system": "backfill",
-                                  "event_data": {"improvement_type": "accuracy", "improvement_percentage": rng.random()}, "processing_time_ms": rng.randrange(1, 500)})
+                                  "event_data": {"improvement_type": "accuracy", "improvement_percentage": rng.random()},
+                                  "processing_time_ms": rng.randrange(1, 500)})
         else:
             kind = "performance_sample"
             batches[kind].append({"sample_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "workspace_id": ws,

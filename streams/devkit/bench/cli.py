@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 import orjson
 
-from streams.devkit.bench.runner import PIPELINES, Bench, Plan, table, write_json
 from streams.config import load_settings
+from streams.devkit.bench.runner import PIPELINES, Bench, Plan, table, write_json
 
 DEFAULT_MIX = "learning_event=0.6,performance_sample=0.3,engagement_update=0.1"
 

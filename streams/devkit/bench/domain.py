@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db.pool import connect
-from streams.devkit.bench.alerts import prepared, worker_env
 from streams.config import Settings
+from streams.devkit.bench.alerts import prepared, worker_env
 from streams.devkit.mix import MixGenerator
 from streams.publish import Publisher
 from streams.topics import ensure_topics

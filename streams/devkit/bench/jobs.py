@@ -4,7 +4,8 @@ For each scale S a fresh database gets S times what `make demo` stores, written 
 the writer (no Kafka: the jobs read tables, not topics): the synthetic workload (20,000 events per
 topic), the domain mix of 2 workspaces and 4,000 learning events with their posts, accounts and
 engagement (streams/devkit/mix.py, S x the workspaces and events), parked events resumed, ANALYZE
-(what autovacuum does soon after a load), and one scheduled report per workspace due now (the demo's). Then every job runs once, as the demo runs
+(what autovacuum does soon after a load), and one scheduled report per workspace due now (the demo's). Then every job
+runs once, as the demo runs
 them; the table gives each job's rows and seconds per scale.
 """
 
@@ -25,9 +26,9 @@ from db.writer import WritePolicy, write_rows
 from schemas.decode import decode_message
 from schemas.reports import ReportDefinition
 from streams.devkit.mix import MixGenerator
+from streams.devkit.synthetic import Generator
 from streams.jobs.catalog import JOBS, ONCE_ORDER, once_period
 from streams.jobs.runner import JobRunner
-from streams.devkit.synthetic import Generator
 
 DEMO_EVENTS_PER_TOPIC = 20_000
 DEMO_LEARNING_EVENTS = 4_000

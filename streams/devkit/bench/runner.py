@@ -28,10 +28,10 @@ import orjson
 from db.databases import create_migrated_database, drop_database
 from db.tables import TABLES
 from streams.config import Settings
-from streams.metrics import scrape, total
 from streams.devkit.services import free_port
-from streams.publish import Publisher
 from streams.devkit.synthetic import Generator, Workload
+from streams.metrics import scrape, total
+from streams.publish import Publisher
 from streams.topics import ensure_topics
 
 PIPELINES = {

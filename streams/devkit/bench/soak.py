@@ -21,10 +21,10 @@ from pathlib import Path
 import orjson
 
 from db.pool import connect
-from streams.devkit.bench.alerts import prepared, worker_env
 from streams.config import Settings
-from streams.publish import Publisher
+from streams.devkit.bench.alerts import prepared, worker_env
 from streams.devkit.synthetic import ID_FIELD, Generator
+from streams.publish import Publisher
 
 MIX = {"learning_event": 0.6, "performance_sample": 0.3, "engagement_update": 0.1}
 TIME_FIELD = {"learning_event": "timestamp", "performance_sample": "timestamp", "engagement_update": "recorded_at"}

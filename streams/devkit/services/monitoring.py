@@ -101,7 +101,7 @@ class Process:
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # loopback only
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False

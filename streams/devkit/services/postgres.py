@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import os
 import pwd
 import re
+import secrets
 import shlex
 import shutil
 import subprocess

@@ -15,8 +15,8 @@ from quixstreams import Application
 from quixstreams.sinks.community.postgresql import PostgreSQLSink
 
 from schemas.decode import decode_message
-from streams.devkit.synthetic import ID_FIELD
 from streams.config import load_settings
+from streams.devkit.synthetic import ID_FIELD
 
 TABLE = {"learning_event": "learning_events", "performance_sample": "system_performance_metrics",
          "engagement_update": "content_performance_metrics"}
