@@ -20,6 +20,22 @@ LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 OUTSIDE = re.compile(r"\.\./shared|shared/notes|shared/seeds")
 
 
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for the page's headings (fenced code skipped)."""
+    anchors: set[str] = set()
+    fenced = False
+    for line in page.read_text().splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)):
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).replace("`", "").lower()).replace(" ", "-")
+            base, n = slug, 1
+            while slug in anchors:
+                slug, n = f"{base}-{n}", n + 1
+            anchors.add(slug)
+    return anchors
+
+
 def test_configuration_reference_is_generated_from_settings():
     page = ROOT / "docs" / "configuration.md"
     assert page.read_text() == settings_reference(), (
@@ -46,12 +62,14 @@ def test_no_reference_outside_the_repository(page: Path):
 def test_relative_links_point_at_files(page: Path):
     broken = []
     for target in LINK.findall(page.read_text()):
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
             continue
-        path = unquote(target.split("#", 1)[0])
-        resolved = (page.parent / path).resolve()
+        path, _, anchor = unquote(target).partition("#")
+        resolved = (page.parent / path).resolve() if path else page
         if not resolved.exists():
             broken.append(target)
         elif ROOT not in resolved.parents and resolved != ROOT:
             broken.append(f"{target} (outside the repository)")
-    assert not broken, f"{page.name} links to missing files: {broken}"
+        elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{page.name} links to missing files or headings: {broken}"
