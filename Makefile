@@ -61,3 +61,7 @@ down:  ## stop the local services (data is kept in .learnstream/)
 
 clean: down  ## stop services and remove the virtualenv and local state
 	rm -rf $(VENV) .learnstream
+
+.PHONY: docs
+docs: install  ## regenerate docs/configuration.md from streams/config.py
+	$(BIN)/python -m streams.config_reference > docs/configuration.md

@@ -38,15 +38,22 @@ class Settings(BaseSettings):
         description="PostgreSQL DSN",
     )
 
-    app_id: str = Field("learnstream", description="Faust app id = Kafka consumer group")
-    learning_topic: str = "learning-events"
-    performance_topic: str = "performance-samples"
-    engagement_topic: str = "engagement-updates"
+    app_id: str = Field(
+        "learnstream", description="Faust app id = Faust's Kafka consumer group (window-input, alert commands); the "
+        "ingest consumer's group is <app id>-ingest, alert delivery's <app id>-delivery"
+    )
+    learning_topic: str = Field("learning-events", description="learning events from the AI components")
+    performance_topic: str = Field("performance-samples", description="performance samples (system metrics)")
+    engagement_topic: str = Field("engagement-updates", description="engagement updates: posts' cumulative counters")
     content_topic: str = Field("content-items", description="post metadata scraped per platform")
     accounts_topic: str = Field("account-snapshots", description="accounts' state over time: own and competitors'")
-    dlq_topic: str = "learnstream.dlq"
-    alert_notifications_topic: str = "alert-notifications"
-    alert_commands_topic: str = "alert-commands"
+    dlq_topic: str = Field("learnstream.dlq", description="dead letters: bad input, with the reason and stage")
+    alert_notifications_topic: str = Field(
+        "alert-notifications", description="alert notifications (one per state change), as the alert engine sends them"
+    )
+    alert_commands_topic: str = Field(
+        "alert-commands", description="ack, mute and unmute commands for the alert engine (`learnstream alerts`)"
+    )
     window_input_topic: str = Field(
         "learnstream.window-input", description="internal: stored events keyed by workspace, for the window stage"
     )
@@ -93,8 +100,10 @@ class Settings(BaseSettings):
         "auto", description="events for a workspace not in the workspaces table: auto = register it on first "
         "sight; registered = dead-letter them (reason unknown_workspace)",
     )
-    db_retry_initial_s: float = Field(0.2, gt=0)
-    db_retry_max_s: float = Field(5.0, gt=0)
+    db_retry_initial_s: float = Field(
+        0.2, gt=0, description="PostgreSQL unreachable: backoff after the first failed attempt (doubling, full jitter)"
+    )
+    db_retry_max_s: float = Field(5.0, gt=0, description="PostgreSQL unreachable: backoff cap between attempts")
 
     windows_enabled: bool = Field(True, description="run the window stage and the alert engine")
     window_tumbling_s: float = Field(60.0, gt=0, description="tumbling window size")
@@ -218,7 +227,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path(".learnstream/faust"), description="Faust's local data dir")
-    log_level: str = "info"
+    log_level: str = Field("info", description="log level of the worker (debug, info, warning, error)")
 
     @property
     def source_topics(self) -> dict[str, str]:
