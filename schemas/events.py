@@ -1,6 +1,6 @@
 """Event contracts for the three ingest topics (pydantic v2). No I/O here.
 
-Column names follow the seeds (../shared/seeds/001 and 004). Every event carries its own id (the
+Column names follow the schema's design documents (learning_events, content performance). Every event carries its own id (the
 idempotency key), a workspace_id (the tenant) and a timezone-aware timestamp; naive timestamps are
 rejected, never guessed. Unknown fields are rejected too: a misspelt field silently dropped would be
 data lost without a trace, and `metadata` is there for free-form context.

@@ -2,7 +2,7 @@
 
 Faust runs everything else of the worker (the window stage's agent and table, alert commands,
 timers), but the high-volume source topics do not go through its per-message Event/Stream path
-(../shared/notes/faust-per-message.md: one `wait_first` and an Event per message cap it at a few
+(docs/ingest.md: one `wait_first` and an Event per message cap it at a few
 thousand messages a second). They are read here by one `AIOKafkaConsumer` per worker, in its own
 consumer group (`<app id>-ingest`), records handed to the sink a batch at a time.
 
