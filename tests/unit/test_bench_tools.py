@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from streams.devkit.bench.cli import _mix, _worker_env
+from streams.devkit.bench.cli import parse_mix, worker_env_of
 from streams.devkit.bench.profile import summarize
 
 
@@ -26,13 +26,13 @@ def test_profile_summary_counts_self_and_inclusive_shares(tmp_path):
 
 
 def test_settings_and_mix_parsing():
-    assert _worker_env(("batch_max_events=2000", "direct_copy=false")) == {
+    assert worker_env_of(("batch_max_events=2000", "direct_copy=false")) == {
         "LEARNSTREAM_BATCH_MAX_EVENTS": "2000", "LEARNSTREAM_DIRECT_COPY": "false"}
     with pytest.raises(click.BadParameter):
-        _worker_env(("nonsense",))
-    assert _mix("learning_event=3,engagement_update=1") == {"learning_event": 0.75, "engagement_update": 0.25}
+        worker_env_of(("nonsense",))
+    assert parse_mix("learning_event=3,engagement_update=1") == {"learning_event": 0.75, "engagement_update": 0.25}
     with pytest.raises(click.BadParameter):
-        _mix("tweets=1")
+        parse_mix("tweets=1")
 
 
 def test_soak_reports_rss_at_each_whole_minute_and_growth_after_the_warm_up() -> None:

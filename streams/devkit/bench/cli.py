@@ -16,7 +16,8 @@ from streams.devkit.bench.runner import PIPELINES, Bench, Plan, table, write_jso
 DEFAULT_MIX = "learning_event=0.6,performance_sample=0.3,engagement_update=0.1"
 
 
-def _mix(text: str) -> dict[str, float]:
+def parse_mix(text: str) -> dict[str, float]:
+    """`kind=share,...` -> each kind's fraction of the events (shares normalised to 1)."""
     out = {}
     for part in text.split(","):
         kind, _, share = part.partition("=")
@@ -27,7 +28,8 @@ def _mix(text: str) -> dict[str, float]:
     return {k: v / total for k, v in out.items()}
 
 
-def _worker_env(pairs: tuple[str, ...]) -> dict[str, str]:
+def worker_env_of(pairs: tuple[str, ...]) -> dict[str, str]:
+    """`--set NAME=VALUE` pairs -> the worker's LEARNSTREAM_NAME environment."""
     env = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -110,7 +112,7 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         from streams.devkit.bench.soak import run_soak_bench
 
         result = run_soak_bench(load_settings(), rate=soak_rate, seconds=soak_seconds, shape=shapes[0], seed=seed,
-                                log_dir=out_dir, worker_settings=_worker_env(settings_))
+                                log_dir=out_dir, worker_settings=worker_env_of(settings_))
         for line in result.lines():
             click.echo(line)
         path = out_dir / f"soak-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
@@ -149,10 +151,10 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         for label, rate in asyncio.run(run(load_settings().database_url, events=events)):
             click.echo(f"{rate:>12,.0f}  {label}")
         return
-    plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=_mix(mix), seed=seed,
+    plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=parse_mix(mix), seed=seed,
                 invalid_share=invalid_share, timeout_s=timeout_s, latency_rate=latency_rate,
                 latency_seconds=latency_seconds, out_dir=out_dir, profile=profile,
-                worker_env=_worker_env(settings_))
+                worker_env=worker_env_of(settings_))
     results = asyncio.run(Bench(load_settings(), plan).run())
     click.echo("\n" + table(results))
     click.echo(f"\nresults written to {write_json(plan, results)}")
