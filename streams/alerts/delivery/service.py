@@ -43,7 +43,7 @@ from uuid import UUID
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge
@@ -56,6 +56,7 @@ from schemas.alerts import AlertNotification
 from schemas.channels import BUILTIN_TOPIC, AlertChannel
 from streams.alerts.delivery.payloads import alertmanager_body, rfc3339, webhook_request
 from streams.config import Settings
+from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
 
 log = logging.getLogger("learnstream.alerts.delivery")
@@ -271,7 +272,8 @@ class AlertDelivery:
                     bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, client_id=self.group_id,
                     enable_auto_commit=False, auto_offset_reset="earliest",
                 )
-                consumer.subscribe([self.topic], listener=_Listener(self))
+                consumer.subscribe([self.topic],
+                                   listener=RebalanceHooks(self.partitions_revoked, self.partitions_assigned))
                 self._consumer = consumer
                 try:
                     await consumer.start()
@@ -552,7 +554,7 @@ class AlertDelivery:
             log.warning("committing alert delivery offsets failed (%s: %s)", exc.__class__.__name__, exc)
 
     # -- rebalances ----------------------------------------------------------------------------
-    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._commit_done()
         dropped = 0
         for tp in revoked:
@@ -563,7 +565,7 @@ class AlertDelivery:
             lane.active = {fp: v for fp, v in lane.active.items() if v[1] not in revoked}
         self._settle(-dropped)
 
-    async def _assigned(self, assigned: set[TopicPartition]) -> None:
+    async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Take up the open alerts of the assigned partitions for the Alertmanager keep-alive."""
         c = self._consumer
         if c is None or not assigned:
@@ -597,17 +599,6 @@ class AlertDelivery:
                     taken += 1
         if taken:
             log.info("took up %d open alerts for Alertmanager", taken)
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, delivery: AlertDelivery) -> None:
-        self._delivery = delivery
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self._delivery._revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self._delivery._assigned(set(assigned))
 
 
 # -- helpers ------------------------------------------------------------------------------------
