@@ -46,7 +46,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from db.alerts import open_alerts
@@ -54,26 +53,13 @@ from db.channels import delivery_config
 from db.pool import connect
 from schemas.alerts import AlertNotification
 from schemas.channels import BUILTIN_TOPIC, AlertChannel
+from streams import metrics
 from streams.alerts.delivery.payloads import alertmanager_body, rfc3339, webhook_request
 from streams.config import Settings
 from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
 
 log = logging.getLogger("learnstream.alerts.delivery")
-
-DELIVERIES = Counter(
-    "alert_deliveries", "alert notifications per channel kind and outcome (delivered, dead_lettered, skipped: "
-    "an inactive channel)", ["channel_kind", "outcome"], namespace="learnstream",
-)
-DELIVERY_RETRIES = Counter(
-    "alert_delivery_retries", "failed delivery attempts that will be retried", ["channel_kind"], namespace="learnstream",
-)
-UNDELIVERED = Counter(
-    "alert_undelivered", "notifications dead-lettered to the undelivered topic, by reason", ["reason"],
-    namespace="learnstream",
-)
-PENDING = Gauge("alert_delivery_pending", "alert notifications consumed and not yet delivered everywhere",
-                namespace="learnstream")
 
 #: alerts per Alertmanager request
 AM_BATCH = 64
@@ -376,10 +362,10 @@ class AlertDelivery:
                 await self._dead_letter(item, None, "unknown_channel",
                                         f"workspace {note.workspace_id} has no alert channel {name!r}", name=name)
             elif not ch.is_active:
-                DELIVERIES.labels(ch.kind, "skipped").inc()
+                metrics.ALERT_DELIVERIES.labels(ch.kind, "skipped").inc()
                 self._finish(item)
             elif ch.kind == "topic":
-                DELIVERIES.labels("topic", "delivered").inc()
+                metrics.ALERT_DELIVERIES.labels("topic", "delivered").inc()
                 self._finish(item)
             elif expired:
                 await self._dead_letter(item, ch, "expired", f"sent at {rfc3339(note.sent_at)}, more than "
@@ -436,7 +422,7 @@ class AlertDelivery:
                 result = await self.post_webhook(ch, notes[0])
             if result.ok:
                 for e in batch:
-                    DELIVERIES.labels(ch.kind, "delivered").inc()
+                    metrics.ALERT_DELIVERIES.labels(ch.kind, "delivered").inc()
                     if ch.kind == "alertmanager":
                         lane.remember(e.item.note, e.item.tp)
                     self._finish(e.item)
@@ -450,7 +436,7 @@ class AlertDelivery:
                           batch[0].item.note.fingerprint, result.detail)
                 await self._dead_letter_entry(lane, batch[0], "rejected", result.detail)
                 return
-            DELIVERY_RETRIES.labels(ch.kind).inc()
+            metrics.ALERT_DELIVERY_RETRIES.labels(ch.kind).inc()
             waited = time.monotonic() - min(e.queued for e in batch)
             if waited >= s.delivery_retry_for_s:
                 log.error("alert channel %s (%s) failed for %.0f s; dead-lettering %d notifications: %s",
@@ -511,7 +497,7 @@ class AlertDelivery:
 
     def _settle(self, change: int) -> None:
         self._pending += change
-        PENDING.set(self._pending)
+        metrics.ALERT_DELIVERY_PENDING.set(self._pending)
 
     async def _dead_letter(self, item: Item, ch: AlertChannel | None, reason: str, detail: str,
                            entry: Entry | None = None, name: str | None = None) -> None:
@@ -527,8 +513,8 @@ class AlertDelivery:
             await self._retrying("publishing an undelivered alert notification", publish)
         except PermanentFailure as exc:
             log.error("an undelivered notification could not be dead-lettered either: %s", exc)
-        UNDELIVERED.labels(reason).inc()
-        DELIVERIES.labels(ch.kind if ch else "unknown", "dead_lettered").inc()
+        metrics.ALERT_UNDELIVERED.labels(reason).inc()
+        metrics.ALERT_DELIVERIES.labels(ch.kind if ch else "unknown", "dead_lettered").inc()
         self._finish(item)
 
     async def _commit_done(self) -> None:
