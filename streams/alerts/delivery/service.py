@@ -49,11 +49,11 @@ from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from db.alerts import open_alerts
-from db.channels import delivery_config
 from db.pool import connect
 from schemas.alerts import AlertNotification
-from schemas.channels import BUILTIN_TOPIC, AlertChannel
+from schemas.channels import AlertChannel
 from streams import metrics
+from streams.alerts.delivery.channels import ChannelDirectory
 from streams.alerts.delivery.payloads import alertmanager_body, rfc3339, webhook_request
 from streams.config import Settings
 from streams.rebalance import RebalanceHooks
@@ -106,63 +106,6 @@ class Result:
     permanent: bool = False
     detail: str = ""
     retry_after: float = 0.0
-
-
-class Config:
-    """The channels and each rule's channel names, reread every `refresh_s` (and at once, at most
-    once a second, when a notification names a rule or a channel not in the snapshot)."""
-
-    def __init__(self, dsn: str, settings: Settings) -> None:
-        self._dsn = dsn
-        self.channels: dict[tuple[UUID, str], AlertChannel] = {}
-        self.rules: dict[UUID, list[str]] = {}
-        self.loaded_at = 0.0
-        self._lock = asyncio.Lock()
-        self._default_am: str | None = None
-        if settings.alertmanager_url:
-            try:
-                AlertChannel(workspace_id=UUID(int=0), name="alertmanager", kind="alertmanager",
-                             url=settings.alertmanager_url)
-                self._default_am = settings.alertmanager_url
-            except ValidationError as exc:
-                log.error("LEARNSTREAM_ALERTMANAGER_URL is not usable (%s); channel `alertmanager` is not defined",
-                          exc.errors()[0]["msg"])
-
-    async def load(self) -> None:
-        async with self._lock:
-            conn = await connect(self._dsn, timeout=5)
-            try:
-                channels, rules = await delivery_config(conn)
-            finally:
-                await conn.close()
-            self.channels = {(c.workspace_id, c.name): c for c in channels}
-            self.rules = rules
-            self.loaded_at = time.monotonic()
-
-    async def refresh(self, soon: float) -> bool:
-        """Reload if the snapshot is older than `soon` seconds; False if the database did not answer."""
-        if time.monotonic() - self.loaded_at < soon:
-            return True
-        try:
-            await self.load()
-            return True
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last snapshot stands meanwhile
-            log.warning("reading the alert channels failed (%s: %s); using the last ones read",
-                        exc.__class__.__name__, exc)
-            self.loaded_at = time.monotonic()  # not again at once
-            return False
-
-    def channel(self, workspace_id: UUID, name: str) -> AlertChannel | None:
-        ch = self.channels.get((workspace_id, name))
-        if ch is not None:
-            return ch
-        if name == BUILTIN_TOPIC:
-            return AlertChannel(workspace_id=workspace_id, name=name, kind="topic")
-        if name == "alertmanager" and self._default_am:
-            return AlertChannel(workspace_id=workspace_id, name=name, kind="alertmanager", url=self._default_am)
-        return None
 
 
 class Lane:
@@ -230,7 +173,7 @@ class AlertDelivery:
         self.group_id = group_id or f"{settings.app_id}-delivery"
         self.topic = settings.alert_notifications_topic
         self._publish, self._budget = publish, budget
-        self.config = Config(settings.database_url, settings)
+        self.directory = ChannelDirectory(settings.database_url, settings.alertmanager_url)
         self._lanes: dict[tuple[UUID, str], Lane] = {}
         self._inflight: dict[TopicPartition, deque[Item]] = {}
         self._pending = 0
@@ -253,7 +196,7 @@ class AlertDelivery:
         while not self._stopping:
             try:
                 await ensure_topics(s.kafka_bootstrap, [self.topic, s.alert_undelivered_topic], s.topic_partitions)
-                await self.config.load()
+                await self.directory.load()
                 consumer = AIOKafkaConsumer(
                     bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, client_id=self.group_id,
                     enable_auto_commit=False, auto_offset_reset="earliest",
@@ -309,7 +252,7 @@ class AlertDelivery:
             try:
                 self._flow()
                 fetched = await c.getmany(timeout_ms=500, max_records=500)
-                await self.config.refresh(self.settings.delivery_config_refresh_s)
+                await self.directory.refresh(self.settings.delivery_config_refresh_s)
                 for tp, records in fetched.items():
                     for r in records:
                         await self._accept(tp, r.offset, r.value)
@@ -378,11 +321,11 @@ class AlertDelivery:
     async def _targets(self, note: AlertNotification) -> dict[str, AlertChannel | None]:
         """The channels of the notification's rule (None: the workspace has no channel of that name);
         for a resolved one, also the Alertmanager channels that show it open."""
-        names = self.config.rules.get(note.rule_id)
-        if names is None or any(self.config.channel(note.workspace_id, n) is None for n in names):
-            await self.config.refresh(1.0)  # a rule or a channel made since the last read
-            names = self.config.rules.get(note.rule_id)
-        targets = {n: self.config.channel(note.workspace_id, n) for n in names or ()}
+        names = self.directory.rules.get(note.rule_id)
+        if names is None or any(self.directory.channel(note.workspace_id, n) is None for n in names):
+            await self.directory.refresh(1.0)  # a rule or a channel made since the last read
+            names = self.directory.rules.get(note.rule_id)
+        targets = {n: self.directory.channel(note.workspace_id, n) for n in names or ()}
         if note.status == "resolved":  # an Alertmanager showing it open hears it resolved, whatever the rule says now
             for (ws, name), lane in self._lanes.items():
                 if ws == note.workspace_id and note.fingerprint in lane.active and name not in targets:
@@ -560,7 +503,7 @@ class AlertDelivery:
         if not partitions:
             return
         try:
-            await self.config.load()
+            await self.directory.load()
             conn = await connect(self.settings.database_url, timeout=5)
             try:
                 last = await open_alerts(conn)
@@ -578,8 +521,8 @@ class AlertDelivery:
             p = DefaultPartitioner()(n.fingerprint.encode(), partitions, partitions)
             if p not in ours:
                 continue
-            for name in self.config.rules.get(n.rule_id, ()):
-                ch = self.config.channel(n.workspace_id, name)
+            for name in self.directory.rules.get(n.rule_id, ()):
+                ch = self.directory.channel(n.workspace_id, name)
                 if ch is not None and ch.kind == "alertmanager" and ch.is_active:
                     self._lane(ch).remember(n, TopicPartition(self.topic, p))
                     taken += 1
