@@ -41,7 +41,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -54,7 +53,8 @@ from schemas.alerts import AlertNotification
 from schemas.channels import AlertChannel
 from streams import metrics
 from streams.alerts.delivery.channels import ChannelDirectory
-from streams.alerts.delivery.payloads import alertmanager_body, rfc3339, webhook_request
+from streams.alerts.delivery.http import ANSWER_EXCERPT, HttpPoster
+from streams.alerts.delivery.payloads import rfc3339
 from streams.config import Settings
 from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
@@ -63,8 +63,6 @@ log = logging.getLogger("learnstream.alerts.delivery")
 
 #: alerts per Alertmanager request
 AM_BATCH = 64
-#: characters of a receiver's answer kept in a dead letter's detail
-ANSWER_EXCERPT = 300
 
 #: publish one dead letter: (key, value) -> awaitable, resolved once Kafka has it
 Publish = Callable[[bytes, bytes], Awaitable[Any]]
@@ -98,14 +96,6 @@ class Entry:
     queued: float = field(default_factory=time.monotonic)
     first_attempt_at: datetime | None = None
     attempts: int = 0
-
-
-@dataclass
-class Result:
-    ok: bool
-    permanent: bool = False
-    detail: str = ""
-    retry_after: float = 0.0
 
 
 class Lane:
@@ -154,7 +144,7 @@ class Lane:
             return
         notes = [n for n, _tp in self.active.values()]
         for i in range(0, len(notes), AM_BATCH):
-            result = await self.owner.post_alertmanager(self.channel, notes[i:i + AM_BATCH])
+            result = await self.owner.http.post_alertmanager(self.channel, notes[i:i + AM_BATCH])
             if not result.ok:
                 log.warning("re-posting %d open alerts to %s failed: %s", len(notes), self.channel.safe_url,
                             result.detail)
@@ -174,12 +164,13 @@ class AlertDelivery:
         self.topic = settings.alert_notifications_topic
         self._publish, self._budget = publish, budget
         self.directory = ChannelDirectory(settings.database_url, settings.alertmanager_url)
+        # Alertmanager alerts end 4 resends ahead: they expire there unless re-posted (keep-alive)
+        self.http = HttpPoster(4 * settings.alertmanager_resend_s, settings.alert_generator_url)
         self._lanes: dict[tuple[UUID, str], Lane] = {}
         self._inflight: dict[TopicPartition, deque[Item]] = {}
         self._pending = 0
         self._paused = False
         self._consumer: AIOKafkaConsumer | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._runner: asyncio.Task | None = None
         self._stopping = False
         self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
@@ -192,7 +183,7 @@ class AlertDelivery:
 
         s = self.settings
         backoff = Backoff(s.db_retry_initial_s, s.db_retry_max_s * 6)
-        self._session = aiohttp.ClientSession(headers={"User-Agent": "learnstream-alert-delivery/1"})
+        await self.http.open()
         while not self._stopping:
             try:
                 await ensure_topics(s.kafka_bootstrap, [self.topic, s.alert_undelivered_topic], s.topic_partitions)
@@ -240,8 +231,7 @@ class AlertDelivery:
                 await self._consumer.stop()
             except Exception:  # noqa: BLE001 - leaving the group is best effort
                 log.warning("alert delivery consumer did not stop cleanly", exc_info=True)
-        if self._session is not None:
-            await self._session.close()
+        await self.http.close()
         log.info("alert delivery stopped")
 
     # -- the fetch loop ----------------------------------------------------------------------
@@ -360,9 +350,9 @@ class AlertDelivery:
                 e.attempts += 1
             notes = [e.item.note for e in batch]
             if ch.kind == "alertmanager":
-                result = await self.post_alertmanager(ch, notes)
+                result = await self.http.post_alertmanager(ch, notes)
             else:
-                result = await self.post_webhook(ch, notes[0])
+                result = await self.http.post_webhook(ch, notes[0])
             if result.ok:
                 for e in batch:
                     metrics.ALERT_DELIVERIES.labels(ch.kind, "delivered").inc()
@@ -397,40 +387,6 @@ class AlertDelivery:
         if lane.kind == "alertmanager" and e.item.note.status == "resolved":
             lane.active.pop(e.item.note.fingerprint, None)
         await self._dead_letter(e.item, e.channel, reason, detail, entry=e)
-
-    # -- HTTP ----------------------------------------------------------------------------------
-    async def post_alertmanager(self, ch: AlertChannel, notes: list[AlertNotification]) -> Result:
-        s = self.settings
-        body = alertmanager_body(notes, datetime.now(UTC), 4 * s.alertmanager_resend_s, s.alert_generator_url)
-        return await self._post(ch, alertmanager_endpoint(ch.url or ""), body, {"Content-Type": "application/json"})
-
-    async def post_webhook(self, ch: AlertChannel, note: AlertNotification) -> Result:
-        assert ch.secret is not None
-        body, headers = webhook_request(note, ch.secret.get_secret_value(), int(time.time()))
-        return await self._post(ch, ch.url or "", body, headers)
-
-    async def _post(self, ch: AlertChannel, url: str, body: bytes, headers: dict[str, str]) -> Result:
-        assert self._session is not None
-        try:
-            async with self._session.post(url, data=body, headers=headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=ch.timeout_s)) as resp:
-                answer = (await resp.content.read(ANSWER_EXCERPT)).decode("utf-8", "replace").strip()
-                status = resp.status
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-        except asyncio.CancelledError:
-            raise
-        except asyncio.TimeoutError:
-            return Result(False, detail=f"no answer within {ch.timeout_s:g} s")
-        except aiohttp.InvalidURL as exc:
-            return Result(False, permanent=True, detail=f"invalid URL: {exc.__class__.__name__}")
-        except (aiohttp.ClientError, OSError) as exc:
-            return Result(False, detail=f"{exc.__class__.__name__}: {_no_url(str(exc), ch)}"[:ANSWER_EXCERPT])
-        if 200 <= status < 300:
-            return Result(True)
-        detail = f"HTTP {status}" + (f": {answer}" if answer else "")
-        if status in (408, 429) or status >= 500:
-            return Result(False, detail=detail, retry_after=retry_after)
-        return Result(False, permanent=True, detail=detail)
 
     # -- finishing, dead letters, offsets ---------------------------------------------------------
     def _finish(self, item: Item) -> None:
@@ -531,24 +487,6 @@ class AlertDelivery:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def alertmanager_endpoint(url: str) -> str:
-    """An Alertmanager's base URL (or its /api/v2/alerts URL) -> its /api/v2/alerts URL."""
-    url = url.rstrip("/")
-    return url if url.endswith("/api/v2/alerts") else url + "/api/v2/alerts"
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
-
-
-def _no_url(text: str, ch: AlertChannel) -> str:
-    """An error text without the channel's URL (it may carry a password)."""
-    return text.replace(ch.url or "\0", ch.safe_url) if ch.url else text
-
-
 def dead_letter_envelope(item: Item, ch: AlertChannel | None, reason: str, detail: str, entry: Entry | None,
                          budget: int, name: str | None = None) -> bytes:
     """The undelivered-topic message: why, which channel (never its secret), the attempts, where it
