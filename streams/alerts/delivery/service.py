@@ -70,8 +70,9 @@ Publish = Callable[[bytes, bytes], Awaitable[Any]]
 
 # -- what is in flight ---------------------------------------------------------------------------
 @dataclass(eq=False)
-class Item:
-    """One consumed notification: done once `remaining` channels are down to 0."""
+class InFlight:
+    """A notification consumed and not yet committed (its offset, its raw value, what it parsed to):
+    done once `remaining` channels are down to 0 (each delivered it, dead-lettered it or skipped it)."""
 
     tp: TopicPartition
     offset: int
@@ -86,10 +87,11 @@ class Item:
 
 
 @dataclass(eq=False)
-class Entry:
-    """An item on its way to one channel."""
+class LaneEntry:
+    """An in-flight notification queued in one channel's lane, on its way to that channel (the
+    channel as it was defined when the notification was routed), with its attempts so far."""
 
-    item: Item
+    inflight: InFlight
     channel: AlertChannel
     #: monotonic time it was consumed: it is retried for delivery_retry_for_s from then (a backlog
     #: behind a channel that is down expires together, not one retry_for after another)
@@ -103,7 +105,7 @@ class Lane:
 
     def __init__(self, owner: AlertDelivery, channel: AlertChannel) -> None:
         self.owner, self.channel = owner, channel
-        self.queue: asyncio.Queue[Entry] = asyncio.Queue()
+        self.queue: asyncio.Queue[LaneEntry] = asyncio.Queue()
         #: Alertmanager: the open alerts delivered here (fingerprint -> last notification, its partition)
         self.active: dict[str, tuple[AlertNotification, TopicPartition]] = {}
         self.last_keepalive = time.monotonic()
@@ -167,7 +169,7 @@ class AlertDelivery:
         # Alertmanager alerts end 4 resends ahead: they expire there unless re-posted (keep-alive)
         self.http = HttpPoster(4 * settings.alertmanager_resend_s, settings.alert_generator_url)
         self._lanes: dict[tuple[UUID, str], Lane] = {}
-        self._inflight: dict[TopicPartition, deque[Item]] = {}
+        self._inflight: dict[TopicPartition, deque[InFlight]] = {}
         self._pending = 0
         self._paused = False
         self._consumer: AIOKafkaConsumer | None = None
@@ -266,45 +268,46 @@ class AlertDelivery:
 
     async def _accept(self, tp: TopicPartition, offset: int, raw: bytes | None) -> None:
         """Route one consumed notification to its channels (or dead-letter it)."""
-        item = Item(tp, offset, raw)
-        self._inflight.setdefault(tp, deque()).append(item)
+        inflight = InFlight(tp, offset, raw)
+        self._inflight.setdefault(tp, deque()).append(inflight)
         self._settle(+1)
         try:
             note = AlertNotification.model_validate_json(raw or b"")
         except ValidationError as exc:
-            item.remaining = 1
+            inflight.remaining = 1
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
-            await self._dead_letter(item, None, "invalid_notification",
+            await self._dead_letter(inflight, None, "invalid_notification",
                                     f"{where + ': ' if where else ''}{first['msg']}"[:ANSWER_EXCERPT])
             return
-        item.note = note
+        inflight.note = note
         try:
             targets = await self._targets(note)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - never stop the stream: this notification is set aside
             log.exception("routing alert notification %s failed", note.fingerprint)
-            item.remaining = 1
-            await self._dead_letter(item, None, "delivery_error", f"{exc.__class__.__name__}: {exc}"[:ANSWER_EXCERPT])
+            inflight.remaining = 1
+            await self._dead_letter(inflight, None, "delivery_error",
+                                    f"{exc.__class__.__name__}: {exc}"[:ANSWER_EXCERPT])
             return
-        item.remaining = len(targets)
+        inflight.remaining = len(targets)
         expired = (datetime.now(UTC) - note.sent_at).total_seconds() > self.settings.delivery_retry_for_s
         for name, ch in targets.items():
             if ch is None:
-                await self._dead_letter(item, None, "unknown_channel",
+                await self._dead_letter(inflight, None, "unknown_channel",
                                         f"workspace {note.workspace_id} has no alert channel {name!r}", name=name)
             elif not ch.is_active:
                 metrics.ALERT_DELIVERIES.labels(ch.kind, "skipped").inc()
-                self._finish(item)
+                self._finish(inflight)
             elif ch.kind == "topic":
                 metrics.ALERT_DELIVERIES.labels("topic", "delivered").inc()
-                self._finish(item)
+                self._finish(inflight)
             elif expired:
-                await self._dead_letter(item, ch, "expired", f"sent at {rfc3339(note.sent_at)}, more than "
+                await self._dead_letter(inflight, ch, "expired", f"sent at {rfc3339(note.sent_at)}, more than "
                                         f"{self.settings.delivery_retry_for_s:g} s before it was consumed")
             else:
-                self._lane(ch).queue.put_nowait(Entry(item, ch))
+                self._lane(ch).queue.put_nowait(LaneEntry(inflight, ch))
         if not targets:  # nothing to deliver (else the last channel to finish settles it)
             self._settle(-1)
 
@@ -334,13 +337,13 @@ class AlertDelivery:
         return lane
 
     # -- one lane's batch --------------------------------------------------------------------
-    async def deliver(self, lane: Lane, batch: list[Entry]) -> None:
+    async def deliver(self, lane: Lane, batch: list[LaneEntry]) -> None:
         """Deliver `batch` (in order) to the lane's channel: retried until it succeeds, is refused,
         or has been failing for delivery_retry_for_s."""
         s = self.settings
         backoff = Backoff(s.delivery_retry_initial_s, s.delivery_retry_max_s)
         while True:
-            batch = [e for e in batch if not e.item.abandoned]
+            batch = [e for e in batch if not e.inflight.abandoned]
             if not batch:
                 return
             ch = batch[0].channel
@@ -348,7 +351,7 @@ class AlertDelivery:
             for e in batch:
                 e.first_attempt_at = e.first_attempt_at or now
                 e.attempts += 1
-            notes = [e.item.note for e in batch]
+            notes = [e.inflight.note for e in batch]
             if ch.kind == "alertmanager":
                 result = await self.http.post_alertmanager(ch, notes)
             else:
@@ -357,8 +360,8 @@ class AlertDelivery:
                 for e in batch:
                     metrics.ALERT_DELIVERIES.labels(ch.kind, "delivered").inc()
                     if ch.kind == "alertmanager":
-                        lane.remember(e.item.note, e.item.tp)
-                    self._finish(e.item)
+                        lane.remember(e.inflight.note, e.inflight.tp)
+                    self._finish(e.inflight)
                 return
             if result.permanent:
                 if len(batch) > 1:  # find the one refused
@@ -366,7 +369,7 @@ class AlertDelivery:
                         await self.deliver(lane, [e])
                     return
                 log.error("alert channel %s (%s) refused notification %s: %s", ch.name, ch.safe_url,
-                          batch[0].item.note.fingerprint, result.detail)
+                          batch[0].inflight.note.fingerprint, result.detail)
                 await self._dead_letter_entry(lane, batch[0], "rejected", result.detail)
                 return
             metrics.ALERT_DELIVERY_RETRIES.labels(ch.kind).inc()
@@ -383,25 +386,25 @@ class AlertDelivery:
             delay = max(backoff.next_delay(), min(result.retry_after, s.delivery_retry_max_s))
             await asyncio.sleep(min(delay, max(0.0, s.delivery_retry_for_s - waited)))
 
-    async def _dead_letter_entry(self, lane: Lane, e: Entry, reason: str, detail: str) -> None:
-        if lane.kind == "alertmanager" and e.item.note.status == "resolved":
-            lane.active.pop(e.item.note.fingerprint, None)
-        await self._dead_letter(e.item, e.channel, reason, detail, entry=e)
+    async def _dead_letter_entry(self, lane: Lane, e: LaneEntry, reason: str, detail: str) -> None:
+        if lane.kind == "alertmanager" and e.inflight.note.status == "resolved":
+            lane.active.pop(e.inflight.note.fingerprint, None)
+        await self._dead_letter(e.inflight, e.channel, reason, detail, entry=e)
 
     # -- finishing, dead letters, offsets ---------------------------------------------------------
-    def _finish(self, item: Item) -> None:
-        item.remaining -= 1
-        if item.remaining == 0 and not item.abandoned:
+    def _finish(self, inflight: InFlight) -> None:
+        inflight.remaining -= 1
+        if inflight.remaining == 0 and not inflight.abandoned:
             self._settle(-1)
 
     def _settle(self, change: int) -> None:
         self._pending += change
         metrics.ALERT_DELIVERY_PENDING.set(self._pending)
 
-    async def _dead_letter(self, item: Item, ch: AlertChannel | None, reason: str, detail: str,
-                           entry: Entry | None = None, name: str | None = None) -> None:
-        value = dead_letter_envelope(item, ch, reason, detail, entry, self._budget, name=name)
-        key = (item.note.fingerprint.encode() if item.note else None)
+    async def _dead_letter(self, inflight: InFlight, ch: AlertChannel | None, reason: str, detail: str,
+                           entry: LaneEntry | None = None, name: str | None = None) -> None:
+        value = dead_letter_envelope(inflight, ch, reason, detail, entry, self._budget, name=name)
+        key = (inflight.note.fingerprint.encode() if inflight.note else None)
 
         async def publish() -> None:
             fut = await self._publish(key, value)
@@ -414,7 +417,7 @@ class AlertDelivery:
             log.error("an undelivered notification could not be dead-lettered either: %s", exc)
         metrics.ALERT_UNDELIVERED.labels(reason).inc()
         metrics.ALERT_DELIVERIES.labels(ch.kind if ch else "unknown", "dead_lettered").inc()
-        self._finish(item)
+        self._finish(inflight)
 
     async def _commit_done(self) -> None:
         c = self._consumer
@@ -443,9 +446,9 @@ class AlertDelivery:
         await self._commit_done()
         dropped = 0
         for tp in revoked:
-            for item in self._inflight.pop(tp, ()):
-                dropped += not item.done
-                item.abandoned = True
+            for inflight in self._inflight.pop(tp, ()):
+                dropped += not inflight.done
+                inflight.abandoned = True
         for lane in self._lanes.values():
             lane.active = {fp: v for fp, v in lane.active.items() if v[1] not in revoked}
         self._settle(-dropped)
@@ -487,8 +490,8 @@ class AlertDelivery:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def dead_letter_envelope(item: Item, ch: AlertChannel | None, reason: str, detail: str, entry: Entry | None,
-                         budget: int, name: str | None = None) -> bytes:
+def dead_letter_envelope(inflight: InFlight, ch: AlertChannel | None, reason: str, detail: str,
+                         entry: LaneEntry | None, budget: int, name: str | None = None) -> bytes:
     """The undelivered-topic message: why, which channel (never its secret), the attempts, where it
     came from, and the notification (a value too large keeps a prefix of it instead)."""
     now = datetime.now(UTC)
@@ -498,21 +501,21 @@ def dead_letter_envelope(item: Item, ch: AlertChannel | None, reason: str, detai
         "channel": ch.name if ch else name,
         "channel_kind": ch.kind if ch else None,
         "channel_url": ch.safe_url if ch else None,
-        "workspace_id": str(item.note.workspace_id) if item.note else None,
+        "workspace_id": str(inflight.note.workspace_id) if inflight.note else None,
         "attempts": entry.attempts if entry else 0,
         "first_attempt_at": rfc3339(entry.first_attempt_at) if entry and entry.first_attempt_at else None,
         "dead_lettered_at": rfc3339(now),
-        "source_topic": item.tp.topic,
-        "partition": item.tp.partition,
-        "offset": item.offset,
+        "source_topic": inflight.tp.topic,
+        "partition": inflight.tp.partition,
+        "offset": inflight.offset,
     }
-    if item.note is not None:
-        env["notification"] = item.note.model_dump(mode="json")
+    if inflight.note is not None:
+        env["notification"] = inflight.note.model_dump(mode="json")
         out = orjson.dumps(env)
         if len(out) <= budget:
             return out
         del env["notification"]
-    raw = item.raw or b""
+    raw = inflight.raw or b""
     env["value_length"] = len(raw)
     try:
         text, encoding = raw.decode("utf-8"), None
