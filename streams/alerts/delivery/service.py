@@ -31,7 +31,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import hashlib
 import logging
 import time
 from collections import deque
@@ -56,6 +56,7 @@ from streams.alerts.delivery.channels import ChannelDirectory
 from streams.alerts.delivery.http import ANSWER_EXCERPT, HttpPoster
 from streams.alerts.delivery.payloads import rfc3339
 from streams.config import Settings
+from streams.dead_letters import fit_value, value_text
 from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
 
@@ -516,24 +517,17 @@ def dead_letter_envelope(inflight: InFlight, ch: AlertChannel | None, reason: st
             return out
         del env["notification"]
     raw = inflight.raw or b""
+    text, encoding = value_text(raw)
     env["value_length"] = len(raw)
-    try:
-        text, encoding = raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(raw).decode(), "base64"
-    if encoding:
+    if encoding == "base64":
         env["value_encoding"] = encoding
     env["value"] = text
     out = orjson.dumps(env)
     if len(out) <= budget:
         return out
-    import hashlib
-
     env["value_truncated"] = True
     env["value_sha256"] = hashlib.sha256(raw).hexdigest()
-    room = max(0, budget - len(orjson.dumps({**env, "value": ""})) - 16)
-    cut = text[:room]
-    while len(orjson.dumps(cut)) - 2 > room:  # escapes make the encoding longer than the text
-        cut = cut[: max(0, len(cut) - max(1, (len(orjson.dumps(cut)) - 2 - room)))]
-    env["value"] = cut
-    return orjson.dumps(env)
+    fitted = fit_value(raw, encoding or "utf-8", lambda prefix: orjson.dumps({**env, "value": prefix}), budget)
+    if fitted is None:  # not even without its value (not with a budget of MIN_BUDGET or more)
+        return orjson.dumps({**env, "value": ""})
+    return fitted
