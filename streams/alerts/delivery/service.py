@@ -1,5 +1,9 @@
 """Alert delivery: the worker's own consumer of the alert-notifications topic (group
-`<app id>-delivery`), delivering each notification to the channels its rule names.
+`<app id>-delivery`), delivering each notification to the channels its rule names: one lane per
+channel, the notifications in flight until every channel is done with them, the offsets committed
+behind them, the dead letters. The channels are looked up in `channels.ChannelDirectory`, posted
+to by `http.HttpPoster` (which also tells the answers worth retrying from the refusals), and the
+bodies sent are built in `payloads`.
 
 * **Independent of the window stage.** Its own `AIOKafkaConsumer` and tasks: a channel that is slow
   or down holds back nothing but its own deliveries (never windows, never another channel).
@@ -35,7 +39,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,7 +60,7 @@ from streams.alerts.delivery.channels import ChannelDirectory
 from streams.alerts.delivery.http import ANSWER_EXCERPT, HttpPoster
 from streams.alerts.delivery.payloads import rfc3339
 from streams.config import Settings
-from streams.dead_letters import fit_value, value_text
+from streams.dead_letters import DeadLetterPublisher, fit_value, value_text
 from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
 
@@ -64,9 +68,6 @@ log = logging.getLogger("learnstream.alerts.delivery")
 
 #: alerts per Alertmanager request
 AM_BATCH = 64
-
-#: publish one dead letter: (key, value) -> awaitable, resolved once Kafka has it
-Publish = Callable[[bytes, bytes], Awaitable[Any]]
 
 
 # -- what is in flight ---------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class Lane:
 
 
 class AlertDelivery:
-    def __init__(self, settings: Settings, publish: Publish, budget: int, group_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, publish: DeadLetterPublisher, budget: int, group_id: str | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or f"{settings.app_id}-delivery"
         self.topic = settings.alert_notifications_topic
