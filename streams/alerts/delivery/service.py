@@ -162,7 +162,8 @@ class Lane:
 
 
 class AlertDelivery:
-    def __init__(self, settings: Settings, publish: DeadLetterPublisher, budget: int, group_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, publish: DeadLetterPublisher, budget: int,
+                 group_id: str | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or f"{settings.app_id}-delivery"
         self.topic = settings.alert_notifications_topic
