@@ -152,6 +152,20 @@ ALERT_SECONDS = Histogram(
     namespace=_NS,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+ALERT_DELIVERIES = Counter(
+    "alert_deliveries", "alert notifications per channel kind and outcome (delivered, dead_lettered, skipped: "
+    "an inactive channel)", ["channel_kind", "outcome"], namespace=_NS,
+)
+ALERT_DELIVERY_RETRIES = Counter(
+    "alert_delivery_retries", "failed delivery attempts that will be retried", ["channel_kind"], namespace=_NS,
+)
+ALERT_UNDELIVERED = Counter(
+    "alert_undelivered", "notifications dead-lettered to the undelivered topic, by reason", ["reason"],
+    namespace=_NS,
+)
+ALERT_DELIVERY_PENDING = Gauge(
+    "alert_delivery_pending", "alert notifications consumed and not yet delivered everywhere", namespace=_NS,
+)
 
 
 def observe_many(child: Histogram, values: list[float]) -> None:

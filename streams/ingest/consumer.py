@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -48,6 +48,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.dead_letters import DeadLetters, envelope
 from streams.ingest.sink import BatchSink
+from streams.rebalance import RebalanceHooks
 from streams.windows.stage import WindowStage
 
 log = logging.getLogger("learnstream.ingest")
@@ -106,7 +107,9 @@ class IngestConsumer:
             rebalance_timeout_ms=int(max(60.0, 2 * s.rebalance_drain_s) * 1000),
         )
         await self._adopt_legacy_offsets()
-        self._consumer.subscribe(self.topics, listener=_Listener(self))
+        self._consumer.subscribe(
+            self.topics, listener=RebalanceHooks(self.partitions_revoked, self.partitions_assigned)
+        )
         await self._consumer.start()
         self._runner = asyncio.ensure_future(self._run())
         self._runner.add_done_callback(self._ended)
@@ -316,7 +319,7 @@ class IngestConsumer:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # -- rebalances ----------------------------------------------------------------------------
-    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self._rebalancing = True
         for lane in self._lanes.values():
             lane.pending = [r for r in lane.pending if TopicPartition(r.topic, r.partition) not in revoked]
@@ -329,7 +332,7 @@ class IngestConsumer:
         if revoked:
             log.info("ingest partitions revoked: %d", len(revoked))
 
-    async def _assigned(self, assigned: set[TopicPartition]) -> None:
+    async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         c = self._consumer
         assert c is not None
         for tp in assigned:
@@ -370,17 +373,6 @@ class IngestConsumer:
         finally:
             await ours.stop()
             await admin.close()
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, ingest: IngestConsumer) -> None:
-        self._ingest = ingest
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self._ingest._revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self._ingest._assigned(set(assigned))
 
 
 def _cut(records: list, max_messages: int, max_bytes: int) -> int:

@@ -1,5 +1,9 @@
 """Alert delivery: the worker's own consumer of the alert-notifications topic (group
-`<app id>-delivery`), delivering each notification to the channels its rule names.
+`<app id>-delivery`), delivering each notification to the channels its rule names: one lane per
+channel, the notifications in flight until every channel is done with them, the offsets committed
+behind them, the dead letters. The channels are looked up in `channels.ChannelDirectory`, posted
+to by `http.HttpPoster` (which also tells the answers worth retrying from the refusals), and the
+bodies sent are built in `payloads`.
 
 * **Independent of the window stage.** Its own `AIOKafkaConsumer` and tasks: a channel that is slow
   or down holds back nothing but its own deliveries (never windows, never another channel).
@@ -31,62 +35,46 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from db.alerts import open_alerts
-from db.channels import delivery_config
 from db.pool import connect
 from schemas.alerts import AlertNotification
-from schemas.channels import BUILTIN_TOPIC, AlertChannel
-from streams.alerts.delivery.payloads import alertmanager_body, rfc3339, webhook_request
+from schemas.channels import AlertChannel
+from streams import metrics
+from streams.alerts.delivery.channels import ChannelDirectory
+from streams.alerts.delivery.http import ANSWER_EXCERPT, HttpPoster
+from streams.alerts.delivery.payloads import rfc3339
 from streams.config import Settings
+from streams.dead_letters import DeadLetterPublisher, fit_value, value_text
+from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
 
 log = logging.getLogger("learnstream.alerts.delivery")
 
-DELIVERIES = Counter(
-    "alert_deliveries", "alert notifications per channel kind and outcome (delivered, dead_lettered, skipped: "
-    "an inactive channel)", ["channel_kind", "outcome"], namespace="learnstream",
-)
-DELIVERY_RETRIES = Counter(
-    "alert_delivery_retries", "failed delivery attempts that will be retried", ["channel_kind"], namespace="learnstream",
-)
-UNDELIVERED = Counter(
-    "alert_undelivered", "notifications dead-lettered to the undelivered topic, by reason", ["reason"],
-    namespace="learnstream",
-)
-PENDING = Gauge("alert_delivery_pending", "alert notifications consumed and not yet delivered everywhere",
-                namespace="learnstream")
-
 #: alerts per Alertmanager request
 AM_BATCH = 64
-#: characters of a receiver's answer kept in a dead letter's detail
-ANSWER_EXCERPT = 300
-
-#: publish one dead letter: (key, value) -> awaitable, resolved once Kafka has it
-Publish = Callable[[bytes, bytes], Awaitable[Any]]
 
 
 # -- what is in flight ---------------------------------------------------------------------------
 @dataclass(eq=False)
-class Item:
-    """One consumed notification: done once `remaining` channels are down to 0."""
+class InFlight:
+    """A notification consumed and not yet committed (its offset, its raw value, what it parsed to):
+    done once `remaining` channels are down to 0 (each delivered it, dead-lettered it or skipped it)."""
 
     tp: TopicPartition
     offset: int
@@ -101,10 +89,11 @@ class Item:
 
 
 @dataclass(eq=False)
-class Entry:
-    """An item on its way to one channel."""
+class LaneEntry:
+    """An in-flight notification queued in one channel's lane, on its way to that channel (the
+    channel as it was defined when the notification was routed), with its attempts so far."""
 
-    item: Item
+    inflight: InFlight
     channel: AlertChannel
     #: monotonic time it was consumed: it is retried for delivery_retry_for_s from then (a backlog
     #: behind a channel that is down expires together, not one retry_for after another)
@@ -113,77 +102,12 @@ class Entry:
     attempts: int = 0
 
 
-@dataclass
-class Result:
-    ok: bool
-    permanent: bool = False
-    detail: str = ""
-    retry_after: float = 0.0
-
-
-class Config:
-    """The channels and each rule's channel names, reread every `refresh_s` (and at once, at most
-    once a second, when a notification names a rule or a channel not in the snapshot)."""
-
-    def __init__(self, dsn: str, settings: Settings) -> None:
-        self._dsn = dsn
-        self.channels: dict[tuple[UUID, str], AlertChannel] = {}
-        self.rules: dict[UUID, list[str]] = {}
-        self.loaded_at = 0.0
-        self._lock = asyncio.Lock()
-        self._default_am: str | None = None
-        if settings.alertmanager_url:
-            try:
-                AlertChannel(workspace_id=UUID(int=0), name="alertmanager", kind="alertmanager",
-                             url=settings.alertmanager_url)
-                self._default_am = settings.alertmanager_url
-            except ValidationError as exc:
-                log.error("LEARNSTREAM_ALERTMANAGER_URL is not usable (%s); channel `alertmanager` is not defined",
-                          exc.errors()[0]["msg"])
-
-    async def load(self) -> None:
-        async with self._lock:
-            conn = await connect(self._dsn, timeout=5)
-            try:
-                channels, rules = await delivery_config(conn)
-            finally:
-                await conn.close()
-            self.channels = {(c.workspace_id, c.name): c for c in channels}
-            self.rules = rules
-            self.loaded_at = time.monotonic()
-
-    async def refresh(self, soon: float) -> bool:
-        """Reload if the snapshot is older than `soon` seconds; False if the database did not answer."""
-        if time.monotonic() - self.loaded_at < soon:
-            return True
-        try:
-            await self.load()
-            return True
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last snapshot stands meanwhile
-            log.warning("reading the alert channels failed (%s: %s); using the last ones read",
-                        exc.__class__.__name__, exc)
-            self.loaded_at = time.monotonic()  # not again at once
-            return False
-
-    def channel(self, workspace_id: UUID, name: str) -> AlertChannel | None:
-        ch = self.channels.get((workspace_id, name))
-        if ch is not None:
-            return ch
-        if name == BUILTIN_TOPIC:
-            return AlertChannel(workspace_id=workspace_id, name=name, kind="topic")
-        if name == "alertmanager" and self._default_am:
-            return AlertChannel(workspace_id=workspace_id, name=name, kind="alertmanager", url=self._default_am)
-        return None
-
-
 class Lane:
     """One channel's deliveries, in order."""
 
     def __init__(self, owner: AlertDelivery, channel: AlertChannel) -> None:
         self.owner, self.channel = owner, channel
-        self.queue: asyncio.Queue[Entry] = asyncio.Queue()
+        self.queue: asyncio.Queue[LaneEntry] = asyncio.Queue()
         #: Alertmanager: the open alerts delivered here (fingerprint -> last notification, its partition)
         self.active: dict[str, tuple[AlertNotification, TopicPartition]] = {}
         self.last_keepalive = time.monotonic()
@@ -224,7 +148,7 @@ class Lane:
             return
         notes = [n for n, _tp in self.active.values()]
         for i in range(0, len(notes), AM_BATCH):
-            result = await self.owner.post_alertmanager(self.channel, notes[i:i + AM_BATCH])
+            result = await self.owner.http.post_alertmanager(self.channel, notes[i:i + AM_BATCH])
             if not result.ok:
                 log.warning("re-posting %d open alerts to %s failed: %s", len(notes), self.channel.safe_url,
                             result.detail)
@@ -238,18 +162,20 @@ class Lane:
 
 
 class AlertDelivery:
-    def __init__(self, settings: Settings, publish: Publish, budget: int, group_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, publish: DeadLetterPublisher, budget: int,
+                 group_id: str | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or f"{settings.app_id}-delivery"
         self.topic = settings.alert_notifications_topic
         self._publish, self._budget = publish, budget
-        self.config = Config(settings.database_url, settings)
+        self.directory = ChannelDirectory(settings.database_url, settings.alertmanager_url)
+        # Alertmanager alerts end 4 resends ahead: they expire there unless re-posted (keep-alive)
+        self.http = HttpPoster(4 * settings.alertmanager_resend_s, settings.alert_generator_url)
         self._lanes: dict[tuple[UUID, str], Lane] = {}
-        self._inflight: dict[TopicPartition, deque[Item]] = {}
+        self._inflight: dict[TopicPartition, deque[InFlight]] = {}
         self._pending = 0
         self._paused = False
         self._consumer: AIOKafkaConsumer | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._runner: asyncio.Task | None = None
         self._stopping = False
         self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
@@ -262,16 +188,17 @@ class AlertDelivery:
 
         s = self.settings
         backoff = Backoff(s.db_retry_initial_s, s.db_retry_max_s * 6)
-        self._session = aiohttp.ClientSession(headers={"User-Agent": "learnstream-alert-delivery/1"})
+        await self.http.open()
         while not self._stopping:
             try:
                 await ensure_topics(s.kafka_bootstrap, [self.topic, s.alert_undelivered_topic], s.topic_partitions)
-                await self.config.load()
+                await self.directory.load()
                 consumer = AIOKafkaConsumer(
                     bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, client_id=self.group_id,
                     enable_auto_commit=False, auto_offset_reset="earliest",
                 )
-                consumer.subscribe([self.topic], listener=_Listener(self))
+                consumer.subscribe([self.topic],
+                                   listener=RebalanceHooks(self.partitions_revoked, self.partitions_assigned))
                 self._consumer = consumer
                 try:
                     await consumer.start()
@@ -309,8 +236,7 @@ class AlertDelivery:
                 await self._consumer.stop()
             except Exception:  # noqa: BLE001 - leaving the group is best effort
                 log.warning("alert delivery consumer did not stop cleanly", exc_info=True)
-        if self._session is not None:
-            await self._session.close()
+        await self.http.close()
         log.info("alert delivery stopped")
 
     # -- the fetch loop ----------------------------------------------------------------------
@@ -321,7 +247,7 @@ class AlertDelivery:
             try:
                 self._flow()
                 fetched = await c.getmany(timeout_ms=500, max_records=500)
-                await self.config.refresh(self.settings.delivery_config_refresh_s)
+                await self.directory.refresh(self.settings.delivery_config_refresh_s)
                 for tp, records in fetched.items():
                     for r in records:
                         await self._accept(tp, r.offset, r.value)
@@ -345,56 +271,57 @@ class AlertDelivery:
 
     async def _accept(self, tp: TopicPartition, offset: int, raw: bytes | None) -> None:
         """Route one consumed notification to its channels (or dead-letter it)."""
-        item = Item(tp, offset, raw)
-        self._inflight.setdefault(tp, deque()).append(item)
+        inflight = InFlight(tp, offset, raw)
+        self._inflight.setdefault(tp, deque()).append(inflight)
         self._settle(+1)
         try:
             note = AlertNotification.model_validate_json(raw or b"")
         except ValidationError as exc:
-            item.remaining = 1
+            inflight.remaining = 1
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
-            await self._dead_letter(item, None, "invalid_notification",
+            await self._dead_letter(inflight, None, "invalid_notification",
                                     f"{where + ': ' if where else ''}{first['msg']}"[:ANSWER_EXCERPT])
             return
-        item.note = note
+        inflight.note = note
         try:
             targets = await self._targets(note)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - never stop the stream: this notification is set aside
             log.exception("routing alert notification %s failed", note.fingerprint)
-            item.remaining = 1
-            await self._dead_letter(item, None, "delivery_error", f"{exc.__class__.__name__}: {exc}"[:ANSWER_EXCERPT])
+            inflight.remaining = 1
+            await self._dead_letter(inflight, None, "delivery_error",
+                                    f"{exc.__class__.__name__}: {exc}"[:ANSWER_EXCERPT])
             return
-        item.remaining = len(targets)
+        inflight.remaining = len(targets)
         expired = (datetime.now(UTC) - note.sent_at).total_seconds() > self.settings.delivery_retry_for_s
         for name, ch in targets.items():
             if ch is None:
-                await self._dead_letter(item, None, "unknown_channel",
+                await self._dead_letter(inflight, None, "unknown_channel",
                                         f"workspace {note.workspace_id} has no alert channel {name!r}", name=name)
             elif not ch.is_active:
-                DELIVERIES.labels(ch.kind, "skipped").inc()
-                self._finish(item)
+                metrics.ALERT_DELIVERIES.labels(ch.kind, "skipped").inc()
+                self._finish(inflight)
             elif ch.kind == "topic":
-                DELIVERIES.labels("topic", "delivered").inc()
-                self._finish(item)
+                metrics.ALERT_DELIVERIES.labels("topic", "delivered").inc()
+                self._finish(inflight)
             elif expired:
-                await self._dead_letter(item, ch, "expired", f"sent at {rfc3339(note.sent_at)}, more than "
+                await self._dead_letter(inflight, ch, "expired", f"sent at {rfc3339(note.sent_at)}, more than "
                                         f"{self.settings.delivery_retry_for_s:g} s before it was consumed")
             else:
-                self._lane(ch).queue.put_nowait(Entry(item, ch))
+                self._lane(ch).queue.put_nowait(LaneEntry(inflight, ch))
         if not targets:  # nothing to deliver (else the last channel to finish settles it)
             self._settle(-1)
 
     async def _targets(self, note: AlertNotification) -> dict[str, AlertChannel | None]:
         """The channels of the notification's rule (None: the workspace has no channel of that name);
         for a resolved one, also the Alertmanager channels that show it open."""
-        names = self.config.rules.get(note.rule_id)
-        if names is None or any(self.config.channel(note.workspace_id, n) is None for n in names):
-            await self.config.refresh(1.0)  # a rule or a channel made since the last read
-            names = self.config.rules.get(note.rule_id)
-        targets = {n: self.config.channel(note.workspace_id, n) for n in names or ()}
+        names = self.directory.rules.get(note.rule_id)
+        if names is None or any(self.directory.channel(note.workspace_id, n) is None for n in names):
+            await self.directory.refresh(1.0)  # a rule or a channel made since the last read
+            names = self.directory.rules.get(note.rule_id)
+        targets = {n: self.directory.channel(note.workspace_id, n) for n in names or ()}
         if note.status == "resolved":  # an Alertmanager showing it open hears it resolved, whatever the rule says now
             for (ws, name), lane in self._lanes.items():
                 if ws == note.workspace_id and note.fingerprint in lane.active and name not in targets:
@@ -413,13 +340,13 @@ class AlertDelivery:
         return lane
 
     # -- one lane's batch --------------------------------------------------------------------
-    async def deliver(self, lane: Lane, batch: list[Entry]) -> None:
+    async def deliver(self, lane: Lane, batch: list[LaneEntry]) -> None:
         """Deliver `batch` (in order) to the lane's channel: retried until it succeeds, is refused,
         or has been failing for delivery_retry_for_s."""
         s = self.settings
         backoff = Backoff(s.delivery_retry_initial_s, s.delivery_retry_max_s)
         while True:
-            batch = [e for e in batch if not e.item.abandoned]
+            batch = [e for e in batch if not e.inflight.abandoned]
             if not batch:
                 return
             ch = batch[0].channel
@@ -427,17 +354,17 @@ class AlertDelivery:
             for e in batch:
                 e.first_attempt_at = e.first_attempt_at or now
                 e.attempts += 1
-            notes = [e.item.note for e in batch]
+            notes = [e.inflight.note for e in batch]
             if ch.kind == "alertmanager":
-                result = await self.post_alertmanager(ch, notes)
+                result = await self.http.post_alertmanager(ch, notes)
             else:
-                result = await self.post_webhook(ch, notes[0])
+                result = await self.http.post_webhook(ch, notes[0])
             if result.ok:
                 for e in batch:
-                    DELIVERIES.labels(ch.kind, "delivered").inc()
+                    metrics.ALERT_DELIVERIES.labels(ch.kind, "delivered").inc()
                     if ch.kind == "alertmanager":
-                        lane.remember(e.item.note, e.item.tp)
-                    self._finish(e.item)
+                        lane.remember(e.inflight.note, e.inflight.tp)
+                    self._finish(e.inflight)
                 return
             if result.permanent:
                 if len(batch) > 1:  # find the one refused
@@ -445,10 +372,10 @@ class AlertDelivery:
                         await self.deliver(lane, [e])
                     return
                 log.error("alert channel %s (%s) refused notification %s: %s", ch.name, ch.safe_url,
-                          batch[0].item.note.fingerprint, result.detail)
+                          batch[0].inflight.note.fingerprint, result.detail)
                 await self._dead_letter_entry(lane, batch[0], "rejected", result.detail)
                 return
-            DELIVERY_RETRIES.labels(ch.kind).inc()
+            metrics.ALERT_DELIVERY_RETRIES.labels(ch.kind).inc()
             waited = time.monotonic() - min(e.queued for e in batch)
             if waited >= s.delivery_retry_for_s:
                 log.error("alert channel %s (%s) failed for %.0f s; dead-lettering %d notifications: %s",
@@ -462,59 +389,25 @@ class AlertDelivery:
             delay = max(backoff.next_delay(), min(result.retry_after, s.delivery_retry_max_s))
             await asyncio.sleep(min(delay, max(0.0, s.delivery_retry_for_s - waited)))
 
-    async def _dead_letter_entry(self, lane: Lane, e: Entry, reason: str, detail: str) -> None:
-        if lane.kind == "alertmanager" and e.item.note.status == "resolved":
-            lane.active.pop(e.item.note.fingerprint, None)
-        await self._dead_letter(e.item, e.channel, reason, detail, entry=e)
-
-    # -- HTTP ----------------------------------------------------------------------------------
-    async def post_alertmanager(self, ch: AlertChannel, notes: list[AlertNotification]) -> Result:
-        s = self.settings
-        body = alertmanager_body(notes, datetime.now(UTC), 4 * s.alertmanager_resend_s, s.alert_generator_url)
-        return await self._post(ch, alertmanager_endpoint(ch.url or ""), body, {"Content-Type": "application/json"})
-
-    async def post_webhook(self, ch: AlertChannel, note: AlertNotification) -> Result:
-        assert ch.secret is not None
-        body, headers = webhook_request(note, ch.secret.get_secret_value(), int(time.time()))
-        return await self._post(ch, ch.url or "", body, headers)
-
-    async def _post(self, ch: AlertChannel, url: str, body: bytes, headers: dict[str, str]) -> Result:
-        assert self._session is not None
-        try:
-            async with self._session.post(url, data=body, headers=headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=ch.timeout_s)) as resp:
-                answer = (await resp.content.read(ANSWER_EXCERPT)).decode("utf-8", "replace").strip()
-                status = resp.status
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-        except asyncio.CancelledError:
-            raise
-        except asyncio.TimeoutError:
-            return Result(False, detail=f"no answer within {ch.timeout_s:g} s")
-        except aiohttp.InvalidURL as exc:
-            return Result(False, permanent=True, detail=f"invalid URL: {exc.__class__.__name__}")
-        except (aiohttp.ClientError, OSError) as exc:
-            return Result(False, detail=f"{exc.__class__.__name__}: {_no_url(str(exc), ch)}"[:ANSWER_EXCERPT])
-        if 200 <= status < 300:
-            return Result(True)
-        detail = f"HTTP {status}" + (f": {answer}" if answer else "")
-        if status in (408, 429) or status >= 500:
-            return Result(False, detail=detail, retry_after=retry_after)
-        return Result(False, permanent=True, detail=detail)
+    async def _dead_letter_entry(self, lane: Lane, e: LaneEntry, reason: str, detail: str) -> None:
+        if lane.kind == "alertmanager" and e.inflight.note.status == "resolved":
+            lane.active.pop(e.inflight.note.fingerprint, None)
+        await self._dead_letter(e.inflight, e.channel, reason, detail, entry=e)
 
     # -- finishing, dead letters, offsets ---------------------------------------------------------
-    def _finish(self, item: Item) -> None:
-        item.remaining -= 1
-        if item.remaining == 0 and not item.abandoned:
+    def _finish(self, inflight: InFlight) -> None:
+        inflight.remaining -= 1
+        if inflight.remaining == 0 and not inflight.abandoned:
             self._settle(-1)
 
     def _settle(self, change: int) -> None:
         self._pending += change
-        PENDING.set(self._pending)
+        metrics.ALERT_DELIVERY_PENDING.set(self._pending)
 
-    async def _dead_letter(self, item: Item, ch: AlertChannel | None, reason: str, detail: str,
-                           entry: Entry | None = None, name: str | None = None) -> None:
-        value = dead_letter_envelope(item, ch, reason, detail, entry, self._budget, name=name)
-        key = (item.note.fingerprint.encode() if item.note else None)
+    async def _dead_letter(self, inflight: InFlight, ch: AlertChannel | None, reason: str, detail: str,
+                           entry: LaneEntry | None = None, name: str | None = None) -> None:
+        value = dead_letter_envelope(inflight, ch, reason, detail, entry, self._budget, name=name)
+        key = (inflight.note.fingerprint.encode() if inflight.note else None)
 
         async def publish() -> None:
             fut = await self._publish(key, value)
@@ -525,9 +418,9 @@ class AlertDelivery:
             await self._retrying("publishing an undelivered alert notification", publish)
         except PermanentFailure as exc:
             log.error("an undelivered notification could not be dead-lettered either: %s", exc)
-        UNDELIVERED.labels(reason).inc()
-        DELIVERIES.labels(ch.kind if ch else "unknown", "dead_lettered").inc()
-        self._finish(item)
+        metrics.ALERT_UNDELIVERED.labels(reason).inc()
+        metrics.ALERT_DELIVERIES.labels(ch.kind if ch else "unknown", "dead_lettered").inc()
+        self._finish(inflight)
 
     async def _commit_done(self) -> None:
         c = self._consumer
@@ -552,18 +445,18 @@ class AlertDelivery:
             log.warning("committing alert delivery offsets failed (%s: %s)", exc.__class__.__name__, exc)
 
     # -- rebalances ----------------------------------------------------------------------------
-    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._commit_done()
         dropped = 0
         for tp in revoked:
-            for item in self._inflight.pop(tp, ()):
-                dropped += not item.done
-                item.abandoned = True
+            for inflight in self._inflight.pop(tp, ()):
+                dropped += not inflight.done
+                inflight.abandoned = True
         for lane in self._lanes.values():
             lane.active = {fp: v for fp, v in lane.active.items() if v[1] not in revoked}
         self._settle(-dropped)
 
-    async def _assigned(self, assigned: set[TopicPartition]) -> None:
+    async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Take up the open alerts of the assigned partitions for the Alertmanager keep-alive."""
         c = self._consumer
         if c is None or not assigned:
@@ -572,7 +465,7 @@ class AlertDelivery:
         if not partitions:
             return
         try:
-            await self.config.load()
+            await self.directory.load()
             conn = await connect(self.settings.database_url, timeout=5)
             try:
                 last = await open_alerts(conn)
@@ -590,8 +483,8 @@ class AlertDelivery:
             p = DefaultPartitioner()(n.fingerprint.encode(), partitions, partitions)
             if p not in ours:
                 continue
-            for name in self.config.rules.get(n.rule_id, ()):
-                ch = self.config.channel(n.workspace_id, name)
+            for name in self.directory.rules.get(n.rule_id, ()):
+                ch = self.directory.channel(n.workspace_id, name)
                 if ch is not None and ch.kind == "alertmanager" and ch.is_active:
                     self._lane(ch).remember(n, TopicPartition(self.topic, p))
                     taken += 1
@@ -599,38 +492,9 @@ class AlertDelivery:
             log.info("took up %d open alerts for Alertmanager", taken)
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, delivery: AlertDelivery) -> None:
-        self._delivery = delivery
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self._delivery._revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self._delivery._assigned(set(assigned))
-
-
 # -- helpers ------------------------------------------------------------------------------------
-def alertmanager_endpoint(url: str) -> str:
-    """An Alertmanager's base URL (or its /api/v2/alerts URL) -> its /api/v2/alerts URL."""
-    url = url.rstrip("/")
-    return url if url.endswith("/api/v2/alerts") else url + "/api/v2/alerts"
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
-
-
-def _no_url(text: str, ch: AlertChannel) -> str:
-    """An error text without the channel's URL (it may carry a password)."""
-    return text.replace(ch.url or "\0", ch.safe_url) if ch.url else text
-
-
-def dead_letter_envelope(item: Item, ch: AlertChannel | None, reason: str, detail: str, entry: Entry | None,
-                         budget: int, name: str | None = None) -> bytes:
+def dead_letter_envelope(inflight: InFlight, ch: AlertChannel | None, reason: str, detail: str,
+                         entry: LaneEntry | None, budget: int, name: str | None = None) -> bytes:
     """The undelivered-topic message: why, which channel (never its secret), the attempts, where it
     came from, and the notification (a value too large keeps a prefix of it instead)."""
     now = datetime.now(UTC)
@@ -640,39 +504,32 @@ def dead_letter_envelope(item: Item, ch: AlertChannel | None, reason: str, detai
         "channel": ch.name if ch else name,
         "channel_kind": ch.kind if ch else None,
         "channel_url": ch.safe_url if ch else None,
-        "workspace_id": str(item.note.workspace_id) if item.note else None,
+        "workspace_id": str(inflight.note.workspace_id) if inflight.note else None,
         "attempts": entry.attempts if entry else 0,
         "first_attempt_at": rfc3339(entry.first_attempt_at) if entry and entry.first_attempt_at else None,
         "dead_lettered_at": rfc3339(now),
-        "source_topic": item.tp.topic,
-        "partition": item.tp.partition,
-        "offset": item.offset,
+        "source_topic": inflight.tp.topic,
+        "partition": inflight.tp.partition,
+        "offset": inflight.offset,
     }
-    if item.note is not None:
-        env["notification"] = item.note.model_dump(mode="json")
+    if inflight.note is not None:
+        env["notification"] = inflight.note.model_dump(mode="json")
         out = orjson.dumps(env)
         if len(out) <= budget:
             return out
         del env["notification"]
-    raw = item.raw or b""
+    raw = inflight.raw or b""
+    text, encoding = value_text(raw)
     env["value_length"] = len(raw)
-    try:
-        text, encoding = raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(raw).decode(), "base64"
-    if encoding:
+    if encoding == "base64":
         env["value_encoding"] = encoding
     env["value"] = text
     out = orjson.dumps(env)
     if len(out) <= budget:
         return out
-    import hashlib
-
     env["value_truncated"] = True
     env["value_sha256"] = hashlib.sha256(raw).hexdigest()
-    room = max(0, budget - len(orjson.dumps({**env, "value": ""})) - 16)
-    cut = text[:room]
-    while len(orjson.dumps(cut)) - 2 > room:  # escapes make the encoding longer than the text
-        cut = cut[: max(0, len(cut) - max(1, (len(orjson.dumps(cut)) - 2 - room)))]
-    env["value"] = cut
-    return orjson.dumps(env)
+    fitted = fit_value(raw, encoding or "utf-8", lambda prefix: orjson.dumps({**env, "value": prefix}), budget)
+    if fitted is None:  # not even without its value (not with a budget of MIN_BUDGET or more)
+        return orjson.dumps({**env, "value": ""})
+    return fitted

@@ -20,7 +20,7 @@ from streams.alerts.delivery.payloads import (
     alert_labels, alertmanager_alert, alertmanager_body, delivery_id, label_name, signature, verify_signature,
     webhook_request,
 )
-from streams.alerts.delivery.service import Entry, Item
+from streams.alerts.delivery.service import InFlight, LaneEntry
 
 WS = UUID("11111111-2222-3333-4444-555555555555")
 RULE = UUID("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
@@ -159,8 +159,8 @@ def test_channel_contract_and_masked_secret():
 def test_dead_letter_envelope_is_bounded_and_keeps_no_secret():
     ch = AlertChannel(workspace_id=WS, name="hook", kind="webhook", url="https://u:pw@h/x", secret="0123456789abcdef")
     n = note()
-    item = Item(TopicPartition("alert-notifications", 3), 42, orjson.dumps(n.model_dump(mode="json")), n)
-    entry = Entry(item, ch, first_attempt_at=T0, attempts=2)
+    item = InFlight(TopicPartition("alert-notifications", 3), 42, orjson.dumps(n.model_dump(mode="json")), n)
+    entry = LaneEntry(item, ch, first_attempt_at=T0, attempts=2)
     env = orjson.loads(dead_letter_envelope(item, ch, "rejected", "HTTP 400: no", entry, 100_000))
     dead_at = env.pop("dead_lettered_at")
     assert dead_at.endswith("Z")
@@ -171,7 +171,7 @@ def test_dead_letter_envelope_is_bounded_and_keeps_no_secret():
         "offset": 42, "notification": n.model_dump(mode="json"),
     }
     raw = b'{"not": "a notification", "pad": "' + b"\xc3\xa9" * 5000 + b'"}'
-    bad = Item(TopicPartition("alert-notifications", 0), 7, raw)
+    bad = InFlight(TopicPartition("alert-notifications", 0), 7, raw)
     out = dead_letter_envelope(bad, None, "invalid_notification", "x", None, 2000, name=None)
     assert len(out) <= 2000
     env = orjson.loads(out)

@@ -1,0 +1,77 @@
+"""The alert delivery's directory of channels: every workspace's channels and each rule's channel
+names, read from PostgreSQL in one snapshot (db/channels.py) and reread as the delivery asks, plus
+the built-in channels every workspace has: `topic` (the notifications topic itself) and, when
+LEARNSTREAM_ALERTMANAGER_URL is set, `alertmanager`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from db.channels import delivery_config
+from db.pool import connect
+from schemas.channels import BUILTIN_TOPIC, AlertChannel
+
+log = logging.getLogger("learnstream.alerts.delivery")
+
+
+class ChannelDirectory:
+    """The channels and each rule's channel names, reread every `delivery_config_refresh_s` (and at
+    once, at most once a second, when a notification names a rule or a channel not in the snapshot)."""
+
+    def __init__(self, dsn: str, alertmanager_url: str | None) -> None:
+        self._dsn = dsn
+        self.channels: dict[tuple[UUID, str], AlertChannel] = {}
+        self.rules: dict[UUID, list[str]] = {}
+        self.loaded_at = 0.0
+        self._lock = asyncio.Lock()
+        self._default_am: str | None = None
+        if alertmanager_url:
+            try:
+                AlertChannel(workspace_id=UUID(int=0), name="alertmanager", kind="alertmanager",
+                             url=alertmanager_url)
+                self._default_am = alertmanager_url
+            except ValidationError as exc:
+                log.error("LEARNSTREAM_ALERTMANAGER_URL is not usable (%s); channel `alertmanager` is not defined",
+                          exc.errors()[0]["msg"])
+
+    async def load(self) -> None:
+        async with self._lock:
+            conn = await connect(self._dsn, timeout=5)
+            try:
+                channels, rules = await delivery_config(conn)
+            finally:
+                await conn.close()
+            self.channels = {(c.workspace_id, c.name): c for c in channels}
+            self.rules = rules
+            self.loaded_at = time.monotonic()
+
+    async def refresh(self, soon: float) -> bool:
+        """Reload if the snapshot is older than `soon` seconds; False if the database did not answer."""
+        if time.monotonic() - self.loaded_at < soon:
+            return True
+        try:
+            await self.load()
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last snapshot stands meanwhile
+            log.warning("reading the alert channels failed (%s: %s); using the last ones read",
+                        exc.__class__.__name__, exc)
+            self.loaded_at = time.monotonic()  # not again at once
+            return False
+
+    def channel(self, workspace_id: UUID, name: str) -> AlertChannel | None:
+        """The workspace's channel `name` (a built-in one if it has none of that name); None if neither."""
+        ch = self.channels.get((workspace_id, name))
+        if ch is not None:
+            return ch
+        if name == BUILTIN_TOPIC:
+            return AlertChannel(workspace_id=workspace_id, name=name, kind="topic")
+        if name == "alertmanager" and self._default_am:
+            return AlertChannel(workspace_id=workspace_id, name=name, kind="alertmanager", url=self._default_am)
+        return None
