@@ -15,7 +15,6 @@ import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
 from streams import metrics
-from streams.alerts.delivery import service as delivery
 from streams.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,10 +56,10 @@ METRIC_NAME = re.compile(r"\blearnstream_[a-zA-Z0-9_:]*")
 
 
 def exported_metric_names() -> set[str]:
-    """Every sample name the worker's /metrics can carry, from the collectors in streams.metrics
-    and the alert delivery's."""
+    """Every sample name the worker's /metrics can carry: the collectors in streams.metrics (the
+    alert delivery's among them)."""
     names: set[str] = set()
-    for obj in [*vars(metrics).values(), *vars(delivery).values()]:
+    for obj in vars(metrics).values():
         if isinstance(obj, Counter):
             # prometheus_client keeps a Counter's name without `_total`
             names |= {obj._name + "_total", obj._name + "_created"}
