@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import types
 import uuid
 from collections import namedtuple
@@ -21,8 +22,10 @@ import orjson
 
 from db.tables import TABLES
 from streams.config import Settings
+from streams.windows.input import parse_input, window_messages
 from streams.windows.panes import WindowSpec
-from streams.windows.stage import WindowStage, parse_input, window_messages
+from streams.windows.stage import WindowStage
+from streams.windows.state import record_writes, restore
 
 Msg = namedtuple("Msg", "topic partition offset key value")
 WS = uuid.UUID(int=1)
@@ -129,6 +132,7 @@ def _stage() -> WindowStage:
     stage.budgets = {"input": 999_000, "late": 999_000, "rollups": 999_000, "changelog": 999_000}
     stage.max_future_s, stage.earliest = 300.0, 946684800.0
     stage.partitions = 4
+    stage.app = types.SimpleNamespace(rebalancing=False)
     stage._lock = asyncio.Lock()
     stage.emitted = []
 
@@ -137,22 +141,6 @@ def _stage() -> WindowStage:
 
     stage._emit = emit
     return stage
-
-
-def _new_state(stage: WindowStage):
-    return stage._new_state()
-
-
-def _fold(stage: WindowStage, st, msg: dict) -> list[dict]:
-    return stage._fold(PARTITION, st, msg, 2000.0)
-
-
-def _close(stage: WindowStage, st) -> None:
-    asyncio.run(stage._close(PARTITION, st))
-
-
-def _write_map(stage: WindowStage, st, key: str, value: dict) -> None:
-    stage._write_map(PARTITION, st, key, value)
 
 
 def _messages(kind: str, rows: list[tuple], origin: list[int], sources: list) -> list[dict]:
@@ -182,28 +170,26 @@ def scenario() -> tuple[WindowStage, dict]:
     """Fold the sample of each kind, flush; move the watermark on and close what that closed; fold
     an event late for two windows, flush. Returns the stage and what each step sent."""
     stage = _stage()
-    st = stage.states[PARTITION] = _new_state(stage)
+    st = stage.states[PARTITION] = stage.new_state()
     out: dict = {"late": []}
     for kind, rows in ROWS.items():
         for msg in _messages(kind, rows, [0, 1, 0], SOURCES):
-            out["late"] += _fold(stage, st, msg)
+            out["late"] += stage.fold(st, msg, 2000.0)
     asyncio.run(stage.flush())
     out["flush"], stage.sent[:] = list(stage.sent), []
     later = [_row("performance_sample", id=_uuid(110), workspace_id=WS, metric_name="lat", timestamp=_ts(1150),
                   value=9.0, tags={"host": "a"})]
     for msg in _messages("performance_sample", later, [0], [Msg("src", 3, 41, None, b"")]):
-        out["late"] += _fold(stage, st, msg)
-    _close(stage, st)
+        out["late"] += stage.fold(st, msg, 2000.0)
+    asyncio.run(stage.close_due(caught_up=False))
     out["close"], stage.sent[:] = list(stage.sent), []
     late = [_row("learning_event", id=_uuid(210), workspace_id=WS, event_type="prediction", timestamp=_ts(1005),
                  source_system="tutor", processing_time_ms=5, event_data={})]
     for msg in _messages("learning_event", late, [0], [Msg("src", 3, 42, None, b"")]):
-        out["late"] += _fold(stage, st, msg)
+        out["late"] += stage.fold(st, msg, 2000.0)
     asyncio.run(stage.flush())
     out["flush2"], stage.sent[:] = list(stage.sent), []
     return stage, out
-
-
 
 
 # what each step of the scenario sent to the changelog (the flushes: in key order)
@@ -291,30 +277,19 @@ def test_changelog_records_are_pinned():
 
 
 def test_a_record_too_large_for_one_message_is_split_and_its_extra_parts_tombstoned_when_it_shrinks():
-    stage = _stage()
-    stage.budgets["changelog"] = 200
-    st = stage.states[PARTITION] = _new_state(stage)
+    st = _stage().new_state()
     key = f"{PARTITION}|r|learning_event|{WS}"
-    _write_map(stage, st, key, {repr(h * 3600.0): 1 for h in range(40)})
-    assert [(p, k, len(v)) for p, k, v in stage.sent] == SPLIT
-    assert b"".join(v for _, _, v in stage.sent) == SPLIT_BYTES
-    stage.sent[:] = []
-    _write_map(stage, st, key, {"0.0": 1})
-    assert stage.sent == [(3, key.encode(), b'{"0.0":1}')] + [(3, f"{key}|{n}".encode(), None) for n in (1, 2, 3)]
-    stage.sent[:] = []
-    _write_map(stage, st, key, {})
-    assert stage.sent == [(3, key.encode(), None)]
+    writes = record_writes(st, key, {repr(h * 3600.0): 1 for h in range(40)}, 200)
+    assert [(PARTITION, k.encode(), len(v)) for k, v in writes] == SPLIT
+    assert b"".join(v for _, v in writes) == SPLIT_BYTES
+    assert record_writes(st, key, {"0.0": 1}, 200) == [(key, b'{"0.0":1}')] + [(f"{key}|{n}", None) for n in (1, 2, 3)]
+    assert record_writes(st, key, {}, 200) == [(key, None)]
 
 
-def _recover(records: dict[bytes, bytes]) -> WindowStage:
-    """A fresh stage owning PARTITION, recovered from `records` (the table as Faust restored it)."""
-    stage = _stage()
-    stage.earliest = 0.0  # the scenario's times are in 1970
-    stage.table.data.update(records)
-    stage._active = lambda: {PARTITION}
-    stage.alerts = types.SimpleNamespace(taking_up=lambda owns: None)
-    asyncio.run(stage._recovered())
-    return stage
+def _recover(records: dict[bytes, bytes]) -> dict:
+    """The states recovered from `records` (the table as Faust restored it) by a worker owning PARTITION."""
+    return restore(records.items(), {PARTITION}, _stage().new_state, now=time.time(), earliest=0.0,  # times of 1970
+                   max_future_s=300.0).states
 
 
 def _summary(st) -> dict:
@@ -323,18 +298,20 @@ def _summary(st) -> dict:
         "clocks": {k: (w.watermark, w.closed_horizon) for k, w in st.windows.items()},
         "panes": {k: {key: {ps: agg.to_bytes() for ps, agg in panes.items()} for key, panes in w.panes.items()}
                   for k, w in st.windows.items()},
-        "upto": st.upto, "snaps": {k: (s.t, s.counters, s.upto) for k, s in st.snaps.items()},
-        "snap_buckets": st.snap_buckets, "groups": st.groups, "recompute": st.recompute, "chunks": st.chunks,
+        "offsets": st.offsets, "snapshots": {k: (s.time, s.counters, s.offsets) for k, s in st.snapshots.items()},
+        "snapshot_buckets": st.snapshot_buckets, "pane_groups": st.pane_groups, "recompute": st.recompute,
+        "record_parts": st.record_parts,
     }
 
 
 def test_the_changelog_restores_the_state_it_was_written_from():
     stage, _ = scenario()
     st = stage.states[PARTITION]
-    stage.budgets["changelog"] = 200  # a record split over several
-    _write_map(stage, st, f"{PARTITION}|r|engagement_update|{WS}", {repr(h * 3600.0): 1 for h in range(40)})
+    key = f"{PARTITION}|r|engagement_update|{WS}"  # and a record split over several
+    for k, v in record_writes(st, key, {repr(h * 3600.0): 1 for h in range(40)}, 200):
+        stage.table.data[k.encode()] = v
     st.recompute[("engagement_update", str(WS))] = {h * 3600.0 for h in range(40)}
     recovered = _recover(stage.table.data)
-    assert list(recovered.states) == [PARTITION]
-    assert _summary(recovered.states[PARTITION]) == _summary(st)
-    assert recovered.states[PARTITION].chunks[f"{PARTITION}|r|engagement_update|{WS}"] == 4
+    assert list(recovered) == [PARTITION]
+    assert _summary(recovered[PARTITION]) == _summary(st)
+    assert recovered[PARTITION].record_parts[key] == 4
