@@ -58,22 +58,7 @@ from streams.sizing import ItemTooLarge, MessageLimits, fits, pack
 from streams.windows import state as windows_state
 from streams.windows.input import command_message, item_time, parse_input, window_messages, workspace_partition
 from streams.windows.panes import WindowSpec
-from streams.windows.state import (
-    AGGREGATES,
-    RECOMPUTE_BUCKET_S,
-    PartitionState,
-    clock_key,
-    clock_value,
-    iso,
-    panes_key,
-    panes_value,
-    recompute_key,
-    recompute_value,
-    record_writes,
-    snapshot_bucket,
-    snapshots_key,
-    snapshots_value,
-)
+from streams.windows.state import PartitionState
 
 log = logging.getLogger("learnstream.windowing")
 
@@ -165,30 +150,30 @@ class WindowStage:
         async with self._lock:
             self._acks.append(ack)
             try:
-                msg = parse_input(message.value or b"")
+                batch = parse_input(message.value or b"")
             except (orjson.JSONDecodeError, ValidationError) as exc:
                 await self._set_aside(message, "schema", f"not a window-input message: {_short(exc)}")
                 return
             try:
-                if "cmd" in msg:
-                    await self.alerts.command(AlertCommand.model_validate(msg["cmd"]))
+                if "cmd" in batch:
+                    await self.alerts.command(AlertCommand.model_validate(batch["cmd"]))
                     return
-                st = self.states.get(partition)
-                if st is None:
-                    st = self.states[partition] = self.new_state()
+                state = self.states.get(partition)
+                if state is None:
+                    state = self.states[partition] = self.new_state()
                 now = time.time()
-                msg = await self._accepted(message, msg, now)
-                late = self.fold(st, msg, now)
+                batch = await self._accepted(message, batch, now)
+                late = self.fold(state, batch, now)
                 if late:
                     # late-events messages: JSON arrays of LateEvent, split to fit
-                    key = msg["w"].encode()
+                    key = batch["w"].encode()
                     parts = pack(late, orjson.dumps, self.budgets["late"] - len(key))
                     await self._send_all(f"sending {len(late)} late events", self.late_topic,
                                          [(None, key, v) for _, v in parts])
-                    metrics.LATE_EVENTS.labels(msg["k"]).inc(len(late))
+                    metrics.LATE_EVENTS.labels(batch["k"]).inc(len(late))
                     log.info("%d late %s events of %s on partition %d (watermark %s); their windows will be "
-                             "recomputed", len(late), msg["k"], msg["w"], partition, late[0]["watermark"])
-                await self._close(partition, st)
+                             "recomputed", len(late), batch["k"], batch["w"], partition, late[0]["watermark"])
+                await self._close(partition, state)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - what it carries broke the stage: set it aside
@@ -203,28 +188,29 @@ class WindowStage:
         await self._dead_letters([letter])
         metrics.STAGE_FAILURES.labels("windows", reason).inc()
 
-    async def _accepted(self, message, msg: dict, now: float) -> dict:
+    async def _accepted(self, message, batch: dict, now: float) -> dict:
         """Items timed outside the acceptance window (the ingest sinks refuse those already; this
         holds against any other writer of window-input) are dead-lettered, the rest kept."""
-        items = msg["i"]
+        items = batch["i"]
         if not items:
-            return msg
+            return batch
         times = list(map(item_time, items))
         lo, hi = self.earliest, now + self.max_future_s
         if min(times) >= lo and max(times) <= hi:
-            return msg
+            return batch
         kept = [item for item in items if lo <= item_time(item) <= hi]
         bad = len(items) - len(kept)
         await self._set_aside(message, "timestamp_out_of_range",
-                              f"{bad} of {len(items)} items timed outside [{iso(lo)}, now + {self.max_future_s:g} s]")
-        return {**msg, "i": kept}
+                              f"{bad} of {len(items)} items timed outside "
+                              f"[{windows_state.iso(lo)}, now + {self.max_future_s:g} s]")
+        return {**batch, "i": kept}
 
-    def fold(self, st: PartitionState, msg: dict, now: float) -> list[dict]:
+    def fold(self, state: PartitionState, batch: dict, now: float) -> list[dict]:
         """Fold one window-input batch into a partition's state (state.fold) and count what it
         skipped; returns its late events."""
-        folded = windows_state.fold(st, msg, now, self.max_future_s)
+        folded = windows_state.fold(state, batch, now, self.max_future_s)
         if folded.duplicates:
-            metrics.WINDOW_DUPLICATES.labels(msg["k"]).inc(folded.duplicates)
+            metrics.WINDOW_DUPLICATES.labels(batch["k"]).inc(folded.duplicates)
         if folded.resets:
             metrics.ENGAGEMENT_RESETS.inc(folded.resets)
         return folded.late
@@ -234,17 +220,18 @@ class WindowStage:
         changelog (each record once, however many messages changed it), then acknowledge the
         messages folded meanwhile. Faust flushes the producer before it commits their offsets."""
         async with self._lock:
-            for partition, st in self.states.items():
-                for group in {(kind, key[0], pane_start) for kind, key, pane_start in st.dirty_panes}:
-                    self._write_record(partition, st, panes_key(partition, group), panes_value(st, group))
-                for bucket in {(workspace, snapshot_bucket(series)) for workspace, series in st.dirty_snapshots}:
-                    self._write_snapshots(partition, st, bucket)
-                if st.clock_dirty:
-                    self._write_clock(partition, st)
-                for kind_workspace in st.dirty_recompute:
-                    self._write_record(partition, st, recompute_key(partition, kind_workspace),
-                                       recompute_value(st, kind_workspace))
-                st.dirty_panes, st.dirty_snapshots, st.clock_dirty, st.dirty_recompute = set(), set(), False, set()
+            for partition, state in self.states.items():
+                for group in {(kind, key[0], pane_start) for kind, key, pane_start in state.dirty_panes}:
+                    self._write_panes(partition, state, group)
+                for bucket in {(workspace, windows_state.snapshot_bucket(series))
+                               for workspace, series in state.dirty_snapshots}:
+                    self._write_snapshots(partition, state, bucket)
+                if state.clock_dirty:
+                    self._write_clock(partition, state)
+                for kind_workspace in state.dirty_recompute:
+                    self._write_recompute(partition, state, kind_workspace)
+                state.dirty_panes, state.dirty_snapshots, state.dirty_recompute = set(), set(), set()
+                state.clock_dirty = False
             acks, self._acks = self._acks, []
         for ack in acks:
             await ack()
@@ -259,16 +246,26 @@ class WindowStage:
             self.table.data[k] = value
             self.table.send_changelog(partition, k, value)
 
-    def _write_record(self, partition: int, st: PartitionState, key: str, value: dict) -> None:
+    def _write_record(self, partition: int, state: PartitionState, key: str, value: dict) -> None:
         """A map record, split to fit the changelog's messages (state.record_writes); empty: tombstoned."""
-        for k, v in record_writes(st, key, value, self.budgets["changelog"]):
+        for k, v in windows_state.record_writes(state, key, value, self.budgets["changelog"]):
             self._write(partition, k, v)
 
-    def _write_snapshots(self, partition: int, st: PartitionState, bucket: tuple[str, int]) -> None:
-        self._write_record(partition, st, snapshots_key(partition, bucket), snapshots_value(st, bucket))
+    def _write_panes(self, partition: int, state: PartitionState, group: tuple, empty: bool = False) -> None:
+        """A pane group's record (`empty`: its tombstone)."""
+        value = {} if empty else windows_state.panes_value(state, group)
+        self._write_record(partition, state, windows_state.panes_key(partition, group), value)
 
-    def _write_clock(self, partition: int, st: PartitionState) -> None:
-        self._write(partition, clock_key(partition), clock_value(st))
+    def _write_snapshots(self, partition: int, state: PartitionState, bucket: tuple[str, int]) -> None:
+        value = windows_state.snapshots_value(state, bucket)
+        self._write_record(partition, state, windows_state.snapshots_key(partition, bucket), value)
+
+    def _write_recompute(self, partition: int, state: PartitionState, kind_workspace: tuple[str, str]) -> None:
+        value = windows_state.recompute_value(state, kind_workspace)
+        self._write_record(partition, state, windows_state.recompute_key(partition, kind_workspace), value)
+
+    def _write_clock(self, partition: int, state: PartitionState) -> None:
+        self._write(partition, windows_state.clock_key(partition), windows_state.clock_value(state))
 
     # -- closing -----------------------------------------------------------------------------
     async def close_due(self, caught_up: bool) -> None:
@@ -279,29 +276,29 @@ class WindowStage:
             return
         async with self._lock:
             now = time.time() if caught_up else None
-            for partition, st in list(self.states.items()):
-                await self._close(partition, st, now)
+            for partition, state in list(self.states.items()):
+                await self._close(partition, state, now)
 
-    async def _close(self, partition: int, st: PartitionState, wall_now: float | None = None) -> None:
+    async def _close(self, partition: int, state: PartitionState, wall_now: float | None = None) -> None:
         """Emit the windows closed (state.close_windows) and tombstone the records of the pane
         groups they emptied."""
-        closing = windows_state.close_windows(st, wall_now)
+        closing = windows_state.close_windows(state, wall_now)
         for kind, count in closing.closed.items():
             metrics.WINDOWS_CLOSED.labels(kind).inc(count)
         if closing.rollups or closing.dropped:
             # the clock before the tombstones: recovered with the clock but without a tombstone,
             # a closed window is not closed twice
-            self._write_clock(partition, st)
+            self._write_clock(partition, state)
         for group in closing.emptied_groups:
-            self._write_record(partition, st, panes_key(partition, group), {})
+            self._write_panes(partition, state, group, empty=True)
         if closing.rollups:
             await self._emit(closing.rollups)
 
     def forget_old_snapshots(self) -> None:
         """Drop engagement snapshots older than SNAPSHOT_TTL_S behind their partition's watermark."""
-        for partition, st in self.states.items():
-            for bucket in windows_state.forget_old_snapshots(st):
-                self._write_snapshots(partition, st, bucket)
+        for partition, state in self.states.items():
+            for bucket in windows_state.forget_old_snapshots(state):
+                self._write_snapshots(partition, state, bucket)
 
     async def _emit(self, rollups: list[Rollup]) -> None:
         pool = await self._pool.get()
@@ -357,9 +354,9 @@ class WindowStage:
             return 0
         todo: list[tuple[int, str, str, list[float], float]] = []
         async with self._lock:
-            for partition, st in self.states.items():
-                for (kind, workspace), hours in st.recompute.items():
-                    todo.append((partition, kind, workspace, sorted(hours), st.windows[kind].closed_horizon))
+            for partition, state in self.states.items():
+                for (kind, workspace), hours in state.recompute.items():
+                    todo.append((partition, kind, workspace, sorted(hours), state.windows[kind].closed_horizon))
         corrected = 0
         step = self.settings.recompute_max_hours
         for partition, kind, workspace, hours, horizon in todo:
@@ -369,22 +366,22 @@ class WindowStage:
                 some = hours[i:i + step]
                 corrected += await self._recompute_hours(kind, workspace, some, horizon)
                 async with self._lock:
-                    st = self.states.get(partition)
-                    if st is None:
+                    state = self.states.get(partition)
+                    if state is None:
                         break  # the partition moved meanwhile: its new owner recomputes from the changelog
-                    left = st.recompute.get((kind, workspace))
+                    left = state.recompute.get((kind, workspace))
                     if left is not None:
                         left.difference_update(some)
                         if not left:
-                            del st.recompute[(kind, workspace)]
-                        st.dirty_recompute.add((kind, workspace))
+                            del state.recompute[(kind, workspace)]
+                        state.dirty_recompute.add((kind, workspace))
                     self.report_recompute()
         return corrected
 
     async def _recompute_hours(self, kind: str, workspace: str, hours: list[float], horizon: float) -> int:
         pool = await self._pool.get()
         rollups: list[Rollup] = []
-        for lo, hi in _runs(hours, RECOMPUTE_BUCKET_S):
+        for lo, hi in _runs(hours, windows_state.RECOMPUTE_BUCKET_S):
             async def compute(lo=lo, hi=hi) -> list[Rollup]:
                 async with pool.acquire() as conn:
                     found = await recompute_windows(
@@ -395,19 +392,19 @@ class WindowStage:
                 rollups += await self._retrying(f"recomputing {kind} windows of {workspace}", compute)
             except PermanentFailure as exc:
                 log.error("recomputing %s windows of %s in [%s, %s) failed for good: %s", kind, workspace,
-                          iso(lo), iso(hi), exc)
+                          windows_state.iso(lo), windows_state.iso(hi), exc)
                 metrics.STAGE_FAILURES.labels("windows", "recompute").inc()
         if rollups:
             await self._publish_rollups(rollups)
             metrics.WINDOWS_RECOMPUTED.labels(kind).inc(len(rollups))
         log.info("recomputed %s windows of %s in %d hours from %s: %d corrected", kind, workspace, len(hours),
-                 iso(hours[0]), len(rollups))
+                 windows_state.iso(hours[0]), len(rollups))
         return len(rollups)
 
     def report_recompute(self) -> None:
-        for kind in AGGREGATES:
+        for kind in windows_state.AGGREGATES:
             metrics.RECOMPUTE_PENDING.labels(kind).set(sum(
-                len(hours) for st in self.states.values() for (k, _), hours in st.recompute.items() if k == kind))
+                len(hours) for state in self.states.values() for (k, _), hours in state.recompute.items() if k == kind))
 
     # -- recovery ----------------------------------------------------------------------------
     def _active(self) -> set[int]:
@@ -426,16 +423,16 @@ class WindowStage:
             for partition, key in restored.stale:
                 self._write_record(partition, states[partition], key, {})
             self._acks = []  # folded but not flushed: Faust redelivers them from the committed offset
-            panes = sum(len(st.offsets) for st in states.values())
+            panes = sum(len(state.offsets) for state in states.values())
             log.info("window state recovered: partitions %s, %d panes", sorted(active), panes)
         # in the background: the rules may not be loaded yet, and recovery must not wait for them
         # (closed windows wait in alerts.windows_closed until this is done)
         self.alerts.taking_up(lambda workspace: workspace_partition(str(workspace), self.partitions) in active)
 
     def report(self) -> None:
-        for kind in AGGREGATES:
+        for kind in windows_state.AGGREGATES:
             metrics.OPEN_PANES.labels(kind).set(sum(
-                len(panes) for st in self.states.values() for panes in st.windows[kind].panes.values()))
+                len(panes) for state in self.states.values() for panes in state.windows[kind].panes.values()))
 
 
 def _runs(starts: list[float], width: float) -> list[tuple[float, float]]:

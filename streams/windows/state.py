@@ -467,7 +467,8 @@ def record_writes(state: PartitionState, key: str, value: dict, budget: int) -> 
     if not value:
         parts: list[bytes] = []
     else:
-        parts = [v for _, v in pack(list(value.items()), lambda items: orjson.dumps(dict(items)), budget - len(key) - 8)]
+        encode = lambda entries: orjson.dumps(dict(entries))  # noqa: E731
+        parts = [v for _, v in pack(list(value.items()), encode, budget - len(key) - 8)]
     writes: list[tuple[str, bytes | None]] = [(key if n == 0 else f"{key}|{n}", part) for n, part in enumerate(parts)]
     writes += [(f"{key}|{n}", None) for n in range(max(1, len(parts)), before)]
     if not parts:
