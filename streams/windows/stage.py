@@ -408,7 +408,8 @@ class WindowStage:
 
     # -- recovery ----------------------------------------------------------------------------
     def _active(self) -> set[int]:
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.input.get_topic_name()}
+        topic = self.input.get_topic_name()
+        return {assigned.partition for assigned in self.app.assignor.assigned_actives() if assigned.topic == topic}
 
     async def _recovered(self) -> None:
         """After Faust restored the table (start, rebalance): rebuild panes, offsets, snapshots and

@@ -127,13 +127,13 @@ class Folded(NamedTuple):
     resets: int
 
 
-def fold(state: PartitionState, message: WindowInput, now: float, max_future_s: float) -> Folded:
+def fold(state: PartitionState, batch: WindowInput, now: float, max_future_s: float) -> Folded:
     """Fold one window-input batch (one workspace's events of one kind). The batch is one step of
     event time: every item in it is judged late or not against the horizon before it, then the
     watermark moves to its newest event, never past `now` + `max_future_s` (one event from the
     future would make every later one late: the ingest refuses such events, this holds for any
     writer of window-input). What changed is marked dirty for the next flush."""
-    kind, workspace, topic = message["k"], message["w"], message["t"]
+    kind, workspace, topic = batch["k"], batch["w"], batch["t"]
     windower = state.windows[kind]
     performance = kind == "performance_sample"
     learning = kind == "learning_event"
@@ -149,7 +149,7 @@ def fold(state: PartitionState, message: WindowInput, now: float, max_future_s: 
     pane_values: dict[tuple, list] = {}  # ((workspace, series), pane start) -> values
     pane_items: dict[tuple, list] = {}  # ((workspace, series), pane start) -> (source, offset, time, id, partition)
     newest = -math.inf
-    for item in message["i"]:
+    for item in batch["i"]:
         # the layouts of input.ITEMS, unpacked (cheaper than building them)
         if learning:
             (source_partition, offset), event_time, event, is_error = item
