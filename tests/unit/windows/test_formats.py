@@ -5,7 +5,11 @@ changelog of the `windows` table is restored after a restart or an upgrade: a wo
 code must read what the old one wrote, byte for byte. The expected values below were produced by
 the code as it was before the stage was split into input.py / state.py / stage.py (issue 21), and
 must not be regenerated to make a change pass: a change here is a change of a stored format.
-(Records whose value holds a quantile sketch are pinned by their SHA-256.)
+Window-input messages and the relayed command are pinned byte for byte. Changelog records are
+pinned by key and by value in canonical form (see `_pinned`: the order of a record's entries
+follows set iteration, which varies from one process to the next even before the split), those
+holding a quantile sketch by the SHA-256 of that form; and restoring the records must rebuild the
+state that wrote them.
 """
 
 from __future__ import annotations
