@@ -31,7 +31,8 @@ def _window_stage(rows: list[tuple], messages: list[tuple[bytes | None, bytes]])
     import faust
 
     from streams.config import Settings
-    from streams.windows.stage import WindowStage, parse_input, window_messages
+    from streams.windows.input import parse_input, window_messages
+    from streams.windows.stage import WindowStage
 
     per = len(rows) // max(1, len(messages))
     origin = [i // per for i in range(len(rows))]
@@ -48,8 +49,8 @@ def _window_stage(rows: list[tuple], messages: list[tuple[bytes | None, bytes]])
     now = time.time()
     t = time.perf_counter()
     for p, msg in parsed:
-        st = stage.states.get(p) or stage.states.setdefault(p, stage._new_state())
-        stage._fold(p, st, msg, now)
+        st = stage.states.get(p) or stage.states.setdefault(p, stage.new_state())
+        stage.fold(st, msg, now)
     out.append(("window stage: folded into panes, events/s", len(rows) / (time.perf_counter() - t)))
     return out
 

@@ -41,7 +41,7 @@ import pytest
 from db.pool import connect
 from streams.publish import publish_messages
 from streams.devkit.synthetic import Generator
-from streams.windows.stage import workspace_partition
+from streams.windows.input import workspace_partition
 from tests.support import NO_IDLE, metric, sample, window_base, workspace_messages
 
 pytestmark = pytest.mark.services

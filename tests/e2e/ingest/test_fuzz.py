@@ -23,7 +23,7 @@ from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.publish import publish_messages
 from streams.devkit.synthetic import Generator
-from streams.windows.stage import workspace_partition
+from streams.windows.input import workspace_partition
 from tests.support import SMALL, metric, read_topic, sample, wait_for_rows
 
 pytestmark = pytest.mark.services

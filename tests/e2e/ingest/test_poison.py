@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from db.pool import connect
 from streams.publish import publish_messages
 from streams.topics import ensure_topics
-from streams.windows.stage import workspace_partition
+from streams.windows.input import workspace_partition
 from tests.support import SMALL, iso, read_topic, sample, wait_for_rows, window_base, workspace_messages
 
 pytestmark = pytest.mark.services

@@ -22,7 +22,7 @@ from schemas.events import DeadLetter, DeadLetterError
 from streams.retry import CONTENT, TRANSIENT, UNKNOWN, PermanentFailure, Retrier, classify
 from streams.dead_letters import encode_dead_letter
 from streams.sizing import ItemTooLarge, MessageLimits, pack
-from streams.windows.stage import parse_input
+from streams.windows.input import parse_input
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ACCEPT = (datetime(2000, 1, 1, tzinfo=UTC), NOW + timedelta(minutes=5))

@@ -15,8 +15,9 @@ from schemas.decode import decode_message
 from streams.config import Settings
 from streams.retry import Retrier
 from streams.dead_letters import DeadLetters
-from streams.windows.stage import WindowStage, window_messages, workspace_partition
+from streams.windows.input import window_messages, workspace_partition
 from streams.windows.panes import WindowSpec
+from streams.windows.stage import WindowStage
 
 Msg = namedtuple("Msg", "topic partition offset key value")
 WS_A, WS_B = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
@@ -63,15 +64,15 @@ def test_a_redelivered_message_is_folded_once_and_a_flush_writes_each_pane_once(
     stage = _stage()
     rows = _rows("performance_sample", [_sample(WS_A, 1000 + i, float(i)) for i in range(10)])
     [(part, _key, value)] = window_messages("performance_sample", rows, [0] * 10, [Msg("src", 0, 5, None, b"")], 4)
-    st = stage.states[part] = stage._new_state()
+    st = stage.states[part] = stage.new_state()
     for _ in range(3):  # the first delivery, then two redeliveries of the same source offset
-        assert stage._fold(part, st, orjson.loads(value), now=0.0) == []
+        assert stage.fold(st, orjson.loads(value), now=0.0) == []
     [panes] = st.windows["performance_sample"].panes.values()
     [agg] = panes.values()
     assert (agg.count, agg.sum) == (10, 45.0)
     later = _rows("performance_sample", [_sample(WS_A, 1015, 100.0)])  # the same pane
     [(_, _, value2)] = window_messages("performance_sample", later, [0], [Msg("src", 0, 6, None, b"")], 4)
-    stage._fold(part, st, orjson.loads(value2), now=0.0)
+    stage.fold(st, orjson.loads(value2), now=0.0)
     assert (agg.count, agg.sum) == (11, 145.0)
     # nothing is written until the flush, then each changed pane once, and the clock
     assert stage.sent == []
@@ -95,9 +96,9 @@ def test_engagement_gains_come_from_consecutive_snapshots_and_a_drop_is_flagged(
     rows = _rows("engagement_update", updates)
     [(part, _, value)] = window_messages("engagement_update", rows, [0, 1, 2, 3],
                                          [Msg("src", 0, o, None, b"") for o in range(4)], 4)
-    st = stage.states[part] = stage._new_state()
-    stage._fold(part, st, orjson.loads(value), now=0.0)
-    stage._fold(part, st, orjson.loads(value), now=0.0)  # redelivered: nothing changes
+    st = stage.states[part] = stage.new_state()
+    stage.fold(st, orjson.loads(value), now=0.0)
+    stage.fold(st, orjson.loads(value), now=0.0)  # redelivered: nothing changes
     [panes] = st.windows["engagement_update"].panes.values()
     [agg] = panes.values()
     s = agg.summary(60.0)
