@@ -22,12 +22,12 @@ from db.tables import TABLES
 from streams import metrics
 from streams.alerts.runtime import AlertRuntime
 from streams.config import Settings
-from streams.retry import Backoff, Retrier
+from streams.dead_letters import DeadLetters
 from streams.domain.parked import ParkedEvents
 from streams.ingest.consumer import IngestConsumer
 from streams.ingest.registration import WorkspaceRegistry
-from streams.dead_letters import DeadLetters
 from streams.ingest.sink import BatchSink
+from streams.retry import Backoff, Retrier
 from streams.sizing import MessageLimits
 from streams.windows.stage import WindowStage
 
@@ -143,7 +143,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         reported.update(lags)
 
     @app.on_before_shutdown.connect
-    async def _close(app_: faust.App, **kwargs) -> None:  # noqa: ARG001
+    async def _close(app_: faust.App, **kwargs) -> None:
         await ingest.stop(settings.shutdown_timeout_s / 2)
         if delivery is not None:
             await delivery.stop()
@@ -179,7 +179,7 @@ async def flush_until_stopped(stage: WindowStage) -> None:
             await stage.flush()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - shutting down: what is not flushed is redelivered
+        except Exception:  # shutting down: what is not flushed is redelivered
             log.warning("window stage flush at shutdown failed", exc_info=True)
             return
         await asyncio.sleep(0.1)

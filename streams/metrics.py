@@ -89,7 +89,8 @@ WINDOWS_RECOMPUTED = Counter(
     "published)", ["kind"], namespace=_NS,
 )
 RECOMPUTE_PENDING = Gauge(
-    "recompute_pending_hour_buckets", "hours (one-hour buckets) of closed windows waiting to be recomputed after late events", ["kind"],
+    "recompute_pending_hour_buckets",
+    "hours (one-hour buckets) of closed windows waiting to be recomputed after late events", ["kind"],
     namespace=_NS,
 )
 PARKED_EVENTS = Gauge(
@@ -229,7 +230,7 @@ def _handler(probes: Probes | None) -> type[MetricsHandler]:
         """/metrics (prometheus-client's exposition: text or OpenMetrics, gzip if asked),
         /healthz and /readyz (JSON, 200 or 503); anything else 404."""
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:  # http.server's name
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 return super().do_GET()
@@ -250,7 +251,7 @@ def _handler(probes: Probes | None) -> type[MetricsHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet: probes come every few seconds
+        def log_message(self, format: str, *args) -> None:  # quiet: probes come every few seconds
             return None
 
     return Handler

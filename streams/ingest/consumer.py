@@ -22,7 +22,8 @@ The guarantees are those the Faust agents gave, kept by hand:
   fetched), so memory stays bounded while PostgreSQL is slow or away, and the consumer keeps
   polling (its group membership does not lapse during an outage).
 * **Batching.** A batch is cut at `batch_max_events` messages or `batch_max_bytes` of values
-  (a few thousand events of 1,000-event arrays) or `batch_within_s` after its first message arrived, or as soon as the topic has nothing in flight and the fetch brought no more
+  (a few thousand events of 1,000-event arrays) or `batch_within_s` after its first message arrived, or as
+  soon as the topic has nothing in flight and the fetch brought no more
   (so a trickle is written at once and a flood in large batches).
 * **Upgrades.** A partition without a committed offset in the ingest group starts where the app's
   Faust group (which consumed these topics before) committed, if it did.
@@ -126,7 +127,7 @@ class IngestConsumer:
         if self._runner is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._runner), 1.0)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping regardless
+            except (TimeoutError, Exception):  # noqa: BLE001 - stopping regardless
                 self._runner.cancel()
         if self._consumer is None:
             return
@@ -134,7 +135,7 @@ class IngestConsumer:
         await self._commit_uncommitted()
         try:
             await self._consumer.stop()
-        except Exception:  # noqa: BLE001 - leaving the group is best effort
+        except Exception:  # leaving the group is best effort
             log.warning("ingest consumer did not stop cleanly", exc_info=True)
         log.info("ingest consumer stopped")
 
@@ -265,7 +266,7 @@ class IngestConsumer:
                     await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - infrastructure is retried inside: this is the batch's own
+            except Exception as exc:  # infrastructure is retried inside: this is the batch's own
                 # (a failure no retry cures): its messages are taken one at a time, and those that
                 # fail alone are dead-lettered; nothing of it may stop the stream
                 log.exception("batch of %d messages failed at the %s stage; isolating the messages that cause it",

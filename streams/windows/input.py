@@ -170,8 +170,10 @@ def window_messages(
         workspace_id = str(workspace)
         partition = workspace_partition(workspace_id, partitions)
         key = workspace_id.encode()
-        for _, value in pack(group, lambda items: orjson.dumps({"k": kind, "w": workspace_id, "t": topic, "i": items}),
-                             budget - len(key)):
+        def encode(items, workspace_id=workspace_id):
+            return orjson.dumps({"k": kind, "w": workspace_id, "t": topic, "i": items})
+
+        for _, value in pack(group, encode, budget - len(key)):
             out.append((partition, key, value))
     return out
 

@@ -176,7 +176,7 @@ class WindowStage:
                 await self._close(partition, state)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - what it carries broke the stage: set it aside
+            except Exception as exc:  # what it carries broke the stage: set it aside
                 log.exception("window stage failed on %s[%d]@%d; dead-lettered, going on",
                               message.topic, message.partition, message.offset)
                 await self._set_aside(message, "window_stage", f"{exc.__class__.__name__}: {_short(exc)}")

@@ -35,8 +35,8 @@ from streams.windows.panes import (
     EngagementAggregate,
     LearningAggregate,
     MetricAggregate,
-    WindowSpec,
     Windower,
+    WindowSpec,
     engagement_delta,
 )
 
@@ -236,7 +236,7 @@ def fold(state: PartitionState, batch: WindowInput, now: float, max_future_s: fl
                 watermark_iso, received = iso(windower.watermark), iso(now)
             gone = [{"window_s": spec.size_s, "step_s": spec.step, "window_start": iso(start)}
                     for spec, start in missed]
-            for source, offset, event_time, event_id, source_partition in pane_items[pane]:
+            for _source, offset, event_time, event_id, source_partition in pane_items[pane]:
                 late.append({
                     "kind": kind, "workspace_id": workspace, "event_id": event_id, "event_time": iso(event_time),
                     "source_topic": topic, "partition": source_partition, "offset": offset,

@@ -70,7 +70,7 @@ class HttpPoster:
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
         except asyncio.CancelledError:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return PostResult(False, detail=f"no answer within {ch.timeout_s:g} s")
         except aiohttp.InvalidURL as exc:
             return PostResult(False, permanent=True, detail=f"invalid URL: {exc.__class__.__name__}")
