@@ -223,6 +223,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(stack, st
     assert redelivered > 0
 
 
+@pytest.mark.serial  # stops the shared services: run alone
 async def test_postgres_outage_is_waited_out_without_loss(stack, start_worker, services):
     import os
 
