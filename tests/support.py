@@ -200,6 +200,10 @@ SMALL = dict(
 )
 #: windows that only event time closes (the rebalance tests keep them open on purpose)
 NO_IDLE = {**SMALL, "LEARNSTREAM_WINDOW_IDLE_S": "3600"}
+#: for tests that SIGKILL a worker and start the next in the same group: the group drops the dead
+#: member after 10 s (Faust's default broker_session_timeout is 60 s, and the next worker is not
+#: ready until that rebalance is done)
+QUICK_GROUP = dict(BROKER_SESSION_TIMEOUT="10", BROKER_HEARTBEAT_INTERVAL="1")
 
 
 def iso(t: float) -> str:

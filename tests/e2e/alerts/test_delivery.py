@@ -23,7 +23,7 @@ from streams.alerts.delivery.payloads import DELIVERY_HEADER, verify_signature
 from streams.publish import publish_messages
 from streams.services import free_port
 from tests.integration.test_cli import run
-from tests.support import NO_IDLE, SMALL, metric, read_topic, sample, window_base, workspace_messages
+from tests.support import NO_IDLE, QUICK_GROUP, SMALL, metric, read_topic, sample, window_base, workspace_messages
 
 pytestmark = pytest.mark.services
 
@@ -329,7 +329,7 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
     _cli(stack, "add", "hook", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/hook",
          LEARNSTREAM_CHANNEL_SECRET=SECRET)
     high = _rule(ws, "latency high", ["am"])
-    env = dict(**NO_IDLE, LEARNSTREAM_ALERTMANAGER_RESEND_S="2", LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2",
+    env = dict(**NO_IDLE, **QUICK_GROUP, LEARNSTREAM_ALERTMANAGER_RESEND_S="2", LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2",
                LEARNSTREAM_DELIVERY_RETRY_MAX_S="1")
     await _add(stack, high)
     first = start_worker(**env)

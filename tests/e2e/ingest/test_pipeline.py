@@ -15,7 +15,7 @@ from db.partitions import period_of
 from db.tables import TABLES
 from streams.publish import publish_messages
 from streams.synthetic import ID_FIELD, MEMBER_FAULTS, MESSAGE_FAULTS, Generator
-from tests.support import metric, read_topic, wait_for_rows
+from tests.support import QUICK_GROUP, metric, read_topic, wait_for_rows
 
 pytestmark = pytest.mark.services
 
@@ -198,7 +198,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(stack, st
     total = sum(want.values())
 
     # small batches so that the kill lands between many commits
-    first = start_worker(LEARNSTREAM_BATCH_MAX_EVENTS="25")
+    first = start_worker(LEARNSTREAM_BATCH_MAX_EVENTS="25", **QUICK_GROUP)
     conn = await asyncpg.connect(stack.dsn)
     try:
         while True:
@@ -210,7 +210,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(stack, st
         at_kill = sum([await conn.fetchval(f"SELECT count(*) FROM {t}") for t in want])
         assert at_kill < total, "the worker finished before it could be killed mid-stream"
 
-        second = start_worker(LEARNSTREAM_BATCH_MAX_EVENTS="500")
+        second = start_worker(LEARNSTREAM_BATCH_MAX_EVENTS="500", **QUICK_GROUP)
         assert await wait_for_rows(stack.dsn, want, timeout=180) == want
         for kind, ids in expected.items():
             got = [str(r[0]) for r in await conn.fetch(f"SELECT id FROM {TABLES[kind].name}")]
