@@ -32,10 +32,16 @@ demo: migrate  ## run the whole job once on the local services and show what hap
 	-$(LEARNSTREAM) services monitoring
 	$(LEARNSTREAM) demo
 
+# the suite in PYTEST_WORKERS parallel processes (pytest-xdist), then the tests marked serial (they
+# stop or restart the shared Kafka or PostgreSQL) alone; fails if either run fails
+PYTEST_WORKERS ?= 4
 test: services  ## the whole suite (unit, integration, e2e) on real services (and a headless Chromium, Prometheus, Alertmanager)
 	$(LEARNSTREAM) services browser
 	$(LEARNSTREAM) services monitoring
-	$(BIN)/python -m pytest -q
+	status=0; \
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope -m "not serial" || status=$$?; \
+	$(BIN)/python -m pytest -q -m serial || status=$$?; \
+	exit $$status
 
 lint: install  ## ruff and import-linter (layers streams -> db -> schemas, the dev kit apart, no cycles)
 	$(BIN)/ruff check .

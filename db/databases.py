@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -44,6 +46,80 @@ async def create_migrated_database(admin_dsn: str, name: str) -> str:
     finally:
         await conn.close()
     return dsn
+
+
+#: the migrated template databases' name prefix (see clone_migrated_database)
+TEMPLATE_PREFIX = "ls_template_"
+#: pg_advisory_lock key on the admin database: one builder of the template at a time, across processes
+_TEMPLATE_LOCK_KEY = 0x6C73_746D  # "lstm"
+#: templates this process has already seen built
+_templates_ready: set[tuple[str, str]] = set()
+
+
+def template_name(now: datetime | None = None) -> str:
+    """The template for the migrations on disk and today's partitions: named by a hash of every
+    migration file and by the UTC date (ensure_partitions makes the partitions around today), so a
+    changed migration or a new day gets a new template."""
+    from db.migrate import MIGRATIONS_DIR
+
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    day = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d")
+    return f"{TEMPLATE_PREFIX}{digest.hexdigest()[:12]}_{day}"
+
+
+async def _ensure_template(admin_dsn: str, name: str) -> None:
+    """Build template `name` (migrated, partitions made) unless it exists. Several processes may ask
+    at once: an advisory lock lets one build it; it is built under another name and renamed when
+    complete, so a half-built one is never cloned. Older templates are dropped on the way."""
+    if (admin_dsn, name) in _templates_ready:
+        return
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _TEMPLATE_LOCK_KEY)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                building = f"{name}_building"
+                await conn.execute(f'DROP DATABASE IF EXISTS "{building}"')
+                await create_migrated_database(admin_dsn, building)
+                await conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+                stale = await conn.fetch(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
+                    TEMPLATE_PREFIX, name,
+                )
+                for row in stale:
+                    try:
+                        await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}"')
+                    except asyncpg.PostgresError:
+                        pass  # in use (a clone being made from it): left for the next build
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _TEMPLATE_LOCK_KEY)
+    finally:
+        await conn.close()
+    _templates_ready.add((admin_dsn, name))
+
+
+async def clone_migrated_database(admin_dsn: str, name: str, attempts: int = 40) -> str:
+    """What create_migrated_database makes (every migration applied, today's partitions made), as
+    a copy of a template database built once (CREATE DATABASE ... TEMPLATE): much faster when many
+    databases are made, as the tests do."""
+    template = template_name()
+    await _ensure_template(admin_dsn, template)
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for attempt in range(attempts):
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                break
+            except asyncpg.ObjectInUseError:
+                # the template must have no session: another process's build just ended, or autovacuum
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+    return dsn_for(admin_dsn, name)
 
 
 async def drop_database(admin_dsn: str, name: str, attempts: int = 20) -> None:

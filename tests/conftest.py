@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 import pytest
 
-from db.databases import create_migrated_database, drop_database
+from db.databases import clone_migrated_database, drop_database
 from streams.topics import ensure_topics
 from tests.support import Stack, Worker
 
@@ -33,9 +33,21 @@ def services() -> Iterator[dict[str, str]]:
     if os.environ.get("LEARNSTREAM_TEST_CONTAINERS") == "1":
         yield from _containers()
         return
+    import fcntl
+
+    from streams.config import state_dir
     from streams.devkit.services import up
 
-    yield up()
+    # pytest-xdist workers each start this fixture: one at a time, so only the first may start
+    # services (`make test` has started them already) and the others reuse them
+    state_dir().mkdir(parents=True, exist_ok=True)
+    with open(state_dir() / "services-up.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            settings = up()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    yield settings
 
 
 @pytest.fixture
@@ -44,7 +56,7 @@ async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     base = services["LEARNSTREAM_DATABASE_URL"]
     st = Stack(bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], dsn="")
     dbname = f"t_{st.tag}"
-    st.dsn = await create_migrated_database(base, dbname)
+    st.dsn = await clone_migrated_database(base, dbname)
     await ensure_topics(st.bootstrap, [*st.topics.values(), *st.domain_topics.values(), st.dlq], 4)
     try:
         yield st

@@ -168,6 +168,43 @@ async def wait_for_rows(dsn: str, expected: dict[str, int], timeout: float = 120
         await conn.close()
 
 
+async def publish_markers(bootstrap: str, topics: dict[str, str], gen, partitions: int = 4) -> dict[str, dict[str, dict]]:
+    """One marker event on every partition of each of `topics` ({kind: topic}), published after the
+    events under test: once a partition's marker is stored, everything before it in that partition
+    was consumed. Returns {kind: {id: event}} of the markers (each a valid event of its kind)."""
+    from aiokafka import AIOKafkaProducer
+
+    out: dict[str, dict[str, dict]] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for kind, topic in topics.items():
+            w = gen.workload(kind, partitions, invalid_share=0, duplicate_share=0)
+            assert len(w.messages) == len(w.expected) == partitions
+            for p, (_key, value) in enumerate(w.messages):
+                await producer.send_and_wait(topic, value, partition=p)
+            out[kind] = dict(w.expected)
+    finally:
+        await producer.stop()
+    return out
+
+
+async def wait_for_ids(dsn: str, ids: dict[str, list[str]], timeout: float = 120) -> None:
+    """Poll until each table ({table: ids}) holds every one of its ids."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = {t: len(want) - await conn.fetchval(f"SELECT count(*) FROM {t} WHERE id::text = ANY($1::text[])", want)
+                       for t, want in ids.items()}
+            if not any(missing.values()):
+                return
+            assert time.monotonic() < deadline, f"not stored after {timeout} s: {missing}"
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+
+
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[dict]:
     """Read JSON values from the start of `topic` until `expect` arrived (or timeout)."""
     consumer = AIOKafkaConsumer(
@@ -200,6 +237,10 @@ SMALL = dict(
 )
 #: windows that only event time closes (the rebalance tests keep them open on purpose)
 NO_IDLE = {**SMALL, "LEARNSTREAM_WINDOW_IDLE_S": "3600"}
+#: for tests that SIGKILL a worker and start the next in the same group: the group drops the dead
+#: member after 10 s (Faust's default broker_session_timeout is 60 s, and the next worker is not
+#: ready until that rebalance is done)
+QUICK_GROUP = dict(BROKER_SESSION_TIMEOUT="10", BROKER_HEARTBEAT_INTERVAL="1")
 
 
 def iso(t: float) -> str:

@@ -23,7 +23,7 @@ from streams.alerts.delivery.payloads import DELIVERY_HEADER, verify_signature
 from streams.publish import publish_messages
 from streams.devkit.services import free_port
 from tests.integration.test_cli import run
-from tests.support import NO_IDLE, SMALL, metric, read_topic, sample, window_base, workspace_messages
+from tests.support import NO_IDLE, QUICK_GROUP, SMALL, metric, read_topic, sample, window_base, workspace_messages
 
 pytestmark = pytest.mark.services
 
@@ -152,7 +152,7 @@ async def test_alertmanager_gets_firing_then_resolved_and_a_silence_holds_the_ne
     rule = _rule(ws, "latency spike", ["am", "topic"])
     await _add(stack, rule)
     worker = start_worker(**NO_IDLE, LEARNSTREAM_ALERT_GENERATOR_URL="http://dash.example/rules/{rule_id}",
-                          LEARNSTREAM_ALERTMANAGER_RESEND_S="5")
+                          LEARNSTREAM_ALERTMANAGER_RESEND_S="2")
     base = window_base()
     topic = stack.topics["performance_sample"]
     from_am = "/from-alertmanager"
@@ -175,8 +175,8 @@ async def test_alertmanager_gets_firing_then_resolved_and_a_silence_holds_the_ne
         sent = await _wait(lambda: _am_notified(receiver, from_am, "firing"), 30, "Alertmanager's firing notification")
         assert [a["labels"]["alertname"] for a in sent["alerts"]] == ["latency spike"]
 
-        # kept alive by re-posting (every 5 s here): still active well past a first endsAt of 20 s
-        await asyncio.sleep(25)
+        # kept alive by re-posting (every 2 s here): still active well past a first endsAt of 8 s
+        await asyncio.sleep(12)
         assert [a["status"]["state"] for a in await _am_alerts(http, alertmanager.url)] == ["active"]
 
         # 2. window 2 (50) closes: resolved; Alertmanager no longer lists it and tells its receiver
@@ -329,7 +329,7 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
     _cli(stack, "add", "hook", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/hook",
          LEARNSTREAM_CHANNEL_SECRET=SECRET)
     high = _rule(ws, "latency high", ["am"])
-    env = dict(**NO_IDLE, LEARNSTREAM_ALERTMANAGER_RESEND_S="2", LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2",
+    env = dict(**NO_IDLE, **QUICK_GROUP, LEARNSTREAM_ALERTMANAGER_RESEND_S="2", LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2",
                LEARNSTREAM_DELIVERY_RETRY_MAX_S="1")
     await _add(stack, high)
     first = start_worker(**env)

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.devkit.synthetic import Generator
-from tests.support import metric, wait_for_rows
+from tests.support import metric, wait_for_ids, wait_for_rows
 
 pytestmark = pytest.mark.services
 
@@ -84,7 +84,10 @@ async def test_an_upgrade_starts_where_the_faust_group_left_off(stack, start_wor
         await legacy.stop()
     worker = start_worker(LEARNSTREAM_WINDOWS_ENABLED="false")
     await wait_for_rows(stack.dsn, {"system_performance_metrics": 10}, timeout=60)
-    await asyncio.sleep(3)  # anything beyond the 10 would be in by now
+    # anything beyond the 10 would be in before a marker published after them (offset 30) is
+    marker = gen.performance_sample()
+    await _publish(stack.bootstrap, topic, [orjson.dumps(marker)], 0)
+    await wait_for_ids(stack.dsn, {"system_performance_metrics": [marker["sample_id"]]}, timeout=60)
     import asyncpg
 
     conn = await asyncpg.connect(stack.dsn)
@@ -92,7 +95,12 @@ async def test_an_upgrade_starts_where_the_faust_group_left_off(stack, start_wor
         ids = {str(r[0]) for r in await conn.fetch("SELECT id FROM system_performance_metrics")}
     finally:
         await conn.close()
-    assert ids == {e["sample_id"] for e in events[20:]}
+    assert ids == {e["sample_id"] for e in events[20:]} | {marker["sample_id"]}
     assert "start where group" in worker.log()
-    committed = await _committed(stack.bootstrap, f"t{stack.tag}-ingest", [TopicPartition(topic, 0)])
-    assert committed == {TopicPartition(topic, 0): 30}
+    deadline = time.monotonic() + 30
+    while True:  # committed after the marker's batch is stored
+        committed = await _committed(stack.bootstrap, f"t{stack.tag}-ingest", [TopicPartition(topic, 0)])
+        if committed == {TopicPartition(topic, 0): 31} or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.25)
+    assert committed == {TopicPartition(topic, 0): 31}

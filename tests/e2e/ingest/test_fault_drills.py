@@ -280,6 +280,7 @@ def _alive(worker, when: str) -> None:
     assert worker.proc.poll() is None, f"worker exited ({worker.proc.returncode}) {when}:\n{worker.log()[-6000:]}"
 
 
+@pytest.mark.serial  # stops the shared services: run alone
 async def test_kafka_broker_stopped_and_started_mid_stream(stack, start_worker, record_property):
     _skip_unless_local("LEARNSTREAM_KAFKA_BOOTSTRAP", "stopping Kafka")
     from streams.devkit.services.kafka import kafka_start, kafka_stop
@@ -314,6 +315,7 @@ async def test_kafka_broker_stopped_and_started_mid_stream(stack, start_worker, 
            **progress.timings(stream, t_up, want))
 
 
+@pytest.mark.serial  # stops the shared services: run alone
 async def test_postgres_restarted_mid_stream_with_windows(stack, start_worker, record_property):
     _skip_unless_local("LEARNSTREAM_DATABASE_URL", "stopping PostgreSQL")
     from streams.devkit.services.postgres import pg_start, pg_stop

@@ -15,7 +15,7 @@ from db.partitions import period_of
 from db.tables import TABLES
 from streams.publish import publish_messages
 from streams.devkit.synthetic import ID_FIELD, MEMBER_FAULTS, MESSAGE_FAULTS, Generator
-from tests.support import metric, read_topic, wait_for_rows
+from tests.support import QUICK_GROUP, metric, publish_markers, read_topic, wait_for_ids, wait_for_rows
 
 pytestmark = pytest.mark.services
 
@@ -70,7 +70,14 @@ async def test_exactly_the_distinct_rows_land_in_the_right_partitions(stack, sta
     want = {TABLES[k].name: len(v) for k, v in expected.items()}
     counts = await wait_for_rows(stack.dsn, want)
     assert counts == want
-    await asyncio.sleep(2)  # nothing more arrives: no duplicate slipped in late
+    # nothing more arrives: no duplicate slipped in late (a marker after them on every partition,
+    # once stored, says every message before it was consumed; the markers are expected rows too)
+    markers = await publish_markers(stack.bootstrap, stack.topics, gen)
+    for kind, evs in markers.items():
+        expected[kind].update(evs)
+        sent_events[kind] += len(evs)
+    await wait_for_ids(stack.dsn, {TABLES[k].name: list(evs) for k, evs in markers.items()})
+    want = {TABLES[k].name: len(v) for k, v in expected.items()}
     assert await wait_for_rows(stack.dsn, want, timeout=0) == want
 
     conn = await asyncpg.connect(stack.dsn)
@@ -198,7 +205,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(stack, st
     total = sum(want.values())
 
     # small batches so that the kill lands between many commits
-    first = start_worker(LEARNSTREAM_BATCH_MAX_EVENTS="25")
+    first = start_worker(LEARNSTREAM_BATCH_MAX_EVENTS="25", **QUICK_GROUP)
     conn = await asyncpg.connect(stack.dsn)
     try:
         while True:
@@ -210,7 +217,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(stack, st
         at_kill = sum([await conn.fetchval(f"SELECT count(*) FROM {t}") for t in want])
         assert at_kill < total, "the worker finished before it could be killed mid-stream"
 
-        second = start_worker(LEARNSTREAM_BATCH_MAX_EVENTS="500")
+        second = start_worker(LEARNSTREAM_BATCH_MAX_EVENTS="500", **QUICK_GROUP)
         assert await wait_for_rows(stack.dsn, want, timeout=180) == want
         for kind, ids in expected.items():
             got = [str(r[0]) for r in await conn.fetch(f"SELECT id FROM {TABLES[kind].name}")]
@@ -223,6 +230,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(stack, st
     assert redelivered > 0
 
 
+@pytest.mark.serial  # stops the shared services: run alone
 async def test_postgres_outage_is_waited_out_without_loss(stack, start_worker, services):
     import os
 

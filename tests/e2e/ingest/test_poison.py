@@ -18,7 +18,7 @@ from db.pool import connect
 from streams.publish import publish_messages
 from streams.topics import ensure_topics
 from streams.windows.input import workspace_partition
-from tests.support import SMALL, iso, read_topic, sample, wait_for_rows, window_base, workspace_messages
+from tests.support import SMALL, iso, read_topic, sample, wait_for_ids, wait_for_rows, window_base, workspace_messages
 
 pytestmark = pytest.mark.services
 
@@ -206,7 +206,11 @@ async def test_a_message_just_under_the_limit_that_is_not_json_is_cut_in_its_dea
     stopped = time.monotonic() - t0
     assert stopped < 10, f"SIGTERM took {stopped:.1f} s"
     again = start_worker(**SMALL)
-    await asyncio.sleep(5)
+    # a marker after them in the same partition (keyed by the workspace): once it is stored, the
+    # restarted worker has consumed everything it was going to
+    marker = _learning(ws, iso(window_base() + 10))
+    await publish_messages(stack.bootstrap, topic, [(ws.encode(), orjson.dumps(marker))])
+    await wait_for_ids(stack.dsn, {"learning_events": [marker["event_id"]]}, timeout=60)
     assert len(await _raw_topic(stack.bootstrap, stack.dlq, expect=2, timeout=3)) == 1
     assert again.proc.poll() is None
 

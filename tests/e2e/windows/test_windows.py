@@ -16,7 +16,7 @@ import pytest
 
 from schemas.rollups import LateEvent, Rollup
 from streams.publish import publish_messages
-from tests.support import NO_IDLE, SMALL, metric, read_topic, sample, wait_for_rows
+from tests.support import NO_IDLE, QUICK_GROUP, SMALL, metric, read_topic, sample, wait_for_rows
 from tests.support import fetch_rollups as _rollups
 from tests.support import iso as _iso
 from tests.support import window_base as _base
@@ -167,13 +167,13 @@ async def _run_in_two_parts(stack, between, workers=()) -> None:
 
 
 async def test_window_state_survives_a_sigkill(stack, start_worker):
-    first = start_worker(**NO_IDLE, LEARNSTREAM_BATCH_MAX_EVENTS="40")
+    first = start_worker(**NO_IDLE, **QUICK_GROUP, LEARNSTREAM_BATCH_MAX_EVENTS="40")
     second = []
 
     async def kill_and_restart():
         await asyncio.sleep(1.0)  # let the changelog writes of part one go out
         first.kill()
-        second.append(start_worker(**NO_IDLE))
+        second.append(start_worker(**NO_IDLE, **QUICK_GROUP))
 
     await _run_in_two_parts(stack, kill_and_restart, lambda: [first, *second])
     assert "window state recovered" in second[0].log()

@@ -15,7 +15,7 @@ import uuid
 import asyncpg
 import pytest
 
-from db.databases import create_migrated_database, drop_database
+from db.databases import clone_migrated_database, drop_database
 from db.pool import connect
 from db.workspaces import grant_access, register_workspaces
 from streams.devkit.bench.jobs import load_demo_data
@@ -59,7 +59,7 @@ async def tenants(services):
     base = services["LEARNSTREAM_DATABASE_URL"]
     name = f"t_tenancy_{uuid.uuid4().hex[:8]}"
     suffix = uuid.uuid4().hex[:8]
-    dsn = await create_migrated_database(base, name)
+    dsn = await clone_migrated_database(base, name)
     try:
         await load_demo_data(dsn, 1, seed=11)
         runner = JobRunner(dsn, JOBS)
