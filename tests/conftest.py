@@ -12,6 +12,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
 import pytest
 
 from db.databases import clone_migrated_database, drop_database

@@ -20,8 +20,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from db.pool import connect
-from streams.metrics import scrape
 from streams.devkit.services import free_port
+from streams.metrics import scrape
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -286,7 +286,8 @@ async def become_member(conn: asyncpg.Connection, workspace: uuid.UUID, role: st
     name = f"member_{uuid.uuid4().hex[:10]}"
     await conn.execute(f"CREATE ROLE {name} NOLOGIN IN ROLE learnstream_member")
     await conn.execute(f"GRANT {name} TO CURRENT_USER")
-    await conn.execute("INSERT INTO workspaces (id, name) VALUES ($1::uuid, $1::uuid::text) ON CONFLICT (id) DO NOTHING", workspace)
+    await conn.execute("INSERT INTO workspaces (id, name) VALUES ($1::uuid, $1::uuid::text) ON CONFLICT (id) DO NOTHING",
+                       workspace)
     await conn.execute("INSERT INTO workspace_members (workspace_id, role_name, role) VALUES ($1, $2, $3)",
                        workspace, name, role)
     await conn.execute(f"SET LOCAL ROLE {name}")

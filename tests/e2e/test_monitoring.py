@@ -16,10 +16,10 @@ import asyncpg
 import orjson
 import pytest
 
-from streams.publish import publish_messages
 from streams.devkit.services import free_port
 from streams.devkit.services.monitoring import find_binary, log_tail, start_prometheus
 from streams.devkit.synthetic import Generator
+from streams.publish import publish_messages
 from tests.support import wait_for_rows
 
 pytestmark = pytest.mark.services

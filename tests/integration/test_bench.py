@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from streams.devkit.bench.runner import Bench, Plan, table, write_json
 from streams.config import Settings
+from streams.devkit.bench.runner import Bench, Plan, table, write_json
 
 pytestmark = pytest.mark.services
 

@@ -194,7 +194,7 @@ def test_compose_kafka_is_single_node_kraft(services):
     assert env["KAFKA_NODE_ID"] == "1"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
-    listeners = dict(l.split("://", 1) for l in env["KAFKA_LISTENERS"].split(","))
+    listeners = dict(listener.split("://", 1) for listener in env["KAFKA_LISTENERS"].split(","))
     assert listeners["PLAINTEXT"].endswith(":9092") and listeners["CONTROLLER"].endswith(":9093")
     assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
     protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 
 from streams import health, metrics
-from streams.health import Check, DatabaseProbe, Probes, Readiness
 from streams.devkit.services import free_port
+from streams.health import Check, DatabaseProbe, Probes, Readiness
 
 
 class FakeIngest:

@@ -20,8 +20,8 @@ from db.alerts import add_rule
 from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.alerts.delivery.payloads import DELIVERY_HEADER, verify_signature
-from streams.publish import publish_messages
 from streams.devkit.services import free_port
+from streams.publish import publish_messages
 from tests.integration.test_cli import run
 from tests.support import NO_IDLE, QUICK_GROUP, SMALL, metric, read_topic, sample, window_base, workspace_messages
 

@@ -39,8 +39,8 @@ import asyncpg
 import pytest
 
 from db.pool import connect
-from streams.publish import publish_messages
 from streams.devkit.synthetic import Generator
+from streams.publish import publish_messages
 from streams.windows.input import workspace_partition
 from tests.support import NO_IDLE, metric, sample, window_base, workspace_messages
 
@@ -154,7 +154,7 @@ class Progress:
                     windows = await conn.fetchval(
                         "SELECT count(*) FROM performance_rollups WHERE metric_name <> $1", CLOSER)
                     self.samples.append((time.monotonic(), rows, windows))
-                except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     if conn is not None and not conn.is_closed():
                         conn.terminate()
                     conn = None

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from db.alerts import add_rule
 from db.pool import connect
 from schemas.alerts import AlertRule
-from streams.publish import publish_messages
 from streams.devkit.synthetic import Generator
+from streams.publish import publish_messages
 from streams.windows.input import workspace_partition
 from tests.support import SMALL, metric, read_topic, sample, wait_for_rows
 
@@ -108,7 +108,8 @@ def hostile(draw, kind: str) -> bytes:
         return _dumps({**ev, FIELDS[kind][0]: "@@"}).replace(b'"@@"', b'"\\ud800x"')
     if how == "key":
         return _dumps({**ev, draw(odd_text) or "_": draw(st.integers())})
-    return _dumps({**ev, draw(st.sampled_from(list(ev))): draw(st.one_of(st.none(), st.integers(), st.lists(st.integers(), max_size=3)))})
+    odd_value = st.one_of(st.none(), st.integers(), st.lists(st.integers(), max_size=3))
+    return _dumps({**ev, draw(st.sampled_from(list(ev))): draw(odd_value)})
 
 
 def _generate(kind: str, examples: int) -> list[bytes]:

@@ -13,8 +13,8 @@ import pytest
 
 from db.partitions import period_of
 from db.tables import TABLES
-from streams.publish import publish_messages
 from streams.devkit.synthetic import ID_FIELD, MEMBER_FAULTS, MESSAGE_FAULTS, Generator
+from streams.publish import publish_messages
 from tests.support import QUICK_GROUP, metric, publish_markers, read_topic, wait_for_ids, wait_for_rows
 
 pytestmark = pytest.mark.services
@@ -184,7 +184,7 @@ async def test_bad_input_goes_to_the_dlq_with_its_reason_and_the_rest_lands(stac
         await conn.close()
 
     m = worker.metrics()
-    for kind, topic in stack.topics.items():
+    for topic in stack.topics.values():
         assert metric(m, "learnstream_invalid_events_total", topic=topic, reason="too_many_events") == 1001
         for fault in MEMBER_FAULTS:
             assert metric(m, "learnstream_invalid_events_total", topic=topic, reason=fault) == 2

@@ -74,7 +74,8 @@ async def test_an_event_from_year_one_is_dead_lettered_and_a_replay_does_not_cra
     await publish_messages(stack.bootstrap, stack.topics["learning_event"],
                            [(ws.encode(), orjson.dumps(poison)), *workspace_messages(good, per=10)])
     # another writer of the internal topic: an item from year 1 sent straight to window-input
-    rogue = {"k": "learning_event", "w": ws, "t": "elsewhere", "i": [[[0, 1], -62135596800.0, [str(uuid.uuid4()), "x", None, 1], False]]}
+    rogue = {"k": "learning_event", "w": ws, "t": "elsewhere",
+             "i": [[[0, 1], -62135596800.0, [str(uuid.uuid4()), "x", None, 1], False]]}
     await publish_messages(stack.bootstrap, f"t{stack.tag}.window-input", [(ws.encode(), orjson.dumps(rogue))])
 
     assert await wait_for_rows(stack.dsn, {"learning_events": 20}) == {"learning_events": 20}

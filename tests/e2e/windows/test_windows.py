@@ -10,10 +10,10 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from db.pool import connect
 import orjson
 import pytest
 
+from db.pool import connect
 from schemas.rollups import LateEvent, Rollup
 from streams.publish import publish_messages
 from tests.support import NO_IDLE, QUICK_GROUP, SMALL, metric, read_topic, sample, wait_for_rows
@@ -31,7 +31,7 @@ async def test_rollups_match_the_events_and_late_events_are_set_aside(stack, sta
     base = _base()
     rng = random.Random(7)
     events, values = [], defaultdict(list)  # (tags, tumbling start) -> values
-    for i in range(300):
+    for _i in range(300):
         t = base + rng.uniform(0, 40)
         host = rng.choice(["a", "b"])
         v = round(rng.uniform(1, 500), 3)

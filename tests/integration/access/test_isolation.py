@@ -85,7 +85,8 @@ async def tenants(services):
                 await conn.execute(
                     "INSERT INTO alert_notifications (alert_id, workspace_id, fingerprint, status, severity, "
                     "threshold_value, alert_message, triggered_at, sent_at) "
-                    "VALUES ($1, $2::uuid, left(md5($2::uuid::text), 32), 'active', 'warning', 500, 'slow', now(), now())", rule, ws)
+                    "VALUES ($1, $2::uuid, left(md5($2::uuid::text), 32), 'active', 'warning', 500, 'slow', now(), now())",
+                    rule, ws)
             for name_, ws, role in (("alice", t.w1, "viewer"), ("edith", t.w1, "editor"), ("adam", t.w1, "admin"),
                                     ("olga", t.w1, "owner"), ("bob", t.w2, "viewer")):
                 role_name = t.role(name_)

@@ -310,7 +310,7 @@ async def _as_workspace(conn, workspace: uuid.UUID | None) -> None:
 # Seed 001's key queries, exactly as the seed writes them (query 5 through the fixed view)
 
 Q1_TOP_PATTERNS = """
-SELECT 
+SELECT
     pattern_type,
     AVG(success_rate) as avg_success,
     COUNT(*) as pattern_count
@@ -320,7 +320,7 @@ ORDER BY avg_success DESC
 LIMIT 10;
 """
 Q2_STYLES = """
-SELECT 
+SELECT
     style_tags,
     AVG(engagement_correlation) as avg_engagement
 FROM content_style_analysis
@@ -329,7 +329,7 @@ ORDER BY avg_engagement DESC
 LIMIT 10;
 """
 Q3_TRENDS = """
-SELECT 
+SELECT
     trend_type,
     platform,
     AVG(engagement_impact) as avg_impact
@@ -339,7 +339,7 @@ GROUP BY trend_type, platform
 ORDER BY avg_impact DESC;
 """
 Q4_IMPROVEMENTS = """
-SELECT 
+SELECT
     improvement_type,
     AVG(improvement_percentage) as avg_improvement,
     COUNT(*) as improvement_count

@@ -29,11 +29,11 @@ async def _post(conn, published: datetime, likes: int, connector: str = "me", sn
     await conn.execute(
         """INSERT INTO content (workspace_id, id, platform, connector_id, published_at, first_seen_at, last_seen_at,
                last_event_id) VALUES ($1, $2, 'tiktok', $3, $4, $4, $4, $5)""", W, cid, connector, published, uuid.uuid4())
-    for hours, views, l in (*snapshots, (48, 1000, likes)):  # the last (latest) snapshot counts
+    for hours, views, n_likes in (*snapshots, (48, 1000, likes)):  # the last (latest) snapshot counts
         await conn.execute(
             """INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform, views, likes,
                    recorded_at) VALUES ($1, $2, $3, 'tiktok', $4, $5, $6)""",
-            uuid.uuid4(), W, cid, views, l, published + timedelta(hours=hours))
+            uuid.uuid4(), W, cid, views, n_likes, published + timedelta(hours=hours))
 
 
 async def test_the_best_hours_of_a_crafted_month_in_the_accounts_zone(stack):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from db import retention
-from db.partitions import PARTITIONED, HORIZON, periods_around
+from db.partitions import HORIZON, PARTITIONED, periods_around
 from db.pool import connect
 from streams.jobs.catalog import JOBS
 from streams.jobs.runner import JobRunner

@@ -19,9 +19,9 @@ from PIL import Image
 from db.pool import connect
 from db.reports import store
 from schemas.reports import ReportDefinition
+from streams.devkit.services import browser
 from streams.reports.render import BAR_COLOUR, HEADER_COLOUR
 from streams.reports.runner import run_due_reports, run_report
-from streams.devkit.services import browser
 from tests.support import ROOT
 
 pytestmark = pytest.mark.services

@@ -17,7 +17,13 @@ from schemas.alerts import AlertNotification
 from schemas.channels import AlertChannel, redact_url
 from streams.alerts.delivery import alertmanager_endpoint, dead_letter_envelope
 from streams.alerts.delivery.payloads import (
-    alert_labels, alertmanager_alert, alertmanager_body, delivery_id, label_name, signature, verify_signature,
+    alert_labels,
+    alertmanager_alert,
+    alertmanager_body,
+    delivery_id,
+    label_name,
+    signature,
+    verify_signature,
     webhook_request,
 )
 from streams.alerts.delivery.service import InFlight, LaneEntry

@@ -197,6 +197,7 @@ def test_cli_durations_and_lines():
         parse_duration("tomorrow")
     e = AlertEngine([rule(nodata_after_s=60)])
     [fired] = feed(e, [900])
-    assert format_line(fired) == f"2026-11-23 12:00:00Z CRITICAL firing       latency high: 900 > 500 host=worker-1 [{fired.fingerprint}]"
+    assert format_line(fired) == ("2026-11-23 12:00:00Z CRITICAL firing       latency high: 900 > 500 host=worker-1 "
+                                  f"[{fired.fingerprint}]")
     [nodata] = e.tick(at(120))
     assert "nodata       latency high: no data host=worker-1" in format_line(nodata)

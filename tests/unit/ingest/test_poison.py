@@ -3,7 +3,6 @@ classification, produced messages split or cut to fit, window-input validated on
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import uuid
@@ -19,8 +18,8 @@ from pydantic import ValidationError
 
 from schemas.decode import decode_message
 from schemas.events import DeadLetter, DeadLetterError
-from streams.retry import CONTENT, TRANSIENT, UNKNOWN, PermanentFailure, Retrier, classify
 from streams.dead_letters import encode_dead_letter
+from streams.retry import CONTENT, TRANSIENT, UNKNOWN, PermanentFailure, Retrier, classify
 from streams.sizing import ItemTooLarge, MessageLimits, pack
 from streams.windows.input import parse_input
 
@@ -79,7 +78,7 @@ def test_an_engagement_peak_time_is_held_to_the_window_too():
     (asyncpg.exceptions.UndefinedTableError("x"), TRANSIENT),
     (asyncpg.exceptions.InterfaceError("connection is closed"), TRANSIENT),
     (ConnectionRefusedError(), TRANSIENT),
-    (asyncio.TimeoutError(), TRANSIENT),
+    (TimeoutError(), TRANSIENT),
     (kafka_errors.KafkaConnectionError(), TRANSIENT),
     (kafka_errors.KafkaTimeoutError(), TRANSIENT),
     (kafka_errors.NotLeaderForPartitionError(), TRANSIENT),

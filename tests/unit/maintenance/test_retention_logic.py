@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from db.partitions import PARTITIONED
 from db.backoff import Backoff
+from db.partitions import PARTITIONED
 from db.retention import RETAINED, Options, Partition, expired, parse_bound
 
 

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from streams.windows.panes import (
     SKETCH_ACCURACY,
+    EngagementAggregate,
     LearningAggregate,
     MetricAggregate,
-    WindowSpec,
-    EngagementAggregate,
     Windower,
+    WindowSpec,
     engagement_delta,
     is_learning_error,
 )

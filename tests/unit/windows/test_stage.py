@@ -13,8 +13,8 @@ import orjson
 from db.tables import TABLES
 from schemas.decode import decode_message
 from streams.config import Settings
-from streams.retry import Retrier
 from streams.dead_letters import DeadLetters
+from streams.retry import Retrier
 from streams.windows.input import window_messages, workspace_partition
 from streams.windows.panes import WindowSpec
 from streams.windows.stage import WindowStage
