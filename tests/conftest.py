@@ -51,6 +51,24 @@ def services() -> Iterator[dict[str, str]]:
     yield settings
 
 
+async def _delete_topics(bootstrap: str, tag: str) -> None:
+    """Delete a test's topics: its own and its workers' internal ones, all named t<tag>. or t<tag>-.
+    Without this a worktree that runs the suite again and again piles up partitions (the local
+    broker's 512 MB heap ran out at ~13,000, four runs). Best effort: the broker may be gone."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    try:
+        await admin.start()
+        mine = [t for t in await admin.list_topics() if t.startswith((f"t{tag}.", f"t{tag}-"))]
+        if mine:
+            await admin.delete_topics(mine)
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     """A fresh migrated database and unique topic names for one test."""
@@ -64,6 +82,7 @@ async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     finally:
         # connects afresh: a test may have restarted PostgreSQL meanwhile
         await drop_database(base, dbname)
+        await _delete_topics(st.bootstrap, st.tag)
         shutil.rmtree(f"/tmp/learnstream-test-{st.tag}", ignore_errors=True)
 
 

@@ -179,6 +179,7 @@ async def test_window_state_survives_a_sigkill(stack, start_worker):
     assert "window state recovered" in second[0].log()
 
 
+@pytest.mark.serial  # a rebalance between two workers: alone, not on a machine the parallel run keeps busy
 async def test_window_state_moves_with_its_partitions_when_a_second_worker_joins(stack, start_worker):
     first = start_worker(**NO_IDLE)
     joined = []
