@@ -80,10 +80,9 @@ async def test_exactly_the_distinct_rows_land_in_the_right_partitions(stack, sta
     want = {TABLES[k].name: len(v) for k, v in expected.items()}
     assert await wait_for_rows(stack.dsn, want, timeout=0) == want
 
-    conn = await asyncpg.connect(stack.dsn)
-    from db.pool import _init_connection
+    from db.pool import connect
 
-    await _init_connection(conn)
+    conn = await connect(stack.dsn)  # the service's codecs (jsonb as Python values)
     try:
         for kind, spec in TABLES.items():
             rows = await conn.fetch(f"SELECT tableoid::regclass::text AS part, * FROM {spec.name}")
