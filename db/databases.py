@@ -104,16 +104,18 @@ async def clone_migrated_database(admin_dsn: str, name: str, attempts: int = 40)
     """What create_migrated_database makes (every migration applied, today's partitions made), as
     a copy of a template database built once (CREATE DATABASE ... TEMPLATE): much faster when many
     databases are made, as the tests do."""
-    template = template_name()
-    await _ensure_template(admin_dsn, template)
     conn = await asyncpg.connect(admin_dsn)
     try:
         for attempt in range(attempts):
+            template = template_name()
+            await _ensure_template(admin_dsn, template)
             try:
                 await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
                 break
-            except asyncpg.ObjectInUseError:
-                # the template must have no session: another process's build just ended, or autovacuum
+            except (asyncpg.ObjectInUseError, asyncpg.InvalidCatalogNameError):
+                # in use: the template must have no session (another process's build just ended, or
+                # autovacuum); gone: the day turned and another process built the next one
+                _templates_ready.discard((admin_dsn, template))
                 if attempt == attempts - 1:
                     raise
                 await asyncio.sleep(0.25)
