@@ -10,7 +10,7 @@ import orjson
 from pydantic import BaseModel
 
 from schemas.alerts import AlertCommand, AlertNotification
-from schemas.events import CONTRACTS, MAX_EVENTS_PER_MESSAGE, DeadLetter
+from schemas.events import CONTRACTS, MAX_EVENTS_PER_MESSAGE, DeadLetter, UnroutedEvent
 from schemas.learning import DATA_CONTRACTS
 from schemas.rollups import LateEvent, Rollup
 
@@ -46,17 +46,21 @@ def documents() -> dict[str, bytes]:
             ],
         }
         out[f"{kind}.message.json"] = _dump(message)
-    # a learning event's event_data: the contract of its event_type
-    le = orjson.loads(out["learning_event.json"])
-    le["allOf"] = [
+    # learning_event.json is the raw log's gate (any event_data object); .routed adds the contract
+    # of each known event_type's event_data: what routing into the domain tables requires
+    routed = orjson.loads(out["learning_event.json"])
+    routed["$id"] = f"{SCHEMA_ID_BASE}learning_event.routed.json"
+    routed["title"] = "LearningEvent (routed)"
+    routed["allOf"] = [
         {"if": {"properties": {"event_type": {"const": t}}, "required": ["event_type"]},
          "then": {"properties": {"event_data": {"$ref": f"learning_event_data.{t}.json"}}}}
         for t in DATA_CONTRACTS
     ]
-    out["learning_event.json"] = _dump(le)
+    out["learning_event.routed.json"] = _dump(routed)
     for t, model in DATA_CONTRACTS.items():
         out[f"learning_event_data.{t}.json"] = _dump(_document(f"learning_event_data.{t}", model))
     out["dead_letter.json"] = _dump(_document("dead_letter", DeadLetter))
+    out["unrouted_event.json"] = _dump(_document("unrouted_event", UnroutedEvent))
     out["alert_notification.json"] = _dump(_document("alert_notification", AlertNotification))
     out["alert_command.json"] = _dump(_document("alert_command", AlertCommand))
     out["rollup.json"] = _dump(_document("rollup", Rollup))

@@ -1,19 +1,27 @@
 """The `event_data` contract of each learning event type (pydantic v2). No I/O.
 
-A learning event's `event_type` chooses the contract its `event_data` must meet; the worker stores
-the event in learning_events (the raw log) and routes it into its domain table (db/domain/). Every
-contract forbids unknown fields; `context` is there for free-form detail, `error` marks an event
-that reports a failure (the window stage's error rate counts it).
+A learning event's `event_type` chooses the contract its `event_data` must meet to be routed into
+its domain table (db/domain/). The contract does not gate the raw log: an event with a valid
+envelope is stored in learning_events as sent, and one whose event_data misses its type's contract
+is recorded as unrouted (`check_event_data`). Contracts are tolerant of fields they do not know
+(routing ignores them; the raw log keeps them) and strict on the types of those they do;
+`context` is there for free-form detail, `error` marks an event that reports a failure (the window
+stage's error rate counts it).
+
+Compatibility (docs/domain.md): a contract may gain optional fields; anything else (a field
+removed, renamed, made required, retyped or narrowed) needs a new event type name, or a
+`version` field in event_data that the new contract requires.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from schemas.types import JsonObject, Name50, Name100, Name255, NestedTime
+from schemas.types import JsonObject, Name50, Name100, Name255, NestedTime, safe_dumps
 
 Text = Annotated[str, StringConstraints(max_length=32_768)]
 ShortText = Annotated[str, StringConstraints(max_length=2_000)]
@@ -24,8 +32,13 @@ Count = Annotated[int, Field(ge=0, le=2_147_483_647)]
 BigCount = Annotated[int, Field(ge=0, le=9_223_372_036_854_775_807)]
 
 
+#: unknown fields are ignored (left out of the routed record, kept in the raw log) and the JSON
+#: Schemas say so
+TOLERANT = ConfigDict(extra="ignore", frozen=True, json_schema_extra={"additionalProperties": True})
+
+
 class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TOLERANT
 
     error: bool | ShortText | None = Field(None, description="set when the event reports a failure")
     context: JsonObject | None = Field(None, description="free-form detail (JSON object)")
@@ -298,7 +311,7 @@ class SystemOptimization(ImprovementMeasured):
 
 
 class PromptTemplate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TOLERANT
 
     name: Name255
     version: Name50 = "1"
@@ -307,7 +320,7 @@ class PromptTemplate(BaseModel):
 
 
 class Suggestion(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TOLERANT
 
     suggestion_id: UUID
     suggestion_type: Name100
@@ -365,5 +378,39 @@ DATA_CONTRACTS: dict[str, type[_Data]] = {
 
 
 def data_dump(model: BaseModel) -> dict[str, Any]:
-    """The stored form of validated event_data: JSON types, unset optional fields left out."""
+    """The routed form of validated event_data: JSON types, unset optional fields left out."""
     return model.model_dump(mode="json", exclude_none=True)
+
+
+#: most errors kept of an event_data that misses its contract, and the longest one
+MAX_ERRORS, MAX_ERROR_CHARS = 10, 500
+
+
+@dataclass(frozen=True, slots=True)
+class DataVerdict:
+    """event_data judged by its type's contract: `record` is what routing reads (the contract's
+    fields, defaults filled in, unknown fields left out), or `errors` say why it cannot be routed."""
+
+    record: dict[str, Any] | None
+    errors: tuple[str, ...] = ()
+
+
+def check_event_data(event_type: str, data: dict[str, Any]) -> DataVerdict | None:
+    """The verdict of `event_type`'s contract on `data` (validated as JSON, as a producer's message
+    is); None for a type without a contract."""
+    contract = DATA_CONTRACTS.get(event_type)
+    if contract is None:
+        return None
+    raw = safe_dumps(data)
+    if raw is None:  # pragma: no cover - the envelope refused what cannot be written
+        return DataVerdict(None, ("(event_data): cannot be written as JSON",))
+    try:
+        return DataVerdict(data_dump(contract.model_validate_json(raw)))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        return DataVerdict(None, tuple(
+            f"{'.'.join(str(p) for p in e['loc']) or '(event_data)'}: {e['msg']}"[:MAX_ERROR_CHARS]
+            for e in errors[:MAX_ERRORS]
+        ))
+    except (ValueError, TypeError, RecursionError, OverflowError) as exc:  # a validator's own failure on odd input
+        return DataVerdict(None, (f"(event_data): {exc.__class__.__name__}: {exc}"[:MAX_ERROR_CHARS],))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import available_timezones
@@ -27,11 +28,40 @@ def safe_dumps(value: Any) -> bytes | None:
             return None
 
 
+def _unstorable(value: Any, path: str = "") -> str | None:
+    """Where `value` holds what PostgreSQL's jsonb cannot store as sent: a number that is not finite
+    (NaN, Infinity, beyond the double range: JSON has no such numbers, and orjson would write null)
+    or a NUL character (jsonb refuses \\u0000). None: storable."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path or '(value)'}: {value} is not a finite number"
+    if isinstance(value, str):
+        return f"{path or '(value)'}: a \\u0000 character" if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                return f"{path}.{k!r}: a \\u0000 character in a key"
+            found = _unstorable(v, f"{path}.{k}" if path else k)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _unstorable(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def _object_size_limit(value: dict[str, Any]) -> dict[str, Any]:
     try:
-        size = len(orjson.dumps(value))
+        data = orjson.dumps(value)
     except TypeError as exc:  # what JSONB (through orjson) cannot hold: an integer past 64 bits, nesting past 255
         raise PydanticCustomError("unstorable", "object cannot be stored: {why}", {"why": str(exc)}) from None
+    size = len(data)
+    # orjson writes a non-finite number as null and a NUL as \u0000: only then is the object walked
+    if b"null" in data or b"\\u0000" in data:
+        why = _unstorable(value)
+        if why is not None:
+            raise PydanticCustomError("unstorable", "object cannot be stored: {why}", {"why": why})
     if size > MAX_OBJECT_BYTES:
         raise PydanticCustomError(
             "oversize",

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from schemas.decode import decode_message
-from schemas.learning import DATA_CONTRACTS
+from schemas.learning import DATA_CONTRACTS, check_event_data
 from streams.devkit.mix import MixGenerator
 
 
@@ -28,40 +28,77 @@ def test_every_event_type_of_the_mix_meets_its_contract_and_every_type_appears()
     assert mix.events["content_item"] > 0 and mix.events["account_snapshot"] > 0
 
 
-def test_event_data_is_validated_by_its_type_and_stored_in_its_normal_form():
+def test_event_data_is_stored_as_sent_and_routed_in_its_normal_form():
     pid, mid = str(uuid.uuid4()), str(uuid.uuid4())
-    ok = decode_message(_event("model_prediction", {"prediction_id": pid, "model_id": mid,
-                                                    "prediction_type": "viral_score", "predicted_score": 3}),
-                        "learning_event")
-    (ev,) = ok.events
-    # validated and dumped: the score is a float, unset optional fields are left out
-    assert ev.event_data == {"prediction_id": pid, "model_id": mid, "prediction_type": "viral_score",
-                             "predicted_score": 3.0}
+    sent = {"prediction_id": pid, "model_id": mid, "prediction_type": "viral_score", "predicted_score": 3,
+            "calibrated": True}
+    (ev,) = decode_message(_event("model_prediction", sent), "learning_event").events
+    assert ev.event_data == sent  # the raw log keeps what the producer sent, its unknown field too
+    verdict = check_event_data(ev.event_type, ev.event_data)
+    # routed: validated and dumped, the score a float, unset optional fields and unknown ones left out
+    assert verdict.record == {"prediction_id": pid, "model_id": mid, "prediction_type": "viral_score",
+                              "predicted_score": 3.0}
+    assert verdict.errors == ()
+
+
+def test_the_raw_log_takes_any_event_type_of_the_documented_form_and_any_event_data():
+    for event_type in ("pattern_detection", "user_feedback", "Model.Prediction", "a", "x" * 100, "ns:type/v2-beta"):
+        (ev,) = decode_message(_event(event_type, {"score": 0.71}), "learning_event").events
+        assert (ev.event_type, ev.event_data) == (event_type, {"score": 0.71})
+    assert check_event_data("Model.Prediction", {}) is None  # no contract: stored, counted, not routed
+    for bad in ("", "x" * 101, "-leading", "with space", "ünïcode", "tab\t"):
+        (err,) = decode_message(_event(bad, {}), "learning_event").rejected.errors
+        assert (err.reason, err.path) in {("schema", "event_type"), ("oversize", "event_type")}, (bad, err)
 
 
 @pytest.mark.parametrize(
-    "event_type,data,reason,needle",
+    "value,needle",
+    [(b"NaN", "not a finite number"), (b"Infinity", "not a finite number"), (b"-1e400", "not a finite number"),
+     (b'"a\\u0000b"', "\\u0000"), (b'{"k\\u0000": 1}', "\\u0000")],
+)
+def test_event_data_postgresql_cannot_store_as_sent_is_refused_by_the_envelope(value, needle):
+    raw = _event("anything", {"x": "HOLE"}).replace(b'"HOLE"', value)
+    (err,) = decode_message(raw, "learning_event").rejected.errors
+    assert (err.reason, err.path) == ("schema", "event_data")
+    assert needle in err.message, err.message
+    # a null, a backslash and the text "null" are fine
+    (ev,) = decode_message(_event("anything", {"x": None, "y": "null \\u0000", "z": [1.5, None]}), "learning_event").events
+    assert ev.event_data == {"x": None, "y": "null \\u0000", "z": [1.5, None]}
+
+
+@pytest.mark.parametrize(
+    "event_type,data,needle",
     [
         ("model_prediction", {"prediction_id": "x", "model_id": str(uuid.uuid4()), "prediction_type": "v",
-                              "predicted_score": 1}, "schema", "prediction_id"),
+                              "predicted_score": 1}, "prediction_id"),
         ("model_prediction", {"prediction_id": str(uuid.uuid4()), "model_id": str(uuid.uuid4()),
-                              "prediction_type": "v"}, "schema", "predicted_score or predicted_value"),
-        ("user_feedback", {"rating": 3}, "schema", "exactly one of prediction_id and suggestion_id"),
+                              "prediction_type": "v"}, "predicted_score or predicted_value"),
+        ("user_feedback", {"rating": 3}, "exactly one of prediction_id and suggestion_id"),
         ("training_progress", {"session_id": str(uuid.uuid4()), "model_id": str(uuid.uuid4()), "status": "paused"},
-         "schema", "status"),
-        ("pattern_detection", {"pattern_type": "hook", "pattern_name": "q", "signature": {}, "source_id": "p",
-                               "surprise": 1}, "schema", "surprise: Extra inputs are not permitted"),
-        ("style_analysis", {"content_id": str(uuid.uuid4()), "style_tags": ["x" * 101]}, "oversize", "style_tags.0"),
-        ("embedding_computed", {"entity_type": "content", "entity_id": "a", "model": "m", "vector": []},
-         "schema", "vector"),
+         "status"),
+        ("pattern_detection", {"score": 0.71}, "pattern_type: Field required"),
+        ("style_analysis", {"content_id": str(uuid.uuid4()), "style_tags": ["x" * 101]}, "style_tags.0"),
+        ("embedding_computed", {"entity_type": "content", "entity_id": "a", "model": "m", "vector": []}, "vector"),
+        ("trend_detected", {"platform": "tiktok", "trend_type": "hashtag", "trend_key": "#x",
+                            "end_time": "9999-01-01T00:00:00Z"}, "end_time"),
     ],
 )
-def test_a_bad_event_data_is_rejected_with_its_reason_and_where(event_type, data, reason, needle):
-    decoded = decode_message(_event(event_type, data), "learning_event")
-    assert decoded.events == []
-    (err,) = decoded.rejected.errors
-    assert (err.reason, err.path) == (reason, "event_data")
-    assert needle in err.message
+def test_a_bad_event_data_is_stored_and_not_routed_with_its_reasons(event_type, data, needle):
+    (ev,) = decode_message(_event(event_type, data), "learning_event").events
+    assert ev.event_data == data
+    verdict = check_event_data(event_type, ev.event_data)
+    assert verdict.record is None
+    assert any(needle in e for e in verdict.errors), verdict.errors
+
+
+def test_unknown_fields_are_ignored_by_routing_nested_ones_too():
+    data = {"model": "m", "prompt": "p", "new_field": {"a": 1},
+            "prompt_template": {"name": "t", "template": "x", "owner": "z"},
+            "suggestions": [{"suggestion_id": str(uuid.uuid4()), "suggestion_type": "s", "content": "c", "rank": 1}]}
+    record = check_event_data("ai_interaction", data).record
+    assert "new_field" not in record and "owner" not in record["prompt_template"] and "rank" not in record["suggestions"][0]
+    # an unknown field cannot smuggle an envelope field into the routed record
+    assert "workspace_id" not in check_event_data("ai_interaction", {**data, "workspace_id": str(uuid.uuid4())}).record
 
 
 def test_content_items_and_account_snapshots_reject_what_their_tables_could_not_hold():
@@ -83,12 +120,3 @@ def test_content_items_and_account_snapshots_reject_what_their_tables_could_not_
     item |= {"media": [], "published_at": "2999-01-01T00:00:00Z"}
     (err,) = decode_message(orjson.dumps(item), "content_item", accept).rejected.errors
     assert (err.reason, err.path) == ("timestamp_out_of_range", "published_at")
-
-
-def test_a_far_off_time_inside_event_data_is_out_of_range():
-    data = {"platform": "tiktok", "trend_type": "hashtag", "trend_key": "#x", "end_time": "9999-01-01T00:00:00Z"}
-    (err,) = decode_message(_event("trend_detected", data), "learning_event").rejected.errors
-    assert (err.reason, err.path) == ("timestamp_out_of_range", "event_data")
-    assert "end_time" in err.message
-    data["end_time"] = "2099-12-31T00:00:00Z"  # a planned end far ahead is fine
-    assert decode_message(_event("trend_detected", data), "learning_event").rejected is None
