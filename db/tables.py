@@ -13,7 +13,7 @@ from typing import Any, Literal
 import orjson
 
 from db.domain import accounts, content
-from db.domain.routing import route_learning_events
+from db.domain.routing import LEARNING_COLUMNS, RouteReport, route_learning_events
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class TableSpec:
     row: Callable[[Any], tuple]
     #: run in the transaction that stores rows, with the rows new in the table (db.writer): the
     #: learning events' routing into the domain tables
-    route: Callable[[Any, list[tuple]], Awaitable[Any]] | None = None
+    route: Callable[[Any, list[tuple]], Awaitable[RouteReport]] | None = None
 
     @property
     def time_index(self) -> int:
@@ -95,11 +95,7 @@ LEARNING_EVENTS = TableSpec(
     name="learning_events",
     time_column="timestamp",
     period="month",
-    columns=(
-        "id", "workspace_id", "event_type", "event_subtype", "timestamp", "source_system",
-        "entity_type", "entity_id", "event_data", "user_id", "session_id", "processing_time_ms",
-        "metadata",
-    ),
+    columns=LEARNING_COLUMNS,
     row=_row_of(
         "event_id", "workspace_id", "event_type", "event_subtype", "timestamp", "source_system",
         "entity_type", "entity_id", "event_data", "user_id", "session_id", "processing_time_ms",

@@ -35,6 +35,7 @@ from uuid import UUID
 
 import asyncpg
 
+from db.domain.routing import RouteReport
 from db.errors import CONTENT, TRANSIENT, classify_db
 from db.partitions import period_of
 from db.tables import TableSpec, UpsertSpec
@@ -69,6 +70,8 @@ class WriteResult:
     #: positions of the rows that are in the table now, first occurrences only: stored by this
     #: call or stored before (a redelivery, a producer's repeat), not rejected
     accepted: list[int] = field(default_factory=list)
+    #: what routing did with the rows new in the table (learning events), committed transactions only
+    routing: RouteReport = field(default_factory=RouteReport)
 
 
 class WritePolicy:
@@ -147,33 +150,35 @@ def _unique(spec: TableSpec, rows: list[tuple]) -> tuple[list[tuple], list[int]]
 
 
 async def _write_staged(conn: asyncpg.Connection, spec: TableSpec | UpsertSpec, rows: list[tuple],
-                        route: bool = True) -> int:
+                        route: bool = True) -> tuple[int, RouteReport | None]:
+    report = None
     async with conn.transaction():
         if isinstance(spec, UpsertSpec):
-            return await spec.apply(conn, rows)
+            return await spec.apply(conn, rows), None
         await conn.copy_records_to_table(spec.staging, records=rows, columns=spec.columns)
         if spec.route is None or not route:
             status = await conn.execute(spec.insert_sql())
-            return int(status.rsplit(" ", 1)[1])
+            return int(status.rsplit(" ", 1)[1]), None
         # the rows new in the table (not a redelivery) are routed, in this transaction
         stored = await conn.fetch(spec.insert_sql() + f' RETURNING "{spec.time_column}", id')
         if stored:
             new = {(r[0], r[1]) for r in stored}
             ti = spec.time_index
-            await spec.route(conn, [row for row in rows if (row[ti], row[0]) in new])
-        return len(stored)
+            report = await spec.route(conn, [row for row in rows if (row[ti], row[0]) in new])
+    return len(stored), report
 
 
 async def _write_direct(conn: asyncpg.Connection, spec: TableSpec, rows: list[tuple], partition: str,
-                        route: bool = True) -> int:
+                        route: bool = True) -> tuple[int, RouteReport | None]:
+    report = None
     async with conn.transaction():
         await conn.copy_records_to_table(partition, records=rows, columns=spec.columns)
         # the COPY holds the partition: a detach (which needs it exclusively) has happened before or waits
         if not await conn.fetchval(_STILL_ATTACHED, partition, spec.name):
             raise _PartitionGone(partition)
         if spec.route is not None and route:
-            await spec.route(conn, rows)
-    return len(rows)
+            report = await spec.route(conn, rows)
+    return len(rows), report
 
 
 async def write_rows(
@@ -196,7 +201,10 @@ async def write_rows(
     if partition is not None:
         t0 = time.perf_counter()
         try:
-            result.inserted += await _write_direct(conn, spec, unique, partition, route)
+            inserted, report = await _write_direct(conn, spec, unique, partition, route)
+            result.inserted += inserted
+            if report is not None:
+                result.routing.add(report)
             result.accepted = positions
             result.direct += 1
             return result
@@ -230,7 +238,7 @@ async def _write_bisecting(
         chunk = rows[start:end]
         t0 = time.perf_counter()
         try:
-            inserted = await _write_staged(conn, spec, chunk, route)
+            inserted, report = await _write_staged(conn, spec, chunk, route)
         except Exception as exc:
             if not _row_error(exc, isolate):
                 raise
@@ -247,5 +255,7 @@ async def _write_bisecting(
         result.transactions += 1
         result.staged += 1
         result.inserted += inserted
+        if report is not None:
+            result.routing.add(report)
         result.duplicates += len(chunk) - inserted
     result.rejected.sort()

@@ -24,6 +24,7 @@ from streams.alerts.runtime import AlertRuntime
 from streams.config import Settings
 from streams.dead_letters import DeadLetters
 from streams.domain.parked import ParkedEvents
+from streams.domain.unrouted import UnroutedNotices
 from streams.ingest.consumer import IngestConsumer
 from streams.ingest.registration import WorkspaceRegistry
 from streams.ingest.sink import BatchSink
@@ -66,6 +67,12 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         publish_dead_letter, Retrier(settings.db_retry_initial_s, settings.db_retry_max_s),
         limits.budget(settings.dlq_topic),
     )
+    unrouted_topic = app.topic(settings.unrouted_topic, key_type=bytes, value_type=bytes)
+
+    async def publish_unrouted(key: bytes | None, value: bytes):
+        return await unrouted_topic.send(key=key, value=value)
+
+    unrouted = UnroutedNotices(publish_unrouted, Retrier(settings.db_retry_initial_s, settings.db_retry_max_s))
     pool = SharedPool(settings.database_url, settings.db_pool_size)
     lags = []  # the ingest consumer's lags, once it exists (the window stage reads them)
     stage = _window_stage(app, settings, pool, dead_letters, limits, lags) if settings.windows_enabled else None
@@ -84,6 +91,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
             max_future_s=settings.timestamp_max_future_s,
             route=settings.domain_routing,
             workspaces=registry,
+            unrouted=unrouted,
         )
     ingest = IngestConsumer(settings, sinks, stage, dead_letters)
     lags.append(ingest.lags)

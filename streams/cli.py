@@ -68,13 +68,14 @@ def register() -> click.Group:
     from streams.alerts.channels_cli import channels
     from streams.alerts.cli import alerts
     from streams.alerts.rules_cli import metrics_cmd, rules
+    from streams.domain.cli import domain
     from streams.jobs.cli import jobs
     from streams.maintenance.cli import maintenance
     from streams.reports.cli import reports
 
     for sub in (rules, metrics_cmd, channels):
         alerts.add_command(sub)
-    for group in (alerts, jobs, reports, workspaces, access, audit, maintenance):
+    for group in (alerts, domain, jobs, reports, workspaces, access, audit, maintenance):
         cli.add_command(group)
     return cli
 

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn, TypeVar
 
 import asyncpg
@@ -83,3 +83,17 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(seconds=duration_s(text))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """A time on the command line: ISO (`2026-03-15`, `2026-03-15T01:30:00+01:00`; UTC when it has
+    no offset) or a duration ago (`90m`, `2d`); a bad one is the option's usage error."""
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return datetime.now(UTC) - timedelta(seconds=duration_s(text))
+        except ValueError:
+            raise click.BadParameter(f"{text!r} is neither an ISO time (2026-03-15T01:30:00Z) nor a duration ago "
+                                     "(90m, 2d)", param_hint=option) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     content_topic: str = Field("content-items", description="post metadata scraped per platform")
     accounts_topic: str = Field("account-snapshots", description="accounts' state over time: own and competitors'")
     dlq_topic: str = Field("learnstream.dlq", description="dead letters: bad input, with the reason and stage")
+    unrouted_topic: str = Field(
+        "learnstream.unrouted", description="learning events stored but not routed into the domain tables, "
+        "with the reason (their producer's team reads it; `learnstream domain unrouted` lists them)"
+    )
     alert_notifications_topic: str = Field(
         "alert-notifications", description="alert notifications (one per state change), as the alert engine sends them"
     )

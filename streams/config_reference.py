@@ -29,7 +29,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Connections and identity": ("kafka_bootstrap", "database_url", "app_id"),
     "Topics": (
         "learning_topic", "performance_topic", "engagement_topic", "content_topic", "accounts_topic",
-        "dlq_topic", "window_input_topic", "rollups_topic", "late_events_topic",
+        "dlq_topic", "unrouted_topic", "window_input_topic", "rollups_topic", "late_events_topic",
         "alert_notifications_topic", "alert_commands_topic", "alert_undelivered_topic", "topic_partitions",
     ),
     "Ingest: batches, writes, retries": (

@@ -30,6 +30,15 @@ ROWS_INSERTED = Counter("rows_inserted", "rows inserted", ["table"], namespace=_
 DUPLICATES_SKIPPED = Counter(
     "duplicates_skipped", "rows skipped because the event was already stored", ["table"], namespace=_NS
 )
+UNROUTED = Counter(
+    "unrouted", "learning events stored in the raw log but not routed into the domain tables: event_data "
+    "misses its type's contract (contract), a domain table refused the record (refused), or the type has no "
+    "contract (unknown_type; the first 50 unknown names get their own label, later ones '(other)')",
+    ["event_type", "reason"], namespace=_NS,
+)
+UNROUTED_ANNOUNCED = Counter(
+    "unrouted_announced", "notices published to the unrouted topic", namespace=_NS,
+)
 DLQ_PUBLISHED = Counter(
     "dlq_published", "dead-letter envelopes published", ["source_topic"], namespace=_NS
 )

@@ -34,14 +34,14 @@ class SchemaNotReady(CommandError):
 async def preflight(settings: Settings) -> MessageLimits:
     """Kafka reachable and topics declared (else KafkaUnavailable); the size budgets of the topics
     produced to; schema current if the DB answers."""
-    topics = [*settings.source_topics.values(), settings.dlq_topic]
+    topics = [*settings.source_topics.values(), settings.dlq_topic, settings.unrouted_topic]
     if settings.windows_enabled:
         topics += [settings.window_input_topic, settings.rollups_topic, settings.late_events_topic,
                    settings.alert_notifications_topic, settings.alert_commands_topic]
     created = await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
     if created:
         log.info("created topics %s with %d partitions", ", ".join(created), settings.topic_partitions)
-    produced = [settings.dlq_topic, *topics[len(settings.source_topics) + 1:], f"{settings.app_id}-windows-changelog"]
+    produced = [*topics[len(settings.source_topics):], f"{settings.app_id}-windows-changelog"]
     limits = await message_limits(settings.kafka_bootstrap, produced, settings.producer_max_request_size)
     small = {t: limits.budget(t) for t in produced if limits.budget(t) < MIN_BUDGET}
     if small:

@@ -56,6 +56,10 @@ class Stack:
         return f"t{self.tag}.dlq"
 
     @property
+    def unrouted(self) -> str:
+        return f"t{self.tag}.unrouted"
+
+    @property
     def rollups(self) -> str:
         return f"t{self.tag}.rollups"
 
@@ -87,6 +91,7 @@ class Stack:
             LEARNSTREAM_CONTENT_TOPIC=self.domain_topics["content_item"],
             LEARNSTREAM_ACCOUNTS_TOPIC=self.domain_topics["account_snapshot"],
             LEARNSTREAM_DLQ_TOPIC=self.dlq,
+            LEARNSTREAM_UNROUTED_TOPIC=self.unrouted,
             LEARNSTREAM_WINDOW_INPUT_TOPIC=f"t{self.tag}.window-input",
             LEARNSTREAM_ROLLUPS_TOPIC=self.rollups,
             LEARNSTREAM_LATE_EVENTS_TOPIC=self.late_events,

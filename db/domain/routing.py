@@ -1,6 +1,12 @@
 """Routing learning events into their domain tables, inside the transaction that stores them in
-learning_events (db/writer.py calls `route_learning_events` with the rows that are new there, so
-a redelivered event is routed never twice).
+learning_events (db/writer.py calls `route_learning_events` with the rows that are new there), and
+again from the raw log by `learnstream domain reroute` (the routes are idempotent: routing an event
+twice, or events in another order, gives the same rows).
+
+The raw log takes every event with a valid envelope; routing is where the contract of a known
+type's event_data applies (schemas.learning.check_event_data). An event whose event_data misses it,
+or whose record a domain table refuses, is recorded in unrouted_events (db/domain/unrouted.py);
+an event of a type without a contract is only counted.
 
 Each event type has a Route: the statements that apply its records, in order, and for a type that
 refers to another entity (an outcome to its prediction, an assignment to its experiment) a `park`
@@ -13,8 +19,9 @@ long, for the dead-letter topic.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +29,9 @@ import asyncpg
 import orjson
 
 from db.domain import ai_context, evolution, experiments, insights, models, patterns, predictions
+from db.domain.unrouted import Unrouted, forget_unrouted, record_unrouted
 from db.errors import CONTENT, UNKNOWN, classify_db
+from schemas.learning import MAX_ERROR_CHARS, check_event_data
 
 
 @dataclass(frozen=True)
@@ -58,28 +67,46 @@ ROUTES: tuple[Route, ...] = (
 )
 ROUTED: frozenset[str] = frozenset(r.event_type for r in ROUTES)
 
-# learning_events row positions (db.tables.LEARNING_EVENTS.columns)
+#: learning_events' columns, in the order of the rows the writer stores and routes (db.tables)
+LEARNING_COLUMNS = (
+    "id", "workspace_id", "event_type", "event_subtype", "timestamp", "source_system", "entity_type", "entity_id",
+    "event_data", "user_id", "session_id", "processing_time_ms", "metadata",
+)
 _ID, _WS, _TYPE, _SUBTYPE, _TS, _SOURCE, _ETYPE, _EID, _DATA, _USER, _SESSION = range(11)
 
 
-def record_of(row: tuple) -> dict[str, Any]:
-    """A learning_events row -> the record its route reads: the envelope's fields (event_id,
-    workspace_id, event_type, ts, source_system, entity_type, entity_id, user_id, session_id) and
-    event_data's (no contract has the first four)."""
+def record_of(row: tuple, data: dict[str, Any]) -> dict[str, Any]:
+    """A learning_events row and its event_data as its contract reads it (schemas.learning:
+    check_event_data) -> the record its route reads: the envelope's fields (event_id, workspace_id,
+    event_type, ts, source_system, entity_type, entity_id, user_id, session_id) and event_data's
+    (no contract has the first four; unknown fields of event_data are not in `data`)."""
     rec = {
         "event_id": row[_ID], "workspace_id": row[_WS], "event_type": row[_TYPE], "ts": row[_TS],
         "source_system": row[_SOURCE], "entity_type": row[_ETYPE], "entity_id": row[_EID],
         "user_id": row[_USER], "session_id": row[_SESSION],
     }
-    rec.update(row[_DATA])  # event_data's own fields (a training session's session_id) come first
+    rec.update(data)  # event_data's own fields (a training session's session_id) come first
     return rec
 
 
-def _by_type(rows: Iterable[tuple]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        out.setdefault(row[_TYPE], []).append(record_of(row))
-    return out
+@dataclass
+class RouteReport:
+    """What routing did with a set of stored learning events."""
+
+    routed: int = 0
+    #: records parked by type (their referent has not come yet; routed when it does)
+    parked: dict[str, int] = field(default_factory=dict)
+    #: known types not routed: event_data misses its contract, or a domain table refused the record
+    unrouted: list[Unrouted] = field(default_factory=list)
+    #: events of types without a contract, by type (stored, not routed, not recorded per event)
+    unknown: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: RouteReport) -> None:
+        self.routed += other.routed
+        for t, n in other.parked.items():
+            self.parked[t] = self.parked.get(t, 0) + n
+        self.unrouted += other.unrouted
+        self.unknown.update(other.unknown)
 
 
 async def apply_records(conn: asyncpg.Connection, by_type: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
@@ -100,11 +127,64 @@ async def apply_records(conn: asyncpg.Connection, by_type: dict[str, list[dict[s
     return parked
 
 
-async def route_learning_events(conn: asyncpg.Connection, rows: list[tuple]) -> dict[str, int]:
-    """Route learning_events rows (new in this transaction) into the domain tables."""
+async def apply_isolating(conn: asyncpg.Connection, by_type: dict[str, list[dict[str, Any]]]
+                          ) -> tuple[dict[str, int], list[tuple[str, dict[str, Any], str]]]:
+    """apply_records in a savepoint; should PostgreSQL refuse a record for its content (a unique key
+    another event holds, a CHECK), the records are applied one at a time, in route order, each in
+    its own savepoint, and those refused alone are handed back instead of failing the others.
+    Failures of the server or the connection are raised. -> (parked by type, [(type, record, why)])."""
+    try:
+        async with conn.transaction():
+            return await apply_records(conn, by_type), []
+    except Exception as exc:  # decided by classify_db below
+        if classify_db(exc) not in (CONTENT, UNKNOWN):
+            raise
+    parked: dict[str, int] = {}
+    refused: list[tuple[str, dict[str, Any], str]] = []
+    for route in ROUTES:
+        for record in by_type.get(route.event_type, ()):
+            try:
+                async with conn.transaction():
+                    for t, n in (await apply_records(conn, {route.event_type: [record]})).items():
+                        parked[t] = parked.get(t, 0) + n
+            except Exception as one:  # as above
+                if classify_db(one) not in (CONTENT, UNKNOWN):
+                    raise
+                refused.append((route.event_type, record, f"{one.__class__.__name__}: {one}"[:MAX_ERROR_CHARS]))
+    return parked, refused
+
+
+async def route_learning_events(conn: asyncpg.Connection, rows: Sequence[Sequence[Any]], *,
+                                rerouting: bool = False) -> RouteReport:
+    """Route stored learning_events rows into the domain tables, in the caller's transaction: each
+    known type's event_data judged by its contract; what meets it applied (a record a domain table
+    refuses is kept out alone); what does not, or was refused, recorded in unrouted_events; unknown
+    types counted. `rerouting`: the rows may have been routed or recorded unrouted before (`learnstream
+    domain reroute`): the routes are idempotent, and the events routed now leave unrouted_events."""
+    report = RouteReport()
     if not rows:
-        return {}
-    return await apply_records(conn, _by_type(rows))
+        return report
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        event_type = row[_TYPE]
+        verdict = check_event_data(event_type, row[_DATA])
+        if verdict is None:
+            report.unknown[event_type] += 1
+        elif verdict.record is None:
+            report.unrouted.append(Unrouted(row[_WS], row[_ID], row[_TS], event_type, "contract", verdict.errors))
+        else:
+            by_type.setdefault(event_type, []).append(record_of(row, verdict.record))
+    if by_type:
+        report.parked, refused = await apply_isolating(conn, by_type)
+        routed = {(r["workspace_id"], r["event_id"], r["ts"]) for records in by_type.values() for r in records}
+        for event_type, r, why in refused:
+            routed.discard((r["workspace_id"], r["event_id"], r["ts"]))
+            report.unrouted.append(Unrouted(r["workspace_id"], r["event_id"], r["ts"], event_type, "refused", (why,)))
+        report.routed = len(routed) - sum(report.parked.values())  # parked: routed when the referent comes
+        if rerouting:
+            await forget_unrouted(conn, list(routed))
+    await record_unrouted(conn, report.unrouted)
+    return report
 
 
 _TAKE_PARKED = """
@@ -136,24 +216,12 @@ async def resume_parked(conn: asyncpg.Connection, limit: int = 5000,
         taken = await conn.fetch(_TAKE_PARKED, limit)
         if not taken:
             return 0, 0, 0
+        parked, refused = await apply_isolating(conn, _records(taken))
         failed: list[tuple[Any, str]] = []
-        try:
-            async with conn.transaction():  # a savepoint: a refusal undoes only this attempt
-                parked = await apply_records(conn, _records(taken))
-        except Exception as exc:  # decided by classify_db below
-            if classify_db(exc) not in (CONTENT, UNKNOWN):
-                raise
-            parked = {}
-            for r in taken:
-                try:
-                    async with conn.transaction():
-                        for t, n in (await apply_records(conn, _records([r]))).items():
-                            parked[t] = parked.get(t, 0) + n
-                except Exception as one:  # as above
-                    if classify_db(one) not in (CONTENT, UNKNOWN):
-                        raise
-                    failed.append((r, f"{one.__class__.__name__}: {one}"[:2000]))
-            if failed and on_failed is not None:
+        if refused:
+            by_key = {(str(r["workspace_id"]), str(r["event_id"])): r for r in taken}
+            failed = [(by_key[(str(rec["workspace_id"]), str(rec["event_id"]))], why) for _, rec, why in refused]
+            if on_failed is not None:
                 await on_failed(failed)
         if parked:
             await conn.execute(_KEEP_AGE, orjson.dumps([

@@ -27,6 +27,7 @@ from schemas.decode import decode_message
 from schemas.events import DeadLetter, DeadLetterError
 from streams import metrics
 from streams.dead_letters import DeadLetters, Message, envelope
+from streams.domain.unrouted import UnroutedNotices
 from streams.ingest.registration import WorkspaceRegistry
 from streams.retry import PermanentFailure, Retrier
 
@@ -63,6 +64,7 @@ class BatchSink:
         max_future_s: float = 300.0,
         route: bool = True,
         workspaces: WorkspaceRegistry | None = None,
+        unrouted: UnroutedNotices | None = None,
     ) -> None:
         self.kind = kind
         self.spec = SINKS[kind]
@@ -72,6 +74,7 @@ class BatchSink:
         else:
             self._workspace_of = itemgetter(self.spec.columns.index("workspace_id"))
         self._route = route
+        self._unrouted = unrouted or UnroutedNotices(None, Retrier(retry_initial_s, retry_max_s))
         self._pool = pool
         self._dead_letters = dead_letters
         self._earliest, self._max_future = earliest, timedelta(seconds=max_future_s)
@@ -184,6 +187,12 @@ class BatchSink:
                         received_at,
                     )
                 )
+            routing = result.routing
+            if routing.unrouted or routing.unknown:
+                self._unrouted.count(routing)
+                ti0 = spec.time_index
+                origin_of = {(r[ti0], r[0]): i for r, i in zip(rows, origin)} if routing.unrouted else {}
+                await self._unrouted.announce(routing, messages, origin_of, received_at)
             committed = time.time()
             metrics.observe_many(
                 metrics.EVENT_TO_ROW_SECONDS.labels(spec.name),

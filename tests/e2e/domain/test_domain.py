@@ -100,7 +100,7 @@ async def test_every_routing_path_end_to_end(stack, start_worker):
     got = await _wait(stack.dsn, "SELECT accuracy_percentage FROM prediction_accuracy", 75.0)
     assert got == 75.0  # 1 - |125 - 100| / 100
     # the orphan outcome is dead-lettered after domain_park_max_age_s
-    dead = await read_topic(stack.bootstrap, stack.dlq, 4, timeout=60)
+    dead = await read_topic(stack.bootstrap, stack.dlq, 3, timeout=60)
     by_stage = {}
     for d in dead:
         by_stage.setdefault((d["source_topic"], d["stage"]), []).append(d)
@@ -108,9 +108,12 @@ async def test_every_routing_path_end_to_end(stack, start_worker):
     assert content_dl["members"] == [1] and content_dl["errors"][0]["path"] == "observed_at"
     (snap_dl,) = by_stage[(stack.domain_topics["account_snapshot"], "ingest")]
     assert snap_dl["members"] == [4] and snap_dl["errors"][0]["path"] == "timezone"
-    (pred_dl,) = by_stage[(learning, "ingest")]
-    assert pred_dl["members"] == [1] and pred_dl["errors"][0]["path"] == "event_data"
-    assert "predicted_score or predicted_value" in pred_dl["errors"][0]["message"]
+    assert (learning, "ingest") not in by_stage  # the prediction without a value is stored, not routed:
+    (notice,) = await read_topic(stack.bootstrap, stack.unrouted, 1, timeout=30)
+    assert (notice["event_id"], notice["event_type"], notice["reason"], notice["stored"]) == (
+        bad_prediction["event_id"], "model_prediction", "contract", True)
+    assert any("predicted_score or predicted_value" in e for e in notice["errors"])
+    assert notice["source_topic"] == learning and notice["offset"] >= 0
     (orphan_dl,) = by_stage[(learning, "domain")]
     assert orphan_dl["errors"][0]["reason"] == "unresolved_reference"
     assert f"prediction {orphan}" in orphan_dl["errors"][0]["message"]
@@ -138,7 +141,9 @@ async def test_every_routing_path_end_to_end(stack, start_worker):
         assert await conn.fetchval("SELECT count(*) FROM pattern_occurrences") == 6
         pr = await conn.fetchrow("SELECT * FROM predictions")
         assert pr["status"] == "validated" and pr["actual_score"] == 100.0
-        assert await conn.fetchval("SELECT count(*) FROM learning_events") == 10  # + bad one, duplicates: 0
+        assert await conn.fetchval("SELECT count(*) FROM learning_events") == 11  # duplicates: 0
+        u = await conn.fetchrow("SELECT event_id, reason FROM unrouted_events")
+        assert (str(u["event_id"]), u["reason"]) == (bad_prediction["event_id"], "contract")
         v = await conn.fetchrow("SELECT content_id, model_version FROM viral_score_predictions")
         assert (str(v["content_id"]), v["model_version"]) == (post, "7")
     finally:
@@ -146,7 +151,8 @@ async def test_every_routing_path_end_to_end(stack, start_worker):
 
     m = worker.metrics()
     assert metric(m, "learnstream_duplicates_skipped_total", table="learning_events") == 6
-    assert metric(m, "learnstream_invalid_events_total", topic=learning, reason="schema") == 1
+    assert metric(m, "learnstream_invalid_events_total", topic=learning, reason="schema") == 0
+    assert metric(m, "learnstream_unrouted_total", event_type="model_prediction", reason="contract") == 1
     assert metric(m, "learnstream_parked_events_expired_total") == 1
     assert metric(m, "learnstream_parked_events_applied_total") == 2  # the prediction, then its outcome
     # the older observation and the redelivery change nothing

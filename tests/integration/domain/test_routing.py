@@ -369,7 +369,7 @@ async def test_a_parked_event_refused_when_applied_is_handed_back_and_the_others
     assert await conn.fetchval("SELECT best_score FROM evolution_experiments") == 0.9
 
 
-async def test_an_event_its_route_refuses_is_rejected_alone_and_not_logged(db):
+async def test_an_event_its_route_refuses_is_stored_unrouted_and_the_others_still_route(db):
     conn, write = db
     await write([model_registered()])
     clash = event("model_registered", {"model_id": str(uuid.uuid4()), "name": "viral-v", "version": "1.2",
@@ -377,12 +377,39 @@ async def test_an_event_its_route_refuses_is_rejected_alone_and_not_logged(db):
     fine = event("improvement_measured", {"improvement_type": "latency", "improvement_percentage": 5.0}, minutes=2)
     for direct in (True, False):
         result = await write([clash, fine], direct=direct)
-        if direct:
-            assert result.inserted == 1 and [pos for pos, _ in result.rejected] == [0]
-            assert "UniqueViolation" in result.rejected[0][1]
-        else:  # the second time `fine` is a duplicate, `clash` is refused again
-            assert result.inserted == 0 and result.duplicates == 1 and [p for p, _ in result.rejected] == [0]
+        if direct:  # both stored; the clash is recorded unrouted, the other routed
+            assert result.inserted == 2 and result.rejected == []
+            (u,) = result.routing.unrouted
+            assert (str(u.event_id), u.reason) == (clash["event_id"], "refused") and "UniqueViolation" in u.errors[0]
+            assert result.routing.routed == 1
+        else:  # the second time both are duplicates: nothing routed again
+            assert result.inserted == 0 and result.duplicates == 2 and result.routing.unrouted == []
     assert await conn.fetchval("SELECT count(*) FROM ml_models") == 1
     assert await conn.fetchval("SELECT count(*) FROM ai_improvement_tracking") == 1
     ids = {str(r[0]) for r in await conn.fetch("SELECT id FROM learning_events")}
-    assert clash["event_id"] not in ids and fine["event_id"] in ids
+    assert {clash["event_id"], fine["event_id"]} <= ids
+    row = await conn.fetchrow("SELECT event_id, event_type, reason, errors FROM unrouted_events")
+    assert (str(row["event_id"]), row["event_type"], row["reason"]) == (clash["event_id"], "model_registered", "refused")
+
+
+async def test_a_contract_miss_is_stored_recorded_and_routed_by_reroute_once_fixed(db):
+    """Known type with a broken event_data: stored raw, not routed, recorded; unknown fields are
+    kept in the raw log and ignored by routing; an unknown type is stored and counted."""
+    conn, write = db
+    broken = event("pattern_detection", {"score": 0.71})
+    extra = event("model_registered", {"model_id": str(uuid.uuid4()), "name": "m2", "version": "1",
+                                       "model_type": "prediction", "owner_team": "growth"})
+    unknown = event("system_heartbeat", {"ok": True})
+    result = await write([broken, extra, unknown])
+    assert result.inserted == 3
+    report = result.routing
+    assert report.routed == 1 and dict(report.unknown) == {"system_heartbeat": 1}
+    (u,) = report.unrouted
+    assert (str(u.event_id), u.reason) == (broken["event_id"], "contract")
+    assert any("pattern_type: Field required" in e for e in u.errors)
+    stored = {str(r["id"]): r["event_data"] for r in await conn.fetch("SELECT id, event_data FROM learning_events")}
+    assert stored[broken["event_id"]] == {"score": 0.71}
+    assert stored[extra["event_id"]]["owner_team"] == "growth"  # kept as sent
+    assert await conn.fetchval("SELECT name FROM ml_models WHERE id = $1", uuid.UUID(extra["event_data"]["model_id"])) == "m2"
+    assert await conn.fetchval("SELECT count(*) FROM unrouted_events") == 1
+    assert await conn.fetchval("SELECT count(*) FROM identified_patterns") == 0
