@@ -116,7 +116,7 @@ async def apply_records(conn: asyncpg.Connection, by_type: dict[str, list[dict[s
         records = by_type.get(route.event_type)
         if not records:
             continue
-        payload = orjson.dumps(records)
+        payload = orjson.dumps(records, default=str)  # default: asyncpg's own UUIDs (rows read back by reroute)
         if route.park is not None:
             status = await conn.execute(route.park, payload)
             n = int(status.rsplit(" ", 1)[1])

@@ -47,18 +47,18 @@ async def record_unrouted(conn: asyncpg.Connection, unrouted: Sequence[Unrouted]
         await conn.execute(_RECORD, orjson.dumps([
             {"workspace_id": u.workspace_id, "event_id": u.event_id, "ts": u.timestamp, "event_type": u.event_type,
              "reason": u.reason, "errors": list(u.errors) or ["(no detail)"]} for u in unrouted
-        ]))
+        ], default=str))  # default: asyncpg's own UUIDs
 
 
 async def forget_unrouted(conn: asyncpg.Connection, keys: Sequence[tuple[Any, Any, datetime]]) -> None:
     """These events (workspace_id, event_id, timestamp) are routed now: no longer unrouted."""
     if keys:
-        await conn.execute(_FORGET, orjson.dumps([{"workspace_id": w, "event_id": e, "ts": t} for w, e, t in keys]))
+        await conn.execute(_FORGET, orjson.dumps([{"workspace_id": w, "event_id": e, "ts": t} for w, e, t in keys], default=str))
 
 
 _SUMMARY = """
 SELECT workspace_id, event_type, reason, count(*) AS events, min(event_timestamp) AS first_event,
-    max(event_timestamp) AS last_event, (array_agg(errors ORDER BY detected_at DESC))[1] AS latest_errors
+    max(event_timestamp) AS last_event, (array_agg(to_jsonb(errors) ORDER BY detected_at DESC))[1] AS latest_errors
 FROM unrouted_events
 WHERE ($1::uuid IS NULL OR workspace_id = $1) AND ($2::text IS NULL OR event_type = $2)
   AND ($3::timestamptz IS NULL OR event_timestamp >= $3)
