@@ -5,6 +5,7 @@ best_score the best fitness of its individuals, a generation's best_individual_i
 
 from __future__ import annotations
 
+from db.domain.earliest import earliest_created_at
 from db.domain.parking import park_sql
 
 EVOLUTION_EXPERIMENT = ("""
@@ -31,7 +32,7 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     evaluation_config = coalesce(excluded.evaluation_config, e.evaluation_config),
     updated_at = excluded.last_event_at, last_event_at = excluded.last_event_at
 WHERE excluded.last_event_at > e.last_event_at
-""",)
+""", earliest_created_at("evolution_experiments", "experiment_id"))
 
 PARK_EVOLUTION_GENERATION = park_sql("evolution_generation", "experiment_id uuid", (
     ("NOT EXISTS (SELECT 1 FROM evolution_experiments e WHERE e.workspace_id = r.workspace_id AND e.id = r.experiment_id)",
@@ -70,9 +71,15 @@ ON CONFLICT (workspace_id, experiment_id, generation_number) DO UPDATE SET
     generation_stats = CASE WHEN excluded.last_event_at >= t.last_event_at
         THEN coalesce(excluded.generation_stats, t.generation_stats)
         ELSE coalesce(t.generation_stats, excluded.generation_stats) END,
-    diversity_metrics = coalesce(excluded.diversity_metrics, t.diversity_metrics),
-    selection_pressure = coalesce(excluded.selection_pressure, t.selection_pressure),
-    convergence_metrics = coalesce(excluded.convergence_metrics, t.convergence_metrics),
+    diversity_metrics = CASE WHEN excluded.last_event_at >= t.last_event_at
+        THEN coalesce(excluded.diversity_metrics, t.diversity_metrics)
+        ELSE coalesce(t.diversity_metrics, excluded.diversity_metrics) END,
+    selection_pressure = CASE WHEN excluded.last_event_at >= t.last_event_at
+        THEN coalesce(excluded.selection_pressure, t.selection_pressure)
+        ELSE coalesce(t.selection_pressure, excluded.selection_pressure) END,
+    convergence_metrics = CASE WHEN excluded.last_event_at >= t.last_event_at
+        THEN coalesce(excluded.convergence_metrics, t.convergence_metrics)
+        ELSE coalesce(t.convergence_metrics, excluded.convergence_metrics) END,
     generation_start = least(t.generation_start, excluded.generation_start),
     generation_end = greatest(t.generation_end, excluded.generation_end),
     last_event_at = greatest(t.last_event_at, excluded.last_event_at)
@@ -122,6 +129,7 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     created_at = least(i.created_at, excluded.created_at), last_event_at = excluded.last_event_at
 WHERE excluded.last_event_at > i.last_event_at
 """,
+    earliest_created_at("evolution_individuals", "individual_id"),
     _INDIVIDUALS + """
 , best AS (
     SELECT DISTINCT ON (i.workspace_id, i.generation_id) i.workspace_id, i.generation_id, i.id

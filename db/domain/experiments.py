@@ -1,9 +1,12 @@
 """ab_testing_experiments + ab_testing_assignments (seed 004): ab_experiment, ab_assignment,
 ab_outcome. An experiment's current_sample_size and per-variant results are recounted from its
-assignments whenever they change (exact; one index range per experiment)."""
+assignments whenever they change (exact; one index range per experiment; the mean value is a
+numeric average rounded to 6 places, so the order the rows are read in does not change its last
+digits)."""
 
 from __future__ import annotations
 
+from db.domain.earliest import earliest_created_at
 from db.domain.parking import park_sql
 
 AB_EXPERIMENT = ("""
@@ -35,7 +38,7 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     winner_variant = coalesce(excluded.winner_variant, e.winner_variant),
     updated_at = excluded.last_event_at, last_event_at = excluded.last_event_at
 WHERE excluded.last_event_at > e.last_event_at
-""",)
+""", earliest_created_at("ab_testing_experiments", "experiment_id"))
 
 _EXPERIMENT_MISSING = (
     "NOT EXISTS (SELECT 1 FROM ab_testing_experiments e WHERE e.workspace_id = r.workspace_id AND e.id = r.experiment_id)",
@@ -51,11 +54,12 @@ _RECOUNT = """
         jsonb_object_agg(a.variant, jsonb_build_object(
             'assigned', a.assigned, 'outcomes', a.outcomes, 'converted', a.converted,
             'conversion_rate', round((a.converted::numeric / nullif(a.outcomes, 0)), 6),
-            'mean_value', a.mean_value) ORDER BY a.variant) AS results,
+            'mean_value', round(a.mean_value, 6)) ORDER BY a.variant) AS results,
         sum(a.assigned) AS assigned
     FROM (SELECT s.workspace_id, s.experiment_id, s.variant, count(*) AS assigned,
                  count(*) FILTER (WHERE s.outcome_at IS NOT NULL) AS outcomes,
-                 count(*) FILTER (WHERE s.converted) AS converted, avg(s.outcome_value) AS mean_value
+                 count(*) FILTER (WHERE s.converted) AS converted,
+                 avg(s.outcome_value::numeric) AS mean_value
           FROM ab_testing_assignments s JOIN touched t USING (workspace_id, experiment_id)
           GROUP BY s.workspace_id, s.experiment_id, s.variant) AS a
     GROUP BY a.workspace_id, a.experiment_id
@@ -70,19 +74,19 @@ _ASSIGNMENTS = """WITH r AS (
     JOIN ab_testing_experiments e ON e.workspace_id = r.workspace_id AND e.id = r.experiment_id
 )"""
 
-# one assignment per experiment and subject: the earliest (in event time, whatever arrives first)
-# stands, a later one is ignored
+# one assignment per experiment and subject: the earliest (in event time, whatever arrives first;
+# at the same instant the lower event id) stands, a later one is ignored
 AB_ASSIGNMENT = (
     _ASSIGNMENTS + """
 INSERT INTO ab_testing_assignments AS a (workspace_id, id, experiment_id, user_id, variant, assignment_timestamp,
     session_id, user_agent, metadata)
 SELECT DISTINCT ON (workspace_id, experiment_id, subject_id)
     workspace_id, event_id, experiment_id, subject_id, variant, ts, session_id, user_agent, metadata
-FROM r ORDER BY workspace_id, experiment_id, subject_id, ts
+FROM r ORDER BY workspace_id, experiment_id, subject_id, ts, event_id
 ON CONFLICT (workspace_id, experiment_id, user_id) DO UPDATE SET
     id = excluded.id, variant = excluded.variant, assignment_timestamp = excluded.assignment_timestamp,
     session_id = excluded.session_id, user_agent = excluded.user_agent, metadata = excluded.metadata
-WHERE excluded.assignment_timestamp < a.assignment_timestamp
+WHERE (excluded.assignment_timestamp, excluded.id) < (a.assignment_timestamp, a.id)
 """,
     _ASSIGNMENTS + _RECOUNT,
 )

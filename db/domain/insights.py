@@ -16,8 +16,9 @@ FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, event_id uuid, ts tim
 ON CONFLICT (workspace_id, id) DO NOTHING
 """,)
 
-# one row per reported trend (workspace, platform, type, key): it starts at its earliest report's
-# start and ends at the latest end; data and impact are the latest report's
+# one row per reported trend (workspace, platform, type, key; its id derived from those): it starts
+# at its earliest report's start and ends at the latest end; data and impact are the latest
+# report's (of reports at the same instant, the one routed last)
 TREND_DETECTED = ("""
 WITH r AS (
     SELECT r.*, coalesce(r.start_time, r.ts) AS starts
@@ -31,9 +32,10 @@ WITH r AS (
         (array_agg(engagement_impact ORDER BY ts DESC) FILTER (WHERE engagement_impact IS NOT NULL))[1] AS impact
     FROM r GROUP BY workspace_id, platform, trend_type, trend_key
 )
-INSERT INTO trend_analysis AS a (workspace_id, platform, trend_type, trend_key, trend_data, engagement_impact,
+INSERT INTO trend_analysis AS a (workspace_id, id, platform, trend_type, trend_key, trend_data, engagement_impact,
     start_time, end_time, source, created_at, last_event_at)
-SELECT workspace_id, platform, trend_type, trend_key, coalesce(trend_data, '{}'), impact, start_time, end_time,
+SELECT workspace_id, md5(jsonb_build_array(workspace_id, platform, trend_type, trend_key, 'reported')::text)::uuid,
+    platform, trend_type, trend_key, coalesce(trend_data, '{}'), impact, start_time, end_time,
     'reported', first_ts, last_ts
 FROM t
 ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SET

@@ -3,6 +3,7 @@ dataset_registered, training_progress."""
 
 from __future__ import annotations
 
+from db.domain.earliest import earliest_created_at
 from db.domain.parking import park_sql
 
 MODEL_REGISTERED = ("""
@@ -25,7 +26,7 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     parent_model_id = coalesce(excluded.parent_model_id, m.parent_model_id),
     updated_at = excluded.last_event_at, last_event_at = excluded.last_event_at
 WHERE excluded.last_event_at > m.last_event_at
-""",)
+""", earliest_created_at("ml_models", "model_id"))
 
 DATASET_REGISTERED = ("""
 INSERT INTO training_datasets AS d (workspace_id, id, name, version, dataset_type, source_type, data_schema,
@@ -46,7 +47,7 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     preprocessing_config = coalesce(excluded.preprocessing_config, d.preprocessing_config),
     updated_at = excluded.last_event_at, last_event_at = excluded.last_event_at
 WHERE excluded.last_event_at > d.last_event_at
-""",)
+""", earliest_created_at("training_datasets", "dataset_id"))
 
 _MODEL_MISSING = ("NOT EXISTS (SELECT 1 FROM ml_models m WHERE m.workspace_id = r.workspace_id AND m.id = r.model_id)",
                   "'model ' || r.model_id")
@@ -54,9 +55,10 @@ _DATASET_MISSING = ("r.dataset_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trai
                     "WHERE d.workspace_id = r.workspace_id AND d.id = r.dataset_id)", "'dataset ' || r.dataset_id")
 PARK_TRAINING_PROGRESS = park_sql("training_progress", "model_id uuid, dataset_id uuid", (_MODEL_MISSING, _DATASET_MISSING))
 
-# progress events of one session are folded per batch (latest status by event time, epochs and
+# progress events of one session are folded per batch (latest status by event time, max epochs,
 # losses merged by epoch), then merged with the stored session the same way: any order of arrival
-# gives the same row
+# gives the same row (see docs/domain.md for what it does not cover: a session's model and dataset
+# are taken as constant, an epoch reported twice with other losses keeps the one routed last)
 TRAINING_PROGRESS = ("""
 WITH r AS (
     SELECT r.* FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, ts timestamptz, session_id uuid,
@@ -95,14 +97,16 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     dataset_id = coalesce(t.dataset_id, excluded.dataset_id),
     progress_percentage = greatest(t.progress_percentage, excluded.progress_percentage),
     current_epoch = greatest(t.current_epoch, excluded.current_epoch),
-    total_epochs = coalesce(excluded.total_epochs, t.total_epochs),
+    total_epochs = greatest(t.total_epochs, excluded.total_epochs),
     loss_history = merge_by_epoch(t.loss_history, excluded.loss_history),
     validation_metrics = CASE WHEN excluded.last_event_at >= t.last_event_at
         THEN coalesce(excluded.validation_metrics, t.validation_metrics)
         ELSE coalesce(t.validation_metrics, excluded.validation_metrics) END,
     resource_usage = CASE WHEN excluded.last_event_at >= t.last_event_at
         THEN coalesce(excluded.resource_usage, t.resource_usage) ELSE coalesce(t.resource_usage, excluded.resource_usage) END,
-    error_log = coalesce(excluded.error_log, t.error_log),
+    error_log = CASE WHEN excluded.last_event_at >= t.last_event_at
+        THEN coalesce(excluded.error_log, t.error_log) ELSE coalesce(t.error_log, excluded.error_log) END,
+    created_at = least(t.created_at, excluded.created_at),
     updated_at = greatest(t.updated_at, excluded.updated_at),
     last_event_at = greatest(t.last_event_at, excluded.last_event_at)
 """,)

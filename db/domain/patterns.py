@@ -2,7 +2,8 @@
 pattern_detection. A pattern is one row per (workspace, pattern_type, signature); each detection
 is an occurrence (keyed by the event id), and the pattern's counts (occurrences, judged,
 succeeded, engagement) grow by the occurrences actually inserted, in the same statement: exact,
-and a redelivery adds nothing."""
+and a redelivery or a replay adds nothing. A pattern's id is derived from its key (workspace, type,
+signature), so every database that routes the same events gives it the same id."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ _R = """jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, event_id uuid, ts 
 
 PATTERN_DETECTION = (
     f"""
-INSERT INTO identified_patterns AS p (workspace_id, pattern_type, pattern_name, pattern_description,
+INSERT INTO identified_patterns AS p (workspace_id, id, pattern_type, pattern_name, pattern_description,
     detection_algorithm, confidence_score, pattern_signature, signature_hash, context, first_detected,
     last_detected, severity_level, impact_metrics, remediation_suggestions, created_at, last_event_at)
 SELECT DISTINCT ON (r.workspace_id, r.pattern_type, md5(r.signature::text))
-    r.workspace_id, r.pattern_type, r.pattern_name, r.description, r.detection_algorithm, r.confidence,
+    r.workspace_id, md5(jsonb_build_array(r.workspace_id, r.pattern_type, md5(r.signature::text))::text)::uuid,
+    r.pattern_type, r.pattern_name, r.description, r.detection_algorithm, r.confidence,
     r.signature, md5(r.signature::text), r.context, r.ts, r.ts, r.severity, r.impact_metrics,
     r.remediation_suggestions, r.ts, r.ts
 FROM {_R}

@@ -10,23 +10,61 @@ PARK_MODEL_PREDICTION = park_sql("model_prediction", "model_id uuid", (
      "'model ' || r.model_id"),
 ))
 
-# a prediction is what the model said: the first event for a prediction_id stands
+# a prediction is what the model said: the earliest event for a prediction_id (in event time,
+# whatever arrives first; of two at the same instant, the lower event id within a batch, the one
+# routed first across batches) stands. An earlier one arriving later replaces the prediction's own
+# fields; its outcome and feedback stay, their accuracy is measured again on the new score.
 MODEL_PREDICTION = ("""
-INSERT INTO predictions (workspace_id, id, model_id, prediction_type, target_entity_type, target_entity_id,
+INSERT INTO predictions AS p (workspace_id, id, model_id, prediction_type, target_entity_type, target_entity_id,
     predicted_value, predicted_score, confidence_score, confidence_interval, prediction_horizon, input_features,
     prediction_timestamp)
 SELECT DISTINCT ON (r.workspace_id, r.prediction_id)
     r.workspace_id, r.prediction_id, r.model_id, r.prediction_type, r.target_entity_type, r.target_entity_id,
     coalesce(r.predicted_value, jsonb_build_object('score', r.predicted_score)), r.predicted_score, r.confidence,
     r.confidence_interval, r.horizon_hours, r.features, r.ts
-FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, ts timestamptz, prediction_id uuid, model_id uuid,
-    prediction_type text, target_entity_type text, target_entity_id text, predicted_value jsonb,
+FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, event_id uuid, ts timestamptz, prediction_id uuid,
+    model_id uuid, prediction_type text, target_entity_type text, target_entity_id text, predicted_value jsonb,
     predicted_score double precision, confidence double precision, confidence_interval jsonb,
     horizon_hours integer, features jsonb)
 JOIN ml_models m ON m.workspace_id = r.workspace_id AND m.id = r.model_id
-ORDER BY r.workspace_id, r.prediction_id, r.ts
-ON CONFLICT (workspace_id, id) DO NOTHING
-""",)
+ORDER BY r.workspace_id, r.prediction_id, r.ts, r.event_id
+ON CONFLICT (workspace_id, id) DO UPDATE SET
+    model_id = excluded.model_id, prediction_type = excluded.prediction_type,
+    target_entity_type = excluded.target_entity_type, target_entity_id = excluded.target_entity_id,
+    predicted_value = excluded.predicted_value, predicted_score = excluded.predicted_score,
+    confidence_score = excluded.confidence_score, confidence_interval = excluded.confidence_interval,
+    prediction_horizon = excluded.prediction_horizon, input_features = excluded.input_features,
+    prediction_timestamp = excluded.prediction_timestamp,
+    accuracy_score = prediction_accuracy_score(excluded.predicted_score, p.actual_score)
+WHERE excluded.prediction_timestamp < p.prediction_timestamp
+""",
+    # the accuracy rows of this batch's predictions, measured again where the prediction changed
+    # (a no-op for a prediction seen first: it has no accuracy row yet)
+    """
+WITH r AS (
+    SELECT DISTINCT r.workspace_id, r.prediction_id FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, prediction_id uuid)
+), p AS (
+    SELECT p.workspace_id, p.id, p.model_id, p.prediction_type, p.predicted_score,
+        CASE WHEN p.target_entity_type = 'content' THEN uuid_or_null(p.target_entity_id) END AS content_id
+    FROM r JOIN predictions p ON p.workspace_id = r.workspace_id AND p.id = r.prediction_id
+)
+UPDATE prediction_accuracy a SET model_id = p.model_id, prediction_type = p.prediction_type, content_id = p.content_id,
+    predicted_score = p.predicted_score, absolute_error = abs(p.predicted_score - a.actual_score),
+    percentage_error = 100.0 * abs(p.predicted_score - a.actual_score) / nullif(abs(a.actual_score), 0),
+    accuracy_percentage = 100.0 * prediction_accuracy_score(p.predicted_score, a.actual_score)
+FROM p
+WHERE a.workspace_id = p.workspace_id AND a.prediction_id = p.id AND p.predicted_score IS NOT NULL
+  AND (a.model_id, a.prediction_type, a.content_id, a.predicted_score)
+      IS DISTINCT FROM (p.model_id, p.prediction_type, p.content_id, p.predicted_score)
+""",
+    # an earlier prediction without a numeric score has no accuracy to measure
+    """
+DELETE FROM prediction_accuracy a
+USING jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, prediction_id uuid), predictions p
+WHERE p.workspace_id = r.workspace_id AND p.id = r.prediction_id AND p.predicted_score IS NULL
+  AND a.workspace_id = p.workspace_id AND a.prediction_id = p.id
+""",
+)
 
 _PREDICTION_MISSING = (
     "r.prediction_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM predictions p "
