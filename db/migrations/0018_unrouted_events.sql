@@ -39,6 +39,6 @@ CREATE TABLE reroute_runs (
     updated_at      timestamptz   NOT NULL DEFAULT now(),
     finished_at     timestamptz
 );
--- operators' state, not a workspace's: the workers and maintenance only
-REVOKE ALL ON reroute_runs FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON reroute_runs TO learnstream_service, learnstream_maintenance;
+-- a run of one workspace is readable by its members; a run over every workspace (workspace_id NULL)
+-- by the service and maintenance only
+SELECT enable_workspace_isolation('reroute_runs');
