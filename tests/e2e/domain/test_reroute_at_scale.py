@@ -44,7 +44,8 @@ async def _route_once(dsn: str, messages: list[tuple[bytes | None, bytes]]) -> N
             for i in range(0, len(messages), 10):
                 rows = [LEARNING_EVENTS.row(e) for _, v in messages[i:i + 10]
                         for e in decode_message(v, "learning_event").events]
-                await write_rows(conn, LEARNING_EVENTS, rows, WritePolicy(optimistic=True))
+                result = await write_rows(conn, LEARNING_EVENTS, rows, WritePolicy(optimistic=True))
+                assert result.rejected == [] and result.routing.unrouted == [], (result.rejected, result.routing)
             while True:
                 taken, still, _ = await resume_parked(conn)
                 if taken == still:
@@ -89,7 +90,18 @@ async def test_a_reroute_of_200000_events_while_a_worker_ingests_equals_routing_
                 await asyncio.sleep(0.5)
             await asyncio.sleep(1.5)  # a resume round in flight commits
             assert sum(map(len, reference.values())) > total // 2
-            assert snapshot_diff(reference, await domain_snapshot(conn)) == []
+            ingested = await domain_snapshot(conn)
+            diff = snapshot_diff(reference, ingested)
+            if diff:  # what the extra or missing rows are
+                for table in reference:
+                    known = set(map(repr, reference[table]))
+                    for row in [r for r in ingested[table] if repr(r) not in known][:3]:
+                        ev = await conn.fetchrow("SELECT id, event_type, timestamp, event_data FROM learning_events "
+                                                 "WHERE id = $1", row[1]) if len(row) > 1 else None
+                        ref = await once_conn.fetchrow("SELECT id, event_type, timestamp FROM learning_events "
+                                                       "WHERE id = $1", row[1]) if len(row) > 1 else None
+                        print(table, row, "\n  worker:", ev, "\n  reference:", ref)
+            assert diff == []
 
             # the reference rerouted whole: nothing changes
             t0 = time.perf_counter()
