@@ -14,7 +14,10 @@ from schemas.events import CONTRACTS, MAX_EVENTS_PER_MESSAGE, DeadLetter, Unrout
 from schemas.learning import DATA_CONTRACTS
 from schemas.rollups import LateEvent, Rollup
 
-SCHEMA_ID_BASE = "https://learnstream.dev/schemas/"
+#: every document's `$id` is its file name, a relative URI: it claims no domain, resolves against
+#: wherever the folder is read from (file:///.../schemas/jsonschema/, a producer's own URL), and every
+#: `$ref` names a sibling file, so the folder alone resolves them all (no network)
+SCHEMA_ID_BASE = ""
 
 
 def _document(name: str, model: type[BaseModel], extra: dict[str, Any] | None = None) -> dict[str, Any]:
