@@ -8,9 +8,10 @@ is recorded as unrouted (`check_event_data`). Contracts are tolerant of fields t
 `context` is there for free-form detail, `error` marks an event that reports a failure (the window
 stage's error rate counts it).
 
-Compatibility (docs/domain.md): a contract may gain optional fields; anything else (a field
-removed, renamed, made required, retyped or narrowed) needs a new event type name, or a
-`version` field in event_data that the new contract requires.
+Compatibility (docs/ingest.md, "Changing a contract"; each exported schema's `$comment`): a
+contract may gain optional fields; anything else (a field removed, renamed, made required, retyped
+or narrowed) needs a new event type name, or a `version` field in event_data that the new contract
+requires (a new name where `version` already means the described thing's own version).
 """
 
 from __future__ import annotations
