@@ -7,29 +7,30 @@ engagement-updates). account-snapshots: an account's state at a time, own or a c
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from schemas.types import Name50, Name100, Name255, TimeZone
+from schemas.types import Name50, Name100, Name255, Timestamp, TimeZone, Uuid, integer
 
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0, le=9_223_372_036_854_775_807)]
+Count = integer(ge=0, le=9_223_372_036_854_775_807)
 Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Pixels = integer(gt=0, le=100_000)
 
 
 class _Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a field takes the JSON type its schema names, nothing coerced (schemas/types.py)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class MediaItem(_Contract):
     url: Url
     media_type: Literal["image", "video", "audio", "gif", "document"]
     duration_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    width: Annotated[int, Field(gt=0, le=100_000)] | None = None
-    height: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    width: Pixels | None = None
+    height: Pixels | None = None
     mime_type: Name100 | None = None
 
 
@@ -38,9 +39,9 @@ class ContentItem(_Contract):
     post_media_links). An observation newer than the stored one updates the changed fields; the
     first observation's time stays first_seen_at."""
 
-    event_id: UUID = Field(description="unique id of this observation")
-    workspace_id: UUID
-    content_id: UUID = Field(description="the post's id, as engagement-updates name it")
+    event_id: Uuid = Field(description="unique id of this observation")
+    workspace_id: Uuid
+    content_id: Uuid = Field(description="the post's id, as engagement-updates name it")
     platform: Name50
     connector_id: Name100 | None = Field(None, description="the account / connector it was read from")
     external_id: Name255 | None = Field(None, description="the platform's own post id")
@@ -53,8 +54,8 @@ class ContentItem(_Contract):
     author: Name255 | None = None
     content_type: Name50 | None = Field(None, description="video, image, carousel, text, ...")
     status: Literal["draft", "scheduled", "published", "deleted"] = "published"
-    published_at: AwareDatetime | None = None
-    observed_at: AwareDatetime = Field(description="when the scraper read it")
+    published_at: Timestamp | None = None
+    observed_at: Timestamp = Field(description="when the scraper read it")
 
 
 class Interest(_Contract):
@@ -79,15 +80,15 @@ class AccountSnapshot(_Contract):
     audience_growth, audience_demographics and audience_interests; competitors fill
     competitor_profiles and competitor_metrics (the day's latest snapshot)."""
 
-    snapshot_id: UUID = Field(description="unique id of this snapshot; the idempotency key")
-    workspace_id: UUID
+    snapshot_id: Uuid = Field(description="unique id of this snapshot; the idempotency key")
+    workspace_id: Uuid
     connector_id: Name100 = Field(description="the account's id (a connector for own accounts)")
     platform: Name50
     relationship: Literal["own", "competitor"] = "own"
     handle: Name255 | None = None
     display_name: Name255 | None = None
     timezone: TimeZone | None = Field(None, description="IANA zone of the account's audience, e.g. Europe/Berlin")
-    recorded_at: AwareDatetime
+    recorded_at: Timestamp
     followers: Count
     following: Count | None = None
     posts_count: Count | None = None

@@ -12,12 +12,23 @@ from enum import Enum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.content import AccountSnapshot, ContentItem
 from schemas.learning import MAX_ERROR_CHARS, MAX_ERRORS
-from schemas.types import MAX_OBJECT_BYTES, JsonObject, Name50, Name100, Name255, TagKey, TagValue, safe_dumps
+from schemas.types import (
+    MAX_OBJECT_BYTES,
+    JsonObject,
+    Name50,
+    Name100,
+    Name255,
+    TagKey,
+    TagValue,
+    Timestamp,
+    Uuid,
+    integer,
+    safe_dumps,
+)
 
 __all__ = ["MAX_OBJECT_BYTES", "JsonObject", "safe_dumps"]  # re-exported
 
@@ -31,7 +42,8 @@ MAX_TAGS = 64
 
 class _Contract(BaseModel):
     # enum fields hold their string value (what is stored and sent on)
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+    # strict: a field takes the JSON type its schema names, nothing coerced (schemas/types.py)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, use_enum_values=True)
 
 
 #: a learning event's type: any name of 1..100 characters, a letter or digit first, then letters,
@@ -42,16 +54,19 @@ EVENT_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$"
 EventType = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=EVENT_TYPE_PATTERN)]
 
 
+Millis = integer(ge=0, le=2_147_483_647)
+
+
 class LearningEvent(_Contract):
     """An AI learning event (topic `learning-events`, table `learning_events`). The envelope is the
     gate of the raw log: an event whose envelope is valid is stored whatever its event_type and
     event_data; the contract of event_data applies to routing (schemas/learning.py)."""
 
-    event_id: UUID = Field(description="unique id of this event; the idempotency key")
-    workspace_id: UUID = Field(description="tenant the event belongs to")
+    event_id: Uuid = Field(description="unique id of this event; the idempotency key")
+    workspace_id: Uuid = Field(description="tenant the event belongs to")
     event_type: EventType = Field(description="what happened; the known types' event_data has a contract")
     event_subtype: Name100 | None = None
-    timestamp: AwareDatetime = Field(description="when it happened, with a timezone")
+    timestamp: Timestamp = Field(description="when it happened, with a timezone")
     source_system: Name100 | None = Field(None, description="e.g. openevolve, pattern_analyzer")
     entity_type: Name100 | None = None
     entity_id: Name255 | None = None
@@ -61,7 +76,7 @@ class LearningEvent(_Contract):
     )
     user_id: Name255 | None = None
     session_id: Name255 | None = None
-    processing_time_ms: Annotated[int, Field(ge=0, le=2_147_483_647)] | None = None
+    processing_time_ms: Millis | None = None
     metadata: JsonObject | None = None
 
 
@@ -72,44 +87,37 @@ class AggregationLevel(str, Enum):
     day = "day"
 
 
-def _tag_count_limit(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > MAX_TAGS:
-        raise PydanticCustomError(
-            "oversize", "{n} tags, more than the {limit} allowed", {"n": len(value), "limit": MAX_TAGS}
-        )
-    return value
-
-
 class PerformanceSample(_Contract):
     """A system performance sample (topic `performance-samples`, table `system_performance_metrics`)."""
 
-    sample_id: UUID = Field(description="unique id of this sample; the idempotency key")
-    workspace_id: UUID
+    sample_id: Uuid = Field(description="unique id of this sample; the idempotency key")
+    workspace_id: Uuid
     metric_name: Name100
     metric_category: Name100 | None = Field(None, description="e.g. database, api, ml_model")
-    timestamp: AwareDatetime
+    timestamp: Timestamp
     value: float = Field(allow_inf_nan=False, description="finite number")
     unit: Name50 | None = Field(None, description="e.g. ms, mb, percentage, count")
-    tags: Annotated[dict[TagKey, TagValue], AfterValidator(_tag_count_limit)] = Field(
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)] = Field(
         default_factory=dict, description="flat string -> string map"
     )
     source_component: Name100 | None = None
-    aggregation_level: AggregationLevel = AggregationLevel.raw
+    # not strict: from Python, the value ("raw") is taken as well as the member; from JSON, only a value
+    aggregation_level: AggregationLevel = Field(AggregationLevel.raw, strict=False)
 
 
-NonNegativeCount = Annotated[int, Field(ge=0, le=9_223_372_036_854_775_807)]
+NonNegativeCount = integer(ge=0, le=9_223_372_036_854_775_807)
 
 
 class EngagementUpdate(_Contract):
     """A snapshot of a post's cumulative engagement counters as the platform shows them
     (topic `engagement-updates`, table `content_performance_metrics`)."""
 
-    update_id: UUID = Field(description="unique id of this update; the idempotency key")
-    workspace_id: UUID
-    content_id: UUID
+    update_id: Uuid = Field(description="unique id of this update; the idempotency key")
+    workspace_id: Uuid
+    content_id: Uuid
     platform: Name50
     connector_id: Name100 | None = Field(None, description="the scraper/connector that read it")
-    recorded_at: AwareDatetime
+    recorded_at: Timestamp
     views: NonNegativeCount = 0
     likes: NonNegativeCount = 0
     shares: NonNegativeCount = 0
@@ -118,7 +126,7 @@ class EngagementUpdate(_Contract):
     average_watch_time: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
         None, description="seconds"
     )
-    peak_engagement_time: AwareDatetime | None = None
+    peak_engagement_time: Timestamp | None = None
     audience_demographics: JsonObject | None = None
     platform_metrics: JsonObject | None = None
 

@@ -14,7 +14,10 @@ from schemas.events import CONTRACTS, MAX_EVENTS_PER_MESSAGE, DeadLetter, Unrout
 from schemas.learning import DATA_CONTRACTS
 from schemas.rollups import LateEvent, Rollup
 
-SCHEMA_ID_BASE = "https://learnstream.dev/schemas/"
+#: every document's `$id` is its file name, a relative URI: it claims no domain, resolves against
+#: wherever the folder is read from (file:///.../schemas/jsonschema/, a producer's own URL), and every
+#: `$ref` names a sibling file, so the folder alone resolves them all (no network)
+SCHEMA_ID_BASE = ""
 
 
 def _document(name: str, model: type[BaseModel], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -58,7 +61,7 @@ def documents() -> dict[str, bytes]:
     ]
     out["learning_event.routed.json"] = _dump(routed)
     for t, model in DATA_CONTRACTS.items():
-        out[f"learning_event_data.{t}.json"] = _dump(_document(f"learning_event_data.{t}", model))
+        out[f"learning_event_data.{t}.json"] = _dump(_document(f"learning_event_data.{t}", model, {"$comment": _compat(model)}))
     out["dead_letter.json"] = _dump(_document("dead_letter", DeadLetter))
     out["unrouted_event.json"] = _dump(_document("unrouted_event", UnroutedEvent))
     out["alert_notification.json"] = _dump(_document("alert_notification", AlertNotification))
@@ -66,6 +69,19 @@ def documents() -> dict[str, bytes]:
     out["rollup.json"] = _dump(_document("rollup", Rollup))
     out["late_event.json"] = _dump(_document("late_event", LateEvent))
     return out
+
+
+def _compat(model: type[BaseModel]) -> str:
+    """The compatibility rule (docs/ingest.md, "Changing a contract"), in each event_data schema."""
+    if "version" in model.model_fields:  # here `version` is the described thing's own version
+        how = "a new event_type name (`version` in this event_data is the described thing's own version)"
+    else:
+        how = "a new event_type name, or a `version` field in event_data that the new contract requires"
+    return (
+        "This schema is the reference for this event_type's event_data (unknown fields are ignored). "
+        "Compatible change: adding an optional field. Any other change (a field removed, renamed, made "
+        f"required, retyped or narrowed) comes as {how}; see docs/ingest.md."
+    )
 
 
 def _dump(doc: dict[str, Any]) -> bytes:

@@ -8,33 +8,35 @@ is recorded as unrouted (`check_event_data`). Contracts are tolerant of fields t
 `context` is there for free-form detail, `error` marks an event that reports a failure (the window
 stage's error rate counts it).
 
-Compatibility (docs/domain.md): a contract may gain optional fields; anything else (a field
-removed, renamed, made required, retyped or narrowed) needs a new event type name, or a
-`version` field in event_data that the new contract requires.
+Compatibility (docs/ingest.md, "Changing a contract"; each exported schema's `$comment`): a
+contract may gain optional fields; anything else (a field removed, renamed, made required, retyped
+or narrowed) needs a new event type name, or a `version` field in event_data that the new contract
+requires (a new name where `version` already means the described thing's own version).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from schemas.types import JsonObject, Name50, Name100, Name255, NestedTime, safe_dumps
+from schemas.types import JsonObject, Name50, Name100, Name255, NestedTime, Uuid, integer, safe_dumps
 
 Text = Annotated[str, StringConstraints(max_length=32_768)]
 ShortText = Annotated[str, StringConstraints(max_length=2_000)]
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0, le=2_147_483_647)]
-BigCount = Annotated[int, Field(ge=0, le=9_223_372_036_854_775_807)]
+Count = integer(ge=0, le=2_147_483_647)
+BigCount = integer(ge=0, le=9_223_372_036_854_775_807)
+Rating = integer(ge=1, le=5)
+Positive = integer(ge=1, le=1_000_000)
 
 
 #: unknown fields are ignored (left out of the routed record, kept in the raw log) and the JSON
-#: Schemas say so
-TOLERANT = ConfigDict(extra="ignore", frozen=True, json_schema_extra={"additionalProperties": True})
+#: Schemas say so; the known ones are strict: the JSON type their schema names, nothing coerced
+TOLERANT = ConfigDict(extra="ignore", frozen=True, strict=True, json_schema_extra={"additionalProperties": True})
 
 
 class _Data(BaseModel):
@@ -44,11 +46,20 @@ class _Data(BaseModel):
     context: JsonObject | None = Field(None, description="free-form detail (JSON object)")
 
 
+def _one_of_present(*fields: tuple[str, str], exactly: bool = False) -> ConfigDict:
+    """A model_validator's "one of these fields, not null" rule in the exported schema too: anyOf
+    (exactly: oneOf) of `required` with the field's non-null JSON type."""
+    branches = [{"required": [name], "properties": {name: {"type": json_type}}} for name, json_type in fields]
+    return ConfigDict(json_schema_extra={**TOLERANT["json_schema_extra"], "oneOf" if exactly else "anyOf": branches})
+
+
 class ModelPrediction(_Data):
     """-> predictions (and the view viral_score_predictions when the target is a content item)."""
 
-    prediction_id: UUID
-    model_id: UUID = Field(description="a model registered by a model_registered event")
+    model_config = _one_of_present(("predicted_score", "number"), ("predicted_value", "object"))
+
+    prediction_id: Uuid
+    model_id: Uuid = Field(description="a model registered by a model_registered event")
     prediction_type: Name100 = Field(description="e.g. viral_score, engagement_rate")
     target_entity_type: Name100 | None = Field(None, description="'content' for a content item")
     target_entity_id: Name255 | None = None
@@ -69,7 +80,9 @@ class ModelPrediction(_Data):
 class PredictionOutcome(_Data):
     """The observed outcome of a prediction -> predictions.actual_*, prediction_accuracy."""
 
-    prediction_id: UUID
+    model_config = _one_of_present(("actual_score", "number"), ("actual_outcome", "object"))
+
+    prediction_id: Uuid
     actual_score: Finite | None = None
     actual_outcome: JsonObject | None = None
     actual_metrics: JsonObject | None = Field(None, description="e.g. the engagement counts it was measured on")
@@ -85,9 +98,11 @@ class UserFeedback(_Data):
     """A user's judgement of a prediction (-> predictions.feedback_received, and with actual_score
     prediction_accuracy) or of an AI suggestion (-> ai_suggestions.status)."""
 
-    prediction_id: UUID | None = None
-    suggestion_id: UUID | None = None
-    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    model_config = _one_of_present(("prediction_id", "string"), ("suggestion_id", "string"), exactly=True)
+
+    prediction_id: Uuid | None = None
+    suggestion_id: Uuid | None = None
+    rating: Rating | None = None
     correct: bool | None = None
     accepted: bool | None = Field(None, description="for a suggestion: accepted or rejected")
     actual_score: Finite | None = None
@@ -114,17 +129,17 @@ class PatternDetection(_Data):
     remediation_suggestions: JsonObject | None = None
     source_type: Name100 = "content"
     source_id: Name255
-    content_id: UUID | None = None
+    content_id: Uuid | None = None
     location_data: JsonObject | None = None
     success: bool | None = Field(None, description="did the content it was seen on succeed")
     engagement: Finite | None = None
-    model_id: UUID | None = None
+    model_id: Uuid | None = None
 
 
 class ModelRegistered(_Data):
     """-> ml_models (a later event for the same model_id updates status and metrics)."""
 
-    model_id: UUID
+    model_id: Uuid
     name: Name255
     version: Name50
     model_type: Name100 = Field(description="e.g. prediction, pattern_recognition, optimization")
@@ -134,14 +149,14 @@ class ModelRegistered(_Data):
     hyperparameters: JsonObject | None = None
     training_config: JsonObject | None = None
     performance_metrics: JsonObject | None = None
-    parent_model_id: UUID | None = None
+    parent_model_id: Uuid | None = None
     created_by: Name255 | None = None
 
 
 class DatasetRegistered(_Data):
     """-> training_datasets."""
 
-    dataset_id: UUID
+    dataset_id: Uuid
     name: Name255
     version: Name50
     dataset_type: Name100
@@ -157,9 +172,9 @@ class DatasetRegistered(_Data):
 class TrainingProgress(_Data):
     """-> model_training_sessions (epochs and losses merged by epoch; status by event time)."""
 
-    session_id: UUID
-    model_id: UUID
-    dataset_id: UUID | None = None
+    session_id: Uuid
+    model_id: Uuid
+    dataset_id: Uuid | None = None
     status: Literal["running", "completed", "failed", "cancelled"] = "running"
     epoch: Count | None = None
     total_epochs: Count | None = None
@@ -174,7 +189,7 @@ class TrainingProgress(_Data):
 class ABExperiment(_Data):
     """-> ab_testing_experiments."""
 
-    experiment_id: UUID
+    experiment_id: Uuid
     name: Name255
     description: ShortText | None = None
     hypothesis: ShortText | None = None
@@ -196,7 +211,7 @@ class ABExperiment(_Data):
 class ABAssignment(_Data):
     """-> ab_testing_assignments (one per experiment and subject: the first assignment stands)."""
 
-    experiment_id: UUID
+    experiment_id: Uuid
     subject_id: Name255 = Field(description="the user, account or post assigned")
     variant: Name100
     session_id: Name255 | None = None
@@ -207,7 +222,7 @@ class ABAssignment(_Data):
 class ABOutcome(_Data):
     """-> the subject's assignment (converted, value) and the experiment's results per variant."""
 
-    experiment_id: UUID
+    experiment_id: Uuid
     subject_id: Name255
     converted: bool | None = None
     value: Finite | None = None
@@ -217,13 +232,13 @@ class ABOutcome(_Data):
 class EvolutionExperiment(_Data):
     """-> evolution_experiments."""
 
-    experiment_id: UUID
+    experiment_id: Uuid
     name: Name255
     description: ShortText | None = None
     problem_definition: JsonObject
     objective_function: JsonObject
-    population_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50
-    max_generations: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    population_size: Positive = 50
+    max_generations: Positive = 100
     status: Literal["initialized", "running", "completed", "failed"] = "initialized"
     convergence_threshold: Finite | None = None
     mutation_rate: Probability = 0.1
@@ -237,8 +252,8 @@ class EvolutionExperiment(_Data):
 class EvolutionGeneration(_Data):
     """-> evolution_generations, and the experiment's current generation."""
 
-    experiment_id: UUID
-    generation_id: UUID
+    experiment_id: Uuid
+    generation_id: Uuid
     generation_number: Count
     population_data: Annotated[list[JsonObject], Field(max_length=1000)] | None = None
     generation_stats: JsonObject | None = None
@@ -251,15 +266,15 @@ class EvolutionGeneration(_Data):
 class EvolutionIndividual(_Data):
     """-> evolution_individuals, the generation's best individual and the experiment's best score."""
 
-    experiment_id: UUID
+    experiment_id: Uuid
     generation_number: Count
-    individual_id: UUID
+    individual_id: Uuid
     individual_index: Count
     genotype: JsonObject
     phenotype: Text | None = None
     fitness_score: Finite | None = None
     evaluation_metrics: JsonObject | None = None
-    parent_ids: Annotated[list[UUID], Field(max_length=16)] = Field(default_factory=list)
+    parent_ids: Annotated[list[Uuid], Field(max_length=16)] = Field(default_factory=list)
     mutation_applied: JsonObject | None = None
     crossover_applied: JsonObject | None = None
     evaluation_time_ms: Count | None = None
@@ -270,13 +285,13 @@ class EvolutionIndividual(_Data):
 class StyleAnalysis(_Data):
     """-> content_style_analysis."""
 
-    content_id: UUID
+    content_id: Uuid
     visual_style: JsonObject | None = None
     audio_style: JsonObject | None = None
     text_style: JsonObject | None = None
     style_tags: Annotated[list[Name100], Field(max_length=64)] = Field(default_factory=list)
     engagement_correlation: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
-    model_id: UUID | None = None
+    model_id: Uuid | None = None
 
 
 class TrendDetected(_Data):
@@ -301,7 +316,7 @@ class ImprovementMeasured(_Data):
     before_metrics: JsonObject | None = None
     after_metrics: JsonObject | None = None
     improvement_percentage: Finite | None = None
-    model_id: UUID | None = None
+    model_id: Uuid | None = None
 
 
 class SystemOptimization(ImprovementMeasured):
@@ -322,7 +337,7 @@ class PromptTemplate(BaseModel):
 class Suggestion(BaseModel):
     model_config = TOLERANT
 
-    suggestion_id: UUID
+    suggestion_id: Uuid
     suggestion_type: Name100
     content: Text
     target_entity_type: Name100 | None = None
@@ -349,7 +364,7 @@ class EmbeddingComputed(_Data):
     entity_type: Name100
     entity_id: Name255
     model: Name100
-    version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    version: Positive = 1
     vector: Annotated[list[Finite], Field(min_length=1, max_length=4096)]
 
 
