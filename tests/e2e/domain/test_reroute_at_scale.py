@@ -22,7 +22,7 @@ from streams.domain.reroute import reroute
 from streams.publish import publish_messages
 from tests.domain_tables import domain_snapshot, snapshot_diff
 
-pytestmark = [pytest.mark.services, pytest.mark.serial]
+pytestmark = pytest.mark.services
 
 EVENTS = 200_000
 
