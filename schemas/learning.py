@@ -209,7 +209,7 @@ class ABExperiment(_Data):
 
 
 class ABAssignment(_Data):
-    """-> ab_testing_assignments (one per experiment and subject: the first assignment stands)."""
+    """-> ab_testing_assignments (one per experiment and subject: the earliest in event time stands)."""
 
     experiment_id: Uuid
     subject_id: Name255 = Field(description="the user, account or post assigned")
