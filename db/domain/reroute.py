@@ -12,34 +12,26 @@ from db.domain.routing import LEARNING_COLUMNS
 
 _COLUMNS = ", ".join(f'"{c}"' for c in LEARNING_COLUMNS)
 
-# the next batch after (position_ts, position_id); the run's bounds and filters
-_BATCH = f"""
-SELECT {_COLUMNS} FROM learning_events
-WHERE "timestamp" >= $1 AND "timestamp" < $2
-  AND ($3::timestamptz IS NULL OR ("timestamp", id) > ($3, $4::uuid))
-  AND ($5::uuid IS NULL OR workspace_id = $5) AND ($6::text IS NULL OR event_type = $6)
+# a run's first batch, and the batches after its position: two statements, so that each plan (a
+# generic one too, once asyncpg's prepared statement has one) reads the primary key's range
+_FILTERS = """
+  AND ($3::uuid IS NULL OR workspace_id = $3) AND ($4::text IS NULL OR event_type = $4)
 ORDER BY "timestamp", id
-LIMIT $7
+LIMIT $5
 """
+_FIRST = f'SELECT {_COLUMNS} FROM learning_events WHERE "timestamp" >= $1 AND "timestamp" < $2' + _FILTERS
+_AFTER = (f'SELECT {_COLUMNS} FROM learning_events WHERE ("timestamp", id) > ($1, $6::uuid) AND "timestamp" < $2'
+          + _FILTERS)
 
-_RUN_COLUMNS = ("id, workspace_id, event_type, since, until, position_ts, position_id, events, routed, unrouted, "
-                "unknown_type, started_at, updated_at, finished_at")
+_RUN_COLUMNS = ("id, request, workspace_id, event_type, since, until, position_ts, position_id, events, routed, "
+                "unrouted, unknown_type, started_at, updated_at, finished_at")
 
 _OPEN_RUN = f"""
-SELECT {_RUN_COLUMNS} FROM reroute_runs
-WHERE finished_at IS NULL AND since = $1 AND until = $2 AND workspace_id IS NOT DISTINCT FROM $3
-  AND event_type IS NOT DISTINCT FROM $4
-ORDER BY id DESC LIMIT 1
-"""
-
-_OPEN_RUNS_LIKE = f"""
-SELECT {_RUN_COLUMNS} FROM reroute_runs
-WHERE finished_at IS NULL AND since = $1 AND workspace_id IS NOT DISTINCT FROM $2 AND event_type IS NOT DISTINCT FROM $3
-ORDER BY id DESC LIMIT 1
+SELECT {_RUN_COLUMNS} FROM reroute_runs WHERE finished_at IS NULL AND request = $1 ORDER BY id DESC LIMIT 1
 """
 
 _START = f"""
-INSERT INTO reroute_runs (workspace_id, event_type, since, until) VALUES ($3, $4, $1, $2)
+INSERT INTO reroute_runs (request, workspace_id, event_type, since, until) VALUES ($1, $2, $3, $4, $5)
 RETURNING {_RUN_COLUMNS}
 """
 
@@ -55,23 +47,22 @@ _FINISH = f"UPDATE reroute_runs SET finished_at = now(), updated_at = now() WHER
 _RUNS = f"SELECT {_RUN_COLUMNS} FROM reroute_runs ORDER BY id DESC LIMIT $1"
 
 
-async def open_run(conn: asyncpg.Connection, since: datetime, until: datetime | None, workspace_id: UUID | None,
-                   event_type: str | None) -> asyncpg.Record | None:
-    """The latest unfinished run with these arguments (any `until` when None), to resume."""
-    if until is None:
-        return await conn.fetchrow(_OPEN_RUNS_LIKE, since, workspace_id, event_type)
-    return await conn.fetchrow(_OPEN_RUN, since, until, workspace_id, event_type)
+async def open_run(conn: asyncpg.Connection, request: str) -> asyncpg.Record | None:
+    """The latest unfinished run started with these arguments (as given), to resume."""
+    return await conn.fetchrow(_OPEN_RUN, request)
 
 
-async def start_run(conn: asyncpg.Connection, since: datetime, until: datetime, workspace_id: UUID | None,
-                    event_type: str | None) -> asyncpg.Record:
-    return await conn.fetchrow(_START, since, until, workspace_id, event_type)
+async def start_run(conn: asyncpg.Connection, request: str, since: datetime, until: datetime,
+                    workspace_id: UUID | None, event_type: str | None) -> asyncpg.Record:
+    return await conn.fetchrow(_START, request, workspace_id, event_type, since, until)
 
 
 async def next_batch(conn: asyncpg.Connection, run: asyncpg.Record, limit: int) -> list[asyncpg.Record]:
-    """The run's next `limit` stored learning events (rows in LEARNING_EVENTS.columns order)."""
-    return await conn.fetch(_BATCH, run["since"], run["until"], run["position_ts"], run["position_id"],
-                            run["workspace_id"], run["event_type"], limit)
+    """The run's next `limit` stored learning events (rows in LEARNING_COLUMNS order)."""
+    if run["position_ts"] is None:
+        return await conn.fetch(_FIRST, run["since"], run["until"], run["workspace_id"], run["event_type"], limit)
+    return await conn.fetch(_AFTER, run["position_ts"], run["until"], run["workspace_id"], run["event_type"], limit,
+                            run["position_id"])
 
 
 async def advance_run(conn: asyncpg.Connection, run_id: int, last_ts: datetime, last_id: UUID, events: int,

@@ -56,14 +56,21 @@ async def forget_unrouted(conn: asyncpg.Connection, keys: Sequence[tuple[Any, An
         await conn.execute(_FORGET, orjson.dumps([{"workspace_id": w, "event_id": e, "ts": t} for w, e, t in keys], default=str))
 
 
+# per group, the latest errors by a lateral lookup (not an aggregate of every row's errors)
 _SUMMARY = """
-SELECT workspace_id, event_type, reason, count(*) AS events, min(event_timestamp) AS first_event,
-    max(event_timestamp) AS last_event, (array_agg(to_jsonb(errors) ORDER BY detected_at DESC))[1] AS latest_errors
-FROM unrouted_events
-WHERE ($1::uuid IS NULL OR workspace_id = $1) AND ($2::text IS NULL OR event_type = $2)
-  AND ($3::timestamptz IS NULL OR event_timestamp >= $3)
-GROUP BY workspace_id, event_type, reason
-ORDER BY workspace_id, events DESC, event_type
+SELECT g.*, l.errors AS latest_errors
+FROM (SELECT workspace_id, event_type, reason, count(*) AS events, min(event_timestamp) AS first_event,
+          max(event_timestamp) AS last_event
+      FROM unrouted_events
+      WHERE ($1::uuid IS NULL OR workspace_id = $1) AND ($2::text IS NULL OR event_type = $2)
+        AND ($3::timestamptz IS NULL OR event_timestamp >= $3)
+      GROUP BY workspace_id, event_type, reason) AS g
+CROSS JOIN LATERAL (
+    SELECT u.errors FROM unrouted_events u
+    WHERE u.workspace_id = g.workspace_id AND u.event_type = g.event_type AND u.reason = g.reason
+      AND ($3::timestamptz IS NULL OR u.event_timestamp >= $3)
+    ORDER BY u.detected_at DESC LIMIT 1) AS l
+ORDER BY g.workspace_id, g.events DESC, g.event_type
 """
 
 _EVENTS = """

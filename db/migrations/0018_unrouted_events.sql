@@ -6,7 +6,8 @@
 --    `learnstream domain reroute` deletes the row; events of unknown types are only counted
 --    (learnstream_unrouted_total{reason="unknown_type"}) and listed from learning_events.
 --  * reroute_runs: the progress of `learnstream domain reroute`, one row per run, advanced in the
---    transaction of each batch (a run interrupted resumes after its last committed batch).
+--    transaction of each batch (a run interrupted resumes after its last committed batch, when the
+--    same arguments, as given, are run again).
 
 CREATE TABLE unrouted_events (
     workspace_id     uuid          NOT NULL,
@@ -25,6 +26,7 @@ SELECT enable_workspace_isolation('unrouted_events');
 
 CREATE TABLE reroute_runs (
     id              bigint        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request         text          NOT NULL,  -- the arguments as given (`--since 7d`): what resumes the run
     workspace_id    uuid,                      -- NULL: every workspace
     event_type      varchar(100),              -- NULL: every type
     since           timestamptz   NOT NULL,

@@ -4,6 +4,7 @@ from the raw log."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -24,8 +25,15 @@ def _uuid(ctx: click.Context, param: click.Parameter, value: str | None) -> UUID
 
 def _time(option: str):
     def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+        ctx.meta[f"learnstream.raw.{option}"] = value  # as typed: a duration resumes the run it started
         return None if value is None else parse_time(value, option)
     return convert
+
+
+def _event_type(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not 1 <= len(value) <= 100:
+        raise click.BadParameter("an event type has 1 to 100 characters")
+    return value
 
 
 def _when(t: datetime | None) -> str:
@@ -43,7 +51,7 @@ def domain() -> None:
 
 @domain.command("unrouted")
 @click.option("--workspace", callback=_uuid, help="only this workspace (UUID)")
-@click.option("--type", "event_type", help="only this event type")
+@click.option("--type", "event_type", callback=_event_type, help="only this event type")
 @click.option("--since", callback=_time("--since"), metavar="TIME",
               help="events from this time on: ISO, or a duration ago (2d) [default: all; unknown types: 7d]")
 @click.option("--events", "limit", type=click.IntRange(0, 10_000), default=0, show_default=True,
@@ -85,26 +93,37 @@ def unrouted_cmd(workspace: UUID | None, event_type: str | None, since: datetime
               help="events from this time on: ISO, or a duration ago (2d)")
 @click.option("--until", callback=_time("--until"), metavar="TIME", help="events before this time [default: now]")
 @click.option("--workspace", callback=_uuid, help="only this workspace (UUID)")
-@click.option("--type", "event_type", help="only this event type")
+@click.option("--type", "event_type", callback=_event_type, help="only this event type")
 @click.option("--batch", "batch_size", type=click.IntRange(1, 50_000), default=2000, show_default=True,
               help="events per transaction")
 @click.option("--fresh", is_flag=True, help="start a new run even if an unfinished one with these arguments exists")
+@click.pass_context
 @expected_failures
-def reroute_cmd(since: datetime, until: datetime | None, workspace: UUID | None, event_type: str | None,
-                batch_size: int, fresh: bool) -> None:
+def reroute_cmd(ctx: click.Context, since: datetime, until: datetime | None, workspace: UUID | None,
+                event_type: str | None, batch_size: int, fresh: bool) -> None:
     """Route stored learning events again, from the raw log (after a producer's fix or a new contract
     version), in (timestamp, id) order, a batch per transaction; safe while workers ingest, and
     idempotent (events routed already keep their rows). Events routed now leave unrouted_events.
-    Interrupted, the same command resumes the run after its last batch."""
+    Interrupted, the same command (the same arguments, as typed: `--since 7d` too) resumes the run
+    after its last batch, within that run's bounds."""
     from streams.domain.reroute import Progress, reroute
 
     if until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
+    if until is None and since >= datetime.now(UTC):
+        raise click.BadParameter("--since is in the future: nothing is stored after it yet", param_hint="--since")
+    raw = ctx.meta
+    request = " ".join(f"{k} {v}" for k, v in (
+        ("--since", raw.get("learnstream.raw.--since")), ("--until", raw.get("learnstream.raw.--until")),
+        ("--workspace", workspace), ("--type", event_type)) if v is not None)
     settings = load_settings()
-    shown = [0.0]
+    shown = [-1.0]
 
     def show(p: Progress, final: bool = False) -> None:
-        now = asyncio.get_running_loop().time() if not final else 0
+        if shown[0] < 0:  # the first call: the run it is
+            click.echo(f"{'resuming' if p.resumed else 'starting'} run {p.run_id}: events in "
+                       f"[{_when(p.since)}, {_when(p.until)})" + (f", after {_when(p.position)}" if p.position else ""))
+        now = time.monotonic()
         if not final and now - shown[0] < 2.0:
             return
         shown[0] = now
@@ -113,11 +132,29 @@ def reroute_cmd(since: datetime, until: datetime | None, workspace: UUID | None,
 
     async def go() -> Progress:
         return await reroute(settings.database_url, since, until, workspace_id=workspace, event_type=event_type,
-                             batch_size=batch_size, fresh=fresh, on_progress=show)
+                             batch_size=batch_size, fresh=fresh, on_progress=show, request=request)
 
     p = asyncio.run(go())
-    if p.resumed:
-        click.echo(f"resumed run {p.run_id}")
     show(p, final=True)
-    click.echo(f"run {p.run_id} finished: {p.events:,} events in [{_when(since)}, {_when(until) if until else 'start'}), "
+    click.echo(f"run {p.run_id} finished: {p.events:,} events in [{_when(p.since)}, {_when(p.until)}), "
                f"{p.events_now:,} now in {p.seconds:.1f} s")
+
+
+@domain.command("runs")
+@click.option("--last", "limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="how many runs")
+@expected_failures
+def runs_cmd(limit: int) -> None:
+    """The latest reroute runs: arguments, bounds, position, counts, finished or not (an unfinished
+    one resumes when its command is run again)."""
+    from db.domain.reroute import recent_runs
+
+    async def go(conn) -> None:
+        rows = await recent_runs(conn, limit)
+        if not rows:
+            click.echo("no reroute runs")
+        for r in rows:
+            state = f"finished {_when(r['finished_at'])}" if r["finished_at"] else f"UNFINISHED at {_when(r['position_ts'])}"
+            click.echo(f"run {r['id']}: {r['request']}  [{_when(r['since'])}, {_when(r['until'])})  {r['events']:,} events "
+                       f"(routed {r['routed']:,}, unrouted {r['unrouted']:,}, unknown type {r['unknown_type']:,})  {state}")
+
+    run_on_database(go)

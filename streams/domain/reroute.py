@@ -40,6 +40,9 @@ class Progress:
     unknown_type: int
     position: datetime | None
     finished: bool
+    #: the run's bounds (until: as given, or the time the run started)
+    since: datetime
+    until: datetime
     #: events of this invocation (not of the earlier, interrupted ones) and their seconds
     events_now: int = 0
     seconds: float = 0.0
@@ -51,37 +54,52 @@ class Progress:
 
 def _progress(run: asyncpg.Record, resumed: bool, events_now: int, seconds: float) -> Progress:
     return Progress(run["id"], resumed, run["events"], run["routed"], run["unrouted"], run["unknown_type"],
-                    run["position_ts"], run["finished_at"] is not None, events_now, seconds)
+                    run["position_ts"], run["finished_at"] is not None, run["since"], run["until"], events_now, seconds)
+
+
+def request_of(since: datetime, until: datetime | None, workspace_id: UUID | None, event_type: str | None) -> str:
+    """A run's arguments as text, when not given as typed (the CLI passes its own: `--since 7d`)."""
+    return " ".join(f"{k}={v}" for k, v in (("since", since.isoformat()), ("until", until.isoformat() if until else None),
+                                            ("workspace", workspace_id), ("type", event_type)) if v is not None)
 
 
 async def reroute(dsn: str, since: datetime, until: datetime | None = None, *, workspace_id: UUID | None = None,
                   event_type: str | None = None, batch_size: int = 2000, fresh: bool = False,
-                  on_progress: Callable[[Progress], None] | None = None, max_batches: int | None = None) -> Progress:
+                  on_progress: Callable[[Progress], None] | None = None, max_batches: int | None = None,
+                  request: str | None = None) -> Progress:
     """Reroute the stored learning events in [since, until) (until: now when a new run starts).
-    Resumes the unfinished run with the same arguments unless `fresh`. `max_batches` stops after so
-    many batches (the run stays open, to resume). -> the run's progress."""
+    Resumes the unfinished run started with the same `request` (the arguments as given; by default
+    their values) unless `fresh`, within that run's bounds. `max_batches` stops after so many
+    batches (the run stays open, to resume). -> the run's progress."""
     conn = await connect(dsn)
     backoff = Backoff(0.1, 5.0)
     started = time.perf_counter()
     events_now = 0
     try:
-        run = None if fresh else await open_run(conn, since, until, workspace_id, event_type)
+        request = request or request_of(since, until, workspace_id, event_type)
+        run = None if fresh else await open_run(conn, request)
         resumed = run is not None
         if run is None:
             bound = until or await conn.fetchval("SELECT now()")
-            run = await start_run(conn, since, bound, workspace_id, event_type)
+            run = await start_run(conn, request, since, bound, workspace_id, event_type)
+        if on_progress is not None:
+            on_progress(_progress(run, resumed, 0, 0.0))
         batches = 0
         while max_batches is None or batches < max_batches:
             try:
                 async with conn.transaction():
                     rows = await next_batch(conn, run, batch_size)
-                    if not rows:
-                        run = await finish_run(conn, run["id"])
-                        break
-                    report = await route_learning_events(conn, rows, rerouting=True)
-                    last = rows[-1]
-                    run = await advance_run(conn, run["id"], last["timestamp"], last["id"], len(rows), report.routed,
-                                            len(report.unrouted), sum(report.unknown.values()))
+                    if rows:
+                        report = await route_learning_events(conn, rows, rerouting=True)
+                        last = rows[-1]
+                        after = await advance_run(conn, run["id"], last["timestamp"], last["id"], len(rows),
+                                                  report.routed, len(report.unrouted), sum(report.unknown.values()))
+                    else:
+                        after = await finish_run(conn, run["id"])
+                # only now, committed: a failed COMMIT retries the batch from the position before it
+                run = after
+                if not rows:
+                    break
             except Exception as exc:  # decided by classify_db
                 if classify_db(exc) != TRANSIENT:
                     raise

@@ -131,6 +131,17 @@ async def test_the_cli_lists_what_was_not_routed_and_reroutes_it(stack):
     out = run("domain", "reroute", "--since", "2026-11-30T11:00:00Z", "--until", "2026-11-30T13:00:00Z", env=env)
     assert out.returncode == 0, out.stderr
     assert "3 events (routed 1, unrouted 1, unknown type 1)" in out.stdout and "finished" in out.stdout
+    # a run started by `--since <N>d` and interrupted is resumed by the same command, within its bounds
+    days = (datetime.now(UTC) - T0).days + 2
+    first = await reroute(stack.dsn, datetime.now(UTC) - timedelta(days=days), request=f"--since {days}d", batch_size=1,
+                          max_batches=1)
+    out = run("domain", "reroute", "--since", f"{days}d", env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"resuming run {first.run_id}: events in" in out.stdout and f"run {first.run_id} finished" in out.stdout
+    out = run("domain", "runs", env=env)
+    assert f"run {first.run_id}: --since {days}d" in out.stdout and "finished" in out.stdout
+    bad = run("domain", "reroute", "--since", "2999-01-01", env=env)
+    assert bad.returncode == 2 and "in the future" in bad.stderr
     bad = run("domain", "reroute", "--since", "tomorrow-ish", env=env)
     assert bad.returncode == 2 and "neither an ISO time" in bad.stderr
     bad = run("domain", "unrouted", "--workspace", "nope", env=env)
