@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".learnstream")
@@ -59,7 +59,8 @@ class Settings(BaseSettings):
         "alert-commands", description="ack, mute and unmute commands for the alert engine (`learnstream alerts`)"
     )
     window_input_topic: str = Field(
-        "learnstream.window-input", description="internal: stored events keyed by workspace, for the window stage"
+        "", description="internal: stored events keyed by workspace, for the window stage [default: <app id>.window-input: "
+        "each app id has its own, so a worker under a new app id never replays another app's history]"
     )
     rollups_topic: str = Field("learnstream.rollups", description="closed windows, for downstream consumers")
     late_events_topic: str = Field("learnstream.late-events", description="events later than the grace period")
@@ -232,6 +233,13 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".learnstream/faust"), description="Faust's local data dir")
     log_level: str = Field("info", description="log level of the worker (debug, info, warning, error)")
+
+    @model_validator(mode="after")
+    def _own_window_input(self) -> Settings:
+        # internal topics belong to their app: the window stage's input is named after the app id
+        if not self.window_input_topic:
+            self.window_input_topic = f"{self.app_id}.window-input"
+        return self
 
     @property
     def source_topics(self) -> dict[str, str]:

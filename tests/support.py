@@ -92,7 +92,6 @@ class Stack:
             LEARNSTREAM_ACCOUNTS_TOPIC=self.domain_topics["account_snapshot"],
             LEARNSTREAM_DLQ_TOPIC=self.dlq,
             LEARNSTREAM_UNROUTED_TOPIC=self.unrouted,
-            LEARNSTREAM_WINDOW_INPUT_TOPIC=f"t{self.tag}.window-input",
             LEARNSTREAM_ROLLUPS_TOPIC=self.rollups,
             LEARNSTREAM_LATE_EVENTS_TOPIC=self.late_events,
             LEARNSTREAM_ALERT_NOTIFICATIONS_TOPIC=self.notifications,

@@ -88,11 +88,16 @@ async def test_an_event_from_year_one_is_dead_lettered_and_a_replay_does_not_cra
     assert await _count(stack.dsn, "SELECT count(*) FROM learning_events WHERE timestamp < '2000-01-01'") == 0
     assert worker.proc.poll() is None
 
-    # the same input again, from the start, by a worker of a new consumer group
+    # the same input again, from the start, by a worker under a new app id: its ingest group is new,
+    # so it reads the source topics from the start (the poison is dead-lettered again), but its window
+    # stage reads its own window-input (#23 item 13): never another app's history, the rogue item too
     worker.kill()
     again = start_worker(**SMALL, LEARNSTREAM_APP_ID=f"t{stack.tag}-replay")
-    letters = await read_topic(stack.bootstrap, stack.dlq, expect=4)
-    assert len(letters) == 4 and again.proc.poll() is None
+    assert f"t{stack.tag}-replay.window-input" in again.log()  # created for it
+    letters = await read_topic(stack.bootstrap, stack.dlq, expect=3)
+    await asyncio.sleep(5)  # its window stage has long read what its ingest sent
+    letters = await read_topic(stack.bootstrap, stack.dlq, expect=3, timeout=5)
+    assert sorted(d["stage"] for d in letters) == ["ingest", "ingest", "windows"] and again.proc.poll() is None
     assert await _count(stack.dsn, "SELECT count(*) FROM learning_events") == 20
 
 
