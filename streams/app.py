@@ -28,6 +28,7 @@ from streams.domain.unrouted import UnroutedNotices
 from streams.ingest.consumer import IngestConsumer
 from streams.ingest.registration import WorkspaceRegistry
 from streams.ingest.sink import BatchSink
+from streams.loops import guarded, supervised
 from streams.retry import Backoff, Retrier
 from streams.sizing import MessageLimits
 from streams.windows.stage import WindowStage
@@ -98,6 +99,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
     app.learnstream_ingest = ingest  # streams.worker stops it first at shutdown
 
     @app.task
+    @supervised("start_ingest")
     async def start_ingest() -> None:
         # after Faust's producer is up (the batches produce dead letters and window-input)
         await ingest.start()
@@ -108,6 +110,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         parked = ParkedEvents(pool, dead_letters, settings.learning_topic, settings.domain_park_max_age_s)
 
         @app.timer(settings.domain_resume_interval_s)
+        @guarded("resume_parked_events")
         async def resume_parked_events() -> None:
             await parked.tick()
 
@@ -118,19 +121,16 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         runner = JobRunner(settings.database_url, JOBS)
 
         @app.timer(settings.jobs_check_interval_s)
+        @guarded("run_due_jobs")
         async def run_due_jobs() -> None:
-            try:
-                await runner.run_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database is away: the next round tries again
-                log.warning("looking for due jobs failed (%s: %s)", exc.__class__.__name__, exc)
+            await runner.run_due()
 
     @app.task
     async def make_partitions_at_start() -> None:
         await _ensure_partitions_retrying(settings)
 
     @app.timer(settings.partition_check_interval_s)
+    @guarded("make_partitions_ahead")
     async def make_partitions_ahead() -> None:
         await _ensure_partitions_retrying(settings)
 
@@ -140,6 +140,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
     consumed = {settings.window_input_topic, settings.alert_commands_topic} if stage is not None else set()
 
     @app.timer(5.0)
+    @guarded("report_lag")
     async def report_lag() -> None:
         lags = {(tp.topic, tp.partition): lag for tp, lag in partition_lags(app.consumer, consumed).items()}
         lags.update({(tp.topic, tp.partition): lag for tp, lag in ingest.lags().items()})
@@ -173,6 +174,7 @@ def _alert_delivery(app: faust.App, settings: Settings, limits: MessageLimits):
     delivery = AlertDelivery(settings, publish_undelivered, limits.budget(settings.alert_undelivered_topic))
 
     @app.task
+    @supervised("start_alert_delivery")
     async def start_alert_delivery() -> None:
         await delivery.start()
 
@@ -251,31 +253,38 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_let
             await manual.ack(event)
 
     @app.task
+    @supervised("follow_alert_rules")
     async def follow_alert_rules() -> None:
         await alerts.follow_rules()
 
     @app.timer(settings.window_flush_interval_s)
+    @guarded("flush_windows")
     async def flush_windows() -> None:
         await stage.flush()
 
     @app.timer(settings.window_close_interval_s)
+    @guarded("close_windows")
     async def close_windows() -> None:
         await stage.close_due(caught_up=not busy())
 
     @app.timer(settings.recompute_interval_s)
+    @guarded("recompute_windows")
     async def recompute_windows() -> None:
         await stage.recompute()
 
     @app.timer(settings.alert_tick_s)
+    @guarded("alert_tick")
     async def alert_tick() -> None:
         if alerts.rules_loaded.is_set():
             await alerts.tick()
 
     @app.timer(5.0)
+    @guarded("report_windows")
     async def report_windows() -> None:
         stage.report()
 
     @app.timer(60.0)
+    @guarded("forget_old_snapshots")
     async def forget_old_snapshots() -> None:
         stage.forget_old_snapshots()
 

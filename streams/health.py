@@ -11,7 +11,9 @@
     (not the writer pool's: a pool busy writing is no outage), the answer kept `DB_CACHE_S`
     seconds so frequent probes cost one query;
   - `lag`: the ingest consumer's total lag (messages between each assigned partition's end and
-    the group's committed offset) is at most `ready_max_lag`.
+    the group's committed offset) is at most `ready_max_lag`;
+  - `loops`: no timer or task's last round failed for a reason that is not infrastructure's
+    (streams/loops.py: such a failure is logged with its traceback and counted, and the loop goes on).
 
 Both answer JSON, 200 when every check passes, 503 otherwise:
 ``{"status": "ok" | "failing", "failed": [names], "checks": {name: {"ok": bool, "detail": str}}}``.
@@ -80,6 +82,14 @@ def lag_check(lags: dict, max_lag: int) -> Check:
     return Check(True, f"ingest lag {total} messages (at most {max_lag})")
 
 
+def loops_check(failing: dict[str, tuple[float, str]]) -> Check:
+    """Fails while a timer or task's last round failed for a reason that is not infrastructure's
+    (streams/loops.py), naming each with its error."""
+    if not failing:
+        return Check(True, "every timer and task's last round succeeded")
+    return Check(False, "; ".join(f"{name}: {why}" for name, (_, why) in sorted(failing.items())))
+
+
 class DatabaseProbe:
     """`SELECT 1` within `timeout_s` on a connection of its own, reconnected after a failure; an
     answer is reused for `cache_s` seconds, and concurrent callers share one query."""
@@ -125,8 +135,10 @@ class DatabaseProbe:
 class Readiness:
     """The /readyz checks of one worker: its ingest consumer, the database, the lag."""
 
-    def __init__(self, ingest: IngestStatus, db: DatabaseProbe, max_lag: int) -> None:
+    def __init__(self, ingest: IngestStatus, db: DatabaseProbe, max_lag: int,
+                 failing: dict[str, tuple[float, str]] | None = None) -> None:
         self.ingest, self.db, self.max_lag = ingest, db, max_lag
+        self.failing = failing if failing is not None else {}
 
     async def __call__(self) -> dict[str, Check]:
         status = self.ingest.status()
@@ -134,6 +146,7 @@ class Readiness:
             "ingest": ingest_check(status),
             "database": await self.db.check(),
             "lag": lag_check(self.ingest.lags(), self.max_lag),
+            "loops": loops_check(self.failing),
         }
 
 

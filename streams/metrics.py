@@ -30,6 +30,11 @@ ROWS_INSERTED = Counter("rows_inserted", "rows inserted", ["table"], namespace=_
 DUPLICATES_SKIPPED = Counter(
     "duplicates_skipped", "rows skipped because the event was already stored", ["table"], namespace=_NS
 )
+LOOP_FAILURES = Counter(
+    "loop_failures", "rounds of a timer, task or loop of the worker that failed: infrastructure (retried next "
+    "round) or unexpected (logged with its traceback; /readyz check `loops` fails until the next round succeeds)",
+    ["loop", "kind"], namespace=_NS,
+)
 UNROUTED = Counter(
     "unrouted", "learning events stored in the raw log but not routed into the domain tables: event_data "
     "misses its type's contract (contract), a domain table refused the record (refused), or the type has no "

@@ -17,7 +17,7 @@ import faust
 
 from db.migrate import pending
 from db.pool import connect
-from streams import health, metrics
+from streams import health, loops, metrics
 from streams.app import create_app, flush_until_stopped
 from streams.cli_support import CommandError
 from streams.config import Settings
@@ -119,7 +119,7 @@ def tune_gc(threshold: int) -> None:
 def probes(settings: Settings, app: faust.App, loop: asyncio.AbstractEventLoop) -> health.Probes:
     """/healthz and /readyz of this worker: its loop, its ingest consumer, the database, the lag."""
     db = health.DatabaseProbe(settings.database_url, settings.health_timeout_s)
-    readiness = health.Readiness(app.learnstream_ingest, db, settings.ready_max_lag)
+    readiness = health.Readiness(app.learnstream_ingest, db, settings.ready_max_lag, loops.FAILING)
     return health.Probes(loop, readiness, settings.health_timeout_s)
 
 

@@ -17,7 +17,7 @@ import orjson
 from db.domain.routing import drop_expired, resume_parked, take_expired
 from db.pool import SharedPool
 from schemas.events import DeadLetter, DeadLetterError
-from streams import metrics
+from streams import loops, metrics
 from streams.dead_letters import DeadLetters
 
 log = logging.getLogger("learnstream.domain")
@@ -31,6 +31,7 @@ class ParkedEvents:
     async def tick(self) -> None:
         """A resume round, then an expiry round; each on its own, so neither can block the other."""
         for step in (self._resume, self._expire):
+            name = f"parked_events{step.__name__}"
             try:
                 pool = await self._pool.get()
                 async with pool.acquire() as conn:
@@ -38,9 +39,10 @@ class ParkedEvents:
                     metrics.PARKED_EVENTS.set(await conn.fetchval("SELECT count(*) FROM parked_events"))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - infrastructure: the next tick tries again, nothing is lost
-                log.warning("parked events %s failed (%s: %s); next round in a moment", step.__name__.strip("_"),
-                            exc.__class__.__name__, exc)
+            except Exception as exc:  # noqa: BLE001 - classified by loops.failed; the next tick tries again
+                loops.failed(name, exc)
+            else:
+                loops.succeeded(name)
 
     async def _resume(self, conn) -> None:
         taken, still, failed = await resume_parked(conn, on_failed=self._refused)

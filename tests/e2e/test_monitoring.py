@@ -100,7 +100,8 @@ async def test_readyz_turns_200_once_the_worker_consumes(stack, start_worker):
     assert body == {"status": "ok", "failed": [], "checks": {
         "ingest": {"ok": True, "detail": f"consuming {PARTITIONS} partitions"},
         "database": {"ok": True, "detail": "SELECT 1 answered"},
-        "lag": {"ok": True, "detail": "ingest lag 0 messages (at most 100000)"}}}
+        "lag": {"ok": True, "detail": "ingest lag 0 messages (at most 100000)"},
+        "loops": {"ok": True, "detail": "every timer and task's last round succeeded"}}}
     assert wait_for_status(f"{base}/healthz", 200) == {
         "status": "ok", "failed": [], "checks": {"loop": {"ok": True, "detail": "the event loop answered"}}}
 

@@ -78,8 +78,12 @@ def get(url: str) -> tuple[int, str, dict | str]:
     return status, ctype, (json.loads(body) if ctype == "application/json" else body)
 
 
-def ready_body(ingest: tuple[bool, str], database: tuple[bool, str], lag: tuple[bool, str]) -> dict:
-    checks = {"ingest": ingest, "database": database, "lag": lag}
+LOOPS_OK = (True, "every timer and task's last round succeeded")
+
+
+def ready_body(ingest: tuple[bool, str], database: tuple[bool, str], lag: tuple[bool, str],
+               loops: tuple[bool, str] = LOOPS_OK) -> dict:
+    checks = {"ingest": ingest, "database": database, "lag": lag, "loops": loops}
     return {"status": "ok" if all(ok for ok, _ in checks.values()) else "failing",
             "failed": [name for name, (ok, _) in checks.items() if not ok],
             "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()}}
@@ -231,3 +235,11 @@ def test_check_helpers_directly():
     assert health.lag_check({}, 0) == Check(True, "ingest lag 0 messages (at most 0)")
     assert health.report({"a": Check(True, "x")}) == (
         200, {"status": "ok", "failed": [], "checks": {"a": {"ok": True, "detail": "x"}}})
+
+
+def test_readyz_is_503_while_a_loop_fails_and_names_it():
+    from streams.health import loops_check
+
+    assert loops_check({}) == Check(True, "every timer and task's last round succeeded")
+    failing = loops_check({"flush_windows": (0.0, "ItemTooLarge: 2212088 bytes"), "alert_tick": (0.0, "OverflowError: x")})
+    assert failing == Check(False, "alert_tick: OverflowError: x; flush_windows: ItemTooLarge: 2212088 bytes")
