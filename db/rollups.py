@@ -76,26 +76,35 @@ ROLLUP_TABLES: dict[str, RollupTable] = {
 }
 
 #: engagement_by_time: cells accumulated (a GROUP BY of (workspace, platform, connector, UTC day, dow, hour))
-_ACCUMULATE = """
+def _saturated(expr: str) -> str:
+    """`expr` (numeric) as a bigint, held at bigint's bounds: a cell never overflows, so a huge gain
+    cannot dead-letter every later rollup of its cell (constant SQL, built at import)."""
+    return f"least(greatest(({expr})::numeric, -9223372036854775808), 9223372036854775807)::bigint"
+
+
+_ACCUMULATE = f"""
 GROUP BY 1, 2, 3, 4, 5, 6
 ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (workspace_id, platform, connector_id, day, hour_of_day) DO UPDATE SET
-    windows = e.windows + excluded.windows, updates = e.updates + excluded.updates,
-    minutes = e.minutes + excluded.minutes, views_gained = e.views_gained + excluded.views_gained,
-    interactions_gained = e.interactions_gained + excluded.interactions_gained, updated_at = now()
+    windows = {_saturated("e.windows::numeric + excluded.windows")},
+    updates = {_saturated("e.updates::numeric + excluded.updates")},
+    minutes = e.minutes + excluded.minutes,
+    views_gained = {_saturated("e.views_gained::numeric + excluded.views_gained")},
+    interactions_gained = {_saturated("e.interactions_gained::numeric + excluded.interactions_gained")},
+    updated_at = now()
 RETURNING 1
 """
 
 #: engagement_by_time += the tumbling windows among the engagement rows just inserted
-_ENGAGEMENT_BY_TIME = """
+_ENGAGEMENT_BY_TIME = f"""
 INSERT INTO engagement_by_time AS e (workspace_id, platform, connector_id, day, day_of_week, hour_of_day,
                                      windows, updates, minutes, views_gained, interactions_gained)
 SELECT workspace_id, platform, coalesce(connector_id, ''),
        (window_start AT TIME ZONE 'UTC')::date,
        extract(dow FROM window_start AT TIME ZONE 'UTC')::smallint,
        extract(hour FROM window_start AT TIME ZONE 'UTC')::smallint,
-       count(*), sum(updates), sum(window_s) / 60.0, sum(views_gained),
-       sum(likes_gained + comments_gained + shares_gained + saves_gained)
+       count(*), {_saturated("sum(updates)")}, sum(window_s) / 60.0, {_saturated("sum(views_gained)")},
+       {_saturated("sum(likes_gained::numeric + comments_gained + shares_gained + saves_gained)")}
 FROM ins WHERE window_s = step_s
 """ + _ACCUMULATE
 
@@ -287,7 +296,7 @@ up AS (
 
 
 #: engagement_by_time += (recomputed - before) of the tumbling engagement windows just changed
-_ENGAGEMENT_BY_TIME_DIFF = """
+_ENGAGEMENT_BY_TIME_DIFF = f"""
 INSERT INTO engagement_by_time AS e (workspace_id, platform, connector_id, day, day_of_week, hour_of_day,
                                      windows, updates, minutes, views_gained, interactions_gained)
 SELECT n.workspace_id, n.platform, coalesce(n.connector_id, ''),
@@ -295,11 +304,11 @@ SELECT n.workspace_id, n.platform, coalesce(n.connector_id, ''),
        extract(dow FROM n.window_start AT TIME ZONE 'UTC')::smallint,
        extract(hour FROM n.window_start AT TIME ZONE 'UTC')::smallint,
        count(*) FILTER (WHERE o.workspace_id IS NULL),
-       sum(n.updates - coalesce(o.updates, 0)),
+       {_saturated("sum(n.updates::numeric - coalesce(o.updates, 0))")},
        coalesce(sum(n.window_s) FILTER (WHERE o.workspace_id IS NULL), 0) / 60.0,
-       sum(n.views_gained - coalesce(o.views_gained, 0)),
-       sum(n.likes_gained + n.comments_gained + n.shares_gained + n.saves_gained
-           - coalesce(o.likes_gained + o.comments_gained + o.shares_gained + o.saves_gained, 0))
+       {_saturated("sum(n.views_gained::numeric - coalesce(o.views_gained, 0))")},
+       {_saturated("sum(n.likes_gained::numeric + n.comments_gained + n.shares_gained + n.saves_gained "
+                   "- coalesce(o.likes_gained::numeric + o.comments_gained + o.shares_gained + o.saves_gained, 0))")}
 FROM up u JOIN new n USING (window_start, workspace_id, series_key, window_s, step_s)
 LEFT JOIN old o USING (window_start, workspace_id, series_key, window_s, step_s)
 WHERE n.window_s = n.step_s

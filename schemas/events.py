@@ -224,6 +224,15 @@ TIME_FIELDS: dict[str, tuple[str, ...]] = {
     "account_snapshot": ("recorded_at",),
 }
 
+#: topic kind -> the field of its events that is their idempotency key
+ID_FIELD: dict[str, str] = {
+    "learning_event": "event_id",
+    "performance_sample": "sample_id",
+    "engagement_update": "update_id",
+    "content_item": "event_id",
+    "account_snapshot": "snapshot_id",
+}
+
 #: topic kind -> contract
 CONTRACTS: dict[str, type[BaseModel]] = {
     "learning_event": LearningEvent,

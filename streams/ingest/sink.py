@@ -19,12 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from typing import Any
+
+import orjson
 
 from db.pool import SharedPool
 from db.tables import SINKS, UpsertSpec
 from db.writer import WritePolicy, WriteResult, write_rows
 from schemas.decode import decode_message
-from schemas.events import DeadLetter, DeadLetterError
+from schemas.events import ID_FIELD, DeadLetter, DeadLetterError
 from streams import metrics
 from streams.dead_letters import DeadLetters, Message, envelope
 from streams.domain.unrouted import UnroutedNotices
@@ -180,13 +183,13 @@ class BatchSink:
                 out.stored_origin = [origin[pos] for pos in result.accepted]
             for pos, error in result.rejected:
                 out.invalid["database_rejected"] += 1
-                dead.append(
-                    envelope(
-                        messages[origin[pos]],
-                        [DeadLetterError(reason="database_rejected", message=error)],
-                        received_at,
-                    )
-                )
+                msg = messages[origin[pos]]
+                member = _member_of(msg.value, ID_FIELD[self.kind], rows[pos][0])
+                dead.append(envelope(
+                    msg,
+                    [DeadLetterError(reason="database_rejected", index=member[0] if member else None, message=error)],
+                    received_at, [member] if member else None,
+                ))
             routing = result.routing
             if routing.unrouted or routing.unknown:
                 self._unrouted.count(routing)
@@ -214,3 +217,20 @@ class BatchSink:
         for reason, n in out.invalid.items():
             metrics.INVALID_EVENTS.labels(topic, reason).inc(n)
         return out
+
+
+def _member_of(value: bytes | None, id_field: str, event_id) -> tuple[int, Any] | None:
+    """(index, member) of the event whose `id_field` is `event_id` in an array message value (the rare path of a row
+    PostgreSQL refused: its dead letter carries that member, not the whole array); None for a
+    single-event message or when it cannot be found."""
+    try:
+        parsed = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, list):
+        return None
+    wanted = str(event_id)
+    for i, m in enumerate(parsed):
+        if isinstance(m, dict) and str(m.get(id_field)).lower() == wanted:
+            return i, m
+    return None

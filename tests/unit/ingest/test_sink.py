@@ -111,8 +111,10 @@ async def test_rows_the_database_refuses_become_dead_letters():
     assert out.invalid == {"database_rejected": 1}
     [(key, letter)] = sink.letters
     assert key == b"unit-eu:2:41"
+    # the refused member and its index, not the whole array (#23 item 14)
     assert letter["errors"] == [
-        {"reason": "database_rejected", "index": None, "path": "", "message": "CheckViolationError: nope"}]
+        {"reason": "database_rejected", "index": 0, "path": "", "message": "CheckViolationError: nope"}]
+    assert (letter["members"], orjson.loads(letter["value"])) == ([0], [events[2]])
 
 
 def test_backoff_is_capped_with_full_jitter():
