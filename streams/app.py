@@ -52,6 +52,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
         store="memory://",
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor or 1,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,

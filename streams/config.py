@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     rollups_topic: str = Field("learnstream.rollups", description="closed windows, for downstream consumers")
     late_events_topic: str = Field("learnstream.late-events", description="events later than the grace period")
     topic_partitions: int = Field(8, ge=1, description="partitions for topics the worker creates")
+    topic_replication_factor: int | None = Field(
+        None, ge=1, le=32, description="replicas of the topics the worker creates and of Faust's changelog "
+        "[default: the broker's default.replication.factor]"
+    )
 
     batch_max_events: int = Field(5000, ge=1, description="flush a batch at this many messages")
     batch_max_bytes: int = Field(

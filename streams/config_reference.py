@@ -31,6 +31,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "learning_topic", "performance_topic", "engagement_topic", "content_topic", "accounts_topic",
         "dlq_topic", "unrouted_topic", "window_input_topic", "rollups_topic", "late_events_topic",
         "alert_notifications_topic", "alert_commands_topic", "alert_undelivered_topic", "topic_partitions",
+        "topic_replication_factor",
     ),
     "Ingest: batches, writes, retries": (
         "batch_max_events", "batch_max_bytes", "batch_within_s", "max_inflight_batches",

@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from streams.sizing import MessageLimits
 
@@ -28,22 +28,57 @@ async def _admin(bootstrap: str, timeout_s: float) -> AIOKafkaAdminClient:
     return admin
 
 
-async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout_s: float = 15.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+async def default_replication_factor(admin: AIOKafkaAdminClient) -> int:
+    """The broker's default.replication.factor (1 when it does not say)."""
+    node = str(admin._client.cluster.controller.nodeId) if admin._client.cluster.controller else "1"
+    for response in await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.BROKER, node, {"default.replication.factor": None})]):
+        for error_code, _msg, _rtype, _name, entries in response.resources:
+            for entry in entries if not error_code else ():
+                if entry[0] == "default.replication.factor" and entry[1]:
+                    return int(entry[1])
+    return 1
+
+
+async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout_s: float = 15.0,
+                        replication_factor: int | None = None) -> list[str]:
+    """Create the topics that do not exist yet, with `replication_factor` replicas (None: the
+    broker's default.replication.factor); return the names created."""
     admin = await _admin(bootstrap, timeout_s)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if missing:
+            factor = replication_factor or await default_replication_factor(admin)
             try:
-                await admin.create_topics(
-                    [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
+                response = await admin.create_topics(
+                    [NewTopic(n, num_partitions=partitions, replication_factor=factor) for n in missing]
                 )
             except TopicAlreadyExistsError:
-                pass  # another worker made it meanwhile
+                response = None  # another worker made it meanwhile
+            # the broker answers per topic: a refusal is in the answer, not raised
+            refused = [(t[0], for_code(t[1]).__name__, t[2] if len(t) > 2 else "")
+                       for t in getattr(response, "topic_errors", ()) if t[1] and for_code(t[1]) is not TopicAlreadyExistsError]
+            if refused:
+                raise KafkaUnavailable(f"Kafka at {bootstrap} refused to create " + "; ".join(
+                    f"{name} ({error}{': ' + text if text else ''})" for name, error, text in refused)
+                    + f" with {partitions} partitions and {factor} replicas")
         return missing
     except KafkaError as exc:
         raise KafkaUnavailable(f"Kafka at {bootstrap} refused topic creation: {exc}") from exc
+    finally:
+        await admin.close()
+
+
+async def replication_factor(bootstrap: str, configured: int | None, timeout_s: float = 15.0) -> int:
+    """`configured`, or the broker's default.replication.factor."""
+    if configured:
+        return configured
+    admin = await _admin(bootstrap, timeout_s)
+    try:
+        return await default_replication_factor(admin)
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"Kafka at {bootstrap} refused to describe its configs: {exc}") from exc
     finally:
         await admin.close()
 

@@ -22,7 +22,7 @@ from streams.app import create_app, flush_until_stopped
 from streams.cli_support import CommandError
 from streams.config import Settings
 from streams.sizing import MIN_BUDGET, MessageLimits
-from streams.topics import ensure_topics, message_limits
+from streams.topics import ensure_topics, message_limits, replication_factor
 
 log = logging.getLogger("learnstream.worker")
 
@@ -38,7 +38,11 @@ async def preflight(settings: Settings) -> MessageLimits:
     if settings.windows_enabled:
         topics += [settings.window_input_topic, settings.rollups_topic, settings.late_events_topic,
                    settings.alert_notifications_topic, settings.alert_commands_topic]
-    created = await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
+    # the replicas of what the worker creates, Faust's changelog included (create_app reads it)
+    settings.topic_replication_factor = await replication_factor(settings.kafka_bootstrap,
+                                                                 settings.topic_replication_factor)
+    created = await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions,
+                                  replication_factor=settings.topic_replication_factor)
     if created:
         log.info("created topics %s with %d partitions", ", ".join(created), settings.topic_partitions)
     produced = [*topics[len(settings.source_topics):], f"{settings.app_id}-windows-changelog"]

@@ -46,7 +46,8 @@ def tail(from_beginning: bool, workspace: UUID | None, as_json: bool, max_count:
     topic = settings.alert_notifications_topic
 
     async def run() -> None:
-        await ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+        await ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions,
+                            replication_factor=settings.topic_replication_factor)
         consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
             auto_offset_reset="earliest" if from_beginning else "latest",
@@ -81,7 +82,8 @@ def _send(command: AlertCommand, bootstrap: str | None) -> None:
     topic = settings.alert_commands_topic
 
     async def run() -> None:
-        await ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+        await ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions,
+                            replication_factor=settings.topic_replication_factor)
         await publish_messages(settings.kafka_bootstrap, topic,
                                [(str(command.workspace_id).encode(), command.model_dump_json().encode())])
 

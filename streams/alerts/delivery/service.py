@@ -191,7 +191,8 @@ class AlertDelivery:
         await self.http.open()
         while not self._stopping:
             try:
-                await ensure_topics(s.kafka_bootstrap, [self.topic, s.alert_undelivered_topic], s.topic_partitions)
+                await ensure_topics(s.kafka_bootstrap, [self.topic, s.alert_undelivered_topic], s.topic_partitions,
+                                    replication_factor=s.topic_replication_factor)
                 await self.directory.load()
                 consumer = AIOKafkaConsumer(
                     bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, client_id=self.group_id,
