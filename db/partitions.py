@@ -8,6 +8,7 @@ Partition names and bounds come from TableSpec constants and computed dates only
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,8 @@ from db.tables import TABLES, TableSpec
 
 #: every time-partitioned table: the ingest tables and the window rollups
 PARTITIONED: tuple[TableSpec, ...] = (*TABLES.values(), *(t.spec for t in ROLLUP_TABLES.values()))
+
+log = logging.getLogger("learnstream.partitions")
 
 #: serialises partition managers of several workers (pg_advisory_xact_lock key)
 _LOCK_KEY = 0x6C73_7061  # "lspa"
@@ -71,43 +74,64 @@ def periods_around(spec: TableSpec, now: datetime, back: int, ahead: int) -> lis
 HORIZON = {"day": (2, 7), "month": (1, 2)}
 
 
-async def ensure_partition(conn: asyncpg.Connection, spec: TableSpec, period: Period) -> int | None:
-    """Create `period`'s partition if missing. Returns rows moved from DEFAULT, or None if it existed."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
-        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", period.name):
-            return None
-        bounds = f"FROM ('{period.start.isoformat()}') TO ('{period.end.isoformat()}')"
-        default = f"{spec.name}_default"
-        col = f'"{spec.time_column}"'
-        waiting = await conn.fetchval(
-            f"SELECT count(*) FROM {default} WHERE {col} >= $1 AND {col} < $2", period.start, period.end
-        )
-        if not waiting:
-            await conn.execute(f"CREATE TABLE {period.name} PARTITION OF {spec.name} FOR VALUES {bounds}")
-            return 0
-        await conn.execute(
-            f"CREATE TABLE {period.name} (LIKE {spec.name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-        )
-        await conn.execute(
-            f"WITH moved AS (DELETE FROM {default} WHERE {col} >= $1 AND {col} < $2 RETURNING *) "
-            f"INSERT INTO {period.name} SELECT * FROM moved",
-            period.start,
-            period.end,
-        )
-        await conn.execute(f"ALTER TABLE {spec.name} ATTACH PARTITION {period.name} FOR VALUES {bounds}")
-        return int(waiting)
+#: how long partition DDL may wait for a lock before it gives up (the next round tries again):
+#: what ingest can be made to wait behind it at most
+LOCK_TIMEOUT_MS = 200
 
 
-async def ensure_partitions(conn: asyncpg.Connection, now: datetime | None = None) -> list[str]:
-    """Make every partitioned table's partitions around `now`; return the names created."""
+class PartitionBusy(Exception):
+    """A partition's DDL gave up waiting for a lock (a long reader): tried again next round."""
+
+
+async def ensure_partition(conn: asyncpg.Connection, spec: TableSpec, period: Period,
+                           lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> int | None:
+    """Create `period`'s partition if missing. Returns rows moved from DEFAULT, or None if it existed.
+
+    The partition is made as a table of its own and attached: ATTACH takes SHARE UPDATE EXCLUSIVE on
+    the parent, which writers (ROW EXCLUSIVE) do not wait for, where CREATE TABLE … PARTITION OF takes
+    ACCESS EXCLUSIVE and, queued behind a long reader, would stop every write to the table. Every lock
+    is waited for at most `lock_timeout_ms` (raises PartitionBusy then)."""
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", period.name):
+                return None
+            await conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
+            bounds = f"FROM ('{period.start.isoformat()}') TO ('{period.end.isoformat()}')"
+            default = f"{spec.name}_default"
+            col = f'"{spec.time_column}"'
+            await conn.execute(
+                f"CREATE TABLE {period.name} (LIKE {spec.name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            )
+            status = await conn.execute(
+                f"WITH moved AS (DELETE FROM {default} WHERE {col} >= $1 AND {col} < $2 RETURNING *) "
+                f"INSERT INTO {period.name} SELECT * FROM moved",
+                period.start,
+                period.end,
+            )
+            await conn.execute(f"ALTER TABLE {spec.name} ATTACH PARTITION {period.name} FOR VALUES {bounds}")
+            return int(status.rsplit(" ", 1)[1])
+    except asyncpg.exceptions.LockNotAvailableError as exc:
+        raise PartitionBusy(f"{period.name}: a lock was not granted within {lock_timeout_ms} ms") from exc
+
+
+async def ensure_partitions(conn: asyncpg.Connection, now: datetime | None = None,
+                            lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> list[str]:
+    """Make every partitioned table's partitions around `now`; return the names created. A partition
+    whose locks are not granted in time is left for the next round (logged), the others are made."""
     now = now or datetime.now(UTC)
     created = []
+    busy = []
     for spec in PARTITIONED:
         back, ahead = HORIZON[spec.period]
         for period in periods_around(spec, now, back, ahead):
-            if await ensure_partition(conn, spec, period) is not None:
-                created.append(period.name)
+            try:
+                if await ensure_partition(conn, spec, period, lock_timeout_ms) is not None:
+                    created.append(period.name)
+            except PartitionBusy as exc:
+                busy.append(str(exc))
+    if busy:
+        log.warning("partitions left for the next round (locks held by others): %s", "; ".join(busy))
     return created
 
 
