@@ -18,3 +18,29 @@ FROM jsonb_array_elements($1::jsonb) AS x(rec),
 WHERE {where}
 ON CONFLICT (workspace_id, event_id) DO NOTHING
 """
+
+
+#: a parked row `p` whose referent (its waiting_for, refreshed whenever it is parked again) now
+#: exists: what a resume round takes first
+_KINDS = (
+    ("model ", "ml_models x WHERE x.workspace_id = p.workspace_id AND x.id = uuid_or_null(substr(p.waiting_for, 7))"),
+    ("dataset ", "training_datasets x WHERE x.workspace_id = p.workspace_id "
+                 "AND x.id = uuid_or_null(substr(p.waiting_for, 9))"),
+    ("prediction ", "predictions x WHERE x.workspace_id = p.workspace_id "
+                    "AND x.id = uuid_or_null(substr(p.waiting_for, 12))"),
+    ("suggestion ", "ai_suggestions x WHERE x.workspace_id = p.workspace_id "
+                    "AND x.id = uuid_or_null(substr(p.waiting_for, 12))"),
+    ("ab experiment ", "ab_testing_experiments x WHERE x.workspace_id = p.workspace_id "
+                       "AND x.id = uuid_or_null(substr(p.waiting_for, 15))"),
+    ("ab assignment ", "ab_testing_assignments x WHERE x.workspace_id = p.workspace_id "
+                       "AND x.experiment_id = uuid_or_null(substr(p.waiting_for, 15, 36)) "
+                       "AND x.user_id = substr(p.waiting_for, 54)"),
+    ("evolution experiment ", "evolution_experiments x WHERE x.workspace_id = p.workspace_id "
+                              "AND x.id = uuid_or_null(substr(p.waiting_for, 22))"),
+    ("evolution generation ", "evolution_generations x WHERE x.workspace_id = p.workspace_id "
+                              "AND x.experiment_id = uuid_or_null(substr(p.waiting_for, 22, 36)) "
+                              "AND x.generation_number::text = substr(p.waiting_for, 60)"),
+)
+RESOLVABLE = "CASE " + " ".join(
+    f"WHEN p.waiting_for LIKE '{prefix}%' THEN EXISTS (SELECT 1 FROM {lookup})" for prefix, lookup in _KINDS
+) + " ELSE true END"

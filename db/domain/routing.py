@@ -29,6 +29,7 @@ import asyncpg
 import orjson
 
 from db.domain import ai_context, evolution, experiments, insights, models, patterns, predictions
+from db.domain.parking import RESOLVABLE
 from db.domain.unrouted import Unrouted, forget_unrouted, record_unrouted
 from db.errors import CONTENT, UNKNOWN, classify_db
 from schemas.learning import MAX_ERROR_CHARS, check_event_data
@@ -187,11 +188,16 @@ async def route_learning_events(conn: asyncpg.Connection, rows: Sequence[Sequenc
     return report
 
 
-_TAKE_PARKED = """
+# a resume round takes the parked rows whose referent now exists, least tried first (a row parked
+# again gets a fresh waiting_for: a record waiting for two referents moves on to the second), so a
+# backlog of rows that cannot resolve never holds back those that can
+_TAKE_PARKED = f"""
 DELETE FROM parked_events
 WHERE (workspace_id, event_id) IN (
-    SELECT workspace_id, event_id FROM parked_events ORDER BY parked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING workspace_id, event_id, event_type, waiting_for, record, parked_at, attempts
+    SELECT p.workspace_id, p.event_id FROM parked_events p
+    WHERE {RESOLVABLE}
+    ORDER BY p.attempts, p.parked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING workspace_id, event_id, event_type, waiting_for, record, event_time, parked_at, attempts
 """
 
 _KEEP_AGE = """
@@ -206,12 +212,25 @@ FailedHandler = Callable[[list[tuple[Any, str]]], Awaitable[None]]
 
 
 async def resume_parked(conn: asyncpg.Connection, limit: int = 5000,
-                        on_failed: FailedHandler | None = None) -> tuple[int, int, int]:
-    """Route the oldest parked records again, in one transaction: those whose referent has arrived
-    are applied, the others are parked again with their first parked_at. A record PostgreSQL now
-    refuses (its content: a unique key another event took meanwhile) must not block the others:
-    the records are then applied one at a time, and those that fail alone are handed to
-    `on_failed` (the worker dead-letters them) and not parked again. -> (taken, still parked, failed)."""
+                        on_failed: FailedHandler | None = None, rounds: int = 8) -> tuple[int, int, int]:
+    """Route again the parked records whose referent has arrived (least tried first), a round per
+    transaction, and again while a round applied some (what waited for those comes next), at most
+    `rounds` rounds. Records whose referent has not come are not taken (a row that still misses a
+    second referent is parked again with its first parked_at). A record PostgreSQL now refuses (its
+    content: a unique key another event took meanwhile) must not block the others: the records are
+    then applied one at a time, and those that fail alone are handed to `on_failed` (awaited in the
+    round's transaction: the worker records them unrouted) and not parked again.
+    -> (taken, still parked, failed) over the rounds."""
+    totals = [0, 0, 0]
+    for _ in range(rounds):
+        taken, still, failed = await _resume_round(conn, limit, on_failed)
+        totals = [totals[0] + taken, totals[1] + still, totals[2] + failed]
+        if taken - still - failed <= 0:
+            break
+    return totals[0], totals[1], totals[2]
+
+
+async def _resume_round(conn: asyncpg.Connection, limit: int, on_failed: FailedHandler | None) -> tuple[int, int, int]:
     async with conn.transaction():
         taken = await conn.fetch(_TAKE_PARKED, limit)
         if not taken:
@@ -238,11 +257,17 @@ def _records(rows: Iterable[Any]) -> dict[str, list[dict[str, Any]]]:
     return by_type
 
 
+# expired rows are read without locks, dead-lettered, then dropped if no one touched them meanwhile
+# (attempts unchanged): no network I/O inside a transaction holding row locks
 _EXPIRED = """
-SELECT workspace_id, event_id, event_type, waiting_for, record, parked_at
-FROM parked_events WHERE parked_at < $1 ORDER BY parked_at LIMIT $2 FOR UPDATE SKIP LOCKED
+SELECT workspace_id, event_id, event_type, waiting_for, record, parked_at, attempts
+FROM parked_events WHERE parked_at < $1 ORDER BY parked_at LIMIT $2
 """
-_DROP = "DELETE FROM parked_events WHERE workspace_id = $1 AND event_id = $2"
+_DROP = """
+DELETE FROM parked_events p
+USING jsonb_to_recordset($1::jsonb) AS e(workspace_id uuid, event_id uuid, attempts integer)
+WHERE p.workspace_id = e.workspace_id AND p.event_id = e.event_id AND p.attempts = e.attempts
+"""
 
 
 @dataclass(frozen=True)
@@ -253,13 +278,22 @@ class Expired:
     waiting_for: str
     record: dict[str, Any]
     parked_at: datetime
+    attempts: int
 
 
 async def take_expired(conn: asyncpg.Connection, before: datetime, limit: int = 1000) -> list[Expired]:
-    """Parked records older than `before`, locked in the caller's transaction; `drop_expired` then
-    deletes them (after the caller has dead-lettered them, in the same transaction)."""
+    """Parked records older than `before` (read, not locked); `drop_expired` deletes them after the
+    caller has dead-lettered them (one worker at a time: the caller holds EXPIRY_LOCK)."""
     return [Expired(**dict(r)) for r in await conn.fetch(_EXPIRED, before, limit)]
 
 
-async def drop_expired(conn: asyncpg.Connection, expired: list[Expired]) -> None:
-    await conn.executemany(_DROP, [(e.workspace_id, e.event_id) for e in expired])
+async def drop_expired(conn: asyncpg.Connection, expired: list[Expired]) -> int:
+    """Delete the expired records not resumed meanwhile. -> rows deleted."""
+    status = await conn.execute(_DROP, orjson.dumps(
+        [{"workspace_id": e.workspace_id, "event_id": e.event_id, "attempts": e.attempts} for e in expired],
+        default=str))
+    return int(status.rsplit(" ", 1)[1])
+
+
+#: pg_try_advisory_lock key: one worker expires parked events at a time (no letter sent twice)
+EXPIRY_LOCK = 0x6C73_7078  # "lspx"

@@ -2,25 +2,31 @@
 routes the parked records again (those whose referent has arrived are applied), and dead-letters
 the ones parked longer than domain_park_max_age_s with reason `unresolved_reference` (stage
 `domain`, partition and offset -1: their message was acknowledged when they were parked; the value
-is the routed record). A parked record PostgreSQL refuses when it is finally applied is
-dead-lettered at once (`database_rejected`), not retried. Any number of workers may run it: rows are taken
+is the routed record). A parked record PostgreSQL refuses when it is finally applied is recorded as
+unrouted (`refused`: the event is stored), not retried. Any number of workers may run it: rows are taken
 FOR UPDATE SKIP LOCKED."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from db.domain.routing import drop_expired, resume_parked, take_expired
+from db.domain.routing import EXPIRY_LOCK, drop_expired, resume_parked, take_expired
+from db.domain.unrouted import Unrouted, record_unrouted
 from db.pool import SharedPool
 from schemas.events import DeadLetter, DeadLetterError
+from schemas.learning import MAX_ERROR_CHARS
 from streams import loops, metrics
 from streams.dead_letters import DeadLetters
 
 log = logging.getLogger("learnstream.domain")
+
+#: parked rows dead-lettered per batch, and the seconds an expiry round may take
+EXPIRY_BATCH, EXPIRY_BUDGET_S = 5000, 5.0
 
 
 class ParkedEvents:
@@ -45,20 +51,22 @@ class ParkedEvents:
                 loops.succeeded(name)
 
     async def _resume(self, conn) -> None:
-        taken, still, failed = await resume_parked(conn, on_failed=self._refused)
+        taken, still, failed = await resume_parked(conn, on_failed=lambda f: self._refused(conn, f))
         if taken:
             metrics.PARKED_RESUMED.inc(taken - still - failed)
             log.info("parked events: %d applied, %d still waiting, %d refused", taken - still - failed, still, failed)
 
-    async def _refused(self, failed) -> None:
-        now = datetime.now(UTC)
-        await self._dead_letters([
-            self._letter(r["workspace_id"], r["event_type"], r["record"], now, "database_rejected",
-                         f"{r['event_type']} {r['event_id']}, parked for {r['waiting_for']}, was refused when "
-                         f"applied: {why}")
+    async def _refused(self, conn, failed) -> None:
+        """Records a domain table refuses when they are finally applied: stored events not routed,
+        recorded in unrouted_events (reason `refused`) in the resume transaction: no network I/O
+        while it holds its row locks."""
+        await record_unrouted(conn, [
+            Unrouted(r["workspace_id"], r["event_id"], r["event_time"], r["event_type"], "refused",
+                     (f"parked for {r['waiting_for']}, refused when applied: {why}"[:MAX_ERROR_CHARS],))
             for r, why in failed
         ])
-        metrics.STAGE_FAILURES.labels("domain", "database_rejected").inc(len(failed))
+        for r, _ in failed:
+            metrics.UNROUTED.labels(r["event_type"], "refused").inc()
 
     def _letter(self, workspace_id, event_type: str, record: dict, now: datetime, reason: str,
                 message: str) -> DeadLetter:
@@ -69,18 +77,31 @@ class ParkedEvents:
         )
 
     async def _expire(self, conn) -> None:
-        now = datetime.now(UTC)
-        async with conn.transaction():
-            expired = await take_expired(conn, now - self._max_age)
-            if not expired:
-                return
-            letters = [
-                self._letter(e.workspace_id, e.event_type, e.record, now, "unresolved_reference",
-                             f"{e.event_type} {e.event_id} waited for {e.waiting_for} since "
-                             f"{e.parked_at.isoformat()} and it never came")
-                for e in expired
-            ]
-            await self._dead_letters(letters)  # the broker has them before the rows go
-            await drop_expired(conn, expired)
-        metrics.PARKED_EXPIRED.inc(len(expired))
-        log.warning("dead-lettered %d parked events whose referent never came", len(expired))
+        """Dead-letter what waited longer than domain_park_max_age_s, in batches until none is left
+        or EXPIRY_BUDGET_S has passed (at least as fast as events are parked); one worker at a time
+        (an advisory lock); the letters are published with no transaction open, then the rows that
+        no resume touched meanwhile are dropped (a crash in between sends them again: at least once)."""
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", EXPIRY_LOCK):
+            return
+        try:
+            started, total = time.monotonic(), 0
+            while time.monotonic() - started < EXPIRY_BUDGET_S:
+                now = datetime.now(UTC)
+                expired = await take_expired(conn, now - self._max_age, EXPIRY_BATCH)
+                if not expired:
+                    break
+                await self._dead_letters([
+                    self._letter(e.workspace_id, e.event_type, e.record, now, "unresolved_reference",
+                                 f"{e.event_type} {e.event_id} waited for {e.waiting_for} since "
+                                 f"{e.parked_at.isoformat()} and it never came")
+                    for e in expired
+                ])  # the broker has them before the rows go
+                dropped = await drop_expired(conn, expired)
+                total += dropped
+                metrics.PARKED_EXPIRED.inc(dropped)
+                if len(expired) < EXPIRY_BATCH:
+                    break
+            if total:
+                log.warning("dead-lettered %d parked events whose referent never came", total)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", EXPIRY_LOCK)

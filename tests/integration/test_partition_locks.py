@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from db.partitions import Period, PartitionBusy, ensure_partition
+from db.partitions import PartitionBusy, Period, ensure_partition
 from db.pool import connect
 from db.tables import LEARNING_EVENTS
 

@@ -106,9 +106,9 @@ async def test_prediction_outcome_feedback_and_accuracy(db):
     assert sorted(await conn.fetchval("SELECT array_agg(waiting_for) FROM parked_events")) == sorted(
         [f"prediction {p1}", f"model {MODEL}"])
     first = await conn.fetchval("SELECT min(parked_at) FROM parked_events")
-    assert await resume_parked(conn) == (2, 2, 0)  # nothing arrived: both wait on, since when they first did
+    assert await resume_parked(conn) == (0, 0, 0)  # nothing arrived: neither is taken, both wait on
     assert await conn.fetchval("SELECT min(parked_at) FROM parked_events") == first
-    assert await conn.fetchval("SELECT max(attempts) FROM parked_events") == 1
+    assert await conn.fetchval("SELECT max(attempts) FROM parked_events") == 0
     assert await conn.fetchval("SELECT count(*) FROM predictions") == 0
     # the model arrives with two more predictions and their outcome / feedback
     await write([model_registered(), prediction(p2, 50.0), prediction(p3, 10.0),
