@@ -274,7 +274,8 @@ class _BoundedMapping(LogarithmicMapping):
         self.max_key = LogarithmicMapping.key(self, SKETCH_MAX_MAGNITUDE)
 
     def key(self, value: float) -> int:
-        k = int(math.ceil(self._log_gamma(value)) + self._offset)
+        # LogarithmicMapping.key with its _log_gamma inlined (the same floats: the same keys)
+        k = int(math.ceil(math.log(value, 2) * self._multiplier) + self._offset)
         return k if k < self.max_key else self.max_key
 
 
