@@ -23,12 +23,23 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 import orjson
-from ddsketch import DDSketch
+from ddsketch.ddsketch import BaseDDSketch
+from ddsketch.mapping import LogarithmicMapping
 from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchPb
+from ddsketch.pb.ddsketch_pb2 import IndexMapping
 from ddsketch.pb.proto import DDSketchProto
+from ddsketch.store import DenseStore
 
-#: relative accuracy of the quantile sketches (a returned quantile is within 1% of the true one)
+#: relative accuracy of the quantile sketches (a returned quantile is within 1% of the true one,
+#: for values of magnitude within [SKETCH_MIN_MAGNITUDE, SKETCH_MAX_MAGNITUDE])
 SKETCH_ACCURACY = 0.01
+#: values of smaller magnitude are counted as 0 by the sketches (DDSketch's own floor is ~2e-308)
+SKETCH_MIN_MAGNITUDE = 1e-9
+#: values of larger magnitude are counted in the sketches' outermost bucket, as if they were ±1e12:
+#: with the floor above, each of a sketch's two stores (positive and negative values) holds at most
+#: 2,419 buckets, so a pane's record is bounded whatever values arrive (issue #23: four samples,
+#: ±1e300 and ±1e-300, made a 2.2 MB record, one bucket per 2% step between the extremes)
+SKETCH_MAX_MAGNITUDE = 1e12
 
 
 @dataclass(frozen=True)
@@ -250,15 +261,87 @@ class Windower(Generic[A]):
 # -- aggregates ------------------------------------------------------------------------------
 
 
+class _BoundedMapping(LogarithmicMapping):
+    """DDSketch's logarithmic mapping with its range cut to [SKETCH_MIN_MAGNITUDE, SKETCH_MAX_MAGNITUDE]:
+    a smaller magnitude goes to the zero count (BaseDDSketch.add compares with `min_possible`), a
+    larger one to the bucket of SKETCH_MAX_MAGNITUDE. Same gamma and offset as before, so the
+    buckets in range, and their serialised form, are those of a plain DDSketch."""
+
+    def __init__(self, relative_accuracy: float, offset: float = 0.0) -> None:
+        super().__init__(relative_accuracy, offset)
+        self.min_possible = SKETCH_MIN_MAGNITUDE
+        self.min_key = LogarithmicMapping.key(self, SKETCH_MIN_MAGNITUDE)
+        self.max_key = LogarithmicMapping.key(self, SKETCH_MAX_MAGNITUDE)
+
+    def key(self, value: float) -> int:
+        # LogarithmicMapping.key with its _log_gamma inlined (the same floats: the same keys)
+        k = int(math.ceil(math.log(value, 2) * self._multiplier) + self._offset)
+        return k if k < self.max_key else self.max_key
+
+
+_MAPPING = _BoundedMapping(SKETCH_ACCURACY)
+#: what a quantile in the outermost bucket reads (about SKETCH_MAX_MAGNITUDE)
+_TOP_VALUE = _MAPPING.value(_MAPPING.max_key)
+
+
+def new_sketch() -> BaseDDSketch:
+    """An empty bounded sketch (the mapping is immutable: shared)."""
+    return BaseDDSketch(mapping=_MAPPING, store=DenseStore(), negative_store=DenseStore(), zero_count=0.0)
+
+
+def _store_bins(pb_store) -> list[tuple[int, float]]:
+    """(key, count) of a serialised store, contiguous or sparse."""
+    index = pb_store.contiguousBinIndexOffset
+    out = [(index + i, c) for i, c in enumerate(pb_store.contiguousBinCounts)]
+    out += list(pb_store.binCounts.items())
+    return out
+
+
+def sketch_from_proto(pb: DDSketchPb) -> BaseDDSketch:
+    """A bounded sketch from a serialised one: what this code writes, and what the code before the
+    bound wrote (a store of any range; its buckets out of range are folded into the zero count or
+    the outermost bucket, as `add` would have). A sketch of another mapping (never written by
+    learnstream) is re-added bucket by bucket at each bucket's value."""
+    m = pb.mapping
+    ours = (m.interpolation == IndexMapping.NONE and m.gamma == _MAPPING.gamma and m.indexOffset == _MAPPING._offset)
+    sketch = new_sketch()
+    lo, hi = _MAPPING.min_key, _MAPPING.max_key
+    zero = pb.zeroCount
+    if ours:
+        for pb_store, store in ((pb.positiveValues, sketch._store), (pb.negativeValues, sketch._negative_store)):
+            bins = _store_bins(pb_store)
+            if all(lo <= key <= hi for key, count in bins if count):  # what this code writes
+                for key, count in bins:  # zero counts too, as DDSketchProto reads them: the same buckets
+                    if lo <= key <= hi:
+                        store.add(key, count)
+                continue
+            for key, count in bins:  # written before the bound: clamped as `add` does
+                if count and key < lo:  # a magnitude the bounded mapping counts as 0
+                    zero += count
+                elif count:
+                    store.add(min(key, hi), count)
+    else:
+        other = DDSketchProto.from_proto(pb)._mapping
+        for sign, pb_store in ((1.0, pb.positiveValues), (-1.0, pb.negativeValues)):
+            for key, count in _store_bins(pb_store):
+                if count > 0:
+                    sketch.add(sign * other.value(key), count)
+    sketch._zero_count += zero
+    sketch._min, sketch._max, sketch._sum = math.inf, -math.inf, 0.0  # not serialised (MetricAggregate keeps them)
+    sketch._count = sketch._store.count + sketch._negative_store.count + sketch._zero_count
+    return sketch
+
+
 @dataclass
 class MetricAggregate:
-    """count, sum, min, max (exact) and quantiles from a DDSketch; mergeable and serialisable."""
+    """count, sum, min, max (exact) and quantiles from a DDSketch of bounded size (new_sketch: see
+    SKETCH_MAX_MAGNITUDE; a quantile is clamped to [min, max]); mergeable and serialisable."""
 
     count: int = 0
     sum: float = 0.0
     min: float = math.inf
     max: float = -math.inf
-    sketch: DDSketch = field(default_factory=lambda: DDSketch(relative_accuracy=SKETCH_ACCURACY))
+    sketch: BaseDDSketch = field(default_factory=new_sketch)
 
     def add(self, value: float) -> None:
         self.count += 1
@@ -284,7 +367,15 @@ class MetricAggregate:
         self.sketch.merge(other.sketch)
 
     def quantile(self, q: float) -> float | None:
-        return self.sketch.get_quantile_value(q) if self.count else None
+        """The sketch's q-quantile, within SKETCH_ACCURACY for a value of magnitude within the
+        sketch's range. One that falls among values beyond it (the zero count, the outermost
+        bucket) is 0 or about ±SKETCH_MAX_MAGNITUDE, clamped to [min, max] (exact)."""
+        if not self.count:
+            return None
+        v = self.sketch.get_quantile_value(q)
+        if v == 0 or abs(v) >= _TOP_VALUE:
+            v = min(max(v, self.min), self.max)
+        return v
 
     def summary(self) -> dict[str, float | int | None]:
         return {
@@ -306,7 +397,7 @@ class MetricAggregate:
         return cls(count=d["count"], sum=d["sum"],
                    min=d["min"] if d["min"] is not None else math.inf,
                    max=d["max"] if d["max"] is not None else -math.inf,
-                   sketch=DDSketchProto.from_proto(pb))
+                   sketch=sketch_from_proto(pb))
 
 
 def is_learning_error(event_subtype: str | None, event_data: dict | None) -> bool:

@@ -248,8 +248,11 @@ class WindowStage:
 
     def _write_record(self, partition: int, state: PartitionState, key: str, value: dict) -> None:
         """A map record, split to fit the changelog's messages (state.record_writes); empty: tombstoned."""
-        for k, v in windows_state.record_writes(state, key, value, self.budgets["changelog"]):
+        too_large: list[str] = []
+        for k, v in windows_state.record_writes(state, key, value, self.budgets["changelog"], too_large):
             self._write(partition, k, v)
+        if too_large:
+            metrics.STAGE_FAILURES.labels("windows", "record_too_large").inc(len(too_large))
 
     def _write_panes(self, partition: int, state: PartitionState, group: tuple, empty: bool = False) -> None:
         """A pane group's record (`empty`: its tombstone)."""

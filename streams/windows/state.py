@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from schemas.rollups import Rollup, series_key
-from streams.sizing import pack
+from streams.sizing import ItemTooLarge, pack
 from streams.windows.input import WindowInput
 from streams.windows.panes import (
     COUNTERS,
@@ -459,16 +459,38 @@ def _infinite(x: float | None) -> float:
     return -math.inf if x is None else x
 
 
-def record_writes(state: PartitionState, key: str, value: dict, budget: int) -> list[tuple[str, bytes | None]]:
+def record_writes(state: PartitionState, key: str, value: dict, budget: int,
+                  too_large: list[str] | None = None) -> list[tuple[str, bytes | None]]:
     """The (key, value or None: a tombstone) records that write a map record: one, or, when it would
     not fit in `budget` bytes, split by its entries over `key`, `key|1`, `key|2`, ...; an empty one
-    (and any parts a larger version used) is tombstoned. Remembers how many parts it has now."""
+    (and any parts a larger version used) is tombstoned. Remembers how many parts it has now.
+
+    No entry is larger than a message by construction (a pane's sketch is bounded: panes.py; the
+    worker refuses budgets below sizing.MIN_BUDGET; tests/unit/windows/test_bounded_sketch.py);
+    should one be all the same, it is left out of the record, logged and its entry name appended to
+    `too_large`, and the others are written: a flush never fails for what a message carried."""
     before = state.record_parts.get(key, 1)
     if not value:
         parts: list[bytes] = []
     else:
         encode = lambda entries: orjson.dumps(dict(entries))  # noqa: E731
-        parts = [v for _, v in pack(list(value.items()), encode, budget - len(key) - 8)]
+        room = budget - len(key) - 8
+        try:
+            parts = [v for _, v in pack(list(value.items()), encode, room)]
+        except ItemTooLarge:
+            kept = []
+            for entry in value.items():
+                size = len(encode([entry]))
+                if size <= room:
+                    kept.append(entry)
+                else:
+                    log.error("changelog record %s: entry %.200s encodes to %d bytes, more than the %d a "
+                              "message may carry; left out of the record (kept in memory)", key, entry[0], size, room)
+                    if too_large is not None:
+                        too_large.append(entry[0])
+            if not kept:
+                return []  # nothing to write: the record as last written stays
+            parts = [v for _, v in pack(kept, encode, room)]
     writes: list[tuple[str, bytes | None]] = [(key if n == 0 else f"{key}|{n}", part) for n, part in enumerate(parts)]
     writes += [(f"{key}|{n}", None) for n in range(max(1, len(parts)), before)]
     if not parts:
