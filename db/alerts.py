@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from db.config_rows import InvalidRow, reason
 from schemas.alerts import AlertNotification, AlertRule
 
 #: NOTIFY channel of the performance_alerts trigger; the payload is the changed rule's id
@@ -39,28 +40,48 @@ def _rule(r: asyncpg.Record) -> AlertRule:
     return AlertRule(**d)
 
 
-async def load_rules(conn: asyncpg.Connection, workspace_ids: list[UUID] | None = None) -> list[AlertRule]:
+def _checked(rows: list[asyncpg.Record]) -> tuple[list[AlertRule], list[InvalidRow]]:
+    good, bad = [], []
+    for r in rows:
+        try:
+            good.append(_rule(r))
+        except ValueError as exc:  # pydantic's ValidationError: a row the contract refuses
+            bad.append(InvalidRow("performance_alerts", r["workspace_id"], f"{r['id']} {r['alert_name']!r}",
+                                  reason(exc)))
+    return good, bad
+
+
+async def load_rules_checked(conn: asyncpg.Connection, workspace_ids: list[UUID] | None = None,
+                             ) -> tuple[list[AlertRule], list[InvalidRow]]:
     """Every rule (active or not: the engine needs to know which were deactivated), or those of
-    `workspace_ids`; oldest first."""
+    `workspace_ids`, oldest first; each row validated on its own: the rules, and the rows the
+    contract refuses (an empty name, a NaN threshold, ...: the others still load)."""
     rows = await conn.fetch(
         _SELECT_RULES + " WHERE $1::uuid[] IS NULL OR workspace_id = ANY($1::uuid[]) ORDER BY created_at, id",
         workspace_ids,
     )
-    return [_rule(r) for r in rows]
+    return _checked(rows)
+
+
+async def load_rules(conn: asyncpg.Connection, workspace_ids: list[UUID] | None = None) -> list[AlertRule]:
+    """The valid rules of load_rules_checked (the invalid rows left out)."""
+    return (await load_rules_checked(conn, workspace_ids))[0]
 
 
 async def get_rule(conn: asyncpg.Connection, rule_id: UUID) -> AlertRule | None:
+    """The rule `rule_id`; None if there is none, or the row is invalid (load_rules_checked)."""
     row = await conn.fetchrow(_SELECT_RULES + " WHERE id = $1", rule_id)
-    return None if row is None else _rule(row)
+    return None if row is None else next(iter(_checked([row])[0]), None)
 
 
 async def rules_named(conn: asyncpg.Connection, name: str, workspace_id: UUID | None = None) -> list[AlertRule]:
-    """The rules named `name` (in `workspace_id`, or in any workspace: one per workspace at most)."""
+    """The rules named `name` (in `workspace_id`, or in any workspace: one per workspace at most);
+    invalid rows left out."""
     rows = await conn.fetch(
         _SELECT_RULES + " WHERE alert_name = $1 AND ($2::uuid IS NULL OR workspace_id = $2) ORDER BY workspace_id",
         name, workspace_id,
     )
-    return [_rule(r) for r in rows]
+    return _checked(rows)[0]
 
 
 async def lock_workspace_rules(conn: asyncpg.Connection, workspace_ids: list[UUID]) -> None:

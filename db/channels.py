@@ -6,6 +6,7 @@ from uuid import UUID
 
 import asyncpg
 
+from db.config_rows import InvalidRow, reason
 from schemas.channels import AlertChannel
 
 _COLUMNS = "workspace_id, name, kind, url, secret, timeout_s, is_active"
@@ -35,14 +36,28 @@ async def put_channel(conn: asyncpg.Connection, ch: AlertChannel, created_by: st
     )
 
 
-async def list_channels(conn: asyncpg.Connection, workspace_id: UUID | None = None) -> list[AlertChannel]:
-    """The channels of a workspace (of every workspace when None), by workspace and name."""
+async def list_channels_checked(conn: asyncpg.Connection, workspace_id: UUID | None = None,
+                                ) -> tuple[list[AlertChannel], list[InvalidRow]]:
+    """The channels of a workspace (of every workspace when None), by workspace and name, each row
+    validated on its own: the channels, and the rows the contract refuses (a short secret, an
+    ftp:// url, ...: the others still load)."""
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM alert_channels WHERE $1::uuid IS NULL OR workspace_id = $1 "
         "ORDER BY workspace_id, name",
         workspace_id,
     )
-    return [_channel(r) for r in rows]
+    good, bad = [], []
+    for r in rows:
+        try:
+            good.append(_channel(r))
+        except ValueError as exc:  # pydantic's ValidationError; `reason` gives messages only, never the secret
+            bad.append(InvalidRow("alert_channels", r["workspace_id"], r["name"], reason(exc)))
+    return good, bad
+
+
+async def list_channels(conn: asyncpg.Connection, workspace_id: UUID | None = None) -> list[AlertChannel]:
+    """The valid channels of list_channels_checked."""
+    return (await list_channels_checked(conn, workspace_id))[0]
 
 
 async def remove_channel(conn: asyncpg.Connection, workspace_id: UUID, name: str) -> bool:
@@ -61,9 +76,11 @@ async def rules_naming(conn: asyncpg.Connection, workspace_id: UUID, name: str) 
     return [r["alert_name"] for r in rows]
 
 
-async def delivery_config(conn: asyncpg.Connection) -> tuple[list[AlertChannel], dict[UUID, list[str]]]:
-    """What the delivery needs, in one snapshot: every channel, and each rule's channel names."""
+async def delivery_config(conn: asyncpg.Connection,
+                          ) -> tuple[list[AlertChannel], dict[UUID, list[str]], list[InvalidRow]]:
+    """What the delivery needs, in one snapshot: every valid channel, each rule's channel names, and
+    the channel rows the contract refuses."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        channels = await list_channels(conn)
+        channels, invalid = await list_channels_checked(conn)
         rows = await conn.fetch("SELECT id, notification_channels FROM performance_alerts")
-    return channels, {r["id"]: list(r["notification_channels"]) for r in rows}
+    return channels, {r["id"]: list(r["notification_channels"]) for r in rows}, invalid

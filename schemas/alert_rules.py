@@ -17,26 +17,34 @@ error the spec's way. A rules file:
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from schemas.alerts import AlertRule
+from schemas.alerts import MAX_DURATION_S, AlertRule
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def duration_s(value: Any) -> float:
-    """Seconds of `30s`, `5m`, `2h`, `1d`, or of a plain number (seconds)."""
+    """Seconds of `30s`, `5m`, `2h`, `1d`, or of a plain number (seconds); finite and at most
+    MAX_DURATION_S (365 days), or ValueError."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    m = _DURATION.match(str(value).strip())
-    if not m:
-        raise ValueError(f"{value!r}: use a number and s, m, h or d (e.g. 30m, 2h)")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value).strip())
+        if not m:
+            raise ValueError(f"{value!r}: use a number and s, m, h or d (e.g. 30m, 2h)")
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r}: a duration must be finite")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{value!r}: at most {MAX_DURATION_S / 86400:g}d")
+    return seconds
 
 
 def format_duration(seconds: float | None) -> str:

@@ -14,15 +14,33 @@ muted are the seed's; nodata is added for a watched metric that went silent.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Literal
 from uuid import UUID
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+#: the longest duration a rule may name (window, for, keep_firing_for, repeat_interval, nodata_after):
+#: 365 days. Longer is no monitoring, and an unbounded one (`.inf`) overflows the engine's timedelta;
+#: migration 0019 holds performance_alerts to the same bound
+MAX_DURATION_S = 365 * 86400.0
+
+
+def _not_blank(v: str) -> str:
+    if not re.search(r"\S", v):
+        raise ValueError("must not be empty or blank")
+    return v
+
+
+#: a duration's bounds beside its lower one: finite, at most MAX_DURATION_S
+_BOUNDED = {"le": MAX_DURATION_S, "allow_inf_nan": False}
+
+#: a name of a rule or metric: 1 to 100 characters, not all whitespace (0019: `~ '[^[:space:]]'`)
+RuleName = Annotated[Name, AfterValidator(_not_blank)]
 
 
 class AlertSeverity(str, Enum):
@@ -43,19 +61,19 @@ class AlertRule(BaseModel):
 
     id: UUID
     workspace_id: UUID
-    alert_name: Name
-    alert_type: Name = "threshold"
-    metric: Name = Field(description="the windowed aggregate watched, e.g. api_latency.p95")
+    alert_name: RuleName
+    alert_type: RuleName = "threshold"
+    metric: RuleName = Field(description="the windowed aggregate watched, e.g. api_latency.p95")
     condition_op: ConditionOp
     threshold_value: float = Field(allow_inf_nan=False)
-    window_s: float = Field(60.0, gt=0, description="window the metric is aggregated over")
+    window_s: float = Field(60.0, gt=0, **_BOUNDED, description="window the metric is aggregated over")
     severity: AlertSeverity = AlertSeverity.warning
     notification_channels: list[Name] = Field(default_factory=list)
     is_active: bool = True
-    for_duration_s: float = Field(0.0, ge=0, description="condition must hold this long before firing")
-    keep_firing_for_s: float = Field(0.0, ge=0, description="stay firing this long after the condition clears")
-    repeat_interval_s: float = Field(3600.0, gt=0, description="re-send a firing notification this often")
-    nodata_after_s: float | None = Field(None, gt=0, description="a series silent this long is NoData")
+    for_duration_s: float = Field(0.0, ge=0, **_BOUNDED, description="condition must hold this long before firing")
+    keep_firing_for_s: float = Field(0.0, ge=0, **_BOUNDED, description="stay firing this long after the condition clears")
+    repeat_interval_s: float = Field(3600.0, gt=0, **_BOUNDED, description="re-send a firing notification this often")
+    nodata_after_s: float | None = Field(None, gt=0, **_BOUNDED, description="a series silent this long is NoData")
 
 
 def fingerprint(rule_id: UUID, labels: dict[str, str]) -> str:

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -175,6 +175,10 @@ def _cron(expr: str) -> str:
     if not croniter.is_valid(expr) or len(expr.split()) != 5:
         raise PydanticCustomError("cron", "'{expr}' is not a 5-field cron expression (minute hour day month weekday)",
                                   {"expr": expr})
+    try:  # a schedule that can never fire (`0 0 31 2 *`) is refused, not found out by the job
+        croniter(expr, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        raise PydanticCustomError("cron", "'{expr}' never fires (no date matches it)", {"expr": expr}) from None
     return expr
 
 

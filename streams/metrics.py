@@ -152,6 +152,12 @@ STAGE_FAILURES = Counter(
     "stage_failures", "messages or windows a stage set aside to the DLQ because of what they carried",
     ["stage", "reason"], namespace=_NS,
 )
+CONFIG_ROWS_INVALID = Gauge(
+    "config_rows_invalid",
+    "configuration rows the contract refuses, skipped by the loader that last read the table "
+    "(performance_alerts, alert_channels, report_schedules); the other rows keep working",
+    ["table"], namespace=_NS,
+)
 ALERTS_SKIPPED_OLD = Counter(
     "alert_windows_skipped_old", "closed windows not evaluated by alert rules: older than alert_max_age_s",
     namespace=_NS,

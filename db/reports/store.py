@@ -8,6 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
+from db.config_rows import InvalidRow, reason
 from schemas.reports import ReportDefinition
 
 
@@ -119,9 +120,20 @@ async def advance_schedule(conn: asyncpg.Connection, workspace: UUID, schedule: 
         workspace, schedule, ran_for, next_run_at)
 
 
-async def set_schedule_next(conn: asyncpg.Connection, next_of: Callable[[str, str], datetime]) -> None:
-    """Schedules without a next run (created by SQL): give them one."""
-    for r in await conn.fetch("SELECT workspace_id, id, cron_expr, timezone FROM report_schedules "
-                              "WHERE is_active AND next_run_at IS NULL"):
+async def set_schedule_next(conn: asyncpg.Connection, next_of: Callable[[str, str], datetime]) -> list[InvalidRow]:
+    """Schedules without a next run (created by SQL): give them one. Each row on its own: one whose
+    `next_of` raises ValueError (the contract refuses its cron or zone, e.g. a cron that never
+    fires) keeps no next run and is returned; the others get theirs."""
+    invalid = []
+    for r in await conn.fetch("SELECT s.workspace_id, s.id, s.cron_expr, s.timezone, c.name FROM report_schedules s "
+                              "LEFT JOIN custom_reports c ON c.workspace_id = s.workspace_id AND c.id = s.report_id "
+                              "WHERE s.is_active AND s.next_run_at IS NULL"):
+        try:
+            next_run_at = next_of(r["cron_expr"], r["timezone"])
+        except ValueError as exc:  # pydantic's ValidationError, croniter's errors
+            invalid.append(InvalidRow("report_schedules", r["workspace_id"], f"{r['id']} (report {r['name']!r})",
+                                      reason(exc)))
+            continue
         await conn.execute("UPDATE report_schedules SET next_run_at = $3 WHERE workspace_id = $1 AND id = $2",
-                           r["workspace_id"], r["id"], next_of(r["cron_expr"], r["timezone"]))
+                           r["workspace_id"], r["id"], next_run_at)
+    return invalid

@@ -86,17 +86,23 @@ def add(name: str, workspace: UUID, kind: str, url: str | None, secret_file: str
 @channels.command("list")
 @click.option("--workspace", "-w", type=click.UUID, help="one workspace's (default: every workspace's)")
 def list_cmd(workspace: UUID | None) -> None:
-    """The channels, one a line (secrets are never shown)."""
-    from db.channels import list_channels
+    """The channels, one a line (secrets are never shown); a stored row the contract refuses is
+    listed as `invalid` with why (the workers skip it; `channels add` of its name replaces it)."""
+    from db.channels import list_channels_checked
 
-    found = run_on_database(lambda conn: list_channels(conn, workspace))
-    if not found:
+    found, invalid = run_on_database(lambda conn: list_channels_checked(conn, workspace))
+    if not found and not invalid:
         click.echo("no alert channels (the built-in `topic` channel needs none)")
         return
     click.echo(f"{'WORKSPACE':<36}  {'NAME':<20} {'KIND':<12} {'TIMEOUT':>7} {'ACTIVE':<6} {'SECRET':<6} URL")
-    for c in found:
-        click.echo(f"{str(c.workspace_id):<36}  {c.name:<20} {c.kind:<12} {c.timeout_s:>6g}s "
-                   f"{'yes' if c.is_active else 'no':<6} {'set' if c.secret else '-':<6} {c.safe_url}".rstrip())
+    lines = [(str(c.workspace_id), c.name,
+              f"{str(c.workspace_id):<36}  {c.name:<20} {c.kind:<12} {c.timeout_s:>6g}s "
+              f"{'yes' if c.is_active else 'no':<6} {'set' if c.secret else '-':<6} {c.safe_url}".rstrip())
+             for c in found]
+    lines += [(str(r.workspace_id), r.key, f"{str(r.workspace_id):<36}  {r.key:<20} invalid: {r.reason} (skipped)")
+              for r in invalid]
+    for *_, line in sorted(lines):
+        click.echo(line)
 
 
 @channels.command("rm")

@@ -179,24 +179,31 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 def list_cmd(workspace: UUID | None, as_json: bool) -> None:
     """The rules, by workspace and name: id, workspace, name, metric, condition, window, severity,
     whether active, channels."""
-    from db.alerts import load_rules
+    from db.alerts import load_rules_checked
     from streams.alerts.rules import condition, field_text
 
-    found = run_on_database(lambda conn: load_rules(conn, [workspace] if workspace else None))
+    found, invalid = run_on_database(lambda conn: load_rules_checked(conn, [workspace] if workspace else None))
     found.sort(key=lambda r: (str(r.workspace_id), r.alert_name))
     if as_json:
-        click.echo(orjson.dumps([r.model_dump(mode="json") for r in found]).decode())
+        click.echo(orjson.dumps([r.model_dump(mode="json") for r in found]
+                                + [{"id": r.key.split(" ", 1)[0], "workspace_id": str(r.workspace_id),
+                                    "invalid": r.reason} for r in invalid]).decode())
         return
-    if not found:
+    if not found and not invalid:
         click.echo("no alert rules" + (f" in workspace {workspace}" if workspace else "")
                    + "; add one with `alerts rules add` or `alerts rules apply`")
         return
     rows = [[str(r.id), str(r.workspace_id), r.alert_name, r.metric, condition(r), format_duration(r.window_s),
              field_text(r, "severity"), "yes" if r.is_active else "no", field_text(r, "channels")] for r in found]
+    for r in invalid:  # skipped by the workers; fix it with SQL or `rules apply` under its name, or delete it
+        rule_id, _, name = r.key.partition(" ")
+        rows.append([rule_id, str(r.workspace_id), name, f"invalid: {r.reason}", "", "", "", "", ""])
+    rows.sort(key=lambda row: (row[1], row[2]))
     for line in _table(["id", "workspace", "name", "metric", "condition", "window", "severity", "active", "channels"],
                        rows):
         click.echo(line)
-    click.echo(f"{len(found)} rule{'s' if len(found) != 1 else ''}")
+    click.echo(f"{len(found)} rule{'s' if len(found) != 1 else ''}"
+               + (f", {len(invalid)} invalid (skipped by the workers)" if invalid else ""))
 
 
 @rules.command("show")

@@ -19,12 +19,13 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from db.alerts import RULES_CHANNEL, load_rules, open_alerts, record_notifications
+from db.alerts import RULES_CHANNEL, load_rules_checked, open_alerts, record_notifications
 from db.pool import SharedPool, connect
 from schemas.alerts import AlertCommand, AlertNotification
 from schemas.rollups import Rollup
 from streams import metrics
 from streams.alerts.engine import AlertEngine
+from streams.config_rows import report_invalid
 from streams.retry import Backoff, PermanentFailure, Retrier
 
 log = logging.getLogger("learnstream.alerts")
@@ -83,7 +84,8 @@ class AlertRuntime:
                         continue
                     await asyncio.sleep(0.05)  # one reload for a burst of changes
                     self._reload.clear()
-                    rules = await load_rules(conn)
+                    rules, invalid = await load_rules_checked(conn)
+                    report_invalid("performance_alerts", invalid)
                     async with self._lock:
                         notes = self.engine.set_rules(rules, datetime.now(UTC))
                         await self._send(notes)

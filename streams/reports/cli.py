@@ -141,7 +141,9 @@ def add_cmd(name, workspace, source, metrics, dimensions, filters, period, timez
 @_WORKSPACE
 def list_cmd(workspace) -> None:
     """The reports, their schedule, next run and last execution."""
+    from db.config_rows import reason
     from db.reports.store import list_reports
+    from schemas.reports import ReportSchedule
 
     rows = _run(lambda conn: list_reports(conn, workspace))
     if not rows:
@@ -149,6 +151,11 @@ def list_cmd(workspace) -> None:
     for r in rows:
         sched = (f"{r['cron_expr']} ({r['schedule_timezone']}) next {r['next_run_at']:%Y-%m-%d %H:%M}Z"
                  if r["cron_expr"] and r["next_run_at"] else "not scheduled")
+        if r["cron_expr"]:
+            try:
+                ReportSchedule(cron=r["cron_expr"], timezone=r["schedule_timezone"])
+            except ValidationError as exc:  # the workers skip it
+                sched = f"{r['cron_expr']} ({r['schedule_timezone']}) invalid: {reason(exc)} (skipped)"
         last = f"last {r['last_status']} {r['last_output'] or ''}" if r["last_status"] else "never run"
         click.echo(f"{r['name']:<30} {r['workspace_id']} {r['report_type']:<11} {','.join(r['formats']):<13} "
                    f"{sched}; {last}")

@@ -39,7 +39,8 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (9, "jobs"), (10, "analytics"), (11, "style_correlation"),
                                                                 (12, "engagement_by_day"), (13, "tenancy"), (14, "retention"),
                                                                 (15, "audit"), (16, "alert_rule_names"),
-                                                                (17, "alert_channels"), (18, "unrouted_events")]
+                                                                (17, "alert_channels"), (18, "unrouted_events"),
+                                                                (19, "config_checks")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)

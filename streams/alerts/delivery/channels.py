@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from db.channels import delivery_config
 from db.pool import connect
 from schemas.channels import BUILTIN_TOPIC, AlertChannel
+from streams.config_rows import report_invalid
 
 log = logging.getLogger("learnstream.alerts.delivery")
 
@@ -43,9 +44,10 @@ class ChannelDirectory:
         async with self._lock:
             conn = await connect(self._dsn, timeout=5)
             try:
-                channels, rules = await delivery_config(conn)
+                channels, rules, invalid = await delivery_config(conn)
             finally:
                 await conn.close()
+            report_invalid("alert_channels", invalid)  # skipped: its notifications dead-letter as unknown_channel
             self.channels = {(c.workspace_id, c.name): c for c in channels}
             self.rules = rules
             self.loaded_at = time.monotonic()

@@ -39,7 +39,8 @@ async def test_channels_round_trip_secret_hidden_from_members_and_audit(stack):
                          threshold_value=1, notification_channels=["ops-hook", "topic"])
         await add_rule(conn, rule)
         assert await rules_naming(conn, WS, "ops-hook") == ["spike"]
-        channels, rules = await delivery_config(conn)
+        channels, rules, invalid = await delivery_config(conn)
+        assert invalid == []
         assert [c.name for c in channels if c.workspace_id == WS] == ["am", "ops-hook"]
         assert rules[rule.id] == ["ops-hook", "topic"]
 

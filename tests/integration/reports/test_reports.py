@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import orjson
 import pytest
 from PIL import Image
@@ -264,3 +265,39 @@ async def test_the_reports_commands_add_list_run_show_and_rm(stack, tmp_path):
     removed = _cli("rm", "daily", "-w", str(W), env=env)
     assert removed.returncode == 0 and "removed report 'daily'" in removed.stdout.decode()
     assert "no reports" in _cli("list", env=env).stdout.decode()
+
+
+async def test_a_schedule_that_never_fires_is_skipped_and_the_other_workspaces_reports_run(stack, tmp_path):
+    """Issue #23 item 3: one schedule with cron `0 0 31 2 *` (stored by SQL: the contract and `reports
+    add` refuse it) used to stop every workspace's reports (the job's next-run computation raised)."""
+    conn = await connect(stack.dsn)
+    try:
+        await _fixture(conn)
+        weekly = {**DAILY, "name": "weekly", "formats": ["csv"], "schedule": {"cron": "0 9 * * 1", "timezone": "UTC"}}
+        weekly["query"] = {**DAILY["query"], "period": "previous_week"}
+        await _add(conn, weekly, next_run_at=datetime(2026, 11, 9, 9, tzinfo=UTC))
+        never = await conn.fetchval(
+            """INSERT INTO custom_reports (workspace_id, name, report_type, query_config, formats)
+               VALUES ($1, 'never', 'engagement', $2, '{csv}') RETURNING id""",
+            X, orjson.dumps(DAILY["query"]).decode())
+        await conn.execute("INSERT INTO report_schedules (workspace_id, report_id, cron_expr) VALUES ($1, $2, '0 0 31 2 *')",
+                           X, never)
+        assert await run_due_reports(conn, datetime(2026, 11, 9, 9, 0, 30, tzinfo=UTC), tmp_path) == 1
+        assert (tmp_path / str(W) / "weekly" / "weekly-20261109T090000Z.csv").read_text() == DAILY_CSV
+        assert await conn.fetchval("SELECT next_run_at FROM report_schedules WHERE report_id = $1", never) is None
+        # a 6-field cron is refused by the CHECK of migration 0019
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("INSERT INTO report_schedules (workspace_id, report_id, cron_expr) "
+                               "VALUES ($1, $2, '0 0 1 1 * 2027')", X, never)
+    finally:
+        await conn.close()
+    env = {**os.environ, "LEARNSTREAM_DATABASE_URL": stack.dsn, "LEARNSTREAM_REPORTS_DIR": str(tmp_path)}
+    listed = _cli("list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split()[0]: line for line in listed.stdout.decode().splitlines()}
+    assert "invalid: cron: '0 0 31 2 *' never fires (no date matches it) (skipped)" in lines["never"]
+    assert "invalid" not in lines["weekly"]
+    refused = _cli("add", "never2", "-w", str(W), "-s", "engagement", "-m", "views", "--schedule", "0 0 31 2 *", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.decode().startswith("learnstream: error:")
+    assert "never fires" in refused.stderr.decode()
