@@ -283,19 +283,21 @@ class WindowStage:
                 await self._close(partition, state, now)
 
     async def _close(self, partition: int, state: PartitionState, wall_now: float | None = None) -> None:
-        """Emit the windows closed (state.close_windows) and tombstone the records of the pane
-        groups they emptied."""
+        """Emit the windows closed (state.close_windows), then tombstone the records of the pane
+        groups they emptied. Stored before their state is dropped: a crash (or an outage) between
+        the two recovers the panes, closes the windows again, and the rollup tables keep one row of
+        each (write_rollups is idempotent); the other order lost them."""
         closing = windows_state.close_windows(state, wall_now)
         for kind, count in closing.closed.items():
             metrics.WINDOWS_CLOSED.labels(kind).inc(count)
+        if closing.rollups:
+            await self._emit(closing.rollups)
         if closing.rollups or closing.dropped:
             # the clock before the tombstones: recovered with the clock but without a tombstone,
             # a closed window is not closed twice
             self._write_clock(partition, state)
         for group in closing.emptied_groups:
             self._write_panes(partition, state, group, empty=True)
-        if closing.rollups:
-            await self._emit(closing.rollups)
 
     def forget_old_snapshots(self) -> None:
         """Drop engagement snapshots older than SNAPSHOT_TTL_S behind their partition's watermark."""
