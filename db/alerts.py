@@ -1,10 +1,12 @@
-"""Alert rules and notifications in PostgreSQL (migrations 0003, 0016: a rule's name is unique in its
-workspace): the one place for their SQL."""
+"""Alert rules, notifications and mutes in PostgreSQL (migrations 0003, 0016: a rule's name is unique in
+its workspace, 0020: mutes, the notifications' outbox): the one place for their SQL."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -180,10 +182,12 @@ async def performance_metric_names(conn: asyncpg.Connection, workspace_id: UUID 
 
 
 async def record_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNotification]) -> int:
-    """Insert notification rows; a notification already recorded is skipped. Returns rows inserted."""
+    """Insert notification rows, unpublished (the outbox: `mark_published` once on the topic); a
+    notification already recorded is skipped. Returns rows inserted."""
     rows = [
         (n.rule_id, n.workspace_id, n.fingerprint, _STATUS[n.status], n.severity, n.current_value, n.threshold,
-         dict(n.labels), n.message, n.triggered_at, n.resolved_at, n.acknowledged_by, n.repeat, n.sent_at)
+         dict(n.labels), n.message, n.triggered_at, n.resolved_at, n.acknowledged_by, n.repeat, n.sent_at,
+         n.rule_name, n.condition_op, n.window_s)
         for n in notes
     ]
     if not rows:
@@ -193,12 +197,15 @@ async def record_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNo
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::alert_status[], $5::alert_severity[],
                                  $6::float8[], $7::float8[], $8::jsonb[], $9::text[], $10::timestamptz[],
-                                 $11::timestamptz[], $12::text[], $13::bool[], $14::timestamptz[])
+                                 $11::timestamptz[], $12::text[], $13::bool[], $14::timestamptz[], $15::text[],
+                                 $16::text[], $17::float8[])
                 AS t(alert_id, workspace_id, fingerprint, status, severity, current_value, threshold_value,
-                     labels, alert_message, triggered_at, resolved_at, acknowledged_by, is_repeat, sent_at)
+                     labels, alert_message, triggered_at, resolved_at, acknowledged_by, is_repeat, sent_at,
+                     rule_name, condition_op, window_s)
         ), ins AS (
             INSERT INTO alert_notifications (alert_id, workspace_id, fingerprint, status, severity, current_value,
-                threshold_value, labels, alert_message, triggered_at, resolved_at, acknowledged_by, is_repeat, sent_at)
+                threshold_value, labels, alert_message, triggered_at, resolved_at, acknowledged_by, is_repeat, sent_at,
+                rule_name, condition_op, window_s)
             SELECT * FROM input
             ON CONFLICT (fingerprint, status, sent_at) DO NOTHING
             RETURNING 1
@@ -220,26 +227,97 @@ async def listen_rule_changes(conn: asyncpg.Connection, on_change: Callable[[str
     return lambda: conn.remove_listener(RULES_CHANNEL, _listener)
 
 
+async def mark_published(conn: asyncpg.Connection, notes: Iterable[AlertNotification]) -> int:
+    """Mark recorded notifications as on the topic. Returns the rows marked now."""
+    keys = [(n.fingerprint, _STATUS[n.status], n.sent_at) for n in notes]
+    if not keys:
+        return 0
+    status = await conn.execute(
+        """
+        UPDATE alert_notifications n SET published_at = now()
+        FROM unnest($1::text[], $2::alert_status[], $3::timestamptz[]) AS k(fingerprint, status, sent_at)
+        WHERE n.fingerprint = k.fingerprint AND n.status = k.status AND n.sent_at = k.sent_at
+          AND n.published_at IS NULL
+        """,
+        *[list(col) for col in zip(*keys)],
+    )
+    return int(status.split()[-1])
+
+
+async def unpublished(conn: asyncpg.Connection, limit: int = 10_000) -> list[AlertNotification]:
+    """Notifications recorded and not marked published (a worker stopped between the two), oldest
+    first, as they were recorded."""
+    rows = await conn.fetch(
+        """
+        SELECT n.*, coalesce(n.rule_name, a.alert_name) AS name, coalesce(n.condition_op, a.condition_op) AS op,
+               coalesce(n.window_s, a.window_s) AS win
+        FROM alert_notifications n LEFT JOIN performance_alerts a ON a.id = n.alert_id
+        WHERE n.published_at IS NULL AND coalesce(n.rule_name, a.alert_name) IS NOT NULL
+        ORDER BY n.sent_at, n.fingerprint LIMIT $1
+        """,
+        limit,
+    )
+    return [_notification(r, r["name"], r["op"], r["win"]) for r in rows]
+
+
+def _notification(r: asyncpg.Record, rule_name: str, condition_op: str, window_s: float) -> AlertNotification:
+    return AlertNotification(
+        fingerprint=r["fingerprint"], rule_id=r["alert_id"], rule_name=rule_name,
+        workspace_id=r["workspace_id"], severity=str(r["severity"]), status=_NOTIFICATION_STATUS[str(r["status"])],
+        current_value=r["current_value"], threshold=r["threshold_value"], condition_op=condition_op,
+        window_s=window_s, labels=r["labels"], message=r["alert_message"],
+        triggered_at=r["triggered_at"], resolved_at=r["resolved_at"], sent_at=r["sent_at"],
+        repeat=r["is_repeat"], acknowledged_by=r["acknowledged_by"],
+    )
+
+
 async def open_alerts(conn: asyncpg.Connection) -> list[AlertNotification]:
     """The last notification of every alert instance that has not resolved (what a worker takes up
     after a restart or a rebalance)."""
     rows = await conn.fetch(
         """
         SELECT * FROM (
-            SELECT DISTINCT ON (n.fingerprint) n.*, a.alert_name, a.condition_op, a.window_s
+            SELECT DISTINCT ON (n.fingerprint) n.*, a.alert_name AS name, a.condition_op AS op, a.window_s AS win
             FROM alert_notifications n JOIN performance_alerts a ON a.id = n.alert_id
             ORDER BY n.fingerprint, n.sent_at DESC
         ) last WHERE status <> 'resolved'
         """
     )
-    return [
-        AlertNotification(
-            fingerprint=r["fingerprint"], rule_id=r["alert_id"], rule_name=r["alert_name"],
-            workspace_id=r["workspace_id"], severity=str(r["severity"]), status=_NOTIFICATION_STATUS[str(r["status"])],
-            current_value=r["current_value"], threshold=r["threshold_value"], condition_op=r["condition_op"],
-            window_s=r["window_s"], labels=r["labels"], message=r["alert_message"],
-            triggered_at=r["triggered_at"], resolved_at=r["resolved_at"], sent_at=r["sent_at"],
-            repeat=r["is_repeat"], acknowledged_by=r["acknowledged_by"],
-        )
-        for r in rows
-    ]
+    return [_notification(r, r["name"], r["op"], r["win"]) for r in rows]
+
+
+# ------------------------------------------------------------------------------ mutes (0020)
+
+
+class StoredMute(NamedTuple):
+    workspace_id: UUID
+    scope: str  # 'rule' (target: the rule's id) or 'fingerprint'
+    target: str
+    muted_until: datetime
+
+
+async def save_mute(conn: asyncpg.Connection, workspace_id: UUID, scope: str, target: str, until: datetime,
+                    by: str | None, issued_at: datetime) -> None:
+    """Record a mute in force (a later mute of the same target replaces it)."""
+    await conn.execute(
+        """
+        INSERT INTO alert_mutes (workspace_id, scope, target, muted_until, muted_by, issued_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (workspace_id, scope, target)
+        DO UPDATE SET muted_until = EXCLUDED.muted_until, muted_by = EXCLUDED.muted_by, issued_at = EXCLUDED.issued_at
+        """,
+        workspace_id, scope, target, until, by, issued_at,
+    )
+
+
+async def delete_mute(conn: asyncpg.Connection, workspace_id: UUID, scope: str, target: str) -> None:
+    await conn.execute("DELETE FROM alert_mutes WHERE workspace_id = $1 AND scope = $2 AND target = $3",
+                       workspace_id, scope, target)
+
+
+async def load_mutes(conn: asyncpg.Connection, now: datetime) -> list[StoredMute]:
+    """The mutes in force at `now`; those that ended are deleted."""
+    await conn.execute("DELETE FROM alert_mutes WHERE muted_until <= $1", now)
+    rows = await conn.fetch("SELECT workspace_id, scope, target, muted_until FROM alert_mutes WHERE muted_until > $1",
+                            now)
+    return [StoredMute(r["workspace_id"], r["scope"], r["target"], r["muted_until"]) for r in rows]

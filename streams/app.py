@@ -222,7 +222,8 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_let
         return await notifications.send(key=key, value=value)
 
     alerts = AlertRuntime(settings.database_url, pool, publish_notification,
-                          (settings.db_retry_initial_s, settings.db_retry_max_s), settings.alert_max_age_s)
+                          (settings.db_retry_initial_s, settings.db_retry_max_s), settings.alert_max_age_s,
+                          settings.alert_instance_expiry_s)
     stage = WindowStage(app, settings, pool, alerts, dead_letters, limits)
     # the topics whose backlog means "not quiet": the windowed log topics (the ingest consumer's)
     # and window-input (not the changelog: Faust never commits its offsets; not the entity topics,

@@ -176,6 +176,11 @@ class Settings(BaseSettings):
         3600.0, ge=0, description="windows that ended longer ago than this (history, a backfill) are not "
         "evaluated by alert rules",
     )
+    alert_instance_expiry_s: float = Field(
+        3600.0, gt=0, description="an alert instance (rule x series) whose series had no window for this long (or "
+        "3 of the rule's windows, if longer) after the rule's nodata_after is dropped, resolved first if its "
+        "alert is open: the engine holds the series seen lately, not every series ever seen",
+    )
     recompute_interval_s: float = Field(
         1.0, gt=0, description="how often closed windows that received late events are recomputed from the stored rows",
     )

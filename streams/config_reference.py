@@ -47,7 +47,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "recompute_max_hours",
     ),
     "Alerts and their delivery": (
-        "alert_tick_s", "alert_max_age_s", "alert_delivery_enabled", "delivery_retry_for_s",
+        "alert_tick_s", "alert_max_age_s", "alert_instance_expiry_s", "alert_delivery_enabled", "delivery_retry_for_s",
         "delivery_retry_initial_s", "delivery_retry_max_s", "delivery_max_pending",
         "delivery_config_refresh_s", "alertmanager_url", "alertmanager_resend_s", "alert_generator_url",
     ),

@@ -166,6 +166,10 @@ OPEN_PANES = Gauge("window_open_panes", "window panes held open on this worker",
 ALERT_NOTIFICATIONS = Counter(
     "alert_notifications", "alert notifications sent, by status", ["status"], namespace=_NS
 )
+ALERT_INSTANCES = Gauge(
+    "alert_instances", "alert instances (rule x series) the alert engine of this worker holds; those of "
+    "series quiet past alert_instance_expiry_s are dropped", namespace=_NS,
+)
 ALERT_SECONDS = Histogram(
     "alert_notification_seconds",
     "window closed (wall clock) to its alert notification delivered to Kafka",

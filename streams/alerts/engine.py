@@ -15,6 +15,13 @@ Per (rule, labels) fingerprint, in the manner of Prometheus alerting rules and A
   muted), `unmute`.
 * `set_rules(rules)`: rules reloaded without restart; instances of removed or deactivated rules
   that had notified are resolved.
+* Bounded: `tick` drops an instance whose series has been quiet (no window) for `expire_after_s`
+  (or `EXPIRY_WINDOWS` of the rule's windows, if longer) after the rule's `nodata_after_s`; one
+  that had notified (firing, nodata, acknowledged) is resolved first. So the instances held are
+  those of series seen lately, not of every series ever seen. A muted instance that is owed a
+  notification waits for its mute to end.
+* `restore_mutes(mutes, now)`: the mutes in force (stored, as `command` does not store them)
+  after a restart or a rebalance.
 
 Every call returns the notifications to publish, in order. Exactly one per state change, per
 fingerprint; the only repeats are `repeat_interval` re-sends, flagged `repeat=True`.
@@ -28,6 +35,11 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from schemas.alerts import AlertCommand, AlertNotification, AlertRule, describe, fingerprint
+
+#: an instance quiet this many of its rule's windows (or expire_after_s if longer) is dropped
+EXPIRY_WINDOWS = 3
+#: the statuses of an instance whose alert is open (its last notification is not `resolved`)
+_OPEN = ("firing", "nodata", "acknowledged", "muted")
 
 
 @dataclass
@@ -70,8 +82,9 @@ def _holds(rule: AlertRule, value: float, previous: float | None) -> bool:
 
 
 class AlertEngine:
-    def __init__(self, rules: Iterable[AlertRule] = ()) -> None:
+    def __init__(self, rules: Iterable[AlertRule] = (), expire_after_s: float = 3600.0) -> None:
         self.rules: dict[UUID, AlertRule] = {}
+        self.expire_after_s = expire_after_s
         self.instances: dict[str, Instance] = {}
         self._mute_fp: dict[str, datetime] = {}
         self._mute_rule: dict[UUID, datetime] = {}
@@ -88,7 +101,7 @@ class AlertEngine:
             rule = self.rules.get(inst.rule_id)
             if rule is not None and rule.is_active:
                 continue
-            if inst.last_sent_status in ("firing", "nodata", "acknowledged", "muted"):
+            if inst.last_sent_status in _OPEN:
                 gone = rule or old[inst.rule_id]  # a removed rule: its last definition
                 out += self._emit(gone, inst, "resolved", inst.last_value, now, resolved_at=now, force=True)
             del self.instances[fp]
@@ -122,7 +135,8 @@ class AlertEngine:
             inst = self.instances[n.fingerprint] = Instance(rule.id, n.fingerprint, dict(n.labels), state=state)
             inst.triggered_at, inst.last_value = n.triggered_at, n.current_value
             inst.last_sent, inst.last_sent_status, inst.acknowledged_by = n.sent_at, n.status, n.acknowledged_by
-            inst.last_seen = n.sent_at
+            # quiet since: the notification (a nodata one: the rule's nodata_after before it)
+            inst.last_seen = n.sent_at - timedelta(seconds=(rule.nodata_after_s or 0) if state == "nodata" else 0)
 
     def forget(self, keep) -> None:
         """Drop the instances of workspaces for which keep(workspace_id) is false (moved to
@@ -140,6 +154,23 @@ class AlertEngine:
         return inst
 
     # -- mutes -------------------------------------------------------------------------------
+    def restore_mutes(self, mutes: Iterable[tuple[str, str, datetime]], now: datetime) -> None:
+        """Replace the mutes with `mutes`: (scope 'rule' or 'fingerprint', target: the rule's id or
+        the fingerprint, until); those ended by `now` are left out."""
+        self._mute_fp, self._mute_rule = {}, {}
+        for scope, target, until in mutes:
+            if now >= until:
+                continue
+            if scope == "rule":
+                self._mute_rule[UUID(str(target))] = until
+            else:
+                self._mute_fp[target] = until
+
+    def mutes(self) -> list[tuple[str, str, datetime]]:
+        """The mutes held: (scope, target, until)."""
+        return ([("rule", str(r), t) for r, t in self._mute_rule.items()]
+                + [("fingerprint", f, t) for f, t in self._mute_fp.items()])
+
     def _muted(self, inst: Instance, now: datetime) -> bool:
         until = max(
             (t for t in (self._mute_fp.get(inst.fingerprint), self._mute_rule.get(inst.rule_id)) if t),
@@ -175,7 +206,7 @@ class AlertEngine:
         self, rule: AlertRule, inst: Instance, value: float | None, at: datetime, sent: datetime | None = None
     ) -> list[AlertNotification]:
         out = []
-        if inst.last_sent_status in ("firing", "nodata", "acknowledged", "muted"):
+        if inst.last_sent_status in _OPEN:
             out = self._emit(rule, inst, "resolved", value, at, resolved_at=at, sent=sent)
         else:
             inst.owed = None  # it fired and resolved inside a mute: nobody was told, nothing to take back
@@ -215,16 +246,29 @@ class AlertEngine:
                     out += self._resolve(rule, inst, value, at, now)
         return out
 
+    def quiet_bound(self, rule: AlertRule) -> timedelta:
+        """How long a series of `rule` may be quiet before its instance is dropped."""
+        return timedelta(seconds=(rule.nodata_after_s or 0) + max(self.expire_after_s, EXPIRY_WINDOWS * rule.window_s))
+
     def tick(self, now: datetime) -> list[AlertNotification]:
-        """Wall-clock duties: mute expiry, repeats, NoData."""
+        """Wall-clock duties: mute expiry, repeats, NoData, expiry of quiet instances."""
         self._mute_fp = {k: t for k, t in self._mute_fp.items() if now < t}
         self._mute_rule = {k: t for k, t in self._mute_rule.items() if now < t}
         out: list[AlertNotification] = []
-        for inst in self.instances.values():
+        expired: list[str] = []
+        for fp, inst in self.instances.items():
             rule = self.rules.get(inst.rule_id)
             if rule is None or not rule.is_active:
                 continue
             muted = self._muted(inst, now)
+            if inst.last_seen is not None and now - inst.last_seen >= self.quiet_bound(rule):
+                is_open = inst.last_sent_status in _OPEN
+                if muted and (is_open or inst.owed):
+                    continue  # what the mute holds back is told when it ends
+                if is_open:  # its series is gone: resolved, so it is not taken up again
+                    out += self._emit(rule, inst, "resolved", None, now, resolved_at=now)
+                expired.append(fp)
+                continue
             if not muted:
                 # after a mute: what changed meanwhile, or, if nothing did, the state it hid
                 want = inst.owed
@@ -245,6 +289,8 @@ class AlertEngine:
             ):
                 inst.state, inst.triggered_at, inst.pending_since, inst.clear_since = "nodata", now, None, None
                 out += self._emit(rule, inst, "nodata", None, now)
+        for fp in expired:
+            del self.instances[fp]
         return out
 
     def command(self, cmd: AlertCommand) -> list[AlertNotification]:

@@ -1,7 +1,13 @@
 """The alert engine inside a worker (issue #4): rules from PostgreSQL, loaded at start and reloaded
 on LISTEN/NOTIFY without restart; closed windows in, notifications out to the
 `alert-notifications` topic and alert_notifications rows; the wall-clock tick; instances taken up
-from the notifications table after a restart or a rebalance.
+from the notifications table, and mutes from alert_mutes (written here as mute commands are
+applied), after a restart or a rebalance.
+
+The notifications table is an outbox: a notification is recorded (unpublished), published, then
+marked published. A worker taking a workspace up publishes what was recorded and never marked (a
+crash in between); such a resend has the same fingerprint, status and sent_at (the delivery id),
+so a consumer recognises it.
 
 The engine itself (streams/alerts/engine.py) is pure; this module is its I/O.
 """
@@ -19,7 +25,18 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from db.alerts import RULES_CHANNEL, load_rules_checked, open_alerts, record_notifications
+from db.alerts import (
+    RULES_CHANNEL,
+    StoredMute,
+    delete_mute,
+    load_mutes,
+    load_rules_checked,
+    mark_published,
+    open_alerts,
+    record_notifications,
+    save_mute,
+    unpublished,
+)
 from db.pool import SharedPool, connect
 from schemas.alerts import AlertCommand, AlertNotification
 from schemas.rollups import Rollup
@@ -51,8 +68,8 @@ def observations(r: Rollup) -> Iterable[tuple[str, dict[str, str], float]]:
 
 class AlertRuntime:
     def __init__(self, dsn: str, pool: SharedPool, publish: Publish, retry: tuple[float, float] = (0.2, 5.0),
-                 max_age_s: float = 3600.0) -> None:
-        self.engine = AlertEngine()
+                 max_age_s: float = 3600.0, expire_after_s: float = 3600.0) -> None:
+        self.engine = AlertEngine(expire_after_s=expire_after_s)
         #: windows that ended longer ago than this (history, a backfill) are not evaluated
         self.max_age_s = max_age_s
         self._dsn, self._pool, self._publish, self._retry = dsn, pool, publish, retry
@@ -113,19 +130,42 @@ class AlertRuntime:
 
     async def take_up(self, owns: Callable[[UUID], bool]) -> None:
         """After a rebalance: drop the instances of workspaces now elsewhere, take up the open ones
-        of the workspaces now here from their last notification."""
+        of the workspaces now here from their last notification, and their mutes in force."""
         await self.rules_loaded.wait()
         pool = await self._pool.get()
         last = await self._retrying("loading open alerts", lambda: self._fetch_open(pool))
-        async with self._lock:
+        async with self._lock:  # no command meanwhile: the mutes read are the mutes applied
+            mutes = await self._retrying("loading alert mutes", lambda: self._fetch_mutes(pool))
+            now = datetime.now(UTC)
             self.engine.forget(owns)
             self.engine.restore(n for n in last if owns(n.workspace_id))
+            self.engine.restore_mutes(((m.scope, m.target, m.muted_until) for m in mutes if owns(m.workspace_id)), now)
+            self._report()
+            await self._publish_leftovers(pool, owns)
         self.taken_up.set()
+
+    async def _publish_leftovers(self, pool: asyncpg.Pool, owns: Callable[[UUID], bool]) -> None:
+        """Publish the notifications of these workspaces recorded and not marked published."""
+
+        async def fetch() -> list[AlertNotification]:
+            async with pool.acquire() as conn:
+                return await unpublished(conn)
+
+        notes = [n for n in await self._retrying("loading unpublished alert notifications", fetch)
+                 if owns(n.workspace_id)]
+        if notes:
+            log.warning("publishing %d alert notifications recorded but not published before", len(notes))
+            await self._send(notes, recorded=True)
 
     @staticmethod
     async def _fetch_open(pool: asyncpg.Pool) -> list[AlertNotification]:
         async with pool.acquire() as conn:
             return await open_alerts(conn)
+
+    @staticmethod
+    async def _fetch_mutes(pool: asyncpg.Pool) -> list[StoredMute]:
+        async with pool.acquire() as conn:
+            return await load_mutes(conn, datetime.now(UTC))
 
     # -- inputs ------------------------------------------------------------------------------
     async def windows_closed(self, rollups: list[Rollup], set_aside=None) -> None:
@@ -152,20 +192,49 @@ class AlertRuntime:
                         await set_aside(r, "alert_runtime", f"{exc.__class__.__name__}: {exc}", "alerts")
             closed_at = {(r.workspace_id, r.window_end): r.closed_at for r in rollups}
             await self._send(notes, closed_at)
+            self._report()
 
     async def command(self, cmd: AlertCommand) -> None:
+        """Apply an ack, mute or unmute; a mute is stored (alert_mutes) so that a restart or the
+        next owner of the workspace keeps it, an unmute deletes it."""
         await self.taken_up.wait()
         async with self._lock:
-            await self._send(self.engine.command(cmd))
+            notes = self.engine.command(cmd)
+            if cmd.command in ("mute", "unmute"):
+                await self._store_mute(cmd)
+            await self._send(notes)
+
+    async def _store_mute(self, cmd: AlertCommand) -> None:
+        scope, target = ("fingerprint", cmd.fingerprint) if cmd.fingerprint else ("rule", str(cmd.rule_id))
+        pool = await self._pool.get()
+
+        async def store() -> None:
+            async with pool.acquire() as conn:
+                if cmd.command == "mute":
+                    await save_mute(conn, cmd.workspace_id, scope, target, cmd.until, cmd.by, cmd.issued_at)
+                else:
+                    await delete_mute(conn, cmd.workspace_id, scope, target)
+
+        try:
+            await self._retrying(f"storing an alert {cmd.command}", store)
+        except PermanentFailure as exc:  # applied here, not kept across a restart
+            log.error("alert %s of %s %s not stored: %s", cmd.command, scope, target, exc)
+            metrics.STAGE_FAILURES.labels("alerts", "database_rejected").inc()
 
     async def tick(self) -> None:
         if not self.taken_up.is_set():
             return
         async with self._lock:
             await self._send(self.engine.tick(datetime.now(UTC)))
+            self._report()
+
+    def _report(self) -> None:
+        metrics.ALERT_INSTANCES.set(len(self.engine.instances))
 
     # -- output ------------------------------------------------------------------------------
-    async def _send(self, notes: list[AlertNotification], closed_at: dict | None = None) -> None:
+    async def _send(self, notes: list[AlertNotification], closed_at: dict | None = None,
+                    recorded: bool = False) -> None:
+        """Record (unless `recorded`), publish, mark published."""
         if not notes:
             return
         pool = await self._pool.get()
@@ -175,7 +244,8 @@ class AlertRuntime:
                 return await record_notifications(conn, notes)
 
         try:
-            await self._retrying(f"recording {len(notes)} alert notifications", record)
+            if not recorded:
+                await self._retrying(f"recording {len(notes)} alert notifications", record)
         except PermanentFailure as exc:  # not the database's state: these notifications' content
             log.error("alert notifications could not be recorded (%s); publishing them anyway", exc)
             metrics.STAGE_FAILURES.labels("alerts", "database_rejected").inc(len(notes))
@@ -193,6 +263,15 @@ class AlertRuntime:
             log.error("alert notifications recorded but not published: %s", exc)
             metrics.STAGE_FAILURES.labels("alerts", "publish").inc(len(notes))
             return
+
+        async def mark() -> int:
+            async with pool.acquire() as conn:
+                return await mark_published(conn, notes)
+
+        try:  # unmarked, they would be published again by the next owner: a recognisable repeat
+            await self._retrying(f"marking {len(notes)} alert notifications published", mark)
+        except PermanentFailure as exc:
+            log.error("alert notifications published but not marked: %s", exc)
         now = time.time()
         for n in notes:
             metrics.ALERT_NOTIFICATIONS.labels(n.status).inc()

@@ -201,3 +201,78 @@ def test_cli_durations_and_lines():
                                   f"[{fired.fingerprint}]")
     [nodata] = e.tick(at(120))
     assert "nodata       latency high: no data host=worker-1" in format_line(nodata)
+
+
+# -- bounded state (issue #23 item 8) --------------------------------------------------------------
+
+
+def _series(e: AlertEngine, n: int, value: float, t: float) -> list[AlertNotification]:
+    out = []
+    for i in range(n):
+        out += e.observe(WS, "api_latency.p95", {"host": f"h{i}"}, value, at(t))
+    return out
+
+
+def test_quiet_series_are_dropped_and_a_series_that_comes_back_works_again():
+    e = AlertEngine([rule()], expire_after_s=600)
+    assert _series(e, 1000, 100, 0) == []  # 1,000 series, all ok
+    fired = _series(e, 3, 900, 60)  # 3 of them fire, then all go quiet
+    assert statuses(fired) == ["firing"] * 3 and len(e.instances) == 1000
+    assert e.tick(at(599)) == []  # quiet 599 s (ok ones) / 539 s (firing ones): not yet
+    assert len(e.instances) == 997 + 3
+    assert e.tick(at(600)) == []
+    assert len(e.instances) == 3  # the ok ones are dropped silently
+    gone = e.tick(at(660))
+    assert statuses(gone) == ["resolved"] * 3 and len(e.instances) == 0  # the open ones resolved first
+    assert all(n.current_value is None and n.resolved_at == at(660) for n in gone)
+    # a series that comes back starts afresh
+    assert statuses(_series(e, 1, 900, 700)) == ["firing"]
+
+
+def test_expiry_waits_for_nodata_and_for_several_windows():
+    e = AlertEngine([rule(nodata_after_s=120, window_s=3600)], expire_after_s=60)
+    feed(e, [100])
+    [nodata] = e.tick(at(120))
+    assert nodata.status == "nodata"
+    assert e.tick(at(120 + 3 * 3600 - 1)) == []  # 3 windows of an hour after nodata_after
+    [resolved] = e.tick(at(120 + 3 * 3600))
+    assert resolved.status == "resolved" and e.instances == {}
+
+
+def test_a_restored_nodata_instance_expires():
+    e = AlertEngine([rule(nodata_after_s=120)], expire_after_s=600)
+    feed(e, [100])
+    [nodata] = e.tick(at(120))
+    restarted = AlertEngine([rule(nodata_after_s=120)], expire_after_s=600)
+    restarted.restore([nodata])
+    assert restarted.tick(at(700)) == [] and len(restarted.instances) == 1
+    [resolved] = restarted.tick(at(720))  # quiet since 0: 120 + 600 s
+    assert resolved.status == "resolved" and restarted.instances == {}
+
+
+def test_a_muted_open_instance_is_kept_until_its_mute_ends():
+    e = AlertEngine([rule()], expire_after_s=600)
+    [fired] = feed(e, [900])
+    [muted] = e.command(AlertCommand(command="mute", workspace_id=WS, fingerprint=fired.fingerprint,
+                                     until=at(2000), issued_at=at(10)))
+    assert muted.status == "muted"
+    assert e.tick(at(1000)) == [] and len(e.instances) == 1
+    [resolved] = e.tick(at(2000))
+    assert resolved.status == "resolved" and e.instances == {}
+
+
+def test_mutes_restored_after_a_restart():
+    e = AlertEngine([rule()])
+    [fired] = feed(e, [900])
+    e.command(AlertCommand(command="mute", workspace_id=WS, rule_id=rule().id, until=at(600), issued_at=at(10)))
+    stored = e.mutes()
+    assert stored == [("rule", str(rule().id), at(600))]
+    # a new engine (a restarted worker) from the last notification and the stored mutes
+    last = fired.model_copy(update={"status": "muted", "sent_at": at(10)})
+    restarted = AlertEngine([rule()])
+    restarted.restore([last])
+    restarted.restore_mutes(stored + [("fingerprint", "f" * 32, at(5))], now=at(20))  # an ended one is left out
+    assert restarted.mutes() == stored
+    assert restarted.tick(at(300)) == []  # still muted: nothing
+    [again] = restarted.tick(at(600))
+    assert again.status == "firing" and again.sent_at == at(600)
