@@ -133,6 +133,12 @@ def encode_dead_letter(letter: DeadLetter, budget: int) -> bytes:
         letter = letter.model_copy(update={"errors": half, "errors_omitted": cut.errors_omitted + len(cut.errors) - len(half)})
 
 
+class DeadLetterRefused(PermanentFailure):
+    """The DLQ refused dead letters for good (even within the smallest budget, or for a reason no
+    retry cures: the topic's limit lowered below them, no authorization): the DLQ's failure, not the
+    message's, so its batch is held and retried (streams/ingest/consumer.py), never set aside."""
+
+
 class DeadLetters:
     """Publishes dead letters (keyed topic:partition:offset) to the DLQ, each within the topic's
     message budget, retrying until the broker has them all. Shared by every stage."""
@@ -149,7 +155,7 @@ async def publish_dead_letters(
 ) -> None:
     """Publish dead letters (keyed topic:partition:offset), retrying until the broker has them all.
     Should the broker still refuse one as too large (its topic's limit lowered since the start),
-    they are encoded again within half the budget, down to 16 KiB."""
+    they are encoded again within half the budget, down to 16 KiB; then DeadLetterRefused."""
     while True:
         encoded = [
             (f"{d.source_topic}:{d.partition}:{d.offset}".encode(), encode_dead_letter(d, budget - 64)) for d in letters
@@ -166,7 +172,7 @@ async def publish_dead_letters(
             break
         except PermanentFailure as exc:
             if budget <= 16_384:
-                raise
+                raise DeadLetterRefused(exc.what, exc.error) from exc.error
             log.error("the DLQ refused a dead letter (%s); encoding them within %d bytes", exc.error, budget // 2)
             budget //= 2
     metrics.DLQ_PUBLISHED.labels(letters[0].source_topic).inc(len(letters))

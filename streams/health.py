@@ -5,8 +5,9 @@
   blocking call, a worker wedged at shutdown).
 * **/readyz** (ready): every check below passes.
   - `ingest`: the ingest consumer (streams/ingest/consumer.py) runs, the group gave it its
-    assignment (not in a rebalance) and its fetch loop got an answer from Kafka in the last
-    `FETCH_STALE_S` seconds;
+    assignment (not in a rebalance), no batch of it is held (one that could be neither stored nor
+    set aside, retried with its offsets uncommitted: named with its topic, partitions, first
+    offsets and error) and its fetch loop got an answer from Kafka in the last `FETCH_STALE_S` seconds;
   - `database`: `SELECT 1` answers within `health_timeout_s` on a connection of the probe's own
     (not the writer pool's: a pool busy writing is no outage), the answer kept `DB_CACHE_S`
     seconds so frequent probes cost one query;
@@ -66,6 +67,8 @@ def ingest_check(status: dict | None) -> Check:
         return Check(False, "the ingest consumer is not running")
     if not status["assigned"]:
         return Check(False, "the ingest consumer has no assignment yet (joining the group or rebalancing)")
+    if status.get("held"):
+        return Check(False, "; ".join(status["held"]))
     age = status["last_fetch_age_s"]
     if age is None:
         return Check(False, "the ingest consumer has not fetched yet")

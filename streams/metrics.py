@@ -80,6 +80,11 @@ EVENT_TO_ROW_SECONDS = Histogram(
 INGEST_COMMIT_FAILURES = Counter(
     "ingest_commit_failures", "ingest offset commits that failed (retried with the next batch)", namespace=_NS
 )
+INGEST_HELD_ATTEMPTS = Counter(
+    "ingest_held_batch_attempts", "failed attempts at an ingest batch that could be neither stored nor set aside "
+    "(held: retried with backoff, its offsets and its topic's later ones uncommitted; /readyz check ingest names it)",
+    ["topic"], namespace=_NS,
+)
 CONSUMER_LAG = Gauge(
     "consumer_lag_messages",
     "messages between a partition's end and the group's committed offset",

@@ -13,6 +13,10 @@ The guarantees are those the Faust agents gave, kept by hand:
   each waits for the one before it before it sends to the window stage and commits). A crash before
   that redelivers the batch; the primary key turns the redelivery into skipped duplicates, and
   the window stage skips events it folded already by source offset.
+* **Held, never skipped.** A batch that can be neither stored nor set aside (its dead letters
+  refused for good by the DLQ, anything else raising out of it) is tried again whole with backoff,
+  its offsets and its topic's later ones uncommitted, and /readyz (check `ingest`) names it until
+  it goes through: a failed batch never lets later batches be stored but left uncommitted silently.
 * **Rebalances.** Before partitions are revoked, the batches in flight are given
   `rebalance_drain_s` to finish and commit; what does not finish is cancelled and not committed
   (the next owner reads it again), and records fetched but not yet batched are dropped (likewise).
@@ -37,17 +41,19 @@ import os
 import signal
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from db.backoff import Backoff
 from db.tables import TABLES
 from schemas.events import DeadLetterError
 from streams import metrics
 from streams.config import Settings
-from streams.dead_letters import DeadLetters, envelope
+from streams.dead_letters import DeadLetterRefused, DeadLetters, envelope
 from streams.ingest.sink import BatchSink
 from streams.rebalance import RebalanceHooks
 from streams.windows.stage import WindowStage
@@ -68,6 +74,16 @@ class _Lane:
         self.previous: asyncio.Future | None = None
 
 
+@dataclass
+class _Held:
+    """A batch that failed as a whole and is being tried again (IngestConsumer._handle)."""
+
+    where: str  # "topic T partition P offset O[, partition …]": its first message in each partition
+    since: float  # monotonic time of its first failure
+    why: str  # its last failure
+    attempts: int = 0  # failed attempts after the first
+
+
 class IngestConsumer:
     """Consumes the source topics (`sinks`: topic name -> its BatchSink) into the sinks."""
 
@@ -85,6 +101,7 @@ class IngestConsumer:
         self._committed: dict[TopicPartition, int] = {}
         self._uncommitted: dict[TopicPartition, int] = {}  # stored, but the commit failed: retried
         self._paused: set[str] = set()
+        self._held: dict[int, _Held] = {}  # id(batch's chain future) -> the batch held (see _handle)
         self._started = asyncio.Event()
         self._has_assignment = False  # the group gave this member its partitions (maybe none)
         self._last_fetch: float | None = None  # monotonic time the fetch loop last got an answer
@@ -171,6 +188,7 @@ class IngestConsumer:
             "assigned": self._has_assignment and not self._rebalancing,
             "partitions": len(c.assignment()) if c is not None and running else 0,
             "last_fetch_age_s": None if self._last_fetch is None else time.monotonic() - self._last_fetch,
+            "held": self.held(),
         }
 
     # -- the fetch loop ------------------------------------------------------------------------
@@ -253,32 +271,83 @@ class IngestConsumer:
 
     async def _handle(self, lane: _Lane, records: list, before: asyncio.Future | None, mine: asyncio.Future) -> None:
         """Store (or dead-letter) a batch, hand its stored events to the window stage after the
-        previous batch's, then commit its offsets after the previous batch's."""
-        sink, stage = lane.sink, self._stage if lane.windowed else None
+        previous batch's, then commit its offsets after the previous batch's.
+
+        A batch that can be neither stored nor set aside (the DLQ refuses its dead letters for good,
+        or anything else raises) is **held**: tried again whole with capped, jittered backoff for as
+        long as it fails, its offsets and every later batch's of the topic uncommitted (they wait
+        for it), the topic paused once its batches are all in flight, /readyz check `ingest` naming
+        it. It ends when the batch goes through, or is cancelled (revoked, stopping: redelivered).
+        No exception leaves this task, and no later batch commits past an uncommitted one."""
         ok = False
+        backoff = Backoff(self.settings.db_retry_initial_s, self.settings.db_retry_max_s)
         try:
-            stage_name = "ingest"
-            try:
-                outcome = await sink.process(records)
-                prior_ok = await _after(before)
-                stage_name = "windows"
-                if stage is not None and outcome.stored_rows:
-                    await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # infrastructure is retried inside: this is the batch's own
-                # (a failure no retry cures): its messages are taken one at a time, and those that
-                # fail alone are dead-lettered; nothing of it may stop the stream
-                log.exception("batch of %d messages failed at the %s stage; isolating the messages that cause it",
-                              len(records), stage_name)
-                prior_ok = await _after(before)
-                await _isolate(sink, stage, self._dead_letters, records, stage_name, exc)
+            while True:
+                try:
+                    prior_ok = await self._attempt(lane, records, before)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - held, reported and retried, never skipped
+                    self._hold(mine, records, exc)
+                    await asyncio.sleep(backoff.next_delay())
+            held = self._held.pop(id(mine), None)
+            if held is not None:
+                log.warning("held ingest batch %s went through after %.1f s and %d attempts",
+                            held.where, time.monotonic() - held.since, held.attempts + 1)
             if prior_ok:
                 await self._commit(_next_offsets(records))
                 ok = True
         finally:
+            self._held.pop(id(mine), None)
             if not mine.done():
                 mine.set_result(ok)
+
+    async def _attempt(self, lane: _Lane, records: list, before: asyncio.Future | None) -> bool:
+        """One attempt at a batch (see _handle); True if the previous batch of the topic committed."""
+        sink, stage = lane.sink, self._stage if lane.windowed else None
+        stage_name = "ingest"
+        try:
+            outcome = await sink.process(records)
+            prior_ok = await _after(before)
+            stage_name = "windows"
+            if stage is not None and outcome.stored_rows:
+                await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
+        except asyncio.CancelledError:
+            raise
+        except DeadLetterRefused:  # the DLQ's failure, not the messages': no message is to blame
+            raise
+        except Exception as exc:  # infrastructure is retried inside: this is the batch's own
+            # (a failure no retry cures): its messages are taken one at a time, and those that
+            # fail alone are dead-lettered; nothing of it may stop the stream
+            log.exception("batch of %d messages failed at the %s stage; isolating the messages that cause it",
+                          len(records), stage_name)
+            prior_ok = await _after(before)
+            await _isolate(sink, stage, self._dead_letters, records, stage_name, exc)
+        return prior_ok
+
+    def _hold(self, mine: asyncio.Future, records: list, exc: BaseException) -> None:
+        """Record (for /readyz), log and count a failed attempt at a batch that is held."""
+        why = f"{exc.__class__.__name__}: {exc}"[:500]
+        held = self._held.get(id(mine))
+        topic = records[0].topic
+        metrics.INGEST_HELD_ATTEMPTS.labels(topic).inc()
+        if held is None:
+            held = self._held[id(mine)] = _Held(_where(records), time.monotonic(), why)
+            log.error("ingest batch %s (%d messages) could be neither stored nor set aside; held: retried with "
+                      "backoff, its offsets and the topic's later ones uncommitted until it goes through",
+                      held.where, len(records), exc_info=exc)
+            return
+        held.attempts += 1
+        if why != held.why:
+            log.warning("held ingest batch %s failed again (attempt %d): %s", held.where, held.attempts + 1, why)
+        held.why = why
+
+    def held(self) -> list[str]:
+        """The batches held (see _handle), each with since when and why: what /readyz names."""
+        now = time.monotonic()
+        return [f"{h.where} held for {now - h.since:.0f} s ({h.attempts + 1} attempts; its offsets and the "
+                f"topic's later ones uncommitted): {h.why}" for h in self._held.values()]
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         c = self._consumer
@@ -392,6 +461,14 @@ async def _after(before: asyncio.Future | None) -> bool:
     return True if before is None else await asyncio.shield(before)
 
 
+def _where(records: Sequence) -> str:
+    """'topic T partition P offset O, …': where a batch starts in each of its partitions."""
+    first: dict[int, int] = {}
+    for r in records:
+        first.setdefault(r.partition, r.offset)
+    return f"topic {records[0].topic} " + ", ".join(f"partition {p} offset {o}" for p, o in sorted(first.items()))
+
+
 def _next_offsets(records: Sequence) -> dict[TopicPartition, int]:
     """The offsets to commit for `records`: each partition's last offset + 1."""
     out: dict[TopicPartition, int] = {}
@@ -416,7 +493,7 @@ async def _isolate(sink: BatchSink, stage: WindowStage | None, dead_letters: Dea
                 where = "windows"
                 if stage is not None and outcome.stored_rows:
                     await stage.send_stored(sink.kind, outcome.stored_rows, outcome.stored_origin, outcome.batch)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, DeadLetterRefused):  # the DLQ's failure: the batch is held
                 raise
             except Exception as one:  # noqa: BLE001 - this message's own failure
                 failed.append((m, where, one))
