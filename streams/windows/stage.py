@@ -113,17 +113,22 @@ class WindowStage:
 
     async def _send_all(self, what: str, topic, messages: list[tuple[int | None, bytes, bytes]]) -> None:
         """Produce (partition, key, value) messages and wait until the broker has them all; broker
-        outages are retried (a retry may repeat a message: every consumer of these is idempotent)."""
+        outages are retried (a retry may repeat a message: every consumer of these is idempotent).
+
+        Messages of one key to one partition (a workspace's chunks of a batch) land in their order:
+        they go in waves, the n-th of each key in the n-th wave, and a wave is retried whole before
+        the next starts. (Retrying the whole list after a partial failure let a later chunk land
+        before an earlier one, whose items the pane's high-water source offset then skipped.)"""
 
         name = topic.get_topic_name()
         send = self.app.producer.send  # the producer itself: Faust's Topic.send costs more than the bytes
 
-        async def attempt() -> None:
-            futures = [await send(name, k, v, p, None, None) for p, k, v in messages]
-            for fut in futures:
-                await fut
+        for wave in send_waves(messages):
+            async def attempt(wave: list[tuple[int | None, bytes, bytes]] = wave) -> None:
+                futures = [await send(name, k, v, p, None, None) for p, k, v in wave]
+                for fut in futures:
+                    await fut
 
-        if messages:
             await self._retrying(what, attempt)
 
     async def relay_command(self, message) -> None:
@@ -455,3 +460,17 @@ def _runs(starts: list[float], width: float) -> list[tuple[float, float]]:
 def _short(exc: BaseException, limit: int = 2000) -> str:
     text = str(exc)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def send_waves(messages: list[tuple[int | None, bytes, bytes]]) -> list[list[tuple[int | None, bytes, bytes]]]:
+    """The messages in waves: the n-th message of each (partition, key) in the n-th wave (one wave
+    when every key has one message: the usual case)."""
+    seen: dict[tuple[int | None, bytes], int] = {}
+    waves: list[list[tuple[int | None, bytes, bytes]]] = []
+    for m in messages:
+        n = seen.get((m[0], m[1]), 0)
+        seen[(m[0], m[1])] = n + 1
+        if n == len(waves):
+            waves.append([])
+        waves[n].append(m)
+    return waves

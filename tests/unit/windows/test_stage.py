@@ -127,3 +127,36 @@ def test_a_bad_alert_command_is_dead_lettered_with_its_reason():
     asyncio.run(run())
     assert [(k, d["errors"][0]["reason"]) for k, d in letters] == [(b"cmds:0:3", "invalid_json"), (b"cmds:1:9", "schema")]
     assert letters[0][1]["value"] == "{not json"
+
+
+async def test_a_workspaces_chunks_land_in_order_when_a_send_fails_midway():
+    """#23 item 6: a produce retry used to resend the whole list after a partial success, so a later
+    chunk landed before an earlier one and the pane's high-water source offset skipped the earlier."""
+    import asyncio
+
+    from aiokafka.errors import KafkaConnectionError
+
+    from streams.windows.stage import send_waves
+
+    stage = _stage()
+    landed: list[bytes] = []
+    failures = {b"ws-a:1": 1}  # the first chunk of ws-a fails once, after ws-a's second chunk was sent
+
+    async def send(topic, key, value, partition, *rest):
+        fut = asyncio.get_running_loop().create_future()
+        if failures.get(value):
+            failures[value] -= 1
+            fut.set_exception(KafkaConnectionError("broker away"))
+        else:
+            landed.append(value)
+            fut.set_result(None)
+        return fut
+
+    stage.app = types.SimpleNamespace(producer=types.SimpleNamespace(send=send))
+    topic = types.SimpleNamespace(get_topic_name=lambda: "window-input")
+    messages = [(0, b"ws-a", b"ws-a:1"), (0, b"ws-a", b"ws-a:2"), (1, b"ws-b", b"ws-b:1"), (0, b"ws-a", b"ws-a:3")]
+    assert send_waves(messages) == [[messages[0], messages[2]], [messages[1]], [messages[3]]]
+    await stage._send_all("test", topic, messages)
+    a = [v for v in landed if v.startswith(b"ws-a")]
+    assert a == [b"ws-a:1", b"ws-a:2", b"ws-a:3"]  # in order, and none before an earlier one
+    assert landed.count(b"ws-b:1") == 2  # its wave was retried whole: a repeat, which the stage skips
