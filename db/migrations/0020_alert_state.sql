@@ -31,6 +31,9 @@ SELECT enable_workspace_isolation('alert_mutes');
 ALTER TABLE alert_notifications ADD COLUMN published_at timestamptz DEFAULT now(),
     ADD COLUMN rule_name varchar(100), ADD COLUMN condition_op varchar(16), ADD COLUMN window_s double precision;
 ALTER TABLE alert_notifications ALTER COLUMN published_at DROP DEFAULT;
+-- retention archives alert_notifications' rows into archive.alert_notifications: the same columns
+ALTER TABLE archive.alert_notifications ADD COLUMN published_at timestamptz,
+    ADD COLUMN rule_name varchar(100), ADD COLUMN condition_op varchar(16), ADD COLUMN window_s double precision;
 
 CREATE INDEX idx_alert_notifications_unpublished ON alert_notifications (workspace_id, sent_at)
     WHERE published_at IS NULL;
