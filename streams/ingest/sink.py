@@ -71,13 +71,13 @@ class BatchSink:
     ) -> None:
         self.kind = kind
         self.spec = SINKS[kind]
-        self._workspaces = workspaces or WorkspaceRegistry("auto")
+        self._workspaces = workspaces if workspaces is not None else WorkspaceRegistry("auto")
         if isinstance(self.spec, UpsertSpec):
             self._workspace_of = lambda row: row[2]["workspace_id"]
         else:
             self._workspace_of = itemgetter(self.spec.columns.index("workspace_id"))
         self._route = route
-        self._unrouted = unrouted or UnroutedNotices(None, Retrier(retry_initial_s, retry_max_s))
+        self._unrouted = unrouted if unrouted is not None else UnroutedNotices(None, Retrier(retry_initial_s, retry_max_s))
         self._pool = pool
         self._dead_letters = dead_letters
         self._earliest, self._max_future = earliest, timedelta(seconds=max_future_s)
