@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from db.pool import connect
 from streams.devkit.services import free_port
@@ -207,6 +207,17 @@ async def wait_for_ids(dsn: str, ids: dict[str, list[str]], timeout: float = 120
             await asyncio.sleep(0.25)
     finally:
         await conn.close()
+
+
+async def send_to_partition(bootstrap: str, topic: str, values: list[bytes], partition: int) -> None:
+    """Produce `values` to one partition of `topic`, in order, each acknowledged before the next."""
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await p.start()
+    try:
+        for v in values:
+            await p.send_and_wait(topic, v, partition=partition)
+    finally:
+        await p.stop()
 
 
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[dict]:

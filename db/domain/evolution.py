@@ -46,8 +46,16 @@ _GENERATIONS = """WITH r AS (
     JOIN evolution_experiments e ON e.workspace_id = r.workspace_id AND e.id = r.experiment_id
 )"""
 
+#: a generation's metrics: the latest event's value (in event time, whatever the arrival order),
+#: an earlier one's where the latest left it out
+_LATEST_METRICS = ",\n".join(
+    f"""    {c} = CASE WHEN excluded.last_event_at >= t.last_event_at
+        THEN coalesce(excluded.{c}, t.{c}) ELSE coalesce(t.{c}, excluded.{c}) END"""
+    for c in ("generation_stats", "diversity_metrics", "selection_pressure", "convergence_metrics")
+)
+
 EVOLUTION_GENERATION = (
-    _GENERATIONS + """
+    _GENERATIONS + f"""
 , g AS (
     SELECT workspace_id, experiment_id, generation_number,
         (array_agg(generation_id ORDER BY ts))[1] AS generation_id,
@@ -68,18 +76,7 @@ FROM g
 ON CONFLICT (workspace_id, experiment_id, generation_number) DO UPDATE SET
     population_data = CASE WHEN excluded.last_event_at >= t.last_event_at AND excluded.population_data <> '[]'
         THEN excluded.population_data ELSE t.population_data END,
-    generation_stats = CASE WHEN excluded.last_event_at >= t.last_event_at
-        THEN coalesce(excluded.generation_stats, t.generation_stats)
-        ELSE coalesce(t.generation_stats, excluded.generation_stats) END,
-    diversity_metrics = CASE WHEN excluded.last_event_at >= t.last_event_at
-        THEN coalesce(excluded.diversity_metrics, t.diversity_metrics)
-        ELSE coalesce(t.diversity_metrics, excluded.diversity_metrics) END,
-    selection_pressure = CASE WHEN excluded.last_event_at >= t.last_event_at
-        THEN coalesce(excluded.selection_pressure, t.selection_pressure)
-        ELSE coalesce(t.selection_pressure, excluded.selection_pressure) END,
-    convergence_metrics = CASE WHEN excluded.last_event_at >= t.last_event_at
-        THEN coalesce(excluded.convergence_metrics, t.convergence_metrics)
-        ELSE coalesce(t.convergence_metrics, excluded.convergence_metrics) END,
+{_LATEST_METRICS},
     generation_start = least(t.generation_start, excluded.generation_start),
     generation_end = greatest(t.generation_end, excluded.generation_end),
     last_event_at = greatest(t.last_event_at, excluded.last_event_at)

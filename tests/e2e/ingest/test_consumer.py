@@ -8,10 +8,10 @@ import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.devkit.synthetic import Generator
-from tests.support import metric, wait_for_ids, wait_for_rows
+from tests.support import metric, send_to_partition, wait_for_ids, wait_for_rows
 
 pytestmark = pytest.mark.services
 
@@ -25,16 +25,6 @@ async def _committed(bootstrap: str, group: str, tps: list[TopicPartition]) -> d
         await c.stop()
 
 
-async def _publish(bootstrap: str, topic: str, values: list[bytes], partition: int) -> None:
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await p.start()
-    try:
-        for v in values:
-            await p.send_and_wait(topic, v, partition=partition)
-    finally:
-        await p.stop()
-
-
 async def test_offsets_are_committed_in_the_ingest_group_once_stored(stack, start_worker):
     """Every message of every partition stored: the ingest group's committed offset is each
     partition's end, the app's own group holds none of the source topics, and the lag gauge says 0."""
@@ -42,7 +32,7 @@ async def test_offsets_are_committed_in_the_ingest_group_once_stored(stack, star
     gen = Generator(seed=5)
     per_partition = {p: [orjson.dumps(gen.performance_sample()) for _ in range(40 + 7 * p)] for p in range(4)}
     for p, values in per_partition.items():
-        await _publish(stack.bootstrap, topic, values, p)
+        await send_to_partition(stack.bootstrap, topic, values, p)
     worker = start_worker(LEARNSTREAM_WINDOWS_ENABLED="false")
     total = sum(map(len, per_partition.values()))
     counts = await wait_for_rows(stack.dsn, {"system_performance_metrics": total}, timeout=60)
@@ -73,7 +63,7 @@ async def test_an_upgrade_starts_where_the_faust_group_left_off(stack, start_wor
     topic = stack.topics["performance_sample"]
     gen = Generator(seed=6)
     events = [gen.performance_sample() for _ in range(30)]
-    await _publish(stack.bootstrap, topic, [orjson.dumps(e) for e in events], 0)
+    await send_to_partition(stack.bootstrap, topic, [orjson.dumps(e) for e in events], 0)
     # an earlier version consumed the first 20 of partition 0 in the app's group
     legacy = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=f"t{stack.tag}", enable_auto_commit=False)
     await legacy.start()
@@ -86,7 +76,7 @@ async def test_an_upgrade_starts_where_the_faust_group_left_off(stack, start_wor
     await wait_for_rows(stack.dsn, {"system_performance_metrics": 10}, timeout=60)
     # anything beyond the 10 would be in before a marker published after them (offset 30) is
     marker = gen.performance_sample()
-    await _publish(stack.bootstrap, topic, [orjson.dumps(marker)], 0)
+    await send_to_partition(stack.bootstrap, topic, [orjson.dumps(marker)], 0)
     await wait_for_ids(stack.dsn, {"system_performance_metrics": [marker["sample_id"]]}, timeout=60)
     import asyncpg
 

@@ -17,13 +17,13 @@ import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.devkit.synthetic import Generator
 from tests.e2e.test_monitoring import http
-from tests.support import metric, read_topic, wait_for_ids
+from tests.support import metric, read_topic, send_to_partition, wait_for_ids
 
 pytestmark = pytest.mark.services
 
@@ -35,16 +35,6 @@ async def _dlq_limit(bootstrap: str, topic: str, max_bytes: int) -> None:
         await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": str(max_bytes)})])
     finally:
         await admin.close()
-
-
-async def _send(bootstrap: str, topic: str, values: list[bytes], partition: int) -> None:
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await p.start()
-    try:
-        for v in values:
-            await p.send_and_wait(topic, v, partition=partition)
-    finally:
-        await p.stop()
 
 
 async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
@@ -68,19 +58,19 @@ async def test_a_batch_whose_dead_letter_is_refused_is_held_and_reported_not_ski
     worker = start_worker(LEARNSTREAM_WINDOWS_ENABLED="false")
     gen = Generator(seed=23)
     first = [gen.performance_sample() for _ in range(3)]
-    await _send(stack.bootstrap, topic, [orjson.dumps(e) for e in first], 0)
+    await send_to_partition(stack.bootstrap, topic, [orjson.dumps(e) for e in first], 0)
     await wait_for_ids(stack.dsn, {"system_performance_metrics": [e["sample_id"] for e in first]}, timeout=60)
 
     # the operator lowers the DLQ's limit below any dead letter: refused at every budget
     await _dlq_limit(stack.bootstrap, stack.dlq, 200)
     try:
-        await _send(stack.bootstrap, topic, [b"{not json"], 0)  # offset 3: its dead letter is refused
+        await send_to_partition(stack.bootstrap, topic, [b"{not json"], 0)  # offset 3: its dead letter is refused
         deadline = time.monotonic() + 60
         while "refused" not in worker.log() and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         assert "refused" in worker.log(), worker.log()[-4000:]
         good = [gen.performance_sample() for _ in range(5)]  # offsets 4..8, later batches of the topic
-        await _send(stack.bootstrap, topic, [orjson.dumps(e) for e in good], 0)
+        await send_to_partition(stack.bootstrap, topic, [orjson.dumps(e) for e in good], 0)
         await wait_for_ids(stack.dsn, {"system_performance_metrics": [e["sample_id"] for e in good]}, timeout=60)
 
         # while the DLQ refuses: nothing past the bad message is committed, and /readyz says why
