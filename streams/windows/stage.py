@@ -223,7 +223,9 @@ class WindowStage:
     async def flush(self) -> None:
         """Timer: write the panes, snapshots and clocks changed since the last flush to the
         changelog (each record once, however many messages changed it), then acknowledge the
-        messages folded meanwhile. Faust flushes the producer before it commits their offsets."""
+        messages folded meanwhile. Faust flushes the producer before it commits their offsets.
+        A partition's pane records go before its snapshot records: a flush cut short leaves panes
+        newer than snapshots, which a redelivery repairs (state.py, "exactly once")."""
         async with self._lock:
             for partition, state in self.states.items():
                 for group in {(kind, key[0], pane_start) for kind, key, pane_start in state.dirty_panes}:

@@ -13,6 +13,13 @@ Exactly once into windows: each pane remembers, per source partition, the last s
 into it, and an item at or below that mark is skipped (a redelivery: the worker died after sending
 it to window-input but before committing the source offset); an engagement snapshot does the same
 per post. The marks are written to the changelog with the panes, in the same record.
+
+An engagement update changes two records, its pane (the gain) and its post's snapshot (the counters
+the next gain is taken from). A flush writes a partition's pane records before its snapshot records,
+and Kafka keeps a producer's records of a partition in order, so a worker that dies mid-flush leaves
+a prefix: panes newer than snapshots, never the reverse. On redelivery the snapshot's mark is below
+the update and the pane's is not: the update moves the snapshot as it did the first time, and the
+pane does not count its gain twice (issue #23, item 5).
 """
 
 from __future__ import annotations
@@ -137,7 +144,6 @@ def fold(state: PartitionState, batch: WindowInput, now: float, max_future_s: fl
     windower = state.windows[kind]
     performance = kind == "performance_sample"
     learning = kind == "learning_event"
-    engagement = kind == "engagement_update"
     dirty_snapshots: set[tuple[str, str]] = set()
     late: list[dict] = []
     snapshot_marks: dict[tuple, int] = {}  # (series, source) -> a snapshot's offset mark as it was before this batch
@@ -207,11 +213,12 @@ def fold(state: PartitionState, batch: WindowInput, now: float, max_future_s: fl
             dirty_snapshots.add((workspace, series))
         pane_start = pane_of(event_time)
         pane = ((workspace, series), pane_start)
-        if not engagement:
-            done = pane_offsets((kind, pane[0], pane_start))
-            if done is not None and offset <= done.get(source, -1):
-                duplicates += 1
-                continue
+        # an engagement update its pane has already (a flush torn after the panes, before the
+        # snapshots) moved the snapshot above as it did the first time, and stops here
+        done = pane_offsets((kind, pane[0], pane_start))
+        if done is not None and offset <= done.get(source, -1):
+            duplicates += 1
+            continue
         values = pane_values.get(pane)
         if values is None:
             values = pane_values[pane] = []

@@ -3,6 +3,7 @@ panes exactly once per source offset, the changelog writes of a flush."""
 
 from __future__ import annotations
 
+import asyncio
 import types
 import uuid
 from collections import namedtuple
@@ -42,6 +43,7 @@ def _stage() -> WindowStage:
     stage.table = types.SimpleNamespace(data={}, send_changelog=lambda p, k, v, **kw: sent.append((p, k, v)))
     stage.sent = sent
     stage.states, stage._acks = {}, []
+    stage._lock = asyncio.Lock()
     stage.budgets = {"input": 999_000, "late": 999_000, "rollups": 999_000, "changelog": 999_000}
     stage.max_future_s, stage.earliest = 300.0, 946684800.0
     stage._retrying = Retrier(0.01, 0.1)
@@ -106,8 +108,6 @@ def test_engagement_gains_come_from_consecutive_snapshots_and_a_drop_is_flagged(
 
 
 def test_a_bad_alert_command_is_dead_lettered_with_its_reason():
-    import asyncio
-
     stage = _stage()
     letters: list[tuple] = []
 
@@ -160,3 +160,43 @@ async def test_a_workspaces_chunks_land_in_order_when_a_send_fails_midway():
     a = [v for v in landed if v.startswith(b"ws-a")]
     assert a == [b"ws-a:1", b"ws-a:2", b"ws-a:3"]  # in order, and none before an earlier one
     assert landed.count(b"ws-b:1") == 2  # its wave was retried whole: a repeat, which the stage skips
+
+
+def test_a_flush_torn_between_the_pane_and_the_snapshot_counts_a_redelivered_gain_once():
+    """Issue #23, item 5: the pane record (gain 50, its offset mark) reached the changelog, the
+    snapshot record (views 150) did not; the update is redelivered to the next owner."""
+    from streams.windows import state as windows_state
+
+    stage = _stage()
+    post = str(uuid.uuid4())
+    updates = [{"update_id": str(uuid.uuid4()), "workspace_id": WS_A, "content_id": post, "platform": "x",
+                "recorded_at": datetime.fromtimestamp(1000 + 5 * i, UTC).isoformat(), "views": v}
+               for i, v in enumerate([100, 150])]
+    rows = _rows("engagement_update", updates)
+    [(part, _, first)] = window_messages("engagement_update", rows[:1], [0], [Msg("src", 0, 0, None, b"")], 4)
+    [(_, _, second)] = window_messages("engagement_update", rows[1:], [0], [Msg("src", 0, 1, None, b"")], 4)
+    st = stage.states[part] = stage.new_state()
+    stage.fold(st, orjson.loads(first), now=0.0)
+    asyncio.run(stage.flush())
+    after_first = dict(stage.table.data)
+    stage.fold(st, orjson.loads(second), now=0.0)
+    asyncio.run(stage.flush())
+    # the torn changelog: every record as after the second flush, but the snapshots as after the first
+    torn = {k: (after_first[k] if b"|s|" in k else v) for k, v in stage.table.data.items()}
+    assert any(b"|s|" in k for k in torn) and torn != stage.table.data
+
+    restored = windows_state.restore(list(torn.items()), {part}, stage.new_state, 2000.0, 0.0, 300.0)
+    again = restored.states[part]
+    stage.fold(again, orjson.loads(second), now=0.0)  # redelivered: its pane has it, its snapshot does not
+    [panes] = again.windows["engagement_update"].panes.values()
+    [agg] = panes.values()
+    assert (agg.summary(60.0)["updates"], agg.summary(60.0)["views_gained"]) == (2, 50)  # not 100
+    [snapshot] = again.snapshots.values()
+    assert snapshot.counters["views"] == 150 and snapshot.offsets == {"src:0": 1}
+    # and the next update gains from 150
+    third = _rows("engagement_update", [{**updates[1], "update_id": str(uuid.uuid4()), "views": 170,
+                                         "recorded_at": datetime.fromtimestamp(1010, UTC).isoformat()}])
+    [(_, _, msg)] = window_messages("engagement_update", third, [0], [Msg("src", 0, 2, None, b"")], 4)
+    stage.fold(again, orjson.loads(msg), now=0.0)
+    [panes] = again.windows["engagement_update"].panes.values()
+    assert sum(a.summary(60.0)["views_gained"] for a in panes.values()) == 70
