@@ -45,8 +45,9 @@ async def test_windows_closed_when_the_worker_dies_before_storing_them_are_store
     rows = await fetch_rollups(stack.dsn, "performance_rollups", 12, timeout=60)
     tumbling = {(str(r["workspace_id"]), r["count"]) for r in rows
                 if r["window_s"] == r["step_s"] and r["tags"] == {"host": "h"}}
-    assert tumbling == {(ws, 50) for ws in workspaces}, [
-        (str(r["workspace_id"])[:8], r["tags"], r["window_s"], r["step_s"], r["count"], r["window_start"]) for r in rows]
+    assert tumbling == {(ws, 50) for ws in workspaces}, "\n".join(
+        f'{str(r["workspace_id"])[:8]} {r["tags"]} {r["window_s"]:g}/{r["step_s"]:g} n={r["count"]} '
+        f'{r["window_start"]:%H:%M:%S}' for r in rows) + f"\nworkspaces {[ws[:8] for ws in workspaces]}"
     # and once each: (workspace, series, window) is the key, so a second close stored nothing twice
     conn = await connect(stack.dsn)
     try:

@@ -23,7 +23,7 @@ from streams.publish import publish_messages
 from streams.windows.input import workspace_partition
 from tests.support import NO_IDLE, QUICK_GROUP, iso, wait_for_rows, window_base
 
-pytestmark = [pytest.mark.services, pytest.mark.serial]
+pytestmark = pytest.mark.services
 
 
 def _update(ws: str, post: str, t: float, views: int) -> dict:
