@@ -273,13 +273,15 @@ def _notification(r: asyncpg.Record, rule_name: str, condition_op: str, window_s
 
 async def open_alerts(conn: asyncpg.Connection) -> list[AlertNotification]:
     """The last notification of every alert instance that has not resolved (what a worker takes up
-    after a restart or a rebalance)."""
+    after a restart or a rebalance). One evaluation may send an alert's resolved and its next firing
+    with the same sent_at: the later is the one of the later instance (triggered_at), and within
+    one instance the resolved."""
     rows = await conn.fetch(
         """
         SELECT * FROM (
             SELECT DISTINCT ON (n.fingerprint) n.*, a.alert_name AS name, a.condition_op AS op, a.window_s AS win
             FROM alert_notifications n JOIN performance_alerts a ON a.id = n.alert_id
-            ORDER BY n.fingerprint, n.sent_at DESC
+            ORDER BY n.fingerprint, n.sent_at DESC, n.triggered_at DESC, (n.status = 'resolved') DESC
         ) last WHERE status <> 'resolved'
         """
     )
