@@ -1,5 +1,6 @@
 """Alert rules, notifications and mutes in PostgreSQL (migrations 0003, 0016: a rule's name is unique in
-its workspace, 0020: mutes, the notifications' outbox): the one place for their SQL."""
+its workspace, 0020: mutes, the notifications' outbox, 0022: the delivery backlog): the one place for
+their SQL."""
 
 from __future__ import annotations
 
@@ -273,13 +274,15 @@ def _notification(r: asyncpg.Record, rule_name: str, condition_op: str, window_s
 
 async def open_alerts(conn: asyncpg.Connection) -> list[AlertNotification]:
     """The last notification of every alert instance that has not resolved (what a worker takes up
-    after a restart or a rebalance)."""
+    after a restart or a rebalance). One evaluation may send an alert's resolved and its next firing
+    with the same sent_at: the later is the one of the later instance (triggered_at), and within
+    one instance the resolved."""
     rows = await conn.fetch(
         """
         SELECT * FROM (
             SELECT DISTINCT ON (n.fingerprint) n.*, a.alert_name AS name, a.condition_op AS op, a.window_s AS win
             FROM alert_notifications n JOIN performance_alerts a ON a.id = n.alert_id
-            ORDER BY n.fingerprint, n.sent_at DESC
+            ORDER BY n.fingerprint, n.sent_at DESC, n.triggered_at DESC, (n.status = 'resolved') DESC
         ) last WHERE status <> 'resolved'
         """
     )
@@ -321,3 +324,94 @@ async def load_mutes(conn: asyncpg.Connection, now: datetime) -> list[StoredMute
     rows = await conn.fetch("SELECT workspace_id, scope, target, muted_until FROM alert_mutes WHERE muted_until > $1",
                             now)
     return [StoredMute(r["workspace_id"], r["scope"], r["target"], r["muted_until"]) for r in rows]
+
+
+# ------------------------------------------------------------------------------ delivery backlog (0022)
+
+
+class BacklogRow(NamedTuple):
+    """A notification deferred for one channel: where it was consumed (topic, partition, offset)
+    and its value as consumed."""
+
+    workspace_id: UUID
+    channel: str
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    deferred_at: datetime | None = None
+
+
+class BacklogSummary(NamedTuple):
+    workspace_id: UUID
+    channel: str
+    partition: int
+    rows: int
+    last_offset: int
+
+
+async def defer_deliveries(conn: asyncpg.Connection, group: str, rows: list[BacklogRow]) -> int:
+    """Write `rows` to the backlog of consumer group `group` (a row there already is left as it is);
+    returns how many were new."""
+    if not rows:
+        return 0
+    status = await conn.execute(
+        """
+        INSERT INTO alert_delivery_backlog (consumer_group, workspace_id, channel, source_topic, source_partition,
+                                            source_offset, notification)
+        SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bytea[])
+        ON CONFLICT DO NOTHING
+        """,
+        group, [r.workspace_id for r in rows], [r.channel for r in rows], [r.topic for r in rows],
+        [r.partition for r in rows], [r.offset for r in rows], [r.value for r in rows],
+    )
+    return int(status.split()[-1])
+
+
+async def deferred_deliveries(conn: asyncpg.Connection, group: str, workspace_id: UUID, channel: str, topic: str,
+                              partition: int, after: int, limit: int) -> list[BacklogRow]:
+    """The next `limit` rows of one channel's backlog from one partition, after offset `after`, in
+    offset order."""
+    rows = await conn.fetch(
+        """
+        SELECT source_offset, notification, deferred_at FROM alert_delivery_backlog
+        WHERE consumer_group = $1 AND source_topic = $2 AND source_partition = $3 AND workspace_id = $4
+          AND channel = $5 AND source_offset > $6
+        ORDER BY source_offset LIMIT $7
+        """,
+        group, topic, partition, workspace_id, channel, after, limit,
+    )
+    return [BacklogRow(workspace_id, channel, topic, partition, r["source_offset"], r["notification"],
+                       r["deferred_at"]) for r in rows]
+
+
+async def drop_deferred(conn: asyncpg.Connection, group: str, rows: list[BacklogRow]) -> int:
+    """Delete backlog rows (their notifications were delivered, dead-lettered or skipped)."""
+    if not rows:
+        return 0
+    status = await conn.execute(
+        """
+        DELETE FROM alert_delivery_backlog b
+        USING unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::bigint[]) AS d(ws, ch, t, p, o)
+        WHERE b.consumer_group = $1 AND b.workspace_id = d.ws AND b.channel = d.ch AND b.source_topic = d.t
+          AND b.source_partition = d.p AND b.source_offset = d.o
+        """,
+        group, [r.workspace_id for r in rows], [r.channel for r in rows], [r.topic for r in rows],
+        [r.partition for r in rows], [r.offset for r in rows],
+    )
+    return int(status.split()[-1])
+
+
+async def backlog_summary(conn: asyncpg.Connection, group: str, topic: str,
+                          partitions: list[int]) -> list[BacklogSummary]:
+    """Per channel and partition (of those given): the rows waiting and the last offset among them."""
+    rows = await conn.fetch(
+        """
+        SELECT workspace_id, channel, source_partition, count(*) AS n, max(source_offset) AS last
+        FROM alert_delivery_backlog
+        WHERE consumer_group = $1 AND source_topic = $2 AND source_partition = ANY($3::int[])
+        GROUP BY workspace_id, channel, source_partition
+        """,
+        group, topic, partitions,
+    )
+    return [BacklogSummary(r["workspace_id"], r["channel"], r["source_partition"], r["n"], r["last"]) for r in rows]

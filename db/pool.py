@@ -43,6 +43,12 @@ async def connect(dsn: str, **kwargs) -> asyncpg.Connection:
     return conn
 
 
+async def create_pool(dsn: str, size: int = 2, **kwargs) -> asyncpg.Pool:
+    """A plain pool (the codecs, no staging tables)."""
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=60,
+                                     **kwargs)
+
+
 async def create_writer_pool(dsn: str, size: int = 4, **kwargs) -> asyncpg.Pool:
     """A pool whose connections each carry the staging tables (temporary, per session)."""
     return await asyncpg.create_pool(

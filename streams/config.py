@@ -142,7 +142,13 @@ class Settings(BaseSettings):
     delivery_retry_initial_s: float = Field(1.0, gt=0, description="delivery backoff after the first failed attempt")
     delivery_retry_max_s: float = Field(60.0, gt=0, description="delivery backoff cap (doubling, full jitter)")
     delivery_max_pending: int = Field(
-        10_000, ge=1, description="notifications being delivered at once; the delivery consumer pauses above it",
+        10_000, ge=1, description="notifications consumed and not yet handled (delivered, dead-lettered or written "
+        "to a channel's backlog); the delivery consumer pauses above it",
+    )
+    delivery_max_pending_per_channel: int = Field(
+        1_000, ge=1, description="notifications a channel holds in memory on their way to it; the ones sent to it "
+        "beyond that wait in its backlog in PostgreSQL (alert_delivery_backlog), so a channel that is down or slow "
+        "delays only itself",
     )
     delivery_config_refresh_s: float = Field(
         5.0, gt=0, description="how often the delivery rereads the channels and the rules' channel names",

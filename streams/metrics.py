@@ -196,6 +196,10 @@ ALERT_UNDELIVERED = Counter(
 ALERT_DELIVERY_PENDING = Gauge(
     "alert_delivery_pending", "alert notifications consumed and not yet delivered everywhere", namespace=_NS,
 )
+DELIVERY_CHANNEL_BACKLOG = Gauge(
+    "delivery_channel_backlog", "alert notifications waiting for one channel (in memory and in its backlog), "
+    "labelled <workspace id>/<channel> for the 20 largest, the rest summed as `other`", ["channel"], namespace=_NS,
+)
 
 
 def observe_many(child: Histogram, values: list[float]) -> None:

@@ -25,7 +25,20 @@ bodies sent are built in `payloads`.
   notification older than `delivery_retry_for_s` when consumed (`expired`), one the delivery itself
   failed on (`delivery_error`). Every dead letter is
   counted (learnstream_alert_undelivered_total{reason}) and bounded in size.
-* **Flow control.** Above `delivery_max_pending` notifications in flight the consumer pauses.
+* **One channel down delays only itself.** A lane holds at most `delivery_max_pending_per_channel`
+  notifications in memory; what its channel is sent beyond that is written to its backlog in
+  PostgreSQL (`alert_delivery_backlog`, migration 0022) and counts as handled for the offsets, so
+  the consumer moves on and the other channels' notifications keep flowing. Once a lane has a
+  backlog on a partition, that partition's further notifications for it go there too (order), and
+  the lane reads it back, in offset order, as it makes room; a row is deleted once the
+  notification is delivered, dead-lettered or skipped (a crash before that delivers it again: at
+  least once). The rows of a partition are delivered by its owner: after an assignment they are
+  taken up, and read once the consumer has passed the last of them (the notifications consumed again
+  meanwhile go behind, or are already there). Gauge
+  learnstream_delivery_channel_backlog{channel}.
+* **Flow control.** Above `delivery_max_pending` notifications consumed and not yet handled (which
+  takes `delivery_max_pending / delivery_max_pending_per_channel` channels full at once) the
+  consumer pauses.
 * **Alertmanager keep-alive.** The alerts still open on an Alertmanager channel are re-posted every
   `alertmanager_resend_s` with endsAt 4 times that ahead (Prometheus' convention), so they stay
   active while open here and expire there if no worker re-posts them. After an assignment the open
@@ -45,14 +58,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
-from db.alerts import open_alerts
-from db.pool import connect
+from db.alerts import BacklogRow, backlog_summary, defer_deliveries, deferred_deliveries, drop_deferred, open_alerts
+from db.pool import connect, create_pool
 from schemas.alerts import AlertNotification
 from schemas.channels import AlertChannel
 from streams import metrics
@@ -68,6 +82,10 @@ log = logging.getLogger("learnstream.alerts.delivery")
 
 #: alerts per Alertmanager request
 AM_BATCH = 64
+#: lanes labelled in learnstream_delivery_channel_backlog (the rest are summed as `other`)
+BACKLOG_LABELS = 20
+#: how often a lane with a backlog looks for room to read it back when idle
+BACKLOG_POLL_S = 0.5
 
 
 # -- what is in flight ---------------------------------------------------------------------------
@@ -82,6 +100,8 @@ class InFlight:
     note: AlertNotification | None = None
     remaining: int = 0
     abandoned: bool = False  # its partition was revoked: the next owner delivers it
+    #: read back from a channel's backlog (not in the consumer's offsets: its row is deleted when done)
+    row: BacklogRow | None = None
 
     @property
     def done(self) -> bool:
@@ -102,12 +122,29 @@ class LaneEntry:
     attempts: int = 0
 
 
+@dataclass(eq=False)
+class Spill:
+    """One lane's backlog rows from one partition: `waiting` not read back yet (counting those being
+    written), read back up to offset `after`; `ready_at`: after an assignment, not read back until
+    the consumer has passed that offset (the notifications consumed again go behind it first)."""
+
+    waiting: int = 0
+    writing: int = 0
+    routed: int = 0
+    after: int = -1
+    ready_at: int = -1
+
+
 class Lane:
     """One channel's deliveries, in order."""
 
     def __init__(self, owner: AlertDelivery, channel: AlertChannel) -> None:
         self.owner, self.channel = owner, channel
         self.queue: asyncio.Queue[LaneEntry] = asyncio.Queue()
+        #: entries in memory (queued or being delivered): at most delivery_max_pending_per_channel
+        self.load = 0
+        #: its backlog in PostgreSQL, per partition
+        self.spill: dict[TopicPartition, Spill] = {}
         #: Alertmanager: the open alerts delivered here (fingerprint -> last notification, its partition)
         self.active: dict[str, tuple[AlertNotification, TopicPartition]] = {}
         self.last_keepalive = time.monotonic()
@@ -117,22 +154,38 @@ class Lane:
     def kind(self) -> str:
         return self.channel.kind
 
+    @property
+    def backlog(self) -> int:
+        return self.load + sum(sp.waiting for sp in self.spill.values())
+
+    def put(self, entry: LaneEntry) -> None:
+        self.load += 1
+        self.queue.put_nowait(entry)
+
     async def _run(self) -> None:
         resend = self.owner.settings.alertmanager_resend_s
+        cap = self.owner.settings.delivery_max_pending_per_channel
         while True:
             try:
-                wait = None
+                if self.spill and self.load <= cap // 2:
+                    await self.owner.refill(self)
+                wait = BACKLOG_POLL_S if self.spill else None
                 if self.kind == "alertmanager" and self.active:
-                    wait = max(0.0, self.last_keepalive + resend - time.monotonic())
+                    due = max(0.0, self.last_keepalive + resend - time.monotonic())
+                    wait = due if wait is None else min(wait, due)
                 try:
                     first = await asyncio.wait_for(self.queue.get(), wait)
                 except TimeoutError:
-                    await self.keep_alive()
+                    if self.kind == "alertmanager" and time.monotonic() - self.last_keepalive >= resend:
+                        await self.keep_alive()
                     continue
                 batch = [first]
                 while self.kind == "alertmanager" and len(batch) < AM_BATCH and not self.queue.empty():
                     batch.append(self.queue.get_nowait())
-                await self.owner.deliver(self, batch)
+                try:
+                    await self.owner.deliver(self, batch)
+                finally:
+                    self.load -= len(batch)
                 if self.kind == "alertmanager" and self.active and time.monotonic() - self.last_keepalive >= resend:
                     await self.keep_alive()
             except asyncio.CancelledError:
@@ -175,6 +228,15 @@ class AlertDelivery:
         self._inflight: dict[TopicPartition, deque[InFlight]] = {}
         self._pending = 0
         self._paused = False
+        #: backlogs: the pool, the entries to write this round, the rows done (to delete), the
+        #: entries read back (per partition, to abandon at a revocation), the consumer's position
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._spilling: list[tuple[Lane, Spill, InFlight, BacklogRow]] = []
+        self._done_rows: list[BacklogRow] = []
+        self._read_back: dict[TopicPartition, set[InFlight]] = {}
+        self._position: dict[TopicPartition, int] = {}
+        self._backlog_labels: set[str] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._runner: asyncio.Task | None = None
         self._stopping = False
@@ -233,10 +295,13 @@ class AlertDelivery:
         await asyncio.gather(*(lane.task for lane in self._lanes.values()), return_exceptions=True)
         if self._consumer is not None:
             try:
+                await self._flush_backlog()
                 await self._commit_done()
                 await self._consumer.stop()
             except Exception:  # a bug must not end the lane: its entries would never finish
                 log.warning("alert delivery consumer did not stop cleanly", exc_info=True)
+        if self._pool is not None:
+            await self._pool.close()
         await self.http.close()
         log.info("alert delivery stopped")
 
@@ -252,7 +317,10 @@ class AlertDelivery:
                 for tp, records in fetched.items():
                     for r in records:
                         await self._accept(tp, r.offset, r.value)
+                        self._position[tp] = r.offset
+                await self._flush_backlog()
                 await self._commit_done()
+                self._show_backlog()
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:  # the broker is away or the group is moving: aiokafka reconnects
@@ -311,7 +379,7 @@ class AlertDelivery:
                 await self._dead_letter(inflight, ch, "expired", f"sent at {rfc3339(note.sent_at)}, more than "
                                         f"{self.settings.delivery_retry_for_s:g} s before it was consumed")
             else:
-                self._lane(ch).queue.put_nowait(LaneEntry(inflight, ch))
+                self._route(self._lane(ch), inflight, ch)
         if not targets:  # nothing to deliver (else the last channel to finish settles it)
             self._settle(-1)
 
@@ -339,6 +407,146 @@ class AlertDelivery:
                 lane.active.clear()
             lane.channel = ch  # changed since: the queued entries keep the definition they were routed with
         return lane
+
+    # -- backlogs -----------------------------------------------------------------------------
+    def _route(self, lane: Lane, inflight: InFlight, ch: AlertChannel) -> None:
+        """Into the lane's memory, or (the lane full, or a backlog of this partition waiting in
+        front of it) to its backlog, written at the end of the round."""
+        tp = inflight.tp
+        sp = lane.spill.get(tp)
+        if (sp is None or sp.waiting <= 0) and lane.load < self.settings.delivery_max_pending_per_channel:
+            lane.put(LaneEntry(inflight, ch))
+            return
+        if sp is None:
+            sp = lane.spill[tp] = Spill()
+        sp.waiting += 1
+        sp.writing += 1
+        sp.routed += 1
+        row = BacklogRow(ch.workspace_id, ch.name, tp.topic, tp.partition, inflight.offset, inflight.raw or b"")
+        self._spilling.append((lane, sp, inflight, row))
+
+    async def _db(self) -> asyncpg.Pool:
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await create_pool(self.settings.database_url, timeout=5)
+            return self._pool
+
+    async def _flush_backlog(self) -> None:
+        """Write this round's backlog entries (each then counts as handled for the offsets: retried
+        while PostgreSQL is away), and delete the rows done."""
+        if self._spilling:
+            spilling, self._spilling = self._spilling, []
+
+            async def write() -> None:
+                async with (await self._db()).acquire() as conn:
+                    await defer_deliveries(conn, self.group_id, [row for _l, _s, _i, row in spilling])
+
+            try:
+                await self._retrying("writing the alert delivery backlog", write)
+            except PermanentFailure as exc:  # kept in memory instead (over the lane's cap): nothing lost
+                log.error("the alert delivery backlog could not be written (%s); keeping %d notifications in memory",
+                          exc, len(spilling))
+                for lane, sp, inflight, _row in spilling:
+                    sp.writing -= 1
+                    sp.waiting -= 1
+                    lane.put(LaneEntry(inflight, lane.channel))
+            else:
+                for _lane, sp, inflight, _row in spilling:
+                    sp.writing -= 1
+                    self._finish(inflight)
+        if self._done_rows:
+            done, self._done_rows = self._done_rows, []
+            try:
+                async with (await self._db()).acquire() as conn:
+                    await drop_deferred(conn, self.group_id, done)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - deleted at the next round
+                log.warning("deleting %d delivered backlog rows failed (%s: %s); retrying", len(done),
+                            exc.__class__.__name__, exc)
+                self._done_rows[:0] = done
+
+    async def _ready(self, tp: TopicPartition, sp: Spill) -> bool:
+        if sp.ready_at < 0 or self._position.get(tp, -1) >= sp.ready_at:
+            sp.ready_at = -1
+            return True
+        c = self._consumer
+        if c is None or tp not in c.assignment():
+            return False
+        committed = await c.committed(tp)
+        if committed is not None and committed > sp.ready_at:
+            sp.ready_at = -1
+            return True
+        return False
+
+    async def refill(self, lane: Lane) -> None:
+        """Read the lane's backlog back into its memory, up to its cap (the lane's own task)."""
+        cap = self.settings.delivery_max_pending_per_channel
+        for tp, sp in list(lane.spill.items()):
+            room = cap - lane.load
+            if room <= 0:
+                return
+            if sp.waiting <= 0 and sp.writing <= 0:
+                del lane.spill[tp]
+                continue
+            try:
+                if not await self._ready(tp, sp):
+                    continue
+                routed, writing = sp.routed, sp.writing
+                async with (await self._db()).acquire() as conn:
+                    rows = await deferred_deliveries(conn, self.group_id, lane.channel.workspace_id, lane.channel.name,
+                                                     tp.topic, tp.partition, sp.after, room)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - read at the next round
+                log.warning("reading the delivery backlog of %s failed (%s: %s); retrying", lane.channel.name,
+                            exc.__class__.__name__, exc)
+                return
+            if lane.spill.get(tp) is not sp:  # revoked meanwhile: its next owner delivers them
+                continue
+            for row in rows:
+                sp.after = row.offset
+                sp.waiting -= 1
+                self._read_back_entry(lane, tp, row)
+            if len(rows) < room and writing == 0 and sp.routed == routed:
+                sp.waiting = 0  # all read: nothing more was being written or sent to it
+            if sp.waiting <= 0 and sp.writing <= 0:
+                del lane.spill[tp]
+
+    def _read_back_entry(self, lane: Lane, tp: TopicPartition, row: BacklogRow) -> None:
+        inflight = InFlight(tp, row.offset, row.value, remaining=1, row=row)
+        try:
+            inflight.note = AlertNotification.model_validate_json(row.value)
+        except ValidationError:  # written valid: a row edited by hand
+            log.error("backlog row %s/%s at %s:%d is not a notification; deleting it", row.workspace_id, row.channel,
+                      row.topic, row.offset)
+            self._done_rows.append(row)
+            return
+        ch = self.directory.channel(row.workspace_id, row.channel)
+        if ch is None:
+            asyncio.ensure_future(self._dead_letter(
+                inflight, None, "unknown_channel", f"workspace {row.workspace_id} has no alert channel {row.channel!r}",
+                name=row.channel))
+            return
+        if not ch.is_active:
+            metrics.ALERT_DELIVERIES.labels(ch.kind, "skipped").inc()
+            self._finish(inflight)
+            return
+        self._read_back.setdefault(tp, set()).add(inflight)
+        age = (datetime.now(UTC) - row.deferred_at).total_seconds() if row.deferred_at else 0.0
+        lane.put(LaneEntry(inflight, ch, queued=time.monotonic() - max(0.0, age)))
+
+    def _show_backlog(self) -> None:
+        sizes = sorted(((lane.backlog, f"{ws}/{name}") for (ws, name), lane in self._lanes.items() if lane.backlog),
+                       reverse=True)
+        shown = {label: float(n) for n, label in sizes[:BACKLOG_LABELS]}
+        if len(sizes) > BACKLOG_LABELS:
+            shown["other"] = float(sum(n for n, _label in sizes[BACKLOG_LABELS:]))
+        for label in self._backlog_labels - shown.keys():
+            metrics.DELIVERY_CHANNEL_BACKLOG.remove(label)
+        for label, n in shown.items():
+            metrics.DELIVERY_CHANNEL_BACKLOG.labels(label).set(n)
+        self._backlog_labels = set(shown)
 
     # -- one lane's batch --------------------------------------------------------------------
     async def deliver(self, lane: Lane, batch: list[LaneEntry]) -> None:
@@ -399,7 +607,11 @@ class AlertDelivery:
     def _finish(self, inflight: InFlight) -> None:
         inflight.remaining -= 1
         if inflight.remaining == 0 and not inflight.abandoned:
-            self._settle(-1)
+            if inflight.row is None:
+                self._settle(-1)
+            else:
+                self._done_rows.append(inflight.row)
+                self._read_back.get(inflight.tp, set()).discard(inflight)
 
     def _settle(self, change: int) -> None:
         self._pending += change
@@ -447,21 +659,59 @@ class AlertDelivery:
 
     # -- rebalances ----------------------------------------------------------------------------
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._flush_backlog()
         await self._commit_done()
         dropped = 0
         for tp in revoked:
             for inflight in self._inflight.pop(tp, ()):
                 dropped += not inflight.done
                 inflight.abandoned = True
+            for inflight in self._read_back.pop(tp, ()):
+                inflight.abandoned = True
+            self._position.pop(tp, None)
         for lane in self._lanes.values():
             lane.active = {fp: v for fp, v in lane.active.items() if v[1] not in revoked}
+            for tp in revoked:
+                lane.spill.pop(tp, None)
         self._settle(-dropped)
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Take up the open alerts of the assigned partitions for the Alertmanager keep-alive."""
+        """Take up the open alerts of the assigned partitions for the Alertmanager keep-alive, and
+        their channels' backlogs."""
         c = self._consumer
         if c is None or not assigned:
             return
+        await self._take_up_open_alerts(c, assigned)
+        await self._take_up_backlogs(assigned)
+
+    async def _take_up_backlogs(self, assigned: set[TopicPartition]) -> None:
+        ours = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+        try:
+            async with (await self._db()).acquire() as conn:
+                found = await backlog_summary(conn, self.group_id, self.topic, ours)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - taken up at the next assignment
+            log.warning("taking up the alert delivery backlogs failed (%s: %s)", exc.__class__.__name__, exc)
+            return
+        taken = 0
+        for b in found:
+            ch = self.directory.channel(b.workspace_id, b.channel)
+            if ch is None:  # left for when it comes back (or is dead-lettered by a later owner)
+                log.warning("the alert delivery backlog of %s/%s (%d notifications) names a channel that no longer "
+                            "exists; left in place", b.workspace_id, b.channel, b.rows)
+                continue
+            tp = TopicPartition(self.topic, b.partition)
+            lane = self._lane(ch)
+            sp = lane.spill.setdefault(tp, Spill())
+            sp.waiting = max(sp.waiting, b.rows)
+            sp.after = -1
+            sp.ready_at = max(sp.ready_at, b.last_offset)
+            taken += b.rows
+        if taken:
+            log.info("took up %d notifications from the alert delivery backlogs", taken)
+
+    async def _take_up_open_alerts(self, c: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
         partitions = sorted(c.partitions_for_topic(self.topic) or ())
         if not partitions:
             return

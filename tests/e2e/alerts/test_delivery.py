@@ -398,3 +398,91 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
         assert metric(third.metrics(), "learnstream_alert_deliveries_total", channel_kind="webhook",
                       outcome="delivered") == 1
         assert [a["labels"]["alertname"] for a in await _am_alerts(http, alertmanager.url)] == ["latency high"]
+        # the third worker took "latency high" up too (fired again in the same evaluation that resolved
+        # its first instance: both notifications have the same sent_at), so it keeps it alive there
+        assert "took up 1 open alerts for Alertmanager" in third.log()
+
+
+# -- one channel down delays only itself (issue #23 item 9) --------------------------------------
+
+class BlackHole:
+    """A TCP server that accepts every connection, reads what it is sent and never answers."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hole"
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        while await reader.read(65536):
+            pass
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for w in self._writers:
+                w.close()
+
+
+async def test_a_black_hole_channel_delays_only_itself(stack, start_worker, receiver):
+    """10,000 notifications, each to a webhook that never answers and to a healthy one: the healthy
+    one gets every notification, once and in order, while the black hole's are still retrying
+    (on a per-channel cap of 100 and a global one of 500: a global cap alone fills with the black
+    hole's and pauses the consumer)."""
+    hole = BlackHole()
+    await hole.start()
+    try:
+        ws = uuid.uuid4()
+        w = str(ws)
+        _cli(stack, "add", "hole", "-w", w, "--kind", "webhook", "--url", hole.url, "--timeout", "1s",
+             LEARNSTREAM_CHANNEL_SECRET=SECRET)
+        _cli(stack, "add", "healthy", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/healthy",
+             LEARNSTREAM_CHANNEL_SECRET=SECRET)
+        rule = _rule(ws, "latency spike", ["hole", "healthy"])
+        await _add(stack, rule)
+        worker = start_worker(**SMALL, LEARNSTREAM_DELIVERY_MAX_PENDING="500",
+                              LEARNSTREAM_DELIVERY_MAX_PENDING_PER_CHANNEL="100",
+                              LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2", LEARNSTREAM_DELIVERY_RETRY_MAX_S="1")
+        fingerprints = [f"fp{i:02d}" for i in range(16)]
+        now = datetime.now(UTC)
+        messages = []
+        for seq in range(10_000):
+            fp = fingerprints[seq % len(fingerprints)]
+            note = {"fingerprint": fp, "rule_id": str(rule.id), "rule_name": rule.alert_name, "workspace_id": w,
+                    "severity": "critical", "status": "firing" if seq // len(fingerprints) % 2 == 0 else "resolved",
+                    "current_value": float(seq), "threshold": 100.0, "condition_op": ">", "window_s": 10.0,
+                    "message": f"notification {seq}", "triggered_at": now.isoformat(),
+                    "sent_at": (now + timedelta(microseconds=seq)).isoformat()}
+            messages.append((fp.encode(), orjson.dumps(note)))
+        await publish_messages(stack.bootstrap, stack.notifications, messages)
+
+        async def all_healthy():
+            return len(receiver.got.get("/healthy", [])) >= 10_000
+
+        await _wait(all_healthy, 180, "every notification at the healthy channel", interval=1.0)
+        await asyncio.sleep(2)
+        got = [orjson.loads(b) for _h, b in receiver.got["/healthy"]]
+        assert len(got) == 10_000
+        assert len({h[DELIVERY_HEADER] for h, _b in receiver.got["/healthy"]}) == 10_000  # each once
+        for fp in fingerprints:  # in the order sent, per alert
+            values = [n["current_value"] for n in got if n["fingerprint"] == fp]
+            assert values == sorted(values) and len(values) == 10_000 // len(fingerprints), fp
+
+        # the black hole's are still retrying: none dead-lettered, its backlog still there
+        m = worker.metrics()
+        assert hole.connections >= 2
+        assert metric(m, "learnstream_alert_delivery_retries_total", channel_kind="webhook") >= 1
+        assert metric(m, "learnstream_alert_deliveries_total", channel_kind="webhook", outcome="delivered") == 10_000
+        assert metric(m, "learnstream_alert_deliveries_total", channel_kind="webhook", outcome="dead_lettered") == 0
+        assert metric(m, "learnstream_delivery_channel_backlog", channel=f"{w}/hole") == 10_000
+        assert metric(m, "learnstream_delivery_channel_backlog", channel=f"{w}/healthy") == 0
+        assert metric(m, "learnstream_alert_delivery_pending") <= 100
+    finally:
+        await hole.stop()
