@@ -280,6 +280,11 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_let
         if alerts.rules_loaded.is_set():
             await alerts.tick()
 
+    @app.timer(settings.window_input_stall_s / 2)
+    @guarded("resume_undelivered_window_input")
+    async def resume_undelivered_window_input() -> None:
+        await stage.resume_undelivered(settings.window_input_stall_s)
+
     @app.timer(5.0)
     @guarded("report_windows")
     async def report_windows() -> None:

@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         5.0, gt=0, description="a partition quiet this long closes its windows on wall-clock time"
     )
     window_close_interval_s: float = Field(0.25, gt=0, description="how often due windows are looked for")
+    window_input_stall_s: float = Field(
+        10.0, gt=0, description="the window stage idle this long while a window-input partition has messages "
+        "beyond the last it received: that partition is sought back to them (messages Faust fetched around a "
+        "recovery and never delivered)",
+    )
     window_flush_interval_s: float = Field(
         0.5, gt=0, description="how often changed window state goes to the changelog (and its messages are acked)"
     )

@@ -43,7 +43,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Process": ("event_loop", "gc_threshold", "data_dir", "log_level"),
     "Windows": (
         "windows_enabled", "window_tumbling_s", "window_hopping_s", "window_hop_step_s", "window_grace_s",
-        "window_idle_s", "window_close_interval_s", "window_flush_interval_s", "recompute_interval_s",
+        "window_idle_s", "window_close_interval_s", "window_flush_interval_s", "window_input_stall_s", "recompute_interval_s",
         "recompute_max_hours",
     ),
     "Alerts and their delivery": (

@@ -103,6 +103,10 @@ ENGAGEMENT_RESETS = Counter(
 WINDOW_DUPLICATES = Counter(
     "window_duplicates_skipped", "redelivered events already folded into their window", ["kind"], namespace=_NS
 )
+WINDOW_INPUT_RESEEKS = Counter(
+    "window_input_reseeks", "window-input partitions sought back: messages the consumer fetched but never "
+    "delivered to the window stage (a Faust race around recovery)", namespace=_NS,
+)
 WINDOWS_RECOMPUTED = Counter(
     "windows_recomputed", "closed windows recomputed from the stored rows after late events (corrections "
     "published)", ["kind"], namespace=_NS,

@@ -90,6 +90,9 @@ class WindowStage:
         self.states: dict[int, PartitionState] = {}
         self._lock = asyncio.Lock()
         self._acks: list[Callable[[], Awaitable[Any]]] = []
+        #: window-input partition -> the last offset handed to `process` since the last recovery
+        self._received: dict[int, int] = {}
+        self._last_received = time.monotonic()
         self._dead_letters = dead_letters
         self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
         limits = limits or MessageLimits(max_request_size=settings.producer_max_request_size)
@@ -152,6 +155,9 @@ class WindowStage:
         (malformed, or failing the stage for what it carries) is dead-lettered and acknowledged:
         the stream goes on."""
         partition = message.partition
+        self._last_received = time.monotonic()
+        if message.offset > self._received.get(partition, -1):
+            self._received[partition] = message.offset
         async with self._lock:
             self._acks.append(ack)
             try:
@@ -436,11 +442,52 @@ class WindowStage:
             for partition, key in restored.stale:
                 self._write_record(partition, states[partition], key, {})
             self._acks = []  # folded but not flushed: Faust redelivers them from the committed offset
+            self._received = {}
+            self._last_received = time.monotonic()
             panes = sum(len(state.offsets) for state in states.values())
             log.info("window state recovered: partitions %s, %d panes", sorted(active), panes)
         # in the background: the rules may not be loaded yet, and recovery must not wait for them
         # (closed windows wait in alerts.windows_closed until this is done)
         self.alerts.taking_up(lambda workspace: workspace_partition(str(workspace), self.partitions) in active)
+
+    # -- input that Faust fetched but never delivered ----------------------------------------------
+    async def resume_undelivered(self, idle_s: float) -> list[tuple[int, int, int]]:
+        """Timer: seek back a window-input partition whose messages the consumer fetched but never
+        handed to the stage. Around a recovery Faust can drop fetched messages (its stream skips
+        those of a flow or generation it thinks stale) while the consumer's position moves past
+        them; nothing seeks back until the next rebalance, so the partition's windows never close
+        and its lag never reaches 0 (proven: test_close_crash, a closer event lost that way after a
+        kill -9). When the stage has received nothing for `idle_s` (so the agent's buffer is
+        empty), is not rebalancing, and a partition's end is beyond the next offset it expects (one
+        past the last it received, or the committed one), that partition is sought back to it.
+        Returns (partition, from offset, end) of each."""
+        app = self.app
+        if (app.rebalancing or self._lock.locked() or not app.flow_control.is_active()
+                or time.monotonic() - self._last_received < idle_s):
+            return []
+        consumer = app.consumer
+        topic = self.input.get_topic_name()
+        committed = consumer._committed_offset  # faust keeps the committed positions (see app.partition_lags)
+        sought = []
+        for tp in consumer.assignment():
+            if tp.topic != topic:
+                continue
+            try:
+                end = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - no fetch yet for this partition
+                continue
+            received = self._received.get(tp.partition)
+            expected = max(received + 1 if received is not None else -1, committed.get(tp) or -1)
+            if end is None or expected < 0 or expected >= end:
+                continue
+            log.warning("window-input partition %d: offsets %d..%d were fetched but never delivered to the "
+                        "window stage; seeking back to %d", tp.partition, expected, end - 1, expected)
+            metrics.WINDOW_INPUT_RESEEKS.inc()
+            await consumer.seek(tp, expected)
+            sought.append((tp.partition, expected, end))
+        if sought:
+            self._last_received = time.monotonic()
+        return sought
 
     def report(self) -> None:
         for kind in windows_state.AGGREGATES:
