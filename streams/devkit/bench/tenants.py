@@ -4,15 +4,18 @@ back once their windows have closed (issue #23 item 12)?
 One worker on its own database and topics, with short windows (10 s tumbling, 30 s hopping by 10 s,
 grace 1 s, idle 2 s; `--set` changes them) so that a wave's windows all close within a minute. The
 bench publishes `waves` waves of N single-event performance samples, each sample from a workspace
-never seen before, timed now. After each wave it waits until every sample is stored and the worker
-holds no open pane (its `window_open_panes` metric), then `settle_s` more seconds, sampling the
-worker's RSS (psutil) every second throughout.
+never seen before, all timed at the wave's start (the source partitions are consumed unevenly: times
+spread over the publishing would make some samples late, their windows recomputed one workspace at
+a time). The windows close on the wall clock once the wave has passed (`window_idle_s`). After
+each wave it waits until every sample is stored, every window is in performance_rollups and the
+worker holds no open pane (its `window_open_panes` metric), then `settle_s` more seconds, sampling
+the worker's RSS (psutil) every second throughout.
 
-Reported: RSS at the start (the worker ready, nothing sent), the peak of each wave, and RSS after each
-wave's windows closed and settled. CPython keeps memory it freed for reuse rather than returning it
-to the operating system, so the figure that says "bounded" is the second wave: after it, RSS is about
-what it was after the first (the memory the first wave's tenants used was released and reused), not
-twice the growth of the first.
+Reported: RSS at the start (the worker ready, nothing sent), the peak of each wave, and RSS after
+each wave's windows closed and settled. The worker hands freed memory back to the OS every 30 s
+(streams/memory.py); where it cannot, the allocator keeps it for reuse, and the figure that says
+"bounded" is the second wave: RSS after it about what it was after the first, not twice the first
+wave's growth.
 """
 
 from __future__ import annotations
@@ -135,8 +138,8 @@ async def _measure(settings: Settings, pid: int, metrics_port: int, tenants: int
                 wave = Wave()
                 first = len(result.samples)
                 started = time.monotonic()
+                now = datetime.now(UTC).isoformat()  # one event time a wave: no sample is late for another
                 for i in range(0, tenants, 5000):
-                    now = datetime.now(UTC).isoformat()
                     msgs = [(None, _sample(str(uuid.uuid4()), now)) for _ in range(min(5000, tenants - i))]
                     await pub.send_all(settings.performance_topic, msgs)
                     wave.sent += len(msgs)
