@@ -63,7 +63,7 @@ class TenantsResult:
     samples: list[tuple[float, float, int]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"soak-tenants: {len(self.waves)} waves of {self.tenants:,} single-event performance samples, "
+        out = [f"soak-tenants: {len(self.waves)} wave(s) of {self.tenants:,} single-event performance samples, "
                f"each from a workspace not seen before; RSS {self.settle_s:.0f} s after each wave's windows closed"]
         out.append(f"worker RSS at the start: {self.start_mb:.0f} MB")
         for n, w in enumerate(self.waves, 1):
