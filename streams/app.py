@@ -19,7 +19,7 @@ import faust
 from db.partitions import ensure_partitions
 from db.pool import SharedPool, connect
 from db.tables import TABLES
-from streams import metrics
+from streams import memory, metrics
 from streams.alerts.runtime import AlertRuntime
 from streams.config import Settings
 from streams.dead_letters import DeadLetters
@@ -294,6 +294,12 @@ def _window_stage(app: faust.App, settings: Settings, pool: SharedPool, dead_let
     @guarded("forget_old_snapshots")
     async def forget_old_snapshots() -> None:
         stage.forget_old_snapshots()
+
+    @app.timer(memory.RELEASE_INTERVAL_S)
+    @guarded("release_memory")
+    async def release_memory() -> None:
+        # what closed windows, dropped tenants and spent batches freed, back to the OS (streams/memory.py)
+        await asyncio.to_thread(memory.release)
 
     return stage
 

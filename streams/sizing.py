@@ -1,5 +1,6 @@
 """Every message the worker produces fits: split by encoded size (`pack`), or refused as one item too
-large (`fits`); a dead letter's raw value is cut to fit by streams/dead_letters.py.
+large (`fits`); a dead letter's raw value is cut to fit by streams/dead_letters.py. What they return
+is `compact`: held in no more memory than its length.
 
 The budget of a topic is the smaller of the producer's `max_request_size` and the topic's
 `max.message.bytes` (both read when the worker starts: streams.topics.message_limits), less
@@ -49,6 +50,15 @@ class MessageLimits:
         return min([self.budget(t) for t in self.topic_max] or [self.budget("")])
 
 
+def compact(data: bytes) -> bytes:
+    """`data` in an allocation of its own length. orjson (3.13) returns its output in the buffer it
+    encoded into, at least 4 KB whatever the length (a 2 KB changelog record held ~16-32 KB): kept
+    for long (a table's record, a message waiting in the producer), each such value cost several
+    times its size; the worker's RSS with 100,000 tenants' windows open was mostly that (issue #23
+    item 12). A copy costs one memcpy."""
+    return bytes(memoryview(data))
+
+
 def pack(items: Sequence[T], encode: Callable[[Sequence[T]], bytes], budget: int) -> list[tuple[Sequence[T], bytes]]:
     """Split `items` into consecutive runs whose encoding fits `budget`, in order: one encode in the
     common case (everything fits), else parts sized from the overshoot, split again as needed.
@@ -59,7 +69,7 @@ def pack(items: Sequence[T], encode: Callable[[Sequence[T]], bytes], budget: int
         part = stack.pop()
         data = encode(part)
         if len(data) <= budget:
-            out.append((part, data))
+            out.append((part, compact(data)))
             continue
         if len(part) <= 1:
             raise ItemTooLarge(len(data), budget)
@@ -74,4 +84,4 @@ def fits(value: Any, budget: int) -> bytes:
     data = orjson.dumps(value)
     if len(data) > budget:
         raise ItemTooLarge(len(data), budget)
-    return data
+    return compact(data)

@@ -313,9 +313,11 @@ class WindowStage:
             self._write_panes(partition, state, group, empty=True)
 
     def forget_old_snapshots(self) -> None:
-        """Drop engagement snapshots older than SNAPSHOT_TTL_S behind their partition's watermark."""
+        """Drop engagement snapshots older than SNAPSHOT_TTL_S behind their partition's watermark,
+        and the oldest beyond SNAPSHOT_MAX a partition."""
         for partition, state in self.states.items():
-            for bucket in windows_state.forget_old_snapshots(state):
+            buckets = windows_state.forget_old_snapshots(state) | windows_state.forget_excess_snapshots(state)
+            for bucket in buckets:
                 self._write_snapshots(partition, state, bucket)
 
     async def _emit(self, rollups: list[Rollup]) -> None:

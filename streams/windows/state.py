@@ -24,6 +24,7 @@ pane does not count its gain twice (issue #23, item 5).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import zlib
@@ -58,6 +59,10 @@ AGGREGATES: dict[str, type] = {
 
 #: an engagement snapshot older than this (event time) behind the watermark is forgotten
 SNAPSHOT_TTL_S = 7 * 86400.0
+
+#: a partition keeps at most this many engagement snapshots (the oldest by event time are forgotten
+#: first): bounded by count as well as by time, whatever the number of posts (issue #23 item 12)
+SNAPSHOT_MAX = 50_000
 
 #: engagement snapshots of a workspace are kept in this many changelog records
 SNAPSHOT_BUCKETS = 64
@@ -332,6 +337,19 @@ def forget_old_snapshots(state: PartitionState) -> set[tuple[str, int]]:
     (workspace, bucket) records to rewrite."""
     horizon = state.windows["engagement_update"].watermark
     old = [key for key, snapshot in state.snapshots.items() if snapshot.time < horizon - SNAPSHOT_TTL_S]
+    for key in old:
+        del state.snapshots[key]
+    return {(workspace, snapshot_bucket(series)) for workspace, series in old}
+
+
+def forget_excess_snapshots(state: PartitionState, limit: int = SNAPSHOT_MAX) -> set[tuple[str, int]]:
+    """Drop the oldest engagement snapshots (event time) beyond `limit`; returns the (workspace,
+    bucket) records to rewrite. A post forgotten so counts its next update as its first (no gains
+    from it), as one quiet for SNAPSHOT_TTL_S does."""
+    excess = len(state.snapshots) - limit
+    if excess <= 0:
+        return set()
+    old = heapq.nsmallest(excess, state.snapshots, key=lambda key: state.snapshots[key].time)
     for key in old:
         del state.snapshots[key]
     return {(workspace, snapshot_bucket(series)) for workspace, series in old}

@@ -81,9 +81,15 @@ def worker_env_of(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--soak-rate", type=int, default=5000, show_default=True,
               help="with --soak: events/s (all topics together); half the measured maximum is the habit")
 @click.option("--soak-seconds", type=float, default=600.0, show_default=True, help="with --soak: how long")
+@click.option("--soak-tenants", type=int, default=None, metavar="N",
+              help="instead: waves of N single-event samples, each from a workspace not seen before, on short "
+              "windows; the worker's RSS at the start, at each wave's peak and after its windows closed")
+@click.option("--soak-waves", type=int, default=2, show_default=True, help="with --soak-tenants: how many waves")
+@click.option("--soak-settle", type=float, default=30.0, show_default=True,
+              help="with --soak-tenants: seconds after a wave's windows closed before its RSS is taken")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
           settings_, profile, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
-          backfill_days, domain, job_scales, soak, soak_rate, soak_seconds) -> None:
+          backfill_days, domain, job_scales, soak, soak_rate, soak_seconds, soak_tenants, soak_waves, soak_settle) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -107,6 +113,17 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
                                  cycles=alert_cycles, rate_hz=5.0, log_dir=out_dir)
         for line in result.lines():
             click.echo(line)
+        return
+    if soak_tenants:
+        from streams.devkit.bench.tenants import run_tenants_bench
+
+        result = run_tenants_bench(load_settings(), tenants=soak_tenants, waves=soak_waves, settle_s=soak_settle,
+                                   log_dir=out_dir, worker_settings=worker_env_of(settings_))
+        for line in result.lines():
+            click.echo(line)
+        path = out_dir / f"soak-tenants-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        path.write_bytes(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2))
+        click.echo(f"samples (seconds, RSS MB, open panes) written to {path}")
         return
     if soak:
         from streams.devkit.bench.soak import run_soak_bench
