@@ -92,6 +92,8 @@ class WindowStage:
         self._acks: list[Callable[[], Awaitable[Any]]] = []
         #: window-input partition -> the last offset handed to `process` since the last recovery
         self._received: dict[int, int] = {}
+        #: window-input partition -> the offset it was sought back to (see _in_order)
+        self._reseeking: dict[int, int] = {}
         self._last_received = time.monotonic()
         self._dead_letters = dead_letters
         self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
@@ -156,8 +158,8 @@ class WindowStage:
         the stream goes on."""
         partition = message.partition
         self._last_received = time.monotonic()
-        if message.offset > self._received.get(partition, -1):
-            self._received[partition] = message.offset
+        if not await self._in_order(message):
+            return  # neither folded nor acknowledged: sought back, it comes again in order
         async with self._lock:
             self._acks.append(ack)
             try:
@@ -191,6 +193,33 @@ class WindowStage:
                 log.exception("window stage failed on %s[%d]@%d; dead-lettered, going on",
                               message.topic, message.partition, message.offset)
                 await self._set_aside(message, "window_stage", f"{exc.__class__.__name__}: {_short(exc)}")
+
+    async def _in_order(self, message) -> bool:
+        """Whether `message` follows what this partition delivered before. Window-input offsets
+        have no holes, so a message past the next one expected (one past the last received, or the
+        committed offset after a recovery) means the consumer skipped some: Faust can drop messages
+        it fetched around a recovery while its position moves on (faust-streaming #216, #221). The
+        partition is then sought back to the first one missing, and the messages that arrive before
+        it are passed over (not acknowledged: they come again after it)."""
+        partition, offset = message.partition, message.offset
+        waiting = self._reseeking.get(partition)
+        if waiting is not None:
+            if offset != waiting:
+                return False
+            del self._reseeking[partition]
+        else:
+            received = self._received.get(partition)
+            expected = received + 1 if received is not None else self.app.consumer._committed_offset.get(message.tp)
+            if expected is not None and offset > expected:
+                log.warning("window-input partition %d: offsets %d..%d were skipped by the consumer; seeking back "
+                            "to %d", partition, expected, offset - 1, expected)
+                metrics.WINDOW_INPUT_RESEEKS.inc()
+                self._reseeking[partition] = expected
+                await self.app.consumer.seek(message.tp, expected)
+                return False
+        if offset > self._received.get(partition, -1):
+            self._received[partition] = offset
+        return True
 
     async def _set_aside(self, message, reason: str, text: str) -> None:
         log.warning("window-input %s[%d]@%d set aside (%s): %s", message.topic, message.partition, message.offset,
@@ -444,7 +473,7 @@ class WindowStage:
             for partition, key in restored.stale:
                 self._write_record(partition, states[partition], key, {})
             self._acks = []  # folded but not flushed: Faust redelivers them from the committed offset
-            self._received = {}
+            self._received, self._reseeking = {}, {}
             self._last_received = time.monotonic()
             panes = sum(len(state.offsets) for state in states.values())
             log.info("window state recovered: partitions %s, %d panes", sorted(active), panes)

@@ -233,3 +233,29 @@ def test_a_partition_whose_fetched_messages_never_reached_the_stage_is_sought_ba
     # 0..1; 3: empty
     assert sorted(got) == [(1, 2, 4)] and sought == [(1, 2)]
     assert asyncio.run(stage.resume_undelivered(10.0)) == []  # and not again at once
+
+
+def test_a_message_past_a_hole_seeks_its_partition_back_and_waits_for_the_missing_one():
+    from aiokafka import TopicPartition
+
+    stage = _stage()
+    tp = TopicPartition("wi", 1)
+    sought: list[int] = []
+
+    async def seek(_tp, offset):
+        sought.append(offset)
+
+    stage.app = types.SimpleNamespace(consumer=types.SimpleNamespace(_committed_offset={tp: 5}, seek=seek))
+    stage._received, stage._reseeking = {}, {}
+    msg = lambda offset: types.SimpleNamespace(partition=1, offset=offset, tp=tp)  # noqa: E731
+
+    async def deliver(offsets):
+        return [await stage._in_order(msg(o)) for o in offsets]
+
+    # 5, 6 in order; 8 skips 7: sought back to 7, and 8, 9 passed over until 7 comes; then in order
+    assert asyncio.run(deliver([5, 6, 8, 9, 7, 8, 9])) == [True, True, False, False, True, True, True]
+    assert sought == [7]
+    # after a recovery the first expected is the committed offset
+    stage._received = {}
+    stage.app.consumer._committed_offset[tp] = 20
+    assert asyncio.run(deliver([21])) == [False] and sought == [7, 20]
