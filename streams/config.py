@@ -155,6 +155,11 @@ class Settings(BaseSettings):
         "beyond that wait in its backlog in PostgreSQL (alert_delivery_backlog), so a channel that is down or slow "
         "delays only itself",
     )
+    delivery_lane_idle_s: float = Field(
+        300.0, gt=0, description="a channel's delivery lane (its task, queue and bookkeeping) is released once it has "
+        "had nothing pending, in flight, in its backlog or open for Alertmanager this long; the channel's next "
+        "notification starts it again",
+    )
     delivery_config_refresh_s: float = Field(
         5.0, gt=0, description="how often the delivery rereads the channels and the rules' channel names",
     )

@@ -36,6 +36,11 @@ bodies sent are built in `payloads`.
   taken up, and read once the consumer has passed the last of them (the notifications consumed again
   meanwhile go behind, or are already there). Gauge
   learnstream_delivery_channel_backlog{channel}.
+* **Lanes come and go.** A lane (its task, queue and bookkeeping) is released once it has been
+  idle for `delivery_lane_idle_s`: nothing in memory or being delivered (retries included), no
+  backlog rows waiting or being written, no open alert to keep alive on Alertmanager. Its channel's
+  next notification starts a new one; the old one held nothing, so the order and the offsets are
+  as before. Memory goes with the channels in use, not with every channel ever delivered to.
 * **Flow control.** Above `delivery_max_pending` notifications consumed and not yet handled (which
   takes `delivery_max_pending / delivery_max_pending_per_channel` channels full at once) the
   consumer pauses.
@@ -75,6 +80,7 @@ from streams.alerts.delivery.http import ANSWER_EXCERPT, HttpPoster
 from streams.alerts.delivery.payloads import rfc3339
 from streams.config import Settings
 from streams.dead_letters import DeadLetterPublisher, fit_value, value_text
+from streams.loops import guarded
 from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
 
@@ -86,6 +92,8 @@ AM_BATCH = 64
 BACKLOG_LABELS = 20
 #: how often a lane with a backlog looks for room to read it back when idle
 BACKLOG_POLL_S = 0.5
+#: the longest between two looks for idle lanes to release (else a quarter of delivery_lane_idle_s)
+LANE_CHECK_MAX_S = 30.0
 
 
 # -- what is in flight ---------------------------------------------------------------------------
@@ -148,6 +156,8 @@ class Lane:
         #: Alertmanager: the open alerts delivered here (fingerprint -> last notification, its partition)
         self.active: dict[str, tuple[AlertNotification, TopicPartition]] = {}
         self.last_keepalive = time.monotonic()
+        #: monotonic time it was last given an entry or finished a batch (idle since then, see idle())
+        self.touched = time.monotonic()
         self.task = asyncio.ensure_future(self._run())
 
     @property
@@ -160,7 +170,14 @@ class Lane:
 
     def put(self, entry: LaneEntry) -> None:
         self.load += 1
+        self.touched = time.monotonic()
         self.queue.put_nowait(entry)
+
+    def idle(self, now: float, idle_s: float) -> bool:
+        """Nothing to do for `idle_s`: nothing in memory or being delivered (a batch retrying counts
+        in `load`), no backlog rows waiting or being written, no open alert to keep alive."""
+        return (self.load <= 0 and self.queue.empty() and not self.spill and not self.active
+                and now - self.touched >= idle_s)
 
     async def _run(self) -> None:
         resend = self.owner.settings.alertmanager_resend_s
@@ -186,6 +203,7 @@ class Lane:
                     await self.owner.deliver(self, batch)
                 finally:
                     self.load -= len(batch)
+                    self.touched = time.monotonic()
                 if self.kind == "alertmanager" and self.active and time.monotonic() - self.last_keepalive >= resend:
                     await self.keep_alive()
             except asyncio.CancelledError:
@@ -239,6 +257,7 @@ class AlertDelivery:
         self._backlog_labels: set[str] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._runner: asyncio.Task | None = None
+        self._pruner: asyncio.Task | None = None
         self._stopping = False
         self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
 
@@ -280,6 +299,7 @@ class AlertDelivery:
         if self._stopping:
             return
         self._runner = asyncio.ensure_future(self._run())
+        self._pruner = asyncio.ensure_future(self._release_lanes())
         log.info("alert delivery (group %s) started on %s", self.group_id, self.topic)
 
     async def stop(self) -> None:
@@ -287,9 +307,10 @@ class AlertDelivery:
         if self._stopping:
             return
         self._stopping = True
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
+        for task in (self._runner, self._pruner):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for lane in self._lanes.values():
             lane.task.cancel()
         await asyncio.gather(*(lane.task for lane in self._lanes.values()), return_exceptions=True)
@@ -408,6 +429,32 @@ class AlertDelivery:
             lane.channel = ch  # changed since: the queued entries keep the definition they were routed with
         return lane
 
+    # -- idle lanes ---------------------------------------------------------------------------
+    async def _release_lanes(self) -> None:
+        """Release the lanes idle for delivery_lane_idle_s, every quarter of it (at most LANE_CHECK_MAX_S);
+        a round that fails is logged and counted (streams.loops), and the next one tries again."""
+        idle_s = self.settings.delivery_lane_idle_s
+        release = guarded("alert delivery lanes")(self._release_idle_lanes)
+        while not self._stopping:
+            await asyncio.sleep(min(idle_s / 4, LANE_CHECK_MAX_S))
+            await release()
+
+    async def _release_idle_lanes(self) -> int:
+        """Drop the idle lanes from `_lanes` and cancel their tasks (waiting on their queues: they hold
+        nothing); a notification for one of them later starts a new lane. The number released."""
+        now = time.monotonic()
+        idle_s = self.settings.delivery_lane_idle_s
+        idle = [key for key, lane in self._lanes.items() if lane.idle(now, idle_s)]
+        tasks = []
+        for key in idle:
+            lane = self._lanes.pop(key)
+            lane.task.cancel()
+            tasks.append(lane.task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.debug("released %d idle delivery lanes (%d left)", len(tasks), len(self._lanes))
+        return len(tasks)
+
     # -- backlogs -----------------------------------------------------------------------------
     def _route(self, lane: Lane, inflight: InFlight, ch: AlertChannel) -> None:
         """Into the lane's memory, or (the lane full, or a backlog of this partition waiting in
@@ -449,7 +496,8 @@ class AlertDelivery:
                 for lane, sp, inflight, _row in spilling:
                     sp.writing -= 1
                     sp.waiting -= 1
-                    lane.put(LaneEntry(inflight, lane.channel))
+                    # its lane, or a new one if it was released meanwhile (its spill revoked)
+                    self._lane(lane.channel).put(LaneEntry(inflight, lane.channel))
             else:
                 for _lane, sp, inflight, _row in spilling:
                     sp.writing -= 1
