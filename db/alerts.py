@@ -1,5 +1,5 @@
 """Alert rules, notifications and mutes in PostgreSQL (migrations 0003, 0016: a rule's name is unique in
-its workspace, 0020: mutes, the notifications' outbox, 0022: the delivery backlog): the one place for
+its workspace, 0020: mutes, the notifications' outbox, 0021: the delivery backlog): the one place for
 their SQL."""
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ async def load_mutes(conn: asyncpg.Connection, now: datetime) -> list[StoredMute
     return [StoredMute(r["workspace_id"], r["scope"], r["target"], r["muted_until"]) for r in rows]
 
 
-# ------------------------------------------------------------------------------ delivery backlog (0022)
+# ------------------------------------------------------------------------------ delivery backlog (0021)
 
 
 class BacklogRow(NamedTuple):

@@ -117,6 +117,9 @@ class PartitionState:
     #: events reached: recomputed from the stored rows by the stage, kept in the changelog meanwhile
     recompute: dict[tuple[str, str], set[float]] = field(default_factory=dict)
     dirty_recompute: set[tuple[str, str]] = field(default_factory=set)
+    #: (kind, workspace, hour) marked since the stage began recomputing that hour (in memory only):
+    #: events stored while it computed, which its query may not have seen - the hour stays pending
+    remarked: set[tuple[str, str, float]] = field(default_factory=set)
     #: changelog key -> how many records it was last written as (a large value is split)
     record_parts: dict[str, int] = field(default_factory=dict)
 
@@ -242,7 +245,9 @@ def fold(state: PartitionState, batch: WindowInput, now: float, max_future_s: fl
             if hours is None:
                 hours = state.recompute[(kind, workspace)] = set()
             for _, start in missed:
-                hours.add(math.floor(start / RECOMPUTE_BUCKET_S) * RECOMPUTE_BUCKET_S)
+                hour = math.floor(start / RECOMPUTE_BUCKET_S) * RECOMPUTE_BUCKET_S
+                hours.add(hour)
+                state.remarked.add((kind, workspace, hour))
             state.dirty_recompute.add((kind, workspace))
             if watermark_iso is None:
                 watermark_iso, received = iso(windower.watermark), iso(now)

@@ -27,7 +27,7 @@ bodies sent are built in `payloads`.
   counted (learnstream_alert_undelivered_total{reason}) and bounded in size.
 * **One channel down delays only itself.** A lane holds at most `delivery_max_pending_per_channel`
   notifications in memory; what its channel is sent beyond that is written to its backlog in
-  PostgreSQL (`alert_delivery_backlog`, migration 0022) and counts as handled for the offsets, so
+  PostgreSQL (`alert_delivery_backlog`, migration 0021) and counts as handled for the offsets, so
   the consumer moves on and the other channels' notifications keep flowing. Once a lane has a
   backlog on a partition, that partition's further notifications for it go there too (order), and
   the lane reads it back, in offset order, as it makes room; a row is deleted once the

@@ -1,4 +1,4 @@
--- 0022: the alert-delivery backlog (issue #23 item 9, "one channel down delays only itself").
+-- 0021: the alert-delivery backlog (issue #23 item 9, "one channel down delays only itself").
 --
 -- A delivery lane (one workspace's channel) holds at most delivery_max_pending_per_channel
 -- notifications in memory. The notifications it is sent beyond that are written here, and the
