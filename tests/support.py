@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from db.pool import connect
 from streams.devkit.services import free_port
@@ -218,6 +218,16 @@ async def send_to_partition(bootstrap: str, topic: str, values: list[bytes], par
             await p.send_and_wait(topic, v, partition=partition)
     finally:
         await p.stop()
+
+
+async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
+    """The offset `group` has committed for `tp` (None: none)."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await c.start()
+    try:
+        return await c.committed(tp)
+    finally:
+        await c.stop()
 
 
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[dict]:

@@ -17,13 +17,13 @@ import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.devkit.synthetic import Generator
 from tests.e2e.test_monitoring import http
-from tests.support import metric, read_topic, send_to_partition, wait_for_ids
+from tests.support import committed, metric, read_topic, send_to_partition, wait_for_ids
 
 pytestmark = pytest.mark.services
 
@@ -35,15 +35,6 @@ async def _dlq_limit(bootstrap: str, topic: str, max_bytes: int) -> None:
         await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": str(max_bytes)})])
     finally:
         await admin.close()
-
-
-async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await c.start()
-    try:
-        return await c.committed(tp)
-    finally:
-        await c.stop()
 
 
 async def _readyz(port: int) -> tuple[int, dict]:
@@ -83,7 +74,7 @@ async def test_a_batch_whose_dead_letter_is_refused_is_held_and_reported_not_ski
         assert code == 503 and "ingest" in body["failed"], body
         detail = body["checks"]["ingest"]["detail"]
         assert topic in detail and "partition 0 offset 3" in detail, detail
-        assert await _committed(stack.bootstrap, group, tp) == 3
+        assert await committed(stack.bootstrap, group, tp) == 3
         assert worker.proc.poll() is None
         assert "Task exception was never retrieved" not in worker.log()
     finally:
@@ -91,9 +82,9 @@ async def test_a_batch_whose_dead_letter_is_refused_is_held_and_reported_not_ski
 
     # no restart: the held batch goes through, its dead letter and every later offset committed
     deadline = time.monotonic() + 60
-    while (committed := await _committed(stack.bootstrap, group, tp)) != 9 and time.monotonic() < deadline:
+    while (at := await committed(stack.bootstrap, group, tp)) != 9 and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-    assert committed == 9, worker.log()[-4000:]
+    assert at == 9, worker.log()[-4000:]
     letters = await read_topic(stack.bootstrap, stack.dlq, expect=1, timeout=30)
     assert [(d["source_topic"], d["partition"], d["offset"], d["errors"][0]["reason"]) for d in letters] == [
         (topic, 0, 3, "invalid_json")]

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from db.pool import connect
 from streams.publish import publish_messages
 from streams.windows.input import workspace_partition
-from tests.support import NO_IDLE, QUICK_GROUP, iso, wait_for_rows, window_base
+from tests.support import NO_IDLE, QUICK_GROUP, committed, iso, wait_for_rows, window_base
 
 pytestmark = pytest.mark.services
 
@@ -31,19 +31,10 @@ def _update(ws: str, post: str, t: float, views: int) -> dict:
             "recorded_at": iso(t), "views": views}
 
 
-async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.committed(tp)
-    finally:
-        await consumer.stop()
-
-
 async def _wait_committed(bootstrap: str, group: str, tp: TopicPartition, at_least: int, timeout: float = 30) -> int:
     deadline = asyncio.get_event_loop().time() + timeout
     while True:
-        got = await _committed(bootstrap, group, tp)
+        got = await committed(bootstrap, group, tp)
         if got is not None and got >= at_least:
             return got
         assert asyncio.get_event_loop().time() < deadline, f"{tp} committed {got}, expected >= {at_least}"
