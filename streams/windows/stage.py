@@ -92,8 +92,9 @@ class WindowStage:
         self._acks: list[Callable[[], Awaitable[Any]]] = []
         #: window-input partition -> the last offset handed to `process` since the last recovery
         self._received: dict[int, int] = {}
-        #: window-input partition -> the offset it was sought back to (see _in_order)
+        #: window-input partition -> the offset it was sought back to (see _in_order), and when
         self._reseeking: dict[int, int] = {}
+        self._reseek_at: dict[int, float] = {}
         self._last_received = time.monotonic()
         self._dead_letters = dead_letters
         self._retrying = Retrier(settings.db_retry_initial_s, settings.db_retry_max_s)
@@ -157,7 +158,6 @@ class WindowStage:
         (malformed, or failing the stage for what it carries) is dead-lettered and acknowledged:
         the stream goes on."""
         partition = message.partition
-        self._last_received = time.monotonic()
         if not await self._in_order(message):
             return  # neither folded nor acknowledged: sought back, it comes again in order
         async with self._lock:
@@ -200,26 +200,56 @@ class WindowStage:
         committed offset after a recovery) means the consumer skipped some: Faust can drop messages
         it fetched around a recovery while its position moves on (faust-streaming #216, #221). The
         partition is then sought back to the first one missing, and the messages that arrive before
-        it are passed over (not acknowledged: they come again after it)."""
+        it are passed over (not acknowledged: they come again after it). A seek Faust undoes (a
+        batch it was delivering goes on past it) is repeated by `resume_undelivered`. Should this
+        fail, the message is taken as it is (out of order is better than a stopped agent)."""
         partition, offset = message.partition, message.offset
-        waiting = self._reseeking.get(partition)
-        if waiting is not None:
-            if offset != waiting:
-                return False
-            del self._reseeking[partition]
-        else:
-            received = self._received.get(partition)
-            expected = received + 1 if received is not None else self.app.consumer._committed_offset.get(message.tp)
-            if expected is not None and offset > expected:
-                log.warning("window-input partition %d: offsets %d..%d were skipped by the consumer; seeking back "
-                            "to %d", partition, expected, offset - 1, expected)
-                metrics.WINDOW_INPUT_RESEEKS.inc()
-                self._reseeking[partition] = expected
-                await self.app.consumer.seek(message.tp, expected)
-                return False
+        try:
+            waiting = self._reseeking.get(partition)
+            if waiting is not None:
+                if offset != waiting:
+                    _forget_gaps(self.app.consumer, message.tp, waiting)
+                    return False
+                del self._reseeking[partition]
+                _forget_gaps(self.app.consumer, message.tp, waiting)
+            else:
+                received = self._received.get(partition)
+                expected = received + 1 if received is not None else self.app.consumer._committed_offset.get(message.tp)
+                if expected is not None and offset > expected:
+                    if await self._seek_back(message.tp, expected, offset) != offset:
+                        return False
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the order check must not stop the agent
+            log.exception("window-input partition %d: checking the order of offset %d failed; taken as it is",
+                          partition, offset)
+        self._last_received = time.monotonic()
         if offset > self._received.get(partition, -1):
             self._received[partition] = offset
         return True
+
+    async def _seek_back(self, tp, expected: int, seen: int) -> int:
+        """Seek `tp` back to `expected`, the first offset the stage has not received (`seen`: the
+        first offset past the hole; None: unknown) - or to the partition's earliest offset when
+        retention deleted the ones before it, which are gone. Returns the offset sought (`seen`
+        itself: no seek, that message is the next there is)."""
+        consumer = self.app.consumer
+        earliest = (await consumer.earliest_offsets(tp)).get(tp)
+        if earliest is not None and expected < earliest:
+            log.error("window-input partition %d: offsets %d..%d were deleted (retention) before the window stage "
+                      "read them; going on from %d", tp.partition, expected, earliest - 1, earliest)
+            metrics.STAGE_FAILURES.labels("windows", "input_deleted").inc()
+            expected = earliest
+            if seen == earliest:
+                return seen
+        log.warning("window-input partition %d: offsets %d..%s were skipped by the consumer; seeking back to %d",
+                    tp.partition, expected, "?" if seen is None else seen - 1, expected)
+        metrics.WINDOW_INPUT_RESEEKS.inc()
+        self._reseeking[tp.partition] = expected
+        self._reseek_at[tp.partition] = time.monotonic()
+        _forget_gaps(consumer, tp, expected)
+        await consumer.seek(tp, expected)
+        return expected
 
     async def _set_aside(self, message, reason: str, text: str) -> None:
         log.warning("window-input %s[%d]@%d set aside (%s): %s", message.topic, message.partition, message.offset,
@@ -344,10 +374,12 @@ class WindowStage:
     def forget_old_snapshots(self) -> None:
         """Drop engagement snapshots older than SNAPSHOT_TTL_S behind their partition's watermark,
         and the oldest beyond SNAPSHOT_MAX a partition."""
-        for partition, state in self.states.items():
-            buckets = windows_state.forget_old_snapshots(state) | windows_state.forget_excess_snapshots(state)
-            for bucket in buckets:
-                self._write_snapshots(partition, state, bucket)
+        for state in self.states.values():
+            # their buckets are rewritten by the next flush, after the panes: written here, a bucket
+            # could carry a snapshot changed since the last flush ahead of its pane (a crash then
+            # skips the redelivered update by the snapshot's mark, and its gain is lost)
+            windows_state.forget_old_snapshots(state)
+            windows_state.forget_excess_snapshots(state)
 
     async def _emit(self, rollups: list[Rollup]) -> None:
         pool = await self._pool.get()
@@ -481,7 +513,7 @@ class WindowStage:
             for partition, key in restored.stale:
                 self._write_record(partition, states[partition], key, {})
             self._acks = []  # folded but not flushed: Faust redelivers them from the committed offset
-            self._received, self._reseeking = {}, {}
+            self._received, self._reseeking, self._reseek_at = {}, {}, {}
             self._last_received = time.monotonic()
             panes = sum(len(state.offsets) for state in states.values())
             log.info("window state recovered: partitions %s, %d panes", sorted(active), panes)
@@ -492,18 +524,17 @@ class WindowStage:
     # -- input that Faust fetched but never delivered ----------------------------------------------
     async def resume_undelivered(self, idle_s: float) -> list[tuple[int, int, int]]:
         """Timer: seek back a window-input partition whose messages the consumer fetched but never
-        handed to the stage. Around a recovery Faust can drop fetched messages (its stream skips
-        those of a flow or generation it thinks stale) while the consumer's position moves past
-        them; nothing seeks back until the next rebalance, so the partition's windows never close
-        and its lag never reaches 0 (proven: test_close_crash, a closer event lost that way after a
-        kill -9). When the stage has received nothing for `idle_s` (so the agent's buffer is
-        empty), is not rebalancing, and a partition's end is beyond the next offset it expects (one
-        past the last it received, or the committed one), that partition is sought back to it.
-        Returns (partition, from offset, end) of each."""
+        handed to the stage (see `_in_order`): one still waiting for the offset it was sought back
+        to after `idle_s` (Faust can undo a seek), or - once the stage has received nothing for
+        `idle_s`, so the agent's buffer is empty - one whose end lies beyond the next offset it
+        expects (one past the last received, or the committed one: a tail never delivered, which
+        no later message reveals; proven by test_close_crash). Not while rebalancing. Returns
+        (partition, offset sought, end) of each."""
         app = self.app
-        if (app.rebalancing or self._lock.locked() or not app.flow_control.is_active()
-                or time.monotonic() - self._last_received < idle_s):
+        if app.rebalancing or not app.flow_control.is_active():
             return []
+        now = time.monotonic()
+        idle = not self._lock.locked() and now - self._last_received >= idle_s
         consumer = app.consumer
         topic = self.input.get_topic_name()
         committed = consumer._committed_offset  # faust keeps the committed positions (see app.partition_lags)
@@ -511,19 +542,23 @@ class WindowStage:
         for tp in consumer.assignment():
             if tp.topic != topic:
                 continue
+            waiting = self._reseeking.get(tp.partition)
+            if waiting is not None:
+                if now - self._reseek_at.get(tp.partition, now) < idle_s:
+                    continue
+                expected = waiting
+            elif not idle:
+                continue
+            else:
+                received = self._received.get(tp.partition)
+                expected = max(received + 1 if received is not None else -1, committed.get(tp) or -1)
             try:
                 end = consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - no fetch yet for this partition
                 continue
-            received = self._received.get(tp.partition)
-            expected = max(received + 1 if received is not None else -1, committed.get(tp) or -1)
             if end is None or expected < 0 or expected >= end:
                 continue
-            log.warning("window-input partition %d: offsets %d..%d were fetched but never delivered to the "
-                        "window stage; seeking back to %d", tp.partition, expected, end - 1, expected)
-            metrics.WINDOW_INPUT_RESEEKS.inc()
-            await consumer.seek(tp, expected)
-            sought.append((tp.partition, expected, end))
+            sought.append((tp.partition, await self._seek_back(tp, expected, None), end))
         if sought:
             self._last_received = time.monotonic()
         return sought
@@ -562,3 +597,13 @@ def send_waves(messages: list[tuple[int | None, bytes, bytes]]) -> list[list[tup
             waves.append([])
         waves[n].append(m)
     return waves
+
+
+def _forget_gaps(consumer, tp, offset: int) -> None:
+    """Drop what Faust's consumer noted as gaps at or after `offset` of `tp`. Faust takes a jump in
+    a partition's offsets for a gap (transaction markers, compaction) and commits across it as if
+    acknowledged; window-input has none, so a jump there is messages it dropped, which the stage
+    sought back to and has not folded yet."""
+    gaps = getattr(consumer, "_gap", {}).get(tp)
+    if gaps:
+        gaps.chop(offset, 2**63)

@@ -344,6 +344,7 @@ def forget_old_snapshots(state: PartitionState) -> set[tuple[str, int]]:
     old = [key for key, snapshot in state.snapshots.items() if snapshot.time < horizon - SNAPSHOT_TTL_S]
     for key in old:
         del state.snapshots[key]
+    state.dirty_snapshots.update(old)  # their records rewritten by the next flush, after its panes
     return {(workspace, snapshot_bucket(series)) for workspace, series in old}
 
 
@@ -357,6 +358,7 @@ def forget_excess_snapshots(state: PartitionState, limit: int = SNAPSHOT_MAX) ->
     old = heapq.nsmallest(excess, state.snapshots, key=lambda key: state.snapshots[key].time)
     for key in old:
         del state.snapshots[key]
+    state.dirty_snapshots.update(old)  # their records rewritten by the next flush, after its panes
     return {(workspace, snapshot_bucket(series)) for workspace, series in old}
 
 

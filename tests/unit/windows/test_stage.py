@@ -221,10 +221,11 @@ def test_a_partition_whose_fetched_messages_never_reached_the_stage_is_sought_ba
     ends = {0: 5, 1: 4, 2: 2, 3: 0}
     consumer = types.SimpleNamespace(
         assignment=lambda: set(tps), highwater=lambda tp: ends.get(tp.partition, 99),
-        _committed_offset={tps[0]: 3, tps[1]: 2, tps[2]: 1}, seek=seek)
+        _committed_offset={tps[0]: 3, tps[1]: 2, tps[2]: 1}, seek=seek, earliest_offsets=_earliest({}))
     stage.app = types.SimpleNamespace(rebalancing=False, consumer=consumer,
                                       flow_control=types.SimpleNamespace(is_active=lambda: True))
     stage._received, stage._last_received = {0: 4, 2: 1}, time.monotonic()
+    stage._reseeking, stage._reseek_at = {}, {}
 
     assert asyncio.run(stage.resume_undelivered(10.0)) == []  # not idle yet
     stage._last_received -= 11
@@ -245,8 +246,10 @@ def test_a_message_past_a_hole_seeks_its_partition_back_and_waits_for_the_missin
     async def seek(_tp, offset):
         sought.append(offset)
 
-    stage.app = types.SimpleNamespace(consumer=types.SimpleNamespace(_committed_offset={tp: 5}, seek=seek))
-    stage._received, stage._reseeking = {}, {}
+    earliest = {}
+    stage.app = types.SimpleNamespace(consumer=types.SimpleNamespace(
+        _committed_offset={tp: 5}, seek=seek, earliest_offsets=_earliest(earliest)))
+    stage._received, stage._reseeking, stage._reseek_at = {}, {}, {}
     msg = lambda offset: types.SimpleNamespace(partition=1, offset=offset, tp=tp)  # noqa: E731
 
     async def deliver(offsets):
@@ -259,6 +262,44 @@ def test_a_message_past_a_hole_seeks_its_partition_back_and_waits_for_the_missin
     stage._received = {}
     stage.app.consumer._committed_offset[tp] = 20
     assert asyncio.run(deliver([21])) == [False] and sought == [7, 20]
+    # offsets deleted by retention are gone: it goes on from the earliest there is
+    stage._received, stage._reseeking = {}, {}
+    stage.app.consumer._committed_offset[tp] = 30
+    earliest[tp] = 40
+    assert asyncio.run(deliver([40, 41])) == [True, True] and sought == [7, 20]
+    stage._received, stage._reseeking = {}, {}
+    assert asyncio.run(deliver([42, 40])) == [False, True] and sought == [7, 20, 40]
+
+
+def test_a_seek_back_that_faust_undid_is_repeated_while_other_partitions_keep_the_stage_busy():
+    import time
+
+    from aiokafka import TopicPartition
+
+    stage = _stage()
+    stage.input = types.SimpleNamespace(get_topic_name=lambda: "wi")
+    tps = [TopicPartition("wi", 0), TopicPartition("wi", 1)]
+    sought: list[tuple[int, int]] = []
+
+    async def seek(tp, offset):
+        sought.append((tp.partition, offset))
+
+    consumer = types.SimpleNamespace(assignment=lambda: set(tps), highwater=lambda tp: 50, _committed_offset={},
+                                     seek=seek, earliest_offsets=_earliest({}))
+    stage.app = types.SimpleNamespace(rebalancing=False, consumer=consumer,
+                                      flow_control=types.SimpleNamespace(is_active=lambda: True))
+    now = time.monotonic()
+    stage._received, stage._last_received = {0: 49, 1: 20}, now  # partition 0 busy, not idle
+    stage._reseeking, stage._reseek_at = {1: 7}, {1: now}
+    assert asyncio.run(stage.resume_undelivered(10.0)) == []  # sought just now
+    stage._reseek_at[1] -= 11
+    assert asyncio.run(stage.resume_undelivered(10.0)) == [(1, 7, 50)] and sought == [(1, 7)]
+
+
+def _earliest(offsets: dict):
+    async def earliest_offsets(*tps):
+        return {tp: offsets[tp] for tp in tps if tp in offsets}
+    return earliest_offsets
 
 
 def test_an_hour_marked_again_while_it_is_recomputed_stays_pending():
