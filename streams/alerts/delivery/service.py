@@ -33,8 +33,9 @@ bodies sent are built in `payloads`.
   the lane reads it back, in offset order, as it makes room; a row is deleted once the
   notification is delivered, dead-lettered or skipped (a crash before that delivers it again: at
   least once). The rows of a partition are delivered by its owner: after an assignment they are
-  taken up, and read once the consumer has passed the last of them (the notifications consumed again
-  meanwhile go behind, or are already there). Gauge
+  taken up, and read once the consumer has passed the last of them and the notifications consumed
+  again meanwhile (which go behind, or are already there) are written: a read that saw only the rows
+  committed before them would move past them. Gauge
   learnstream_delivery_channel_backlog{channel}.
 * **Lanes come and go.** A lane (its task, queue and bookkeeping) is released once it has been
   idle for `delivery_lane_idle_s`: nothing in memory or being delivered (retries included), no
@@ -134,7 +135,8 @@ class LaneEntry:
 class Spill:
     """One lane's backlog rows from one partition: `waiting` not read back yet (counting those being
     written), read back up to offset `after`; `ready_at`: after an assignment, not read back until
-    the consumer has passed that offset (the notifications consumed again go behind it first)."""
+    the consumer has passed that offset and nothing is being written to it (the notifications consumed
+    again go behind it first, some below it)."""
 
     waiting: int = 0
     writing: int = 0
@@ -515,7 +517,15 @@ class AlertDelivery:
                 self._done_rows[:0] = done
 
     async def _ready(self, tp: TopicPartition, sp: Spill) -> bool:
-        if sp.ready_at < 0 or self._position.get(tp, -1) >= sp.ready_at:
+        """May the spill be read back? After a take-up, not before the consumer has passed `ready_at`
+        AND nothing is being written to it: the round that passed it may be writing offsets below
+        the rows taken up, and a read on another connection that saw only the committed (higher)
+        ones would move `after` past them for good. Once ready, the rows written come in offset order."""
+        if sp.ready_at < 0:
+            return True
+        if sp.writing > 0:
+            return False
+        if self._position.get(tp, -1) >= sp.ready_at:
             sp.ready_at = -1
             return True
         c = self._consumer
