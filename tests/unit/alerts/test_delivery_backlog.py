@@ -2,7 +2,9 @@
 
 * After a take-up, the round that passes the last row taken up may still be writing lower offsets
   to the backlog: the lane does not read it back until that write is committed (else a read on
-  another connection sees only the higher rows, moves past the lower ones and orphans them)."""
+  another connection sees only the higher rows, moves past the lower ones and orphans them).
+* Behind a notification that a channel never answers, the notifications finished keep no payload,
+  and the consumer pauses once too many of them are held for the commit."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 
 from db.alerts import BacklogRow
 from streams.alerts.delivery import service
-from streams.alerts.delivery.service import AlertDelivery, Spill
+from streams.alerts.delivery.service import HELD_PER_PENDING, AlertDelivery, Spill
 from streams.config import Settings
 from tests.unit.alerts.test_delivery_lanes import TP, FakePoster, channels, note, published, until
 
@@ -103,3 +105,63 @@ async def test_a_taken_up_backlog_is_not_read_while_the_round_passing_it_is_writ
     await svc._flush_backlog()  # the rows delivered are deleted
     assert db.rows == {}
     assert svc._pending == 0
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.paused = False
+        self.committed: dict = {}
+
+    def assignment(self):
+        return {TP}
+
+    def pause(self, *tps) -> None:
+        self.paused = True
+
+    def resume(self, *tps) -> None:
+        self.paused = False
+
+    async def commit(self, offsets) -> None:
+        self.committed.update(offsets)
+
+    async def stop(self) -> None:
+        pass
+
+
+async def test_finished_notifications_behind_a_stuck_one_hold_no_payload_and_pause_the_consumer():
+    max_pending = 5
+    svc = AlertDelivery(Settings(delivery_max_pending=max_pending), published, 100_000, group_id="unit-delivery")
+    svc.http = poster = FakePoster()
+    svc.directory.loaded_at = float("inf")
+    svc._consumer = consumer = FakeConsumer()
+    try:
+        (stuck_ws, stuck_rule), (ws, rule) = channels(svc, 2)
+        poster.hold = stuck_ws  # never answers (until released)
+        await svc._accept(TP, 0, note(stuck_ws, stuck_rule, "stuck"))
+        cap = HELD_PER_PENDING * max_pending
+        offset = 1
+        while offset < cap - 1:
+            await svc._accept(TP, offset, note(ws, rule, f"fp-{offset}"))
+            offset += 1
+        await until(lambda: len(poster.sent) == cap - 2)
+        await svc._commit_done()
+        svc._flow()
+        held = svc._inflight[TP]
+        assert len(held) == cap - 1 and svc._pending == 1 and not consumer.paused
+        head, *behind = held
+        assert head.raw is not None and head.note is not None  # still on its way
+        assert all(i.done and i.raw is None and i.note is None for i in behind)
+
+        await svc._accept(TP, offset, note(ws, rule, f"fp-{offset}"))
+        await until(lambda: len(poster.sent) == cap - 1)
+        svc._flow()
+        assert consumer.paused  # the finished ones held for the commit count too
+
+        poster.release.set()  # the head is delivered: all committed, the consumer goes on
+        await until(lambda: poster.sent[-1][2] == "stuck")
+        await svc._commit_done()
+        svc._flow()
+        assert not svc._inflight[TP] and not consumer.paused
+        assert consumer.committed == {TP: cap}
+    finally:
+        await svc.stop()
