@@ -33,8 +33,9 @@ bodies sent are built in `payloads`.
   the lane reads it back, in offset order, as it makes room; a row is deleted once the
   notification is delivered, dead-lettered or skipped (a crash before that delivers it again: at
   least once). The rows of a partition are delivered by its owner: after an assignment they are
-  taken up, and read once the consumer has passed the last of them (the notifications consumed again
-  meanwhile go behind, or are already there). Gauge
+  taken up, and read once the consumer has passed the last of them and the notifications consumed
+  again meanwhile (which go behind, or are already there) are written: a read that saw only the rows
+  committed before them would move past them. Gauge
   learnstream_delivery_channel_backlog{channel}.
 * **Lanes come and go.** A lane (its task, queue and bookkeeping) is released once it has been
   idle for `delivery_lane_idle_s`: nothing in memory or being delivered (retries included), no
@@ -43,7 +44,11 @@ bodies sent are built in `payloads`.
   as before. Memory goes with the channels in use, not with every channel ever delivered to.
 * **Flow control.** Above `delivery_max_pending` notifications consumed and not yet handled (which
   takes `delivery_max_pending / delivery_max_pending_per_channel` channels full at once) the
-  consumer pauses.
+  consumer pauses. So does it above `HELD_PER_PENDING` (20) times `delivery_max_pending` held for
+  the commit, handled or not: behind a notification still on its way to a channel that is down
+  (retried up to `delivery_retry_for_s`) the partition's handled ones wait to be committed. They
+  keep only their offset (a handled notification drops its value), so the memory stays bounded; a
+  channel that is down for that long and that many notifications holds every channel back.
 * **Alertmanager keep-alive.** The alerts still open on an Alertmanager channel are re-posted every
   `alertmanager_resend_s` with endsAt 4 times that ahead (Prometheus' convention), so they stay
   active while open here and expire there if no worker re-posts them. After an assignment the open
@@ -94,13 +99,17 @@ BACKLOG_LABELS = 20
 BACKLOG_POLL_S = 0.5
 #: the longest between two looks for idle lanes to release (else a quarter of delivery_lane_idle_s)
 LANE_CHECK_MAX_S = 30.0
+#: notifications held for the commit (handled or not) per `delivery_max_pending` before the consumer
+#: pauses: the handled ones behind one still on its way keep only their offset (no payload)
+HELD_PER_PENDING = 20
 
 
 # -- what is in flight ---------------------------------------------------------------------------
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class InFlight:
     """A notification consumed and not yet committed (its offset, its raw value, what it parsed to):
-    done once `remaining` channels are down to 0 (each delivered it, dead-lettered it or skipped it)."""
+    done once `remaining` channels are down to 0 (each delivered it, dead-lettered it or skipped it),
+    when it drops its value (kept behind an unfinished one for the commit: its offset is enough)."""
 
     tp: TopicPartition
     offset: int
@@ -114,6 +123,10 @@ class InFlight:
     @property
     def done(self) -> bool:
         return self.remaining <= 0
+
+    def drop_payload(self) -> None:
+        self.raw = None
+        self.note = None
 
 
 @dataclass(eq=False)
@@ -134,7 +147,8 @@ class LaneEntry:
 class Spill:
     """One lane's backlog rows from one partition: `waiting` not read back yet (counting those being
     written), read back up to offset `after`; `ready_at`: after an assignment, not read back until
-    the consumer has passed that offset (the notifications consumed again go behind it first)."""
+    the consumer has passed that offset and nothing is being written to it (the notifications consumed
+    again go behind it first, some below it)."""
 
     waiting: int = 0
     writing: int = 0
@@ -352,9 +366,14 @@ class AlertDelivery:
                 await asyncio.sleep(1.0)
 
     def _flow(self) -> None:
+        """Pause above delivery_max_pending notifications not yet handled, or above HELD_PER_PENDING
+        times that held for the commit (handled or not: behind one a channel that is down still
+        retries, the handled ones wait, payload dropped, up to delivery_retry_for_s)."""
         c = self._consumer
         assert c is not None
-        full = self._pending >= self.settings.delivery_max_pending
+        cap = self.settings.delivery_max_pending
+        held = sum(len(q) for q in self._inflight.values())
+        full = self._pending >= cap or held >= HELD_PER_PENDING * cap
         if full != self._paused:
             (c.pause if full else c.resume)(*c.assignment())
             self._paused = full
@@ -402,6 +421,7 @@ class AlertDelivery:
             else:
                 self._route(self._lane(ch), inflight, ch)
         if not targets:  # nothing to deliver (else the last channel to finish settles it)
+            inflight.drop_payload()
             self._settle(-1)
 
     async def _targets(self, note: AlertNotification) -> dict[str, AlertChannel | None]:
@@ -515,7 +535,15 @@ class AlertDelivery:
                 self._done_rows[:0] = done
 
     async def _ready(self, tp: TopicPartition, sp: Spill) -> bool:
-        if sp.ready_at < 0 or self._position.get(tp, -1) >= sp.ready_at:
+        """May the spill be read back? After a take-up, not before the consumer has passed `ready_at`
+        AND nothing is being written to it: the round that passed it may be writing offsets below
+        the rows taken up, and a read on another connection that saw only the committed (higher)
+        ones would move `after` past them for good. Once ready, the rows written come in offset order."""
+        if sp.ready_at < 0:
+            return True
+        if sp.writing > 0:
+            return False
+        if self._position.get(tp, -1) >= sp.ready_at:
             sp.ready_at = -1
             return True
         c = self._consumer
@@ -654,6 +682,8 @@ class AlertDelivery:
     # -- finishing, dead letters, offsets ---------------------------------------------------------
     def _finish(self, inflight: InFlight) -> None:
         inflight.remaining -= 1
+        if inflight.remaining == 0:
+            inflight.drop_payload()  # every channel is done with it: the commit needs only its offset
         if inflight.remaining == 0 and not inflight.abandoned:
             if inflight.row is None:
                 self._settle(-1)
