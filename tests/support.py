@@ -230,6 +230,23 @@ async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | Non
         await c.stop()
 
 
+async def read_partition(bootstrap: str, topic: str, partition: int) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record (key, value) of one partition, from the beginning to its end now, in order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    tp = TopicPartition(topic, partition)
+    try:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        out: list[tuple[bytes | None, bytes | None]] = []
+        while await consumer.position(tp) < end:
+            for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
+                out.extend((r.key, r.value) for r in records)
+        return out
+    finally:
+        await consumer.stop()
+
+
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[dict]:
     """Read JSON values from the start of `topic` until `expect` arrived (or timeout)."""
     consumer = AIOKafkaConsumer(

@@ -10,30 +10,15 @@ import asyncio
 import types
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from streams.retry import Retrier
 from streams.topics import ensure_topics
 from streams.windows.stage import WindowStage
+from tests.support import read_partition
 
 pytestmark = pytest.mark.services
-
-
-async def _partition(bootstrap: str, topic: str, partition: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    tp = TopicPartition(topic, partition)
-    try:
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        out: list[bytes] = []
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
-                out.extend(r.value for r in records)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def test_a_workspaces_chunks_land_on_the_broker_in_order_when_a_send_fails_midway(stack):
@@ -62,5 +47,5 @@ async def test_a_workspaces_chunks_land_on_the_broker_in_order_when_a_send_fails
         await producer.stop()
     # ws-a's chunks in their order, each once; ws-b's wave was retried whole: a repeat, which the
     # stage skips by source offset
-    assert await _partition(stack.bootstrap, topic, 0) == [b"ws-a:1", b"ws-a:2", b"ws-a:3"]
-    assert await _partition(stack.bootstrap, topic, 1) == [b"ws-b:1", b"ws-b:1"]
+    assert [v for _, v in await read_partition(stack.bootstrap, topic, 0)] == [b"ws-a:1", b"ws-a:2", b"ws-a:3"]
+    assert [v for _, v in await read_partition(stack.bootstrap, topic, 1)] == [b"ws-b:1", b"ws-b:1"]

@@ -18,21 +18,12 @@ from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.alerts.delivery.payloads import verify_signature
 from streams.publish import publish_messages
-from tests.e2e.alerts.test_delivery import Receiver
 from tests.integration.alerts.test_config_rows import drop_checks
 from tests.integration.test_cli import run
 from tests.support import SMALL, metric, sample, window_base, workspace_messages
 
 pytestmark = pytest.mark.services
 SECRET = "test-secret-0123456789"
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 async def test_invalid_rule_and_channel_rows_are_skipped_and_another_workspaces_alert_is_delivered(

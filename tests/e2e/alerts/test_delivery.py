@@ -94,14 +94,6 @@ class Receiver:
             await self._runner.cleanup()
 
 
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
 def _spike(ws: str, base: float, windows: dict[int, float], host: str = "a", last: float | None = None) -> list[dict]:
     """Samples every 2 s of the given 10 s windows (value per window), and one at `last`."""
     out = [sample(ws, base + win * 10 + j * 2, v, "api_latency", host=host) for win, v in windows.items() for j in range(5)]

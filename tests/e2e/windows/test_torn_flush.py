@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from db.pool import connect
 from streams.publish import publish_messages
 from streams.windows.input import workspace_partition
-from tests.support import NO_IDLE, QUICK_GROUP, committed, iso, wait_for_rows, window_base
+from tests.support import NO_IDLE, QUICK_GROUP, committed, iso, read_partition, wait_for_rows, window_base
 
 pytestmark = pytest.mark.services
 
@@ -58,23 +58,6 @@ async def _rewind(bootstrap: str, group: str, tp: TopicPartition, offset: int, t
         await asyncio.sleep(1)
 
 
-async def _versions(bootstrap: str, topic: str, partition: int) -> list[tuple[bytes, bytes | None]]:
-    """Every record of one partition, from the beginning, in order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    tp = TopicPartition(topic, partition)
-    try:
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        out: list[tuple[bytes, bytes | None]] = []
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
-                out.extend((r.key, r.value) for r in records)
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def test_a_redelivered_update_after_a_torn_flush_gains_once(stack, start_worker):
     app_id = f"t{stack.tag}"
     first = start_worker(**NO_IDLE, **QUICK_GROUP)
@@ -95,7 +78,7 @@ async def test_a_redelivered_update_after_a_torn_flush_gains_once(stack, start_w
     # the tear: the snapshot record as the first flush wrote it is the latest again
     changelog = f"{app_id}-windows-changelog"
     snapshots: dict[bytes, list[bytes]] = {}
-    for key, value in await _versions(stack.bootstrap, changelog, partition):
+    for key, value in await read_partition(stack.bootstrap, changelog, partition):
         if b"|s|" in key and value is not None:
             snapshots.setdefault(key, []).append(value)
     [(key, versions)] = snapshots.items()
