@@ -171,6 +171,11 @@ ALERTS_SKIPPED_OLD = Counter(
     "alert_windows_skipped_old", "closed windows not evaluated by alert rules: older than alert_max_age_s",
     namespace=_NS,
 )
+ALERT_RULE_CHECKS = Counter(
+    "alert_rule_checks", "looks at the alert rules' change marker (after a NOTIFY, or every 2 s) by outcome: "
+    "reloaded (the rules changed, or the first load) or unchanged (e.g. a NOTIFY nobody's change sent)",
+    ["outcome"], namespace=_NS,
+)
 OPEN_PANES = Gauge("window_open_panes", "window panes held open on this worker", ["kind"], namespace=_NS)
 ALERT_NOTIFICATIONS = Counter(
     "alert_notifications", "alert notifications sent, by status", ["status"], namespace=_NS

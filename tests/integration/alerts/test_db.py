@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from db.alerts import add_rule, listen_rule_changes, load_rules, record_notifications
+from db.alerts import add_rule, listen_rule_changes, load_rules, record_notifications, rules_version
 from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.alerts.engine import AlertEngine
@@ -29,24 +29,29 @@ def _rule(**kw) -> AlertRule:
 async def test_rules_round_trip_and_changes_are_notified(stack):
     conn = await connect(stack.dsn)
     listener = await connect(stack.dsn)
-    changed: asyncio.Queue[str] = asyncio.Queue()
-    remove = await listen_rule_changes(listener, changed.put_nowait)
+    changed: asyncio.Queue[int] = asyncio.Queue()
+    remove = await listen_rule_changes(listener, lambda: changed.put_nowait(1))
     try:
+        # each change is notified (without an id: migration 0023) and moves the change marker
+        assert await rules_version(conn) == (0, 0)
         rule = _rule()
         await add_rule(conn, rule, created_by="test")
-        assert await asyncio.wait_for(changed.get(), 5) == str(rule.id)
+        assert await asyncio.wait_for(changed.get(), 5) == 1
+        assert await rules_version(conn) == (1, 1)
         plain = _rule(alert_name="plain", condition_op="pct_change", severity="info", notification_channels=[],
                       nodata_after_s=None)
         await add_rule(conn, plain)
-        assert await asyncio.wait_for(changed.get(), 5) == str(plain.id)
+        assert await asyncio.wait_for(changed.get(), 5) == 1
+        assert await rules_version(conn) == (1, 2)
         assert await load_rules(conn) == [rule, plain]
 
         await conn.execute("UPDATE performance_alerts SET threshold_value = 5, is_active = false WHERE id = $1", rule.id)
-        assert await asyncio.wait_for(changed.get(), 5) == str(rule.id)
+        assert await asyncio.wait_for(changed.get(), 5) == 1
         reloaded = {r.id: r for r in await load_rules(conn)}
         assert reloaded[rule.id].threshold_value == 5 and reloaded[rule.id].is_active is False
         await conn.execute("DELETE FROM performance_alerts WHERE id = $1", plain.id)
-        assert await asyncio.wait_for(changed.get(), 5) == str(plain.id)
+        assert await asyncio.wait_for(changed.get(), 5) == 1
+        assert await rules_version(conn) == (1, 4)
     finally:
         await remove()
         await listener.close()
