@@ -123,6 +123,9 @@ def scram_sha256_verifier(password: str, salt: bytes | None = None, iterations: 
 
 
 def _refused(exc: asyncpg.PostgresError) -> AccessError:
+    if str(exc).startswith("permission denied for function access_"):
+        return AccessError(f"{exc}: the login needs learnstream_access_admin "
+                           "(GRANT learnstream_access_admin TO <login>, as the schema's owner)")
     return AccessError(str(exc))
 
 
@@ -163,4 +166,7 @@ async def revoke_access(conn: asyncpg.Connection, role_name: str, workspace_id: 
 
 
 async def list_access(conn: asyncpg.Connection, workspace_id: UUID | None = None) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM access_list($1)", workspace_id)
+    try:
+        return await conn.fetch("SELECT * FROM access_list($1)", workspace_id)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise _refused(exc) from None

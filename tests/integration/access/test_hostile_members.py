@@ -112,6 +112,8 @@ async def test_access_management_needs_no_createrole_login(stack, people):
                          "SELECT * FROM access_list()"):
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await adam.execute(call)
+            with pytest.raises(AccessError, match="the login needs learnstream_access_admin"):
+                await revoke_access(adam, roles["bob"][0], None)
         finally:
             await adam.close()
     finally:
