@@ -67,8 +67,8 @@ def test_compose_grafana_admin_password_is_a_secret_not_a_literal(services):
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
     assert "grafana_admin_password" in g["secrets"]
     top = yaml.safe_load(COMPOSE.read_text())["secrets"]
-    assert top["grafana_admin_password"]["file"].startswith("./.secrets/")
-    assert ".secrets/" in (ROOT / ".gitignore").read_text().split()
+    assert top["grafana_admin_password"]["file"].startswith("deploy/compose/secrets/")
+    assert "deploy/compose/secrets/" in (ROOT / ".gitignore").read_text().split()
     assert "admin/admin" not in COMPOSE.read_text()
 
 
