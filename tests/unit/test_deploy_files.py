@@ -239,7 +239,7 @@ def test_compose_worker_waits_for_kafka_and_migration(services, name):
     assert env["LEARNSTREAM_DATABASE_URL"] == DSN_IN_COMPOSE
     assert env["LEARNSTREAM_METRICS_HOST"] == "0.0.0.0"
     assert env["LEARNSTREAM_METRICS_PORT"] == str(METRICS_PORT)
-    assert [str(p) for p in w["ports"]] == [f"{WORKERS[name]}:{METRICS_PORT}"]
+    assert [str(p) for p in w["ports"]] == [f"127.0.0.1:{WORKERS[name]}:{METRICS_PORT}"]
     # one consumer group: neither overrides the app id
     assert "LEARNSTREAM_APP_ID" not in env
     # healthy = ready: the check fails on a 503 of /readyz (urlopen raises)
@@ -270,7 +270,7 @@ def test_compose_prometheus_mounts_the_repo_config(services):
     assert mounts["./deploy/prometheus/alerts.yml"] == "/etc/prometheus/alerts.yml"
     for src in mounts:
         assert (ROOT / src).is_file(), src
-    assert "9090:9090" in [str(x) for x in p["ports"]]
+    assert "127.0.0.1:9090:9090" in [str(x) for x in p["ports"]]
 
 
 def test_compose_alertmanager_mounts_the_repo_config(services):
@@ -278,7 +278,7 @@ def test_compose_alertmanager_mounts_the_repo_config(services):
     assert a["image"].startswith("prom/alertmanager:")
     assert "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in a["volumes"]
     assert "--config.file=/etc/alertmanager/alertmanager.yml" in a["command"]
-    assert a["ports"] == ["9093:9093"]
+    assert a["ports"] == ["127.0.0.1:9093:9093"]
     assert "http://127.0.0.1:9093/-/ready" in a["healthcheck"]["test"]
 
 

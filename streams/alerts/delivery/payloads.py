@@ -4,9 +4,13 @@ Alertmanager (`alertmanager_alerts`): one alert per notification, in the v2 API'
 (`POST /api/v2/alerts` takes a JSON list of them):
 
 * labels: `alertname` (the rule's name), `severity`, `workspace_id`, `rule_id`, `fingerprint`
-  (learnstream's alert instance id) and the series' labels (names made valid for Alertmanager:
-  characters other than letters, digits and `_` become `_`, a leading digit gets a `_`; a series
-  label whose name is one of those above is sent as `series_<name>`; empty values are left out);
+  (learnstream's alert instance id), `origin="tenant"` and the series' labels (names made valid
+  for Alertmanager: characters other than letters, digits and `_` become `_`, a leading digit gets
+  a `_`; a series label whose name is one of those above is sent as `series_<name>`; empty values
+  are left out). The reserved labels are set last, so nothing a workspace controls (a rule's series
+  labels) replaces them: every alert from a workspace's rule says `origin="tenant"`, which the
+  shared Alertmanager's inhibit rules exclude (deploy/alertmanager/alertmanager.yml: only alerts
+  with `origin="operator"`, which Prometheus adds, may inhibit; docs/security.md);
 * annotations: `summary` (the notification's message), `description`, `value`, `threshold`,
   `window_s`, `learnstream_status` (firing, nodata, acknowledged, muted or resolved), and
   `acknowledged_by` when there is one;
@@ -45,8 +49,10 @@ TIMESTAMP_HEADER = "X-Learnstream-Timestamp"
 DELIVERY_HEADER = "X-Learnstream-Delivery"
 USER_AGENT = "learnstream-alert-delivery/1"
 
-#: labels learnstream sets on every Alertmanager alert
-RESERVED_LABELS = ("alertname", "severity", "workspace_id", "rule_id", "fingerprint")
+#: labels learnstream sets on every Alertmanager alert (a series label of one of these names is renamed)
+RESERVED_LABELS = ("alertname", "severity", "workspace_id", "rule_id", "fingerprint", "origin")
+#: the `origin` of every alert a workspace's rule raises (Prometheus' alerts carry origin="operator")
+TENANT_ORIGIN = "tenant"
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -61,8 +67,9 @@ def label_name(name: str) -> str:
 
 
 def alert_labels(n: AlertNotification) -> dict[str, str]:
-    labels = {"alertname": n.rule_name, "severity": str(n.severity), "workspace_id": str(n.workspace_id),
-              "rule_id": str(n.rule_id), "fingerprint": n.fingerprint}
+    reserved = {"alertname": n.rule_name, "severity": str(n.severity), "workspace_id": str(n.workspace_id),
+                "rule_id": str(n.rule_id), "fingerprint": n.fingerprint, "origin": TENANT_ORIGIN}
+    series: dict[str, str] = {}
     for name, value in sorted(n.labels.items()):
         if value == "":
             continue
@@ -70,10 +77,10 @@ def alert_labels(n: AlertNotification) -> dict[str, str]:
         if key in RESERVED_LABELS:
             key = "series_" + key
         base, i = key, 2
-        while key in labels:
+        while key in series or key in RESERVED_LABELS:
             key, i = f"{base}_{i}", i + 1
-        labels[key] = value
-    return labels
+        series[key] = value
+    return {**series, **reserved}  # the reserved labels last: they win whatever the series says
 
 
 def alertmanager_alert(n: AlertNotification, now: datetime, active_for_s: float, generator_url: str) -> dict:

@@ -157,7 +157,7 @@ async def test_alertmanager_gets_firing_then_resolved_and_a_silence_holds_the_ne
         alert = firing[0]
         fp = alert["labels"]["fingerprint"]
         assert alert["labels"] == {"alertname": "latency spike", "severity": "critical", "workspace_id": w,
-                                   "rule_id": str(rule.id), "fingerprint": fp, "host": "a"}
+                                   "rule_id": str(rule.id), "fingerprint": fp, "origin": "tenant", "host": "a"}
         assert alert["status"] == {"state": "active", "silencedBy": [], "inhibitedBy": []}
         assert (alert["annotations"]["learnstream_status"], alert["annotations"]["value"],
                 alert["annotations"]["threshold"]) == ("firing", "500", "> 100")

@@ -46,7 +46,7 @@ def note(status: str = "firing", **kw) -> AlertNotification:
 
 
 LABELS = {"alertname": "latency spike", "severity": "critical", "workspace_id": str(WS), "rule_id": str(RULE),
-          "fingerprint": "0123456789abcdef", "host": "a"}
+          "fingerprint": "0123456789abcdef", "origin": "tenant", "host": "a"}
 
 
 def test_firing_alert_for_alertmanager():
@@ -99,10 +99,28 @@ def test_series_labels_are_made_valid_and_never_override_learnstream_s():
     n = note(labels={"host.name": "a", "9zone": "eu", "severity": "low", "host_name": "b", "empty": ""})
     assert alert_labels(n) == {
         "alertname": "latency spike", "severity": "critical", "workspace_id": str(WS), "rule_id": str(RULE),
-        "fingerprint": "0123456789abcdef", "_9zone": "eu", "host_name": "a", "host_name_2": "b",
+        "fingerprint": "0123456789abcdef", "origin": "tenant", "_9zone": "eu", "host_name": "a", "host_name_2": "b",
         "series_severity": "low",
     }
     assert [label_name(x) for x in ("a-b", "", "ok_1", "1")] == ["a_b", "_", "ok_1", "_1"]
+
+
+def test_a_workspaces_rule_cannot_pass_for_the_operator_in_alertmanager():
+    """A rule named like an operator alert, critical, whose series labels claim the reserved names
+    (in every spelling that label_name folds onto them): the reserved labels stay learnstream's and
+    origin stays "tenant", which no inhibit rule of the shared Alertmanager takes as a source."""
+    other = "99999999-2222-3333-4444-555555555555"
+    n = note(rule_name="LearnstreamDatabaseDown", severity="critical", labels={
+        "origin": "operator", "or-igin": "x", "alertname": "LearnstreamWorkerDown", "severity": "critical",
+        "workspace_id": other, "rule_id": "r", "fingerprint": "f", "instance": "worker-1:9464",
+        "series_origin": "s"})
+    labels = alert_labels(n)
+    assert {k: labels[k] for k in ("alertname", "severity", "workspace_id", "rule_id", "fingerprint", "origin")} == {
+        "alertname": "LearnstreamDatabaseDown", "severity": "critical", "workspace_id": str(WS), "rule_id": str(RULE),
+        "fingerprint": "0123456789abcdef", "origin": "tenant"}
+    assert labels["series_origin"] == "operator" and labels["series_origin_2"] == "s"
+    assert labels["series_workspace_id"] == other and labels["or_igin"] == "x"
+    assert list(labels.values()).count("tenant") == 1
 
 
 def test_alertmanager_endpoint():
