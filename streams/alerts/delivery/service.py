@@ -17,7 +17,12 @@ bodies sent are built in `payloads`.
 * **Retries.** 5xx, 408, 429 (its Retry-After honoured), timeouts and connection errors are retried
   with capped exponential backoff and full jitter (`delivery_retry_initial_s` .. `_max_s`) for
   `delivery_retry_for_s` from when it was consumed, then dead-lettered (`retries_exhausted`); any other
-  answer but 2xx (a 4xx, a redirect) is permanent and dead-lettered at once (`rejected`).
+  answer but 2xx (a 4xx, a redirect) is permanent and dead-lettered at once (`rejected`), with a
+  detail of the status code and its standard phrase only (the receiver's body is never read).
+* **Outbound policy.** A target that resolves to an address the operator has not allowed
+  (streams/outbound.py: loopback, link-local, private, ...; LEARNSTREAM_OUTBOUND_ALLOW) is never
+  connected to: dead-lettered at once (`refused_target`), counted in
+  learnstream_outbound_refused_total{channel_kind, reason}.
   Alertmanager lanes post up to 64 queued alerts per request; a batch refused as a whole is sent
   one alert at a time, so only the culprit is dead-lettered.
 * **Bad content** never stops it: a value that is not an AlertNotification is dead-lettered
@@ -86,6 +91,7 @@ from streams.alerts.delivery.payloads import rfc3339
 from streams.config import Settings
 from streams.dead_letters import DeadLetterPublisher, fit_value, value_text
 from streams.loops import guarded
+from streams.outbound import OutboundPolicy
 from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
 
@@ -255,7 +261,8 @@ class AlertDelivery:
         self._publish, self._budget = publish, budget
         self.directory = ChannelDirectory(settings.database_url, settings.alertmanager_url)
         # Alertmanager alerts end 4 resends ahead: they expire there unless re-posted (keep-alive)
-        self.http = HttpPoster(4 * settings.alertmanager_resend_s, settings.alert_generator_url)
+        self.http = HttpPoster(4 * settings.alertmanager_resend_s, settings.alert_generator_url,
+                               OutboundPolicy(settings.outbound_allow), trusted_url=settings.alertmanager_url)
         self._lanes: dict[tuple[UUID, str], Lane] = {}
         self._inflight: dict[TopicPartition, deque[InFlight]] = {}
         self._pending = 0
@@ -656,9 +663,14 @@ class AlertDelivery:
                     for e in batch:
                         await self.deliver(lane, [e])
                     return
-                log.error("alert channel %s (%s) refused notification %s: %s", ch.name, ch.safe_url,
-                          batch[0].inflight.note.fingerprint, result.detail)
-                await self._dead_letter_entry(lane, batch[0], "rejected", result.detail)
+                if result.reason == "refused_target":
+                    metrics.OUTBOUND_REFUSED.labels(ch.kind, result.refused).inc()
+                    log.error("alert channel %s/%s (%s): %s; notification %s not delivered", ch.workspace_id,
+                              ch.name, ch.safe_url, result.detail, batch[0].inflight.note.fingerprint)
+                else:
+                    log.error("alert channel %s (%s) refused notification %s: %s", ch.name, ch.safe_url,
+                              batch[0].inflight.note.fingerprint, result.detail)
+                await self._dead_letter_entry(lane, batch[0], result.reason or "rejected", result.detail)
                 return
             metrics.ALERT_DELIVERY_RETRIES.labels(ch.kind).inc()
             waited = time.monotonic() - min(e.queued for e in batch)
