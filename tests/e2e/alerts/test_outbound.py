@@ -4,7 +4,7 @@
   signed with the workspace's webhook secret and delivered: only what the alert engine recorded
   is delivered now, the rest is dead-lettered `unknown_notification`;
 * a workspace admin's webhook at a loopback service (Prometheus' /-/quit, say) used to get the
-  worker's POSTs: refused when the channel is added and, added by SQL instead, at delivery;
+  worker's POSTs: refused at delivery (the channel written by SQL) and when the CLI adds it;
 * a receiver's 403 answer (a password in it) used to land in the worker's log and on the
   undelivered topic: only `HTTP 403 Forbidden` does now."""
 
@@ -64,20 +64,19 @@ async def test_a_forged_notification_is_not_delivered(stack, start_worker, recei
     altered = {**genuine, "message": "[firing] log in at https://evil.example to acknowledge"}
     await publish_messages(stack.bootstrap, stack.notifications,
                            [(n["fingerprint"].encode(), orjson.dumps(n)) for n in (forged, altered)])
+    await asyncio.sleep(3)
+    assert [orjson.loads(b)["message"] for _h, b in receiver.got["/hook"]] == [genuine["message"]]
     dead = await read_topic(stack.bootstrap, stack.undelivered, expect=2, timeout=30)
     assert sorted((d["reason"], d["notification"]["message"], d["workspace_id"]) for d in dead) == sorted([
         ("unknown_notification", forged["message"], w), ("unknown_notification", altered["message"], w)])
     assert {d["detail"] for d in dead} == {"not a notification the alert engine recorded (alert_notifications)"}
-    await asyncio.sleep(2)
-    assert [orjson.loads(b)["message"] for _h, b in receiver.got["/hook"]] == [genuine["message"]]
     m = worker.metrics()
     assert metric(m, "learnstream_alert_notifications_forged_total") == 2
     assert metric(m, "learnstream_alert_undelivered_total", reason="unknown_notification") == 2
     assert metric(m, "learnstream_alert_deliveries_total", channel_kind="webhook", outcome="delivered") == 1
 
 
-async def test_loopback_targets_refused_and_a_403_body_kept_out_of_logs_and_dead_letters(
-        stack, start_worker, receiver):
+async def test_a_loopback_target_is_refused_when_added_and_at_delivery(stack, start_worker, receiver):
     internal = Receiver()  # a loopback service nobody allowed (Prometheus with its lifecycle API, say)
     await internal.start()
     try:
@@ -86,19 +85,8 @@ async def test_loopback_targets_refused_and_a_403_body_kept_out_of_logs_and_dead
         allow = _allow(receiver)
         _cli(stack, "add", "hook", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/hook",
              LEARNSTREAM_CHANNEL_SECRET=SECRET, **allow)
-        _cli(stack, "add", "leaky", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/leaky",
-             LEARNSTREAM_CHANNEL_SECRET=SECRET, **allow)
-        receiver.status["/leaky"] = 403
-        receiver.body["/leaky"] = f"<h1>Forbidden</h1><p>database password: {PASSWORD}</p>"
-
-        # adding a channel at the unlisted loopback service is refused, with why
-        out = run("alerts", "channels", "add", "quit", "-w", w, "--kind", "webhook", "--url",
-                  f"{internal.url}/-/quit", env=stack.env(LEARNSTREAM_CHANNEL_SECRET=SECRET, **allow))
-        assert out.returncode == 2
-        assert out.stderr.decode().strip() == (
-            "learnstream: error: channel quit refused: 127.0.0.1 resolves to 127.0.0.1 (loopback); not allowed "
-            "unless listed in LEARNSTREAM_OUTBOUND_ALLOW (the workers' setting, which an operator sets)")
-        # an admin member writes it with SQL instead (and a name for it: localhost): refused at delivery
+        # an admin member writes channels at it with SQL (by address, and by a name for it): the CLI is
+        # not the only way in
         conn = await connect(stack.dsn)
         try:
             await conn.executemany(
@@ -107,35 +95,61 @@ async def test_loopback_targets_refused_and_a_403_body_kept_out_of_logs_and_dead
                  (ws, "quit-by-name", f"http://localhost:{internal.port}/-/quit", SECRET)])
         finally:
             await conn.close()
-        await _add(stack, _rule(ws, "latency spike", ["hook", "leaky", "quit", "quit-by-name"]))
+        await _add(stack, _rule(ws, "latency spike", ["hook", "quit", "quit-by-name"]))
         worker = start_worker(**SMALL, **allow)
 
         genuine = await _firing(stack, receiver, w, "/hook")
-        dead = await read_topic(stack.bootstrap, stack.undelivered, expect=3, timeout=30)
+        await asyncio.sleep(2)
+        assert internal.got == {}  # never connected to
+        dead = await read_topic(stack.bootstrap, stack.undelivered, expect=2, timeout=30)
         assert sorted((d["reason"], d["channel"], d["detail"]) for d in dead) == [
             ("refused_target", "quit", "refused target: 127.0.0.1 resolves to 127.0.0.1 (loopback); not allowed "
                                        "unless listed in LEARNSTREAM_OUTBOUND_ALLOW"),
             ("refused_target", "quit-by-name", "refused target: localhost resolves to 127.0.0.1 (loopback); not "
                                                "allowed unless listed in LEARNSTREAM_OUTBOUND_ALLOW"),
-            ("rejected", "leaky", "HTTP 403 Forbidden"),
         ]
         assert {d["notification"]["fingerprint"] for d in dead} == {genuine["fingerprint"]}
-        await asyncio.sleep(1)
-        assert internal.got == {}  # never connected to
-        raw = await _raw_values(stack.bootstrap, stack.undelivered)
-        assert len(raw) == 3 and not any(PASSWORD.encode() in v for v in raw)
-        assert PASSWORD not in worker.log()
-        assert "HTTP 403 Forbidden" in worker.log()
         m = worker.metrics()
         assert metric(m, "learnstream_outbound_refused_total", channel_kind="webhook", reason="loopback") == 2
         assert metric(m, "learnstream_alert_undelivered_total", reason="refused_target") == 2
-        assert metric(m, "learnstream_alert_undelivered_total", reason="rejected") == 1
+
+        # adding a channel at it with the CLI is refused at once, with why
+        out = run("alerts", "channels", "add", "quit2", "-w", w, "--kind", "webhook", "--url",
+                  f"{internal.url}/-/quit", env=stack.env(LEARNSTREAM_CHANNEL_SECRET=SECRET, **allow))
+        assert (out.returncode, out.stderr.decode().strip()) == (2, (
+            "learnstream: error: channel quit2 refused: 127.0.0.1 resolves to 127.0.0.1 (loopback); not allowed "
+            "unless listed in LEARNSTREAM_OUTBOUND_ALLOW (the workers' setting, which an operator sets)"))
     finally:
         await internal.stop()
 
 
-async def _raw_values(bootstrap: str, topic: str) -> list[bytes]:
-    """Every value on `topic` as bytes (what a reader of the dead letters sees)."""
+async def test_a_403_body_reaches_neither_the_log_nor_the_dead_letters(stack, start_worker, receiver):
+    ws = uuid.uuid4()
+    w = str(ws)
+    allow = _allow(receiver)
+    _cli(stack, "add", "hook", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/hook",
+         LEARNSTREAM_CHANNEL_SECRET=SECRET, **allow)
+    _cli(stack, "add", "leaky", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/leaky",
+         LEARNSTREAM_CHANNEL_SECRET=SECRET, **allow)
+    receiver.status["/leaky"] = 403
+    receiver.body["/leaky"] = f"<h1>Forbidden</h1><p>database password: {PASSWORD}</p>"
+    await _add(stack, _rule(ws, "latency spike", ["hook", "leaky"]))
+    worker = start_worker(**SMALL, **allow)
+
+    await _firing(stack, receiver, w, "/hook")
+    raw = await _raw_values(stack.bootstrap, stack.undelivered, expect=1)
+    assert len(raw) == 1
+    assert PASSWORD.encode() not in raw[0]
+    assert PASSWORD not in worker.log()
+    dead = orjson.loads(raw[0])
+    assert (dead["reason"], dead["channel"], dead["detail"]) == ("rejected", "leaky", "HTTP 403 Forbidden")
+    assert "HTTP 403 Forbidden" in worker.log()
+    assert metric(worker.metrics(), "learnstream_alert_undelivered_total", reason="rejected") == 1
+
+
+async def _raw_values(bootstrap: str, topic: str, expect: int) -> list[bytes]:
+    """The values on `topic` as bytes (what a reader of the dead letters sees): `expect` of them,
+    then 2 s more for any other (or 30 s)."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
@@ -143,10 +157,12 @@ async def _raw_values(bootstrap: str, topic: str) -> list[bytes]:
     await consumer.start()
     try:
         out: list[bytes] = []
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             out += [r.value for records in batch.values() for r in records]
+            if len(out) >= expect:
+                deadline = min(deadline, time.monotonic() + 2)
         return out
     finally:
         await consumer.stop()
