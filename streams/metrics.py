@@ -193,6 +193,10 @@ ALERT_DELIVERIES = Counter(
 ALERT_DELIVERY_RETRIES = Counter(
     "alert_delivery_retries", "failed delivery attempts that will be retried", ["channel_kind"], namespace=_NS,
 )
+ALERT_COMMANDS_REFUSED = Counter(
+    "alert_commands_refused", "alert commands (ack, mute, unmute) not applied, by reason (foreign_workspace: the "
+    "alert or rule named belongs to another workspace than the command's)", ["reason"], namespace=_NS,
+)
 ALERT_FORGED = Counter(
     "alert_notifications_forged", "notifications on the notifications topic that match no notification the alert "
     "engine recorded (alert_notifications): not delivered, dead-lettered as unknown_notification", namespace=_NS,
