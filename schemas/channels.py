@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
@@ -73,12 +73,17 @@ class AlertChannel(BaseModel):
         return redact_url(self.url) if self.url else ""
 
 
-_USERINFO = re.compile(r"^[^@]*@")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 
 
 def redact_url(url: str) -> str:
-    """`url` without the user and password it may carry (for logs and listings)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=_USERINFO.sub("***@", parts.netloc)))
+    """`url` as members, logs and listings see it: the user and password it may carry become `***`,
+    and so does every query value (`?token=***&x=***`; a bare query part: `***`) and the
+    fragment. The same function as the database's mask_url (migration 0024), character for character."""
+    masked = _USERINFO.sub(r"\1***@", url, count=1)
+    without_fragment, hash_sign, _fragment = masked.partition("#")
+    base, question, query = without_fragment.partition("?")
+    if question:
+        parts = [p.split("=", 1)[0] + "=***" if "=" in p else ("***" if p else "") for p in query.split("&")]
+        base += "?" + "&".join(parts)
+    return base + ("#***" if hash_sign else "")
