@@ -6,11 +6,12 @@ A rule's `notification_channels` names channels of its workspace. A channel is o
 * `alertmanager`: POSTed to Alertmanager's v2 API (`<url>/api/v2/alerts`), so its routing,
   grouping, inhibition and silences apply;
 * `webhook`: the notification's JSON POSTed to `url`, signed with HMAC-SHA256 over the
-  timestamp and the body with the channel's `secret`;
+  timestamp, the delivery id and the body with the channel's `secret`;
 * `topic`: nothing more to do: every notification is on the `alert-notifications` topic already.
 
 The name `topic` is built in (every workspace has it, nothing to add). The secret is a
-`SecretStr`: its repr and str are masked, so a channel can be logged.
+`SecretStr`: its repr and str are masked, and so is the URL's userinfo and query in them (see
+`redact_url`), so a channel can be logged.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ class AlertChannel(BaseModel):
     @property
     def safe_url(self) -> str:
         return redact_url(self.url) if self.url else ""
+
+    def __repr_args__(self):
+        # repr and str show the URL masked too (it may carry a password or a token)
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "url" and value else value)
 
 
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")

@@ -180,6 +180,10 @@ def test_channel_contract_and_masked_secret():
                       secret="0123456789abcdef")
     assert "0123456789abcdef" not in repr(ch) and "0123456789abcdef" not in str(ch)
     assert ch.safe_url == "https://***@hooks.example/x"
+    assert "u:pw" not in repr(ch) and "u:pw" not in str(ch) and "url='https://***@hooks.example/x'" in repr(ch)
+    tokened = ch.model_copy(update={"url": "https://hooks.example/x?token=abc123"})
+    assert tokened.safe_url == "https://hooks.example/x?token=***" and "abc123" not in repr(tokened)
+    assert tokened.url == "https://hooks.example/x?token=abc123"  # the delivery posts to the URL itself
     assert redact_url("http://am:9093") == "http://am:9093"
     bad = [
         dict(kind="webhook", url="https://h/x"),  # no secret
