@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
+import aiohttp.abc
 
 from schemas.alerts import AlertNotification
 from schemas.channels import AlertChannel
@@ -85,16 +86,18 @@ class HttpPoster:
     against `policy` but `trusted_url` (the operator's LEARNSTREAM_ALERTMANAGER_URL)."""
 
     def __init__(self, active_for_s: float, generator_url: str, policy: OutboundPolicy | None = None,
-                 trusted_url: str | None = None) -> None:
+                 trusted_url: str | None = None, resolver: aiohttp.abc.AbstractResolver | None = None) -> None:
         self.active_for_s, self.generator_url = active_for_s, generator_url
         self.policy = policy or OutboundPolicy()
         self.trusted_url = trusted_url
+        self._resolver = resolver  # None: aiohttp's (a test's own to play DNS tricks)
         self._session: aiohttp.ClientSession | None = None
         self._trusted: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
         headers = {"User-Agent": "learnstream-alert-delivery/1"}
-        self._session = aiohttp.ClientSession(connector=GuardedConnector(self.policy), headers=headers)
+        connector = GuardedConnector(self.policy, **({"resolver": self._resolver} if self._resolver else {}))
+        self._session = aiohttp.ClientSession(connector=connector, headers=headers)
         if self.trusted_url:
             self._trusted = aiohttp.ClientSession(headers=headers)
 

@@ -5,6 +5,7 @@ connected to, allowed ones are, and a receiver's answer never reaches a failure'
 from __future__ import annotations
 
 import ipaddress
+import socket
 from uuid import UUID
 
 import pytest
@@ -143,3 +144,40 @@ async def test_the_operators_alertmanager_is_trusted_as_configured(server):
     finally:
         await poster.close()
     assert hits == ["/api/v2/alerts"]
+
+
+class _Rebinding:
+    """A DNS resolver whose answers change under the delivery's feet (DNS rebinding): each lookup
+    returns the next list of addresses."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.lookups = 0
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET):
+        self.lookups += 1
+        addresses = self.answers[min(self.lookups, len(self.answers)) - 1]
+        return [{"hostname": host, "host": a, "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}
+                for a in addresses]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_addresses_connected_to_are_the_addresses_checked(server):
+    """DNS rebinding: whatever a name resolved to when its channel was added, the connector checks
+    the lookup it connects with, every address of it (127.0.0.1 alone, a public address beside
+    127.0.0.1, an IPv4-mapped loopback), and refuses before any connection."""
+    port, hits = server
+    ch = AlertChannel(workspace_id=WS, name="hook", kind="webhook", url=f"http://rebind.example:{port}/x",
+                      secret="0123456789abcdef")
+    for answers in ([["127.0.0.1"]], [["93.184.216.34", "127.0.0.1"]], [["::ffff:127.0.0.1"]]):
+        resolver = _Rebinding(*answers)
+        poster = HttpPoster(60, "", OutboundPolicy(""), resolver=resolver)
+        await poster.open()
+        try:
+            result = await poster.post_webhook(ch, _note())
+        finally:
+            await poster.close()
+        assert (result.reason, result.refused, resolver.lookups) == ("refused_target", "loopback", 1), answers
+    assert hits == []
