@@ -279,6 +279,35 @@ async def unpublished(conn: asyncpg.Connection, limit: int = 10_000) -> list[Ale
     return [_notification(r, r["name"], r["op"], r["win"]) for r in rows]
 
 
+async def stored_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNotification],
+                               ) -> dict[tuple[str, str, datetime], AlertNotification]:
+    """The stored rows of `notes` (by fingerprint, status and sent_at: the table's key), as
+    notifications: what the delivery compares a consumed notification with before delivering it
+    (only what the engine recorded is delivered; a row stored before migration 0020 takes its
+    rule's name, operator and window from the rule)."""
+    keys = [(n.fingerprint, _STATUS[n.status], n.sent_at) for n in notes]
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT n.*, coalesce(n.rule_name, a.alert_name) AS name, coalesce(n.condition_op, a.condition_op) AS op,
+               coalesce(n.window_s, a.window_s) AS win
+        FROM alert_notifications n
+        JOIN unnest($1::text[], $2::alert_status[], $3::timestamptz[]) AS k(fingerprint, status, sent_at)
+          ON n.fingerprint = k.fingerprint AND n.status = k.status AND n.sent_at = k.sent_at
+        LEFT JOIN performance_alerts a ON a.id = n.alert_id
+        """,
+        *[list(col) for col in zip(*keys)],
+    )
+    out = {}
+    for r in rows:
+        if r["name"] is None or r["op"] is None or r["win"] is None:
+            continue
+        n = _notification(r, r["name"], r["op"], r["win"])
+        out[(n.fingerprint, n.status, n.sent_at)] = n
+    return out
+
+
 def _notification(r: asyncpg.Record, rule_name: str, condition_op: str, window_s: float) -> AlertNotification:
     return AlertNotification(
         fingerprint=r["fingerprint"], rule_id=r["alert_id"], rule_name=rule_name,

@@ -50,7 +50,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "alert_tick_s", "alert_max_age_s", "alert_instance_expiry_s", "alert_delivery_enabled", "delivery_retry_for_s",
         "delivery_retry_initial_s", "delivery_retry_max_s", "delivery_max_pending",
         "delivery_max_pending_per_channel", "delivery_lane_idle_s",
-        "delivery_config_refresh_s", "alertmanager_url", "alertmanager_resend_s", "alert_generator_url",
+        "delivery_config_refresh_s", "alertmanager_url", "outbound_allow", "alertmanager_resend_s", "alert_generator_url",
     ),
     "Domain routing": ("domain_routing", "domain_resume_interval_s", "domain_park_max_age_s"),
     "Jobs and reports": ("jobs_enabled", "jobs_check_interval_s", "reports_dir"),

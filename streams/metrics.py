@@ -198,6 +198,19 @@ ALERT_DELIVERIES = Counter(
 ALERT_DELIVERY_RETRIES = Counter(
     "alert_delivery_retries", "failed delivery attempts that will be retried", ["channel_kind"], namespace=_NS,
 )
+ALERT_COMMANDS_REFUSED = Counter(
+    "alert_commands_refused", "alert commands (ack, mute, unmute) not applied, by reason (foreign_workspace: the "
+    "alert or rule named belongs to another workspace than the command's)", ["reason"], namespace=_NS,
+)
+ALERT_FORGED = Counter(
+    "alert_notifications_forged", "notifications on the notifications topic that match no notification the alert "
+    "engine recorded (alert_notifications): not delivered, dead-lettered as unknown_notification", namespace=_NS,
+)
+OUTBOUND_REFUSED = Counter(
+    "outbound_refused", "alert deliveries not attempted: the channel's host resolved to an address the outbound "
+    "policy refuses (reason: loopback, link_local, private, cgnat, unspecified, multicast, reserved, non_global; "
+    "LEARNSTREAM_OUTBOUND_ALLOW)", ["channel_kind", "reason"], namespace=_NS,
+)
 ALERT_UNDELIVERED = Counter(
     "alert_undelivered", "notifications dead-lettered to the undelivered topic, by reason", ["reason"],
     namespace=_NS,

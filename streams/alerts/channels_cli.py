@@ -76,6 +76,13 @@ def add(name: str, workspace: UUID, kind: str, url: str | None, secret_file: str
             fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
         return ch, await put_channel(conn, ch, by)
 
+    if url and kind != "topic" and url.lower().startswith(("http://", "https://")):
+        from streams.config import load_settings
+        from streams.outbound import OutboundPolicy, check_url
+
+        refused = check_url(OutboundPolicy(load_settings().outbound_allow), url)
+        if refused is not None:  # the workers would refuse it at every delivery (refused_target)
+            fail(f"channel {name} refused: {refused.text} (the workers' setting, which an operator sets)")
     ch, new = run_on_database(go)
     click.echo(f"{'added' if new else 'replaced'} {ch.kind} channel {ch.name} of workspace {workspace}"
                + (f" -> {ch.safe_url}" if ch.url else ""))

@@ -162,7 +162,8 @@ class AlertRuntime:
             now = datetime.now(UTC)
             self.engine.forget(owns)
             self.engine.restore(n for n in last if owns(n.workspace_id))
-            self.engine.restore_mutes(((m.scope, m.target, m.muted_until) for m in mutes if owns(m.workspace_id)), now)
+            self.engine.restore_mutes(((m.workspace_id, m.scope, m.target, m.muted_until) for m in mutes
+                                      if owns(m.workspace_id)), now)
             self._report()
             await self._publish_leftovers(pool, owns)
         self.taken_up.set()
@@ -222,6 +223,11 @@ class AlertRuntime:
         next owner of the workspace keeps it, an unmute deletes it."""
         await self.taken_up.wait()
         async with self._lock:
+            if self.engine.foreign(cmd):  # another workspace's alert or rule: nothing changes, nothing stored
+                metrics.ALERT_COMMANDS_REFUSED.labels("foreign_workspace").inc()
+                log.warning("alert %s of workspace %s refused: it names an alert or rule of another workspace",
+                            cmd.command, cmd.workspace_id)
+                return
             notes = self.engine.command(cmd)
             if cmd.command in ("mute", "unmute"):
                 await self._store_mute(cmd)

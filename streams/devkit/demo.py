@@ -34,17 +34,23 @@ DEMO_WINDOWS = {"window_tumbling_s": 2.0, "window_hopping_s": 6.0, "window_hop_s
                 "window_grace_s": 1.0, "window_idle_s": 2.0}
 
 
-def _start_worker(settings: Settings, port: int, log: Path) -> subprocess.Popen:
+def outbound_allow(am_port: int) -> dict[str, str]:
+    """The demo's outbound allowance: its own Alertmanager (on 127.0.0.1, a loopback address the
+    delivery refuses unless the operator lists it), for the worker and the CLI."""
+    return {"LEARNSTREAM_OUTBOUND_ALLOW": f"127.0.0.1:{am_port}"}
+
+
+def _start_worker(settings: Settings, port: int, log: Path, am_port: int) -> subprocess.Popen:
     # the demo runs the jobs itself (step 9) to show each one's figures and time
     env = dict(os.environ, LEARNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
                LEARNSTREAM_DATABASE_URL=settings.database_url, LEARNSTREAM_METRICS_PORT=str(port),
-               LEARNSTREAM_JOBS_ENABLED="false",
+               LEARNSTREAM_JOBS_ENABLED="false", **outbound_allow(am_port),
                **{f"LEARNSTREAM_{k.upper()}": str(v) for k, v in DEMO_WINDOWS.items()})
     return spawn_worker(env, log)
 
 
 def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
-    from streams.devkit.services import choose_port, up
+    from streams.devkit.services import choose_port, free_port, up
 
     print("== learnstream demo ==")
     print("1. services (Kafka 4.x KRaft + PostgreSQL; started once, reused after)")
@@ -67,16 +73,17 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
     asyncio.run(prepare())
 
     port = choose_port(settings.metrics_port)  # the usual one if free
+    am_port = free_port()  # step 7's Alertmanager: the worker is allowed to post to it
     log = state_dir() / "demo-worker.log"
     print(f"3. worker starting (log: {log})")
-    worker = _start_worker(settings, port, log)
+    worker = _start_worker(settings, port, log, am_port)
     try:
-        return _publish_and_report(settings, port, events_per_topic, seed)
+        return _publish_and_report(settings, port, events_per_topic, seed, am_port)
     finally:
         stop_worker(worker)
 
 
-def _publish_and_report(settings: Settings, port: int, events_per_topic: int, seed: int | None) -> int:
+def _publish_and_report(settings: Settings, port: int, events_per_topic: int, seed: int | None, am_port: int) -> int:
     seed = seed if seed is not None else random.randrange(1 << 30)
     # event times within the last second: a bulk replay spread wider than the grace period would
     # be mostly late (see step 6, where 50 events a minute old are sent late on purpose)
@@ -155,7 +162,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     total_events = sum(sent_events.values())
     print(f"end to end: {total_events} events consumed, validated and stored in {elapsed:.1f}s "
           f"(publish included) = {total_events / elapsed:,.0f} events/s")
-    ok = _windows_and_alerts(settings, port, seed) and ok
+    ok = _windows_and_alerts(settings, port, seed, am_port) and ok
     ok = _domain(settings, port, seed) and ok
     ok = _jobs(settings) and ok
     ok = _report(settings) and ok
@@ -169,7 +176,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     return 0 if ok else 1
 
 
-def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
+def _windows_and_alerts(settings: Settings, port: int, seed: int, am_port: int) -> bool:
     print(f"\n6. windows: tumbling {settings.window_tumbling_s:g} s, hopping {settings.window_hopping_s:g} s "
           f"every {settings.window_hop_step_s:g} s, grace {settings.window_grace_s:g} s; a partition quiet for "
           f"{settings.window_idle_s:g} s closes its windows on wall-clock time")
@@ -207,7 +214,8 @@ def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
     print(f"   windows closed: {int(total(m, 'learnstream_windows_closed_total'))}; late events set aside to "
           f"{settings.late_events_topic}: {late} (the 50 samples a minute old, sent on purpose); windows they "
           f"reached, recomputed from the stored rows so far: {int(total(m, 'learnstream_windows_recomputed_total'))}")
-    return show_alerts(settings, port, cli_env=_cli_env(settings), am_dir=state_dir() / "alertmanager").good
+    return show_alerts(settings, port, cli_env=dict(_cli_env(settings), **outbound_allow(am_port)),
+                       am_dir=state_dir() / "alertmanager", am_port=am_port).good
 
 
 #: the local Alertmanager's configuration: every alert kept and shown by its API, notifications to nobody
@@ -269,10 +277,13 @@ def _learnstream(args: list[str], env: dict[str, str], shown: AlertsShown) -> st
     return done.stdout
 
 
-def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_dir: Path) -> AlertsShown:
+def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_dir: Path,
+                am_port: int | None = None) -> AlertsShown:
     """Step 7: a local Alertmanager (if installed), a channel to it and a rule added with the CLI, live
     samples with spikes through the worker on `port`, then what Alertmanager held and what the worker
-    delivered. The rule and channel are removed (with the CLI) at the end; Alertmanager is stopped."""
+    delivered. The rule and channel are removed (with the CLI) at the end; Alertmanager is stopped.
+    Alertmanager listens on `am_port` (None: a free one), which the worker and `cli_env` must allow
+    (LEARNSTREAM_OUTBOUND_ALLOW, see `outbound_allow`)."""
     from schemas.alerts import AlertNotification
     from streams.alerts.cli import format_line
     from streams.devkit.bench.alerts import measure
@@ -291,7 +302,7 @@ def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_di
         am_dir.mkdir(parents=True, exist_ok=True)
         config = am_dir / "alertmanager.yml"
         config.write_text(ALERTMANAGER_CONFIG)
-        am = start_alertmanager(config, None, am_dir)
+        am = start_alertmanager(config, am_port, am_dir)
         shown.alertmanager_url = am.url
         print(f"   Alertmanager started on {am.url} (config {config}, log {am.log_file})")
     w = str(uuid.uuid4())
