@@ -9,6 +9,7 @@
 -- SELECT on it); the workers (learnstream_service) read it whole.
 --
 -- The audit trail records url_masked, not url: audit_log is readable by the workspace's members.
+-- (A rotation of the secret stays audited as in 0023: the trigger keeps its fourth argument.)
 -- The alert_channels rows already there are masked in place.
 --
 -- mask_url(text) is the same function as schemas.channels.redact_url in Python (tested against
@@ -43,7 +44,7 @@ GRANT SELECT (workspace_id, name, kind, url_masked, secret_changed_at, timeout_s
 
 DROP TRIGGER audit ON alert_channels;
 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON alert_channels
-    FOR EACH ROW EXECUTE FUNCTION audit_row('workspace_id', 'workspace_id,name', 'updated_at,secret,url');
+    FOR EACH ROW EXECUTE FUNCTION audit_row('workspace_id', 'workspace_id,name', 'updated_at,secret,url', 'secret');
 
 UPDATE audit_log SET
     old_values = CASE WHEN old_values ? 'url'
