@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 from uuid import UUID
 
@@ -285,7 +285,7 @@ async def stored_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNo
     notifications: what the delivery compares a consumed notification with before delivering it
     (only what the engine recorded is delivered; a row stored before migration 0020 takes its
     rule's name, operator and window from the rule)."""
-    keys = [(n.fingerprint, _STATUS[n.status], n.sent_at) for n in notes]
+    keys = [(n.fingerprint, _STATUS[n.status], n.sent_at) for n in notes if storable_key(n)]
     if not keys:
         return {}
     rows = await conn.fetch(
@@ -306,6 +306,23 @@ async def stored_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNo
         n = _notification(r, r["name"], r["op"], r["win"])
         out[(n.fingerprint, n.status, n.sent_at)] = n
     return out
+
+
+#: alert_notifications.fingerprint is varchar(32)
+FINGERPRINT_MAX = 32
+
+
+def storable_key(note: AlertNotification) -> bool:
+    """Whether `note`'s key (fingerprint, status, sent_at) could be a stored row's at all: a key
+    PostgreSQL cannot take (a NUL, a fingerprint over 32 characters, a time it cannot hold) is no
+    recorded notification, and must not make the query of the others fail."""
+    if len(note.fingerprint) > FINGERPRINT_MAX or "\x00" in note.fingerprint:
+        return False
+    try:
+        note.sent_at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return False
+    return True
 
 
 def _notification(r: asyncpg.Record, rule_name: str, condition_op: str, window_s: float) -> AlertNotification:

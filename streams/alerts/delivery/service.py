@@ -74,7 +74,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -401,10 +401,12 @@ class AlertDelivery:
             (c.pause if full else c.resume)(*c.assignment())
             self._paused = full
 
-    async def _stored(self, values: list[bytes | None]) -> dict | None:
+    async def _stored(self, values: list[bytes | None]) -> dict:
         """The stored notification rows (alert_notifications, by key) of this round's values: only
-        a notification the engine recorded is delivered. None: PostgreSQL did not answer (retried
-        while it is away; then the round's notifications are dead-lettered as unverified)."""
+        a notification the engine recorded is delivered. The round's keys are looked up in one
+        query, retried while PostgreSQL is away; if that query fails on its content, each key is
+        looked up alone, so one hostile record never costs the others their delivery (a key whose
+        own lookup fails is no recorded notification)."""
         notes = []
         for raw in values:
             try:
@@ -414,17 +416,27 @@ class AlertDelivery:
         if not notes:
             return {}
 
-        async def fetch() -> dict:
-            async with (await self._db()).acquire() as conn:
-                return await stored_notifications(conn, notes)
+        def fetch(some: list[AlertNotification]) -> Callable[[], Awaitable[dict]]:
+            async def run() -> dict:
+                async with (await self._db()).acquire() as conn:
+                    return await stored_notifications(conn, some)
+            return run
 
+        what = "checking alert notifications against alert_notifications"
         try:
-            return await self._retrying("checking alert notifications against alert_notifications", fetch)
+            return await self._retrying(what, fetch(notes))
         except PermanentFailure as exc:
-            log.error("alert notifications could not be checked against the stored ones (%s)", exc)
-            return None
+            log.warning("alert notifications checked one by one: the round's lookup failed (%s)", exc)
+        stored: dict = {}
+        for note in notes:
+            try:
+                stored.update(await self._retrying(what, fetch([note])))
+            except PermanentFailure as exc:
+                log.warning("alert notification %s could not be looked up (%s); not delivered",
+                            note.fingerprint[:64].encode("unicode_escape").decode(), exc)
+        return stored
 
-    async def _accept(self, tp: TopicPartition, offset: int, raw: bytes | None, stored: dict | None) -> None:
+    async def _accept(self, tp: TopicPartition, offset: int, raw: bytes | None, stored: dict) -> None:
         """Route one consumed notification to its channels (or dead-letter it): only one that
         matches its stored row (`stored`: alert_notifications by key) field for field."""
         inflight = InFlight(tp, offset, raw)
@@ -440,7 +452,7 @@ class AlertDelivery:
                                     f"{where + ': ' if where else ''}{first['msg']}"[:ANSWER_EXCERPT])
             return
         inflight.note = note
-        if stored is None or stored.get((note.fingerprint, note.status, note.sent_at)) != note:
+        if stored.get((note.fingerprint, note.status, note.sent_at)) != note:
             # not what the engine recorded: forged by whoever can write the topic (it would be signed
             # with the workspace's webhook secret), or altered; never delivered
             inflight.remaining = 1
@@ -448,8 +460,7 @@ class AlertDelivery:
             log.warning("alert notification %s at %s:%d of workspace %s matches no stored notification; not delivered",
                         note.fingerprint[:64], tp.topic, offset, note.workspace_id)
             await self._dead_letter(inflight, None, "unknown_notification",
-                                    "not a notification the alert engine recorded (alert_notifications)"
-                                    if stored is not None else "could not be checked against alert_notifications")
+                                    "not a notification the alert engine recorded (alert_notifications)")
             return
         try:
             targets = await self._targets(note)
