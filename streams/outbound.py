@@ -35,6 +35,14 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALLOW_ENV = "LEARNSTREAM_OUTBOUND_ALLOW"
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: special-purpose blocks refused whatever this Python's ipaddress flags say (they changed across
+#: 3.11 patch releases): IANA's special-purpose registries, the ranges no webhook lives in
+_SPECIAL = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    "::/127", "64:ff9b:1::/48", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+))
 
 
 def classify(ip: IPAddress) -> str | None:
@@ -63,7 +71,7 @@ def classify(ip: IPAddress) -> str | None:
         return "private"
     if ip.is_reserved:
         return "reserved"
-    if not ip.is_global:
+    if not ip.is_global or any(ip in net for net in _SPECIAL if net.version == ip.version):
         return "non_global"
     return None
 

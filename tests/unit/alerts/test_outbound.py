@@ -29,6 +29,8 @@ PASSWORD = "hunter2-the-admin-password"
     ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("::ffff:127.0.0.1", "loopback"),
     ("::ffff:169.254.169.254", "link_local"), ("::ffff:10.0.0.1", "private"), ("2002:7f00:1::", "loopback"),
     ("64:ff9b::a9fe:a9fe", "link_local"), ("240.0.0.1", "private"),
+    # not flagged by every 3.11 patch release of ipaddress (site-local IPv6, IETF protocol assignments)
+    ("fec0::1", "non_global"), ("192.0.0.8", "non_global"), ("2001:db8::1", "private"),
     ("8.8.8.8", None), ("::ffff:8.8.8.8", None), ("2606:4700:4700::1111", None),
 ])
 def test_classify(address, why):
