@@ -35,9 +35,12 @@ DEMO_WINDOWS = {"window_tumbling_s": 2.0, "window_hopping_s": 6.0, "window_hop_s
 
 
 def outbound_allow(am_port: int) -> dict[str, str]:
-    """The demo's outbound allowance: its own Alertmanager (on 127.0.0.1, a loopback address the
-    delivery refuses unless the operator lists it), for the worker and the CLI."""
-    return {"LEARNSTREAM_OUTBOUND_ALLOW": f"127.0.0.1:{am_port}"}
+    """The demo's own Alertmanager, on 127.0.0.1 (a loopback address the delivery refuses unless the
+    operator trusts it), for the worker and the CLI: named as the operator's Alertmanager
+    (LEARNSTREAM_ALERTMANAGER_URL), which an `alertmanager` channel at exactly that URL may reach,
+    and nothing else there (no entry in LEARNSTREAM_OUTBOUND_ALLOW: a tenant's webhook at that
+    address is still refused)."""
+    return {"LEARNSTREAM_ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}"}
 
 
 def _start_worker(settings: Settings, port: int, log: Path, am_port: int) -> subprocess.Popen:
@@ -283,7 +286,7 @@ def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_di
     samples with spikes through the worker on `port`, then what Alertmanager held and what the worker
     delivered. The rule and channel are removed (with the CLI) at the end; Alertmanager is stopped.
     Alertmanager listens on `am_port` (None: a free one), which the worker and `cli_env` must allow
-    (LEARNSTREAM_OUTBOUND_ALLOW, see `outbound_allow`)."""
+    (LEARNSTREAM_ALERTMANAGER_URL, see `outbound_allow`)."""
     from schemas.alerts import AlertNotification
     from streams.alerts.cli import format_line
     from streams.devkit.bench.alerts import measure
