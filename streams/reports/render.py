@@ -54,14 +54,16 @@ def _csv_cell(v: Any) -> str:
     text = _cell(v)
     if isinstance(v, (int, float, Decimal)):
         return text
-    return "'" + text if text.startswith(FORMULA_START) else text
+    # leading spaces too: LibreOffice's import may trim them ("trim spaces") and then evaluate
+    return "'" + text if text.lstrip(" ").startswith(FORMULA_START) else text
 
 
 def _csv_field(text: str) -> str:
     """csv.QUOTE_MINIMAL, except that a carriage return is quoted too (the csv module leaves a lone
     `\r` bare when the line terminator is `\n`, and a spreadsheet starts a new row at it, where
-    `abc\r=1+1` would put a formula at the start of a cell)."""
-    if any(ch in text for ch in ',"\r\n'):
+    `abc\r=1+1` would put a formula at the start of a cell), and so is a `;`, the separator of
+    spreadsheets in locales whose decimal mark is a comma (`x;=1+1` would be two cells there)."""
+    if any(ch in text for ch in ',;"\r\n'):
         return '"' + text.replace('"', '""') + '"'
     return text
 

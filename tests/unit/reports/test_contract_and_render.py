@@ -105,7 +105,7 @@ def test_csv_quotes_what_needs_it_and_leaves_missing_values_empty():
 
 
 #: producer-controlled text a spreadsheet would run as a formula or a DDE command (OWASP CSV injection)
-FORMULAS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3", "\t=1", "\r=1", "a\r=1+1"]
+FORMULAS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3", "\t=1", "\r=1", "a\r=1+1", "x;=1+1", "  =1+1"]
 
 
 def test_csv_neutralises_cells_that_would_start_a_formula_and_keeps_numbers_numbers():
@@ -119,6 +119,8 @@ def test_csv_neutralises_cells_that_would_start_a_formula_and_keeps_numbers_numb
         "2026-11-01,'\t=1,-5,-0.5\n"
         '2026-11-01,"\'\r=1",-5,-0.5\n'
         '2026-11-01,"a\r=1+1",-5,-0.5\n'  # quoted: a spreadsheet does not start a row inside quotes
+        '2026-11-01,"x;=1+1",-5,-0.5\n'  # quoted: `;` separates cells in comma-decimal locales
+        "2026-11-01,'  =1+1,-5,-0.5\n"  # leading spaces may be trimmed on import
         "2026-11-02,tiktok,-5,\n")
     # JSON and HTML are not read by spreadsheets: they keep the values as sent
     assert orjson.loads(to_json(_report(rows[:1])))["rows"][0]["platform"] == FORMULAS[0]
