@@ -116,8 +116,13 @@ class Bench:
 
     # -- one pipeline -----------------------------------------------------------------------
     async def _database(self, name: str) -> str:
-        await drop_database(self.s.database_url, name)
-        return await create_migrated_database(self.s.database_url, name)
+        """A fresh migrated database, made by the owner (admin_database_url); -> the workers' DSN of it."""
+        from db.databases import dsn_for
+        from streams.config import admin_dsn
+
+        await drop_database(admin_dsn(self.s), name)
+        await create_migrated_database(admin_dsn(self.s), name)
+        return dsn_for(self.s.database_url, name)
 
     async def run_pipeline(self, name: str, shape: str, loads: dict[str, Workload], topics: dict[str, str]) -> Result:
         import psutil
@@ -230,7 +235,9 @@ class Bench:
 
                 _say(f"   profile of {name} ({shape}), raw stacks in {prof_path}:")
                 _say("\n".join("      " + line for line in summarize(prof_path).splitlines()))
-            await drop_database(self.s.database_url, dbname)
+            from streams.config import admin_dsn
+
+            await drop_database(admin_dsn(self.s), dbname)
         return result
 
     @staticmethod

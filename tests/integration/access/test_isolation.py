@@ -21,7 +21,7 @@ from db.workspaces import grant_access, register_workspaces
 from streams.devkit.bench.jobs import load_demo_data
 from streams.jobs.catalog import JOBS, ONCE_ORDER, once_period
 from streams.jobs.runner import JobRunner
-from tests.support import login_dsn
+from tests.support import admin_dsn, login_dsn
 
 pytestmark = pytest.mark.services
 
@@ -56,7 +56,7 @@ class Tenants:
 
 @pytest.fixture(scope="module")
 async def tenants(services):
-    base = services["LEARNSTREAM_DATABASE_URL"]
+    base = admin_dsn(services)
     name = f"t_tenancy_{uuid.uuid4().hex[:8]}"
     suffix = uuid.uuid4().hex[:8]
     dsn = await clone_migrated_database(base, name)
