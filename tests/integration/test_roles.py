@@ -224,9 +224,12 @@ def test_a_planted_relocation_directory_is_not_used(tmp_path):
 
 
 @local
-async def test_up_retires_a_legacy_role_with_the_well_known_password(services):
+async def test_up_retires_a_legacy_role_with_the_well_known_password(services, monkeypatch):
     """A state dir from before #24: role `learnstream` (password `learnstream`) owns a database and
-    its objects. `services up` hands them to learnstream_owner and the old password opens nothing."""
+    its objects. `services up` hands them to learnstream_owner and the old password opens nothing.
+    (Played with a role of another name, so that tests running meanwhile never meet a `learnstream`.)"""
+    legacy_role = f"learnstream_legacy_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(postgres, "LEGACY_ROLE", legacy_role)
     sd = state_dir()
     lay = postgres.layout(sd)
     port = int(lay.port_file.read_text())
@@ -234,15 +237,15 @@ async def test_up_retires_a_legacy_role_with_the_well_known_password(services):
     name = f"t_legacy_{uuid.uuid4().hex[:8]}"
     su = await asyncpg.connect(superuser, timeout=10)
     try:
-        await su.execute("CREATE ROLE learnstream LOGIN CREATEDB CREATEROLE PASSWORD 'learnstream'")
-        await su.execute(f"CREATE DATABASE {name} OWNER learnstream")
-        legacy = await asyncpg.connect(dsn_for(dsn_as(superuser, "learnstream", "learnstream"), name), timeout=10)
+        await su.execute(f"CREATE ROLE {legacy_role} LOGIN CREATEDB CREATEROLE PASSWORD 'learnstream'")
+        await su.execute(f"CREATE DATABASE {name} OWNER {legacy_role}")
+        legacy = await asyncpg.connect(dsn_for(dsn_as(superuser, legacy_role, "learnstream"), name), timeout=10)
         try:
             await legacy.execute("CREATE TABLE legacy_table (x int)")
         finally:
             await legacy.close()
         api.up()
-        assert not await su.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = 'learnstream'")
+        assert not await su.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", legacy_role)
         assert await su.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
                                  name) == "learnstream_owner"
         owner = await asyncpg.connect(dsn_for(admin_dsn(services), name), timeout=10)
@@ -252,8 +255,8 @@ async def test_up_retires_a_legacy_role_with_the_well_known_password(services):
         finally:
             await owner.close()
         with pytest.raises(asyncpg.InvalidPasswordError):
-            await asyncpg.connect(dsn_for(dsn_as(superuser, "learnstream", "learnstream"), name), timeout=10)
+            await asyncpg.connect(dsn_for(dsn_as(superuser, legacy_role, "learnstream"), name), timeout=10)
     finally:
         await su.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await su.execute("DROP ROLE IF EXISTS learnstream")
+        await su.execute(f"DROP ROLE IF EXISTS {legacy_role}")
         await su.close()
