@@ -165,7 +165,7 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
     if write_path:
         from streams.devkit.bench.writepath import run
 
-        for label, rate in asyncio.run(run(load_settings().database_url, events=events)):
+        for label, rate in asyncio.run(run(admin_dsn(load_settings()), events=events)):
             click.echo(f"{rate:>12,.0f}  {label}")
         return
     plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=parse_mix(mix), seed=seed,
