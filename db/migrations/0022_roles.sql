@@ -15,8 +15,9 @@
 --      - data_retention_policies: SELECT and UPDATE (last_cleanup) only;
 --      - audit_log: SELECT only (the audit trigger, SECURITY DEFINER since 0015, writes it; a
 --        worker cannot forge or erase audit rows);
---      - the views and materialized views: SELECT only (the jobs and reports read them; still no
---        member reads a materialized view);
+--      - the views: SELECT only; the materialized views: nothing (they have no row-level security,
+--        so they stay the owner's, 0013; the refresh job goes through the function below, and a
+--        migration that makes one must revoke what the default privileges give);
 --      - schema archive (0014): USAGE and SELECT, INSERT, DELETE on its tables (retention moves rows
 --        into archive.<table>, and the DEFAULT partition's rows of an archived range out of it);
 --  * narrow SECURITY DEFINER functions owned by the owner, each with a pinned search_path, its
@@ -55,11 +56,16 @@ REVOKE INSERT, UPDATE, DELETE ON data_retention_policies FROM learnstream_servic
 GRANT UPDATE (last_cleanup) ON data_retention_policies TO learnstream_service;
 REVOKE INSERT, UPDATE, DELETE ON audit_log FROM learnstream_service;
 DO $$
-DECLARE m regclass;
+DECLARE m record;
 BEGIN
-    FOR m IN SELECT c.oid::regclass FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('m', 'v')
+    FOR m IN SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('m', 'v')
     LOOP
-        EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON %s FROM learnstream_service', m);
+        IF m.relkind = 'm' THEN  -- no row-level security on a materialized view: nobody's but the owner's (0013)
+            EXECUTE format('REVOKE ALL ON %s FROM learnstream_service', m.rel);
+        ELSE
+            EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON %s FROM learnstream_service', m.rel);
+        END IF;
     END LOOP;
 END
 $$;
