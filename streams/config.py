@@ -34,8 +34,14 @@ class Settings(BaseSettings):
         "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
     )
     database_url: str = Field(
-        "postgresql://learnstream:learnstream@127.0.0.1:5432/learnstream",
-        description="PostgreSQL DSN",
+        "postgresql://learnstream_worker@127.0.0.1:5432/learnstream",
+        description="PostgreSQL DSN of the workers' login (a member of learnstream_service that owns nothing; "
+        "`learnstream services up` writes it with a generated password)",
+    )
+    admin_database_url: str | None = Field(
+        None,
+        description="PostgreSQL DSN of the schema owner (learnstream_owner): `learnstream migrate` and the operators' "
+        "commands that need ownership use it, never a worker; unset: database_url",
     )
 
     app_id: str = Field(
@@ -291,6 +297,11 @@ class Settings(BaseSettings):
             "content_item": self.content_topic,
             "account_snapshot": self.accounts_topic,
         }
+
+
+def admin_dsn(settings: Settings) -> str:
+    """The DSN for migrations and operators' commands: admin_database_url, else database_url."""
+    return settings.admin_database_url or settings.database_url
 
 
 def load_settings(**overrides) -> Settings:

@@ -84,7 +84,7 @@ def grant_cmd(role_name: str, workspace_id: UUID, workspace_role: str, password_
             generated = secrets.token_urlsafe(18)
         return await grant_access(conn, role_name, workspace_id, workspace_role, password or generated), generated
 
-    granted, generated = run_on_database(go)
+    granted, generated = run_on_database(go, admin=True)
     click.echo(f"{'created role' if granted.created_role else 'role'} {granted.role_name}: {granted.role} of workspace "
                f"{granted.workspace_id}")
     if generated:  # the only password this command prints: one it made
@@ -109,7 +109,8 @@ def revoke_cmd(role_name: str, workspace_id: UUID | None, keep_role: bool) -> No
     that is not a plain member login (a superuser, a service role, an operator's) is refused."""
     from db.workspaces import revoke_access
 
-    removed, dropped = run_on_database(lambda conn: revoke_access(conn, role_name, workspace_id, not keep_role))
+    removed, dropped = run_on_database(lambda conn: revoke_access(conn, role_name, workspace_id, not keep_role),
+                                       admin=True)
     click.echo(f"removed {removed} membership{'s' if removed != 1 else ''} of {role_name}"
                + ("; dropped the role" if dropped else ""))
     if not removed:

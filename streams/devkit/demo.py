@@ -21,7 +21,7 @@ from db.partitions import ensure_partitions, partition_counts
 from db.pool import connect
 from db.tables import TABLES
 from schemas.events import MAX_EVENTS_PER_MESSAGE
-from streams.config import Settings, load_settings, state_dir
+from streams.config import Settings, admin_dsn, load_settings, state_dir
 from streams.devkit.bench.alerts import AlertLatency
 from streams.devkit.synthetic import Generator, Workload
 from streams.metrics import scrape, total
@@ -57,13 +57,15 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
 
     print("== learnstream demo ==")
     print("1. services (Kafka 4.x KRaft + PostgreSQL; started once, reused after)")
+    from streams.devkit.services.postgres import redact
+
     for k, v in up().items():
         os.environ[k] = v
-        print(f"   {k}={v}")
+        print(f"   {k}={redact(v)}")  # a DSN's password stays in .learnstream/services.env (0600)
     settings = load_settings(**DEMO_WINDOWS)
 
     async def prepare() -> None:
-        conn = await connect(settings.database_url)
+        conn = await connect(admin_dsn(settings))  # migrations: the schema owner
         try:
             applied = await migrate(conn)
             await ensure_partitions(conn)
@@ -621,7 +623,7 @@ def _tenants(settings: Settings) -> bool:
     print("\n11. tenants, access and retention (`learnstream workspaces|access|audit|maintenance`):")
 
     async def go() -> bool:
-        conn = await connect(settings.database_url)
+        conn = await connect(admin_dsn(settings))  # `access grant` is the operators': the schema owner's login
         try:
             spaces = await list_workspaces(conn)
             by = {}
@@ -646,14 +648,14 @@ def _tenants(settings: Settings) -> bool:
                 still = await viewer.fetchval("SELECT count(DISTINCT workspace_id) FROM learning_events")
                 denied = ""
                 try:
-                    await viewer.execute("SET ROLE learnstream")
+                    await viewer.execute("SET ROLE learnstream_owner")
                 except asyncpg.InsufficientPrivilegeError as exc:
                     denied = str(exc)
             finally:
                 await viewer.close()
             print(f"   login {DEMO_VIEWER} (viewer of {busiest}) reads {mine} of the {everyone} learning events; after "
                   f"SET learnstream.workspace_id to another workspace it still sees {still} workspace; "
-                  f"SET ROLE learnstream: {denied or 'ALLOWED (wrong)'}")
+                  f"SET ROLE learnstream_owner: {denied or 'ALLOWED (wrong)'}")
             for r in await tail(conn, 1, busiest, "workspace_members"):
                 print(f"   audit: {r['at']:%H:%M:%S}Z {r['actor']} {r['operation']} {r['table_name']} "
                       f"{dict(r['row_key'])} role={(r['new_values'] or {}).get('role')}")

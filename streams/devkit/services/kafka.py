@@ -27,6 +27,7 @@ from streams.devkit.services import (
     log,
     pid_alive,
     port_is_free,
+    private_dir,
     read_int,
     run_async,
     write_atomic,
@@ -277,7 +278,7 @@ class Starting:
 def start(sd: Path) -> Starting:
     """Reuse this state dir's broker if running, else launch it (without waiting for readiness)."""
     lay = layout(sd)
-    lay.root.mkdir(parents=True, exist_ok=True)
+    private_dir(lay.root)  # the broker's data and logs: its owner's only (0700)
     pid = running_pid(lay)
     ports = _stored_ports(lay)
     if pid and ports:
