@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from db.config_rows import InvalidRow, reason
+from db.pool import set_lock_timeout
 from schemas.alerts import AlertNotification, AlertRule
 
 #: NOTIFY channel of the performance_alerts trigger (migration 0023): an empty payload, a hint only.
@@ -80,9 +81,13 @@ async def rules_version(conn: asyncpg.Connection) -> tuple[int, int]:
     return row[0], row[1]
 
 
-async def load_rules_versioned(conn: asyncpg.Connection) -> tuple[tuple[int, int], list[AlertRule], list[InvalidRow]]:
-    """`rules_version` and load_rules_checked of every workspace, from one snapshot."""
+async def load_rules_versioned(conn: asyncpg.Connection, lock_timeout_s: float | None = None,
+                               ) -> tuple[tuple[int, int], list[AlertRule], list[InvalidRow]]:
+    """`rules_version` and load_rules_checked of every workspace, from one snapshot. With
+    `lock_timeout_s`, a table lock held by someone else longer than that raises
+    asyncpg.LockNotAvailableError instead of waiting for it."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await set_lock_timeout(conn, lock_timeout_s)
         version = await rules_version(conn)
         rules, invalid = await load_rules_checked(conn)
     return version, rules, invalid

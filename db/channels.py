@@ -7,6 +7,7 @@ from uuid import UUID
 import asyncpg
 
 from db.config_rows import InvalidRow, reason
+from db.pool import set_lock_timeout
 from schemas.channels import AlertChannel
 
 _COLUMNS = "workspace_id, name, kind, url, secret, timeout_s, is_active"
@@ -76,11 +77,13 @@ async def rules_naming(conn: asyncpg.Connection, workspace_id: UUID, name: str) 
     return [r["alert_name"] for r in rows]
 
 
-async def delivery_config(conn: asyncpg.Connection,
+async def delivery_config(conn: asyncpg.Connection, lock_timeout_s: float | None = None,
                           ) -> tuple[list[AlertChannel], dict[UUID, list[str]], list[InvalidRow]]:
     """What the delivery needs, in one snapshot: every valid channel, each rule's channel names, and
-    the channel rows the contract refuses."""
+    the channel rows the contract refuses. With `lock_timeout_s`, a table lock held by someone else
+    longer than that raises asyncpg.LockNotAvailableError instead of waiting for it."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await set_lock_timeout(conn, lock_timeout_s)
         channels, invalid = await list_channels_checked(conn)
         rows = await conn.fetch("SELECT id, notification_channels FROM performance_alerts")
     return channels, {r["id"]: list(r["notification_channels"]) for r in rows}, invalid

@@ -80,3 +80,10 @@ class SharedPool:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def set_lock_timeout(conn: asyncpg.Connection, seconds: float | None) -> None:
+    """Inside a transaction: wait at most `seconds` for each lock (SET LOCAL lock_timeout; none: as
+    the session has it)."""
+    if seconds is not None:
+        await conn.execute(f"SET LOCAL lock_timeout = '{max(1, int(seconds * 1000))}ms'")

@@ -176,6 +176,11 @@ ALERT_RULE_CHECKS = Counter(
     "reloaded (the rules changed, or the first load) or unchanged (e.g. a NOTIFY nobody's change sent)",
     ["outcome"], namespace=_NS,
 )
+CONFIG_LOCK_TIMEOUTS = Counter(
+    "config_lock_timeouts", "loads of configuration (what: alert_rules, the alert engine's rules; alert_channels, the "
+    "delivery's channel directory) that gave up on a table lock someone held longer than their lock_timeout: the "
+    "last ones loaded stay in use and the load is tried again in the next round", ["what"], namespace=_NS,
+)
 OPEN_PANES = Gauge("window_open_panes", "window panes held open on this worker", ["kind"], namespace=_NS)
 ALERT_NOTIFICATIONS = Counter(
     "alert_notifications", "alert notifications sent, by status", ["status"], namespace=_NS

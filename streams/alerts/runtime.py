@@ -53,6 +53,9 @@ log = logging.getLogger("learnstream.alerts")
 RULES_RELOAD_MIN_INTERVAL_S = 1.0
 #: and checks the rules' change marker this often without a notification (one missed is not lost)
 RULES_CHECK_INTERVAL_S = 2.0
+#: a reload waits at most this long for a lock on the rules' table (a lock someone holds past it: the
+#: rules loaded last stay, and the reload is tried again at the next check)
+RULES_LOCK_TIMEOUT_S = 5.0
 
 #: publish one notification: (key, value) -> awaitable that completes when the broker has it
 Publish = Callable[[bytes, bytes], Awaitable[Any]]
@@ -75,11 +78,14 @@ def observations(r: Rollup) -> Iterable[tuple[str, dict[str, str], float]]:
 
 class AlertRuntime:
     def __init__(self, dsn: str, pool: SharedPool, publish: Publish, retry: tuple[float, float] = (0.2, 5.0),
-                 max_age_s: float = 3600.0, expire_after_s: float = 3600.0) -> None:
+                 max_age_s: float = 3600.0, expire_after_s: float = 3600.0,
+                 lock_timeout_s: float = RULES_LOCK_TIMEOUT_S) -> None:
         self.engine = AlertEngine(expire_after_s=expire_after_s)
         #: windows that ended longer ago than this (history, a backfill) are not evaluated
         self.max_age_s = max_age_s
         self._dsn, self._pool, self._publish, self._retry = dsn, pool, publish, retry
+        self.lock_timeout_s = lock_timeout_s
+        self._lock_waits = 0  # reloads in a row that timed out on a lock (logged at the first)
         self._retrying = Retrier(*retry)
         self.rules_loaded = asyncio.Event()
         self._reload = asyncio.Event()
@@ -121,8 +127,19 @@ class AlertRuntime:
                         if wait > 0:
                             await asyncio.sleep(wait)
                     self._reload.clear()
-                    loaded, rules, invalid = await load_rules_versioned(conn)
+                    try:
+                        marker, rules, invalid = await load_rules_versioned(conn, self.lock_timeout_s)
+                    except asyncpg.LockNotAvailableError:
+                        last_reload = time.monotonic()
+                        self._lock_timed_out()
+                        if loaded is None:  # nothing loaded yet: no change marker to wait on
+                            await asyncio.sleep(RULES_CHECK_INTERVAL_S)
+                        continue
+                    loaded = marker
                     last_reload = time.monotonic()
+                    if self._lock_waits:
+                        log.info("alert rules: loaded again after %d reloads that timed out on a lock", self._lock_waits)
+                        self._lock_waits = 0
                     self.rule_reloads += 1
                     metrics.ALERT_RULE_CHECKS.labels("reloaded").inc()
                     report_invalid("performance_alerts", invalid)
@@ -143,6 +160,17 @@ class AlertRuntime:
             finally:
                 if conn is not None and not conn.is_closed():
                     await conn.close()
+
+    def _lock_timed_out(self) -> None:
+        """A reload gave up on a lock on performance_alerts (someone's open transaction holds one that
+        conflicts with reading it): counted each time, logged at the first of a row."""
+        metrics.CONFIG_LOCK_TIMEOUTS.labels("alert_rules").inc()
+        self._lock_waits += 1
+        if self._lock_waits == 1:
+            log.warning("alert rules: a lock on performance_alerts was held longer than %.1f s (an open "
+                        "transaction); keeping the %d rules loaded last and trying again at each check "
+                        "(counted in learnstream_config_lock_timeouts_total; logged again when a reload succeeds)",
+                        self.lock_timeout_s, len(self.engine.rules))
 
     def taking_up(self, owns: Callable[[UUID], bool]) -> None:
         """take_up in a task; inputs wait for it."""

@@ -10,22 +10,30 @@ import logging
 import time
 from uuid import UUID
 
+import asyncpg
 from pydantic import ValidationError
 
 from db.channels import delivery_config
 from db.pool import connect
 from schemas.channels import BUILTIN_TOPIC, AlertChannel
+from streams import metrics
 from streams.config_rows import report_invalid
 
 log = logging.getLogger("learnstream.alerts.delivery")
+
+#: a load waits at most this long for a lock on alert_channels or performance_alerts (a lock someone
+#: holds past it: the channels loaded last stay, and the load is tried again at the next refresh)
+CHANNELS_LOCK_TIMEOUT_S = 5.0
 
 
 class ChannelDirectory:
     """The channels and each rule's channel names, reread every `delivery_config_refresh_s` (and at
     once, at most once a second, when a notification names a rule or a channel not in the snapshot)."""
 
-    def __init__(self, dsn: str, alertmanager_url: str | None) -> None:
+    def __init__(self, dsn: str, alertmanager_url: str | None, lock_timeout_s: float = CHANNELS_LOCK_TIMEOUT_S) -> None:
         self._dsn = dsn
+        self.lock_timeout_s = lock_timeout_s
+        self._lock_waits = 0  # loads in a row that timed out on a lock (logged at the first)
         self.channels: dict[tuple[UUID, str], AlertChannel] = {}
         self.rules: dict[UUID, list[str]] = {}
         self.loaded_at = 0.0
@@ -44,13 +52,16 @@ class ChannelDirectory:
         async with self._lock:
             conn = await connect(self._dsn, timeout=5)
             try:
-                channels, rules, invalid = await delivery_config(conn)
+                channels, rules, invalid = await delivery_config(conn, self.lock_timeout_s)
             finally:
                 await conn.close()
             report_invalid("alert_channels", invalid)  # skipped: its notifications dead-letter as unknown_channel
             self.channels = {(c.workspace_id, c.name): c for c in channels}
             self.rules = rules
             self.loaded_at = time.monotonic()
+            if self._lock_waits:
+                log.info("alert channels: loaded again after %d loads that timed out on a lock", self._lock_waits)
+                self._lock_waits = 0
 
     async def refresh(self, soon: float) -> bool:
         """Reload if the snapshot is older than `soon` seconds; False if the database did not answer."""
@@ -61,6 +72,16 @@ class ChannelDirectory:
             return True
         except asyncio.CancelledError:
             raise
+        except asyncpg.LockNotAvailableError:  # someone's open transaction holds a conflicting lock
+            metrics.CONFIG_LOCK_TIMEOUTS.labels("alert_channels").inc()
+            self._lock_waits += 1
+            if self._lock_waits == 1:
+                log.warning("alert channels: a lock on alert_channels or performance_alerts was held longer than "
+                            "%.1f s (an open transaction); using the %d channels read last and trying again at each "
+                            "refresh (counted in learnstream_config_lock_timeouts_total; logged again when a load "
+                            "succeeds)", self.lock_timeout_s, len(self.channels))
+            self.loaded_at = time.monotonic()  # not again at once
+            return False
         except Exception as exc:  # noqa: BLE001 - the last snapshot stands meanwhile
             log.warning("reading the alert channels failed (%s: %s); using the last ones read",
                         exc.__class__.__name__, exc)

@@ -244,7 +244,19 @@ async def test_what_a_workspace_role_may_edit_follows_its_role(tenants):
             == "UPDATE 1"
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
             await edith.execute("UPDATE performance_alerts SET workspace_id = $1 WHERE alert_name = 'by-editor'", t.w2)
-        assert await edith.execute("DELETE FROM performance_alerts WHERE workspace_id <> $1", t.w1) == "DELETE 0"
+        # deleting: through the functions only (0026: table-level DELETE let a member LOCK the table), and
+        # not another workspace's rows
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await edith.execute("DELETE FROM performance_alerts WHERE workspace_id <> $1", t.w1)
+        owner = await connect(t.dsn)
+        try:
+            theirs = await owner.fetchval("SELECT id FROM performance_alerts WHERE workspace_id = $1", t.w2)
+        finally:
+            await owner.close()
+        assert await edith.fetchval("SELECT delete_alert_rule($1)", theirs) == 0
+        mine = await edith.fetchval("SELECT id FROM performance_alerts WHERE alert_name = 'by-editor'")
+        assert await alice.fetchval("SELECT delete_alert_rule($1)", mine) == 0  # a viewer deletes nothing
+        assert await adam.fetchval("SELECT delete_alert_rule($1)", mine) == 1  # an admin edits too
         await edith.execute("INSERT INTO custom_reports (workspace_id, name, report_type, query_config) "
                             "VALUES ($1, 'mine', 'engagement', '{}')", t.w1)
         # ... but not members
@@ -271,8 +283,7 @@ async def test_what_a_workspace_role_may_edit_follows_its_role(tenants):
             assert sorted(r[0] for r in await bob.fetch("SELECT DISTINCT workspace_id FROM performance_alerts")) \
                 == sorted([t.w1, t.w2])
         finally:
-            await adam.execute("DELETE FROM workspace_members WHERE workspace_id = $1 AND role_name = $2",
-                               t.w1, t.role("bob"))
+            assert await adam.fetchval("SELECT remove_member($1, $2)", t.w1, t.role("bob")) == 1
             await bob.close()
     finally:
         for c in (alice, edith, adam, olga):
