@@ -86,6 +86,7 @@ async def test_a_member_cannot_lock_any_table_against_the_service(people, who):
                     allowed.append(f"{rel} {mode}")
                 except asyncpg.InsufficientPrivilegeError:
                     pass
+        print(f"\n{who}: {len(relations)} relations reachable, {len(relations) * len(MODES)} LOCKs refused")
         assert allowed == [], f"{len(allowed)} locks a member may take: {allowed[:20]}"
         # what a reader or an inserter needs still works (and conflicts with no reader or writer)
         async with member.transaction():
