@@ -515,6 +515,43 @@ async def _ensure_roles_and_db(admin_url: str, owner_password: str, worker_passw
             await conn.execute(f"CREATE DATABASE {DB_NAME} OWNER {OWNER_ROLE}")
         if await exists(LEGACY_ROLE):
             await _retire_legacy_role(conn, admin_url)
+        databases = [r[0] for r in await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datallowconn AND datname = ANY($1::text[])",
+            ["template1", "postgres", DB_NAME])]
+    finally:
+        await conn.close()
+    for database in databases:
+        await _restrict_advisory_locks(admin_url, database)
+
+
+#: PostgreSQL lets every role take any advisory lock (EXECUTE granted to PUBLIC): a workspace member
+#: holding the keys the workers coordinate with (the partition manager's, the job runner's) would
+#: stall or skip that work for every workspace. Only the service and the owner may take them: a
+#: superuser's change in each database, template1 included (so databases made later inherit it).
+RESTRICT_ADVISORY_LOCKS = f"""
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = 'pg_catalog'::regnamespace
+               AND p.proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$'
+    LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {SERVICE_ROLE}, {OWNER_ROLE}', f);
+    END LOOP;
+END
+$$
+"""
+
+
+async def _restrict_advisory_locks(admin_url: str, database: str) -> None:
+    import asyncpg
+
+    from db.databases import dsn_for
+
+    conn = await asyncpg.connect(dsn_for(admin_url, database), timeout=10)
+    try:
+        await conn.execute(RESTRICT_ADVISORY_LOCKS)
     finally:
         await conn.close()
 

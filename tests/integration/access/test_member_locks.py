@@ -98,6 +98,44 @@ async def test_a_member_cannot_lock_any_table_against_the_service(people, who):
         await member.close()
 
 
+ADVISORY = [
+    "pg_advisory_lock(1)", "pg_advisory_lock(1, 2)", "pg_try_advisory_lock(1)", "pg_try_advisory_lock(1, 2)",
+    "pg_advisory_lock_shared(1)", "pg_try_advisory_lock_shared(1, 2)", "pg_advisory_xact_lock(1)",
+    "pg_advisory_xact_lock(1, 2)", "pg_try_advisory_xact_lock(1)", "pg_try_advisory_xact_lock_shared(1)",
+    "pg_advisory_xact_lock_shared(1, 2)",
+]
+
+
+async def test_a_member_cannot_take_the_advisory_locks_the_workers_coordinate_with(people, stack):
+    """Proven: a viewer's pg_advisory_lock(0x6C737061) held the partition manager's key (every
+    worker's ensure_partitions waited), and one in the job runner's key space made the jobs skip,
+    for every workspace. `services up` (a superuser) grants the advisory lock functions to the
+    service and the owner only, in template1 too: every database made afterwards inherits it."""
+    _owner, _w1, _w2, roles = people
+    member = await asyncpg.connect(roles["val"][1])
+    worker = await asyncpg.connect(stack.worker_dsn)
+    try:
+        allowed = []
+        for call in ADVISORY:
+            try:
+                async with member.transaction():
+                    await member.execute(f"SELECT {call}")
+                allowed.append(call)
+            except asyncpg.InsufficientPrivilegeError:
+                pass
+            finally:
+                await member.execute("SELECT pg_advisory_unlock_all()")
+        assert allowed == []
+        # the workers still coordinate with them
+        async with worker.transaction():
+            assert await worker.fetchval("SELECT pg_try_advisory_xact_lock(1, 2)") is True
+        assert await worker.fetchval("SELECT pg_try_advisory_lock(1)") is True
+        assert await worker.fetchval("SELECT pg_advisory_unlock(1)") is True
+    finally:
+        await member.close()
+        await worker.close()
+
+
 async def test_members_hold_no_table_level_update_delete_or_truncate(people):
     owner, *_ = people
     rows = await owner.fetch(
