@@ -20,7 +20,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from db.pool import connect
+from streams.config import Settings
 from streams.devkit.services import free_port
+from streams.kafka_acls import acl_plan, apply_acls, revoke_acls
+from streams.kafka_auth import default_auth, from_kcat_config
 from streams.metrics import scrape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +36,9 @@ class Stack:
     bootstrap: str
     dsn: str
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    #: kcat config files of the local broker's principals (admin, worker, producer, alerts): the
+    #: test and the CLI commands it runs are the operator (admin); its workers run as the worker
+    kafka_configs: dict[str, str] = field(default_factory=dict)
 
     @property
     def topics(self) -> dict[str, str]:
@@ -103,8 +109,38 @@ class Stack:
             LEARNSTREAM_DB_RETRY_MAX_S="1.0",
             PYTHONUNBUFFERED="1",
         )
+        if "admin" in self.kafka_configs:
+            env["LEARNSTREAM_KAFKA_CONFIG_FILE"] = self.kafka_configs["admin"]
         env.update(extra)
         return env
+
+    def worker_env(self) -> dict[str, str]:
+        """The worker principal, for `learnstream worker` processes."""
+        return {"LEARNSTREAM_KAFKA_CONFIG_FILE": self.kafka_configs["worker"]} if "worker" in self.kafka_configs else {}
+
+    def settings(self) -> Settings:
+        """This stack's names as Settings (for the principals' ACLs)."""
+        names = {k.removeprefix("LEARNSTREAM_").lower(): v for k, v in self.env().items()
+                 if k.startswith("LEARNSTREAM_") and k.endswith(("_TOPIC", "_APP_ID", "_BOOTSTRAP"))}
+        return Settings(**names)
+
+    async def grant(self) -> None:
+        """Give the producer, worker and alerts principals their ACLs on this stack's topics and
+        app id (as production's are on the configured names): streams.kafka_acls."""
+        if "admin" not in self.kafka_configs:
+            return  # a broker without authorization (LEARNSTREAM_TEST_CONTAINERS)
+        await apply_acls(self.bootstrap, from_kcat_config(self.kafka_configs["admin"])[1], acl_plan(self.settings()))
+
+    async def revoke(self) -> None:
+        """Delete the ACLs of `grant` (at the end of the test, with its topics)."""
+        if "admin" in self.kafka_configs:
+            await revoke_acls(self.bootstrap, from_kcat_config(self.kafka_configs["admin"])[1], acl_plan(self.settings()))
+
+
+def kafka_kwargs() -> dict:
+    """aiokafka keyword arguments for the test's own clients: the operator (admin) principal that
+    the `services` fixture puts in this process's environment."""
+    return default_auth().client_kwargs()
 
 
 class Worker:
@@ -117,7 +153,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
             cwd=ROOT,
-            env=stack.env(LEARNSTREAM_METRICS_PORT=str(self.metrics_port), **env),
+            env=stack.env(LEARNSTREAM_METRICS_PORT=str(self.metrics_port), **{**stack.worker_env(), **env}),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -179,7 +215,7 @@ async def publish_markers(bootstrap: str, topics: dict[str, str], gen, partition
     from aiokafka import AIOKafkaProducer
 
     out: dict[str, dict[str, dict]] = {}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_kwargs())
     await producer.start()
     try:
         for kind, topic in topics.items():
@@ -211,7 +247,7 @@ async def wait_for_ids(dsn: str, ids: dict[str, list[str]], timeout: float = 120
 
 async def send_to_partition(bootstrap: str, topic: str, values: list[bytes], partition: int) -> None:
     """Produce `values` to one partition of `topic`, in order, each acknowledged before the next."""
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_kwargs(), acks="all")
     await p.start()
     try:
         for v in values:
@@ -222,7 +258,7 @@ async def send_to_partition(bootstrap: str, topic: str, values: list[bytes], par
 
 async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
     """The offset `group` has committed for `tp` (None: none)."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_kwargs(), group_id=group, enable_auto_commit=False)
     await c.start()
     try:
         return await c.committed(tp)
@@ -232,7 +268,8 @@ async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | Non
 
 async def read_partition(bootstrap: str, topic: str, partition: int) -> list[tuple[bytes | None, bytes | None]]:
     """Every record (key, value) of one partition, from the beginning to its end now, in order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_kwargs(), enable_auto_commit=False,
+                                auto_offset_reset="earliest")
     await consumer.start()
     tp = TopicPartition(topic, partition)
     try:
@@ -250,7 +287,7 @@ async def read_partition(bootstrap: str, topic: str, partition: int) -> list[tup
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[dict]:
     """Read JSON values from the start of `topic` until `expect` arrived (or timeout)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        topic, bootstrap_servers=bootstrap, **kafka_kwargs(), auto_offset_reset="earliest", enable_auto_commit=False,
         group_id=None,
     )
     await consumer.start()

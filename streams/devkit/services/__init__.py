@@ -189,6 +189,18 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, readable by the owner only (0600 from the first byte)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Exclusive inter-process lock (flock). NOT re-entrant: take it only in public entry points."""
@@ -233,6 +245,30 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 from streams.devkit.services import kafka, postgres  # noqa: E402
 
 
+def principal_config(principal: str) -> str | None:
+    """The kcat config file of a local Kafka principal (admin, worker, producer, alerts), from the
+    environment or the services env file (LEARNSTREAM_KCAT_<PRINCIPAL>_CONFIG); None if unknown."""
+    key = f"LEARNSTREAM_KCAT_{principal.upper()}_CONFIG"
+    if os.environ.get(key):
+        return os.environ[key]
+    try:
+        for line in services_env_file().read_text().splitlines():
+            if line.startswith(f"{key}="):
+                return line.partition("=")[2].strip() or None
+    except OSError:
+        pass
+    return None
+
+
+def principal_auth(principal: str):
+    """The KafkaAuth of a local principal (None when no config names it: the process's settings
+    then decide, as for services given by the environment)."""
+    from streams.kafka_auth import from_kcat_config
+
+    path = principal_config(principal)
+    return from_kcat_config(path)[1] if path and Path(path).exists() else None
+
+
 def _lock_file(sd: Path) -> Path:
     return sd / "services.lock"
 
@@ -241,7 +277,7 @@ def _write_env_file(settings: dict[str, str]) -> Path:
     path = services_env_file()
     body = "# written by `learnstream services up`; removed by `learnstream services down`\n"
     body += "".join(f"{key}={value}\n" for key, value in settings.items())
-    write_atomic(path, body)
+    write_private(path, body)  # holds the worker's Kafka password
     return path
 
 
@@ -273,7 +309,7 @@ def up(*, force_local: bool = False) -> dict[str, str]:
         broker = kafka.start(sd)
         dsn = postgres.ensure_running(sd)
         bootstrap = kafka.finish_start(broker)
-        settings = {KAFKA_ENV: bootstrap, DATABASE_ENV: dsn}
+        settings = {KAFKA_ENV: bootstrap, DATABASE_ENV: dsn, **kafka.client_env(sd)}
         env_file = _write_env_file(settings)
     log(f"services ready; settings written to {env_file}")
     return settings
