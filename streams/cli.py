@@ -70,12 +70,13 @@ def register() -> click.Group:
     from streams.alerts.rules_cli import metrics_cmd, rules
     from streams.domain.cli import domain
     from streams.jobs.cli import jobs
+    from streams.kafka_cli import kafka
     from streams.maintenance.cli import maintenance
     from streams.reports.cli import reports
 
     for sub in (rules, metrics_cmd, channels):
         alerts.add_command(sub)
-    for group in (alerts, domain, jobs, reports, workspaces, access, audit, maintenance):
+    for group in (alerts, domain, jobs, reports, workspaces, access, audit, maintenance, kafka):
         cli.add_command(group)
     return cli
 

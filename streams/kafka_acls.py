@@ -31,9 +31,9 @@ TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID = 2, 3, 4, 5
 LITERAL, PREFIXED = 3, 4
 ALL, READ, WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS = 2, 3, 4, 5, 8, 10
 ALLOW = 3
-_NAMES = {ALL: "ALL", READ: "READ", WRITE: "WRITE", CREATE: "CREATE", DESCRIBE: "DESCRIBE",
-          DESCRIBE_CONFIGS: "DESCRIBE_CONFIGS", TOPIC: "topic", GROUP: "group", CLUSTER: "cluster",
-          TRANSACTIONAL_ID: "transactional id", LITERAL: "", PREFIXED: "prefix "}
+_OPERATIONS = {ALL: "ALL", READ: "READ", WRITE: "WRITE", CREATE: "CREATE", DESCRIBE: "DESCRIBE",
+               DESCRIBE_CONFIGS: "DESCRIBE_CONFIGS"}
+_RESOURCES = {TOPIC: "topic", GROUP: "group", CLUSTER: "cluster", TRANSACTIONAL_ID: "transactional id"}
 
 PRODUCER, WORKER, ALERTS = "producer", "worker", "alerts"
 
@@ -47,8 +47,8 @@ class Acl:
     operation: int
 
     def __str__(self) -> str:
-        return (f"User:{self.principal} {_NAMES[self.operation]} on {_NAMES[self.resource_type]} "
-                f"{_NAMES[self.pattern]}{self.name}")
+        prefix = "names starting " if self.pattern == PREFIXED else ""
+        return f"User:{self.principal} {_OPERATIONS[self.operation]} on {_RESOURCES[self.resource_type]} {prefix}{self.name}"
 
 
 def _topics(principal: str, names, ops, pattern: int = LITERAL) -> list[Acl]:

@@ -130,6 +130,18 @@ class Stack:
         if "admin" not in self.kafka_configs:
             return  # a broker without authorization (LEARNSTREAM_TEST_CONTAINERS)
         await apply_acls(self.bootstrap, from_kcat_config(self.kafka_configs["admin"])[1], acl_plan(self.settings()))
+        # the broker applies ACLs as its metadata catches up: wait until the producer sees its topic
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        producer = from_kcat_config(self.kafka_configs["producer"])[1]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **producer.client_kwargs())
+        await admin.start()
+        try:
+            deadline = time.monotonic() + 15
+            while self.topics["learning_event"] not in await admin.list_topics() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await admin.close()
 
     async def revoke(self) -> None:
         """Delete the ACLs of `grant` (at the end of the test, with its topics)."""
