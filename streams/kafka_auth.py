@@ -87,11 +87,12 @@ class KafkaAuth:
             return faust.SSLCredentials(self.ssl_context())
         return None
 
-    def kcat_config(self, bootstrap: str) -> str:
-        """This principal as a kcat/librdkafka config file (``kcat -F FILE``)."""
+    def kcat_config(self, bootstrap: str, mechanism: str | None = None) -> str:
+        """This principal as a kcat/librdkafka config file (``kcat -F FILE``), optionally with
+        another SASL mechanism (the local broker's kcat configs use PLAIN)."""
         lines = [f"bootstrap.servers={bootstrap}", f"security.protocol={self.security_protocol.lower()}"]
         if self.sasl:
-            lines += [f"sasl.mechanisms={self.sasl_mechanism}", f"sasl.username={self.username}",
+            lines += [f"sasl.mechanisms={mechanism or self.sasl_mechanism}", f"sasl.username={self.username}",
                       f"sasl.password={self.password}"]
         for key, value in (("ssl.ca.location", self.ssl_cafile), ("ssl.certificate.location", self.ssl_certfile),
                            ("ssl.key.location", self.ssl_keyfile)):

@@ -7,6 +7,8 @@ the dead letters). On a broker without SASL/ACLs (main before #24) every one of 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import uuid
 
 import pytest
@@ -101,6 +103,12 @@ async def test_a_wrong_password_is_refused(stack: Stack) -> None:
     nobody = KafkaAuth(real.security_protocol, real.sasl_mechanism, "nobody", real.password)
     with pytest.raises(KafkaError):
         await _metadata(stack.bootstrap, **nobody.client_kwargs())
+    # PLAIN (which the kcat configs use) checks the password too
+    plain_wrong = KafkaAuth(real.security_protocol, "PLAIN", real.username, real.password + "x")
+    with pytest.raises(KafkaError):
+        await _metadata(stack.bootstrap, **plain_wrong.client_kwargs())
+    plain = KafkaAuth(real.security_protocol, "PLAIN", real.username, real.password)
+    assert await _metadata(stack.bootstrap, **plain.client_kwargs()) is not None
     assert await _metadata(stack.bootstrap, **real.client_kwargs()) is not None  # the right one works
 
 
@@ -150,3 +158,22 @@ async def test_the_alerts_principal_reads_notifications_only(stack: Stack) -> No
         await _read(stack.bootstrap, stack.dlq, alerts)
     with pytest.raises(TopicAuthorizationFailedError):
         await _produce(stack.bootstrap, stack.notifications, alerts, b"forged")
+
+
+@pytest.mark.skipif(not shutil.which("kcat"), reason="kcat is not installed")
+async def test_the_kcat_configs_work_and_carry_their_principals_rights(stack: Stack) -> None:
+    admin = _auth(stack, "admin")
+    await ensure_topics(stack.bootstrap, [stack.notifications], 4, auth=admin)
+    value = f"kcat-{uuid.uuid4()}"
+
+    def kcat(principal: str, topic: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["kcat", "-F", stack.kafka_configs[principal], "-P", "-t", topic, "-m", "15",
+                               "-X", f"bootstrap.servers={stack.bootstrap}"],
+                              input=value + "\n", capture_output=True, text=True, timeout=60)
+
+    done = await asyncio.to_thread(kcat, "producer", stack.topics["learning_event"])
+    assert done.returncode == 0, done.stderr
+    assert await _count(stack.bootstrap, stack.topics["learning_event"], admin, value.encode()) == 1
+    refused = await asyncio.to_thread(kcat, "producer", stack.notifications)
+    assert refused.returncode != 0 and "authoriz" in refused.stderr.lower(), refused.stderr
+    assert await _count(stack.bootstrap, stack.notifications, admin, value.encode()) == 0

@@ -4,16 +4,20 @@ authentication and ACLs.
 Clients connect to the CLIENT listener with SASL_PLAINTEXT + SCRAM-SHA-512 as one of the principals
 ``admin`` (super user), ``worker``, ``producer``, ``alerts`` (their ACLs: streams.kafka_acls); a
 client without credentials or with a wrong password is refused, and ``allow.everyone.if.no.acl.found``
-is false. The CONTROLLER listener (loopback, its own port) takes SASL PLAIN for the user
-``controller`` only (a super user: the broker registers with it); SCRAM cannot serve it because
-SCRAM credentials live in the metadata the controller serves. Passwords are generated once per
-state dir into ``<state>/kafka/credentials.json`` (0600 from the first byte, in a 0700 directory);
+is false. The same principals may also log in with SASL PLAIN (same passwords, listed in the 0600
+server.properties): the kcat configs use it, because librdkafka before 2.6.1 (Debian 12's kcat has
+2.0.2) computes a SCRAM proof that Kafka 4.x rejects (librdkafka#4895). PLAIN sends the password
+itself, but only over loopback, whose traffic only root can capture (root reads the files anyway).
+The CONTROLLER listener (loopback, its own port) takes SASL PLAIN for the user ``controller`` only
+(a super user: the broker registers with it); SCRAM cannot serve it because SCRAM credentials live
+in the metadata the controller serves. Passwords are generated once per state dir into
+``<state>/kafka/credentials.json`` (0600 from the first byte, in a 0700 directory);
 ``kcat-<principal>.conf`` files (0600) hold each principal as a ``kcat -F`` config.
 
 A fresh cluster gets its SCRAM users at format time (``--add-scram``). A state dir formatted by an
-older learnstream (PLAINTEXT, no users) is upgraded in place, data kept: the broker starts with the
-new configuration and the users are added through the controller listener (``ConfigCommand
---bootstrap-controller``) before it is declared ready.
+older learnstream (PLAINTEXT, no users) is upgraded in place, data kept: one extra start of the
+broker in which only the admin may log in (PLAIN, static), ConfigCommand adds the SCRAM users, stop;
+then the normal start.
 
 The broker's runtime classpath is downloaded ONCE from Maven Central with `mvn` (see
 kafka-pom.xml) into ``${LEARNSTREAM_CACHE_DIR:-~/.cache/learnstream}/kafka-4.1.1/lib``, outside
@@ -57,7 +61,7 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 MAX_LOG_BYTES = 50 * 1024 * 1024
 START_MARKER = "=== starting broker"
-CONFIG_VERSION = "# learnstream-kafka-config: 2 (SASL/SCRAM + ACLs)"
+CONFIG_VERSION = "# learnstream-kafka-config: 3 (SASL/SCRAM and PLAIN + ACLs)"
 PRINCIPALS = ("admin", "worker", "producer", "alerts")
 CONTROLLER_USER = "controller"
 MECHANISM = "SCRAM-SHA-512"
@@ -269,6 +273,8 @@ def _properties(lay: Layout, port: int, cport: int, *, upgrade: bool = False) ->
     ctl = creds[CONTROLLER_USER]
     plain = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", CONTROLLER_USER, ctl,
                   **{CONTROLLER_USER: ctl})
+    client_plain = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", "admin", creds["admin"],
+                         **{u: creds[u] for u in PRINCIPALS})
     if upgrade:  # the admin via PLAIN (static) on the client listener, until its SCRAM user exists
         plain_admin = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", "admin", creds["admin"],
                             admin=creds["admin"])
@@ -308,12 +314,13 @@ advertised.listeners=CLIENT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=CLIENT
 listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
-sasl.enabled.mechanisms={MECHANISM}
-listener.name.client.sasl.enabled.mechanisms={MECHANISM}
+sasl.enabled.mechanisms={MECHANISM},PLAIN
+listener.name.client.sasl.enabled.mechanisms={MECHANISM},PLAIN
 listener.name.controller.sasl.enabled.mechanisms=PLAIN
 sasl.mechanism.inter.broker.protocol={MECHANISM}
 sasl.mechanism.controller.protocol=PLAIN
 listener.name.client.{MECHANISM.lower()}.sasl.jaas.config={scram}
+listener.name.client.plain.sasl.jaas.config={client_plain}
 listener.name.controller.plain.sasl.jaas.config={plain}
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
@@ -525,9 +532,9 @@ def _grant_and_write_configs(st: Starting, admin: KafkaAuth) -> None:
         run_async(apply_acls(st.bootstrap, admin, acl_plan(load_settings())))
     except Exception as exc:
         raise ServicesError(f"Kafka refused to create the principals' ACLs: {exc}", st.lay.log_file) from exc
-    for principal in PRINCIPALS:
+    for principal in PRINCIPALS:  # PLAIN: see the module's docstring (librdkafka < 2.6.1 and SCRAM)
         write_private(st.lay.kcat_config(principal),
-                      principal_auth(st.lay.root.parent, principal).kcat_config(st.bootstrap))
+                      principal_auth(st.lay.root.parent, principal).kcat_config(st.bootstrap, mechanism="PLAIN"))
 
 
 async def _probe(bootstrap: str, auth: KafkaAuth | None = None) -> None:
