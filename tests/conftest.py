@@ -8,6 +8,7 @@ session. Where a Docker engine exists, LEARNSTREAM_TEST_CONTAINERS=1 uses testco
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import uuid
@@ -17,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from db.databases import clone_migrated_database, drop_database
+from streams.kafka_auth import from_kcat_config
 from streams.topics import ensure_topics
-from tests.support import Stack, Worker, kafka_kwargs
+from tests.support import Stack, Worker, kafka_env, kafka_kwargs
 
 
 def _containers() -> Iterator[dict[str, str]]:  # pragma: no cover - needs a Docker engine
@@ -50,9 +52,10 @@ def services() -> Iterator[dict[str, str]]:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     # this process (the tests' own clients, in-process workers and consumers) is the operator:
-    # the admin principal. Workers started by tests get the worker principal (Stack.worker_env).
+    # the admin principal, with SCRAM. Workers started by tests run as the worker (Stack.env).
     if settings.get("LEARNSTREAM_KCAT_ADMIN_CONFIG"):
-        os.environ["LEARNSTREAM_KAFKA_CONFIG_FILE"] = settings["LEARNSTREAM_KCAT_ADMIN_CONFIG"]
+        admin = from_kcat_config(settings["LEARNSTREAM_KCAT_ADMIN_CONFIG"])[1]
+        os.environ.update(kafka_env(dataclasses.replace(admin, sasl_mechanism="SCRAM-SHA-512")))
     yield settings
 
 

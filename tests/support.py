@@ -4,6 +4,7 @@ the window tests' samples, messages and rollup reads."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import signal
@@ -23,7 +24,7 @@ from db.pool import connect
 from streams.config import Settings
 from streams.devkit.services import free_port
 from streams.kafka_acls import acl_plan, apply_acls, revoke_acls
-from streams.kafka_auth import default_auth, from_kcat_config
+from streams.kafka_auth import KafkaAuth, default_auth, from_kcat_config
 from streams.metrics import scrape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +86,15 @@ class Stack:
     def undelivered(self) -> str:
         return f"t{self.tag}.undelivered"
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def auth(self, principal: str, mechanism: str = "SCRAM-SHA-512") -> KafkaAuth | None:
+        """A principal of the local broker (from its kcat config), with SCRAM unless told."""
+        if principal not in self.kafka_configs:
+            return None  # a broker without authentication (LEARNSTREAM_TEST_CONTAINERS)
+        return dataclasses.replace(from_kcat_config(self.kafka_configs[principal])[1], sasl_mechanism=mechanism)
+
+    def env(self, principal: str = "admin", **extra: str) -> dict[str, str]:
+        """The environment of a learnstream process on this stack, as `principal` (the CLI
+        commands a test runs: the operator, admin; its workers: worker)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
             LEARNSTREAM_KAFKA_BOOTSTRAP=self.bootstrap,
@@ -109,14 +118,9 @@ class Stack:
             LEARNSTREAM_DB_RETRY_MAX_S="1.0",
             PYTHONUNBUFFERED="1",
         )
-        if "admin" in self.kafka_configs:
-            env["LEARNSTREAM_KAFKA_CONFIG_FILE"] = self.kafka_configs["admin"]
+        env.update(kafka_env(self.auth(principal)))
         env.update(extra)
         return env
-
-    def worker_env(self) -> dict[str, str]:
-        """The worker principal, for `learnstream worker` processes."""
-        return {"LEARNSTREAM_KAFKA_CONFIG_FILE": self.kafka_configs["worker"]} if "worker" in self.kafka_configs else {}
 
     def settings(self) -> Settings:
         """This stack's names as Settings (for the principals' ACLs)."""
@@ -127,13 +131,14 @@ class Stack:
     async def grant(self) -> None:
         """Give the producer, worker and alerts principals their ACLs on this stack's topics and
         app id (as production's are on the configured names): streams.kafka_acls."""
-        if "admin" not in self.kafka_configs:
+        admin = self.auth("admin")
+        if admin is None:
             return  # a broker without authorization (LEARNSTREAM_TEST_CONTAINERS)
-        await apply_acls(self.bootstrap, from_kcat_config(self.kafka_configs["admin"])[1], acl_plan(self.settings()))
+        await apply_acls(self.bootstrap, admin, acl_plan(self.settings()))
         # the broker applies ACLs as its metadata catches up: wait until the producer sees its topic
         from aiokafka.admin import AIOKafkaAdminClient
 
-        producer = from_kcat_config(self.kafka_configs["producer"])[1]
+        producer = self.auth("producer")
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **producer.client_kwargs())
         await admin.start()
         try:
@@ -145,8 +150,18 @@ class Stack:
 
     async def revoke(self) -> None:
         """Delete the ACLs of `grant` (at the end of the test, with its topics)."""
-        if "admin" in self.kafka_configs:
-            await revoke_acls(self.bootstrap, from_kcat_config(self.kafka_configs["admin"])[1], acl_plan(self.settings()))
+        admin = self.auth("admin")
+        if admin is not None:
+            await revoke_acls(self.bootstrap, admin, acl_plan(self.settings()))
+
+
+def kafka_env(auth: KafkaAuth | None) -> dict[str, str]:
+    """The LEARNSTREAM_KAFKA_* settings naming a principal (none for None)."""
+    if auth is None:
+        return {}
+    return {"LEARNSTREAM_KAFKA_SECURITY_PROTOCOL": auth.security_protocol,
+            "LEARNSTREAM_KAFKA_SASL_MECHANISM": auth.sasl_mechanism,
+            "LEARNSTREAM_KAFKA_SASL_USERNAME": auth.username, "LEARNSTREAM_KAFKA_SASL_PASSWORD": auth.password}
 
 
 def kafka_kwargs() -> dict:
@@ -165,7 +180,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
             cwd=ROOT,
-            env=stack.env(LEARNSTREAM_METRICS_PORT=str(self.metrics_port), **{**stack.worker_env(), **env}),
+            env=stack.env("worker", LEARNSTREAM_METRICS_PORT=str(self.metrics_port), **env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

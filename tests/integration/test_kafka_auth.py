@@ -21,7 +21,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from streams.kafka_auth import KafkaAuth, from_kcat_config
+from streams.kafka_auth import KafkaAuth
 from streams.publish import Publisher
 from streams.topics import KafkaUnavailable, ensure_topics
 from tests.support import Stack
@@ -30,9 +30,10 @@ pytestmark = pytest.mark.services
 
 
 def _auth(stack: Stack, principal: str) -> KafkaAuth:
-    if principal not in stack.kafka_configs:
+    auth = stack.auth(principal)  # SCRAM-SHA-512, as learnstream's clients
+    if auth is None:
         pytest.fail("the local broker names no Kafka principals (LEARNSTREAM_KCAT_*_CONFIG missing)")
-    return from_kcat_config(stack.kafka_configs[principal])[1]
+    return auth
 
 
 async def _metadata(bootstrap: str, **kwargs) -> list[str]:
