@@ -52,9 +52,12 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
     for k, v in up().items():
         os.environ[k] = v
         print(f"   {k}={'***' if 'PASSWORD' in k else v}")
-    settings = load_settings(**DEMO_WINDOWS)
-    # the worker runs as the worker principal (services.env); the demo publishes as the producer
-    # principal, and the CLI commands it shows (alerts ack...) run as the operator (admin)
+    # the worker runs as the worker principal (services.env, this process's environment); the demo
+    # publishes as the producer principal; its CLI commands and its alert step (which publishes and
+    # reads notifications) run as the operator, admin
+    from streams.devkit.services import principal_config
+
+    settings = load_settings(**DEMO_WINDOWS, kafka_config_file=principal_config("admin"))
 
     async def prepare() -> None:
         conn = await connect(settings.database_url)

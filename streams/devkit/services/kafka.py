@@ -449,8 +449,8 @@ def start(sd: Path) -> Starting:
     pid = running_pid(lay)
     ports = _stored_ports(lay)
     if pid and ports and not (_current_config(lay) and lay.scram_marker.exists()):
-        log(f"Kafka pid {pid} runs an older configuration without authentication (this state dir's "
-            "local dev broker); restarting it with SASL/SCRAM and ACLs, data kept")
+        log(f"Kafka pid {pid} runs an older configuration (before SASL/ACLs, or an earlier one of them) of this state dir's "
+            "local dev broker; restarting it with the current one, data kept")
         _stop_pid(lay, pid)
         pid = None
     if pid and ports:
