@@ -55,9 +55,10 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
     # the worker runs as the worker principal (services.env, this process's environment); the demo
     # publishes as the producer principal; its CLI commands and its alert step (which publishes and
     # reads notifications) run as the operator, admin
-    from streams.devkit.services import principal_config
+    from streams.devkit.services import principal_env
 
-    settings = load_settings(**DEMO_WINDOWS, kafka_config_file=principal_config("admin"))
+    admin = {k.removeprefix("LEARNSTREAM_").lower(): v for k, v in principal_env("admin").items()}
+    settings = load_settings(**DEMO_WINDOWS, **admin)
 
     async def prepare() -> None:
         conn = await connect(settings.database_url)
@@ -258,11 +259,10 @@ class AlertsShown:
 
 def _cli_env(settings: Settings) -> dict[str, str]:
     """The environment of the CLI commands the demo runs: its services, its (small) windows."""
-    from streams.devkit.services import principal_config
+    from streams.devkit.services import principal_env
 
-    admin = {"LEARNSTREAM_KAFKA_CONFIG_FILE": principal_config("admin")} if principal_config("admin") else {}
     return dict(os.environ, LEARNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-                LEARNSTREAM_DATABASE_URL=settings.database_url, **admin,
+                LEARNSTREAM_DATABASE_URL=settings.database_url, **principal_env("admin"),
                 **{f"LEARNSTREAM_{k.upper()}": str(getattr(settings, k)) for k in DEMO_WINDOWS})
 
 

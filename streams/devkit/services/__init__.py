@@ -261,12 +261,28 @@ def principal_config(principal: str) -> str | None:
 
 
 def principal_auth(principal: str):
-    """The KafkaAuth of a local principal (None when no config names it: the process's settings
-    then decide, as for services given by the environment)."""
+    """The KafkaAuth of a local principal, with SCRAM-SHA-512 (its kcat config says PLAIN, for
+    kcat's sake: see kafka.py); None when no config names it: the process's settings then decide,
+    as for services given by the environment."""
+    import dataclasses
+
     from streams.kafka_auth import from_kcat_config
 
     path = principal_config(principal)
-    return from_kcat_config(path)[1] if path and Path(path).exists() else None
+    if not path or not Path(path).exists():
+        return None
+    auth = from_kcat_config(path)[1]
+    return dataclasses.replace(auth, sasl_mechanism=kafka.MECHANISM) if auth.sasl else auth
+
+
+def principal_env(principal: str) -> dict[str, str]:
+    """LEARNSTREAM_KAFKA_* settings naming a local principal (empty when unknown)."""
+    auth = principal_auth(principal)
+    if auth is None:
+        return {}
+    return {"LEARNSTREAM_KAFKA_SECURITY_PROTOCOL": auth.security_protocol,
+            "LEARNSTREAM_KAFKA_SASL_MECHANISM": auth.sasl_mechanism,
+            "LEARNSTREAM_KAFKA_SASL_USERNAME": auth.username, "LEARNSTREAM_KAFKA_SASL_PASSWORD": auth.password}
 
 
 def _lock_file(sd: Path) -> Path:
