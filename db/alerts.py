@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 from uuid import UUID
 
@@ -15,7 +15,9 @@ import asyncpg
 from db.config_rows import InvalidRow, reason
 from schemas.alerts import AlertNotification, AlertRule
 
-#: NOTIFY channel of the performance_alerts trigger; the payload is the changed rule's id
+#: NOTIFY channel of the performance_alerts trigger (migration 0023): an empty payload, a hint only.
+#: PostgreSQL lets any client LISTEN and NOTIFY any channel, so a listener trusts `rules_version`
+#: (which only the trigger writes), never the notification
 RULES_CHANNEL = "learnstream_alert_rules"
 #: first key of the advisory locks of `lock_workspace_rules` (the second: the workspace's hash)
 _RULES_LOCK = 0x6C73_6172  # "lsar"
@@ -69,6 +71,21 @@ async def load_rules_checked(conn: asyncpg.Connection, workspace_ids: list[UUID]
 async def load_rules(conn: asyncpg.Connection, workspace_ids: list[UUID] | None = None) -> list[AlertRule]:
     """The valid rules of load_rules_checked (the invalid rows left out)."""
     return (await load_rules_checked(conn, workspace_ids))[0]
+
+
+async def rules_version(conn: asyncpg.Connection) -> tuple[int, int]:
+    """The rules' change marker (migration 0023): it moves with every committed change to
+    performance_alerts, and nothing else moves it."""
+    row = await conn.fetchrow("SELECT count(*), coalesce(sum(version), 0)::bigint FROM alert_rules_version")
+    return row[0], row[1]
+
+
+async def load_rules_versioned(conn: asyncpg.Connection) -> tuple[tuple[int, int], list[AlertRule], list[InvalidRow]]:
+    """`rules_version` and load_rules_checked of every workspace, from one snapshot."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        version = await rules_version(conn)
+        rules, invalid = await load_rules_checked(conn)
+    return version, rules, invalid
 
 
 async def get_rule(conn: asyncpg.Connection, rule_id: UUID) -> AlertRule | None:
@@ -218,11 +235,12 @@ async def record_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNo
     return int(result)
 
 
-async def listen_rule_changes(conn: asyncpg.Connection, on_change: Callable[[str], None]) -> Callable[[], asyncio.Future]:
-    """Call `on_change(rule_id)` for every change to performance_alerts; returns an async remover."""
+async def listen_rule_changes(conn: asyncpg.Connection, on_change: Callable[[], None]) -> Callable[[], asyncio.Future]:
+    """Call `on_change()` for every notification that performance_alerts may have changed (a
+    committed change sends one; so can anyone else: check `rules_version`); returns an async remover."""
 
-    def _listener(_conn, _pid, _channel, payload: str) -> None:
-        on_change(payload)
+    def _listener(_conn, _pid, _channel, _payload: str) -> None:
+        on_change()
 
     await conn.add_listener(RULES_CHANNEL, _listener)
     return lambda: conn.remove_listener(RULES_CHANNEL, _listener)
@@ -259,6 +277,52 @@ async def unpublished(conn: asyncpg.Connection, limit: int = 10_000) -> list[Ale
         limit,
     )
     return [_notification(r, r["name"], r["op"], r["win"]) for r in rows]
+
+
+async def stored_notifications(conn: asyncpg.Connection, notes: Iterable[AlertNotification],
+                               ) -> dict[tuple[str, str, datetime], AlertNotification]:
+    """The stored rows of `notes` (by fingerprint, status and sent_at: the table's key), as
+    notifications: what the delivery compares a consumed notification with before delivering it
+    (only what the engine recorded is delivered; a row stored before migration 0020 takes its
+    rule's name, operator and window from the rule)."""
+    keys = [(n.fingerprint, _STATUS[n.status], n.sent_at) for n in notes if storable_key(n)]
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT n.*, coalesce(n.rule_name, a.alert_name) AS name, coalesce(n.condition_op, a.condition_op) AS op,
+               coalesce(n.window_s, a.window_s) AS win
+        FROM alert_notifications n
+        JOIN unnest($1::text[], $2::alert_status[], $3::timestamptz[]) AS k(fingerprint, status, sent_at)
+          ON n.fingerprint = k.fingerprint AND n.status = k.status AND n.sent_at = k.sent_at
+        LEFT JOIN performance_alerts a ON a.id = n.alert_id
+        """,
+        *[list(col) for col in zip(*keys)],
+    )
+    out = {}
+    for r in rows:
+        if r["name"] is None or r["op"] is None or r["win"] is None:
+            continue
+        n = _notification(r, r["name"], r["op"], r["win"])
+        out[(n.fingerprint, n.status, n.sent_at)] = n
+    return out
+
+
+#: alert_notifications.fingerprint is varchar(32)
+FINGERPRINT_MAX = 32
+
+
+def storable_key(note: AlertNotification) -> bool:
+    """Whether `note`'s key (fingerprint, status, sent_at) could be a stored row's at all: a key
+    PostgreSQL cannot take (a NUL, a fingerprint over 32 characters, a time it cannot hold) is no
+    recorded notification, and must not make the query of the others fail."""
+    if len(note.fingerprint) > FINGERPRINT_MAX or "\x00" in note.fingerprint:
+        return False
+    try:
+        note.sent_at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return False
+    return True
 
 
 def _notification(r: asyncpg.Record, rule_name: str, condition_op: str, window_s: float) -> AlertNotification:

@@ -7,7 +7,7 @@ from uuid import UUID
 import asyncpg
 
 _TAIL = """
-SELECT id, at, actor, acting_role, table_name, operation, row_key, workspace_id, old_values, new_values
+SELECT id, at, actor, acting_role, table_name, operation, row_key, workspace_id, old_values, new_values, action
 FROM audit_log
 WHERE ($1::uuid IS NULL OR workspace_id = $1) AND ($2::text IS NULL OR table_name = $2) AND id > $3
 ORDER BY id DESC

@@ -65,7 +65,8 @@ async def recent_runs(conn: asyncpg.Connection, job: str | None = None, limit: i
 
 
 async def refresh_materialized_views(conn: asyncpg.Connection) -> int:
-    """REFRESH ... CONCURRENTLY each materialized view (readers are not blocked); -> views refreshed."""
+    """REFRESH ... CONCURRENTLY each materialized view (readers are not blocked); -> views refreshed.
+    Through the owner's function (migration 0022): REFRESH needs ownership, a worker has none."""
     for name in MATERIALIZED_VIEWS:
-        await conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {name}")
+        await conn.execute("SELECT ls_refresh_materialized_view($1)", name)
     return len(MATERIALIZED_VIEWS)

@@ -30,6 +30,13 @@ most about lock_timeout + that catalog work. A partition whose retries run out i
 (not a failure) and the next run tries again. A partition left half-detached by an interrupted
 CONCURRENTLY (pg_inherits.inhdetachpending) is completed with DETACH PARTITION ... FINALIZE.
 
+Who may. The workers own nothing (issue #24): every DDL statement here (DETACH, DROP, SET SCHEMA,
+ATTACH and ADD COLUMN on the archive, ANALYZE) is a call of one of the owner's narrow SECURITY
+DEFINER functions of migration 0022, which check their arguments against the time-partitioned
+tables and partition names. DETACH ... CONCURRENTLY cannot run in a function: it is used only when
+the session's role owns the table (an operator's run as the owner); a worker detaches with
+lock_timeout instead.
+
 Attaching to archive.<table> scans the partition (to validate its range): that happens after the
 live table's locks are released, holding only locks on archive objects. If a run stops between the
 two, its 'archive_partition' action stays 'pending' and the next run attaches it.
@@ -222,6 +229,12 @@ async def has_default(conn: asyncpg.Connection, table: Retained) -> bool:
         table.name)
 
 
+async def owns(conn: asyncpg.Connection, relation: str) -> bool:
+    """The session's role owns `relation` (or is a member of its owner)."""
+    return bool(await conn.fetchval(
+        "SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1::regclass", relation))
+
+
 async def _columns(conn: asyncpg.Connection, relation: str) -> str:
     """The stored columns of a relation (from the catalog), quoted, in order."""
     names = await conn.fetch(
@@ -367,16 +380,14 @@ async def _attach_archived(conn: asyncpg.Connection, table: Retained, name: str,
         if not await conn.fetchval(
                 "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'archived_at' "
                 "AND NOT attisdropped)", rel):
-            await conn.execute(f"ALTER TABLE {rel} ADD COLUMN archived_at timestamptz NOT NULL DEFAULT now()")
-        bounds = "FROM ({}) TO ({})".format(
-            "MINVALUE" if lo is None else f"'{lo.isoformat()}'", "MAXVALUE" if hi is None else f"'{hi.isoformat()}'")
+            await conn.execute("SELECT ls_archive_partition($1, $2, 'prepare')", table.name, name)
         low, high = lo or datetime.min.replace(tzinfo=UTC), hi or datetime.max.replace(tzinfo=UTC)
         overlapping = [p for p in await partitions(conn, table.archive) if not p.is_default
                        and (p.lower is None or p.lower < high) and (p.upper is None or low < p.upper)]
         cols = await _columns(conn, rel)
         if overlapping:
             await conn.execute(f"INSERT INTO {table.archive} ({cols}) SELECT {cols} FROM {rel} ON CONFLICT DO NOTHING")
-            await conn.execute(f"DROP TABLE {rel}")
+            await conn.execute("SELECT ls_archive_partition($1, $2, 'drop')", table.name, name)
             return int(rows)
         default = f"{ARCHIVE}.{_q(table.name + '_default')}"
         lo_sql = "true" if lo is None else f"{table.col} >= '{lo.isoformat()}'"
@@ -384,7 +395,7 @@ async def _attach_archived(conn: asyncpg.Connection, table: Retained, name: str,
         await conn.execute(
             f"WITH moved AS (DELETE FROM {default} WHERE {lo_sql} AND {hi_sql} RETURNING {cols}) "
             f"INSERT INTO {rel} ({cols}) SELECT {cols} FROM moved ON CONFLICT DO NOTHING")
-        await conn.execute(f"ALTER TABLE {table.archive} ATTACH PARTITION {rel} FOR VALUES {bounds}")
+        await conn.execute("SELECT ls_archive_partition($1, $2, 'attach', $3, $4)", table.name, name, lo, hi)
         return int(await conn.fetchval(f"SELECT count(*) FROM {rel}"))
 
 
@@ -400,13 +411,8 @@ async def _detach_one(conn: asyncpg.Connection, log: _Log, table: Retained, poli
         archive_name = f"{part.name}_r{log.report.run_id}"  # a partition of that name was archived before
 
     async def dispose(c: asyncpg.Connection) -> None:
-        # catalog work only, under the locks the detach took
-        if policy.strategy == "drop":
-            await c.execute(f"DROP TABLE {rel}")
-        else:
-            if archive_name != part.name:
-                await c.execute(f"ALTER TABLE {rel} RENAME TO {_q(archive_name)}")
-            await c.execute(f"ALTER TABLE {_q(archive_name)} SET SCHEMA {ARCHIVE}")
+        # catalog work only, under the locks the detach took: DROP, or RENAME + SET SCHEMA archive
+        await c.execute("SELECT ls_dispose_partition($1, $2, $3)", part.name, policy.strategy, archive_name)
 
     seqs: list[int] = []
 
@@ -443,7 +449,7 @@ async def _detach_one(conn: asyncpg.Connection, log: _Log, table: Retained, poli
             try:
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL lock_timeout = '{int(options.lock_timeout_ms)}ms'")
-                    await conn.execute(f"ALTER TABLE {parent} DETACH PARTITION {rel}")
+                    await conn.execute("SELECT ls_detach_partition($1, $2)", table.name, part.name)
                     await dispose(conn)
                     await record(conn, attempt_no)
             except BaseException:
@@ -469,7 +475,7 @@ async def _finalize(conn: asyncpg.Connection, log: _Log, table: Retained, part: 
     t0 = time.monotonic()
     await conn.execute(f"SET statement_timeout = '{CONCURRENT_TIMEOUT_S}s'")
     try:
-        await conn.execute(f"ALTER TABLE {_q(table.name)} DETACH PARTITION {_q(part.name)} FINALIZE")
+        await conn.execute("SELECT ls_detach_partition($1, $2, true)", table.name, part.name)
     finally:
         await conn.execute("RESET statement_timeout")
     await log.add(Action(table.name, "finalize_detach", "done", part.name, part.lower, part.upper,
@@ -481,15 +487,14 @@ async def _dispose_detached(conn: asyncpg.Connection, log: _Log, table: Retained
     """A partition finalized out of the table: dropped, or moved to the archive (its bounds known)."""
     rows = int(await conn.fetchval(f"SELECT count(*) FROM {_q(part.name)}"))
     if policy.strategy == "drop":
-        await conn.execute(f"DROP TABLE {_q(part.name)}")
+        await conn.execute("SELECT ls_dispose_partition($1, 'drop')", part.name)
         await log.add(Action(table.name, "drop_partition", "done", part.name, part.lower, part.upper, rows=rows))
         return
     name = part.name
     if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{ARCHIVE}.{_q(part.name)}"):
         name = f"{part.name}_r{log.report.run_id}"
-        await conn.execute(f"ALTER TABLE {_q(part.name)} RENAME TO {_q(name)}")
     async with conn.transaction():
-        await conn.execute(f"ALTER TABLE {_q(name)} SET SCHEMA {ARCHIVE}")
+        await conn.execute("SELECT ls_dispose_partition($1, 'archive', $2)", part.name, name)
         seq = await log.add(Action(table.name, "archive_partition", "pending", name, part.lower, part.upper, rows=rows))
     stored = await _attach_archived(conn, table, name, part.lower, part.upper)
     await log.update(seq, status="done", rows=stored)
@@ -541,7 +546,7 @@ async def _rows(conn: asyncpg.Connection, log: _Log, table: Retained, policy: Po
                              seconds=time.monotonic() - t0))
     if total and total >= options.analyze_min_rows:
         t1 = time.monotonic()
-        await conn.execute(f"ANALYZE {_q(source)}")
+        await conn.execute("SELECT ls_analyze($1)", source)
         await log.add(Action(table.name, "analyze", "done", source, seconds=time.monotonic() - t1,
                              detail=f"after {total} rows changed"))
 
@@ -559,7 +564,8 @@ async def retain(conn: asyncpg.Connection, log: _Log, table: Retained, policy: P
                 await _finalize(conn, log, table, part)
                 await _dispose_detached(conn, log, table, policy, part)
         live = [p for p in parts if not p.pending_detach]
-        concurrently = not await has_default(conn, table)
+        # CONCURRENTLY cannot run in the owner's function: only a session of the owner uses it
+        concurrently = not await has_default(conn, table) and await owns(conn, table.name)
         for part in expired(live, policy.cutoff):
             if dry_run:
                 rows = int(await conn.fetchval(f"SELECT count(*) FROM {_q(part.name)}"))

@@ -33,6 +33,12 @@ class TableSpec:
         return self.columns.index(self.time_column)
 
     @property
+    def workspace_index(self) -> int:
+        """Position of workspace_id in a row. A row's key is (time, id, workspace_id) (migration 0025):
+        an event id repeated in another workspace is that workspace's event, not a duplicate."""
+        return self.columns.index("workspace_id")
+
+    @property
     def staging(self) -> str:
         return f"_stage_{self.name}"
 
@@ -54,7 +60,7 @@ class TableSpec:
             # in key order: two batches holding some of the same keys (a producer's repeat, a
             # redelivery) take the unique index's locks in the same order, so one waits for the
             # other instead of both deadlocking
-            f'ORDER BY "{self.time_column}", id ON CONFLICT DO NOTHING'
+            f'ORDER BY "{self.time_column}", id, workspace_id ON CONFLICT DO NOTHING'
         )
 
 

@@ -3,12 +3,18 @@
 A person or dashboard reading the database directly logs in as a role of its own, a member of
 learnstream_member, mapped to workspaces by workspace_members; the tables' policies decide by that
 mapping of current_user. Roles are named by the operator and checked here (a plain lower-case
-identifier, not a project or system role), and every statement quotes them with format('%I').
+identifier, not a project or system role); they are made, changed and dropped by the database's
+access_grant / access_revoke (migration 0023: SECURITY DEFINER, for learnstream_access_admin), which
+check again, quote with format('%I'), and receive a password only as its SCRAM verifier.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -97,75 +103,70 @@ class Granted:
     created_role: bool
 
 
-async def _role(conn: asyncpg.Connection, name: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT rolname, rolcanlogin, pg_has_role(oid, $2, 'MEMBER') AS member, rolsuper, rolbypassrls "
-        "FROM pg_roles WHERE rolname = $1",
-        name, MEMBER_GROUP,
-    )
+#: PostgreSQL's own choice for the verifiers it computes (scram_iterations)
+SCRAM_ITERATIONS = 4096
+
+
+def scram_sha256_verifier(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677, as its own
+    pg_be_scram_build_secret): 'SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>', base64.
+    Sent instead of the password, which so never leaves this process. (PostgreSQL normalizes a
+    password with SASLprep first; for ASCII passwords, the only kind this project generates, that
+    changes nothing.)"""
+    salt = secrets.token_bytes(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _refused(exc: asyncpg.PostgresError) -> AccessError:
+    if str(exc).startswith("permission denied for function access_"):
+        return AccessError(f"{exc}: the login needs learnstream_access_admin "
+                           "(GRANT learnstream_access_admin TO <login>, as the schema's owner)")
+    return AccessError(str(exc))
+
+
+# the refusals of the access_* functions (migration 0023): their messages are for the operator
+_REFUSALS = (asyncpg.InsufficientPrivilegeError, asyncpg.InvalidParameterValueError, asyncpg.NoDataFoundError)
 
 
 async def grant_access(conn: asyncpg.Connection, role_name: str, workspace_id: UUID, role: str,
                        password: str | None) -> Granted:
     """Map `role_name` to a workspace with a workspace role, creating the login role (with
-    `password`) when it does not exist. An existing role must already be a member role."""
+    `password`) when it does not exist. An existing role must already be a member role. Done by
+    the database's access_grant (migration 0023), which gets the password's SCRAM verifier only;
+    the connection's role needs learnstream_access_admin, not CREATEROLE."""
     check_role_name(role_name)
     if role not in ROLES:
         raise AccessError(f"{role!r}: the workspace roles are {', '.join(ROLES)}")
-    async with conn.transaction():
-        if not await conn.fetchval("SELECT 1 FROM workspaces WHERE id = $1", workspace_id):
-            raise AccessError(f"no workspace {workspace_id} (`learnstream workspaces add` registers one)")
-        existing = await _role(conn, role_name)
-        created = existing is None
-        if created:
-            if password is None:
-                raise AccessError("a new role needs a password")
-            sql = await conn.fetchval(
-                "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE %I', $1::text, $2::text, $3::text)",
-                                      role_name, password, MEMBER_GROUP)
-            await conn.execute(sql)
-        else:
-            if not existing["member"] or existing["rolsuper"] or existing["rolbypassrls"]:
-                raise AccessError(f"role {role_name} exists and is not a workspace member role; choose another name")
-            if password is not None:
-                sql = await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
-                                          role_name, password)
-                await conn.execute(sql)
-        await conn.execute(
-            "INSERT INTO workspace_members (workspace_id, role_name, role) VALUES ($1, $2, $3) "
-            "ON CONFLICT (workspace_id, role_name) DO UPDATE SET role = EXCLUDED.role, granted_at = now(), "
-            "granted_by = current_user",
-            workspace_id, role_name, role,
-        )
+    verifier = None if password is None else scram_sha256_verifier(password)
+    try:
+        created = await conn.fetchval("SELECT access_grant($1, $2, $3::workspace_role, $4)",
+                                      role_name, workspace_id, role, verifier)
+    except _REFUSALS as exc:
+        raise _refused(exc) from None
     return Granted(role_name, workspace_id, role, created)
 
 
 async def revoke_access(conn: asyncpg.Connection, role_name: str, workspace_id: UUID | None,
                         drop_role: bool = True) -> tuple[int, bool]:
     """Remove `role_name`'s membership of a workspace (all of them with None); drop the login role
-    when it has no membership left here. Returns (memberships removed, role dropped)."""
+    when it has no membership left here. Returns (memberships removed, role dropped). A role that
+    is not a plain member login (a superuser, a service role, ...) is refused (access_revoke)."""
     check_role_name(role_name)
-    async with conn.transaction():
-        status = await conn.execute(
-            "DELETE FROM workspace_members WHERE role_name = $1 AND ($2::uuid IS NULL OR workspace_id = $2)",
-            role_name, workspace_id,
-        )
-        removed = int(status.rsplit(" ", 1)[1])
-        existing = await _role(conn, role_name)
-        left = await conn.fetchval("SELECT count(*) FROM workspace_members WHERE role_name = $1", role_name)
-        dropped = False
-        if drop_role and existing is not None and existing["member"] and not left:
-            await conn.execute(await conn.fetchval("SELECT format('DROP ROLE %I', $1::text)", role_name))
-            dropped = True
-    return removed, dropped
+    try:
+        row = await conn.fetchrow("SELECT removed, dropped FROM access_revoke($1, $2, $3)",
+                                  role_name, workspace_id, drop_role)
+    except _REFUSALS as exc:
+        raise _refused(exc) from None
+    return row["removed"], row["dropped"]
 
 
 async def list_access(conn: asyncpg.Connection, workspace_id: UUID | None = None) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT m.role_name, m.workspace_id, w.name AS workspace, m.role::text AS role, m.granted_by, m.granted_at, "
-        "       r.rolname IS NOT NULL AS role_exists "
-        "FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id "
-        "LEFT JOIN pg_roles r ON r.rolname = m.role_name "
-        "WHERE $1::uuid IS NULL OR m.workspace_id = $1 ORDER BY w.name, m.role_name",
-        workspace_id,
-    )
+    try:
+        return await conn.fetch("SELECT * FROM access_list($1)", workspace_id)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise _refused(exc) from None

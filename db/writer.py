@@ -133,15 +133,19 @@ class _PartitionGone(Exception):
     """The partition a direct batch was copied into is no longer attached (retention detached it)."""
 
 
-def _unique(spec: TableSpec, rows: list[tuple]) -> tuple[list[tuple], list[int]]:
-    """Rows without repeats of a (time, id) key, and the positions kept."""
+def _unique(spec: TableSpec | UpsertSpec, rows: list[tuple]) -> tuple[list[tuple], list[int]]:
+    """Rows without repeats of a (time, id, workspace) key, and the positions kept: the same id in
+    two workspaces is two events (migration 0025), never one workspace's duplicate of the other's."""
     ti = spec.time_index
+    wi = spec.workspace_index if isinstance(spec, TableSpec) else None  # an UpsertSpec's is in its record
     seen: set = set()
     kept: list[tuple] = []
     positions: list[int] = []
     for pos, row in enumerate(rows):
         rid = row[0]
-        key = (row[ti], rid.int if type(rid) is UUID else rid)  # UUID.__hash__ is Python code; int's is C
+        ws = row[wi] if wi is not None else row[2].get("workspace_id")
+        # UUID.__hash__ is Python code; int's is C
+        key = (row[ti], rid.int if type(rid) is UUID else rid, ws.int if type(ws) is UUID else ws)
         if key not in seen:
             seen.add(key)
             kept.append(row)
@@ -160,11 +164,11 @@ async def _write_staged(conn: asyncpg.Connection, spec: TableSpec | UpsertSpec, 
             status = await conn.execute(spec.insert_sql())
             return int(status.rsplit(" ", 1)[1]), None
         # the rows new in the table (not a redelivery) are routed, in this transaction
-        stored = await conn.fetch(spec.insert_sql() + f' RETURNING "{spec.time_column}", id')
+        stored = await conn.fetch(spec.insert_sql() + f' RETURNING "{spec.time_column}", id, workspace_id')
         if stored:
-            new = {(r[0], r[1]) for r in stored}
-            ti = spec.time_index
-            report = await spec.route(conn, [row for row in rows if (row[ti], row[0]) in new])
+            new = {(r[0], r[1], r[2]) for r in stored}
+            ti, wi = spec.time_index, spec.workspace_index
+            report = await spec.route(conn, [row for row in rows if (row[ti], row[0], row[wi]) in new])
     return len(stored), report
 
 

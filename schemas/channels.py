@@ -6,18 +6,19 @@ A rule's `notification_channels` names channels of its workspace. A channel is o
 * `alertmanager`: POSTed to Alertmanager's v2 API (`<url>/api/v2/alerts`), so its routing,
   grouping, inhibition and silences apply;
 * `webhook`: the notification's JSON POSTed to `url`, signed with HMAC-SHA256 over the
-  timestamp and the body with the channel's `secret`;
+  timestamp, the delivery id and the body with the channel's `secret`;
 * `topic`: nothing more to do: every notification is on the `alert-notifications` topic already.
 
 The name `topic` is built in (every workspace has it, nothing to add). The secret is a
-`SecretStr`: its repr and str are masked, so a channel can be logged.
+`SecretStr`: its repr and str are masked, and so is the URL's userinfo and query in them (see
+`redact_url`), so a channel can be logged.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
@@ -72,13 +73,23 @@ class AlertChannel(BaseModel):
     def safe_url(self) -> str:
         return redact_url(self.url) if self.url else ""
 
+    def __repr_args__(self):
+        # repr and str show the URL masked too (it may carry a password or a token)
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "url" and value else value)
 
-_USERINFO = re.compile(r"^[^@]*@")
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 
 
 def redact_url(url: str) -> str:
-    """`url` without the user and password it may carry (for logs and listings)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=_USERINFO.sub("***@", parts.netloc)))
+    """`url` as members, logs and listings see it: the user and password it may carry become `***`,
+    and so does every query value (`?token=***&x=***`; a bare query part: `***`) and the
+    fragment. The same function as the database's mask_url (migration 0024), character for character."""
+    masked = _USERINFO.sub(r"\1***@", url, count=1)
+    without_fragment, hash_sign, _fragment = masked.partition("#")
+    base, question, query = without_fragment.partition("?")
+    if question:
+        parts = [p.split("=", 1)[0] + "=***" if "=" in p else ("***" if p else "") for p in query.split("&")]
+        base += "?" + "&".join(parts)
+    return base + ("#***" if hash_sign else "")

@@ -82,23 +82,37 @@ def register() -> click.Group:
 
 
 @cli.command("migrate")
-@click.option("--database-url", envvar="LEARNSTREAM_DATABASE_URL", help="PostgreSQL DSN [env LEARNSTREAM_DATABASE_URL]")
+@click.option("--database-url", help="PostgreSQL DSN of the schema owner [default: LEARNSTREAM_ADMIN_DATABASE_URL, "
+              "else LEARNSTREAM_DATABASE_URL]")
 @expected_failures
 def migrate_cmd(database_url: str | None) -> None:
     """Apply pending SQL migrations (db/migrations) and make the current partitions.
 
-    Each migration runs in its own transaction and is recorded in schema_migrations; re-running
-    is a no-op, and an applied migration that was edited since is refused.
+    Runs as the schema owner (LEARNSTREAM_ADMIN_DATABASE_URL; `learnstream services up` writes it),
+    never as the workers' login. Each migration runs in its own transaction and is recorded in
+    schema_migrations; re-running is a no-op, and an applied migration that was edited since is refused.
     """
-    settings = load_settings(database_url=database_url)
+    import asyncpg
+
+    from streams.config import admin_dsn
+
+    settings = load_settings()
+    dsn = database_url or admin_dsn(settings)
 
     async def run() -> None:
         from db.partitions import ensure_partitions
 
-        conn = await connect(settings.database_url)
+        conn = await connect(dsn)
         try:
             applied = await migrate(conn)
             created = await ensure_partitions(conn)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            from streams.cli_support import fail
+
+            who = await conn.fetchval("SELECT current_user")
+            fail(f"migrate needs the schema owner, but it runs as {who!r}: {exc}. Set "
+                 "LEARNSTREAM_ADMIN_DATABASE_URL (or --database-url) to the owner's DSN "
+                 "(`learnstream services up` writes it to .learnstream/services.env)")
         finally:
             await conn.close()
         for m in applied:

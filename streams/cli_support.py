@@ -61,13 +61,16 @@ def expected_failures(fn):
     return wrapper
 
 
-def run_on_database(go: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def run_on_database(go: Callable[[asyncpg.Connection], Awaitable[T]], *, admin: bool = False) -> T:
     """Run `go(conn)` on one connection to the configured database (LEARNSTREAM_DATABASE_URL or the
-    services' env file), closed afterwards."""
+    services' env file), closed afterwards. `admin`: as the schema owner (operators' commands that
+    manage roles: LEARNSTREAM_ADMIN_DATABASE_URL, else LEARNSTREAM_DATABASE_URL)."""
     from db.pool import connect
+    from streams.config import admin_dsn
 
     async def wrapped() -> T:
-        conn = await connect(load_settings().database_url)
+        settings = load_settings()
+        conn = await connect(admin_dsn(settings) if admin else settings.database_url)
         try:
             return await go(conn)
         finally:

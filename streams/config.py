@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, SecretStr, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".learnstream")
@@ -51,8 +51,14 @@ class Settings(BaseSettings):
         "settings (`learnstream services up` writes one per principal: LEARNSTREAM_KCAT_<PRINCIPAL>_CONFIG)"
     )
     database_url: str = Field(
-        "postgresql://learnstream:learnstream@127.0.0.1:5432/learnstream",
-        description="PostgreSQL DSN",
+        "postgresql://learnstream_worker@127.0.0.1:5432/learnstream",
+        description="PostgreSQL DSN of the workers' login (a member of learnstream_service that owns nothing; "
+        "`learnstream services up` writes it with a generated password)",
+    )
+    admin_database_url: str | None = Field(
+        None,
+        description="PostgreSQL DSN of the schema owner (learnstream_owner): `learnstream migrate` and the operators' "
+        "commands that need ownership use it, never a worker; unset: database_url",
     )
 
     app_id: str = Field(
@@ -184,6 +190,13 @@ class Settings(BaseSettings):
         None, description="an Alertmanager every workspace can name as channel `alertmanager` without adding it "
         "(a workspace's own channel of that name wins), e.g. http://alertmanager:9093",
     )
+    outbound_allow: str = Field(
+        "", description="addresses and hosts alert deliveries may reach although they are not public (loopback, "
+        "link-local, private, CGNAT, ...: refused otherwise, when a channel is added and on every connection), "
+        "comma-separated: a network or address (10.0.0.0/8, 127.0.0.1: any port), an address and port "
+        "(127.0.0.1:9093, [::1]:9093), a host name as written in channel URLs, with or without a port "
+        "(alertmanager:9093). LEARNSTREAM_ALERTMANAGER_URL is trusted as configured and needs no entry",
+    )
     alertmanager_resend_s: float = Field(
         60.0, gt=0, description="the alerts still open are re-posted to their Alertmanager this often, with endsAt "
         "4 times this ahead (Prometheus' convention: an alert nobody re-posts expires there)",
@@ -276,6 +289,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".learnstream/faust"), description="Faust's local data dir")
     log_level: str = Field("info", description="log level of the worker (debug, info, warning, error)")
 
+    @field_validator("outbound_allow")
+    @classmethod
+    def _outbound_allow_parses(cls, v: str) -> str:
+        from streams.outbound import OutboundPolicy
+
+        OutboundPolicy(v)  # a ValueError names the entry it cannot read
+        return v
+
     @model_validator(mode="after")
     def _own_window_input(self) -> Settings:
         # internal topics belong to their app: the window stage's input is named after the app id
@@ -293,6 +314,11 @@ class Settings(BaseSettings):
             "content_item": self.content_topic,
             "account_snapshot": self.accounts_topic,
         }
+
+
+def admin_dsn(settings: Settings) -> str:
+    """The DSN for migrations and operators' commands: admin_database_url, else database_url."""
+    return settings.admin_database_url or settings.database_url
 
 
 def load_settings(**overrides) -> Settings:

@@ -29,7 +29,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Connections and identity": (
         "kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
         "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "kafka_config_file",
-        "database_url", "app_id",
+        "database_url", "admin_database_url", "app_id",
     ),
     "Topics": (
         "learning_topic", "performance_topic", "engagement_topic", "content_topic", "accounts_topic",
@@ -54,7 +54,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "alert_tick_s", "alert_max_age_s", "alert_instance_expiry_s", "alert_delivery_enabled", "delivery_retry_for_s",
         "delivery_retry_initial_s", "delivery_retry_max_s", "delivery_max_pending",
         "delivery_max_pending_per_channel", "delivery_lane_idle_s",
-        "delivery_config_refresh_s", "alertmanager_url", "alertmanager_resend_s", "alert_generator_url",
+        "delivery_config_refresh_s", "alertmanager_url", "outbound_allow", "alertmanager_resend_s", "alert_generator_url",
     ),
     "Domain routing": ("domain_routing", "domain_resume_interval_s", "domain_park_max_age_s"),
     "Jobs and reports": ("jobs_enabled", "jobs_check_interval_s", "reports_dir"),

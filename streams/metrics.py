@@ -171,6 +171,11 @@ ALERTS_SKIPPED_OLD = Counter(
     "alert_windows_skipped_old", "closed windows not evaluated by alert rules: older than alert_max_age_s",
     namespace=_NS,
 )
+ALERT_RULE_CHECKS = Counter(
+    "alert_rule_checks", "looks at the alert rules' change marker (after a NOTIFY, or every 2 s) by outcome: "
+    "reloaded (the rules changed, or the first load) or unchanged (e.g. a NOTIFY nobody's change sent)",
+    ["outcome"], namespace=_NS,
+)
 OPEN_PANES = Gauge("window_open_panes", "window panes held open on this worker", ["kind"], namespace=_NS)
 ALERT_NOTIFICATIONS = Counter(
     "alert_notifications", "alert notifications sent, by status", ["status"], namespace=_NS
@@ -192,6 +197,19 @@ ALERT_DELIVERIES = Counter(
 )
 ALERT_DELIVERY_RETRIES = Counter(
     "alert_delivery_retries", "failed delivery attempts that will be retried", ["channel_kind"], namespace=_NS,
+)
+ALERT_COMMANDS_REFUSED = Counter(
+    "alert_commands_refused", "alert commands (ack, mute, unmute) not applied, by reason (foreign_workspace: the "
+    "alert or rule named belongs to another workspace than the command's)", ["reason"], namespace=_NS,
+)
+ALERT_FORGED = Counter(
+    "alert_notifications_forged", "notifications on the notifications topic that match no notification the alert "
+    "engine recorded (alert_notifications): not delivered, dead-lettered as unknown_notification", namespace=_NS,
+)
+OUTBOUND_REFUSED = Counter(
+    "outbound_refused", "alert deliveries not attempted: the channel's host resolved to an address the outbound "
+    "policy refuses (reason: loopback, link_local, private, cgnat, unspecified, multicast, reserved, non_global; "
+    "LEARNSTREAM_OUTBOUND_ALLOW)", ["channel_kind", "reason"], namespace=_NS,
 )
 ALERT_UNDELIVERED = Counter(
     "alert_undelivered", "notifications dead-lettered to the undelivered topic, by reason", ["reason"],

@@ -3,6 +3,10 @@
 Services come from LEARNSTREAM_KAFKA_BOOTSTRAP + LEARNSTREAM_DATABASE_URL when both are set;
 otherwise `learnstream services up` starts (or reuses) the local Kafka and PostgreSQL once per
 session. Where a Docker engine exists, LEARNSTREAM_TEST_CONTAINERS=1 uses testcontainers instead.
+
+Two logins (issue #24): the owner's (LEARNSTREAM_ADMIN_DATABASE_URL) makes the template and the
+per-test databases (CREATEDB) and the tests' member roles (CREATEROLE); the workers' (the services'
+LEARNSTREAM_DATABASE_URL, pointed at the test's database) is what every worker a test starts uses.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from db.databases import clone_migrated_database, drop_database
+from db.databases import clone_migrated_database, drop_database, dsn_for
 from streams.kafka_auth import from_kcat_config
 from streams.topics import ensure_topics
-from tests.support import Stack, Worker, kafka_env, kafka_kwargs
+from tests.support import DATABASE_ENV, Stack, Worker, admin_dsn, kafka_env, kafka_kwargs
 
 
 def _containers() -> Iterator[dict[str, str]]:  # pragma: no cover - needs a Docker engine
@@ -80,12 +84,13 @@ async def _delete_topics(bootstrap: str, tag: str) -> None:
 @pytest.fixture
 async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     """A fresh migrated database and unique topic names for one test."""
-    base = services["LEARNSTREAM_DATABASE_URL"]
+    base = admin_dsn(services)
     configs = {p: services[f"LEARNSTREAM_KCAT_{p.upper()}_CONFIG"] for p in ("admin", "worker", "producer", "alerts")
                if services.get(f"LEARNSTREAM_KCAT_{p.upper()}_CONFIG")}
     st = Stack(bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], dsn="", kafka_configs=configs)
     dbname = f"t_{st.tag}"
     st.dsn = await clone_migrated_database(base, dbname)
+    st.worker_dsn = dsn_for(services[DATABASE_ENV], dbname)
     await ensure_topics(st.bootstrap, [*st.topics.values(), *st.domain_topics.values(), st.dlq], 4)
     await st.grant()
     try:

@@ -30,12 +30,27 @@ from streams.metrics import scrape
 ROOT = Path(__file__).resolve().parent.parent
 
 
+ADMIN_ENV = "LEARNSTREAM_ADMIN_DATABASE_URL"
+DATABASE_ENV = "LEARNSTREAM_DATABASE_URL"
+
+
+def admin_dsn(services: dict[str, str]) -> str:
+    """The owner's DSN of the session's services (it may create databases and roles): the
+    services' LEARNSTREAM_ADMIN_DATABASE_URL, else their only DSN."""
+    return services.get(ADMIN_ENV) or services[DATABASE_ENV]
+
+
 @dataclass
 class Stack:
-    """One test's isolated slice of the services: its own database, topics and consumer group."""
+    """One test's isolated slice of the services: its own database, topics and consumer group.
+
+    `dsn` logs in as the database's owner (the tests' own setup and checks, member roles made in a
+    transaction); `worker_dsn` as the workers' login (learnstream_worker: a member of
+    learnstream_service that owns nothing), which every worker a test starts uses."""
 
     bootstrap: str
     dsn: str
+    worker_dsn: str = ""
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     #: kcat config files of the local broker's principals (admin, worker, producer, alerts): the
     #: test and the CLI commands it runs are the operator (admin); its workers run as the worker
@@ -98,7 +113,8 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
             LEARNSTREAM_KAFKA_BOOTSTRAP=self.bootstrap,
-            LEARNSTREAM_DATABASE_URL=self.dsn,
+            LEARNSTREAM_DATABASE_URL=self.worker_dsn or self.dsn,
+            LEARNSTREAM_ADMIN_DATABASE_URL=self.dsn,
             LEARNSTREAM_APP_ID=f"t{self.tag}",
             LEARNSTREAM_LEARNING_TOPIC=self.topics["learning_event"],
             LEARNSTREAM_PERFORMANCE_TOPIC=self.topics["performance_sample"],

@@ -29,6 +29,8 @@ def _line(r) -> str:
     who = r["actor"] + (f" as {r['acting_role']}" if r["acting_role"] else "")
     key = ",".join(f"{k}={_value(v)}" for k, v in r["row_key"].items())
     head = f"{r['at']:%Y-%m-%d %H:%M:%S}Z #{r['id']} {who} {r['operation']} {r['table_name']} ({key})"
+    if r["action"]:  # e.g. secret_rotated: the change of a secret, whose values are never recorded
+        head += f" {r['action']}"
     diff = changed(r["old_values"], r["new_values"])
     if r["operation"] == "UPDATE":
         body = "; ".join(f"{k}: {_value(a)} -> {_value(b)}" for k, (a, b) in diff.items())
@@ -49,7 +51,9 @@ def _line(r) -> str:
 @expected_failures
 def tail_cmd(limit: int, workspace_id: UUID | None, table: str | None, follow: bool, interval: float) -> None:
     """The latest configuration changes, oldest first: time, who (the login role, and the role it
-    acted as), operation, table, the row's key, and the values (an UPDATE shows old -> new)."""
+    acted as), operation, table, the row's key, what kind of change when it says (secret_rotated:
+    a channel's secret changed; secrets themselves are never recorded), and the values (an UPDATE
+    shows old -> new)."""
     from db.audit import tail
     from db.pool import connect
 

@@ -52,7 +52,10 @@ def access() -> None:
     """Database roles for people and dashboards that read the tables directly. Each sees only the
     workspaces it is a member of (row-level security on current_user): a viewer reads; an editor
     also edits alert rules and reports; an admin also manages members; an owner also renames its
-    workspace and names other owners."""
+    workspace and names other owners. The database does the work (access_grant/access_revoke,
+    migration 0023): the login running these needs learnstream_access_admin, not CREATEROLE, and
+    only plain member logins are ever made, changed or dropped (never a superuser or a service
+    role)."""
 
 
 @access.command("grant")
@@ -65,7 +68,8 @@ def access() -> None:
                    "password, printed once, and an existing role keeps its own")
 @expected_failures
 def grant_cmd(role_name: str, workspace_id: UUID, workspace_role: str, password_stdin: bool) -> None:
-    """Let login ROLE read workspace --workspace (creating the role when it does not exist)."""
+    """Let login ROLE read workspace --workspace (creating the role when it does not exist). The
+    password goes to the server only as its SCRAM-SHA-256 verifier, computed here."""
     from db.workspaces import grant_access
 
     password = None
@@ -80,7 +84,7 @@ def grant_cmd(role_name: str, workspace_id: UUID, workspace_role: str, password_
             generated = secrets.token_urlsafe(18)
         return await grant_access(conn, role_name, workspace_id, workspace_role, password or generated), generated
 
-    granted, generated = run_on_database(go)
+    granted, generated = run_on_database(go, admin=True)
     click.echo(f"{'created role' if granted.created_role else 'role'} {granted.role_name}: {granted.role} of workspace "
                f"{granted.workspace_id}")
     if generated:  # the only password this command prints: one it made
@@ -101,10 +105,12 @@ def _dsn_for(role_name: str) -> str:
 @click.option("--keep-role", is_flag=True, help="keep the login role even when it has no membership left")
 @expected_failures
 def revoke_cmd(role_name: str, workspace_id: UUID | None, keep_role: bool) -> None:
-    """Remove ROLE's membership; the role is dropped when it has none left in this database."""
+    """Remove ROLE's membership; the role is dropped when it has none left in this database. A role
+    that is not a plain member login (a superuser, a service role, an operator's) is refused."""
     from db.workspaces import revoke_access
 
-    removed, dropped = run_on_database(lambda conn: revoke_access(conn, role_name, workspace_id, not keep_role))
+    removed, dropped = run_on_database(lambda conn: revoke_access(conn, role_name, workspace_id, not keep_role),
+                                       admin=True)
     click.echo(f"removed {removed} membership{'s' if removed != 1 else ''} of {role_name}"
                + ("; dropped the role" if dropped else ""))
     if not removed:

@@ -76,6 +76,17 @@ def add(name: str, workspace: UUID, kind: str, url: str | None, secret_file: str
             fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
         return ch, await put_channel(conn, ch, by)
 
+    if url and kind != "topic" and url.lower().startswith(("http://", "https://")):
+        from streams.config import load_settings
+        from streams.outbound import OutboundPolicy, check_url
+
+        settings = load_settings()
+        # the operator's own Alertmanager (LEARNSTREAM_ALERTMANAGER_URL) is trusted as configured, for
+        # an alertmanager channel at exactly that URL (as the workers do), and for nothing else there
+        trusted = kind == "alertmanager" and url == settings.alertmanager_url
+        refused = None if trusted else check_url(OutboundPolicy(settings.outbound_allow), url)
+        if refused is not None:  # the workers would refuse it at every delivery (refused_target)
+            fail(f"channel {name} refused: {refused.text} (the workers' setting, which an operator sets)")
     ch, new = run_on_database(go)
     click.echo(f"{'added' if new else 'replaced'} {ch.kind} channel {ch.name} of workspace {workspace}"
                + (f" -> {ch.safe_url}" if ch.url else ""))

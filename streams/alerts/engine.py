@@ -86,8 +86,10 @@ class AlertEngine:
         self.rules: dict[UUID, AlertRule] = {}
         self.expire_after_s = expire_after_s
         self.instances: dict[str, Instance] = {}
-        self._mute_fp: dict[str, datetime] = {}
-        self._mute_rule: dict[UUID, datetime] = {}
+        #: mutes by (workspace, fingerprint) and (workspace, rule id): a mute applies only in the
+        #: workspace that issued it, whatever target it names
+        self._mute_fp: dict[tuple[UUID, str], datetime] = {}
+        self._mute_rule: dict[tuple[UUID, UUID], datetime] = {}
         for r in rules:
             self.rules[r.id] = r
         self._index()
@@ -154,29 +156,48 @@ class AlertEngine:
         return inst
 
     # -- mutes -------------------------------------------------------------------------------
-    def restore_mutes(self, mutes: Iterable[tuple[str, str, datetime]], now: datetime) -> None:
-        """Replace the mutes with `mutes`: (scope 'rule' or 'fingerprint', target: the rule's id or
-        the fingerprint, until); those ended by `now` are left out."""
+    def restore_mutes(self, mutes: Iterable[tuple[UUID, str, str, datetime]], now: datetime) -> None:
+        """Replace the mutes with `mutes`: (workspace, scope 'rule' or 'fingerprint', target: the
+        rule's id or the fingerprint, until); those ended by `now` are left out."""
         self._mute_fp, self._mute_rule = {}, {}
-        for scope, target, until in mutes:
+        for ws, scope, target, until in mutes:
             if now >= until:
                 continue
             if scope == "rule":
-                self._mute_rule[UUID(str(target))] = until
+                self._mute_rule[(ws, UUID(str(target)))] = until
             else:
-                self._mute_fp[target] = until
+                self._mute_fp[(ws, target)] = until
 
-    def mutes(self) -> list[tuple[str, str, datetime]]:
-        """The mutes held: (scope, target, until)."""
-        return ([("rule", str(r), t) for r, t in self._mute_rule.items()]
-                + [("fingerprint", f, t) for f, t in self._mute_fp.items()])
+    def mutes(self) -> list[tuple[UUID, str, str, datetime]]:
+        """The mutes held: (workspace, scope, target, until)."""
+        return ([(ws, "rule", str(r), t) for (ws, r), t in self._mute_rule.items()]
+                + [(ws, "fingerprint", f, t) for (ws, f), t in self._mute_fp.items()])
 
     def _muted(self, inst: Instance, now: datetime) -> bool:
+        rule = self.rules.get(inst.rule_id)
+        if rule is None:
+            return False
+        ws = rule.workspace_id
         until = max(
-            (t for t in (self._mute_fp.get(inst.fingerprint), self._mute_rule.get(inst.rule_id)) if t),
+            (t for t in (self._mute_fp.get((ws, inst.fingerprint)), self._mute_rule.get((ws, inst.rule_id))) if t),
             default=None,
         )
         return until is not None and now < until
+
+    def foreign(self, cmd: AlertCommand) -> bool:
+        """Does the command name an alert instance or a rule of another workspace than its own?
+        (Such a command is refused: a workspace acts on its own alerts only.) A target the
+        engine does not know is not foreign: a mute of it is kept for the command's workspace."""
+        if cmd.fingerprint:
+            inst = self.instances.get(cmd.fingerprint)
+            rule = self.rules.get(inst.rule_id) if inst else None
+            if rule is not None and rule.workspace_id != cmd.workspace_id:
+                return True
+        if cmd.rule_id is not None:
+            rule = self.rules.get(cmd.rule_id)
+            if rule is not None and rule.workspace_id != cmd.workspace_id:
+                return True
+        return False
 
     # -- sending -----------------------------------------------------------------------------
     def _emit(
@@ -294,7 +315,12 @@ class AlertEngine:
         return out
 
     def command(self, cmd: AlertCommand) -> list[AlertNotification]:
+        """Apply an ack, mute or unmute of the command's workspace (a command naming another
+        workspace's alert or rule changes nothing: see `foreign`)."""
         now = cmd.issued_at
+        if self.foreign(cmd):
+            return []
+        ws = cmd.workspace_id
         if cmd.command == "ack":
             inst = self.instances.get(cmd.fingerprint or "")
             rule = self.rules.get(inst.rule_id) if inst else None
@@ -304,16 +330,16 @@ class AlertEngine:
             return self._emit(rule, inst, "acknowledged", inst.last_value, now, force=True)
         if cmd.command == "unmute":
             if cmd.fingerprint:
-                self._mute_fp.pop(cmd.fingerprint, None)
+                self._mute_fp.pop((ws, cmd.fingerprint), None)
             else:
-                self._mute_rule.pop(cmd.rule_id, None)
+                self._mute_rule.pop((ws, cmd.rule_id), None)
             return self.tick(now)
         # mute: announce it for the instances that are notifying now
         if cmd.fingerprint:
-            self._mute_fp[cmd.fingerprint] = cmd.until
+            self._mute_fp[(ws, cmd.fingerprint)] = cmd.until
             targets = [self.instances[cmd.fingerprint]] if cmd.fingerprint in self.instances else []
         else:
-            self._mute_rule[cmd.rule_id] = cmd.until
+            self._mute_rule[(ws, cmd.rule_id)] = cmd.until
             targets = [i for i in self.instances.values() if i.rule_id == cmd.rule_id]
         out = []
         for inst in targets:

@@ -1,5 +1,5 @@
 """The alert engine inside a worker (issue #4): rules from PostgreSQL, loaded at start and reloaded
-on LISTEN/NOTIFY without restart; closed windows in, notifications out to the
+on a change (LISTEN/NOTIFY as a hint, a change marker as the proof) without restart; closed windows in, notifications out to the
 `alert-notifications` topic and alert_notifications rows; the wall-clock tick; instances taken up
 from the notifications table, and mutes from alert_mutes (written here as mute commands are
 applied), after a restart or a rebalance.
@@ -30,10 +30,11 @@ from db.alerts import (
     StoredMute,
     delete_mute,
     load_mutes,
-    load_rules_checked,
+    load_rules_versioned,
     mark_published,
     open_alerts,
     record_notifications,
+    rules_version,
     save_mute,
     unpublished,
 )
@@ -46,6 +47,12 @@ from streams.config_rows import report_invalid
 from streams.retry import Backoff, PermanentFailure, Retrier
 
 log = logging.getLogger("learnstream.alerts")
+
+#: a worker reloads its rules at most this often (a member who may edit rules cannot make it reload
+#: faster by editing them in a loop)
+RULES_RELOAD_MIN_INTERVAL_S = 1.0
+#: and checks the rules' change marker this often without a notification (one missed is not lost)
+RULES_CHECK_INTERVAL_S = 2.0
 
 #: publish one notification: (key, value) -> awaitable that completes when the broker has it
 Publish = Callable[[bytes, bytes], Awaitable[Any]]
@@ -76,15 +83,20 @@ class AlertRuntime:
         self._retrying = Retrier(*retry)
         self.rules_loaded = asyncio.Event()
         self._reload = asyncio.Event()
+        #: how many times follow_rules (re)loaded the rules
+        self.rule_reloads = 0
         self._lock = asyncio.Lock()  # engine calls and their publishing, in order
         self.taken_up = asyncio.Event()
         self._taking_up: asyncio.Task | None = None
 
     # -- rules -------------------------------------------------------------------------------
     async def follow_rules(self) -> None:
-        """Load the rules, then reload them whenever performance_alerts changes (NOTIFY). Runs
-        for the worker's life; a lost connection is re-made and the rules reloaded (a change
-        made meanwhile is not missed)."""
+        """Load the rules, then reload them whenever performance_alerts changed. A NOTIFY on
+        RULES_CHANNEL is only a hint (anyone may send one): it makes the worker read the change
+        marker (rules_version, written by the table's trigger alone), and the rules are reloaded
+        only when that moved, at most once per RULES_RELOAD_MIN_INTERVAL_S; the marker is also read
+        every RULES_CHECK_INTERVAL_S. Runs for the worker's life; a lost connection is re-made and
+        the rules reloaded (a change made meanwhile is not missed)."""
         backoff = Backoff(*self._retry)
         while True:
             conn = None
@@ -92,16 +104,27 @@ class AlertRuntime:
                 conn = await connect(self._dsn)
                 await conn.add_listener(RULES_CHANNEL, lambda *_: self._reload.set())
                 backoff.attempt = 0
-                self._reload.set()
+                loaded = None  # the marker the rules in the engine were read with
+                last_reload = float("-inf")
                 while not conn.is_closed():
-                    try:
-                        await asyncio.wait_for(self._reload.wait(), 2.0)
-                    except TimeoutError:
-                        await conn.execute("SELECT 1")  # notices a dead connection
-                        continue
-                    await asyncio.sleep(0.05)  # one reload for a burst of changes
+                    if loaded is not None:
+                        try:
+                            await asyncio.wait_for(self._reload.wait(), RULES_CHECK_INTERVAL_S)
+                        except TimeoutError:
+                            pass
+                        await asyncio.sleep(0.05)  # one check for a burst of notifications
+                        self._reload.clear()
+                        if await rules_version(conn) == loaded:
+                            metrics.ALERT_RULE_CHECKS.labels("unchanged").inc()
+                            continue
+                        wait = last_reload + RULES_RELOAD_MIN_INTERVAL_S - time.monotonic()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
                     self._reload.clear()
-                    rules, invalid = await load_rules_checked(conn)
+                    loaded, rules, invalid = await load_rules_versioned(conn)
+                    last_reload = time.monotonic()
+                    self.rule_reloads += 1
+                    metrics.ALERT_RULE_CHECKS.labels("reloaded").inc()
                     report_invalid("performance_alerts", invalid)
                     async with self._lock:
                         notes = self.engine.set_rules(rules, datetime.now(UTC))
@@ -139,7 +162,8 @@ class AlertRuntime:
             now = datetime.now(UTC)
             self.engine.forget(owns)
             self.engine.restore(n for n in last if owns(n.workspace_id))
-            self.engine.restore_mutes(((m.scope, m.target, m.muted_until) for m in mutes if owns(m.workspace_id)), now)
+            self.engine.restore_mutes(((m.workspace_id, m.scope, m.target, m.muted_until) for m in mutes
+                                      if owns(m.workspace_id)), now)
             self._report()
             await self._publish_leftovers(pool, owns)
         self.taken_up.set()
@@ -199,6 +223,11 @@ class AlertRuntime:
         next owner of the workspace keeps it, an unmute deletes it."""
         await self.taken_up.wait()
         async with self._lock:
+            if self.engine.foreign(cmd):  # another workspace's alert or rule: nothing changes, nothing stored
+                metrics.ALERT_COMMANDS_REFUSED.labels("foreign_workspace").inc()
+                log.warning("alert %s of workspace %s refused: it names an alert or rule of another workspace",
+                            cmd.command, cmd.workspace_id)
+                return
             notes = self.engine.command(cmd)
             if cmd.command in ("mute", "unmute"):
                 await self._store_mute(cmd)

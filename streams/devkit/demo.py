@@ -21,7 +21,7 @@ from db.partitions import ensure_partitions, partition_counts
 from db.pool import connect
 from db.tables import TABLES
 from schemas.events import MAX_EVENTS_PER_MESSAGE
-from streams.config import Settings, load_settings, state_dir
+from streams.config import Settings, admin_dsn, load_settings, state_dir
 from streams.devkit.bench.alerts import AlertLatency
 from streams.devkit.services import principal_auth
 from streams.devkit.synthetic import Generator, Workload
@@ -35,23 +35,34 @@ DEMO_WINDOWS = {"window_tumbling_s": 2.0, "window_hopping_s": 6.0, "window_hop_s
                 "window_grace_s": 1.0, "window_idle_s": 2.0}
 
 
-def _start_worker(settings: Settings, port: int, log: Path) -> subprocess.Popen:
+def outbound_allow(am_port: int) -> dict[str, str]:
+    """The demo's own Alertmanager, on 127.0.0.1 (a loopback address the delivery refuses unless the
+    operator trusts it), for the worker and the CLI: named as the operator's Alertmanager
+    (LEARNSTREAM_ALERTMANAGER_URL), which an `alertmanager` channel at exactly that URL may reach,
+    and nothing else there (no entry in LEARNSTREAM_OUTBOUND_ALLOW: a tenant's webhook at that
+    address is still refused)."""
+    return {"LEARNSTREAM_ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}"}
+
+
+def _start_worker(settings: Settings, port: int, log: Path, am_port: int) -> subprocess.Popen:
     # the demo runs the jobs itself (step 9) to show each one's figures and time
     env = dict(os.environ, LEARNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
                LEARNSTREAM_DATABASE_URL=settings.database_url, LEARNSTREAM_METRICS_PORT=str(port),
-               LEARNSTREAM_JOBS_ENABLED="false",
+               LEARNSTREAM_JOBS_ENABLED="false", **outbound_allow(am_port),
                **{f"LEARNSTREAM_{k.upper()}": str(v) for k, v in DEMO_WINDOWS.items()})
     return spawn_worker(env, log)
 
 
 def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
-    from streams.devkit.services import choose_port, up
+    from streams.devkit.services import choose_port, free_port, up
 
     print("== learnstream demo ==")
     print("1. services (Kafka 4.x KRaft + PostgreSQL; started once, reused after)")
+    from streams.devkit.services.postgres import redact
+
     for k, v in up().items():
         os.environ[k] = v
-        print(f"   {k}={'***' if 'PASSWORD' in k else v}")
+        print(f"   {k}={redact(v)}")  # a DSN's password stays in .learnstream/services.env (0600)
     # the worker runs as the worker principal (services.env, this process's environment); the demo
     # publishes as the producer principal; its CLI commands and its alert step (which publishes and
     # reads notifications) run as the operator, admin
@@ -61,7 +72,7 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
     settings = load_settings(**DEMO_WINDOWS, **admin)
 
     async def prepare() -> None:
-        conn = await connect(settings.database_url)
+        conn = await connect(admin_dsn(settings))  # migrations: the schema owner
         try:
             applied = await migrate(conn)
             await ensure_partitions(conn)
@@ -74,16 +85,17 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
     asyncio.run(prepare())
 
     port = choose_port(settings.metrics_port)  # the usual one if free
+    am_port = free_port()  # step 7's Alertmanager: the worker is allowed to post to it
     log = state_dir() / "demo-worker.log"
     print(f"3. worker starting (log: {log})")
-    worker = _start_worker(settings, port, log)
+    worker = _start_worker(settings, port, log, am_port)
     try:
-        return _publish_and_report(settings, port, events_per_topic, seed)
+        return _publish_and_report(settings, port, events_per_topic, seed, am_port)
     finally:
         stop_worker(worker)
 
 
-def _publish_and_report(settings: Settings, port: int, events_per_topic: int, seed: int | None) -> int:
+def _publish_and_report(settings: Settings, port: int, events_per_topic: int, seed: int | None, am_port: int) -> int:
     seed = seed if seed is not None else random.randrange(1 << 30)
     # event times within the last second: a bulk replay spread wider than the grace period would
     # be mostly late (see step 6, where 50 events a minute old are sent late on purpose)
@@ -163,7 +175,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     total_events = sum(sent_events.values())
     print(f"end to end: {total_events} events consumed, validated and stored in {elapsed:.1f}s "
           f"(publish included) = {total_events / elapsed:,.0f} events/s")
-    ok = _windows_and_alerts(settings, port, seed) and ok
+    ok = _windows_and_alerts(settings, port, seed, am_port) and ok
     ok = _domain(settings, port, seed) and ok
     ok = _jobs(settings) and ok
     ok = _report(settings) and ok
@@ -177,7 +189,7 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
     return 0 if ok else 1
 
 
-def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
+def _windows_and_alerts(settings: Settings, port: int, seed: int, am_port: int) -> bool:
     print(f"\n6. windows: tumbling {settings.window_tumbling_s:g} s, hopping {settings.window_hopping_s:g} s "
           f"every {settings.window_hop_step_s:g} s, grace {settings.window_grace_s:g} s; a partition quiet for "
           f"{settings.window_idle_s:g} s closes its windows on wall-clock time")
@@ -216,7 +228,8 @@ def _windows_and_alerts(settings: Settings, port: int, seed: int) -> bool:
     print(f"   windows closed: {int(total(m, 'learnstream_windows_closed_total'))}; late events set aside to "
           f"{settings.late_events_topic}: {late} (the 50 samples a minute old, sent on purpose); windows they "
           f"reached, recomputed from the stored rows so far: {int(total(m, 'learnstream_windows_recomputed_total'))}")
-    return show_alerts(settings, port, cli_env=_cli_env(settings), am_dir=state_dir() / "alertmanager").good
+    return show_alerts(settings, port, cli_env=dict(_cli_env(settings), **outbound_allow(am_port)),
+                       am_dir=state_dir() / "alertmanager", am_port=am_port).good
 
 
 #: the local Alertmanager's configuration: every alert kept and shown by its API, notifications to nobody
@@ -280,10 +293,13 @@ def _learnstream(args: list[str], env: dict[str, str], shown: AlertsShown) -> st
     return done.stdout
 
 
-def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_dir: Path) -> AlertsShown:
+def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_dir: Path,
+                am_port: int | None = None) -> AlertsShown:
     """Step 7: a local Alertmanager (if installed), a channel to it and a rule added with the CLI, live
     samples with spikes through the worker on `port`, then what Alertmanager held and what the worker
-    delivered. The rule and channel are removed (with the CLI) at the end; Alertmanager is stopped."""
+    delivered. The rule and channel are removed (with the CLI) at the end; Alertmanager is stopped.
+    Alertmanager listens on `am_port` (None: a free one), which the worker and `cli_env` must allow
+    (LEARNSTREAM_ALERTMANAGER_URL, see `outbound_allow`)."""
     from schemas.alerts import AlertNotification
     from streams.alerts.cli import format_line
     from streams.devkit.bench.alerts import measure
@@ -302,7 +318,7 @@ def show_alerts(settings: Settings, port: int, *, cli_env: dict[str, str], am_di
         am_dir.mkdir(parents=True, exist_ok=True)
         config = am_dir / "alertmanager.yml"
         config.write_text(ALERTMANAGER_CONFIG)
-        am = start_alertmanager(config, None, am_dir)
+        am = start_alertmanager(config, am_port, am_dir)
         shown.alertmanager_url = am.url
         print(f"   Alertmanager started on {am.url} (config {config}, log {am.log_file})")
     w = str(uuid.uuid4())
@@ -619,7 +635,7 @@ def _tenants(settings: Settings) -> bool:
     print("\n11. tenants, access and retention (`learnstream workspaces|access|audit|maintenance`):")
 
     async def go() -> bool:
-        conn = await connect(settings.database_url)
+        conn = await connect(admin_dsn(settings))  # `access grant` is the operators': the schema owner's login
         try:
             spaces = await list_workspaces(conn)
             by = {}
@@ -644,14 +660,14 @@ def _tenants(settings: Settings) -> bool:
                 still = await viewer.fetchval("SELECT count(DISTINCT workspace_id) FROM learning_events")
                 denied = ""
                 try:
-                    await viewer.execute("SET ROLE learnstream")
+                    await viewer.execute("SET ROLE learnstream_owner")
                 except asyncpg.InsufficientPrivilegeError as exc:
                     denied = str(exc)
             finally:
                 await viewer.close()
             print(f"   login {DEMO_VIEWER} (viewer of {busiest}) reads {mine} of the {everyone} learning events; after "
                   f"SET learnstream.workspace_id to another workspace it still sees {still} workspace; "
-                  f"SET ROLE learnstream: {denied or 'ALLOWED (wrong)'}")
+                  f"SET ROLE learnstream_owner: {denied or 'ALLOWED (wrong)'}")
             for r in await tail(conn, 1, busiest, "workspace_members"):
                 print(f"   audit: {r['at']:%H:%M:%S}Z {r['actor']} {r['operation']} {r['table_name']} "
                       f"{dict(r['row_key'])} role={(r['new_values'] or {}).get('role')}")

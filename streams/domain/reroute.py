@@ -93,7 +93,8 @@ async def reroute(dsn: str, since: datetime, until: datetime | None = None, *, w
                         report = await route_learning_events(conn, rows, rerouting=True)
                         last = rows[-1]
                         after = await advance_run(conn, run["id"], last["timestamp"], last["id"], len(rows),
-                                                  report.routed, len(report.unrouted), sum(report.unknown.values()))
+                                                  report.routed, len(report.unrouted), sum(report.unknown.values()),
+                                                  last["workspace_id"])
                     else:
                         after = await finish_run(conn, run["id"])
                 # only now, committed: a failed COMMIT retries the batch from the position before it

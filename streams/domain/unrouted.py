@@ -52,12 +52,13 @@ class UnroutedNotices:
             metrics.UNROUTED.labels(self._label(event_type), "unknown_type").inc(n)
 
     async def announce(self, report: RouteReport, messages: Sequence[Message], origin_of: dict, at: datetime) -> None:
-        """Publish a notice per unrouted event; `origin_of`: (timestamp, event_id) -> index in `messages`."""
+        """Publish a notice per unrouted event; `origin_of`: (timestamp, workspace_id, event_id) -> index in
+        `messages` (an event id may repeat in another workspace: migration 0025)."""
         if not report.unrouted or self._publish is None:
             return
         notices = []
         for u in report.unrouted:
-            msg = messages[origin_of[(u.timestamp, u.event_id)]]
+            msg = messages[origin_of[(u.timestamp, u.workspace_id, u.event_id)]]
             notice = UnroutedEvent(
                 workspace_id=u.workspace_id, event_id=u.event_id, timestamp=u.timestamp, event_type=u.event_type,
                 reason=u.reason, errors=list(u.errors), source_topic=msg.topic, partition=msg.partition,

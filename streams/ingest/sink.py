@@ -193,8 +193,8 @@ class BatchSink:
             routing = result.routing
             if routing.unrouted or routing.unknown:
                 self._unrouted.count(routing)
-                ti0 = spec.time_index
-                origin_of = {(r[ti0], r[0]): i for r, i in zip(rows, origin)} if routing.unrouted else {}
+                ti0, wi0 = spec.time_index, spec.workspace_index
+                origin_of = {(r[ti0], r[wi0], r[0]): i for r, i in zip(rows, origin)} if routing.unrouted else {}
                 await self._unrouted.announce(routing, messages, origin_of, received_at)
             committed = time.time()
             metrics.observe_many(

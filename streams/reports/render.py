@@ -1,13 +1,16 @@
 """A report's rows as CSV, JSON or one self-contained HTML page (a table and an SVG bar chart of the
-first metric; no script, no external resource, every value escaped)."""
+first metric; no script, no external resource, every value escaped).
+
+A CSV cell holding text that a spreadsheet would read as a formula (it starts with `= + - @`, a tab
+or a carriage return: OWASP "CSV Injection") is written with a leading `'`, so a producer's
+`=HYPERLINK(…)` shows as text instead of running. Numbers are written as numbers (-5 stays -5)."""
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -42,13 +45,38 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+#: the first characters that make a spreadsheet evaluate a cell (OWASP CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(v: Any) -> str:
+    """A value as a CSV cell: text that could start a formula is prefixed with `'`; numbers stay numbers."""
+    text = _cell(v)
+    if isinstance(v, (int, float, Decimal)):
+        return text
+    # leading spaces too: LibreOffice's import may trim them ("trim spaces") and then evaluate
+    return "'" + text if text.lstrip(" ").startswith(FORMULA_START) else text
+
+
+def _csv_field(text: str) -> str:
+    """csv.QUOTE_MINIMAL, except that a carriage return is quoted too (the csv module leaves a lone
+    `\r` bare when the line terminator is `\n`, and a spreadsheet starts a new row at it, where
+    `abc\r=1+1` would put a formula at the start of a cell), and so is a `;`, the separator of
+    spreadsheets in locales whose decimal mark is a comma (`x;=1+1` would be two cells there)."""
+    if any(ch in text for ch in ',;"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_line(cells: list[str]) -> str:
+    fields = [_csv_field(c) for c in cells]
+    return (",".join(fields) if fields != [""] else '""') + "\n"  # a lone empty field is not a blank line
+
+
 def to_csv(r: Report) -> bytes:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(r.columns)
-    for row in r.rows:
-        w.writerow([_cell(v) for v in row])
-    return out.getvalue().encode()
+    lines = [_csv_line([_csv_cell(c) for c in r.columns])]
+    lines += [_csv_line([_csv_cell(v) for v in row]) for row in r.rows]
+    return "".join(lines).encode()
 
 
 def to_json(r: Report) -> bytes:

@@ -52,11 +52,30 @@ def output_path(root: Path, workspace: UUID, name: str, at: datetime, fmt: str) 
     return root / str(workspace) / slug / f"{slug}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}.{fmt}"
 
 
+def _private_dirs(path: Path) -> None:
+    """`path` and its missing parents, each made 0700 (a report holds a workspace's data)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+
+
 def _write(path: Path, body: bytes) -> None:
-    """Atomically: a reader sees the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically: a reader sees the whole file or none; 0600 from its creation, in 0700 directories."""
+    _private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(body)
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(body)
     os.replace(tmp, path)
 
 

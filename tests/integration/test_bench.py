@@ -8,13 +8,15 @@ import pytest
 
 from streams.config import Settings
 from streams.devkit.bench.runner import Bench, Plan, table, write_json
+from tests.support import admin_dsn
 
 pytestmark = pytest.mark.services
 
 
 async def test_bench_runs_limit_and_learnstream_and_reports_them(services, tmp_path):
     settings = Settings(
-        kafka_bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], database_url=services["LEARNSTREAM_DATABASE_URL"]
+        kafka_bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], database_url=services["LEARNSTREAM_DATABASE_URL"],
+        admin_database_url=services.get("LEARNSTREAM_ADMIN_DATABASE_URL"),
     )
     plan = Plan(events=4000, shapes=["arrays"], pipelines=["limit", "learnstream"],
                 mix={"learning_event": 0.5, "performance_sample": 0.5}, timeout_s=120,
@@ -47,7 +49,7 @@ async def test_the_jobs_bench_runs_every_job_on_the_demos_data(services, tmp_pat
     from streams.jobs.catalog import JOBS
 
     monkeypatch.setenv("LEARNSTREAM_REPORTS_DIR", str(tmp_path))  # the bench sets it; restored after the test
-    [r] = await run_jobs_bench(services["LEARNSTREAM_DATABASE_URL"], [1], 42, tmp_path / "reports")
+    [r] = await run_jobs_bench(admin_dsn(services), [1], 42, tmp_path / "reports")
     assert set(r.jobs) == set(JOBS)
     assert all(status == "succeeded" for status, _, _ in r.jobs.values()), r.jobs
     assert r.rows_loaded > 60_000

@@ -77,7 +77,8 @@ def test_worker_exits_nonzero_with_one_line_when_kafka_is_unreachable(stack):
 
 @pytest.mark.services
 def test_migrate_reports_a_refused_database_in_one_line(stack):
-    env = stack.env(LEARNSTREAM_DATABASE_URL=f"postgresql://nobody:x@127.0.0.1:{free_port()}/none")
+    nowhere = f"postgresql://nobody:x@127.0.0.1:{free_port()}/none"
+    env = stack.env(LEARNSTREAM_DATABASE_URL=nowhere, LEARNSTREAM_ADMIN_DATABASE_URL=nowhere)
     out = run("migrate", env=env)
     assert out.returncode == 2
     assert out.stderr.decode().startswith("learnstream: error:")

@@ -41,7 +41,8 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (15, "audit"), (16, "alert_rule_names"),
                                                                 (17, "alert_channels"), (18, "unrouted_events"),
                                                                 (19, "config_checks"), (20, "alert_state"),
-                                                                (21, "alert_delivery_backlog")]
+                                                                (21, "alert_delivery_backlog"), (22, "roles"), (23, "access"),
+                                                                (24, "channel_urls_masked"), (25, "ingest_keys_per_workspace")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)

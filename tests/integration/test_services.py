@@ -17,13 +17,14 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import services_env_file
-from streams.devkit.services import status, up
+from streams.devkit.services import postgres, status, up
 from tests.support import kafka_kwargs
 
 pytestmark = pytest.mark.services
 
 KAFKA = "LEARNSTREAM_KAFKA_BOOTSTRAP"
 DB = "LEARNSTREAM_DATABASE_URL"
+ADMIN = "LEARNSTREAM_ADMIN_DATABASE_URL"
 
 
 async def _kafka_topics(bootstrap: str) -> set[str]:
@@ -47,8 +48,13 @@ def test_up_is_idempotent_and_services_are_ready() -> None:
     external = bool(os.environ.get(KAFKA) and os.environ.get(DB))
 
     first = up()
-    assert {KAFKA, DB} <= set(first)
+    assert {KAFKA, DB} <= set(first) and not {k for k in set(first) - {ADMIN, KAFKA, DB}
+                                              if not k.startswith(("LEARNSTREAM_KAFKA_", "LEARNSTREAM_KCAT_"))}
     assert first[DB].startswith("postgresql://")
+    if not external:
+        assert set(first) == {KAFKA, DB, ADMIN}
+        assert first[DB].startswith("postgresql://learnstream_worker:")
+        assert first[ADMIN].startswith("postgresql://learnstream_owner:")
     before = status()
 
     started = time.monotonic()
@@ -70,8 +76,12 @@ def test_up_is_idempotent_and_services_are_ready() -> None:
         assert after[name]["state"] == "running", after
         assert after[name]["pid"] and after[name]["pid"] == before[name]["pid"], (before, after)
     assert after["kafka"]["bootstrap"] == first[KAFKA]
-    assert after["postgres"]["url"] == first[DB]
+    # shown without the passwords
+    assert after["postgres"]["url"] == postgres.redact(first[DB]) == first[DB].replace(
+        first[DB].split(":")[2].split("@")[0], "***")
+    assert after["postgres"]["admin_url"] == postgres.redact(first[ADMIN])
 
     env_lines = services_env_file().read_text().splitlines()
     assert f"{KAFKA}={first[KAFKA]}" in env_lines
     assert f"{DB}={first[DB]}" in env_lines
+    assert f"{ADMIN}={first[ADMIN]}" in env_lines

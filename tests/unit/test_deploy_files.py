@@ -27,7 +27,9 @@ ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "learnstream-dashboard.json"
 K8S = ROOT / "deploy" / "k8s"
 
-DSN_IN_COMPOSE = "postgresql://learnstream:learnstream@postgres:5432/learnstream"
+#: the env files deploy/compose/make-secrets.sh writes (no password in docker-compose.yml)
+OWNER_ENV_FILE = "deploy/compose/secrets/owner.env"
+WORKER_ENV_FILE = "deploy/compose/secrets/worker.env"
 METRICS_PORT = 9464
 WORKERS = {"worker-1": 9464, "worker-2": 9465}  # compose service -> host port of its metrics port
 
@@ -212,11 +214,27 @@ def test_compose_kafka_is_single_node_kraft(services):
     assert "/opt/kafka/bin/kafka-broker-api-versions.sh" in test and "9092" in test
 
 
-def test_compose_postgres_matches_the_dsn(compose, services):
+def test_compose_postgres_superuser_and_roles_come_from_secrets(compose, services):
     pg = services["postgres"]
     assert pg["image"] == "postgres:15"
     env = env_as_dict(pg["environment"])
-    assert (env["POSTGRES_DB"], env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]) == ("learnstream",) * 3
+    # the superuser is postgres, its password a secret; no learnstream process logs in as it
+    assert env["POSTGRES_USER"] == "postgres"
+    assert "POSTGRES_PASSWORD" not in env and env["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert pg["secrets"] == ["postgres_password", "learnstream_owner_password", "learnstream_worker_password"]
+    assert {name: s["file"] for name, s in compose["secrets"].items()} == {
+        name: f"deploy/compose/secrets/{name}" for name in pg["secrets"]}
+    assert "./deploy/postgres/init:/docker-entrypoint-initdb.d:ro" in pg["volumes"]
+    init = (ROOT / "deploy" / "postgres" / "init" / "10-learnstream-roles.sh").read_text()
+    for line in ("CREATE ROLE learnstream_owner LOGIN CREATEROLE NOCREATEDB NOSUPERUSER NOBYPASSRLS PASSWORD :'owner_password';",
+                 "CREATE ROLE learnstream_worker LOGIN NOCREATEROLE NOCREATEDB NOSUPERUSER NOBYPASSRLS "
+                 "PASSWORD :'worker_password';",
+                 "GRANT learnstream_service TO learnstream_worker;",
+                 "CREATE DATABASE learnstream OWNER learnstream_owner;"):
+        assert line in init.splitlines(), line
+    assert "/run/secrets/learnstream_owner_password" in init and "/run/secrets/learnstream_worker_password" in init
+    # no password literal anywhere in the compose file
+    assert "learnstream:learnstream@" not in COMPOSE.read_text()
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
     volume_names = {v.split(":", 1)[0] for v in pg["volumes"]}
     assert volume_names & set(compose.get("volumes") or {}), "postgres data must be on a named volume"
@@ -228,7 +246,7 @@ def test_compose_migrate_runs_once_after_postgres(services):
     assert m["command"] == ["migrate"]
     assert m["restart"] == "no"
     assert m["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert env_as_dict(m["environment"])["LEARNSTREAM_DATABASE_URL"] == DSN_IN_COMPOSE
+    assert m["env_file"] == OWNER_ENV_FILE and "environment" not in m
 
 
 @pytest.mark.parametrize("name", WORKERS)
@@ -243,10 +261,10 @@ def test_compose_worker_waits_for_kafka_and_migration(services, name):
     env = env_as_dict(w["environment"])
     assert env["LEARNSTREAM_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert (env["LEARNSTREAM_KAFKA_SECURITY_PROTOCOL"], env["LEARNSTREAM_KAFKA_SASL_USERNAME"]) == ("SASL_PLAINTEXT", "worker")
-    assert env["LEARNSTREAM_DATABASE_URL"] == DSN_IN_COMPOSE
+    assert w["env_file"] == WORKER_ENV_FILE and "LEARNSTREAM_DATABASE_URL" not in env
     assert env["LEARNSTREAM_METRICS_HOST"] == "0.0.0.0"
     assert env["LEARNSTREAM_METRICS_PORT"] == str(METRICS_PORT)
-    assert [str(p) for p in w["ports"]] == [f"{WORKERS[name]}:{METRICS_PORT}"]
+    assert [str(p) for p in w["ports"]] == [f"127.0.0.1:{WORKERS[name]}:{METRICS_PORT}"]
     # one consumer group: neither overrides the app id
     assert "LEARNSTREAM_APP_ID" not in env
     # healthy = ready: the check fails on a 503 of /readyz (urlopen raises)
@@ -264,7 +282,7 @@ def test_compose_two_workers_differ_only_in_their_host_port(services):
 
 
 def test_compose_env_names_are_real_settings(services):
-    for name in ("migrate", *WORKERS):
+    for name in WORKERS:
         assert learnstream_settings_known(env_as_dict(services[name]["environment"])) == [], name
 
 
@@ -277,7 +295,7 @@ def test_compose_prometheus_mounts_the_repo_config(services):
     assert mounts["./deploy/prometheus/alerts.yml"] == "/etc/prometheus/alerts.yml"
     for src in mounts:
         assert (ROOT / src).is_file(), src
-    assert "9090:9090" in [str(x) for x in p["ports"]]
+    assert "127.0.0.1:9090:9090" in [str(x) for x in p["ports"]]
 
 
 def test_compose_alertmanager_mounts_the_repo_config(services):
@@ -285,7 +303,7 @@ def test_compose_alertmanager_mounts_the_repo_config(services):
     assert a["image"].startswith("prom/alertmanager:")
     assert "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in a["volumes"]
     assert "--config.file=/etc/alertmanager/alertmanager.yml" in a["command"]
-    assert a["ports"] == ["9093:9093"]
+    assert a["ports"] == ["127.0.0.1:9093:9093"]
     assert "http://127.0.0.1:9093/-/ready" in a["healthcheck"]["test"]
 
 
@@ -445,10 +463,13 @@ def test_k8s_configmap_holds_valid_settings(k8s_docs):
     assert "LEARNSTREAM_DATABASE_URL" not in data, "the DSN belongs in the Secret"
 
 
-def _db_url_from_secret(container) -> None:
+def _db_url_from_secret(container, setting: str, secret: str) -> None:
+    """`setting` comes from Secret `secret`, and no other DSN is given to the container."""
     env = {e["name"]: e for e in container.get("env", [])}
-    ref = env["LEARNSTREAM_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
-    assert (ref["name"], ref["key"]) == ("learnstream-db", "url")
+    ref = env[setting]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == (secret, "url")
+    dsns = {"LEARNSTREAM_DATABASE_URL", "LEARNSTREAM_ADMIN_DATABASE_URL"}
+    assert dsns & set(env) == {setting}
 
 
 def test_k8s_worker_deployment(k8s_docs):
@@ -469,7 +490,7 @@ def test_k8s_worker_deployment(k8s_docs):
     assert pspec["terminationGracePeriodSeconds"] == 60
     (c,) = pspec["containers"]
     assert c.get("args", ["worker"]) == ["worker"]
-    _db_url_from_secret(c)
+    _db_url_from_secret(c, "LEARNSTREAM_DATABASE_URL", "learnstream-db-worker")
     assert [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e] == [cm_name]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports["metrics"] == METRICS_PORT
@@ -492,6 +513,6 @@ def test_k8s_migrate_job(k8s_docs):
     (c,) = pspec["containers"]
     assert c["args"] == ["migrate"]
     assert "command" not in c, "keep the image's ENTRYPOINT (learnstream)"
-    _db_url_from_secret(c)
+    _db_url_from_secret(c, "LEARNSTREAM_ADMIN_DATABASE_URL", "learnstream-db-owner")
     dep_image = _one(k8s_docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert c["image"] == dep_image, "migrate and worker must run the same image"

@@ -4,9 +4,13 @@ Alertmanager (`alertmanager_alerts`): one alert per notification, in the v2 API'
 (`POST /api/v2/alerts` takes a JSON list of them):
 
 * labels: `alertname` (the rule's name), `severity`, `workspace_id`, `rule_id`, `fingerprint`
-  (learnstream's alert instance id) and the series' labels (names made valid for Alertmanager:
-  characters other than letters, digits and `_` become `_`, a leading digit gets a `_`; a series
-  label whose name is one of those above is sent as `series_<name>`; empty values are left out);
+  (learnstream's alert instance id), `origin="tenant"` and the series' labels (names made valid
+  for Alertmanager: characters other than letters, digits and `_` become `_`, a leading digit gets
+  a `_`; a series label whose name is one of those above is sent as `series_<name>`; empty values
+  are left out). The reserved labels are set last, so nothing a workspace controls (a rule's series
+  labels) replaces them: every alert from a workspace's rule says `origin="tenant"`, which the
+  shared Alertmanager's inhibit rules exclude (deploy/alertmanager/alertmanager.yml: only alerts
+  with `origin="operator"`, which Prometheus adds, may inhibit; docs/security.md);
 * annotations: `summary` (the notification's message), `description`, `value`, `threshold`,
   `window_s`, `learnstream_status` (firing, nodata, acknowledged, muted or resolved), and
   `acknowledged_by` when there is one;
@@ -20,13 +24,15 @@ Webhook (`webhook_request`): the notification's JSON as the body, and headers
 
     Content-Type: application/json
     X-Learnstream-Timestamp: <unix seconds of this attempt>
-    X-Learnstream-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
     X-Learnstream-Delivery: <id of this notification, the same on every retry and redelivery>
+    X-Learnstream-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<delivery id>." + body)>
 
-A receiver recomputes the HMAC over the timestamp header, a dot and the raw body, compares it in
-constant time, and refuses a timestamp older than its tolerance (5 minutes is usual): a replayed
-request carries an old timestamp, and a new timestamp needs the secret (see `verify_signature`).
-Delivery is at least once: a receiver may dedupe by X-Learnstream-Delivery.
+The signed string is the timestamp header, a dot, the delivery header, a dot and the raw body
+(bytes; both headers are ASCII). A receiver recomputes the HMAC over them, compares it in constant
+time, and refuses a timestamp older than its tolerance (5 minutes is usual): a replayed request
+carries an old timestamp, and a new timestamp needs the secret (see `verify_signature`). The
+delivery id is signed too, so a receiver that dedupes by X-Learnstream-Delivery (delivery is at
+least once) cannot be made to drop a notification by a request whose id was swapped.
 """
 
 from __future__ import annotations
@@ -45,8 +51,10 @@ TIMESTAMP_HEADER = "X-Learnstream-Timestamp"
 DELIVERY_HEADER = "X-Learnstream-Delivery"
 USER_AGENT = "learnstream-alert-delivery/1"
 
-#: labels learnstream sets on every Alertmanager alert
-RESERVED_LABELS = ("alertname", "severity", "workspace_id", "rule_id", "fingerprint")
+#: labels learnstream sets on every Alertmanager alert (a series label of one of these names is renamed)
+RESERVED_LABELS = ("alertname", "severity", "workspace_id", "rule_id", "fingerprint", "origin")
+#: the `origin` of every alert a workspace's rule raises (Prometheus' alerts carry origin="operator")
+TENANT_ORIGIN = "tenant"
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -61,8 +69,9 @@ def label_name(name: str) -> str:
 
 
 def alert_labels(n: AlertNotification) -> dict[str, str]:
-    labels = {"alertname": n.rule_name, "severity": str(n.severity), "workspace_id": str(n.workspace_id),
-              "rule_id": str(n.rule_id), "fingerprint": n.fingerprint}
+    reserved = {"alertname": n.rule_name, "severity": str(n.severity), "workspace_id": str(n.workspace_id),
+                "rule_id": str(n.rule_id), "fingerprint": n.fingerprint, "origin": TENANT_ORIGIN}
+    series: dict[str, str] = {}
     for name, value in sorted(n.labels.items()):
         if value == "":
             continue
@@ -70,10 +79,10 @@ def alert_labels(n: AlertNotification) -> dict[str, str]:
         if key in RESERVED_LABELS:
             key = "series_" + key
         base, i = key, 2
-        while key in labels:
+        while key in series or key in RESERVED_LABELS:
             key, i = f"{base}_{i}", i + 1
-        labels[key] = value
-    return labels
+        series[key] = value
+    return {**series, **reserved}  # the reserved labels last: they win whatever the series says
 
 
 def alertmanager_alert(n: AlertNotification, now: datetime, active_for_s: float, generator_url: str) -> dict:
@@ -122,31 +131,44 @@ def delivery_id(n: AlertNotification) -> str:
     return hashlib.sha256(key).hexdigest()[:32]
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """`sha256=<hex>`: HMAC-SHA256 with `secret` over `<timestamp>.` + body."""
-    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
+def signed_bytes(timestamp: int | str, delivery: str, body: bytes) -> bytes:
+    """What the signature covers: `<timestamp>.<delivery id>.` + body."""
+    return f"{timestamp}.{delivery}.".encode("ascii") + body
+
+
+def signature(secret: str, timestamp: int, delivery: str, body: bytes) -> str:
+    """`sha256=<hex>`: HMAC-SHA256 with `secret` over `<timestamp>.<delivery id>.` + body."""
+    mac = hmac.new(secret.encode(), signed_bytes(timestamp, delivery, body), hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
 
 def webhook_request(n: AlertNotification, secret: str, timestamp: int) -> tuple[bytes, dict[str, str]]:
     """(body, headers) of a webhook POST of notification `n`, signed at `timestamp` (unix seconds)."""
     body = notification_json(n)
+    delivery = delivery_id(n)
     return body, {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, timestamp, body),
-        DELIVERY_HEADER: delivery_id(n),
+        SIGNATURE_HEADER: signature(secret, timestamp, delivery, body),
+        DELIVERY_HEADER: delivery,
     }
 
 
 def verify_signature(secret: str, headers, body: bytes, now: float, tolerance_s: float = 300.0) -> bool:
-    """A receiver's check: the signature matches and the timestamp is within `tolerance_s` of `now`."""
+    """A receiver's check: the signature (over the timestamp, the delivery id and the body) matches,
+    compared in constant time, and the timestamp is within `tolerance_s` of `now`. Never raises:
+    a missing, non-ASCII or malformed header, or a body that is not bytes, is False."""
     try:
-        ts = int(headers[TIMESTAMP_HEADER])
-        given = headers[SIGNATURE_HEADER]
-    except (KeyError, ValueError, TypeError):
+        ts_text, delivery, given = (headers.get(h) for h in (TIMESTAMP_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER))
+        if not all(isinstance(v, str) for v in (ts_text, delivery, given)):
+            return False
+        if not (ts_text.isascii() and ts_text.isdigit() and len(ts_text) <= 12):
+            return False
+        if not abs(now - int(ts_text)) <= tolerance_s:  # a NaN `now` is out of tolerance too
+            return False
+        given_b = given.encode("ascii")  # UnicodeEncodeError: not a signature of ours
+        expected = signature(secret, int(ts_text), delivery, bytes(body)).encode("ascii")
+        return hmac.compare_digest(given_b, expected)
+    except Exception:  # noqa: BLE001 - anything a sender can put in a header is a refusal, never an error
         return False
-    if abs(now - ts) > tolerance_s:
-        return False
-    return hmac.compare_digest(given, signature(secret, ts, body))

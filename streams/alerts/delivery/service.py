@@ -17,9 +17,21 @@ bodies sent are built in `payloads`.
 * **Retries.** 5xx, 408, 429 (its Retry-After honoured), timeouts and connection errors are retried
   with capped exponential backoff and full jitter (`delivery_retry_initial_s` .. `_max_s`) for
   `delivery_retry_for_s` from when it was consumed, then dead-lettered (`retries_exhausted`); any other
-  answer but 2xx (a 4xx, a redirect) is permanent and dead-lettered at once (`rejected`).
+  answer but 2xx (a 4xx, a redirect) is permanent and dead-lettered at once (`rejected`), with a
+  detail of the status code and its standard phrase only (the receiver's body is never read).
+* **Outbound policy.** A target that resolves to an address the operator has not allowed
+  (streams/outbound.py: loopback, link-local, private, ...; LEARNSTREAM_OUTBOUND_ALLOW) is never
+  connected to: dead-lettered at once (`refused_target`), counted in
+  learnstream_outbound_refused_total{channel_kind, reason}.
   Alertmanager lanes post up to 64 queued alerts per request; a batch refused as a whole is sent
   one alert at a time, so only the culprit is dead-lettered.
+* **Only what the engine produced.** A notification is delivered only if it matches, field for
+  field, the row the alert engine recorded in alert_notifications before publishing it (same
+  fingerprint, status, sent_at, workspace, rule, message, labels, ...: one query per fetch
+  round); anything else on the topic (written by another client: it would be signed with the
+  workspace's webhook secret) is dead-lettered `unknown_notification` and counted
+  (learnstream_alert_notifications_forged_total). A notification the engine could not record
+  (it publishes it anyway) is therefore not delivered either.
 * **Bad content** never stops it: a value that is not an AlertNotification is dead-lettered
   (`invalid_notification`), a channel name the workspace does not have (`unknown_channel`), a
   notification older than `delivery_retry_for_s` when consumed (`expired`), one the delivery itself
@@ -62,7 +74,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -75,7 +87,15 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
-from db.alerts import BacklogRow, backlog_summary, defer_deliveries, deferred_deliveries, drop_deferred, open_alerts
+from db.alerts import (
+    BacklogRow,
+    backlog_summary,
+    defer_deliveries,
+    deferred_deliveries,
+    drop_deferred,
+    open_alerts,
+    stored_notifications,
+)
 from db.pool import connect, create_pool
 from schemas.alerts import AlertNotification
 from schemas.channels import AlertChannel
@@ -86,6 +106,7 @@ from streams.alerts.delivery.payloads import rfc3339
 from streams.config import Settings
 from streams.dead_letters import DeadLetterPublisher, fit_value, value_text
 from streams.loops import guarded
+from streams.outbound import OutboundPolicy
 from streams.rebalance import RebalanceHooks
 from streams.retry import Backoff, PermanentFailure, Retrier
 
@@ -255,7 +276,8 @@ class AlertDelivery:
         self._publish, self._budget = publish, budget
         self.directory = ChannelDirectory(settings.database_url, settings.alertmanager_url)
         # Alertmanager alerts end 4 resends ahead: they expire there unless re-posted (keep-alive)
-        self.http = HttpPoster(4 * settings.alertmanager_resend_s, settings.alert_generator_url)
+        self.http = HttpPoster(4 * settings.alertmanager_resend_s, settings.alert_generator_url,
+                               OutboundPolicy(settings.outbound_allow), trusted_url=settings.alertmanager_url)
         self._lanes: dict[tuple[UUID, str], Lane] = {}
         self._inflight: dict[TopicPartition, deque[InFlight]] = {}
         self._pending = 0
@@ -352,9 +374,10 @@ class AlertDelivery:
                 self._flow()
                 fetched = await c.getmany(timeout_ms=500, max_records=500)
                 await self.directory.refresh(self.settings.delivery_config_refresh_s)
+                stored = await self._stored([r.value for records in fetched.values() for r in records])
                 for tp, records in fetched.items():
                     for r in records:
-                        await self._accept(tp, r.offset, r.value)
+                        await self._accept(tp, r.offset, r.value, stored)
                         self._position[tp] = r.offset
                 await self._flush_backlog()
                 await self._commit_done()
@@ -381,8 +404,44 @@ class AlertDelivery:
             (c.pause if full else c.resume)(*c.assignment())
             self._paused = full
 
-    async def _accept(self, tp: TopicPartition, offset: int, raw: bytes | None) -> None:
-        """Route one consumed notification to its channels (or dead-letter it)."""
+    async def _stored(self, values: list[bytes | None]) -> dict:
+        """The stored notification rows (alert_notifications, by key) of this round's values: only
+        a notification the engine recorded is delivered. The round's keys are looked up in one
+        query, retried while PostgreSQL is away; if that query fails on its content, each key is
+        looked up alone, so one hostile record never costs the others their delivery (a key whose
+        own lookup fails is no recorded notification)."""
+        notes = []
+        for raw in values:
+            try:
+                notes.append(AlertNotification.model_validate_json(raw or b""))
+            except ValidationError:
+                pass  # dead-lettered by _accept
+        if not notes:
+            return {}
+
+        def fetch(some: list[AlertNotification]) -> Callable[[], Awaitable[dict]]:
+            async def run() -> dict:
+                async with (await self._db()).acquire() as conn:
+                    return await stored_notifications(conn, some)
+            return run
+
+        what = "checking alert notifications against alert_notifications"
+        try:
+            return await self._retrying(what, fetch(notes))
+        except PermanentFailure as exc:
+            log.warning("alert notifications checked one by one: the round's lookup failed (%s)", exc)
+        stored: dict = {}
+        for note in notes:
+            try:
+                stored.update(await self._retrying(what, fetch([note])))
+            except PermanentFailure as exc:
+                log.warning("alert notification %s could not be looked up (%s); not delivered",
+                            note.fingerprint[:64].encode("unicode_escape").decode(), exc)
+        return stored
+
+    async def _accept(self, tp: TopicPartition, offset: int, raw: bytes | None, stored: dict) -> None:
+        """Route one consumed notification to its channels (or dead-letter it): only one that
+        matches its stored row (`stored`: alert_notifications by key) field for field."""
         inflight = InFlight(tp, offset, raw)
         self._inflight.setdefault(tp, deque()).append(inflight)
         self._settle(+1)
@@ -396,6 +455,16 @@ class AlertDelivery:
                                     f"{where + ': ' if where else ''}{first['msg']}"[:ANSWER_EXCERPT])
             return
         inflight.note = note
+        if stored.get((note.fingerprint, note.status, note.sent_at)) != note:
+            # not what the engine recorded: forged by whoever can write the topic (it would be signed
+            # with the workspace's webhook secret), or altered; never delivered
+            inflight.remaining = 1
+            metrics.ALERT_FORGED.inc()
+            log.warning("alert notification %s at %s:%d of workspace %s matches no stored notification; not delivered",
+                        note.fingerprint[:64], tp.topic, offset, note.workspace_id)
+            await self._dead_letter(inflight, None, "unknown_notification",
+                                    "not a notification the alert engine recorded (alert_notifications)")
+            return
         try:
             targets = await self._targets(note)
         except asyncio.CancelledError:
@@ -659,9 +728,14 @@ class AlertDelivery:
                     for e in batch:
                         await self.deliver(lane, [e])
                     return
-                log.error("alert channel %s (%s) refused notification %s: %s", ch.name, ch.safe_url,
-                          batch[0].inflight.note.fingerprint, result.detail)
-                await self._dead_letter_entry(lane, batch[0], "rejected", result.detail)
+                if result.reason == "refused_target":
+                    metrics.OUTBOUND_REFUSED.labels(ch.kind, result.refused).inc()
+                    log.error("alert channel %s/%s (%s): %s; notification %s not delivered", ch.workspace_id,
+                              ch.name, ch.safe_url, result.detail, batch[0].inflight.note.fingerprint)
+                else:
+                    log.error("alert channel %s (%s) refused notification %s: %s", ch.name, ch.safe_url,
+                              batch[0].inflight.note.fingerprint, result.detail)
+                await self._dead_letter_entry(lane, batch[0], result.reason or "rejected", result.detail)
                 return
             metrics.ALERT_DELIVERY_RETRIES.labels(ch.kind).inc()
             waited = time.monotonic() - min(e.queued for e in batch)

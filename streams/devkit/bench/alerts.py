@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from db.alerts import add_rule, remove_rule
 from db.pool import connect
 from schemas.alerts import AlertRule
-from streams.config import Settings
+from streams.config import Settings, admin_dsn
 from streams.kafka_auth import KafkaAuth, kafka_auth
 from streams.publish import Publisher
 
@@ -177,13 +177,16 @@ async def measure(settings: Settings, *, series: int = 4, cycles: int = 3, rate_
 
 async def prepared(base: Settings, tag: str, what: str = "alerts") -> Settings:
     """A fresh migrated database and unique topic names for one isolated bench run."""
-    from db.databases import create_migrated_database
+    from db.databases import create_migrated_database, dsn_for
 
-    dsn = await create_migrated_database(base.database_url, f"bench_{what}_{tag}")
+    name = f"bench_{what}_{tag}"
+    # made by the owner; the bench's workers log in as the workers' login (database_url)
+    owner_dsn = await create_migrated_database(admin_dsn(base), name)
     topics = {f"{t}_topic": f"bench.{what}.{tag}.{t}" for t in (
         "learning", "performance", "engagement", "content", "accounts", "dlq", "window_input", "rollups",
         "late_events", "alert_notifications", "alert_commands")}
-    return base.model_copy(update={"database_url": dsn, "app_id": f"bench-{what}-{tag}", **topics})
+    return base.model_copy(update={"database_url": dsn_for(base.database_url, name), "admin_database_url": owner_dsn,
+                                   "app_id": f"bench-{what}-{tag}", **topics})
 
 
 def worker_env(settings: Settings, state_dir: str, metrics_port: int = 0) -> dict[str, str]:
@@ -220,4 +223,4 @@ def run_alert_bench(base: Settings, *, window_s: float, grace_s: float, series: 
         return asyncio.run(measure(settings, series=series, cycles=cycles, rate_hz=rate_hz))
     finally:
         stop_worker(worker)
-        asyncio.run(drop_database(base.database_url, settings.database_url.rsplit("/", 1)[1]))
+        asyncio.run(drop_database(admin_dsn(base), settings.database_url.rsplit("/", 1)[1]))

@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from db.pool import connect
-from streams.config import Settings
+from streams.config import Settings, admin_dsn
 from streams.devkit.bench.alerts import prepared, worker_env
 from streams.metrics import scrape, total
 from streams.publish import Publisher
@@ -173,4 +173,4 @@ def run_backfill_bench(base: Settings, *, events: int, days: float, seed: int, l
         return asyncio.run(_measure(settings, port, worker.pid, events, days, seed))
     finally:
         stop_worker(worker)
-        asyncio.run(drop_database(base.database_url, settings.database_url.rsplit("/", 1)[1]))
+        asyncio.run(drop_database(admin_dsn(base), settings.database_url.rsplit("/", 1)[1]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import orjson
 
-from streams.config import load_settings
+from streams.config import admin_dsn, load_settings
 from streams.devkit.bench.runner import PIPELINES, Bench, Plan, table, write_json
 
 DEFAULT_MIX = "learning_event=0.6,performance_sample=0.3,engagement_update=0.1"
@@ -153,7 +153,7 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
             scales = [int(x) for x in job_scales.split(",")]
         except ValueError:
             raise click.BadParameter(f"{job_scales!r}: scales are integers, e.g. 1,10", param_hint="--jobs") from None
-        results = asyncio.run(run_jobs_bench(load_settings().database_url, scales, seed, out_dir / "reports"))
+        results = asyncio.run(run_jobs_bench(admin_dsn(load_settings()), scales, seed, out_dir / "reports"))
         click.echo(jobs_table(results))
         return
     if domain:
@@ -167,7 +167,7 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
     if write_path:
         from streams.devkit.bench.writepath import run
 
-        for label, rate in asyncio.run(run(load_settings().database_url, events=events)):
+        for label, rate in asyncio.run(run(admin_dsn(load_settings()), events=events)):
             click.echo(f"{rate:>12,.0f}  {label}")
         return
     plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=parse_mix(mix), seed=seed,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from db.pool import connect
 from streams.config import Settings
+from streams.config import admin_dsn as config_admin_dsn
 from streams.devkit.bench.alerts import prepared, worker_env
 from streams.devkit.mix import MixGenerator
 from streams.publish import Publisher
@@ -106,7 +107,7 @@ def run_domain_bench(base: Settings, *, events: int, shapes: tuple[str, ...], se
             tag = uuid.uuid4().hex[:8]
             settings = asyncio.run(prepared(base, tag, "domain"))
             print(f"-- {mode} ({shape}): {events:,} learning events of the routed mix", flush=True)
-            r = asyncio.run(_run(settings, base.database_url, shape, mode, events, seed, log_dir, timeout_s))
+            r = asyncio.run(_run(settings, config_admin_dsn(base), shape, mode, events, seed, log_dir, timeout_s))
             print(f"   {r.events_per_s:,.0f} events/s, {r.rows:,} rows in {r.seconds:.1f} s {r.note}", flush=True)
             results.append(r)
     return results

@@ -25,9 +25,9 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from db.databases import create_migrated_database, drop_database
+from db.databases import create_migrated_database, drop_database, dsn_for
 from db.tables import TABLES
-from streams.config import Settings
+from streams.config import Settings, admin_dsn
 from streams.devkit.services import free_port, principal_env
 from streams.devkit.synthetic import Generator, Workload
 from streams.metrics import scrape, total
@@ -116,8 +116,10 @@ class Bench:
 
     # -- one pipeline -----------------------------------------------------------------------
     async def _database(self, name: str) -> str:
-        await drop_database(self.s.database_url, name)
-        return await create_migrated_database(self.s.database_url, name)
+        """A fresh migrated database, made by the owner (admin_database_url); -> the workers' DSN of it."""
+        await drop_database(admin_dsn(self.s), name)
+        await create_migrated_database(admin_dsn(self.s), name)
+        return dsn_for(self.s.database_url, name)
 
     async def run_pipeline(self, name: str, shape: str, loads: dict[str, Workload], topics: dict[str, str]) -> Result:
         import psutil
@@ -133,6 +135,7 @@ class Bench:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
             LEARNSTREAM_KAFKA_BOOTSTRAP=self.s.kafka_bootstrap, LEARNSTREAM_DATABASE_URL=dsn,
+            LEARNSTREAM_ADMIN_DATABASE_URL=dsn_for(admin_dsn(self.s), dbname),  # the limit lifts FORCE RLS
             LEARNSTREAM_APP_ID=f"bench-{self.run_id}-{shape}-{name}",
             LEARNSTREAM_LEARNING_TOPIC=topics["learning_event"],
             LEARNSTREAM_PERFORMANCE_TOPIC=topics["performance_sample"],
@@ -231,7 +234,7 @@ class Bench:
 
                 _say(f"   profile of {name} ({shape}), raw stacks in {prof_path}:")
                 _say("\n".join("      " + line for line in summarize(prof_path).splitlines()))
-            await drop_database(self.s.database_url, dbname)
+            await drop_database(admin_dsn(self.s), dbname)
         return result
 
     @staticmethod

@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from db.pool import connect
-from streams.config import Settings
+from streams.config import Settings, admin_dsn
 from streams.devkit.bench.alerts import prepared, worker_env
 from streams.devkit.synthetic import ID_FIELD, Generator
 from streams.publish import Publisher
@@ -177,4 +177,4 @@ def run_soak_bench(base: Settings, *, rate: int, seconds: float, shape: str, see
         return asyncio.run(_measure(settings, worker.pid, rate, seconds, shape, seed))
     finally:
         stop_worker(worker)
-        asyncio.run(drop_database(base.database_url, settings.database_url.rsplit("/", 1)[1]))
+        asyncio.run(drop_database(admin_dsn(base), settings.database_url.rsplit("/", 1)[1]))

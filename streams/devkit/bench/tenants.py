@@ -32,7 +32,7 @@ from pathlib import Path
 import orjson
 
 from db.pool import connect
-from streams.config import Settings
+from streams.config import Settings, admin_dsn
 from streams.devkit.bench.alerts import prepared, worker_env
 from streams.publish import Publisher
 
@@ -186,4 +186,4 @@ def run_tenants_bench(base: Settings, *, tenants: int, waves: int, settle_s: flo
         return asyncio.run(_measure(settings, worker.pid, port, tenants, waves, settle_s, close_timeout_s))
     finally:
         stop_worker(worker)
-        asyncio.run(drop_database(base.database_url, settings.database_url.rsplit("/", 1)[1]))
+        asyncio.run(drop_database(admin_dsn(base), settings.database_url.rsplit("/", 1)[1]))

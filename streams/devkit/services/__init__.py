@@ -34,6 +34,8 @@ from streams.config import services_env_file, state_dir
 
 KAFKA_ENV = "LEARNSTREAM_KAFKA_BOOTSTRAP"
 DATABASE_ENV = "LEARNSTREAM_DATABASE_URL"
+#: the owner's DSN (migrations, operators); LEARNSTREAM_DATABASE_URL is the worker's
+ADMIN_DATABASE_ENV = "LEARNSTREAM_ADMIN_DATABASE_URL"
 
 T = TypeVar("T")
 
@@ -182,23 +184,34 @@ def read_int(path: Path) -> int | None:
         return None
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace `path` with `text` through a temporary file created with `mode` (O_EXCL: never an
+    existing file, never a symlink), so a private file (0600) is private from its first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
 def write_private(path: Path, text: str) -> None:
     """Write `text` to `path` atomically, readable by the owner only (0600 from the first byte)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, mode=0o600)
+
+
+def private_dir(path: Path, *, traversable: bool = False) -> Path:
+    """`path` as a directory only its owner may list or write (0700), made so from its creation.
+    `traversable` (0711): others may pass through to a path inside they know (the `postgres` OS
+    user to its cluster under the state dir, when we run as root), but not list it."""
+    mode = 0o711 if traversable else 0o700
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    os.chmod(path, mode)
+    return path
 
 
 @contextlib.contextmanager
@@ -293,7 +306,7 @@ def _write_env_file(settings: dict[str, str]) -> Path:
     path = services_env_file()
     body = "# written by `learnstream services up`; removed by `learnstream services down`\n"
     body += "".join(f"{key}={value}\n" for key, value in settings.items())
-    write_private(path, body)  # holds the worker's Kafka password
+    write_atomic(path, body, mode=0o600)  # it holds the roles' passwords
     return path
 
 
@@ -310,7 +323,10 @@ def up(*, force_local: bool = False) -> dict[str, str]:
         log(f"{KAFKA_ENV} and {DATABASE_ENV} are set: using those services, starting nothing")
         kafka.wait_ready(env_bootstrap, timeout=30.0)
         postgres.wait_ready(env_dsn, timeout=30.0)
-        return {KAFKA_ENV: env_bootstrap, DATABASE_ENV: env_dsn}
+        settings = {KAFKA_ENV: env_bootstrap, DATABASE_ENV: env_dsn}
+        if os.environ.get(ADMIN_DATABASE_ENV, "").strip():
+            settings[ADMIN_DATABASE_ENV] = os.environ[ADMIN_DATABASE_ENV].strip()
+        return settings
     for name, value in ((KAFKA_ENV, env_bootstrap), (DATABASE_ENV, env_dsn)):
         if value:
             log(
@@ -318,14 +334,15 @@ def up(*, force_local: bool = False) -> dict[str, str]:
                 "service in this shell"
             )
 
-    sd = state_dir()
-    sd.mkdir(parents=True, exist_ok=True)
+    # passwords and the services env file live in it; as root the `postgres` OS user must pass
+    # through it to its cluster in <state>/postgres
+    sd = private_dir(state_dir(), traversable=os.geteuid() == 0)
     with file_lock(_lock_file(sd)):
         # Start the (slow) broker first, set up PostgreSQL while the JVM boots, then wait.
         broker = kafka.start(sd)
-        dsn = postgres.ensure_running(sd)
+        dsn, admin_dsn = postgres.ensure_running(sd)
         bootstrap = kafka.finish_start(broker)
-        settings = {KAFKA_ENV: bootstrap, DATABASE_ENV: dsn, **kafka.client_env(sd)}
+        settings = {KAFKA_ENV: bootstrap, DATABASE_ENV: dsn, ADMIN_DATABASE_ENV: admin_dsn, **kafka.client_env(sd)}
         env_file = _write_env_file(settings)
     log(f"services ready; settings written to {env_file}")
     return settings
@@ -358,7 +375,8 @@ def status() -> dict:
     """Describe both local services: state (running/stopped), pid, port/url, data dir, log file."""
     sd = state_dir()
     env_file = services_env_file()
-    overrides = {k: os.environ[k] for k in (KAFKA_ENV, DATABASE_ENV) if os.environ.get(k)}
+    overrides = {k: postgres.redact(os.environ[k]) for k in (KAFKA_ENV, DATABASE_ENV, ADMIN_DATABASE_ENV)
+                 if os.environ.get(k)}
     return {
         "state_dir": str(sd),
         "env_file": str(env_file) if env_file.exists() else None,

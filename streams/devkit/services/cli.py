@@ -46,16 +46,26 @@ def up(force_local: bool) -> None:
 
     Idempotent: services already running for this state dir are reused. If both
     LEARNSTREAM_KAFKA_BOOTSTRAP and LEARNSTREAM_DATABASE_URL are set, nothing is started; those
-    services are only checked. Prints `export KEY=VALUE` lines on stdout (progress goes to
-    stderr), so `eval "$(learnstream services up)"` configures the current shell; the same
-    settings are written to <state dir>/services.env, which learnstream and `make` read.
+    services are only checked. Prints shell lines on stdout (progress goes to stderr), so
+    `eval "$(learnstream services up)"` configures the current shell: the settings are written to
+    <state dir>/services.env (mode 0600), which learnstream and `make` read, and the lines source
+    it; the DSNs are shown as comments with their passwords masked. LEARNSTREAM_DATABASE_URL is the
+    workers' login (learnstream_worker), LEARNSTREAM_ADMIN_DATABASE_URL the schema owner's
+    (learnstream_owner: `learnstream migrate` and operators).
     """
     try:
         settings = api.up(force_local=force_local)
     except api.ServicesError as err:
         _fail(err)
+    env_file = api.services_env_file()
     for key, value in settings.items():
+        if "://" in value and env_file.exists():
+            # a DSN holds a password: never printed; the shell reads it from the 0600 env file
+            click.echo(f"# {key}={api.postgres.redact(value)}")
+            continue
         click.echo(f"export {key}={shlex.quote(value)}")
+    if env_file.exists():
+        click.echo(f"set -a; . {shlex.quote(str(env_file))}; set +a")
 
 
 @services.command()
@@ -96,9 +106,12 @@ def status(as_json: bool) -> None:
             click.echo(f"{name:9s}  {svc['state']}{pid}  {where}")
             click.echo(f"           data: {svc['data_dir']}")
             click.echo(f"           log:  {svc['log_file']}")
+        if info["postgres"].get("admin_url"):
+            click.echo(f"           owner: {info['postgres']['admin_url']}")
         local = {
             "LEARNSTREAM_KAFKA_BOOTSTRAP": info["kafka"]["bootstrap"],
             "LEARNSTREAM_DATABASE_URL": info["postgres"]["url"],
+            "LEARNSTREAM_ADMIN_DATABASE_URL": info["postgres"].get("admin_url"),
         }
         for key, value in info["env_overrides"].items():
             if value != local.get(key):

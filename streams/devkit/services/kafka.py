@@ -47,6 +47,7 @@ from streams.devkit.services import (
     log,
     pid_alive,
     port_is_free,
+    private_dir,
     read_int,
     run_async,
     write_atomic,
@@ -444,8 +445,7 @@ class Starting:
 def start(sd: Path) -> Starting:
     """Reuse this state dir's broker if running, else launch it (without waiting for readiness)."""
     lay = layout(sd)
-    lay.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(lay.root, 0o700)  # passwords, data and logs: the owner only
+    private_dir(lay.root)  # passwords, the broker's data and logs: its owner's only (0700)
     pid = running_pid(lay)
     ports = _stored_ports(lay)
     if pid and ports and not (_current_config(lay) and lay.scram_marker.exists()):

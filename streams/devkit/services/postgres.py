@@ -12,10 +12,24 @@ Authentication is ``scram-sha-256`` for every connection, the superuser's too: r
 any role would isolate nothing. initdb starts with ``trust`` (it has no password to ask for); the
 first start sets a generated superuser password, kept in ``<state>/postgres/superuser-password``
 (mode 0600), then rewrites pg_hba.conf to scram and reloads. A cluster made before that is moved over
-the same way. The service role keeps its well-known local password (``learnstream``): it is the
-workers' and the tests' own credential on a cluster bound to 127.0.0.1; the roles of people and
-dashboards get their own passwords from ``learnstream access grant``. fsync stays ON so crash tests
-are honest.
+the same way. fsync stays ON so crash tests are honest.
+
+Roles by duty (issue #24), each with a password generated here and kept in a file of
+``<state>/postgres`` created mode 0600 (never written first and chmod'ed after):
+
+* ``learnstream_owner`` (``owner-password``): owns the database and every object in it, runs
+  ``learnstream migrate`` and the operators' commands (``LEARNSTREAM_ADMIN_DATABASE_URL``). CREATEDB
+  (the tests and the bench make a database per run) and CREATEROLE (``learnstream access`` makes
+  the members' logins; the tests make member roles). Never a superuser, never used by a worker.
+* ``learnstream_worker`` (``worker-password``): the workers' login (``LEARNSTREAM_DATABASE_URL``), a
+  member of ``learnstream_service`` (the row-level security policies' service role) that owns
+  nothing and has no CREATEROLE/CREATEDB: the DDL a worker needs (partitions, retention, refreshing
+  materialized views) goes through the narrow SECURITY DEFINER functions of migration 0022.
+
+A state dir from before has the role ``learnstream`` with the well-known password ``learnstream``,
+owner of everything: ``up`` makes the two roles, hands every object (in every database of the
+cluster) and the databases to ``learnstream_owner`` (REASSIGN OWNED) and drops ``learnstream``
+(or, should that fail, takes its LOGIN and password away).
 """
 
 from __future__ import annotations
@@ -47,7 +61,15 @@ from streams.devkit.services import (
 )
 
 OS_USER = "postgres"
-DB_NAME = DB_USER = DB_PASSWORD = "learnstream"
+DB_NAME = "learnstream"
+#: owns the database and its objects; runs migrations and the operators' commands
+OWNER_ROLE = "learnstream_owner"
+#: the workers' login: a member of learnstream_service, owns nothing
+WORKER_ROLE = "learnstream_worker"
+#: the row-level security policies' role (migration 0013 makes it too); the worker is its member
+SERVICE_ROLE = "learnstream_service"
+#: the role of state dirs made before issue #24 (password 'learnstream'): removed by `up`
+LEGACY_ROLE = "learnstream"
 #: the one role with BYPASSRLS (migration 0013); only a superuser can make it so
 MAINTENANCE_ROLE = "learnstream_maintenance"
 #: first line of a pg_hba.conf this module wrote
@@ -60,8 +82,61 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def dsn(port: int) -> str:
-    return f"postgresql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{port}/{DB_NAME}"
+def _url(role: str, password: str, port: int) -> str:
+    return f"postgresql://{role}:{password}@127.0.0.1:{port}/{DB_NAME}"
+
+
+def redact(url: str) -> str:
+    """`url` with its password replaced by ***, for logs and printed output."""
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write `text` to `path` (replacing it) through a file that is mode 0600 from its creation:
+    O_CREAT|O_EXCL with mode 0600 (a umask can only narrow it), then renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def role_password(lay: Layout, role: str, *, create: bool = False) -> str | None:
+    """The generated password of `role` (<state>/postgres/<owner|worker>-password); with `create`,
+    generated and stored (0600) when missing."""
+    path = lay.password_file(role)
+    try:
+        password = path.read_text().strip()
+    except FileNotFoundError:
+        password = ""
+    if password or not create:
+        return password or None
+    password = secrets.token_urlsafe(24)
+    write_secret(path, f"{password}\n")
+    return password
+
+
+def dsn(port: int, lay: Layout | None = None) -> str:
+    """The worker's DSN (LEARNSTREAM_DATABASE_URL)."""
+    lay = lay or layout_of_state()
+    return _url(WORKER_ROLE, role_password(lay, WORKER_ROLE) or "", port)
+
+
+def admin_dsn(port: int, lay: Layout | None = None) -> str:
+    """The owner's DSN (LEARNSTREAM_ADMIN_DATABASE_URL): migrations and operators."""
+    lay = lay or layout_of_state()
+    return _url(OWNER_ROLE, role_password(lay, OWNER_ROLE) or "", port)
+
+
+def layout_of_state() -> Layout:
+    from streams.config import state_dir
+
+    return layout(state_dir())
 
 
 # ------------------------------------------------------------------------------ binaries
@@ -202,6 +277,9 @@ class Layout:
     def superuser_password_file(self) -> Path:
         return self.meta / "superuser-password"
 
+    def password_file(self, role: str) -> Path:
+        return self.meta / f"{role.removeprefix('learnstream_')}-password"
+
     @property
     def initdb_done(self) -> Path:
         return self.root / "initdb.done"
@@ -217,24 +295,66 @@ def layout(sd: Path, *, create: bool = False) -> Layout:
     loc = meta / "location"
     if loc.exists():
         root = Path(loc.read_text().strip())
-        if root.is_dir() or not create:
+        if not create:
+            return Layout(meta, root)
+        if root.is_dir():
+            uid = _os_user().pw_uid if _is_root() else os.geteuid()
+            if not _is_private_dir(root, uid):
+                raise ServicesError(
+                    f"the cluster's directory {root} (named in {loc}) is not a private directory of the "
+                    f"`{OS_USER}` user (a symlink, another owner, or open to others): refusing to use it"
+                )
             return Layout(meta, root)
     if not create:
         return Layout(meta, meta)
-    meta.mkdir(parents=True, exist_ok=True)
+    meta.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(meta, 0o700)
     _chown_to_server_user(meta)
     if _server_user_can_use(meta):
         loc.unlink(missing_ok=True)
         return Layout(meta, meta)
-    digest = hashlib.sha256(str(sd).encode()).hexdigest()[:12]
-    root = Path(f"/var/tmp/learnstream-pg-{digest}")
+    root = _private_root(sd)
     log(f"the `{OS_USER}` user cannot reach {meta}; placing the cluster in {root}")
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _chown_to_server_user(root)
     if not _server_user_can_use(root):
         raise ServicesError(f"the `{OS_USER}` user cannot write {root} either")
     write_atomic(loc, f"{root}\n")
     return Layout(meta, root)
+
+
+def _is_private_dir(path: Path, uid: int) -> bool:
+    """`path` is a real directory (not a symlink) owned by `uid`, reachable by no one else."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    import stat as stat_mod
+
+    return stat_mod.S_ISDIR(st.st_mode) and st.st_uid == uid and (st.st_mode & 0o077) == 0
+
+
+def _private_root(sd: Path) -> Path:
+    """A directory outside the state dir for the cluster, 0700 and owned by the server user, made by
+    us: the name for this state dir (/var/tmp/learnstream-pg-<hash>) when it is free or already
+    ours, else a fresh mkdtemp one. A path someone else planted (another owner, a symlink, a mode
+    others can enter) is never used."""
+    import tempfile
+
+    uid = _os_user().pw_uid if _is_root() else os.geteuid()
+    digest = hashlib.sha256(str(sd).encode()).hexdigest()[:12]
+    root = Path(f"/var/tmp/learnstream-pg-{digest}")
+    try:
+        os.mkdir(root, 0o700)
+        _chown_to_server_user(root)
+    except FileExistsError:
+        pass
+    if _is_private_dir(root, uid):
+        return root
+    log(f"{root} exists but is not a private directory of the `{OS_USER}` user: not using it")
+    root = Path(tempfile.mkdtemp(prefix="learnstream-pg-", dir="/var/tmp"))
+    _chown_to_server_user(root)
+    if not _is_private_dir(root, uid):
+        raise ServicesError(f"could not make a private directory for the cluster ({root})")
+    return root
 
 
 def _postmaster(lay: Layout) -> tuple[int | None, int | None]:
@@ -276,7 +396,7 @@ def wait_ready(url: str, *, timeout: float = READY_TIMEOUT_S, log_file: Path | N
     """Retry `SELECT 1` over asyncpg until it works; ServicesError after `timeout`."""
     error = run_async(_wait(url, timeout))
     if error is not None:
-        shown = re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+        shown = redact(url)
         raise ServicesError(
             f"PostgreSQL at {shown} is not ready after {timeout:.0f} s: "
             f"{type(error).__name__}: {error}",
@@ -336,8 +456,7 @@ def _require_passwords(lay: Layout, port: int) -> None:
             )
         return
     password = secrets.token_urlsafe(24)
-    write_atomic(lay.superuser_password_file, f"{password}\n")
-    os.chmod(lay.superuser_password_file, 0o600)
+    write_secret(lay.superuser_password_file, f"{password}\n")
     run_async(_set_superuser_password(port, password))
     hba = lay.data / "pg_hba.conf"
     stat = hba.stat()
@@ -354,26 +473,81 @@ def _require_passwords(lay: Layout, port: int) -> None:
     log("PostgreSQL now asks every role for its password (scram-sha-256)")
 
 
-async def _ensure_role_and_db(admin_url: str) -> None:
+async def _ensure_roles_and_db(admin_url: str, owner_password: str, worker_password: str) -> None:
+    """The roles by duty (see the module docstring) and the database, owned by the owner; a state
+    dir's legacy `learnstream` role handed over and removed."""
     import asyncpg
 
     conn = await asyncpg.connect(admin_url, timeout=10)
     try:
-        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", MAINTENANCE_ROLE):
+        await conn.execute("SET password_encryption = 'scram-sha-256'")
+
+        async def exists(role: str) -> bool:
+            return bool(await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role))
+
+        if not await exists(MAINTENANCE_ROLE):
             await conn.execute(f"CREATE ROLE {MAINTENANCE_ROLE} NOLOGIN BYPASSRLS")
         elif not await conn.fetchval("SELECT rolbypassrls FROM pg_roles WHERE rolname = $1", MAINTENANCE_ROLE):
             await conn.execute(f"ALTER ROLE {MAINTENANCE_ROLE} BYPASSRLS")
-        # CREATEROLE: the tests log in as other roles to prove the row-level security holds for them
-        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", DB_USER):
-            log(f"creating role {DB_USER}")
-            await conn.execute(f"CREATE ROLE {DB_USER} LOGIN CREATEDB CREATEROLE PASSWORD '{DB_PASSWORD}'")
-        elif not await conn.fetchval("SELECT rolcreaterole FROM pg_roles WHERE rolname = $1", DB_USER):
-            await conn.execute(f"ALTER ROLE {DB_USER} CREATEROLE")
+        if not await exists(SERVICE_ROLE):
+            await conn.execute(f"CREATE ROLE {SERVICE_ROLE} NOLOGIN")
+        # passwords are URL-safe characters (token_urlsafe): a literal, as ALTER ROLE takes no parameters;
+        # the server stores their SCRAM verifier
+        if not await exists(OWNER_ROLE):
+            log(f"creating role {OWNER_ROLE}")
+            await conn.execute(f"CREATE ROLE {OWNER_ROLE}")
+        await conn.execute(
+            f"ALTER ROLE {OWNER_ROLE} LOGIN CREATEDB CREATEROLE NOSUPERUSER NOBYPASSRLS NOREPLICATION "
+            f"PASSWORD '{owner_password}'"
+        )
+        if not await exists(WORKER_ROLE):
+            log(f"creating role {WORKER_ROLE}")
+            await conn.execute(f"CREATE ROLE {WORKER_ROLE}")
+        await conn.execute(
+            f"ALTER ROLE {WORKER_ROLE} LOGIN INHERIT NOCREATEDB NOCREATEROLE NOSUPERUSER NOBYPASSRLS "
+            f"NOREPLICATION PASSWORD '{worker_password}'"
+        )
+        await conn.execute(f"GRANT {SERVICE_ROLE} TO {WORKER_ROLE}")
+        # the owner runs the migrations: 0013 makes the migrating role a member of the service role
+        await conn.execute(f"GRANT {SERVICE_ROLE} TO {OWNER_ROLE}")
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB_NAME):
             log(f"creating database {DB_NAME}")
-            await conn.execute(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
+            await conn.execute(f"CREATE DATABASE {DB_NAME} OWNER {OWNER_ROLE}")
+        if await exists(LEGACY_ROLE):
+            await _retire_legacy_role(conn, admin_url)
     finally:
         await conn.close()
+
+
+async def _retire_legacy_role(conn, admin_url: str) -> None:
+    """Hand everything the pre-#24 role `learnstream` owns (in every database) to the owner, then
+    drop it; if it cannot be dropped, it keeps no LOGIN and no password."""
+    import asyncpg
+
+    from db.databases import dsn_for
+
+    log(f"upgrading: role {LEGACY_ROLE} (well-known password) hands its objects to {OWNER_ROLE} and goes")
+    databases = [r["datname"] for r in await conn.fetch(
+        "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname")]
+    for name in databases:
+        if await conn.fetchval(
+                "SELECT pg_get_userbyid(datdba) = $2 FROM pg_database WHERE datname = $1", name, LEGACY_ROLE):
+            await conn.execute(f'ALTER DATABASE "{name}" OWNER TO {OWNER_ROLE}')
+        db = await asyncpg.connect(dsn_for(admin_url, name), timeout=10)
+        try:
+            await db.execute(f"REASSIGN OWNED BY {LEGACY_ROLE} TO {OWNER_ROLE}")
+            await db.execute(f"DROP OWNED BY {LEGACY_ROLE}")  # its remaining privileges
+        finally:
+            await db.close()
+    await conn.execute(f"ALTER ROLE {LEGACY_ROLE} NOLOGIN PASSWORD NULL")
+    # its sessions (a worker started before the upgrade) end: they would keep its rights
+    await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", LEGACY_ROLE)
+    try:
+        await conn.execute(f"DROP ROLE {LEGACY_ROLE}")
+    except asyncpg.PostgresError as exc:
+        log(f"role {LEGACY_ROLE} kept without LOGIN or password (cannot drop it: {exc})")
+    else:
+        log(f"role {LEGACY_ROLE} dropped")
 
 
 # ------------------------------------------------------------------------------ lifecycle
@@ -509,21 +683,27 @@ def _ensure(sd: Path, *, same_port: bool = False) -> str:
     wait_ready(_admin_url(lay, port), log_file=lay.log_file)
     try:
         _require_passwords(lay, port)
-        run_async(_ensure_role_and_db(_admin_url(lay, port)))
+        run_async(_ensure_roles_and_db(
+            _admin_url(lay, port),
+            role_password(lay, OWNER_ROLE, create=True) or "",
+            role_password(lay, WORKER_ROLE, create=True) or "",
+        ))
     except ServicesError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise ServicesError(
-            f"creating role/database {DB_NAME} failed: {type(exc).__name__}: {exc}", lay.log_file
+            f"creating the roles/database {DB_NAME} failed: {type(exc).__name__}: {exc}", lay.log_file
         ) from None
-    url = dsn(port)
+    url = dsn(port, lay)
     wait_ready(url, timeout=15, log_file=lay.log_file)
     return url
 
 
-def ensure_running(sd: Path) -> str:
-    """Used by `up()` (which holds the services lock): reuse or start, return the DSN."""
-    return _ensure(sd)
+def ensure_running(sd: Path) -> tuple[str, str]:
+    """Used by `up()` (which holds the services lock): reuse or start; -> (worker DSN, owner DSN)."""
+    url = _ensure(sd)
+    lay = layout(sd)
+    return url, admin_dsn(read_int(lay.port_file) or 0, lay)
 
 
 def _stop(sd: Path) -> None:
@@ -568,7 +748,7 @@ def pg_stop(sd: Path | None = None) -> None:
 
 
 def pg_start(sd: Path | None = None) -> str:
-    """Start ONLY PostgreSQL again on the SAME port and data; return the DSN (no-op if running)."""
+    """Start ONLY PostgreSQL again on the SAME port and data; return the worker's DSN (no-op if running)."""
     from streams.config import state_dir
 
     sd = sd or state_dir()
@@ -585,7 +765,8 @@ def status(sd: Path) -> dict:
         "state": "running" if pid else "stopped",
         "pid": pid,
         "port": port,
-        "url": dsn(port) if port else None,
+        "url": redact(dsn(port, lay)) if port else None,
+        "admin_url": redact(admin_dsn(port, lay)) if port else None,
         "data_dir": str(lay.data),
         "log_file": str(lay.log_file),
     }

@@ -18,6 +18,7 @@ from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.alerts.delivery.payloads import verify_signature
 from streams.publish import publish_messages
+from tests.e2e.alerts.test_delivery import LOCAL
 from tests.integration.alerts.test_config_rows import drop_checks
 from tests.integration.test_cli import run
 from tests.support import SMALL, metric, sample, window_base, workspace_messages
@@ -30,7 +31,7 @@ async def test_invalid_rule_and_channel_rows_are_skipped_and_another_workspaces_
         stack, start_worker, receiver):
     bad_ws, good_ws = uuid.uuid4(), uuid.uuid4()
     out = run("alerts", "channels", "add", "hook", "-w", str(good_ws), "--kind", "webhook", "--url",
-              f"{receiver.url}/hook", env=stack.env(LEARNSTREAM_CHANNEL_SECRET=SECRET))
+              f"{receiver.url}/hook", env=stack.env(LEARNSTREAM_CHANNEL_SECRET=SECRET, **LOCAL))
     assert out.returncode == 0, out.stderr.decode()
     conn = await connect(stack.dsn)
     try:
@@ -48,7 +49,7 @@ async def test_invalid_rule_and_channel_rows_are_skipped_and_another_workspaces_
     finally:
         await conn.close()
 
-    worker = start_worker(**SMALL)
+    worker = start_worker(**SMALL, **LOCAL)  # the receiver is on 127.0.0.1
     base = window_base()
     events = [sample(str(good_ws), base + win * 10 + j * 2, v, "api_latency", host="a")
               for win, v in {0: 50, 1: 500, 2: 50, 3: 50}.items() for j in range(5)]

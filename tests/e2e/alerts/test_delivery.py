@@ -16,9 +16,9 @@ import orjson
 import pytest
 from aiohttp import web
 
-from db.alerts import add_rule
+from db.alerts import add_rule, record_notifications
 from db.pool import connect
-from schemas.alerts import AlertRule
+from schemas.alerts import AlertNotification, AlertRule
 from streams.alerts.delivery.payloads import DELIVERY_HEADER, verify_signature
 from streams.devkit.services import free_port
 from streams.publish import publish_messages
@@ -28,6 +28,8 @@ from tests.support import NO_IDLE, QUICK_GROUP, SMALL, metric, read_topic, sampl
 pytestmark = pytest.mark.services
 
 SECRET = "test-secret-0123456789"
+#: the receivers here are on 127.0.0.1, a loopback address the delivery refuses unless allowed
+LOCAL = {"LEARNSTREAM_OUTBOUND_ALLOW": "127.0.0.1/32"}
 
 
 def _rule(ws: uuid.UUID, name: str, channels: list[str], threshold: float = 100) -> AlertRule:
@@ -45,7 +47,7 @@ async def _add(stack, *rules: AlertRule) -> None:
 
 
 def _cli(stack, *args: str, **env: str) -> str:
-    out = run("alerts", "channels", *args, env=stack.env(**env))
+    out = run("alerts", "channels", *args, env=stack.env(**{**LOCAL, **env}))
     assert out.returncode == 0, out.stderr.decode()
     return out.stdout.decode()
 
@@ -69,13 +71,14 @@ class Receiver:
         self.got: dict[str, list[tuple[dict, bytes]]] = {}
         self.fail_until: dict[str, float] = {}  # path -> monotonic time until which it answers 503
         self.status: dict[str, int] = {}  # path -> fixed status
+        self.body: dict[str, str] = {}  # path -> the body answered with its fixed status
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         body = await request.read()
         if path in self.status:
-            return web.Response(status=self.status[path], text="refused by the test")
+            return web.Response(status=self.status[path], text=self.body.get(path, "refused by the test"))
         until = self.fail_until.get(path)
         if until is not None and time.monotonic() < until:
             return web.Response(status=503, text="down for a while")
@@ -143,7 +146,7 @@ async def test_alertmanager_gets_firing_then_resolved_and_a_silence_holds_the_ne
     assert out.strip() == f"added alertmanager channel am of workspace {w} -> {alertmanager.url}"
     rule = _rule(ws, "latency spike", ["am", "topic"])
     await _add(stack, rule)
-    worker = start_worker(**NO_IDLE, LEARNSTREAM_ALERT_GENERATOR_URL="http://dash.example/rules/{rule_id}",
+    worker = start_worker(**LOCAL, **NO_IDLE, LEARNSTREAM_ALERT_GENERATOR_URL="http://dash.example/rules/{rule_id}",
                           LEARNSTREAM_ALERTMANAGER_RESEND_S="2")
     base = window_base()
     topic = stack.topics["performance_sample"]
@@ -157,7 +160,7 @@ async def test_alertmanager_gets_firing_then_resolved_and_a_silence_holds_the_ne
         alert = firing[0]
         fp = alert["labels"]["fingerprint"]
         assert alert["labels"] == {"alertname": "latency spike", "severity": "critical", "workspace_id": w,
-                                   "rule_id": str(rule.id), "fingerprint": fp, "host": "a"}
+                                   "rule_id": str(rule.id), "fingerprint": fp, "origin": "tenant", "host": "a"}
         assert alert["status"] == {"state": "active", "silencedBy": [], "inhibitedBy": []}
         assert (alert["annotations"]["learnstream_status"], alert["annotations"]["value"],
                 alert["annotations"]["threshold"]) == ("firing", "500", "> 100")
@@ -246,7 +249,7 @@ async def test_webhooks_signed_retried_until_the_receiver_recovers_and_refusals_
     rule = _rule(ws, "latency spike", ["flaky", "refusing", "down", "nowhere"])
     await _add(stack, rule)
     receiver.fail_until["/flaky"] = time.monotonic() + 3600  # down until the notifications have queued up
-    worker = start_worker(**SMALL, LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2", LEARNSTREAM_DELIVERY_RETRY_MAX_S="1",
+    worker = start_worker(**LOCAL, **SMALL, LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2", LEARNSTREAM_DELIVERY_RETRY_MAX_S="1",
                           LEARNSTREAM_DELIVERY_RETRY_FOR_S="25")
     base = window_base()
     events = _spike(w, base, {0: 50, 1: 500, 2: 50}, host="a") + _spike(w, base, {0: 50, 1: 50, 2: 700, 3: 50}, host="b")
@@ -289,7 +292,7 @@ async def test_webhooks_signed_retried_until_the_receiver_recovers_and_refusals_
     assert by == sorted([("rejected", "refusing")] * 4 + [("retries_exhausted", "down")] * 4
                         + [("unknown_channel", "nowhere")] * 4 + [("invalid_notification", "-")]), by
     refused = [d for d in dead if d["reason"] == "rejected"]
-    assert {d["detail"] for d in refused} == {"HTTP 400: refused by the test"}
+    assert {d["detail"] for d in refused} == {"HTTP 400 Bad Request"}  # the code, never the receiver's body
     assert {(d["channel_kind"], d["attempts"], d["workspace_id"]) for d in refused} == {("webhook", 1, w)}
     assert sorted((d["notification"]["fingerprint"], d["notification"]["status"]) for d in refused) == expected
     exhausted = [d for d in dead if d["reason"] == "retries_exhausted"]
@@ -324,7 +327,7 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
     env = dict(**NO_IDLE, **QUICK_GROUP, LEARNSTREAM_ALERTMANAGER_RESEND_S="2", LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2",
                LEARNSTREAM_DELIVERY_RETRY_MAX_S="1")
     await _add(stack, high)
-    first = start_worker(**env)
+    first = start_worker(**LOCAL, **env)
     base = window_base()
     topic = stack.topics["performance_sample"]
 
@@ -350,7 +353,7 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
         await _wait(expired, 30, "the alert to expire in Alertmanager while no worker runs")
 
         # 2. the next worker takes the open alert up from alert_notifications and re-posts it
-        second = start_worker(**env)
+        second = start_worker(**LOCAL, **env)
 
         async def back():
             found = await _am_alerts(http, alertmanager.url)
@@ -376,7 +379,7 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
         await _wait(stuck, 90, "the webhook notification to be retried")
         second.kill()
         receiver.fail_until["/hook"] = time.monotonic()  # back
-        third = start_worker(**env)
+        third = start_worker(**LOCAL, **env)
 
         async def delivered():
             return receiver.got.get("/hook")
@@ -439,12 +442,12 @@ async def test_a_black_hole_channel_delays_only_itself(stack, start_worker, rece
              LEARNSTREAM_CHANNEL_SECRET=SECRET)
         rule = _rule(ws, "latency spike", ["hole", "healthy"])
         await _add(stack, rule)
-        worker = start_worker(**SMALL, LEARNSTREAM_DELIVERY_MAX_PENDING="500",
+        worker = start_worker(**LOCAL, **SMALL, LEARNSTREAM_DELIVERY_MAX_PENDING="500",
                               LEARNSTREAM_DELIVERY_MAX_PENDING_PER_CHANNEL="100",
                               LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2", LEARNSTREAM_DELIVERY_RETRY_MAX_S="1")
         fingerprints = [f"fp{i:02d}" for i in range(16)]
         now = datetime.now(UTC)
-        messages = []
+        messages, recorded = [], []
         for seq in range(10_000):
             fp = fingerprints[seq % len(fingerprints)]
             note = {"fingerprint": fp, "rule_id": str(rule.id), "rule_name": rule.alert_name, "workspace_id": w,
@@ -453,6 +456,12 @@ async def test_a_black_hole_channel_delays_only_itself(stack, start_worker, rece
                     "message": f"notification {seq}", "triggered_at": now.isoformat(),
                     "sent_at": (now + timedelta(microseconds=seq)).isoformat()}
             messages.append((fp.encode(), orjson.dumps(note)))
+            recorded.append(AlertNotification.model_validate(note))
+        conn = await connect(stack.dsn)  # recorded as the engine does (only those are delivered)
+        try:
+            assert await record_notifications(conn, recorded) == 10_000
+        finally:
+            await conn.close()
         await publish_messages(stack.bootstrap, stack.notifications, messages)
 
         async def all_healthy():

@@ -9,7 +9,15 @@ from __future__ import annotations
 import pytest
 
 from streams.config import Settings
-from streams.devkit.demo import ALERTMANAGER_MISSING, DEMO_CHANNEL, DEMO_RULE, DEMO_WINDOWS, show_alerts
+from streams.devkit.demo import (
+    ALERTMANAGER_MISSING,
+    DEMO_CHANNEL,
+    DEMO_RULE,
+    DEMO_WINDOWS,
+    outbound_allow,
+    show_alerts,
+)
+from streams.devkit.services import free_port
 from streams.devkit.services.monitoring import find_binary
 from tests.support import metric
 
@@ -19,15 +27,16 @@ WINDOWS = {f"LEARNSTREAM_{k.upper()}": str(v) for k, v in DEMO_WINDOWS.items()}
 
 
 def test_the_demos_cli_rule_fires_into_a_local_alertmanager(stack, start_worker, tmp_path, monkeypatch, capsys):
-    env = stack.env(**WINDOWS)
+    am_port = free_port()
+    env = stack.env(**WINDOWS, **outbound_allow(am_port))  # the demo allows its own Alertmanager, as here
     for k, v in env.items():
         if k.startswith("LEARNSTREAM_"):
             monkeypatch.setenv(k, v)
     settings = Settings()
-    worker = start_worker(**WINDOWS)
+    worker = start_worker(**WINDOWS, **outbound_allow(am_port))
     installed = find_binary("alertmanager") is not None
 
-    shown = show_alerts(settings, worker.metrics_port, cli_env=env, am_dir=tmp_path / "alertmanager")
+    shown = show_alerts(settings, worker.metrics_port, cli_env=env, am_dir=tmp_path / "alertmanager", am_port=am_port)
     out = capsys.readouterr().out
 
     # the rule came from the CLI, and the demo printed each command it ran

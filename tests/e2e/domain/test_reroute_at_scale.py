@@ -21,6 +21,7 @@ from streams.devkit.mix import MixGenerator
 from streams.domain.reroute import reroute
 from streams.publish import publish_messages
 from tests.domain_tables import domain_snapshot, snapshot_diff
+from tests.support import admin_dsn
 
 pytestmark = pytest.mark.services
 
@@ -60,7 +61,7 @@ async def test_a_reroute_of_200000_events_while_a_worker_ingests_equals_routing_
     messages = mix.messages["learning_event"]
     total = mix.events["learning_event"]
     assert total >= EVENTS - 10
-    base = services["LEARNSTREAM_DATABASE_URL"]
+    base = admin_dsn(services)
     once_name = f"t_once_{uuid.uuid4().hex[:8]}"
     once = await clone_migrated_database(base, once_name)
     try:

@@ -88,9 +88,9 @@ async def test_changes_are_recorded_with_who_what_and_values(people, stack):
     tail = await owner.fetch("SELECT actor, table_name, operation, workspace_id FROM audit_log WHERE id > $1 "
                              "AND table_name <> 'performance_alerts' ORDER BY id", start)
     assert [tuple(r) for r in tail] == [
-        ("learnstream", "custom_reports", "INSERT", w1),
-        ("learnstream", "report_schedules", "INSERT", w1),
-        ("learnstream", "data_retention_policies", "UPDATE", None),
+        ("learnstream_owner", "custom_reports", "INSERT", w1),
+        ("learnstream_owner", "report_schedules", "INSERT", w1),
+        ("learnstream_owner", "data_retention_policies", "UPDATE", None),
     ]
 
     # read per workspace: a viewer of w1 sees w1's trail, one of w2 sees none of it, nobody sees the policy's

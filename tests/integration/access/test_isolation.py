@@ -21,7 +21,7 @@ from db.workspaces import grant_access, register_workspaces
 from streams.devkit.bench.jobs import load_demo_data
 from streams.jobs.catalog import JOBS, ONCE_ORDER, once_period
 from streams.jobs.runner import JobRunner
-from tests.support import login_dsn
+from tests.support import admin_dsn, login_dsn
 
 pytestmark = pytest.mark.services
 
@@ -56,7 +56,7 @@ class Tenants:
 
 @pytest.fixture(scope="module")
 async def tenants(services):
-    base = services["LEARNSTREAM_DATABASE_URL"]
+    base = admin_dsn(services)
     name = f"t_tenancy_{uuid.uuid4().hex[:8]}"
     suffix = uuid.uuid4().hex[:8]
     dsn = await clone_migrated_database(base, name)
@@ -176,11 +176,12 @@ async def test_a_hostile_member_cannot_escalate(tenants):
             await alice.fetchval(foreign, t.w1)
         await alice.execute("RESET row_security")
         # other roles: not hers to become
-        for role in ("learnstream", "learnstream_service", "learnstream_maintenance", "postgres", t.role("bob")):
+        for role in ("learnstream_owner", "learnstream_worker", "learnstream_service", "learnstream_maintenance",
+                     "postgres", t.role("bob")):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await alice.execute(f'SET ROLE "{role}"')
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await alice.execute("SET SESSION AUTHORIZATION learnstream")
+            await alice.execute("SET SESSION AUTHORIZATION learnstream_owner")
         # her group role has no memberships: nothing
         await alice.execute("SET ROLE learnstream_member")
         assert await alice.fetchval("SELECT count(*) FROM learning_events") == 0
@@ -327,6 +328,6 @@ async def test_security_definer_functions_are_pinned_and_not_public(tenants):
 
 
 async def test_a_password_is_needed_even_for_the_service_role(services):
-    for user in ("learnstream", "postgres"):
+    for user in ("learnstream_owner", "learnstream_worker", "postgres"):
         with pytest.raises(asyncpg.InvalidPasswordError):
             await asyncpg.connect(login_dsn(services["LEARNSTREAM_DATABASE_URL"], user, "wrong"))

@@ -14,6 +14,7 @@ from db.alerts import load_rules, lock_workspace_rules
 from db.databases import create_database, drop_database
 from db.migrate import MIGRATIONS_DIR, migrate
 from db.pool import connect
+from tests.support import admin_dsn
 
 pytestmark = pytest.mark.services
 WS, OTHER = uuid.UUID(int=7), uuid.UUID(int=8)
@@ -22,7 +23,7 @@ _INSERT = ("INSERT INTO performance_alerts (workspace_id, alert_name, metric, co
 
 
 async def test_0016_renames_rules_that_share_a_name_then_refuses_another(services, tmp_path, unique):
-    base = services["LEARNSTREAM_DATABASE_URL"]
+    base = admin_dsn(services)
     name = f"t_{unique}"
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         if int(path.name[:4]) < 16:

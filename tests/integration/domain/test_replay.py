@@ -24,6 +24,7 @@ from db.writer import WritePolicy, write_rows
 from schemas.decode import decode_message
 from streams.devkit.mix import MixGenerator
 from tests.domain_tables import DOMAIN_TABLES, domain_snapshot, snapshot_diff
+from tests.support import admin_dsn
 
 pytestmark = pytest.mark.services
 
@@ -33,7 +34,7 @@ NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 @pytest.fixture
 async def dsn_b(services, stack):
     """A second fresh migrated database next to the stack's."""
-    base = services["LEARNSTREAM_DATABASE_URL"]
+    base = admin_dsn(services)
     name = f"t_{stack.tag}_b"
     dsn = await clone_migrated_database(base, name)
     try:

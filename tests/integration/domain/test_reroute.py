@@ -113,6 +113,26 @@ async def test_an_interrupted_reroute_resumes_after_its_last_batch(stack):
         await conn.close()
 
 
+async def test_a_reroute_takes_both_workspaces_events_of_one_id_and_timestamp(stack):
+    """Since migration 0025 two workspaces may each hold an event of the same (timestamp, id): a run
+    whose batches end between the two (batch_size 1) reroutes both, also when resumed there."""
+    other = uuid.UUID("00000000-0000-4000-8000-00000000cccc")
+    mine = [detection(i) for i in range(4)]
+    theirs = [{**e, "workspace_id": str(other)} for e in mine]
+    await write(stack.dsn, mine + theirs)
+    since, until = T0 - timedelta(minutes=1), T0 + timedelta(hours=1)
+    first = await reroute(stack.dsn, since, until, batch_size=1, max_batches=3)
+    assert (first.events, first.finished) == (3, False)
+    rest = await reroute(stack.dsn, since, until, batch_size=1)
+    assert (rest.resumed, rest.events, rest.routed, rest.finished) == (True, 8, 8, True)
+    conn = await connect(stack.dsn)
+    try:
+        assert sorted(tuple(r) for r in await conn.fetch(
+            "SELECT workspace_id, sum(occurrence_frequency) FROM identified_patterns GROUP BY 1")) == [(WS, 4), (other, 4)]
+    finally:
+        await conn.close()
+
+
 def run(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           timeout=60, text=True)

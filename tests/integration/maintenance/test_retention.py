@@ -40,7 +40,8 @@ async def _snapshot(conn) -> dict[str, int]:
 
 
 async def test_a_dry_run_then_a_run_on_data_spanning_several_months(stack):
-    conn = await connect(stack.dsn)
+    # as the workers' login, which owns nothing (issue #24): every DDL here goes through migration 0022's functions
+    conn = await connect(stack.worker_dsn)
     try:
         await several_months(conn)
         before = await _snapshot(conn)
@@ -185,24 +186,32 @@ async def test_the_maintenance_job_runs_through_the_job_runner(stack):
 
 
 async def test_the_archive_is_the_owners_only_and_keeps_row_level_security(stack):
+    """Nobody but the owner and the workers' service role (which moves rows into it: migration 0022)
+    may use the archive; no member, not PUBLIC."""
     conn = await connect(stack.dsn)
     try:
         assert await conn.fetchval("SELECT nspacl IS NULL OR NOT (nspacl::text[] && ARRAY['=U/' || "
                                    "pg_get_userbyid(nspowner)]) FROM pg_namespace WHERE nspname = 'archive'")
         assert not await conn.fetchval("SELECT has_schema_privilege('public', 'archive', 'USAGE')")
+        assert not await conn.fetchval("SELECT has_schema_privilege('learnstream_member', 'archive', 'USAGE')")
         rels = await conn.fetch(
             """SELECT c.relname, c.relrowsecurity AND c.relforcerowsecurity AS relrowsecurity,
                       -- ACL entries for anyone but the owner (an entry is grantee=privileges/grantor)
-                      (SELECT count(*) FROM unnest(coalesce(c.relacl::text[], '{}')) e
+                      (SELECT array_agg(split_part(e, '/', 1) ORDER BY e) FROM unnest(coalesce(c.relacl::text[], '{}')) e
                        WHERE e NOT LIKE pg_get_userbyid(c.relowner) || '=%') AS grants,
                       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = 'archive' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1""")
         assert [(r["relname"], r["relrowsecurity"], r["policies"], r["grants"]) for r in rels] == [
-            (name, True, 1, 0) for name in sorted(retention.RETAINED)]
-        view = await conn.fetchrow("SELECT reloptions, relacl FROM pg_class WHERE relname = 'archived_performance_metrics'")
-        assert (view["reloptions"], view["relacl"]) == (["security_invoker=true"], None)
+            (name, True, 1, ["learnstream_service=ard"]) for name in sorted(retention.RETAINED)]
+        view = await conn.fetchrow("SELECT reloptions, relacl::text[] AS acl, pg_get_userbyid(relowner) AS owner "
+                                   "FROM pg_class WHERE relname = 'archived_performance_metrics'")
+        assert view["reloptions"] == ["security_invoker=true"]
+        assert view["acl"] == [f"{view['owner']}=arwdDxt/{view['owner']}", f"learnstream_service=r/{view['owner']}"]
         for table in ("maintenance_runs", "maintenance_actions"):
-            assert await conn.fetchval("SELECT relacl FROM pg_class WHERE relname = $1", table) is None
+            assert await conn.fetchval(
+                "SELECT array_agg(split_part(e, '/', 1) ORDER BY e) FROM pg_class, unnest(relacl::text[]) e "
+                "WHERE relname = $1 AND e NOT LIKE pg_get_userbyid(relowner) || '=%'", table) == [
+                "learnstream_service=arwd"]
     finally:
         await conn.close()

@@ -17,7 +17,7 @@ from db.alerts import BacklogRow
 from streams.alerts.delivery import service
 from streams.alerts.delivery.service import HELD_PER_PENDING, AlertDelivery, Spill
 from streams.config import Settings
-from tests.unit.alerts.test_delivery_lanes import TP, FakePoster, channels, note, published, until
+from tests.unit.alerts.test_delivery_lanes import TP, FakePoster, accept, channels, note, published, until
 
 
 class FakeDb:
@@ -89,7 +89,7 @@ async def test_a_taken_up_backlog_is_not_read_while_the_round_passing_it_is_writ
 
     # the consumer reads 4..10 again in one round: all go behind the backlog, written at the round's end
     for offset in range(4, 11):
-        await svc._accept(TP, offset, row(offset).value)
+        await accept(svc, TP, offset, row(offset).value)
         svc._position[TP] = offset
     db.commit.clear()  # the write is under way, not committed yet
     flush = asyncio.ensure_future(svc._flush_backlog())
@@ -137,11 +137,11 @@ async def test_finished_notifications_behind_a_stuck_one_hold_no_payload_and_pau
     try:
         (stuck_ws, stuck_rule), (ws, rule) = channels(svc, 2)
         poster.hold = stuck_ws  # never answers (until released)
-        await svc._accept(TP, 0, note(stuck_ws, stuck_rule, "stuck"))
+        await accept(svc, TP, 0, note(stuck_ws, stuck_rule, "stuck"))
         cap = HELD_PER_PENDING * max_pending
         offset = 1
         while offset < cap - 1:
-            await svc._accept(TP, offset, note(ws, rule, f"fp-{offset}"))
+            await accept(svc, TP, offset, note(ws, rule, f"fp-{offset}"))
             offset += 1
         await until(lambda: len(poster.sent) == cap - 2)
         await svc._commit_done()
@@ -152,7 +152,7 @@ async def test_finished_notifications_behind_a_stuck_one_hold_no_payload_and_pau
         assert head.raw is not None and head.note is not None  # still on its way
         assert all(i.done and i.raw is None and i.note is None for i in behind)
 
-        await svc._accept(TP, offset, note(ws, rule, f"fp-{offset}"))
+        await accept(svc, TP, offset, note(ws, rule, f"fp-{offset}"))
         await until(lambda: len(poster.sent) == cap - 1)
         svc._flow()
         assert consumer.paused  # the finished ones held for the commit count too

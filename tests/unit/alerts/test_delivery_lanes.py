@@ -19,6 +19,14 @@ from streams.alerts.delivery.http import PostResult
 from streams.alerts.delivery.service import AlertDelivery
 from streams.config import Settings
 
+
+async def accept(svc: AlertDelivery, tp, offset: int, raw: bytes) -> None:
+    """Consume `raw` as a notification the engine recorded (its stored row is itself)."""
+    from schemas.alerts import AlertNotification
+
+    n = AlertNotification.model_validate_json(raw)
+    await svc._accept(tp, offset, raw, {(n.fingerprint, n.status, n.sent_at): n})
+
 TP = TopicPartition("learnstream.alerts.notifications", 0)
 IDLE_S = 0.2
 
@@ -98,7 +106,7 @@ async def test_idle_lanes_are_released_and_a_later_notification_starts_a_new_one
     tenants = channels(svc, 200)
     offset = 0
     for ws, rule in tenants:
-        await svc._accept(TP, offset, note(ws, rule, f"fp-{offset}"))
+        await accept(svc, TP, offset, note(ws, rule, f"fp-{offset}"))
         offset += 1
     await until(lambda: len(poster.sent) == len(tenants))
     assert len(svc._lanes) == len(tenants)
@@ -112,7 +120,7 @@ async def test_idle_lanes_are_released_and_a_later_notification_starts_a_new_one
     # a released lane's channel gets its next notifications, in order, from a new lane
     ws, rule = tenants[0]
     for fp in ("again-1", "again-2", "again-3"):
-        await svc._accept(TP, offset, note(ws, rule, fp))
+        await accept(svc, TP, offset, note(ws, rule, fp))
         offset += 1
     await until(lambda: len(poster.sent) == len(tenants) + 3)
     assert [fp for w, _n, fp in poster.sent if w == ws] == ["fp-0", "again-1", "again-2", "again-3"]
@@ -126,9 +134,9 @@ async def test_a_lane_with_work_or_an_open_alertmanager_alert_is_kept(delivery):
     (busy_ws, busy_rule), (quiet_ws, quiet_rule) = channels(svc, 2)
     [(am_ws, am_rule)] = channels(svc, 1, kind="alertmanager")
     poster.hold = busy_ws  # its receiver does not answer (yet)
-    await svc._accept(TP, 0, note(busy_ws, busy_rule, "busy"))
-    await svc._accept(TP, 1, note(quiet_ws, quiet_rule, "quiet"))
-    await svc._accept(TP, 2, note(am_ws, am_rule, "open"))
+    await accept(svc, TP, 0, note(busy_ws, busy_rule, "busy"))
+    await accept(svc, TP, 1, note(quiet_ws, quiet_rule, "quiet"))
+    await accept(svc, TP, 2, note(am_ws, am_rule, "open"))
     await until(lambda: len(poster.sent) == 2)
     svc._pruner = asyncio.ensure_future(svc._release_lanes())
     await until(lambda: (quiet_ws, "hook") not in svc._lanes)
@@ -137,7 +145,7 @@ async def test_a_lane_with_work_or_an_open_alertmanager_alert_is_kept(delivery):
 
     poster.release.set()  # delivered: then idle, then released
     await until(lambda: (busy_ws, "hook") not in svc._lanes)
-    await svc._accept(TP, 3, note(am_ws, am_rule, "open", status="resolved"))  # nothing open any more
+    await accept(svc, TP, 3, note(am_ws, am_rule, "open", status="resolved"))  # nothing open any more
     await until(lambda: not svc._lanes)
     assert [fp for _w, _n, fp in poster.sent] == ["quiet", "open", "busy", "open"]
     assert svc._pending == 0
@@ -155,7 +163,7 @@ async def test_a_failing_round_does_not_end_the_release_loop(delivery, caplog):
         return await real()
 
     svc._release_idle_lanes = flaky
-    await svc._accept(TP, 0, note(ws, rule, "fp"))
+    await accept(svc, TP, 0, note(ws, rule, "fp"))
     await until(lambda: len(poster.sent) == 1)
     svc._pruner = asyncio.ensure_future(svc._release_lanes())
     await until(lambda: not svc._lanes)

@@ -46,7 +46,7 @@ def note(status: str = "firing", **kw) -> AlertNotification:
 
 
 LABELS = {"alertname": "latency spike", "severity": "critical", "workspace_id": str(WS), "rule_id": str(RULE),
-          "fingerprint": "0123456789abcdef", "host": "a"}
+          "fingerprint": "0123456789abcdef", "origin": "tenant", "host": "a"}
 
 
 def test_firing_alert_for_alertmanager():
@@ -99,10 +99,28 @@ def test_series_labels_are_made_valid_and_never_override_learnstream_s():
     n = note(labels={"host.name": "a", "9zone": "eu", "severity": "low", "host_name": "b", "empty": ""})
     assert alert_labels(n) == {
         "alertname": "latency spike", "severity": "critical", "workspace_id": str(WS), "rule_id": str(RULE),
-        "fingerprint": "0123456789abcdef", "_9zone": "eu", "host_name": "a", "host_name_2": "b",
+        "fingerprint": "0123456789abcdef", "origin": "tenant", "_9zone": "eu", "host_name": "a", "host_name_2": "b",
         "series_severity": "low",
     }
     assert [label_name(x) for x in ("a-b", "", "ok_1", "1")] == ["a_b", "_", "ok_1", "_1"]
+
+
+def test_a_workspaces_rule_cannot_pass_for_the_operator_in_alertmanager():
+    """A rule named like an operator alert, critical, whose series labels claim the reserved names
+    (in every spelling that label_name folds onto them): the reserved labels stay learnstream's and
+    origin stays "tenant", which no inhibit rule of the shared Alertmanager takes as a source."""
+    other = "99999999-2222-3333-4444-555555555555"
+    n = note(rule_name="LearnstreamDatabaseDown", severity="critical", labels={
+        "origin": "operator", "or-igin": "x", "alertname": "LearnstreamWorkerDown", "severity": "critical",
+        "workspace_id": other, "rule_id": "r", "fingerprint": "f", "instance": "worker-1:9464",
+        "series_origin": "s"})
+    labels = alert_labels(n)
+    assert {k: labels[k] for k in ("alertname", "severity", "workspace_id", "rule_id", "fingerprint", "origin")} == {
+        "alertname": "LearnstreamDatabaseDown", "severity": "critical", "workspace_id": str(WS), "rule_id": str(RULE),
+        "fingerprint": "0123456789abcdef", "origin": "tenant"}
+    assert labels["series_origin"] == "operator" and labels["series_origin_2"] == "s"
+    assert labels["series_workspace_id"] == other and labels["or_igin"] == "x"
+    assert list(labels.values()).count("tenant") == 1
 
 
 def test_alertmanager_endpoint():
@@ -116,7 +134,9 @@ def test_webhook_body_and_signature():
     body, headers = webhook_request(n, "s3cret-s3cret-s3cret", 1765022400)
     assert body == orjson.dumps(n.model_dump(mode="json"))
     assert orjson.loads(body)["fingerprint"] == "0123456789abcdef"
-    expected = hmac.new(b"s3cret-s3cret-s3cret", b"1765022400." + body, hashlib.sha256).hexdigest()
+    did = delivery_id(n)
+    # the signed string: timestamp, delivery id and body (issue #24: the id is inside the HMAC)
+    expected = hmac.new(b"s3cret-s3cret-s3cret", f"1765022400.{did}.".encode() + body, hashlib.sha256).hexdigest()
     assert headers == {
         "Content-Type": "application/json",
         "User-Agent": "learnstream-alert-delivery/1",
@@ -124,7 +144,7 @@ def test_webhook_body_and_signature():
         "X-Learnstream-Signature": f"sha256={expected}",
         "X-Learnstream-Delivery": delivery_id(n),
     }
-    assert signature("s3cret-s3cret-s3cret", 1765022400, body) == f"sha256={expected}"
+    assert signature("s3cret-s3cret-s3cret", 1765022400, did, body) == f"sha256={expected}"
     assert delivery_id(n) == hashlib.sha256(b"0123456789abcdef|firing|2026-12-06T12:00:00Z").hexdigest()[:32]
     assert delivery_id(note("resolved")) != delivery_id(n)
 
@@ -140,11 +160,48 @@ def test_verify_signature_refuses_tampering_replay_and_wrong_keys():
     assert not verify_signature("s3cret-s3cret-s3cret", {}, body, now=1000)
 
 
+def test_verify_signature_covers_the_delivery_id():
+    """Issue #24: a request whose X-Learnstream-Delivery was changed (to make a deduping receiver
+    drop it, or to replay it as a new one) no longer verifies."""
+    body, headers = webhook_request(note(), "s3cret-s3cret-s3cret", 1000)
+    assert verify_signature("s3cret-s3cret-s3cret", headers, body, now=1000)
+    swapped = {**headers, "X-Learnstream-Delivery": delivery_id(note("resolved"))}
+    assert not verify_signature("s3cret-s3cret-s3cret", swapped, body, now=1000)
+    assert not verify_signature("s3cret-s3cret-s3cret", {**headers, "X-Learnstream-Delivery": ""}, body, now=1000)
+
+
+def test_verify_signature_never_raises():
+    """Issue #24: a non-ASCII header raised TypeError in hmac.compare_digest (str against str);
+    every malformed request is now a plain False."""
+    body, headers = webhook_request(note(), "s3cret-s3cret-s3cret", 1000)
+    key = "s3cret-s3cret-s3cret"
+    hostile = [
+        {**headers, "X-Learnstream-Signature": "sha256=\u00e9" + "0" * 63},  # non-ASCII signature
+        {**headers, "X-Learnstream-Delivery": "d\u00e9livery"},  # non-ASCII delivery id
+        {**headers, "X-Learnstream-Timestamp": "\u0661\u0660\u0660\u0660"},  # Arabic-Indic digits: int() takes them
+        {**headers, "X-Learnstream-Timestamp": "1e3"},
+        {**headers, "X-Learnstream-Timestamp": "9" * 5000},
+        {**headers, "X-Learnstream-Signature": None},
+        {k: v for k, v in headers.items() if k != "X-Learnstream-Delivery"},  # missing
+        {k: v for k, v in headers.items() if k != "X-Learnstream-Signature"},
+        {**headers, "X-Learnstream-Signature": b"sha256=00"},
+        None, 42, [],
+    ]
+    for h in hostile:
+        assert verify_signature(key, h, body, now=1000) is False, h
+    assert verify_signature(key, headers, "not bytes", now=1000) is False
+    assert verify_signature(key, headers, body, now=float("nan")) is False
+
+
 def test_channel_contract_and_masked_secret():
     ch = AlertChannel(workspace_id=WS, name="ops-hook", kind="webhook", url="https://u:pw@hooks.example/x",
                       secret="0123456789abcdef")
     assert "0123456789abcdef" not in repr(ch) and "0123456789abcdef" not in str(ch)
     assert ch.safe_url == "https://***@hooks.example/x"
+    assert "u:pw" not in repr(ch) and "u:pw" not in str(ch) and "url='https://***@hooks.example/x'" in repr(ch)
+    tokened = ch.model_copy(update={"url": "https://hooks.example/x?token=abc123"})
+    assert tokened.safe_url == "https://hooks.example/x?token=***" and "abc123" not in repr(tokened)
+    assert tokened.url == "https://hooks.example/x?token=abc123"  # the delivery posts to the URL itself
     assert redact_url("http://am:9093") == "http://am:9093"
     bad = [
         dict(kind="webhook", url="https://h/x"),  # no secret

@@ -266,13 +266,43 @@ def test_mutes_restored_after_a_restart():
     [fired] = feed(e, [900])
     e.command(AlertCommand(command="mute", workspace_id=WS, rule_id=rule().id, until=at(600), issued_at=at(10)))
     stored = e.mutes()
-    assert stored == [("rule", str(rule().id), at(600))]
+    assert stored == [(WS, "rule", str(rule().id), at(600))]
     # a new engine (a restarted worker) from the last notification and the stored mutes
     last = fired.model_copy(update={"status": "muted", "sent_at": at(10)})
     restarted = AlertEngine([rule()])
     restarted.restore([last])
-    restarted.restore_mutes(stored + [("fingerprint", "f" * 32, at(5))], now=at(20))  # an ended one is left out
+    restarted.restore_mutes(stored + [(WS, "fingerprint", "f" * 32, at(5))], now=at(20))  # an ended one is left out
     assert restarted.mutes() == stored
     assert restarted.tick(at(300)) == []  # still muted: nothing
     [again] = restarted.tick(at(600))
     assert again.status == "firing" and again.sent_at == at(600)
+
+
+def test_a_command_naming_another_workspaces_alert_changes_nothing():
+    """Issue #24: anyone able to write alert-commands acked and muted any tenant's alerts (the
+    command's workspace_id was not checked against the alert's). Now a command acts only on its
+    own workspace's alerts and rules; a mute of a target the engine does not know yet is kept for
+    the workspace that issued it, and never mutes another workspace's alert of that id."""
+    other = uuid.UUID(int=2)
+    e = AlertEngine([rule()])
+    [fired] = feed(e, [900])
+    ack = AlertCommand(command="ack", workspace_id=other, fingerprint=fired.fingerprint, by="mallory", issued_at=at(10))
+    by_fp = AlertCommand(command="mute", workspace_id=other, fingerprint=fired.fingerprint, until=at(9000),
+                         issued_at=at(10))
+    by_rule = AlertCommand(command="mute", workspace_id=other, rule_id=rule().id, until=at(9000), issued_at=at(10))
+    for cmd in (ack, by_fp, by_rule):
+        assert e.command(cmd) == []
+    assert e.mutes() == [] and e.instances[fired.fingerprint].acknowledged_by is None
+    assert [e.foreign(cmd) for cmd in (ack, by_fp, by_rule)] == [True, True, True]  # the runtime counts them
+    assert e.instances[fired.fingerprint].state == "firing"
+
+    # mutes restored from alert_mutes rows of another workspace do not apply here either
+    fresh = AlertEngine([rule()])
+    fresh.restore_mutes([(other, "rule", str(rule().id), at(9000)), (other, "fingerprint", fired.fingerprint, at(9000))],
+                        now=at(0))
+    [again] = feed(fresh, [900])
+    assert again.status == "firing"
+    # the workspace's own ack still works
+    own = AlertCommand(command="ack", workspace_id=WS, fingerprint=fired.fingerprint, by="ana", issued_at=at(20))
+    assert e.foreign(own) is False
+    assert [n.status for n in e.command(own)] == ["acknowledged"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -101,6 +102,28 @@ ROWS = [(date(2026, 11, 1), "tik,tok", 1200, 0.125), (date(2026, 11, 2), '<scrip
 def test_csv_quotes_what_needs_it_and_leaves_missing_values_empty():
     assert to_csv(_report(ROWS)).decode() == (
         "day,platform,views,rate\n2026-11-01,\"tik,tok\",1200,0.125\n2026-11-02,<script>alert(1)</script>,0,\n")
+
+
+#: producer-controlled text a spreadsheet would run as a formula or a DDE command (OWASP CSV injection)
+FORMULAS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3", "\t=1", "\r=1", "a\r=1+1", "x;=1+1", "  =1+1"]
+
+
+def test_csv_neutralises_cells_that_would_start_a_formula_and_keeps_numbers_numbers():
+    rows = [(date(2026, 11, 1), f, -5, -0.5) for f in FORMULAS] + [(date(2026, 11, 2), "tiktok", Decimal("-5"), None)]
+    assert to_csv(_report(rows)).decode() == (
+        "day,platform,views,rate\n"
+        '2026-11-01,"\'=HYPERLINK(""http://x"",""y"")",-5,-0.5\n'
+        "2026-11-01,'+cmd|' /C calc'!A0,-5,-0.5\n"
+        "2026-11-01,'@SUM(1),-5,-0.5\n"
+        "2026-11-01,'-2+3,-5,-0.5\n"
+        "2026-11-01,'\t=1,-5,-0.5\n"
+        '2026-11-01,"\'\r=1",-5,-0.5\n'
+        '2026-11-01,"a\r=1+1",-5,-0.5\n'  # quoted: a spreadsheet does not start a row inside quotes
+        '2026-11-01,"x;=1+1",-5,-0.5\n'  # quoted: `;` separates cells in comma-decimal locales
+        "2026-11-01,'  =1+1,-5,-0.5\n"  # leading spaces may be trimmed on import
+        "2026-11-02,tiktok,-5,\n")
+    # JSON and HTML are not read by spreadsheets: they keep the values as sent
+    assert orjson.loads(to_json(_report(rows[:1])))["rows"][0]["platform"] == FORMULAS[0]
 
 
 def test_json_has_the_period_columns_and_rows():

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 
 from db.pool import create_writer_pool
 from db.tables import TABLES
-from streams.config import load_settings
+from streams.config import admin_dsn, load_settings
 from streams.kafka_auth import kafka_auth
 
 log = logging.getLogger("bench.limit")
@@ -64,7 +64,8 @@ async def main() -> None:
         enable_auto_commit=False, max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
         **kafka_auth(s).client_kwargs(),
     )
-    pool = await create_writer_pool(s.database_url, 2 * len(ROW))
+    # as the bench database's owner (LEARNSTREAM_ADMIN_DATABASE_URL): it alters the tables
+    pool = await create_writer_pool(admin_dsn(s), 2 * len(ROW))
     # The limit is the hardware's: PostgreSQL refuses COPY FROM where row-level security applies to the
     # writer, which since migration 0013 (FORCE) includes the owner, so the limit lifts FORCE on the
     # three tables of its own bench database. The worker writes them staged (INSERT), under the policies.

@@ -1,0 +1,262 @@
+"""Roles by duty (issue #24), with hostile clients on the real PostgreSQL.
+
+Before: the workers, the tests and the CLI all logged in as `learnstream`, password `learnstream`,
+the owner of the schema with CREATEROLE and CREATEDB: any local OS user could `psql -U learnstream`,
+read every workspace's webhook secrets and `GRANT pg_execute_server_program` to it (a shell as the
+postgres OS user). Now the workers log in as learnstream_worker (a member of learnstream_service
+that owns nothing), the owner's and the worker's passwords are generated and kept in 0600 files,
+and the old password opens nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from click.testing import CliRunner
+
+from db.databases import dsn_as, dsn_for
+from streams.config import services_env_file, state_dir
+from streams.devkit import services as api
+from streams.devkit.services import postgres
+from tests.support import admin_dsn
+
+pytestmark = pytest.mark.services
+
+local = pytest.mark.skipif(
+    bool(os.environ.get("LEARNSTREAM_TEST_CONTAINERS") == "1" or os.environ.get("LEARNSTREAM_DATABASE_URL")),
+    reason="checks the local services' roles and files")
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@local
+async def test_the_well_known_password_logs_in_as_no_role(services):
+    for role in ("learnstream", "learnstream_owner", "learnstream_worker", "learnstream_service", "postgres"):
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(dsn_as(services["LEARNSTREAM_DATABASE_URL"], role, "learnstream"), timeout=10)
+
+
+@local
+async def test_the_worker_login_cannot_escalate_and_owns_nothing(stack):
+    assert stack.worker_dsn.startswith("postgresql://learnstream_worker:")
+    conn = await asyncpg.connect(stack.worker_dsn, timeout=10)
+    try:
+        me = await conn.fetchrow(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, "
+            "pg_has_role(current_user, 'learnstream_service', 'USAGE') AS service FROM pg_roles "
+            "WHERE rolname = current_user")
+        assert dict(me) == {"rolsuper": False, "rolcreaterole": False, "rolcreatedb": False, "rolbypassrls": False,
+                            "rolreplication": False, "service": True}
+        # it reads what the service needs (webhook secrets included: delivery signs with them)
+        assert await conn.fetchval("SELECT count(secret) FROM alert_channels") == 0
+        hostile = [
+            "CREATE ROLE mallory LOGIN PASSWORD 'x'",
+            "CREATE DATABASE mallory",
+            "GRANT pg_execute_server_program TO current_user",
+            "GRANT pg_read_server_files TO current_user",
+            "GRANT learnstream_maintenance TO current_user",
+            "COPY (SELECT 1) TO PROGRAM 'id'",
+            "CREATE TEMP TABLE IF NOT EXISTS out (line text); COPY out FROM PROGRAM 'id'",
+            "ALTER TABLE learning_events ADD COLUMN mallory int",
+            "ALTER TABLE alert_channels DISABLE ROW LEVEL SECURITY",
+            "ALTER TABLE alert_channels NO FORCE ROW LEVEL SECURITY",
+            "DROP TABLE alert_channels",
+            "TRUNCATE learning_events",
+            "CREATE TABLE public.mallory (x int)",
+            "CREATE FUNCTION public.mallory() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "DROP POLICY service_all ON workspaces",
+            "REFRESH MATERIALIZED VIEW analytics_aggregated_daily",
+            "ALTER ROLE learnstream_worker CREATEROLE",
+            "ALTER DATABASE " + stack.dsn.rsplit("/", 1)[1] + " OWNER TO learnstream_worker",
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'x', 'x')",
+            "DELETE FROM audit_log",
+            "UPDATE data_retention_policies SET retention_period = '1 day'",
+            # the owner's functions take only what their allow-lists name
+            "SELECT ls_detach_partition('alert_channels', 'alert_channels')",
+            "SELECT ls_dispose_partition('alert_channels', 'drop')",
+            "SELECT ls_dispose_partition('learning_events_default', 'drop')",
+            "SELECT ls_create_partition('alert_channels', 'alert_channels_y2026m01', now(), now() + interval '1 day')",
+            "SELECT ls_create_partition('learning_events', 'learning_events_y2026m01; DROP TABLE x', now(), now())",
+            "SELECT ls_archive_partition('learning_events', 'learning_events', 'drop')",
+            "SELECT ls_analyze('pg_authid')",
+            "SELECT ls_refresh_materialized_view('alert_channels')",
+        ]
+        for sql in hostile:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(sql)
+        owned = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relowner = current_user::regrole) AS relations, "
+            "(SELECT count(*) FROM pg_namespace WHERE nspowner = current_user::regrole) AS schemas, "
+            "(SELECT count(*) FROM pg_proc WHERE proowner = current_user::regrole) AS functions, "
+            "(SELECT count(*) FROM pg_type WHERE typowner = current_user::regrole) AS types, "
+            "(SELECT count(*) FROM pg_database WHERE datdba = current_user::regrole) AS databases")
+        assert dict(owned) == {"relations": 0, "schemas": 0, "functions": 0, "types": 0, "databases": 0}
+        # every relation of the schemas is the owner's, who runs the migrations
+        owners = await conn.fetch(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'archive')")
+        assert [r["owner"] for r in owners] == ["learnstream_owner"]
+    finally:
+        await conn.close()
+
+
+@local
+async def test_the_worker_makes_partitions_and_refreshes_views_through_the_owners_functions(stack):
+    """What a worker needs of DDL, as the worker: a partition made (DEFAULT's rows moved into it, and
+    the writer's direct COPY into it allowed), a materialized view refreshed."""
+    from datetime import UTC, datetime
+
+    from db.jobs import refresh_materialized_views
+    from db.partitions import ensure_partition, period_of
+    from db.tables import TABLES
+
+    spec = TABLES["learning_event"]
+    far = datetime(2031, 5, 17, 12, tzinfo=UTC)
+    period = period_of(spec, far)
+    conn = await asyncpg.connect(stack.worker_dsn, timeout=10)
+    try:
+        ws = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO learning_events (id, workspace_id, \"timestamp\", event_type, event_data) "
+            "VALUES (gen_random_uuid(), $1, $2, 'e', '{}')", ws, far)
+        assert await conn.fetchval("SELECT count(*) FROM learning_events_default") == 1
+        assert await ensure_partition(conn, spec, period) == 1
+        assert await ensure_partition(conn, spec, period) is None
+        assert await conn.fetchval(f"SELECT count(*) FROM {period.name}") == 1
+        assert await conn.fetchval("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = $1",
+                                   period.name) == "learnstream_owner"
+        await conn.copy_records_to_table(period.name, records=[], columns=["id"])  # direct COPY allowed
+        assert await refresh_materialized_views(conn) == 5
+    finally:
+        await conn.close()
+
+
+@local
+def test_passwords_and_the_services_env_are_private_files():
+    sd = state_dir()
+    lay = postgres.layout(sd)
+    assert _mode(sd) & 0o066 == 0, oct(_mode(sd))  # 0700 (0711 as root: the postgres user passes through)
+    assert _mode(lay.meta) == 0o700
+    assert _mode(sd / "kafka") == 0o700
+    assert _mode(services_env_file()) == 0o600
+    for path in (lay.superuser_password_file, lay.password_file("learnstream_owner"),
+                 lay.password_file("learnstream_worker")):
+        assert _mode(path) == 0o600, path
+    text = services_env_file().read_text()
+    owner = lay.password_file("learnstream_owner").read_text().strip()
+    worker = lay.password_file("learnstream_worker").read_text().strip()
+    assert f"LEARNSTREAM_DATABASE_URL=postgresql://learnstream_worker:{worker}@" in text
+    assert f"LEARNSTREAM_ADMIN_DATABASE_URL=postgresql://learnstream_owner:{owner}@" in text
+    # `services up` prints no password
+    from streams.devkit.services.cli import services as services_cli
+
+    out = CliRunner().invoke(services_cli, ["up"])
+    assert out.exit_code == 0, out.output
+    assert owner not in out.output and worker not in out.output
+    assert "# LEARNSTREAM_DATABASE_URL=postgresql://learnstream_worker:***@" in out.output
+    status = CliRunner().invoke(services_cli, ["status", "--json"])
+    assert owner not in status.output and worker not in status.output
+
+
+def test_secret_files_are_0600_from_their_first_byte(tmp_path, monkeypatch):
+    """Written through a file created 0600 (O_EXCL), whatever the umask: never chmod'ed afterwards."""
+    seen: list[int] = []
+    real_write = os.write
+
+    def spying_write(fd: int, data: bytes) -> int:
+        seen.append(stat.S_IMODE(os.fstat(fd).st_mode))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", spying_write)
+    old = os.umask(0)
+    try:
+        postgres.write_secret(tmp_path / "pw", "s3cret\n")
+        api.write_atomic(tmp_path / "env", "A=1\n", mode=0o600)
+    finally:
+        os.umask(old)
+    assert seen == [0o600, 0o600]
+    assert _mode(tmp_path / "pw") == _mode(tmp_path / "env") == 0o600
+    # a planted symlink at the temporary name is not followed
+    target = tmp_path / "target"
+    target.write_text("")
+    os.symlink(target, tmp_path / f".pw.tmp{os.getpid()}")
+    postgres.write_secret(tmp_path / "pw", "again\n")
+    assert target.read_text() == "" and (tmp_path / "pw").read_text() == "again\n"
+
+
+def test_a_planted_relocation_directory_is_not_used(tmp_path):
+    """/var/tmp/learnstream-pg-<hash> is predictable: when someone else made it (a symlink, a
+    directory open to others), a fresh private one is used instead."""
+    import hashlib
+    import shutil
+
+    sd = tmp_path / "state"
+    planted = Path(f"/var/tmp/learnstream-pg-{hashlib.sha256(str(sd).encode()).hexdigest()[:12]}")
+    bait = tmp_path / "bait"
+    bait.mkdir(mode=0o777)
+    os.chmod(bait, 0o777)
+    chosen: list[Path] = []
+    try:
+        os.symlink(bait, planted)
+        chosen.append(postgres._private_root(sd))
+        planted.unlink()
+        planted.mkdir(mode=0o777)
+        os.chmod(planted, 0o777)
+        chosen.append(postgres._private_root(sd))
+        for root in chosen:
+            assert root != planted and root.name.startswith("learnstream-pg-")
+            assert _mode(root) == 0o700 and not root.is_symlink()
+        assert list(bait.iterdir()) == []
+    finally:
+        if planted.is_symlink():
+            planted.unlink()
+        elif planted.exists():
+            planted.rmdir()
+        for root in chosen:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@local
+async def test_up_retires_a_legacy_role_with_the_well_known_password(services, monkeypatch):
+    """A state dir from before #24: role `learnstream` (password `learnstream`) owns a database and
+    its objects. `services up` hands them to learnstream_owner and the old password opens nothing.
+    (Played with a role of another name, so that tests running meanwhile never meet a `learnstream`.)"""
+    legacy_role = f"learnstream_legacy_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(postgres, "LEGACY_ROLE", legacy_role)
+    sd = state_dir()
+    lay = postgres.layout(sd)
+    port = int(lay.port_file.read_text())
+    superuser = postgres._admin_url(lay, port)
+    name = f"t_legacy_{uuid.uuid4().hex[:8]}"
+    su = await asyncpg.connect(superuser, timeout=10)
+    try:
+        await su.execute(f"CREATE ROLE {legacy_role} LOGIN CREATEDB CREATEROLE PASSWORD 'learnstream'")
+        await su.execute(f"CREATE DATABASE {name} OWNER {legacy_role}")
+        legacy = await asyncpg.connect(dsn_for(dsn_as(superuser, legacy_role, "learnstream"), name), timeout=10)
+        try:
+            await legacy.execute("CREATE TABLE legacy_table (x int)")
+        finally:
+            await legacy.close()
+        api.up()
+        assert not await su.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", legacy_role)
+        assert await su.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
+                                 name) == "learnstream_owner"
+        owner = await asyncpg.connect(dsn_for(admin_dsn(services), name), timeout=10)
+        try:
+            assert await owner.fetchval(
+                "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'legacy_table'") == "learnstream_owner"
+        finally:
+            await owner.close()
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(dsn_for(dsn_as(superuser, legacy_role, "learnstream"), name), timeout=10)
+    finally:
+        await su.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await su.execute(f"DROP ROLE IF EXISTS {legacy_role}")
+        await su.close()
