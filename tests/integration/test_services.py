@@ -48,11 +48,15 @@ def test_up_is_idempotent_and_services_are_ready() -> None:
     external = bool(os.environ.get(KAFKA) and os.environ.get(DB))
 
     first = up()
-    assert {KAFKA, DB} <= set(first) and not {k for k in set(first) - {ADMIN, KAFKA, DB}
-                                              if not k.startswith(("LEARNSTREAM_KAFKA_", "LEARNSTREAM_KCAT_"))}
+    assert {KAFKA, DB} <= set(first)
     assert first[DB].startswith("postgresql://")
     if not external:
-        assert set(first) == {KAFKA, DB, ADMIN}
+        # the two DSNs, and the Kafka worker principal and each principal's kcat config
+        assert set(first) == {KAFKA, DB, ADMIN, *(f"LEARNSTREAM_KAFKA_{k}" for k in (
+            "SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD")), *(
+            f"LEARNSTREAM_KCAT_{p}_CONFIG" for p in ("ADMIN", "WORKER", "PRODUCER", "ALERTS"))}
+        assert (first["LEARNSTREAM_KAFKA_SECURITY_PROTOCOL"], first["LEARNSTREAM_KAFKA_SASL_USERNAME"]) == (
+            "SASL_PLAINTEXT", "worker")
         assert first[DB].startswith("postgresql://learnstream_worker:")
         assert first[ADMIN].startswith("postgresql://learnstream_owner:")
     before = status()
