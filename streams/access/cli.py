@@ -124,7 +124,7 @@ def list_access_cmd(workspace_id: UUID | None) -> None:
     """Who may read which workspace, with what role (no passwords: they are not stored readable)."""
     from db.workspaces import list_access
 
-    rows = run_on_database(lambda conn: list_access(conn, workspace_id))
+    rows = run_on_database(lambda conn: list_access(conn, workspace_id), admin=True)
     click.echo(f"{'role':<24} {'workspace':<36}  {'name':<20} {'as':<7} granted")
     for r in rows:
         missing = "" if r["role_exists"] else "  (login role missing)"
