@@ -28,6 +28,7 @@ from streams.domain.unrouted import UnroutedNotices
 from streams.ingest.consumer import IngestConsumer
 from streams.ingest.registration import WorkspaceRegistry
 from streams.ingest.sink import BatchSink
+from streams.kafka_auth import kafka_auth
 from streams.loops import guarded, supervised
 from streams.retry import Backoff, Retrier
 from streams.sizing import MessageLimits
@@ -47,6 +48,7 @@ def create_app(settings: Settings, limits: MessageLimits | None = None) -> faust
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
+        broker_credentials=kafka_auth(settings).faust_credentials(),
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",

@@ -70,12 +70,13 @@ def register() -> click.Group:
     from streams.alerts.rules_cli import metrics_cmd, rules
     from streams.domain.cli import domain
     from streams.jobs.cli import jobs
+    from streams.kafka_cli import kafka
     from streams.maintenance.cli import maintenance
     from streams.reports.cli import reports
 
     for sub in (rules, metrics_cmd, channels):
         alerts.add_command(sub)
-    for group in (alerts, domain, jobs, reports, workspaces, access, audit, maintenance):
+    for group in (alerts, domain, jobs, reports, workspaces, access, audit, maintenance, kafka):
         cli.add_command(group)
     return cli
 
@@ -162,22 +163,30 @@ def worker_cmd(**flags) -> None:
                                            "account_snapshot"]),
               help="contract to validate against when TOPIC is not one of the configured topics")
 @click.option("--bootstrap", help="Kafka bootstrap servers [env LEARNSTREAM_KAFKA_BOOTSTRAP]")
+@click.option("--kafka-config", type=click.Path(exists=True, dir_okay=False),
+              help="kcat-style client config naming the principal to publish as, e.g. "
+                   "$LEARNSTREAM_KCAT_PRODUCER_CONFIG; its bootstrap.servers is used unless --bootstrap "
+                   "[env LEARNSTREAM_KAFKA_CONFIG_FILE]")
 @expected_failures
-def publish_cmd(topic: str, source, array_size: int, validate: bool, kind: str | None, bootstrap: str | None) -> None:
+def publish_cmd(topic: str, source, array_size: int, validate: bool, kind: str | None, bootstrap: str | None,
+                kafka_config: str | None) -> None:
     """Publish JSONL (one event per line) from SOURCE (a file, or - for stdin) to TOPIC.
 
     Messages are keyed by workspace_id. With --validate, lines that break the contract are
     listed on stderr with their line numbers and not sent, and the exit status is 1.
     """
+    from streams.kafka_auth import kafka_auth, read_kcat_config
     from streams.publish import plan_jsonl, publish_messages
 
-    settings = load_settings(kafka_bootstrap=bootstrap)
+    if kafka_config and not bootstrap:
+        bootstrap = read_kcat_config(kafka_config).get("bootstrap.servers")
+    settings = load_settings(kafka_bootstrap=bootstrap, kafka_config_file=kafka_config)
     if kind is None:
         kind = {v: k for k, v in settings.source_topics.items()}.get(topic)
     plan = plan_jsonl(source, kind, array_size=array_size, validate=validate)
     for line, problem in plan.refused:
         click.echo(f"line {line}: {problem}", err=True)
-    sent = asyncio.run(publish_messages(settings.kafka_bootstrap, topic, plan.messages))
+    sent = asyncio.run(publish_messages(settings.kafka_bootstrap, topic, plan.messages, auth=kafka_auth(settings)))
     click.echo(f"published {plan.events} events in {sent} messages to {topic}"
                + (f"; refused {len(plan.refused)} lines" if plan.refused else ""))
     if plan.refused:

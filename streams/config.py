@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".learnstream")
@@ -32,6 +32,23 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        "PLAINTEXT", description="how Kafka clients connect: PLAINTEXT (no auth), SASL_PLAINTEXT, SASL_SSL or SSL "
+        "(`learnstream services up` sets SASL_PLAINTEXT with the worker principal)"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)"
+    )
+    kafka_sasl_username: str = Field("", description="SASL user name: the Kafka principal User:<name>")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (never logged)")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certificates (SSL, SASL_SSL)")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate, for mTLS (SSL)")
+    kafka_ssl_keyfile: Path | None = Field(None, description="the client certificate's private key (SSL)")
+    kafka_config_file: Path | None = Field(
+        None, description="a kcat-style client config file (security.protocol, sasl.mechanisms, sasl.username, "
+        "sasl.password, ssl.*.location): when set, it names the principal instead of the KAFKA_SECURITY/SASL/SSL "
+        "settings (`learnstream services up` writes one per principal: LEARNSTREAM_KCAT_<PRINCIPAL>_CONFIG)"
     )
     database_url: str = Field(
         "postgresql://learnstream_worker@127.0.0.1:5432/learnstream",

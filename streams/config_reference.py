@@ -26,7 +26,11 @@ ENV_PREFIX = str(Settings.model_config.get("env_prefix", ""))
 # Sections of the reference: title -> the fields it lists, in this order. A field not named here
 # (a setting added later) is listed under "Other" rather than left out.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "Connections and identity": ("kafka_bootstrap", "database_url", "admin_database_url", "app_id"),
+    "Connections and identity": (
+        "kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
+        "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "kafka_config_file",
+        "database_url", "admin_database_url", "app_id",
+    ),
     "Topics": (
         "learning_topic", "performance_topic", "engagement_topic", "content_topic", "accounts_topic",
         "dlq_topic", "unrouted_topic", "window_input_topic", "rollups_topic", "late_events_topic",

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from schemas.decode import decode_message
 from schemas.events import MAX_EVENTS_PER_MESSAGE
+from streams.kafka_auth import KafkaAuth, default_auth
 from streams.topics import KafkaUnavailable
 
 _FLUSH_EVERY = 5000
@@ -20,9 +21,10 @@ _FLUSH_EVERY = 5000
 class Publisher:
     """An idempotent producer (acks=all) for sending many batches: `async with Publisher(b) as p`."""
 
-    def __init__(self, bootstrap: str, *, linger_ms: int = 5) -> None:
+    def __init__(self, bootstrap: str, *, linger_ms: int = 5, auth: KafkaAuth | None = None) -> None:
         self.bootstrap = bootstrap
         self._producer = AIOKafkaProducer(
+            **(auth or default_auth()).client_kwargs(),
             bootstrap_servers=bootstrap,
             acks="all",
             linger_ms=linger_ms,
@@ -46,21 +48,27 @@ class Publisher:
         """Send every (key, value); return when the broker acknowledged all of them."""
         sent = 0
         pending: list[asyncio.Future] = []
-        for key, value in messages:
-            pending.append(await self._producer.send(topic, value=value, key=key))
-            sent += 1
-            if len(pending) >= _FLUSH_EVERY:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        try:
+            for key, value in messages:
+                pending.append(await self._producer.send(topic, value=value, key=key))
+                sent += 1
+                if len(pending) >= _FLUSH_EVERY:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            await asyncio.gather(*pending)
+        except KafkaError as exc:  # e.g. TopicAuthorizationFailedError: this principal may not write here
+            raise KafkaUnavailable(f"Kafka at {self.bootstrap} refused the messages for {topic}: "
+                                   f"{exc.__class__.__name__}: {exc}") from exc
         return sent
 
 
 async def publish_messages(
-    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]], *, linger_ms: int = 5
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]], *, linger_ms: int = 5,
+    auth: KafkaAuth | None = None,
 ) -> int:
-    """Send every (key, value) with a producer of its own; wait until all are acknowledged."""
-    async with Publisher(bootstrap, linger_ms=linger_ms) as publisher:
+    """Send every (key, value) with a producer of its own (as `auth`, None: this process's
+    settings' principal); wait until all are acknowledged."""
+    async with Publisher(bootstrap, linger_ms=linger_ms, auth=auth) as publisher:
         return await publisher.send_all(topic, messages)
 
 

@@ -8,6 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from streams.kafka_auth import KafkaAuth, default_auth
 from streams.sizing import MessageLimits
 
 
@@ -15,8 +16,11 @@ class KafkaUnavailable(Exception):
     """Kafka could not be reached or refused a request; the message says where and why."""
 
 
-async def _admin(bootstrap: str, timeout_s: float) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+async def _admin(bootstrap: str, timeout_s: float, auth: KafkaAuth | None) -> AIOKafkaAdminClient:
+    """An admin client for `bootstrap` as `auth` (None: this process's settings' principal)."""
+    auth = auth or default_auth()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+                                **auth.client_kwargs())
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
     except (TimeoutError, KafkaError, OSError) as exc:
@@ -41,10 +45,10 @@ async def default_replication_factor(admin: AIOKafkaAdminClient) -> int:
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout_s: float = 15.0,
-                        replication_factor: int | None = None) -> list[str]:
+                        replication_factor: int | None = None, auth: KafkaAuth | None = None) -> list[str]:
     """Create the topics that do not exist yet, with `replication_factor` replicas (None: the
     broker's default.replication.factor); return the names created."""
-    admin = await _admin(bootstrap, timeout_s)
+    admin = await _admin(bootstrap, timeout_s, auth)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
@@ -70,11 +74,12 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeo
         await admin.close()
 
 
-async def replication_factor(bootstrap: str, configured: int | None, timeout_s: float = 15.0) -> int:
+async def replication_factor(bootstrap: str, configured: int | None, timeout_s: float = 15.0,
+                             auth: KafkaAuth | None = None) -> int:
     """`configured`, or the broker's default.replication.factor."""
     if configured:
         return configured
-    admin = await _admin(bootstrap, timeout_s)
+    admin = await _admin(bootstrap, timeout_s, auth)
     try:
         return await default_replication_factor(admin)
     except KafkaError as exc:
@@ -83,10 +88,11 @@ async def replication_factor(bootstrap: str, configured: int | None, timeout_s: 
         await admin.close()
 
 
-async def message_limits(bootstrap: str, names: list[str], max_request_size: int, timeout_s: float = 15.0) -> MessageLimits:
+async def message_limits(bootstrap: str, names: list[str], max_request_size: int, timeout_s: float = 15.0,
+                         auth: KafkaAuth | None = None) -> MessageLimits:
     """The size budgets of the topics the worker produces to: each topic's max.message.bytes, and
     the broker's message.max.bytes for topics made later (Faust's changelogs)."""
-    admin = await _admin(bootstrap, timeout_s)
+    admin = await _admin(bootstrap, timeout_s, auth)
     try:
         resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"max.message.bytes": None}) for n in dict.fromkeys(names)]
         # any broker answers for the cluster-wide default; the controller's id is what we know

@@ -21,6 +21,7 @@ from streams import health, loops, metrics
 from streams.app import create_app, flush_until_stopped
 from streams.cli_support import CommandError
 from streams.config import Settings
+from streams.kafka_auth import kafka_auth
 from streams.sizing import MIN_BUDGET, MessageLimits
 from streams.topics import ensure_topics, message_limits, replication_factor
 
@@ -39,14 +40,15 @@ async def preflight(settings: Settings) -> MessageLimits:
         topics += [settings.window_input_topic, settings.rollups_topic, settings.late_events_topic,
                    settings.alert_notifications_topic, settings.alert_commands_topic]
     # the replicas of what the worker creates, Faust's changelog included (create_app reads it)
+    auth = kafka_auth(settings)
     settings.topic_replication_factor = await replication_factor(settings.kafka_bootstrap,
-                                                                 settings.topic_replication_factor)
+                                                                 settings.topic_replication_factor, auth=auth)
     created = await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions,
-                                  replication_factor=settings.topic_replication_factor)
+                                  replication_factor=settings.topic_replication_factor, auth=auth)
     if created:
         log.info("created topics %s with %d partitions", ", ".join(created), settings.topic_partitions)
     produced = [*topics[len(settings.source_topics):], f"{settings.app_id}-windows-changelog"]
-    limits = await message_limits(settings.kafka_bootstrap, produced, settings.producer_max_request_size)
+    limits = await message_limits(settings.kafka_bootstrap, produced, settings.producer_max_request_size, auth=auth)
     small = {t: limits.budget(t) for t in produced if limits.budget(t) < MIN_BUDGET}
     if small:
         raise SchemaNotReady(

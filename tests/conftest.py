@@ -11,6 +11,8 @@ LEARNSTREAM_DATABASE_URL, pointed at the test's database) is what every worker a
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import shutil
 import uuid
@@ -20,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from db.databases import clone_migrated_database, drop_database, dsn_for
+from streams.kafka_auth import from_kcat_config
 from streams.topics import ensure_topics
-from tests.support import DATABASE_ENV, Stack, Worker, admin_dsn
+from tests.support import DATABASE_ENV, Stack, Worker, admin_dsn, kafka_env, kafka_kwargs
 
 
 def _containers() -> Iterator[dict[str, str]]:  # pragma: no cover - needs a Docker engine
@@ -52,6 +55,11 @@ def services() -> Iterator[dict[str, str]]:
             settings = up()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    # this process (the tests' own clients, in-process workers and consumers) is the operator:
+    # the admin principal, with SCRAM. Workers started by tests run as the worker (Stack.env).
+    if settings.get("LEARNSTREAM_KCAT_ADMIN_CONFIG"):
+        admin = from_kcat_config(settings["LEARNSTREAM_KCAT_ADMIN_CONFIG"])[1]
+        os.environ.update(kafka_env(dataclasses.replace(admin, sasl_mechanism="SCRAM-SHA-512")))
     yield settings
 
 
@@ -61,7 +69,7 @@ async def _delete_topics(bootstrap: str, tag: str) -> None:
     broker's 512 MB heap ran out at ~13,000, four runs). Best effort: the broker may be gone."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_kwargs(), request_timeout_ms=15_000)
     try:
         await admin.start()
         mine = [t for t in await admin.list_topics() if t.startswith((f"t{tag}.", f"t{tag}-"))]
@@ -77,17 +85,22 @@ async def _delete_topics(bootstrap: str, tag: str) -> None:
 async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
     """A fresh migrated database and unique topic names for one test."""
     base = admin_dsn(services)
-    st = Stack(bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], dsn="")
+    configs = {p: services[f"LEARNSTREAM_KCAT_{p.upper()}_CONFIG"] for p in ("admin", "worker", "producer", "alerts")
+               if services.get(f"LEARNSTREAM_KCAT_{p.upper()}_CONFIG")}
+    st = Stack(bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], dsn="", kafka_configs=configs)
     dbname = f"t_{st.tag}"
     st.dsn = await clone_migrated_database(base, dbname)
     st.worker_dsn = dsn_for(services[DATABASE_ENV], dbname)
     await ensure_topics(st.bootstrap, [*st.topics.values(), *st.domain_topics.values(), st.dlq], 4)
+    await st.grant()
     try:
         yield st
     finally:
         # connects afresh: a test may have restarted PostgreSQL meanwhile
         await drop_database(base, dbname)
         await _delete_topics(st.bootstrap, st.tag)
+        with contextlib.suppress(Exception):  # cleanup only: the broker may be gone
+            await st.revoke()
         shutil.rmtree(f"/tmp/learnstream-test-{st.tag}", ignore_errors=True)
 
 

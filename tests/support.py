@@ -4,6 +4,7 @@ the window tests' samples, messages and rollup reads."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import signal
@@ -20,7 +21,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from db.pool import connect
+from streams.config import Settings
 from streams.devkit.services import free_port
+from streams.kafka_acls import acl_plan, apply_acls, revoke_acls
+from streams.kafka_auth import KafkaAuth, default_auth, from_kcat_config
 from streams.metrics import scrape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +52,9 @@ class Stack:
     dsn: str
     worker_dsn: str = ""
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    #: kcat config files of the local broker's principals (admin, worker, producer, alerts): the
+    #: test and the CLI commands it runs are the operator (admin); its workers run as the worker
+    kafka_configs: dict[str, str] = field(default_factory=dict)
 
     @property
     def topics(self) -> dict[str, str]:
@@ -94,7 +101,15 @@ class Stack:
     def undelivered(self) -> str:
         return f"t{self.tag}.undelivered"
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def auth(self, principal: str, mechanism: str = "SCRAM-SHA-512") -> KafkaAuth | None:
+        """A principal of the local broker (from its kcat config), with SCRAM unless told."""
+        if principal not in self.kafka_configs:
+            return None  # a broker without authentication (LEARNSTREAM_TEST_CONTAINERS)
+        return dataclasses.replace(from_kcat_config(self.kafka_configs[principal])[1], sasl_mechanism=mechanism)
+
+    def env(self, principal: str = "admin", **extra: str) -> dict[str, str]:
+        """The environment of a learnstream process on this stack, as `principal` (the CLI
+        commands a test runs: the operator, admin; its workers: worker)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
         env.update(
             LEARNSTREAM_KAFKA_BOOTSTRAP=self.bootstrap,
@@ -119,8 +134,56 @@ class Stack:
             LEARNSTREAM_DB_RETRY_MAX_S="1.0",
             PYTHONUNBUFFERED="1",
         )
+        env.update(kafka_env(self.auth(principal)))
         env.update(extra)
         return env
+
+    def settings(self) -> Settings:
+        """This stack's names as Settings (for the principals' ACLs)."""
+        names = {k.removeprefix("LEARNSTREAM_").lower(): v for k, v in self.env().items()
+                 if k.startswith("LEARNSTREAM_") and k.endswith(("_TOPIC", "_APP_ID", "_BOOTSTRAP"))}
+        return Settings(**names)
+
+    async def grant(self) -> None:
+        """Give the producer, worker and alerts principals their ACLs on this stack's topics and
+        app id (as production's are on the configured names): streams.kafka_acls."""
+        admin = self.auth("admin")
+        if admin is None:
+            return  # a broker without authorization (LEARNSTREAM_TEST_CONTAINERS)
+        await apply_acls(self.bootstrap, admin, acl_plan(self.settings()))
+        # the broker applies ACLs as its metadata catches up: wait until the producer sees its topic
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        producer = self.auth("producer")
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **producer.client_kwargs())
+        await admin.start()
+        try:
+            deadline = time.monotonic() + 15
+            while self.topics["learning_event"] not in await admin.list_topics() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await admin.close()
+
+    async def revoke(self) -> None:
+        """Delete the ACLs of `grant` (at the end of the test, with its topics)."""
+        admin = self.auth("admin")
+        if admin is not None:
+            await revoke_acls(self.bootstrap, admin, acl_plan(self.settings()))
+
+
+def kafka_env(auth: KafkaAuth | None) -> dict[str, str]:
+    """The LEARNSTREAM_KAFKA_* settings naming a principal (none for None)."""
+    if auth is None:
+        return {}
+    return {"LEARNSTREAM_KAFKA_SECURITY_PROTOCOL": auth.security_protocol,
+            "LEARNSTREAM_KAFKA_SASL_MECHANISM": auth.sasl_mechanism,
+            "LEARNSTREAM_KAFKA_SASL_USERNAME": auth.username, "LEARNSTREAM_KAFKA_SASL_PASSWORD": auth.password}
+
+
+def kafka_kwargs() -> dict:
+    """aiokafka keyword arguments for the test's own clients: the operator (admin) principal that
+    the `services` fixture puts in this process's environment."""
+    return default_auth().client_kwargs()
 
 
 class Worker:
@@ -133,7 +196,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
             cwd=ROOT,
-            env=stack.env(LEARNSTREAM_METRICS_PORT=str(self.metrics_port), **env),
+            env=stack.env("worker", LEARNSTREAM_METRICS_PORT=str(self.metrics_port), **env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -195,7 +258,7 @@ async def publish_markers(bootstrap: str, topics: dict[str, str], gen, partition
     from aiokafka import AIOKafkaProducer
 
     out: dict[str, dict[str, dict]] = {}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_kwargs())
     await producer.start()
     try:
         for kind, topic in topics.items():
@@ -227,7 +290,7 @@ async def wait_for_ids(dsn: str, ids: dict[str, list[str]], timeout: float = 120
 
 async def send_to_partition(bootstrap: str, topic: str, values: list[bytes], partition: int) -> None:
     """Produce `values` to one partition of `topic`, in order, each acknowledged before the next."""
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_kwargs(), acks="all")
     await p.start()
     try:
         for v in values:
@@ -238,7 +301,7 @@ async def send_to_partition(bootstrap: str, topic: str, values: list[bytes], par
 
 async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
     """The offset `group` has committed for `tp` (None: none)."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_kwargs(), group_id=group, enable_auto_commit=False)
     await c.start()
     try:
         return await c.committed(tp)
@@ -248,7 +311,8 @@ async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | Non
 
 async def read_partition(bootstrap: str, topic: str, partition: int) -> list[tuple[bytes | None, bytes | None]]:
     """Every record (key, value) of one partition, from the beginning to its end now, in order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_kwargs(), enable_auto_commit=False,
+                                auto_offset_reset="earliest")
     await consumer.start()
     tp = TopicPartition(topic, partition)
     try:
@@ -266,7 +330,7 @@ async def read_partition(bootstrap: str, topic: str, partition: int) -> list[tup
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[dict]:
     """Read JSON values from the start of `topic` until `expect` arrived (or timeout)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        topic, bootstrap_servers=bootstrap, **kafka_kwargs(), auto_offset_reset="earliest", enable_auto_commit=False,
         group_id=None,
     )
     await consumer.start()

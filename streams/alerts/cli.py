@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from schemas.alerts import AlertCommand, AlertNotification
 from streams.cli_support import parse_duration
 from streams.config import load_settings
+from streams.kafka_auth import kafka_auth
 from streams.publish import publish_messages
 from streams.topics import ensure_topics
 
@@ -46,10 +47,11 @@ def tail(from_beginning: bool, workspace: UUID | None, as_json: bool, max_count:
     topic = settings.alert_notifications_topic
 
     async def run() -> None:
+        auth = kafka_auth(settings)
         await ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions,
-                            replication_factor=settings.topic_replication_factor)
+                            replication_factor=settings.topic_replication_factor, auth=auth)
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+            topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None, **auth.client_kwargs(),
             auto_offset_reset="earliest" if from_beginning else "latest",
         )
         await consumer.start()
@@ -82,10 +84,11 @@ def _send(command: AlertCommand, bootstrap: str | None) -> None:
     topic = settings.alert_commands_topic
 
     async def run() -> None:
+        auth = kafka_auth(settings)
         await ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions,
-                            replication_factor=settings.topic_replication_factor)
+                            replication_factor=settings.topic_replication_factor, auth=auth)
         await publish_messages(settings.kafka_bootstrap, topic,
-                               [(str(command.workspace_id).encode(), command.model_dump_json().encode())])
+                               [(str(command.workspace_id).encode(), command.model_dump_json().encode())], auth=auth)
 
     asyncio.run(run())
     target = f"alert {command.fingerprint}" if command.fingerprint else f"rule {command.rule_id}"

@@ -23,6 +23,7 @@ from db.tables import TABLES
 from schemas.events import MAX_EVENTS_PER_MESSAGE
 from streams.config import Settings, admin_dsn, load_settings, state_dir
 from streams.devkit.bench.alerts import AlertLatency
+from streams.devkit.services import principal_auth
 from streams.devkit.synthetic import Generator, Workload
 from streams.metrics import scrape, total
 from streams.publish import publish_messages
@@ -62,7 +63,13 @@ def run_demo(events_per_topic: int = 20000, seed: int | None = None) -> int:
     for k, v in up().items():
         os.environ[k] = v
         print(f"   {k}={redact(v)}")  # a DSN's password stays in .learnstream/services.env (0600)
-    settings = load_settings(**DEMO_WINDOWS)
+    # the worker runs as the worker principal (services.env, this process's environment); the demo
+    # publishes as the producer principal; its CLI commands and its alert step (which publishes and
+    # reads notifications) run as the operator, admin
+    from streams.devkit.services import principal_env
+
+    admin = {k.removeprefix("LEARNSTREAM_").lower(): v for k, v in principal_env("admin").items()}
+    settings = load_settings(**DEMO_WINDOWS, **admin)
 
     async def prepare() -> None:
         conn = await connect(admin_dsn(settings))  # migrations: the schema owner
@@ -113,7 +120,8 @@ def _publish_and_report(settings: Settings, port: int, events_per_topic: int, se
 
     async def publish_all() -> None:
         await asyncio.gather(*(
-            publish_messages(settings.kafka_bootstrap, settings.source_topics[kind], [m for w in ws for m in w.messages])
+            publish_messages(settings.kafka_bootstrap, settings.source_topics[kind], [m for w in ws for m in w.messages],
+                             auth=principal_auth("producer"))
             for kind, ws in loads.items()
         ))
 
@@ -189,7 +197,8 @@ def _windows_and_alerts(settings: Settings, port: int, seed: int, am_port: int) 
     old = Generator(seed=seed, now=datetime.now(UTC) - timedelta(minutes=1), spread_s=1.0)  # same workspaces
     stale = [old.performance_sample() for _ in range(50)]
     asyncio.run(publish_messages(settings.kafka_bootstrap, settings.performance_topic,
-                                 [(stale[0]["workspace_id"].encode(), orjson.dumps(stale))]))
+                                 [(stale[0]["workspace_id"].encode(), orjson.dumps(stale))],
+                                 auth=principal_auth("producer")))
     time.sleep(settings.window_grace_s + settings.window_idle_s + 2)  # the last windows close on idle
 
     async def rollups() -> list[str]:
@@ -263,8 +272,10 @@ class AlertsShown:
 
 def _cli_env(settings: Settings) -> dict[str, str]:
     """The environment of the CLI commands the demo runs: its services, its (small) windows."""
+    from streams.devkit.services import principal_env
+
     return dict(os.environ, LEARNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-                LEARNSTREAM_DATABASE_URL=settings.database_url,
+                LEARNSTREAM_DATABASE_URL=settings.database_url, **principal_env("admin"),
                 **{f"LEARNSTREAM_{k.upper()}": str(getattr(settings, k)) for k in DEMO_WINDOWS})
 
 
@@ -457,7 +468,8 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
 
     async def publish() -> None:
         for kind in ("account_snapshot", "content_item", "engagement_update", "learning_event"):
-            await publish_messages(settings.kafka_bootstrap, settings.source_topics[kind], mix.messages[kind])
+            await publish_messages(settings.kafka_bootstrap, settings.source_topics[kind], mix.messages[kind],
+                                   auth=principal_auth("producer"))
 
     asyncio.run(publish())
     deadline = time.monotonic() + 180

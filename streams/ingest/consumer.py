@@ -55,6 +55,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.dead_letters import DeadLetterRefused, DeadLetters, envelope
 from streams.ingest.sink import BatchSink
+from streams.kafka_auth import kafka_auth
 from streams.rebalance import RebalanceHooks
 from streams.windows.stage import WindowStage
 
@@ -115,6 +116,7 @@ class IngestConsumer:
         s = self.settings
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
+            **kafka_auth(s).client_kwargs(),
             group_id=self.group_id,
             client_id=f"{s.app_id}-ingest",
             enable_auto_commit=False,
@@ -423,8 +425,10 @@ class IngestConsumer:
         if not self.legacy_group_id:
             return
         s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-        ours = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, enable_auto_commit=False)
+        auth = kafka_auth(s).client_kwargs()
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, **auth)
+        ours = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, enable_auto_commit=False,
+                                **auth)
         try:
             await admin.start()
             theirs = await admin.list_consumer_group_offsets(self.legacy_group_id)

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaConnectionError
 from streams.retry import Retrier
 from streams.topics import ensure_topics
 from streams.windows.stage import WindowStage
-from tests.support import read_partition
+from tests.support import kafka_kwargs, read_partition
 
 pytestmark = pytest.mark.services
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.services
 async def test_a_workspaces_chunks_land_on_the_broker_in_order_when_a_send_fails_midway(stack):
     topic = f"t{stack.tag}.window-input"
     await ensure_topics(stack.bootstrap, [topic], 2)
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, **kafka_kwargs(), acks="all")
     await producer.start()
     failures = {b"ws-a:1": 1}  # fails once; its wave's other sends reach the broker
 

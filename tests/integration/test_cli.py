@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, kafka_kwargs
 
 
 def run(*args: str, env: dict | None = None, stdin: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -117,7 +117,7 @@ async def test_publish_packs_jsonl_into_arrays_and_validates(stack):
     # read the raw messages back: arrays of 10, 10, 5, keyed by the workspace
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.bootstrap, **kafka_kwargs(), auto_offset_reset="earliest")
     await consumer.start()
     try:
         got = []

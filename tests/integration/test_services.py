@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import services_env_file
 from streams.devkit.services import postgres, status, up
+from tests.support import kafka_kwargs
 
 pytestmark = pytest.mark.services
 
@@ -27,7 +28,7 @@ ADMIN = "LEARNSTREAM_ADMIN_DATABASE_URL"
 
 
 async def _kafka_topics(bootstrap: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_kwargs(), request_timeout_ms=10_000)
     await admin.start()
     try:
         return set(await admin.list_topics())
@@ -47,10 +48,15 @@ def test_up_is_idempotent_and_services_are_ready() -> None:
     external = bool(os.environ.get(KAFKA) and os.environ.get(DB))
 
     first = up()
-    assert set(first) - {ADMIN} == {KAFKA, DB}
+    assert {KAFKA, DB} <= set(first)
     assert first[DB].startswith("postgresql://")
     if not external:
-        assert set(first) == {KAFKA, DB, ADMIN}
+        # the two DSNs, and the Kafka worker principal and each principal's kcat config
+        assert set(first) == {KAFKA, DB, ADMIN, *(f"LEARNSTREAM_KAFKA_{k}" for k in (
+            "SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD")), *(
+            f"LEARNSTREAM_KCAT_{p}_CONFIG" for p in ("ADMIN", "WORKER", "PRODUCER", "ALERTS"))}
+        assert (first["LEARNSTREAM_KAFKA_SECURITY_PROTOCOL"], first["LEARNSTREAM_KAFKA_SASL_USERNAME"]) == (
+            "SASL_PLAINTEXT", "worker")
         assert first[DB].startswith("postgresql://learnstream_worker:")
         assert first[ADMIN].startswith("postgresql://learnstream_owner:")
     before = status()

@@ -184,8 +184,8 @@ def test_dockerfile_runs_learnstream_as_non_root():
 
 
 def test_compose_has_exactly_the_stack_services(services):
-    assert set(services) == {"kafka", "postgres", "migrate", "worker-1", "worker-2", "prometheus", "alertmanager",
-                             "grafana"}
+    assert set(services) == {"kafka", "kafka-users", "kafka-acls", "postgres", "migrate", "worker-1", "worker-2",
+                             "prometheus", "alertmanager", "grafana"}
 
 
 def test_compose_kafka_is_single_node_kraft(services):
@@ -197,10 +197,15 @@ def test_compose_kafka_is_single_node_kraft(services):
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
     listeners = dict(listener.split("://", 1) for listener in env["KAFKA_LISTENERS"].split(","))
-    assert listeners["PLAINTEXT"].endswith(":9092") and listeners["CONTROLLER"].endswith(":9093")
-    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert listeners["SASL_PLAINTEXT"].endswith(":9092") and listeners["CONTROLLER"].endswith(":9093")
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "SASL_PLAINTEXT://kafka:9092"
     protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
     assert set(listeners) <= set(protocols)
+    # authenticated everywhere, authorized by ACLs (issue #24)
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:admin;User:controller"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
@@ -252,8 +257,10 @@ def test_compose_worker_waits_for_kafka_and_migration(services, name):
     deps = w["depends_on"]
     assert deps["kafka"]["condition"] == "service_healthy"
     assert deps["migrate"]["condition"] == "service_completed_successfully"
+    assert deps["kafka-acls"]["condition"] == "service_completed_successfully"
     env = env_as_dict(w["environment"])
     assert env["LEARNSTREAM_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert (env["LEARNSTREAM_KAFKA_SECURITY_PROTOCOL"], env["LEARNSTREAM_KAFKA_SASL_USERNAME"]) == ("SASL_PLAINTEXT", "worker")
     assert w["env_file"] == WORKER_ENV_FILE and "LEARNSTREAM_DATABASE_URL" not in env
     assert env["LEARNSTREAM_METRICS_HOST"] == "0.0.0.0"
     assert env["LEARNSTREAM_METRICS_PORT"] == str(METRICS_PORT)

@@ -301,6 +301,7 @@ class AlertDelivery:
     async def start(self) -> None:
         """Create the topics, read the channels, join the group; retried until it succeeds
         (Kafka or PostgreSQL away at start delay delivery, never the rest of the worker)."""
+        from streams.kafka_auth import kafka_auth
         from streams.topics import ensure_topics
 
         s = self.settings
@@ -308,11 +309,13 @@ class AlertDelivery:
         await self.http.open()
         while not self._stopping:
             try:
+                auth = kafka_auth(s)
                 await ensure_topics(s.kafka_bootstrap, [self.topic, s.alert_undelivered_topic], s.topic_partitions,
-                                    replication_factor=s.topic_replication_factor)
+                                    replication_factor=s.topic_replication_factor, auth=auth)
                 await self.directory.load()
                 consumer = AIOKafkaConsumer(
                     bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, client_id=self.group_id,
+                    **auth.client_kwargs(),
                     enable_auto_commit=False, auto_offset_reset="earliest",
                 )
                 consumer.subscribe([self.topic],

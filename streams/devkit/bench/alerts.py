@@ -28,6 +28,7 @@ from db.alerts import add_rule, remove_rule
 from db.pool import connect
 from schemas.alerts import AlertRule
 from streams.config import Settings, admin_dsn
+from streams.kafka_auth import KafkaAuth, kafka_auth
 from streams.publish import Publisher
 
 
@@ -60,10 +61,10 @@ class AlertLatency:
         return out
 
 
-async def _tail(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+async def _tail(bootstrap: str, topic: str, auth: KafkaAuth) -> AIOKafkaConsumer:
     """A consumer (no group) positioned at the current end of every partition of `topic`."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="latest")
+                                auto_offset_reset="latest", **auth.client_kwargs())
     await consumer.start()
     deadline = time.monotonic() + 15
     while not consumer.assignment():
@@ -90,8 +91,9 @@ async def measure(settings: Settings, *, series: int = 4, cycles: int = 3, rate_
     elif (rule.metric, rule.condition_op, rule.window_s) != ("api_latency.max", ">", window):
         raise ValueError(f"rule {rule.alert_name!r} is not api_latency.max > N over {window:g} s windows")
     ws, threshold = rule.workspace_id, rule.threshold_value
-    notes_c = await _tail(settings.kafka_bootstrap, settings.alert_notifications_topic)
-    rollups_c = await _tail(settings.kafka_bootstrap, settings.rollups_topic)
+    auth = kafka_auth(settings)
+    notes_c = await _tail(settings.kafka_bootstrap, settings.alert_notifications_topic, auth)
+    rollups_c = await _tail(settings.kafka_bootstrap, settings.rollups_topic, auth)
     if own:
         conn = await connect(settings.database_url)
         try:
@@ -128,7 +130,7 @@ async def measure(settings: Settings, *, series: int = 4, cycles: int = 3, rate_
 
     readers = [asyncio.ensure_future(drain(notes_c, on_note)), asyncio.ensure_future(drain(rollups_c, on_rollup))]
     try:
-        async with Publisher(settings.kafka_bootstrap, linger_ms=0) as pub:
+        async with Publisher(settings.kafka_bootstrap, linger_ms=0, auth=auth) as pub:
             # start on a window boundary; 2 windows per cycle (spike, calm), then 2 calm ones to close
             start = (math.floor(time.time() / window) + 1) * window
             await asyncio.sleep(max(0.0, start - time.time()))

@@ -100,10 +100,12 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
     stream, peak RSS and CPU seconds; writes the same as JSON. Uses the services of
     `learnstream services up` (or LEARNSTREAM_*); needs the `bench` extra for quix.
     """
-    from streams.devkit.services import up
+    from streams.devkit.services import principal_env, up
 
     for k, v in up().items():
         os.environ.setdefault(k, v)
+    # the bench is an operator tool (its topics, groups and app ids vary): the admin principal
+    os.environ.update(principal_env("admin"))
     if alerts:
         from streams.devkit.bench.alerts import run_alert_bench
 

@@ -28,7 +28,7 @@ import orjson
 from db.databases import create_migrated_database, drop_database, dsn_for
 from db.tables import TABLES
 from streams.config import Settings, admin_dsn
-from streams.devkit.services import free_port
+from streams.devkit.services import free_port, principal_env
 from streams.devkit.synthetic import Generator, Workload
 from streams.metrics import scrape, total
 from streams.publish import Publisher
@@ -148,6 +148,7 @@ class Bench:
             LEARNSTREAM_TOPIC_PARTITIONS=str(self.plan.partitions),
             LEARNSTREAM_STATE_DIR=str(state), LEARNSTREAM_DATA_DIR=str(state / "data"),
         )
+        env.update(principal_env("admin"))  # the bench's pipelines run as the operator (their app ids vary)
         if ours:
             env.update(self.plan.worker_env)
         if name == "learnstream":

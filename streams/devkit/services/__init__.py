@@ -199,6 +199,11 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, readable by the owner only (0600 from the first byte)."""
+    write_atomic(path, text, mode=0o600)
+
+
 def private_dir(path: Path, *, traversable: bool = False) -> Path:
     """`path` as a directory only its owner may list or write (0700), made so from its creation.
     `traversable` (0711): others may pass through to a path inside they know (the `postgres` OS
@@ -253,6 +258,46 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 from streams.devkit.services import kafka, postgres  # noqa: E402
 
 
+def principal_config(principal: str) -> str | None:
+    """The kcat config file of a local Kafka principal (admin, worker, producer, alerts), from the
+    environment or the services env file (LEARNSTREAM_KCAT_<PRINCIPAL>_CONFIG); None if unknown."""
+    key = f"LEARNSTREAM_KCAT_{principal.upper()}_CONFIG"
+    if os.environ.get(key):
+        return os.environ[key]
+    try:
+        for line in services_env_file().read_text().splitlines():
+            if line.startswith(f"{key}="):
+                return line.partition("=")[2].strip() or None
+    except OSError:
+        pass
+    return None
+
+
+def principal_auth(principal: str):
+    """The KafkaAuth of a local principal, with SCRAM-SHA-512 (its kcat config says PLAIN, for
+    kcat's sake: see kafka.py); None when no config names it: the process's settings then decide,
+    as for services given by the environment."""
+    import dataclasses
+
+    from streams.kafka_auth import from_kcat_config
+
+    path = principal_config(principal)
+    if not path or not Path(path).exists():
+        return None
+    auth = from_kcat_config(path)[1]
+    return dataclasses.replace(auth, sasl_mechanism=kafka.MECHANISM) if auth.sasl else auth
+
+
+def principal_env(principal: str) -> dict[str, str]:
+    """LEARNSTREAM_KAFKA_* settings naming a local principal (empty when unknown)."""
+    auth = principal_auth(principal)
+    if auth is None:
+        return {}
+    return {"LEARNSTREAM_KAFKA_SECURITY_PROTOCOL": auth.security_protocol,
+            "LEARNSTREAM_KAFKA_SASL_MECHANISM": auth.sasl_mechanism,
+            "LEARNSTREAM_KAFKA_SASL_USERNAME": auth.username, "LEARNSTREAM_KAFKA_SASL_PASSWORD": auth.password}
+
+
 def _lock_file(sd: Path) -> Path:
     return sd / "services.lock"
 
@@ -297,7 +342,7 @@ def up(*, force_local: bool = False) -> dict[str, str]:
         broker = kafka.start(sd)
         dsn, admin_dsn = postgres.ensure_running(sd)
         bootstrap = kafka.finish_start(broker)
-        settings = {KAFKA_ENV: bootstrap, DATABASE_ENV: dsn, ADMIN_DATABASE_ENV: admin_dsn}
+        settings = {KAFKA_ENV: bootstrap, DATABASE_ENV: dsn, ADMIN_DATABASE_ENV: admin_dsn, **kafka.client_env(sd)}
         env_file = _write_env_file(settings)
     log(f"services ready; settings written to {env_file}")
     return settings

@@ -63,6 +63,9 @@ def up(force_local: bool) -> None:
             # a DSN holds a password: never printed; the shell reads it from the 0600 env file
             click.echo(f"# {key}={api.postgres.redact(value)}")
             continue
+        if key.endswith("PASSWORD") and env_file.exists():  # the Kafka worker's: the same
+            click.echo(f"# {key}=***")
+            continue
         click.echo(f"export {key}={shlex.quote(value)}")
     if env_file.exists():
         click.echo(f"set -a; . {shlex.quote(str(env_file))}; set +a")

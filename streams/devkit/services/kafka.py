@@ -1,4 +1,23 @@
-"""Single-node Apache Kafka 4.1.1 (KRaft, broker+controller in one JVM) on loopback.
+"""Single-node Apache Kafka 4.1.1 (KRaft, broker+controller in one JVM) on loopback, with
+authentication and ACLs.
+
+Clients connect to the CLIENT listener with SASL_PLAINTEXT + SCRAM-SHA-512 as one of the principals
+``admin`` (super user), ``worker``, ``producer``, ``alerts`` (their ACLs: streams.kafka_acls); a
+client without credentials or with a wrong password is refused, and ``allow.everyone.if.no.acl.found``
+is false. The same principals may also log in with SASL PLAIN (same passwords, listed in the 0600
+server.properties): the kcat configs use it, because librdkafka before 2.6.1 (Debian 12's kcat has
+2.0.2) computes a SCRAM proof that Kafka 4.x rejects (librdkafka#4895). PLAIN sends the password
+itself, but only over loopback, whose traffic only root can capture (root reads the files anyway).
+The CONTROLLER listener (loopback, its own port) takes SASL PLAIN for the user ``controller`` only
+(a super user: the broker registers with it); SCRAM cannot serve it because SCRAM credentials live
+in the metadata the controller serves. Passwords are generated once per state dir into
+``<state>/kafka/credentials.json`` (0600 from the first byte, in a 0700 directory);
+``kcat-<principal>.conf`` files (0600) hold each principal as a ``kcat -F`` config.
+
+A fresh cluster gets its SCRAM users at format time (``--add-scram``). A state dir formatted by an
+older learnstream (PLAINTEXT, no users) is upgraded in place, data kept: one extra start of the
+broker in which only the admin may log in (PLAIN, static), ConfigCommand adds the SCRAM users, stop;
+then the normal start.
 
 The broker's runtime classpath is downloaded ONCE from Maven Central with `mvn` (see
 kafka-pom.xml) into ``${LEARNSTREAM_CACHE_DIR:-~/.cache/learnstream}/kafka-4.1.1/lib``, outside
@@ -13,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -31,7 +51,9 @@ from streams.devkit.services import (
     read_int,
     run_async,
     write_atomic,
+    write_private,
 )
+from streams.kafka_auth import KafkaAuth
 
 KAFKA_VERSION = "4.1.1"
 POM = Path(__file__).with_name("kafka-pom.xml")
@@ -40,6 +62,10 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 MAX_LOG_BYTES = 50 * 1024 * 1024
 START_MARKER = "=== starting broker"
+CONFIG_VERSION = "# learnstream-kafka-config: 3 (SASL/SCRAM and PLAIN + ACLs)"
+PRINCIPALS = ("admin", "worker", "producer", "alerts")
+CONTROLLER_USER = "controller"
+MECHANISM = "SCRAM-SHA-512"
 
 # Keep strong references to brokers started by this process (avoids "still running" warnings).
 _children: list[subprocess.Popen] = []
@@ -165,6 +191,18 @@ class Layout:
     def cluster_id_file(self) -> Path:
         return self.root / "cluster.id"
 
+    @property
+    def credentials_file(self) -> Path:
+        return self.root / "credentials.json"
+
+    @property
+    def scram_marker(self) -> Path:
+        """Exists once the SCRAM users are in the cluster's metadata (at format, or by upgrade)."""
+        return self.root / "scram-users"
+
+    def kcat_config(self, principal: str) -> Path:
+        return self.root / f"kcat-{principal}.conf"
+
 
 def layout(sd: Path) -> Layout:
     return Layout(sd / "kafka")
@@ -192,15 +230,102 @@ def running_pid(lay: Layout) -> int | None:
     return None  # stale pid file, pid reused by something else
 
 
-def _properties(lay: Layout, port: int, cport: int) -> str:
-    return f"""\
-# Written by `learnstream services up` on every start; edits are overwritten.
+def credentials(lay: Layout) -> dict[str, str]:
+    """user -> password for the principals and the controller user; generated on first use."""
+    try:
+        creds = json.loads(lay.credentials_file.read_text())
+    except (OSError, ValueError):
+        creds = {}
+    missing = [u for u in (*PRINCIPALS, CONTROLLER_USER) if not isinstance(creds.get(u), str) or not creds[u]]
+    if missing:
+        creds.update({u: secrets.token_urlsafe(24) for u in missing})
+        write_private(lay.credentials_file, json.dumps(creds, indent=1) + "\n")
+    return creds
+
+
+def principal_auth(sd: Path, principal: str) -> KafkaAuth:
+    """The local broker's credentials of one principal (admin, worker, producer, alerts)."""
+    creds = credentials(layout(sd))
+    return KafkaAuth("SASL_PLAINTEXT", MECHANISM, principal, creds[principal])
+
+
+def client_env(sd: Path) -> dict[str, str]:
+    """The services.env lines for Kafka: the worker principal as the default client settings, and
+    the kcat config file of each principal (LEARNSTREAM_KCAT_<PRINCIPAL>_CONFIG)."""
+    lay = layout(sd)
+    worker = principal_auth(sd, "worker")
+    return {
+        "LEARNSTREAM_KAFKA_SECURITY_PROTOCOL": worker.security_protocol,
+        "LEARNSTREAM_KAFKA_SASL_MECHANISM": worker.sasl_mechanism,
+        "LEARNSTREAM_KAFKA_SASL_USERNAME": worker.username,
+        "LEARNSTREAM_KAFKA_SASL_PASSWORD": worker.password,
+        **{f"LEARNSTREAM_KCAT_{p.upper()}_CONFIG": str(lay.kcat_config(p)) for p in PRINCIPALS},
+    }
+
+
+def _jaas(module: str, user: str, password: str, **users: str) -> str:
+    extra = "".join(f' user_{u}="{p}"' for u, p in users.items())
+    return f'{module} required username="{user}" password="{password}"{extra};'
+
+
+def _properties(lay: Layout, port: int, cport: int, *, upgrade: bool = False) -> str:
+    creds = credentials(lay)
+    scram = _jaas("org.apache.kafka.common.security.scram.ScramLoginModule", "admin", creds["admin"])
+    ctl = creds[CONTROLLER_USER]
+    plain = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", CONTROLLER_USER, ctl,
+                  **{CONTROLLER_USER: ctl})
+    client_plain = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", "admin", creds["admin"],
+                         **{u: creds[u] for u in PRINCIPALS})
+    if upgrade:  # the admin via PLAIN (static) on the client listener, until its SCRAM user exists
+        plain_admin = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", "admin", creds["admin"],
+                            admin=creds["admin"])
+        return f"""\
+# One-time upgrade run of a cluster formatted without SCRAM users (learnstream services up).
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=CLIENT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=CLIENT
+listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.client.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.client.plain.sasl.jaas.config={plain_admin}
+listener.name.controller.plain.sasl.jaas.config={plain}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:{CONTROLLER_USER}
+controller.quorum.bootstrap.servers=127.0.0.1:{cport}
+log.dirs={lay.data}
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+auto.create.topics.enable=false
+"""
+    return f"""\
+{CONFIG_VERSION}
+# Written by `learnstream services up` on every start; edits are overwritten. Holds passwords: 0600.
+process.roles=broker,controller
+node.id=1
+listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=CLIENT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=CLIENT
+listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms={MECHANISM},PLAIN
+listener.name.client.sasl.enabled.mechanisms={MECHANISM},PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.inter.broker.protocol={MECHANISM}
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.client.{MECHANISM.lower()}.sasl.jaas.config={scram}
+listener.name.client.plain.sasl.jaas.config={client_plain}
+listener.name.controller.plain.sasl.jaas.config={plain}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:{CONTROLLER_USER}
 controller.quorum.bootstrap.servers=127.0.0.1:{cport}
 log.dirs={lay.data}
 offsets.topic.replication.factor=1
@@ -226,7 +351,7 @@ def _java_cmd(lib: Path, *args: str, heap: list[str] | None = None) -> list[str]
     ]
 
 
-def _run_tool(lib: Path, lay: Layout, *args: str) -> str:
+def _run_tool(lib: Path, lay: Layout, *args: str, log_args: bool = True) -> str:
     proc = subprocess.run(
         _java_cmd(lib, "kafka.tools.StorageTool", *args),
         cwd=lay.root,
@@ -236,7 +361,8 @@ def _run_tool(lib: Path, lay: Layout, *args: str) -> str:
     )
     with open(lay.log_file, "a") as fh:
         fh.write(
-            f"=== StorageTool {' '.join(args)} (exit {proc.returncode})\n{proc.stdout}{proc.stderr}"
+            f"=== StorageTool {' '.join(args) if log_args else args[0]} (exit {proc.returncode})\n"
+            f"{proc.stdout}{proc.stderr}"
         )
     if proc.returncode != 0:
         raise ServicesError(
@@ -253,8 +379,49 @@ def _format_storage(lib: Path, lay: Layout) -> None:
     if not cluster_id:
         cluster_id = _run_tool(lib, lay, "random-uuid").strip().splitlines()[-1].strip()
         write_atomic(lay.cluster_id_file, cluster_id + "\n")
-    log(f"formatting Kafka storage in {lay.data} (cluster id {cluster_id})")
-    _run_tool(lib, lay, "format", "-t", cluster_id, "-c", str(lay.properties), "--standalone")
+    log(f"formatting Kafka storage in {lay.data} (cluster id {cluster_id}), SCRAM users {', '.join(PRINCIPALS)}")
+    creds = credentials(lay)
+    scram = [arg for u in PRINCIPALS for arg in ("--add-scram", f"{MECHANISM}=[name={u},password={creds[u]}]")]
+    _run_tool(lib, lay, "format", "-t", cluster_id, "-c", str(lay.properties), "--standalone", *scram, log_args=False)
+    write_private(lay.scram_marker, " ".join(PRINCIPALS) + "\n")
+
+
+def _upgrade(lib: Path, lay: Layout, port: int, cport: int, timeout: float = READY_TIMEOUT_S) -> None:
+    """A cluster formatted without SCRAM users (by an older learnstream): start it once with the
+    admin allowed in via PLAIN (static JAAS, client listener on loopback), add the SCRAM users with
+    ConfigCommand, stop it. Data kept. (The controller listener does not serve this API.)"""
+    creds = credentials(lay)
+    log(f"upgrading the existing Kafka state in {lay.data} (data kept): adding SCRAM users "
+        f"{', '.join(PRINCIPALS)} (a one-time extra start)")
+    write_private(lay.properties, _properties(lay, port, cport, upgrade=True))
+    client = lay.root / "upgrade-client.properties"
+    write_private(client, "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=" + _jaas(
+        "org.apache.kafka.common.security.plain.PlainLoginModule", "admin", creds["admin"]) + "\n")
+    proc = _launch(lib, lay, port)
+    deadline = time.monotonic() + timeout
+    try:
+        for user in PRINCIPALS:
+            while True:
+                if proc.poll() is not None:
+                    raise ServicesError(f"Kafka failed to start for the upgrade (exit {proc.returncode})",
+                                        lay.log_file, since=START_MARKER)
+                out = subprocess.run(
+                    _java_cmd(lib, "kafka.admin.ConfigCommand", "--bootstrap-server", f"127.0.0.1:{port}",
+                              "--command-config", str(client), "--alter", "--entity-type", "users",
+                              "--entity-name", user, "--add-config", f"{MECHANISM}=[password={creds[user]}]"),
+                    cwd=lay.root, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                if out.returncode == 0:
+                    break
+                if time.monotonic() > deadline:
+                    detail = (out.stdout + out.stderr).replace(creds[user], "***")
+                    with open(lay.log_file, "a") as fh:
+                        fh.write(f"=== ConfigCommand (add SCRAM user {user}) failed\n{detail[-4000:]}\n")
+                    raise ServicesError(f"could not add the SCRAM user {user} to Kafka", lay.log_file)
+                time.sleep(1.0)
+    finally:
+        client.unlink(missing_ok=True)
+        _stop_pid(lay, proc.pid)
+    write_private(lay.scram_marker, " ".join(PRINCIPALS) + "\n")
 
 
 def _rotate_log(lay: Layout) -> None:
@@ -278,9 +445,14 @@ class Starting:
 def start(sd: Path) -> Starting:
     """Reuse this state dir's broker if running, else launch it (without waiting for readiness)."""
     lay = layout(sd)
-    private_dir(lay.root)  # the broker's data and logs: its owner's only (0700)
+    private_dir(lay.root)  # passwords, the broker's data and logs: its owner's only (0700)
     pid = running_pid(lay)
     ports = _stored_ports(lay)
+    if pid and ports and not (_current_config(lay) and lay.scram_marker.exists()):
+        log(f"Kafka pid {pid} runs an older configuration (before SASL/ACLs, or an earlier one of them) of this state dir's "
+            "local dev broker; restarting it with the current one, data kept")
+        _stop_pid(lay, pid)
+        pid = None
     if pid and ports:
         return Starting(lay, f"127.0.0.1:{ports['port']}", pid, None)
     if pid:  # running but we lost its ports: cannot talk to it reliably, restart it
@@ -296,10 +468,16 @@ def start(sd: Path) -> Starting:
             f"using {port}/{cport}"
         )
     write_atomic(lay.ports_file, json.dumps({"port": port, "controller_port": cport}) + "\n")
-    write_atomic(lay.properties, _properties(lay, port, cport))
     _rotate_log(lay)
+    if (lay.data / "meta.properties").exists() and not lay.scram_marker.exists():
+        _upgrade(lib, lay, port, cport)
+    write_private(lay.properties, _properties(lay, port, cport))
     _format_storage(lib, lay)
+    proc = _launch(lib, lay, port)
+    return Starting(lay, f"127.0.0.1:{port}", proc.pid, proc)
 
+
+def _launch(lib: Path, lay: Layout, port: int) -> subprocess.Popen:
     log(f"starting Kafka {KAFKA_VERSION} on 127.0.0.1:{port} (log: {lay.log_file})")
     with open(lay.log_file, "ab") as out:
         out.write(f"{START_MARKER} {time.strftime('%Y-%m-%d %H:%M:%S')} port={port}\n".encode())
@@ -314,7 +492,14 @@ def start(sd: Path) -> Starting:
         )
     _children.append(proc)
     write_atomic(lay.pid_file, f"{proc.pid}\n")
-    return Starting(lay, f"127.0.0.1:{port}", proc.pid, proc)
+    return proc
+
+
+def _current_config(lay: Layout) -> bool:
+    try:
+        return lay.properties.read_text().startswith(CONFIG_VERSION)
+    except OSError:
+        return False
 
 
 def finish_start(st: Starting) -> str:
@@ -327,7 +512,9 @@ def finish_start(st: Starting) -> str:
             return None if rc is None else f"exited with code {rc}"
         return None if pid_alive(st.pid) else "is no longer running"
 
-    wait_ready(st.bootstrap, timeout=READY_TIMEOUT_S, log_file=st.lay.log_file, died=died)
+    admin = principal_auth(st.lay.root.parent, "admin")
+    wait_ready(st.bootstrap, timeout=READY_TIMEOUT_S, log_file=st.lay.log_file, died=died, auth=admin)
+    _grant_and_write_configs(st, admin)
     if st.proc is not None:
         log(f"Kafka ready on {st.bootstrap} in {time.monotonic() - started:.1f} s (pid {st.pid})")
     else:
@@ -335,10 +522,28 @@ def finish_start(st: Starting) -> str:
     return st.bootstrap
 
 
-async def _probe(bootstrap: str) -> None:
+def _grant_and_write_configs(st: Starting, admin: KafkaAuth) -> None:
+    """The ACLs of the producer/worker/alerts principals for the configured names (idempotent), and
+    one kcat config per principal."""
+    from streams.config import load_settings
+    from streams.kafka_acls import acl_plan, apply_acls
+
+    try:
+        run_async(apply_acls(st.bootstrap, admin, acl_plan(load_settings())))
+    except Exception as exc:
+        raise ServicesError(f"Kafka refused to create the principals' ACLs: {exc}", st.lay.log_file) from exc
+    for principal in PRINCIPALS:  # PLAIN: see the module's docstring (librdkafka < 2.6.1 and SCRAM)
+        write_private(st.lay.kcat_config(principal),
+                      principal_auth(st.lay.root.parent, principal).kcat_config(st.bootstrap, mechanism="PLAIN"))
+
+
+async def _probe(bootstrap: str, auth: KafkaAuth | None = None) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    from streams.kafka_auth import default_auth
+
+    auth = auth or default_auth()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **auth.client_kwargs())
     try:
         await asyncio.wait_for(admin.start(), 10)
         await asyncio.wait_for(admin.list_topics(), 10)
@@ -353,7 +558,7 @@ class _Died(Exception):
     pass
 
 
-async def _wait(bootstrap: str, timeout: float, died) -> Exception | None:
+async def _wait(bootstrap: str, timeout: float, died, auth: KafkaAuth | None = None) -> Exception | None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while True:
@@ -361,7 +566,7 @@ async def _wait(bootstrap: str, timeout: float, died) -> Exception | None:
         if reason:
             return _Died(f"the broker process {reason}")
         try:
-            await _probe(bootstrap)
+            await _probe(bootstrap, auth)
             return None
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
             last = exc
@@ -371,14 +576,15 @@ async def _wait(bootstrap: str, timeout: float, died) -> Exception | None:
 
 
 def wait_ready(
-    bootstrap: str, *, timeout: float = READY_TIMEOUT_S, log_file: Path | None = None, died=None
+    bootstrap: str, *, timeout: float = READY_TIMEOUT_S, log_file: Path | None = None, died=None,
+    auth: KafkaAuth | None = None,
 ) -> None:
     """Retry an aiokafka admin `list_topics()` until it works; ServicesError after `timeout`."""
     aiokafka_logger = logging.getLogger("aiokafka")
     level = aiokafka_logger.level
     aiokafka_logger.setLevel(logging.CRITICAL)  # connection-refused noise while the JVM boots
     try:
-        error = run_async(_wait(bootstrap, timeout, died))
+        error = run_async(_wait(bootstrap, timeout, died, auth))
     finally:
         aiokafka_logger.setLevel(level)
     if isinstance(error, _Died):

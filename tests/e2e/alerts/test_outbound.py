@@ -21,7 +21,7 @@ from db.pool import connect
 from streams.publish import publish_messages
 from tests.e2e.alerts.test_delivery import SECRET, Receiver, _add, _cli, _rule, _spike, _wait
 from tests.integration.test_cli import run
-from tests.support import SMALL, metric, read_topic, window_base, workspace_messages
+from tests.support import SMALL, kafka_kwargs, metric, read_topic, window_base, workspace_messages
 
 pytestmark = pytest.mark.services
 
@@ -153,7 +153,7 @@ async def _raw_values(bootstrap: str, topic: str, expect: int) -> list[bytes]:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+                                enable_auto_commit=False, group_id=None, **kafka_kwargs())
     await consumer.start()
     try:
         out: list[bytes] = []

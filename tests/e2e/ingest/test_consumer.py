@@ -11,13 +11,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.devkit.synthetic import Generator
-from tests.support import metric, send_to_partition, wait_for_ids, wait_for_rows
+from tests.support import kafka_kwargs, metric, send_to_partition, wait_for_ids, wait_for_rows
 
 pytestmark = pytest.mark.services
 
 
 async def _committed(bootstrap: str, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_kwargs(), group_id=group, enable_auto_commit=False)
     await c.start()
     try:
         return {tp: await c.committed(tp) for tp in tps}
@@ -65,7 +65,8 @@ async def test_an_upgrade_starts_where_the_faust_group_left_off(stack, start_wor
     events = [gen.performance_sample() for _ in range(30)]
     await send_to_partition(stack.bootstrap, topic, [orjson.dumps(e) for e in events], 0)
     # an earlier version consumed the first 20 of partition 0 in the app's group
-    legacy = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=f"t{stack.tag}", enable_auto_commit=False)
+    legacy = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, **kafka_kwargs(), group_id=f"t{stack.tag}",
+                              enable_auto_commit=False)
     await legacy.start()
     try:
         legacy.assign([TopicPartition(topic, 0)])

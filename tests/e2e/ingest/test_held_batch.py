@@ -23,13 +23,13 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.devkit.synthetic import Generator
 from tests.e2e.test_monitoring import http
-from tests.support import committed, metric, read_topic, send_to_partition, wait_for_ids
+from tests.support import committed, kafka_kwargs, metric, read_topic, send_to_partition, wait_for_ids
 
 pytestmark = pytest.mark.services
 
 
 async def _dlq_limit(bootstrap: str, topic: str, max_bytes: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_kwargs())
     await admin.start()
     try:
         await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": str(max_bytes)})])

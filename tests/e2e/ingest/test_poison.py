@@ -18,7 +18,17 @@ from db.pool import connect
 from streams.publish import publish_messages
 from streams.topics import ensure_topics
 from streams.windows.input import workspace_partition
-from tests.support import SMALL, iso, read_topic, sample, wait_for_ids, wait_for_rows, window_base, workspace_messages
+from tests.support import (
+    SMALL,
+    iso,
+    kafka_kwargs,
+    read_topic,
+    sample,
+    wait_for_ids,
+    wait_for_rows,
+    window_base,
+    workspace_messages,
+)
 
 pytestmark = pytest.mark.services
 
@@ -30,7 +40,7 @@ def _learning(ws: str, ts: str) -> dict:
 
 async def _raw_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60) -> list[bytes]:
     """The raw values of a topic from its start (until `expect` arrived or `timeout`)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, **kafka_kwargs(), auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=4 * 1024 * 1024,
                                 fetch_max_bytes=16 * 1024 * 1024)
     await consumer.start()

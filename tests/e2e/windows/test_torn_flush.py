@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from db.pool import connect
 from streams.publish import publish_messages
 from streams.windows.input import workspace_partition
-from tests.support import NO_IDLE, QUICK_GROUP, committed, iso, read_partition, wait_for_rows, window_base
+from tests.support import NO_IDLE, QUICK_GROUP, committed, iso, kafka_kwargs, read_partition, wait_for_rows, window_base
 
 pytestmark = pytest.mark.services
 
@@ -45,7 +45,7 @@ async def _rewind(bootstrap: str, group: str, tp: TopicPartition, offset: int, t
     """Commit `offset` for `tp` in `group` once the dead worker has left it (its session expired)."""
     deadline = asyncio.get_event_loop().time() + timeout
     while True:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_kwargs(), group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -83,7 +83,7 @@ async def test_a_redelivered_update_after_a_torn_flush_gains_once(stack, start_w
             snapshots.setdefault(key, []).append(value)
     [(key, versions)] = snapshots.items()
     assert [orjson.loads(v) for v in versions][-1] != orjson.loads(versions[-2])  # views 150, then 100
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, **kafka_kwargs(), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(changelog, versions[-2], key=key, partition=partition)

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from db.pool import create_writer_pool
 from db.tables import TABLES
 from streams.config import admin_dsn, load_settings
+from streams.kafka_auth import kafka_auth
 
 log = logging.getLogger("bench.limit")
 _ts = datetime.fromisoformat
@@ -61,6 +62,7 @@ async def main() -> None:
     consumer = AIOKafkaConsumer(
         *kind_of, bootstrap_servers=s.kafka_bootstrap, group_id=s.app_id, auto_offset_reset="earliest",
         enable_auto_commit=False, max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+        **kafka_auth(s).client_kwargs(),
     )
     # as the bench database's owner (LEARNSTREAM_ADMIN_DATABASE_URL): it alters the tables
     pool = await create_writer_pool(admin_dsn(s), 2 * len(ROW))

@@ -16,11 +16,13 @@ from db.tables import TABLES
 from schemas.events import CONTRACTS
 from streams.app import broker_urls
 from streams.config import load_settings
+from streams.kafka_auth import kafka_auth
 
 settings = load_settings()
 app = faust.App(
     f"{settings.app_id}",
     broker=broker_urls(settings.kafka_bootstrap),
+    broker_credentials=kafka_auth(settings).faust_credentials(),
     value_serializer="raw",
     store="memory://",
     web_enabled=False,

@@ -22,11 +22,28 @@ TABLE = {"learning_event": "learning_events", "performance_sample": "system_perf
          "engagement_update": "content_performance_metrics"}
 
 
+def _connection(s):
+    """The bench's Kafka principal as Quix's ConnectionConfig (a plain address without one)."""
+    from quixstreams.kafka.configuration import ConnectionConfig
+
+    from streams.kafka_auth import kafka_auth
+
+    auth = kafka_auth(s)
+    if not auth.sasl and not auth.tls:
+        return s.kafka_bootstrap
+    extra = {"sasl_mechanism": auth.sasl_mechanism, "sasl_username": auth.username,
+             "sasl_password": auth.password} if auth.sasl else {}
+    if auth.ssl_cafile:
+        extra["ssl_ca_location"] = auth.ssl_cafile
+    return ConnectionConfig(bootstrap_servers=s.kafka_bootstrap, security_protocol=auth.security_protocol.lower(),
+                            **extra)
+
+
 def main() -> None:
     s = load_settings()
     dsn = urlsplit(s.database_url)
     app = Application(
-        broker_address=s.kafka_bootstrap,
+        broker_address=_connection(s),
         consumer_group=s.app_id,
         auto_offset_reset="earliest",
         loglevel="WARNING",
