@@ -223,7 +223,7 @@ def test_compose_postgres_superuser_and_roles_come_from_secrets(compose, service
     assert "POSTGRES_PASSWORD" not in env and env["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     assert pg["secrets"] == ["postgres_password", "learnstream_owner_password", "learnstream_worker_password"]
     assert {name: s["file"] for name, s in compose["secrets"].items()} == {
-        name: f"deploy/compose/secrets/{name}" for name in pg["secrets"]}
+        name: f"deploy/compose/secrets/{name}" for name in [*pg["secrets"], "grafana_admin_password"]}
     assert "./deploy/postgres/init:/docker-entrypoint-initdb.d:ro" in pg["volumes"]
     init = (ROOT / "deploy" / "postgres" / "init" / "10-learnstream-roles.sh").read_text()
     for line in ("CREATE ROLE learnstream_owner LOGIN CREATEROLE NOCREATEDB NOSUPERUSER NOBYPASSRLS PASSWORD :'owner_password';",
