@@ -139,6 +139,76 @@ async def test_the_worker_makes_partitions_and_refreshes_views_through_the_owner
 
 
 @local
+async def test_the_worker_cannot_misplace_a_partition_nor_detach_or_drop_a_live_one(stack):
+    """Review of #24 (migration 0027): as learnstream_worker, (a) a partition attached with bounds
+    other than its name's period (learning_events_y2027m03 up to 'infinity' wedged partition
+    maintenance for good), (b) bounds shifted by the session's TimeZone/DateStyle (IST read back as
+    Israel time), (c) the current month detached and dropped for every tenant: all refused; an
+    expired partition (retention's path) is still detached and dropped."""
+    from datetime import UTC, datetime
+
+    from db.partitions import ensure_partition, period_of
+    from db.tables import TABLES
+
+    spec = TABLES["learning_event"]
+    bound_sql = ("SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c "
+                 "WHERE c.oid = to_regclass($1) AND c.relispartition")
+    conn = await asyncpg.connect(stack.worker_dsn, timeout=10)
+    owner = await asyncpg.connect(stack.dsn, timeout=10)
+    try:
+        await conn.execute("SET TimeZone = 'UTC'")
+        # (a) only the name's own period
+        for sql in [
+            "SELECT ls_create_partition('learning_events', 'learning_events_y2027m03', '2027-03-01', 'infinity')",
+            "SELECT ls_create_partition('learning_events', 'learning_events_y2027m03', '2027-02-01', '2027-04-01')",
+            "SELECT ls_create_partition('learning_events', 'learning_events_y2027m03d01', '2027-03-01', '2027-03-02')",
+            "SELECT ls_create_partition('learning_rollups', 'learning_rollups_y2027m03', '2027-03-01', '2027-04-01')",
+            "SELECT ls_create_partition('learning_events', 'learning_events_y2027m13', '2027-12-01', '2028-01-01')",
+            "SELECT ls_create_partition('learning_rollups', 'learning_rollups_y2027m02d30', '2027-03-02', '2027-03-03')",
+        ]:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(sql)
+        assert await conn.fetchval("SELECT to_regclass('learning_events_y2027m03')") is None
+        # (b) a hostile session's TimeZone and DateStyle do not move the bounds
+        await conn.execute("SET TimeZone = 'Asia/Kolkata'; SET DateStyle = 'SQL, MDY'")
+        for month in (3, 4):  # the next month still fits: nothing wedged
+            assert await ensure_partition(conn, spec, period_of(spec, datetime(2027, month, 15, tzinfo=UTC))) == 0
+        await conn.execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'")
+        assert [await conn.fetchval(bound_sql, n) for n in ("learning_events_y2027m03", "learning_events_y2027m04")] == [
+            "FOR VALUES FROM ('2027-03-01 00:00:00+00') TO ('2027-04-01 00:00:00+00')",
+            "FOR VALUES FROM ('2027-04-01 00:00:00+00') TO ('2027-05-01 00:00:00+00')"]
+        # (c) a live partition (learning_events keeps 2 years) is neither detached nor disposed of
+        current = period_of(spec, datetime.now(UTC))
+        await ensure_partition(conn, spec, current)
+        for sql in [f"SELECT ls_detach_partition('learning_events', '{current.name}')",
+                    f"SELECT ls_detach_partition('learning_events', '{current.name}', true)",
+                    "SELECT ls_detach_partition('learning_events', 'learning_events_y2027m03')"]:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(sql)
+        assert await conn.fetchval(bound_sql, current.name) is not None
+        await owner.execute(f"ALTER TABLE learning_events DETACH PARTITION {current.name}")
+        for strategy in ("drop", "archive"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute("SELECT ls_dispose_partition($1, $2)", current.name, strategy)
+        assert await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", current.name)
+        # an expired partition: refused while its table has no retention policy, then retention's path
+        old = period_of(spec, datetime(2020, 1, 10, tzinfo=UTC))
+        assert await ensure_partition(conn, spec, old) == 0
+        await owner.execute("DELETE FROM data_retention_policies WHERE table_name = 'learning_events'")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("SELECT ls_detach_partition('learning_events', $1)", old.name)
+        await owner.execute("INSERT INTO data_retention_policies (table_name, retention_period, archive_strategy) "
+                            "VALUES ('learning_events', interval '2 years', 'drop')")
+        async with conn.transaction():
+            await conn.execute("SELECT ls_detach_partition('learning_events', $1)", old.name)
+            await conn.execute("SELECT ls_dispose_partition($1, 'drop')", old.name)
+        assert await conn.fetchval("SELECT to_regclass($1)", old.name) is None
+    finally:
+        await owner.close()
+        await conn.close()
+
+
+@local
 def test_passwords_and_the_services_env_are_private_files():
     sd = state_dir()
     lay = postgres.layout(sd)
@@ -260,3 +330,4 @@ async def test_up_retires_a_legacy_role_with_the_well_known_password(services, m
         await su.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await su.execute(f"DROP ROLE IF EXISTS {legacy_role}")
         await su.close()
+
