@@ -331,3 +331,70 @@ async def test_up_retires_a_legacy_role_with_the_well_known_password(services, m
         await su.execute(f"DROP ROLE IF EXISTS {legacy_role}")
         await su.close()
 
+
+@local
+async def test_up_sends_the_roles_scram_verifiers_never_their_passwords(services):
+    """`services up` (re)sets the owner's and the worker's passwords on every run: what reaches the
+    server (here its statement log) is their SCRAM verifier, never the password."""
+    sd = state_dir()
+    lay = postgres.layout(sd)
+    port = int(lay.port_file.read_text())
+    su = await asyncpg.connect(postgres._admin_url(lay, port), timeout=10)
+    try:
+        await su.execute("ALTER ROLE postgres SET log_statement = 'ddl'")
+        start = lay.log_file.stat().st_size
+        api.up()
+        logged = lay.log_file.read_bytes()[start:].decode("utf-8", "replace")
+    finally:
+        await su.execute("ALTER ROLE postgres RESET log_statement")
+        await su.close()
+    owner = lay.password_file("learnstream_owner").read_text().strip()
+    worker = lay.password_file("learnstream_worker").read_text().strip()
+    assert owner not in logged and worker not in logged
+    assert logged.count("PASSWORD 'SCRAM-SHA-256$4096:") == 2, logged[-3000:]
+    for role, password in (("learnstream_owner", owner), ("learnstream_worker", worker)):
+        conn = await asyncpg.connect(dsn_as(services["LEARNSTREAM_DATABASE_URL"], role, password), timeout=10)
+        await conn.close()
+
+
+@local
+async def test_a_failed_legacy_retirement_leaves_its_well_known_login_closed(services, monkeypatch):
+    """The legacy role loses LOGIN and its password first: when handing its objects over fails
+    (here: its database cannot be reached), its well-known password opens nothing already."""
+    import db.databases
+
+    legacy_role = f"learnstream_legacy_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(postgres, "LEGACY_ROLE", legacy_role)
+    lay = postgres.layout(state_dir())
+    superuser = postgres._admin_url(lay, int(lay.port_file.read_text()))
+    su = await asyncpg.connect(superuser, timeout=10)
+    real_dsn_for = db.databases.dsn_for
+    monkeypatch.setattr(db.databases, "dsn_for",
+                        lambda dsn, name: real_dsn_for(dsn, "no_such_database_" + uuid.uuid4().hex[:6]))
+    try:
+        await su.execute(f"CREATE ROLE {legacy_role} LOGIN PASSWORD 'learnstream'")
+        with pytest.raises(asyncpg.InvalidCatalogNameError):
+            await postgres._retire_legacy_role(su, superuser)
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(dsn_as(superuser, legacy_role, "learnstream"), timeout=10)
+        assert await su.fetchval("SELECT rolcanlogin OR rolpassword IS NOT NULL FROM pg_authid WHERE rolname = $1",
+                                 legacy_role) is False
+    finally:
+        await su.execute(f"DROP ROLE IF EXISTS {legacy_role}")
+        await su.close()
+
+
+@local
+def test_the_server_runs_without_the_callers_learnstream_settings(services, monkeypatch):
+    """pg_ctl (and so the postmaster, for its whole life) gets the caller's environment without its
+    LEARNSTREAM_* settings: Kafka's SASL password and the like stay out of /proc/<pid>/environ."""
+    monkeypatch.setenv("LEARNSTREAM_KAFKA_SASL_PASSWORD", "not-for-postgres")
+    postgres.pg_stop()
+    postgres.pg_start()
+    pid, _ = postgres._postmaster(postgres.layout(state_dir()))
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError as exc:
+        pytest.skip(f"cannot read the postmaster's environment: {exc}")
+    keys = [e.split(b"=", 1)[0].decode() for e in environ.split(b"\0") if e]
+    assert keys and [k for k in keys if k.startswith("LEARNSTREAM_")] == []

@@ -7,7 +7,10 @@
 #                       `learnstream access`. Never a superuser, never a worker's login.
 #   learnstream_worker  the workers' login: a member of learnstream_service (the row-level security
 #                       policies' service role), owns nothing, NOCREATEROLE NOCREATEDB.
-# The passwords reach the server as SCRAM verifiers (password_encryption); psql's :'var' quotes them.
+# psql's :'var' quotes the passwords and sends them in plain text to the image's init-time server
+# (Unix socket only, no statement logging unless configured), which stores only their SCRAM
+# verifiers (password_encryption); the plain text is in this script's environment and psql's
+# arguments (-v) while it runs.
 set -eu
 owner_password=$(cat /run/secrets/learnstream_owner_password)
 worker_password=$(cat /run/secrets/learnstream_worker_password)

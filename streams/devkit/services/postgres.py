@@ -427,11 +427,13 @@ def _admin_url(lay: Layout, port: int) -> str:
 async def _set_superuser_password(port: int, password: str) -> None:
     import asyncpg
 
+    from db.workspaces import scram_sha256_verifier
+
     conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=10)
     try:
         await conn.execute("SET password_encryption = 'scram-sha-256'")
-        # a password literal: ALTER ROLE takes no parameters (it is made of URL-safe characters)
-        await conn.execute(f"ALTER ROLE postgres PASSWORD '{password}'")
+        # its SCRAM verifier, not the password; a literal: ALTER ROLE takes no parameters
+        await conn.execute(f"ALTER ROLE postgres PASSWORD '{scram_sha256_verifier(password)}'")
     finally:
         await conn.close()
 
@@ -478,6 +480,8 @@ async def _ensure_roles_and_db(admin_url: str, owner_password: str, worker_passw
     dir's legacy `learnstream` role handed over and removed."""
     import asyncpg
 
+    from db.workspaces import scram_sha256_verifier
+
     conn = await asyncpg.connect(admin_url, timeout=10)
     try:
         await conn.execute("SET password_encryption = 'scram-sha-256'")
@@ -491,21 +495,22 @@ async def _ensure_roles_and_db(admin_url: str, owner_password: str, worker_passw
             await conn.execute(f"ALTER ROLE {MAINTENANCE_ROLE} BYPASSRLS")
         if not await exists(SERVICE_ROLE):
             await conn.execute(f"CREATE ROLE {SERVICE_ROLE} NOLOGIN")
-        # passwords are URL-safe characters (token_urlsafe): a literal, as ALTER ROLE takes no parameters;
-        # the server stores their SCRAM verifier
+        # the SCRAM verifier of each password is sent, never the password itself (which would show in
+        # the server's log with log_statement, in pg_stat_statements...): a literal, as ALTER ROLE takes
+        # no parameters; base64 and '$:' only, no quote
         if not await exists(OWNER_ROLE):
             log(f"creating role {OWNER_ROLE}")
             await conn.execute(f"CREATE ROLE {OWNER_ROLE}")
         await conn.execute(
             f"ALTER ROLE {OWNER_ROLE} LOGIN CREATEDB CREATEROLE NOSUPERUSER NOBYPASSRLS NOREPLICATION "
-            f"PASSWORD '{owner_password}'"
+            f"PASSWORD '{scram_sha256_verifier(owner_password)}'"
         )
         if not await exists(WORKER_ROLE):
             log(f"creating role {WORKER_ROLE}")
             await conn.execute(f"CREATE ROLE {WORKER_ROLE}")
         await conn.execute(
             f"ALTER ROLE {WORKER_ROLE} LOGIN INHERIT NOCREATEDB NOCREATEROLE NOSUPERUSER NOBYPASSRLS "
-            f"NOREPLICATION PASSWORD '{worker_password}'"
+            f"NOREPLICATION PASSWORD '{scram_sha256_verifier(worker_password)}'"
         )
         await conn.execute(f"GRANT {SERVICE_ROLE} TO {WORKER_ROLE}")
         # the owner runs the migrations: 0013 makes the migrating role a member of the service role
@@ -564,6 +569,10 @@ async def _retire_legacy_role(conn, admin_url: str) -> None:
     from db.databases import dsn_for
 
     log(f"upgrading: role {LEGACY_ROLE} (well-known password) hands its objects to {OWNER_ROLE} and goes")
+    # first of all, its login goes and its sessions (a worker started before the upgrade) end: an
+    # upgrade failing below never leaves the well-known login working
+    await conn.execute(f"ALTER ROLE {LEGACY_ROLE} NOLOGIN PASSWORD NULL")
+    await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", LEGACY_ROLE)
     databases = [r["datname"] for r in await conn.fetch(
         "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname")]
     for name in databases:
@@ -576,9 +585,6 @@ async def _retire_legacy_role(conn, admin_url: str) -> None:
             await db.execute(f"DROP OWNED BY {LEGACY_ROLE}")  # its remaining privileges
         finally:
             await db.close()
-    await conn.execute(f"ALTER ROLE {LEGACY_ROLE} NOLOGIN PASSWORD NULL")
-    # its sessions (a worker started before the upgrade) end: they would keep its rights
-    await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", LEGACY_ROLE)
     try:
         await conn.execute(f"DROP ROLE {LEGACY_ROLE}")
     except asyncpg.PostgresError as exc:
@@ -588,6 +594,14 @@ async def _retire_legacy_role(conn, admin_url: str) -> None:
 
 
 # ------------------------------------------------------------------------------ lifecycle
+
+
+def server_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment initdb, pg_ctl and so the postmaster run with: the caller's without its
+    LEARNSTREAM_* settings (Kafka SASL passwords, database URLs with passwords...), which the server
+    does not need and would otherwise keep in /proc/<pid>/environ for its whole life."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items() if not k.startswith("LEARNSTREAM_")}
 
 
 def _run_pg(cmd: list[str], lay: Layout, timeout: float) -> subprocess.CompletedProcess:
@@ -600,6 +614,7 @@ def _run_pg(cmd: list[str], lay: Layout, timeout: float) -> subprocess.Completed
             stdin=subprocess.DEVNULL,
             timeout=timeout,
             start_new_session=True,
+            env=server_env(),
         )
     except subprocess.TimeoutExpired:
         raise ServicesError(
