@@ -5,8 +5,9 @@ from the Settings' topic names and app id (docs/operations.md, "Kafka principals
   write alert notifications or alert commands, or join any group.
 - ``worker``: reads the ingest topics and alert commands (and may create them); everything on its
   output topics (DLQ, unrouted, window input, rollups, late events, notifications, undelivered);
-  everything on topics, groups and transactional ids that START WITH its app id (Faust's
-  changelogs and internal topics, its groups ``<app id>``, ``<app id>-ingest``, ``<app id>-delivery``);
+  everything on topics, groups and transactional ids that START WITH ``<app id>-`` (Faust's
+  changelogs and internal topics, its groups ``<app id>-ingest``, ``<app id>-delivery``) and on the
+  group named exactly ``<app id>`` (Faust's);
   DESCRIBE_CONFIGS on the cluster (the replication factor and size budgets it reads at start).
 - ``alerts``: an alert consumer: READ the notifications topic, with groups starting ``<app id>-alerts``.
 - the admin/operator principal is a super user (broker setting ``super.users``): no ACLs needed.
@@ -68,9 +69,14 @@ def acl_plan(settings: Settings, principals: dict[str, str] | None = None) -> li
         *_topics(who[PRODUCER], ingest, (WRITE, DESCRIBE)),
         *_topics(worker, [*ingest, settings.alert_commands_topic], (READ, DESCRIBE, CREATE, DESCRIBE_CONFIGS)),
         *_topics(worker, outputs, (ALL,)),
-        *_topics(worker, [app], (ALL,), PREFIXED),
-        Acl(worker, GROUP, app, PREFIXED, ALL),
-        Acl(worker, TRANSACTIONAL_ID, app, PREFIXED, ALL),
+        # Faust names everything of an app `<app id>-…` (changelogs, the assignor's topic, agents'
+        # channels, transactional ids `<app id>-<group>-<partition>`) and its group is the bare app id.
+        # The prefix ends with the separator: app id `learnstream` must not match `learnstream-staging.*`
+        # nor app id `a` the topic `alert-commands`.
+        *_topics(worker, [f"{app}-"], (ALL,), PREFIXED),
+        Acl(worker, GROUP, app, LITERAL, ALL),
+        Acl(worker, GROUP, f"{app}-", PREFIXED, ALL),
+        Acl(worker, TRANSACTIONAL_ID, f"{app}-", PREFIXED, ALL),
         Acl(worker, CLUSTER, "kafka-cluster", LITERAL, DESCRIBE_CONFIGS),
         *_topics(who[ALERTS], [settings.alert_notifications_topic], (READ, DESCRIBE)),
         Acl(who[ALERTS], GROUP, f"{app}-alerts", PREFIXED, READ),

@@ -23,8 +23,9 @@ class Publisher:
 
     def __init__(self, bootstrap: str, *, linger_ms: int = 5, auth: KafkaAuth | None = None) -> None:
         self.bootstrap = bootstrap
+        self.auth = auth or default_auth()
         self._producer = AIOKafkaProducer(
-            **(auth or default_auth()).client_kwargs(),
+            **self.auth.client_kwargs(),
             bootstrap_servers=bootstrap,
             acks="all",
             linger_ms=linger_ms,
@@ -57,6 +58,12 @@ class Publisher:
                     pending.clear()
             await asyncio.gather(*pending)
         except KafkaError as exc:  # e.g. TopicAuthorizationFailedError: this principal may not write here
+            if exc.__class__.__name__.endswith("AuthorizationFailedError"):
+                raise KafkaUnavailable(
+                    f"Kafka at {self.bootstrap} refused the messages for {topic}: the principal "
+                    f"{self.auth.username or 'ANONYMOUS'!r} may not write it ({exc.__class__.__name__}); run as "
+                    "another principal with --kafka-config FILE or LEARNSTREAM_KAFKA_CONFIG_FILE=FILE "
+                    "(locally: $LEARNSTREAM_KCAT_ADMIN_CONFIG)") from exc
             raise KafkaUnavailable(f"Kafka at {self.bootstrap} refused the messages for {topic}: "
                                    f"{exc.__class__.__name__}: {exc}") from exc
         return sent

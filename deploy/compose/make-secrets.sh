@@ -7,6 +7,9 @@
 #   grafana_admin_password  (docker secret: Grafana's admin login)
 #   owner.env   LEARNSTREAM_ADMIN_DATABASE_URL (the migrate service)
 #   worker.env  LEARNSTREAM_DATABASE_URL (the workers)
+#   kafka.env   KAFKA_{ADMIN,CONTROLLER,WORKER,PRODUCER,ALERTS}_PASSWORD: the Kafka principals'
+#       passwords, which docker-compose.yml interpolates (`docker compose --env-file
+#       deploy/compose/secrets/kafka.env …`); it stays 0600
 # The passwords are URL-safe (they sit in the DSNs as they are). Run it before `docker compose up`.
 set -eu
 umask 077
@@ -21,6 +24,11 @@ gen grafana_admin_password
     "$(cat "$dir/learnstream_owner_password")" > "$dir/owner.env"
 [ -s "$dir/worker.env" ] || printf 'LEARNSTREAM_DATABASE_URL=postgresql://learnstream_worker:%s@postgres:5432/learnstream\n' \
     "$(cat "$dir/learnstream_worker_password")" > "$dir/worker.env"
+if [ ! -s "$dir/kafka.env" ]; then
+    for p in ADMIN CONTROLLER WORKER PRODUCER ALERTS; do
+        printf 'KAFKA_%s_PASSWORD=%s\n' "$p" "$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done > "$dir/kafka.env"
+fi
 # compose bind-mounts a file secret with its host mode and owner, and the postgres image reads it as
 # the container's postgres user (Grafana's as uid 472): the password files become readable inside
 # the container (0644); on the host the 0700 directory still keeps everyone else out

@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from schemas.alerts import AlertCommand, AlertNotification
-from streams.cli_support import parse_duration
+from streams.cli_support import expected_failures, parse_duration
 from streams.config import load_settings
-from streams.kafka_auth import kafka_auth
+from streams.kafka_auth import kafka_auth, read_kcat_config
 from streams.publish import publish_messages
 from streams.topics import ensure_topics
 
@@ -79,8 +79,10 @@ def tail(from_beginning: bool, workspace: UUID | None, as_json: bool, max_count:
         sys.exit(0)
 
 
-def _send(command: AlertCommand, bootstrap: str | None) -> None:
-    settings = load_settings(kafka_bootstrap=bootstrap)
+def _send(command: AlertCommand, bootstrap: str | None, kafka_config: str | None) -> None:
+    if kafka_config and not bootstrap:
+        bootstrap = read_kcat_config(kafka_config).get("bootstrap.servers")
+    settings = load_settings(kafka_bootstrap=bootstrap, kafka_config_file=kafka_config)
     topic = settings.alert_commands_topic
 
     async def run() -> None:
@@ -111,6 +113,10 @@ _target = [
     click.option("--rule", type=click.UUID, help="every instance of a rule"),
     click.option("--by", help="who (recorded with the status change)"),
     click.option("--bootstrap", help="Kafka bootstrap servers [env LEARNSTREAM_KAFKA_BOOTSTRAP]"),
+    click.option("--kafka-config", type=click.Path(exists=True, dir_okay=False),
+                 help="kcat-style client config naming the principal to send as (one that may write the "
+                      "alert commands, e.g. $LEARNSTREAM_KCAT_ADMIN_CONFIG); its bootstrap.servers is used "
+                      "unless --bootstrap [env LEARNSTREAM_KAFKA_CONFIG_FILE]"),
 ]
 
 
@@ -122,24 +128,27 @@ def _with_target(fn):
 
 @alerts.command("ack")
 @_with_target
-def ack(workspace, fingerprint, rule, by, bootstrap) -> None:
+@expected_failures
+def ack(workspace, fingerprint, rule, by, bootstrap, kafka_config) -> None:
     """Acknowledge a firing alert: its status becomes acknowledged and repeats stop until it resolves."""
-    _send(_command("ack", workspace, fingerprint, rule, by), bootstrap)
+    _send(_command("ack", workspace, fingerprint, rule, by), bootstrap, kafka_config)
 
 
 @alerts.command("mute")
 @_with_target
 @click.option("--for", "duration", required=True, help="how long, e.g. 30m, 2h, 1d")
-def mute(workspace, fingerprint, rule, by, bootstrap, duration) -> None:
+@expected_failures
+def mute(workspace, fingerprint, rule, by, bootstrap, kafka_config, duration) -> None:
     """Mute an alert (--fingerprint) or a whole rule (--rule) for a while; nothing is sent meanwhile,
     and what changed is sent when the mute expires."""
     until = datetime.now(UTC) + parse_duration(duration)
-    _send(_command("mute", workspace, fingerprint, rule, by, until), bootstrap)
+    _send(_command("mute", workspace, fingerprint, rule, by, until), bootstrap, kafka_config)
 
 
 @alerts.command("unmute")
 @_with_target
-def unmute(workspace, fingerprint, rule, by, bootstrap) -> None:
+@expected_failures
+def unmute(workspace, fingerprint, rule, by, bootstrap, kafka_config) -> None:
     """End a mute before it expires."""
-    _send(_command("unmute", workspace, fingerprint, rule, by), bootstrap)
+    _send(_command("unmute", workspace, fingerprint, rule, by), bootstrap, kafka_config)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import stat
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -21,6 +23,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from streams.devkit.services import kafka as kafka_service
 from streams.kafka_auth import KafkaAuth
 from streams.publish import Publisher
 from streams.topics import KafkaUnavailable, ensure_topics
@@ -178,3 +181,51 @@ async def test_the_kcat_configs_work_and_carry_their_principals_rights(stack: St
     refused = await asyncio.to_thread(kcat, "producer", stack.notifications)
     assert refused.returncode != 0 and "authoriz" in refused.stderr.lower(), refused.stderr
     assert await _count(stack.bootstrap, stack.notifications, admin, value.encode()) == 0
+
+
+def test_the_kafka_tools_get_their_passwords_from_an_argument_file_not_the_command_line(tmp_path) -> None:
+    """StorageTool's `--add-scram …password=…` and ConfigCommand's `--add-config …[password=…]` go
+    through a launcher argument file (0600, deleted after): /proc/<pid>/cmdline is world-readable."""
+    lay = kafka_service.Layout(tmp_path)
+    secret = f"pw-{uuid.uuid4().hex}"
+    scram = f"SCRAM-SHA-512=[name=admin,password={secret}]"
+    with kafka_service._tool_cmd(Path("/lib"), lay, "kafka.tools.StorageTool", "format", "--add-scram", scram) as cmd:
+        assert not [a for a in cmd if secret in a], cmd
+        assert cmd[-1].startswith("@")
+        argfile = Path(cmd[-1][1:])
+        assert argfile.parent == tmp_path
+        assert stat.S_IMODE(argfile.stat().st_mode) == 0o600
+        assert argfile.read_text().splitlines() == ['"kafka.tools.StorageTool"', '"format"', '"--add-scram"', f'"{scram}"']
+    assert not argfile.exists()
+
+
+def test_the_java_launcher_expands_the_argument_file_into_the_main_class_and_its_arguments(tmp_path) -> None:
+    """What the tools rely on: `java -cp … @file` reads the main class and its arguments from the file."""
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("no java")
+    (tmp_path / "Echo.java").write_text(
+        "public class Echo { public static void main(String[] a) { for (String s : a) System.out.println(s); } }")
+    subprocess.run(["javac", "-d", str(tmp_path), str(tmp_path / "Echo.java")], check=True)
+    lay = kafka_service.Layout(tmp_path)
+    args = ["--add-config", 'SCRAM-SHA-512=[password=a "quoted" \\ pass word]']
+    with kafka_service._tool_cmd(tmp_path, lay, "Echo", *args) as cmd:
+        cmd = [c.replace(f"{tmp_path}/*", str(tmp_path)) for c in cmd]  # the class dir, not jars
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == args
+
+
+def test_the_broker_runs_without_the_callers_learnstream_environment(stack: Stack, monkeypatch) -> None:
+    """No SASL password on the running broker's command line, and it is started without LEARNSTREAM_*."""
+    root = Path(stack.kafka_configs["admin"]).parent
+    pid = int((root / "broker.pid").read_text())
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    for principal in ("admin", "worker", "producer", "alerts"):
+        assert _auth(stack, principal).password.encode() not in cmdline, principal
+    assert b"\0LEARNSTREAM_" not in b"\0" + Path(f"/proc/{pid}/environ").read_bytes()
+    monkeypatch.setenv("LEARNSTREAM_KAFKA_SASL_PASSWORD", "secret")
+    monkeypatch.setenv("LEARNSTREAM_DATABASE_URL", "postgresql://u:secret@h/db")
+    monkeypatch.setenv("JAVA_HOME_FOR_TEST", "kept")
+    env = kafka_service.broker_env()
+    assert not [k for k in env if k.startswith("LEARNSTREAM_")]
+    assert env["JAVA_HOME_FOR_TEST"] == "kept"

@@ -115,3 +115,30 @@ def test_matcher_reads_alertmanagers_forms():
     assert matcher('origin="operator"') == OPERATOR
     assert matcher("severity=~critical|page") == ("severity", "=~", "critical|page")
     assert matcher('origin!="tenant"') == ("origin", "!=", "tenant")
+
+
+def test_make_secrets_writes_every_kafka_password_compose_reads_privately(tmp_path):
+    """The Kafka principals' passwords are generated with the others (0600 kafka.env in the 0700
+    secrets dir, git-ignored), not typed into a world-readable `.env`; every KAFKA_*_PASSWORD the
+    compose file interpolates is in it, and a second run keeps them."""
+    import shutil
+    import stat
+    import subprocess
+
+    script = tmp_path / "make-secrets.sh"
+    shutil.copy(ROOT / "deploy" / "compose" / "make-secrets.sh", script)
+    subprocess.run(["sh", str(script)], check=True, capture_output=True)
+    env = tmp_path / "secrets" / "kafka.env"
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert stat.S_IMODE(env.parent.stat().st_mode) == 0o700
+    values = dict(line.split("=", 1) for line in env.read_text().splitlines())
+    wanted = set(re.findall(r"\$\{(KAFKA_[A-Z]+_PASSWORD)", COMPOSE.read_text()))
+    assert wanted == {"KAFKA_ADMIN_PASSWORD", "KAFKA_CONTROLLER_PASSWORD", "KAFKA_WORKER_PASSWORD",
+                      "KAFKA_PRODUCER_PASSWORD", "KAFKA_ALERTS_PASSWORD"}
+    assert set(values) == wanted
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32}", v) for v in values.values()), values
+    assert len(set(values.values())) == 5
+    subprocess.run(["sh", str(script)], check=True, capture_output=True)
+    assert dict(line.split("=", 1) for line in env.read_text().splitlines()) == values
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "deploy/compose/secrets/" in ignored and ".env" in ignored

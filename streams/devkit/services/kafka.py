@@ -28,6 +28,7 @@ dirs (``data/``), ``broker.pid`` and ``broker.log``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -351,14 +352,33 @@ def _java_cmd(lib: Path, *args: str, heap: list[str] | None = None) -> list[str]
     ]
 
 
+def _argfile_line(arg: str) -> str:
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@contextlib.contextmanager
+def _tool_cmd(lib: Path, lay: Layout, main: str, *args: str):
+    """The java command line running `main` with `args` taken from a launcher argument file
+    (`java … @file`, JDK 9+): SCRAM passwords among the args never reach the process's command
+    line (/proc/<pid>/cmdline is world-readable). The file is 0600 from creation, in the 0700 state
+    dir, and deleted when the block ends."""
+    argfile = lay.root / f"tool-{secrets.token_hex(6)}.args"
+    write_private(argfile, "".join(_argfile_line(a) + "\n" for a in (main, *args)))
+    try:
+        yield _java_cmd(lib, f"@{argfile}")
+    finally:
+        argfile.unlink(missing_ok=True)
+
+
 def _run_tool(lib: Path, lay: Layout, *args: str, log_args: bool = True) -> str:
-    proc = subprocess.run(
-        _java_cmd(lib, "kafka.tools.StorageTool", *args),
-        cwd=lay.root,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    with _tool_cmd(lib, lay, "kafka.tools.StorageTool", *args) as cmd:
+        proc = subprocess.run(
+            cmd,
+            cwd=lay.root,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
     with open(lay.log_file, "a") as fh:
         fh.write(
             f"=== StorageTool {' '.join(args) if log_args else args[0]} (exit {proc.returncode})\n"
@@ -405,11 +425,10 @@ def _upgrade(lib: Path, lay: Layout, port: int, cport: int, timeout: float = REA
                 if proc.poll() is not None:
                     raise ServicesError(f"Kafka failed to start for the upgrade (exit {proc.returncode})",
                                         lay.log_file, since=START_MARKER)
-                out = subprocess.run(
-                    _java_cmd(lib, "kafka.admin.ConfigCommand", "--bootstrap-server", f"127.0.0.1:{port}",
-                              "--command-config", str(client), "--alter", "--entity-type", "users",
-                              "--entity-name", user, "--add-config", f"{MECHANISM}=[password={creds[user]}]"),
-                    cwd=lay.root, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                with _tool_cmd(lib, lay, "kafka.admin.ConfigCommand", "--bootstrap-server", f"127.0.0.1:{port}",
+                               "--command-config", str(client), "--alter", "--entity-type", "users",
+                               "--entity-name", user, "--add-config", f"{MECHANISM}=[password={creds[user]}]") as cmd:
+                    out = subprocess.run(cmd, cwd=lay.root, capture_output=True, text=True, stdin=subprocess.DEVNULL)
                 if out.returncode == 0:
                     break
                 if time.monotonic() > deadline:
@@ -477,6 +496,13 @@ def start(sd: Path) -> Starting:
     return Starting(lay, f"127.0.0.1:{port}", proc.pid, proc)
 
 
+def broker_env() -> dict[str, str]:
+    """The broker's environment: the caller's without LEARNSTREAM_* (the clients' SASL passwords,
+    the database URL): the broker needs none of it, and a process's environment is readable by
+    whoever can inspect it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LEARNSTREAM_")}
+
+
 def _launch(lib: Path, lay: Layout, port: int) -> subprocess.Popen:
     log(f"starting Kafka {KAFKA_VERSION} on 127.0.0.1:{port} (log: {lay.log_file})")
     with open(lay.log_file, "ab") as out:
@@ -489,6 +515,7 @@ def _launch(lib: Path, lay: Layout, port: int) -> subprocess.Popen:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives the CLI, not hit by its Ctrl-C
+            env=broker_env(),
         )
     _children.append(proc)
     write_atomic(lay.pid_file, f"{proc.pid}\n")

@@ -57,3 +57,23 @@ async def test_ack_and_mute_publish_commands(stack):
     assert bad.returncode == 2 and b"ack names a fingerprint" in bad.stderr
     bad = run("alerts", "mute", "--workspace", str(WS), "--fingerprint", "x", "--for", "soon", env=env)
     assert bad.returncode == 2 and b"use a number and s, m, h or d" in bad.stderr
+
+
+async def test_ack_as_a_principal_that_may_not_write_the_commands_is_one_clear_line(stack):
+    """The local default principal (services.env) is the worker, which reads alert commands but may
+    not write them: one line naming it and how to send as another (exit 2), no traceback."""
+    if "worker" not in stack.kafka_configs:
+        pytest.skip("a broker without authorization")
+    env = stack.env("worker")
+    out = run("alerts", "ack", "--workspace", str(WS), "--fingerprint", "abc123", env=env)
+    assert out.returncode == 2, out.stderr
+    err = [line for line in out.stderr.decode().splitlines() if not line.startswith("Topic ")]
+    assert err == [f"learnstream: error: Kafka at {stack.bootstrap} refused the messages for {stack.commands}: the "
+                   "principal 'worker' may not write it (TopicAuthorizationFailedError); run as another principal "
+                   "with --kafka-config FILE or LEARNSTREAM_KAFKA_CONFIG_FILE=FILE (locally: $LEARNSTREAM_KCAT_ADMIN_CONFIG)"]
+    ok = run("alerts", "ack", "--workspace", str(WS), "--fingerprint", "abc123", "--by", "ana",
+             "--kafka-config", stack.kafka_configs["admin"], env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert f"sent ack for alert abc123 to {stack.commands}" in ok.stdout.decode()
+    got = [AlertCommand.model_validate(c) for c in await read_topic(stack.bootstrap, stack.commands, expect=1)]
+    assert [(c.command, c.fingerprint, c.by) for c in got] == [("ack", "abc123", "ana")]
