@@ -3,17 +3,14 @@ to what, readable per workspace under the same isolation; `learnstream audit tai
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
-import uuid
 
 import asyncpg
 import pytest
 
-from db.pool import connect
-from db.workspaces import add_workspace, grant_access
-from tests.support import ROOT, login_dsn
+from tests.integration.access.logins import member_logins
+from tests.support import ROOT
 
 pytestmark = pytest.mark.services
 
@@ -21,25 +18,9 @@ pytestmark = pytest.mark.services
 
 @pytest.fixture
 async def people(stack):
-    suffix = uuid.uuid4().hex[:8]
-    owner = await connect(stack.dsn)
-    w1 = (await add_workspace(owner, "one"))["id"]
-    w2 = (await add_workspace(owner, "two"))["id"]
-    roles = {}
-    for name, ws, role in (("edith", w1, "editor"), ("vera", w2, "viewer"), ("val", w1, "viewer")):
-        roles[name] = (f"{name}_{suffix}", secrets.token_urlsafe(12))
-        await grant_access(owner, roles[name][0], ws, role, roles[name][1])
-    try:
-        yield owner, w1, w2, {n: (r, login_dsn(stack.dsn, r, p)) for n, (r, p) in roles.items()}
-    finally:
-        await owner.close()
-        admin = await connect(stack.dsn)
-        try:
-            await admin.execute("DELETE FROM workspace_members")
-            for role, _ in roles.values():
-                await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        finally:
-            await admin.close()
+    """Workspaces w1, w2; edith edits w1, val views w1, vera views w2 (own logins)."""
+    async with member_logins(stack, [("edith", 1, "editor"), ("vera", 2, "viewer"), ("val", 1, "viewer")]) as made:
+        yield made
 
 
 async def test_changes_are_recorded_with_who_what_and_values(people, stack):

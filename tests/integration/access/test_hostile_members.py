@@ -19,8 +19,8 @@ import uuid
 import asyncpg
 import pytest
 
-from db.pool import connect
 from db.workspaces import AccessError, add_workspace, grant_access, revoke_access
+from tests.integration.access.logins import member_logins
 from tests.support import ROOT, login_dsn
 
 pytestmark = pytest.mark.services
@@ -29,25 +29,8 @@ pytestmark = pytest.mark.services
 @pytest.fixture
 async def people(stack):
     """Workspaces w1, w2; edith edits w1, adam administers w1, bob views w2 (own logins)."""
-    suffix = uuid.uuid4().hex[:8]
-    owner = await connect(stack.dsn)
-    w1 = (await add_workspace(owner, "one"))["id"]
-    w2 = (await add_workspace(owner, "two"))["id"]
-    roles = {}
-    for name, ws, role in (("edith", w1, "editor"), ("adam", w1, "admin"), ("bob", w2, "viewer")):
-        roles[name] = (f"{name}_{suffix}", secrets.token_urlsafe(12))
-        await grant_access(owner, roles[name][0], ws, role, roles[name][1])
-    try:
-        yield owner, w1, w2, {n: (r, login_dsn(stack.dsn, r, p)) for n, (r, p) in roles.items()}
-    finally:
-        await owner.close()
-        admin = await connect(stack.dsn)
-        try:
-            await admin.execute("DELETE FROM workspace_members")
-            for role, _ in roles.values():
-                await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        finally:
-            await admin.close()
+    async with member_logins(stack, [("edith", 1, "editor"), ("adam", 1, "admin"), ("bob", 2, "viewer")]) as made:
+        yield made
 
 
 # ---------------------------------------------------------------------------------- revoke, grant

@@ -10,15 +10,12 @@ column-level UPDATE only, and delete through SECURITY DEFINER functions.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 
 import asyncpg
 import pytest
 
-from db.pool import connect
-from db.workspaces import add_workspace, grant_access
-from tests.support import login_dsn
+from tests.integration.access.logins import member_logins
 
 pytestmark = pytest.mark.services
 
@@ -43,26 +40,9 @@ RULE = ("INSERT INTO performance_alerts (workspace_id, alert_name, metric, condi
 @pytest.fixture
 async def people(stack):
     """Workspaces w1, w2; in w1 val views, edith edits, adam administers, olga owns; in w2 eve edits."""
-    suffix = uuid.uuid4().hex[:8]
-    owner = await connect(stack.dsn)
-    w1 = (await add_workspace(owner, "one"))["id"]
-    w2 = (await add_workspace(owner, "two"))["id"]
-    roles = {}
-    for name, ws, role in (("val", w1, "viewer"), ("edith", w1, "editor"), ("adam", w1, "admin"),
-                           ("olga", w1, "owner"), ("eve", w2, "editor")):
-        roles[name] = (f"{name}_{suffix}", secrets.token_urlsafe(12))
-        await grant_access(owner, roles[name][0], ws, role, roles[name][1])
-    try:
-        yield owner, w1, w2, {n: (r, login_dsn(stack.dsn, r, p)) for n, (r, p) in roles.items()}
-    finally:
-        await owner.close()
-        admin = await connect(stack.dsn)
-        try:
-            await admin.execute("DELETE FROM workspace_members")
-            for role, _ in roles.values():
-                await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        finally:
-            await admin.close()
+    async with member_logins(stack, [("val", 1, "viewer"), ("edith", 1, "editor"), ("adam", 1, "admin"), ("olga", 1, "owner"),
+                                  ("eve", 2, "editor")]) as made:
+        yield made
 
 
 @pytest.mark.parametrize("who", ["val", "adam"])
