@@ -189,7 +189,7 @@ def test_the_kafka_tools_get_their_passwords_from_an_argument_file_not_the_comma
     lay = kafka_service.Layout(tmp_path)
     secret = f"pw-{uuid.uuid4().hex}"
     scram = f"SCRAM-SHA-512=[name=admin,password={secret}]"
-    with kafka_service._tool_cmd(Path("/lib"), lay, "kafka.tools.StorageTool", "format", "--add-scram", scram) as cmd:
+    with kafka_service.tool_cmd(Path("/lib"), lay, "kafka.tools.StorageTool", "format", "--add-scram", scram) as cmd:
         assert not [a for a in cmd if secret in a], cmd
         assert cmd[-1].startswith("@")
         argfile = Path(cmd[-1][1:])
@@ -209,7 +209,7 @@ def test_the_java_launcher_expands_the_argument_file_into_the_main_class_and_its
     subprocess.run(["javac", "-d", str(tmp_path), str(tmp_path / "Echo.java")], check=True)
     lay = kafka_service.Layout(tmp_path)
     args = ["--add-config", 'SCRAM-SHA-512=[password=a "quoted" \\ pass word]']
-    with kafka_service._tool_cmd(tmp_path, lay, "Echo", *args) as cmd:
+    with kafka_service.tool_cmd(tmp_path, lay, "Echo", *args) as cmd:
         cmd = [c.replace(f"{tmp_path}/*", str(tmp_path)) for c in cmd]  # the class dir, not jars
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == args

@@ -385,6 +385,7 @@ async def test_a_failed_legacy_retirement_leaves_its_well_known_login_closed(ser
 
 
 @local
+@pytest.mark.serial  # restarts the shared PostgreSQL: run alone
 def test_the_server_runs_without_the_callers_learnstream_settings(services, monkeypatch):
     """pg_ctl (and so the postmaster, for its whole life) gets the caller's environment without its
     LEARNSTREAM_* settings: Kafka's SASL password and the like stay out of /proc/<pid>/environ."""

@@ -357,7 +357,7 @@ def _argfile_line(arg: str) -> str:
 
 
 @contextlib.contextmanager
-def _tool_cmd(lib: Path, lay: Layout, main: str, *args: str):
+def tool_cmd(lib: Path, lay: Layout, main: str, *args: str):
     """The java command line running `main` with `args` taken from a launcher argument file
     (`java … @file`, JDK 9+): SCRAM passwords among the args never reach the process's command
     line (/proc/<pid>/cmdline is world-readable). The file is 0600 from creation, in the 0700 state
@@ -371,7 +371,7 @@ def _tool_cmd(lib: Path, lay: Layout, main: str, *args: str):
 
 
 def _run_tool(lib: Path, lay: Layout, *args: str, log_args: bool = True) -> str:
-    with _tool_cmd(lib, lay, "kafka.tools.StorageTool", *args) as cmd:
+    with tool_cmd(lib, lay, "kafka.tools.StorageTool", *args) as cmd:
         proc = subprocess.run(
             cmd,
             cwd=lay.root,
@@ -425,7 +425,7 @@ def _upgrade(lib: Path, lay: Layout, port: int, cport: int, timeout: float = REA
                 if proc.poll() is not None:
                     raise ServicesError(f"Kafka failed to start for the upgrade (exit {proc.returncode})",
                                         lay.log_file, since=START_MARKER)
-                with _tool_cmd(lib, lay, "kafka.admin.ConfigCommand", "--bootstrap-server", f"127.0.0.1:{port}",
+                with tool_cmd(lib, lay, "kafka.admin.ConfigCommand", "--bootstrap-server", f"127.0.0.1:{port}",
                                "--command-config", str(client), "--alter", "--entity-type", "users",
                                "--entity-name", user, "--add-config", f"{MECHANISM}=[password={creds[user]}]") as cmd:
                     out = subprocess.run(cmd, cwd=lay.root, capture_output=True, text=True, stdin=subprocess.DEVNULL)
