@@ -579,7 +579,12 @@ async def _retire_legacy_role(conn, admin_url: str) -> None:
         if await conn.fetchval(
                 "SELECT pg_get_userbyid(datdba) = $2 FROM pg_database WHERE datname = $1", name, LEGACY_ROLE):
             await conn.execute(f'ALTER DATABASE "{name}" OWNER TO {OWNER_ROLE}')
-        db = await asyncpg.connect(dsn_for(admin_url, name), timeout=10)
+        try:
+            db = await asyncpg.connect(dsn_for(admin_url, name), timeout=10)
+        except asyncpg.InvalidCatalogNameError:
+            if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                raise
+            continue  # dropped since it was listed (a test's database, say): nothing of it to hand over
         try:
             await db.execute(f"REASSIGN OWNED BY {LEGACY_ROLE} TO {OWNER_ROLE}")
             await db.execute(f"DROP OWNED BY {LEGACY_ROLE}")  # its remaining privileges
