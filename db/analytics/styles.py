@@ -4,8 +4,9 @@ with engagement, from the posts' styles and their engagement.
 Per workspace, over its analysed posts that have a snapshot: a post's tags are the union of its
 analyses' style_tags, its engagement the engagement rate of its latest snapshot. A tag's
 correlation is Pearson's r between "the post has the tag" (0/1) and the engagement rate (corr();
-null when every post or none has it). An analysis row's engagement_correlation is the mean of its
-tags' correlations. Rows whose value an analyser sent are kept. A run twice gives the same values.
+null when every post or none has it, when the rates do not vary, or with one post). An analysis
+row's engagement_correlation is the mean of its tags' defined correlations, NULL when none is. Rows
+whose value an analyser sent are kept. A run twice gives the same values.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ WITH posts AS (
     SELECT s.id, avg(c.r) AS r
     FROM content_style_analysis s CROSS JOIN LATERAL unnest(s.style_tags) AS u(tag) JOIN tag_corr c ON c.t = u.tag
     WHERE s.workspace_id = $1 GROUP BY s.id
+), clamped AS (
+    -- rounding may leave r a hair outside [-1, 1]; NULL (no correlation) stays NULL: GREATEST and
+    -- LEAST ignore NULLs, so greatest(-1, least(1, NULL)) would be 1
+    SELECT id, CASE WHEN r IS NOT NULL THEN greatest(-1.0, least(1.0, r)) END AS r FROM row_corr
 )
-UPDATE content_style_analysis s SET engagement_correlation = greatest(-1.0, least(1.0, x.r)), correlation_computed_at = $2
-FROM row_corr x
+UPDATE content_style_analysis s SET engagement_correlation = x.r, correlation_computed_at = $2
+FROM clamped x
 WHERE s.workspace_id = $1 AND s.id = x.id
   AND (s.engagement_correlation IS NULL OR s.correlation_computed_at IS NOT NULL)
-  AND s.engagement_correlation IS DISTINCT FROM greatest(-1.0, least(1.0, x.r))
+  AND s.engagement_correlation IS DISTINCT FROM x.r
 """
 
 
