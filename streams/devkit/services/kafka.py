@@ -271,44 +271,25 @@ def _jaas(module: str, user: str, password: str, **users: str) -> str:
 
 def _properties(lay: Layout, port: int, cport: int, *, upgrade: bool = False) -> str:
     creds = credentials(lay)
-    scram = _jaas("org.apache.kafka.common.security.scram.ScramLoginModule", "admin", creds["admin"])
+    plain_module = "org.apache.kafka.common.security.plain.PlainLoginModule"
     ctl = creds[CONTROLLER_USER]
-    plain = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", CONTROLLER_USER, ctl,
-                  **{CONTROLLER_USER: ctl})
-    client_plain = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", "admin", creds["admin"],
-                         **{u: creds[u] for u in PRINCIPALS})
+    plain = _jaas(plain_module, CONTROLLER_USER, ctl, **{CONTROLLER_USER: ctl})
     if upgrade:  # the admin via PLAIN (static) on the client listener, until its SCRAM user exists
-        plain_admin = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", "admin", creds["admin"],
-                            admin=creds["admin"])
-        return f"""\
-# One-time upgrade run of a cluster formatted without SCRAM users (learnstream services up).
-process.roles=broker,controller
-node.id=1
-listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=CLIENT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=CLIENT
-listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
-sasl.enabled.mechanisms=PLAIN
-listener.name.client.sasl.enabled.mechanisms=PLAIN
-listener.name.controller.sasl.enabled.mechanisms=PLAIN
-sasl.mechanism.inter.broker.protocol=PLAIN
-sasl.mechanism.controller.protocol=PLAIN
-listener.name.client.plain.sasl.jaas.config={plain_admin}
-listener.name.controller.plain.sasl.jaas.config={plain}
-authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-allow.everyone.if.no.acl.found=false
-super.users=User:admin;User:{CONTROLLER_USER}
-controller.quorum.bootstrap.servers=127.0.0.1:{cport}
-log.dirs={lay.data}
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-auto.create.topics.enable=false
-"""
+        head = "# One-time upgrade run of a cluster formatted without SCRAM users (learnstream services up)."
+        client = "PLAIN"
+        jaas = f"listener.name.client.plain.sasl.jaas.config={_jaas(plain_module, 'admin', creds['admin'], admin=creds['admin'])}"
+        extra = ""
+    else:
+        head = (f"{CONFIG_VERSION}\n# Written by `learnstream services up` on every start; edits are overwritten. "
+                "Holds passwords: 0600.")
+        client = f"{MECHANISM},PLAIN"
+        scram = _jaas("org.apache.kafka.common.security.scram.ScramLoginModule", "admin", creds["admin"])
+        client_plain = _jaas(plain_module, "admin", creds["admin"], **{u: creds[u] for u in PRINCIPALS})
+        jaas = (f"listener.name.client.{MECHANISM.lower()}.sasl.jaas.config={scram}\n"
+                f"listener.name.client.plain.sasl.jaas.config={client_plain}")
+        extra = "group.initial.rebalance.delay.ms=0\nnum.partitions=1\n"
     return f"""\
-{CONFIG_VERSION}
-# Written by `learnstream services up` on every start; edits are overwritten. Holds passwords: 0600.
+{head}
 process.roles=broker,controller
 node.id=1
 listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
@@ -316,13 +297,12 @@ advertised.listeners=CLIENT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=CLIENT
 listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
-sasl.enabled.mechanisms={MECHANISM},PLAIN
-listener.name.client.sasl.enabled.mechanisms={MECHANISM},PLAIN
+sasl.enabled.mechanisms={client}
+listener.name.client.sasl.enabled.mechanisms={client}
 listener.name.controller.sasl.enabled.mechanisms=PLAIN
-sasl.mechanism.inter.broker.protocol={MECHANISM}
+sasl.mechanism.inter.broker.protocol={client.split(",")[0]}
 sasl.mechanism.controller.protocol=PLAIN
-listener.name.client.{MECHANISM.lower()}.sasl.jaas.config={scram}
-listener.name.client.plain.sasl.jaas.config={client_plain}
+{jaas}
 listener.name.controller.plain.sasl.jaas.config={plain}
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
@@ -332,9 +312,7 @@ log.dirs={lay.data}
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-num.partitions=1
-auto.create.topics.enable=false
+{extra}auto.create.topics.enable=false
 """
 
 
