@@ -14,8 +14,11 @@ WHERE rank <= $1 ORDER BY connector_id, rank
 """
 
 _TRENDS = """
-SELECT trend_type, trend_key, platform, engagement_impact, start_time, end_time, (trend_data ->> 'posts')::int AS posts
-FROM trend_analysis WHERE source = 'detected' ORDER BY engagement_impact DESC NULLS LAST
+SELECT trend_type, trend_key, platform, engagement_impact, start_time, end_time, (trend_data ->> 'posts')::int AS posts,
+    trend_data ->> 'status' AS status, (trend_data ->> 'recent_gain')::bigint AS recent_gain,
+    (trend_data ->> 'recent_hours')::int AS recent_hours
+FROM trend_analysis WHERE source = 'detected'
+ORDER BY engagement_impact DESC NULLS LAST, (trend_data ->> 'recent_gain')::bigint DESC NULLS LAST, trend_key
 """
 
 _ACCURACY = """
@@ -32,6 +35,8 @@ async def posting_hours(conn: asyncpg.Connection, per_account: int = 3) -> list[
 
 
 async def detected_trends(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """The detected trends, measured rises first (highest impact); a 'new' one (a baseline too small
+    to compare with, db/analytics/trends.py) has engagement_impact NULL."""
     return await conn.fetch(_TRENDS)
 
 

@@ -518,6 +518,19 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
     return done
 
 
+def trend_line(t) -> str:
+    """One detected trend (a db.analytics.summary.detected_trends row) for the summary: its rise over
+    the baseline in %, or "new" when the baseline was too small to compare with (impact NULL)."""
+    if t["engagement_impact"] is None:
+        rise = "new"
+        if t["recent_gain"] is not None:
+            rise += f" ({t['recent_gain']:,} interactions in the last {t['recent_hours']} h, next to no baseline)"
+    else:
+        rise = f"{t['engagement_impact']:+,.0f}% over the baseline"
+    return (f"{t['trend_type']} {t['trend_key']} on {t['platform']}: {t['posts']} posts, {rise}, "
+            f"since {t['start_time']:%Y-%m-%d %H:%M}Z")
+
+
 def _jobs(settings: Settings) -> bool:
     """Run every scheduled job once, now, on the demo data, and show what they computed."""
     from db.analytics.summary import accuracy_per_model, detected_trends, posting_hours
@@ -544,9 +557,7 @@ def _jobs(settings: Settings) -> bool:
                              f"{100 * r['avg_engagement']:.1f}%, confidence {r['confidence']:.2f}")
             trends = await detected_trends(conn)
             lines.append(f"   trends detected from the streams: {len(trends)}")
-            for t in trends[:4]:
-                lines.append(f"      {t['trend_type']} {t['trend_key']} on {t['platform']}: {t['posts']} posts, "
-                             f"+{t['engagement_impact']:,.0f}% over the baseline, since {t['start_time']:%Y-%m-%d %H:%M}Z")
+            lines.extend(f"      {trend_line(t)}" for t in trends[:4])
             for r in await accuracy_per_model(conn):
                 lines.append(f"   accuracy of {r['name']} {r['version']} on {r['prediction_type']}: {r['accuracy']:.1f}% "
                              f"over {r['n']} predictions measured on engagement (mean absolute error {r['mae']:,.0f})")

@@ -9,7 +9,7 @@ from db.analytics.benchmarks import benchmark_accounts
 from db.analytics.improvements import model_improvements
 from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
 from db.analytics.styles import correlate_styles
-from db.analytics.trends import BASELINE_DAYS, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
+from db.analytics.trends import BASELINE_DAYS, MIN_BASELINE_GAIN, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
 from streams.config import load_settings
 from streams.jobs.runner import Job, Period, day_period, week_period
@@ -67,9 +67,10 @@ JOBS: dict[str, Job] = {
             f"last {WINDOW_DAYS} days by publish day and hour, shrunk toward the account's mean with a prior of "
             f"{PRIOR_POSTS} posts -> optimal_posting_times", _posting_times),
         Job("detect_trends", "*/30 * * * *",
-            f"hashtags and styles whose posts' interactions per hour over the last {RECENT_HOURS} h reach {RATIO:g}x "
-            f"those of the same hours on the {BASELINE_DAYS} days before (and at least {MIN_GAIN} interactions) -> "
-            f"trend_analysis, source 'detected'", _trends),
+            f"hashtags and styles whose posts' interactions gained per hour (a post's first snapshot gains 0) over "
+            f"the last {RECENT_HOURS} h reach {RATIO:g}x those of the same hours on the {BASELINE_DAYS} days before "
+            f"(and at least {MIN_GAIN} interactions) -> trend_analysis, source 'detected'; engagement_impact = % over "
+            f"the baseline, NULL with status 'new' when the baseline gained under {MIN_BASELINE_GAIN}", _trends),
         Job("benchmarks", "30 3 * * 1",
             "each own account against the active competitors on its platform: followers and follower growth, the "
             "competitors' average, median and count, the account's percentile and ratio -> benchmark_comparisons, "
