@@ -39,14 +39,16 @@ _TIME = {"day": "the day (in the report's time zone)", "week": "the ISO week's M
 
 SOURCES: dict[str, Source] = {
     "engagement": Source(
-        "posts' engagement (content_performance_metrics, with content): the counters are cumulative, so a "
-        "post counts with its latest snapshot in each time bucket (in the period when there is no time dimension)",
+        "what the posts gained (content_performance_metrics, with content): each snapshot counts its "
+        "counters minus its post's previous snapshot's (a post's first snapshot 0, a decrease 0), summed over "
+        "the snapshots recorded in each time bucket (in the period when there is no time dimension)",
         metrics={
-            "posts": "posts with a snapshot",
-            "views": "views", "likes": "likes", "shares": "shares", "comments": "comments", "saves": "saves",
-            "interactions": "likes + shares + comments + saves",
-            "engagement_rate": "interactions / views",
-            "avg_watch_time": "mean average_watch_time (seconds)",
+            "posts": "posts with a snapshot in the bucket",
+            "views": "views gained", "likes": "likes gained", "shares": "shares gained",
+            "comments": "comments gained", "saves": "saves gained",
+            "interactions": "likes + shares + comments + saves gained",
+            "engagement_rate": "interactions gained / views gained (empty when no views were gained)",
+            "avg_watch_time": "mean average_watch_time (seconds) of each post's latest snapshot in the bucket",
         },
         dimensions={**_TIME, "platform": "platform", "account": "the account (connector_id)",
                     "content_type": "the post's content type (video, image, ...)"},

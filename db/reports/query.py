@@ -30,8 +30,6 @@ def _rounded(expr: str, places: int) -> str:
     return f"round(({expr})::numeric, {places})::double precision"
 
 
-_INTERACTIONS = "s.likes + s.shares + s.comments + s.saves"
-
 
 class _Family:
     """One source's statement: `{bucket}`, `{inner}` (filters on the scanned table), `{select}`,
@@ -44,33 +42,66 @@ class _Family:
 
 
 FAMILIES: dict[str, _Family] = {
+    # What the posts gained in each bucket (content_gains of migration 0028, the one definition of
+    # "gained"): each snapshot in the period against its post's previous snapshot, wherever that
+    # lies (`prev`: the post's last one before the period), a post's first snapshot 0, a decrease 0;
+    # a bucket sums the gains of the snapshots recorded in it. Computed here on the period's rows
+    # plus one earlier row per post rather than through the view, whose window would read every
+    # snapshot of the workspace. avg_watch_time (an average, not a counter) takes each post's latest
+    # snapshot in the bucket, so a post scraped often does not weigh more.
     "engagement": _Family(
         f"""
 WITH p AS ({_PARAMS}),
-snap AS (
-    SELECT DISTINCT ON (m.content_id, {{bucket}}) m.content_id, m.platform, m.connector_id, m.views, m.likes,
-        m.shares, m.comments, m.saves, m.average_watch_time, {{bucket}} AS bucket
+cur AS (
+    SELECT m.id, m.content_id, m.platform, m.connector_id, m.recorded_at, m.views, m.likes, m.shares, m.comments,
+        m.saves, m.average_watch_time
     FROM content_performance_metrics m CROSS JOIN p
     WHERE m.workspace_id = p.ws AND m.recorded_at >= p.t0 AND m.recorded_at < p.t1 {{inner}}
-    ORDER BY m.content_id, {{bucket}}, m.recorded_at DESC
+),
+prev AS (
+    SELECT l.* FROM (SELECT DISTINCT content_id FROM cur) k CROSS JOIN p CROSS JOIN LATERAL (
+        SELECT m.id, m.content_id, m.recorded_at, m.views, m.likes, m.shares, m.comments, m.saves
+        FROM content_performance_metrics m
+        WHERE m.workspace_id = p.ws AND m.content_id = k.content_id AND m.recorded_at < p.t0
+        ORDER BY m.recorded_at DESC, m.id DESC LIMIT 1) l
+),
+g AS (
+    SELECT x.*, greatest(x.views - lag(x.views) OVER w, 0) AS views_gained,
+        greatest(x.likes - lag(x.likes) OVER w, 0) AS likes_gained,
+        greatest(x.shares - lag(x.shares) OVER w, 0) AS shares_gained,
+        greatest(x.comments - lag(x.comments) OVER w, 0) AS comments_gained,
+        greatest(x.saves - lag(x.saves) OVER w, 0) AS saves_gained
+    FROM (SELECT id, content_id, platform, connector_id, recorded_at, views, likes, shares, comments, saves,
+              average_watch_time, true AS in_period FROM cur
+          UNION ALL
+          SELECT id, content_id, NULL, NULL, recorded_at, views, likes, shares, comments, saves, NULL, false
+          FROM prev) x
+    WINDOW w AS (PARTITION BY x.content_id ORDER BY x.recorded_at, x.id)
+),
+snap AS (
+    SELECT g.*, g.likes_gained + g.shares_gained + g.comments_gained + g.saves_gained AS interactions_gained,
+        {{bucket}} AS bucket, row_number() OVER (PARTITION BY g.content_id, {{bucket}}
+                                                ORDER BY g.recorded_at DESC, g.id DESC) = 1 AS latest
+    FROM g CROSS JOIN p
+    WHERE g.in_period
 )
 SELECT {{select}}
 FROM snap s CROSS JOIN p LEFT JOIN content c ON c.workspace_id = p.ws AND c.id = s.content_id
 WHERE true {{outer}}
 {{group}} {{order}} LIMIT (SELECT n FROM p)""",
-        _buckets("m.recorded_at"),
+        _buckets("g.recorded_at"),
         dimensions={"day": "s.bucket", "week": "s.bucket", "month": "s.bucket", "platform": "s.platform",
                     "account": "coalesce(s.connector_id, '')", "content_type": "coalesce(c.content_type, '')"},
         metrics={
             "posts": "count(DISTINCT s.content_id)",
-            "views": "coalesce(sum(s.views), 0)::bigint",
-            "likes": "coalesce(sum(s.likes), 0)::bigint",
-            "shares": "coalesce(sum(s.shares), 0)::bigint",
-            "comments": "coalesce(sum(s.comments), 0)::bigint",
-            "saves": "coalesce(sum(s.saves), 0)::bigint",
-            "interactions": f"coalesce(sum({_INTERACTIONS}), 0)::bigint",
-            "engagement_rate": _rounded(f"sum({_INTERACTIONS})::numeric / nullif(sum(s.views), 0)", 6),
-            "avg_watch_time": _rounded("avg(s.average_watch_time)", 3),
+            "views": "coalesce(sum(s.views_gained), 0)::bigint",
+            "likes": "coalesce(sum(s.likes_gained), 0)::bigint",
+            "shares": "coalesce(sum(s.shares_gained), 0)::bigint",
+            "comments": "coalesce(sum(s.comments_gained), 0)::bigint",
+            "saves": "coalesce(sum(s.saves_gained), 0)::bigint",
+            "interactions": "coalesce(sum(s.interactions_gained), 0)::bigint",
+            "engagement_rate": _rounded("sum(s.interactions_gained)::numeric / nullif(sum(s.views_gained), 0)", 6),
+            "avg_watch_time": _rounded("avg(s.average_watch_time) FILTER (WHERE s.latest)", 3),
         },
         inner={"platform": "m.platform = ANY({p}::text[])", "account": "m.connector_id = ANY({p}::text[])",
                "content_id": "m.content_id::text = ANY({p}::text[])"},

@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import asyncpg
@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from db.pool import connect
-from db.reports import store
-from schemas.reports import ReportDefinition
+from db.reports import query, store
+from schemas.reports import ReportDefinition, ReportQuery
 from streams.devkit.services import browser
 from streams.reports.render import BAR_COLOUR, HEADER_COLOUR
 from streams.reports.runner import run_due_reports, run_report
@@ -30,21 +30,28 @@ pytestmark = pytest.mark.services
 W, X = uuid.uuid4(), uuid.uuid4()
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
-#: (post, platform, time, views, likes, shares, comments): A and B on tiktok, C on instagram
+#: (post, platform, time, views, likes, shares, comments): A and B on tiktok, C on instagram; each post's
+#: first snapshot (1 Nov, all 0) lies before the reports' period
 SNAPSHOTS = [
+    (A, "tiktok", "2026-11-01T12:00", 0, 0, 0, 0), (B, "tiktok", "2026-11-01T12:00", 0, 0, 0, 0),
+    (C, "instagram", "2026-11-01T12:00", 0, 0, 0, 0),
     (A, "tiktok", "2026-11-02T10:00", 100, 10, 0, 0), (A, "tiktok", "2026-11-02T20:00", 200, 20, 0, 0),
     (A, "tiktok", "2026-11-03T09:00", 300, 30, 0, 0),
     (B, "tiktok", "2026-11-02T12:00", 50, 5, 0, 0), (B, "tiktok", "2026-11-04T12:00", 80, 8, 2, 0),
     (C, "instagram", "2026-11-03T08:00", 1000, 100, 0, 50), (C, "instagram", "2026-11-09T00:00", 5000, 1, 0, 0),
 ]
 
-#: by day and platform, each post's latest snapshot of the day: 2 Nov A 200/20 + B 50/5; 3 Nov C 1000/150,
-#: A 300/30; 4 Nov B 80/(8 + 2). C's 9 Nov snapshot is past the period; workspace X is another tenant.
+#: by day and platform, what the posts gained (each snapshot minus its post's previous one, also when
+#: that one lies before the period): 2 Nov A (100 - 0) + (200 - 100) views, (10 - 0) + (20 - 10)
+#: likes, B 50 - 0 views, 5 likes: 250 / 25; 3 Nov C 1000 - 0, 100 + 50 interactions; A 300 - 200 and
+#: 30 - 20; 4 Nov B 80 - 50 views, (8 - 5) + 2 interactions: 5 / 30 = 0.166667. C's 9 Nov snapshot is
+#: past the period; workspace X is another tenant. (Before issue #25 item 3 the report summed each
+#: post's latest cumulative snapshot of the day: 3 Nov tiktok 300 / 30, 4 Nov 80 / 10.)
 DAILY_CSV = """day,platform,posts,views,interactions,engagement_rate
 2026-11-02,tiktok,2,250,25,0.1
 2026-11-03,instagram,1,1000,150,0.15
-2026-11-03,tiktok,1,300,30,0.1
-2026-11-04,tiktok,1,80,10,0.125
+2026-11-03,tiktok,1,100,10,0.1
+2026-11-04,tiktok,1,30,5,0.166667
 """
 
 DAILY = {"name": "Daily engagement", "formats": ["csv", "json", "html"],
@@ -102,7 +109,7 @@ async def test_a_report_gives_the_exact_rows_in_csv_and_json_and_records_each_ex
             (e.format, "completed", 4, str(e.path)) for e in done)
         assert all(x["duration_ms"] >= 0 and x["finished_at"] >= x["started_at"] for x in recorded)
 
-        # filters, no dimension: the posts' latest snapshot in the period
+        # filters, no dimension: what the posts gained in the period (A 300 - 0, C 1000 - 0)
         cats = await _add(conn, {"name": "cats", "query": {
             "source": "engagement", "metrics": ["posts", "views"], "filters": {"hashtag": ["cats"]},
             "period": {"start": "2026-11-02", "end": "2026-11-09"}}})
@@ -112,6 +119,7 @@ async def test_a_report_gives_the_exact_rows_in_csv_and_json_and_records_each_ex
             "source": "engagement", "metrics": ["posts", "views", "likes"], "dimensions": ["content_type"],
             "filters": {"platform": ["tiktok", "instagram"]}, "period": {"start": "2026-11-02", "end": "2026-11-09"}}})
         [e] = await run_report(conn, kinds, at=datetime(2026, 11, 10, tzinfo=UTC), out_dir=tmp_path)
+        # B gained 80 views, 8 likes; A 300 and 30, C 1000 and 100
         assert e.path.read_text() == "content_type,posts,views,likes\nimage,1,80,8\nvideo,2,1300,130\n"
         # learning events: p95 of 10, 20, 30, 40 (continuous) = 30 + 0.85 * 10
         learning = await _add(conn, {"name": "latency", "query": {
@@ -120,6 +128,46 @@ async def test_a_report_gives_the_exact_rows_in_csv_and_json_and_records_each_ex
         [e] = await run_report(conn, learning, at=datetime(2026, 11, 5, 9, tzinfo=UTC), out_dir=tmp_path)
         assert e.path.read_text() == ("event_type,events,mean_processing_ms,p95_processing_ms,max_processing_ms\n"
                                       "model_prediction,4,25.0,38.5,40\nuser_feedback,1,5.0,5.0,5\n")
+    finally:
+        await conn.close()
+
+
+async def test_the_engagement_source_reports_what_the_posts_gained_in_each_bucket(stack):
+    """Issue #25 item 3: post A scraped on days 1 and 3 (1,000 then 1,500 views), post B daily (200,
+    300, 400). Gained per day (a post's first snapshot gains 0): day 1 0 (both first snapshots),
+    day 2 300 - 200 = 100 (B), day 3 (1,500 - 1,000) + (400 - 300) = 500 + 100 = 600; the week 700.
+    The source used to sum each post's latest cumulative snapshot per bucket: 1,000 + 200 = 1,200 /
+    300 / 1,500 + 400 = 1,900, and 1,900 for the week."""
+    ws, a, b = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    day = {1: datetime(2026, 11, 2, 12, tzinfo=UTC), 2: datetime(2026, 11, 3, 12, tzinfo=UTC),
+           3: datetime(2026, 11, 4, 12, tzinfo=UTC)}  # Monday to Wednesday: one week
+    conn = await connect(stack.dsn)
+    try:
+        await conn.executemany(
+            """INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform, views, likes,
+                   recorded_at) VALUES ($1, $2, $3, 'tiktok', $4, $5, $6)""",
+            [(uuid.uuid4(), ws, post, views, views // 10, day[d])
+             for post, d, views in ((a, 1, 1000), (a, 3, 1500), (b, 1, 200), (b, 2, 300), (b, 3, 400))])
+
+        async def rows(dimensions: list[str], start: datetime, end: datetime) -> list[tuple]:
+            q = ReportQuery(source="engagement", metrics=["posts", "views", "likes", "engagement_rate"],
+                            dimensions=dimensions)
+            return (await query.fetch(conn, ws, q, start, end))[1]
+
+        d = date.fromisoformat
+        nov2, nov5 = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 5, tzinfo=UTC)
+        # likes are views / 10 in every snapshot, so every gain's rate is 0.1; day 1 gained no views: NULL
+        assert await rows(["day"], nov2, nov5) == [(d("2026-11-02"), 2, 0, 0, None),
+                                                   (d("2026-11-03"), 1, 100, 10, 0.1),
+                                                   (d("2026-11-04"), 2, 500 + 100, 50 + 10, 0.1)]
+        assert await rows(["week"], nov2, nov5) == [(d("2026-11-02"), 2, 0 + 100 + 600, 70, 0.1)]
+        assert await rows([], nov2, nov5) == [(2, 700, 70, 0.1)]
+        # a period from day 2: A's day-1 snapshot, before it, is what its day-3 snapshot gained from
+        nov3 = datetime(2026, 11, 3, tzinfo=UTC)
+        assert await rows(["day"], nov3, nov5) == [(d("2026-11-03"), 1, 100, 10, 0.1),
+                                                   (d("2026-11-04"), 2, 600, 60, 0.1)]
+        # the same definition as content_gains (migration 0028)
+        assert await conn.fetchval("SELECT sum(views_gained) FROM content_gains WHERE workspace_id = $1", ws) == 700
     finally:
         await conn.close()
 
@@ -169,8 +217,8 @@ async def test_the_html_report_opens_in_chromium_with_its_table_and_one_bar_per_
     # the tallest bar is 3 Nov instagram (1000 views): only it reaches the chart's top
     top = min(bar_rows)
     assert _runs(img, top, bar) == 1
-    assert max(bar_rows) - top > 150  # full height (230 px plot) for 1000 views, 80 views about 18 px
-    assert _runs(img, max(bar_rows) - 25, bar) == 3  # the 80-view bar is shorter than 25 px
+    assert max(bar_rows) - top > 150  # full height (230 px plot) for 1000 views, 30 views about 7 px
+    assert _runs(img, max(bar_rows) - 25, bar) == 2  # 250 and 1000 views; the 100- and 30-view bars are shorter
 
 
 async def test_schedules_run_when_due_once_advance_and_survive_a_crash_and_a_bad_config(stack, tmp_path):
