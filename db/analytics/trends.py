@@ -4,7 +4,7 @@ velocity in the recent window rises well above their baseline.
 
 For a run at time T: a post's gain in a window (t0, t1] is interactions_gained(ws, post, t0, t1)
 (migration 0028, the one definition of "gained": the gains of its snapshots recorded then, each
-the difference from the post's previous snapshot; a post's first snapshot gains 0, so old posts
+the excess over the post's high-water mark; a post's first snapshot gains 0, so old posts
 first scraped now gained nothing now; a decrease gains 0). A key's gain is its posts' gains, its
 velocity that gain per hour. Recent window: the RECENT_HOURS before T; baseline: the same hours
 of the day on each of the BASELINE_DAYS days before (so a daily rhythm, posts every evening, is

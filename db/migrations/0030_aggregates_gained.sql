@@ -8,7 +8,7 @@
 -- views; the numbers moved with the scrape cadence.
 --
 -- From here both materialized views are sums of content_gains (0028, the one definition of
--- "gained": a snapshot's counters minus its post's previous snapshot's, the first snapshot 0, a
+-- "gained": a snapshot's counters minus its post's high-water marks, the first snapshot 0, a
 -- decrease 0) over the snapshots recorded in the day / week (UTC), per workspace and platform. The
 -- same fixture gives 0 / 100 / 600 (day 1: both first snapshots; day 2: B +100; day 3: A +500,
 -- B +100). The columns keep the seed's names; what they mean changes:
@@ -17,7 +17,7 @@
 --                    gained in the day / week (bigint);
 --   engagement_rate  interactions gained / views gained (likes + shares + comments + saves, each
 --                    clamped as content_gains does), NULL when no views were gained.
--- A snapshot's gain is counted from its post's previous snapshot wherever it lies, also before the
+-- A snapshot's gain is counted from its post's high-water marks wherever reached, also before the
 -- 90-day (365-day) window: the window bounds the rows shown, not the history compared with. The
 -- windows start at 00:00 UTC (0008 compared with a date, cut in the session's time zone).
 --

@@ -43,8 +43,8 @@ class _Family:
 
 FAMILIES: dict[str, _Family] = {
     # What the posts gained in each bucket (content_gains of migration 0028, the one definition of
-    # "gained"): each snapshot in the period against its post's previous snapshot, wherever that
-    # lies (`prev`: the post's last one before the period), a post's first snapshot 0, a decrease 0;
+    # "gained"): each snapshot in the period against its post's high-water marks, wherever they were
+    # reached (`prev`: the post's maxima before the period), a post's first snapshot 0, a decrease 0;
     # a bucket sums the gains of the snapshots recorded in it. Computed here on the period's rows
     # plus one earlier row per post rather than through the view, whose window would read every
     # snapshot of the workspace. avg_watch_time (an average, not a counter) takes each post's latest
@@ -60,23 +60,25 @@ cur AS (
 ),
 prev AS (
     SELECT l.* FROM (SELECT DISTINCT content_id FROM cur) k CROSS JOIN p CROSS JOIN LATERAL (
-        SELECT m.id, m.content_id, m.recorded_at, m.views, m.likes, m.shares, m.comments, m.saves
+        SELECT k.content_id, max(m.recorded_at) AS recorded_at, max(m.views) AS views, max(m.likes) AS likes,
+            max(m.shares) AS shares, max(m.comments) AS comments, max(m.saves) AS saves
         FROM content_performance_metrics m
         WHERE m.workspace_id = p.ws AND m.content_id = k.content_id AND m.recorded_at < p.t0
-        ORDER BY m.recorded_at DESC, m.id DESC LIMIT 1) l
+        HAVING count(*) > 0) l
 ),
 g AS (
-    SELECT x.*, greatest(x.views - lag(x.views) OVER w, 0) AS views_gained,
-        greatest(x.likes - lag(x.likes) OVER w, 0) AS likes_gained,
-        greatest(x.shares - lag(x.shares) OVER w, 0) AS shares_gained,
-        greatest(x.comments - lag(x.comments) OVER w, 0) AS comments_gained,
-        greatest(x.saves - lag(x.saves) OVER w, 0) AS saves_gained
+    SELECT x.*, greatest(x.views - max(x.views) OVER w, 0) AS views_gained,
+        greatest(x.likes - max(x.likes) OVER w, 0) AS likes_gained,
+        greatest(x.shares - max(x.shares) OVER w, 0) AS shares_gained,
+        greatest(x.comments - max(x.comments) OVER w, 0) AS comments_gained,
+        greatest(x.saves - max(x.saves) OVER w, 0) AS saves_gained
     FROM (SELECT id, content_id, platform, connector_id, recorded_at, views, likes, shares, comments, saves,
               average_watch_time, true AS in_period FROM cur
           UNION ALL
-          SELECT id, content_id, NULL, NULL, recorded_at, views, likes, shares, comments, saves, NULL, false
+          SELECT NULL::uuid, content_id, NULL, NULL, recorded_at, views, likes, shares, comments, saves, NULL, false
           FROM prev) x
-    WINDOW w AS (PARTITION BY x.content_id ORDER BY x.recorded_at, x.id)
+    WINDOW w AS (PARTITION BY x.content_id ORDER BY x.recorded_at, x.id NULLS FIRST
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
 snap AS (
     SELECT g.*, g.likes_gained + g.shares_gained + g.comments_gained + g.saves_gained AS interactions_gained,

@@ -77,8 +77,9 @@ async def test_a_previous_snapshot_before_the_window_and_a_decrease(stack):
     daily view's 90 days, inside the weekly's 365), then day 1 1,300 views, 130 likes, 5 shares
     (gained from the old one: 300 views, 30 + 5 = 35 interactions), day 2 1,250 views (a bad scrape:
     a decrease gains 0) and 140 likes (+10: no views gained, so the rate is NULL), day 3 1,400 views
-    (1,400 - 1,250 = 150, from the previous snapshot), 140 likes (0): rate 0 / 150 = 0.0.
-    Week: 300 + 0 + 150 = 450 views, 40 likes, 5 shares, 45 / 450 = 0.1; the old snapshot's week:
+    (1,400 - 1,300 = 100, over the high-water mark: the recovery from the bad scrape is not new),
+    140 likes (0): rate 0 / 100 = 0.0.
+    Week: 300 + 0 + 100 = 400 views, 40 likes, 5 shares, 45 / 400 = 0.1125; the old snapshot's week:
     1 post, its first snapshot, 0 gained. Before the fix: 1,300 / 1,250 / 1,400 a day, 1,400 the week,
     1,000 in the old week."""
     ws, c = uuid.uuid4(), uuid.uuid4()
@@ -92,11 +93,11 @@ async def test_a_previous_snapshot_before_the_window_and_a_decrease(stack):
             f"SELECT day, {_COLS} FROM analytics_aggregated_daily WHERE workspace_id = $1 ORDER BY day", ws)]
         assert daily == [(day(1), 1, 300, 30, 5, 0, 0, 35 / 300),
                          (day(2), 1, 0, 10, 0, 0, 0, None),
-                         (day(3), 1, 150, 0, 0, 0, 0, 0.0)]
+                         (day(3), 1, 100, 0, 0, 0, 0, 0.0)]
         weekly = [tuple(r) for r in await conn.fetch(
             f"SELECT week, {_COLS} FROM analytics_aggregated_weekly WHERE workspace_id = $1 ORDER BY week", ws)]
         old_week = old.date() - timedelta(days=old.weekday())
-        assert weekly == [(old_week, 1, 0, 0, 0, 0, 0, None), (MONDAY, 1, 450, 40, 5, 0, 0, 45 / 450)]
+        assert weekly == [(old_week, 1, 0, 0, 0, 0, 0, None), (MONDAY, 1, 400, 40, 5, 0, 0, 45 / 400)]
     finally:
         await conn.close()
 
