@@ -64,3 +64,90 @@ async def test_an_own_account_against_its_competitors(stack):
         assert (g["period_start"], g["period_end"]) == (START.date(), END.date())
     finally:
         await conn.close()
+
+
+# -- helpers for the tests below: rows inserted directly (the routing has its own tests)
+
+async def _own(conn, ws, cid, platform, snapshots):
+    """An own account; snapshots: (at, followers[, engagement_rate, posts_per_week])."""
+    await conn.execute("""INSERT INTO connectors (workspace_id, id, platform, relationship, first_seen_at,
+        last_seen_at) VALUES ($1, $2, $3, 'own', $4, $4) ON CONFLICT DO NOTHING""", ws, cid, platform, START)
+    for at, n, *rates in snapshots:
+        er, ppw = rates or (None, None)
+        await conn.execute("""INSERT INTO audience_growth (workspace_id, connector_id, platform, recorded_at,
+            follower_count, engagement_rate, posts_per_week, snapshot_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                           ws, cid, platform, at, n, er, ppw, uuid.uuid4())
+
+
+async def _own_followers_only(conn, ws, cid, platform, snapshots):
+    """An own account through the columns that exist before migration 0031."""
+    await conn.execute("""INSERT INTO connectors (workspace_id, id, platform, relationship, first_seen_at,
+        last_seen_at) VALUES ($1, $2, $3, 'own', $4, $4) ON CONFLICT DO NOTHING""", ws, cid, platform, START)
+    for at, n in snapshots:
+        await conn.execute("""INSERT INTO audience_growth (workspace_id, connector_id, platform, recorded_at,
+            follower_count, snapshot_id) VALUES ($1, $2, $3, $4, $5, $6)""", ws, cid, platform, at, n, uuid.uuid4())
+
+
+async def _rival(conn, ws, rid, platform, snapshots):
+    """A competitor; snapshots: (at, followers[, engagement_rate, posts_per_week]), one a UTC day."""
+    await conn.execute("""INSERT INTO competitor_profiles (workspace_id, id, name, platform, first_seen_at,
+        last_seen_at) VALUES ($1, $2, $2, $3, $4, $4)""", ws, rid, platform, START)
+    for at, n, *rates in snapshots:
+        er, ppw = rates or (None, None)
+        await conn.execute("""INSERT INTO competitor_metrics (workspace_id, competitor_id, recorded_date, recorded_at,
+            followers, engagement_rate, posts_per_week, snapshot_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                           ws, rid, at.date(), at, n, er, ppw, uuid.uuid4())
+
+
+async def _run(stack):
+    runner = JobRunner(stack.dsn, JOBS)
+    r = await runner.run("benchmarks", period=parse_period(f"{START.isoformat()}/{END.isoformat()}"))
+    assert r.status == "succeeded", r
+    return r
+
+
+async def _rows(conn, ws):
+    return {(x["connector_id"], x["metric"]): x
+            for x in await conn.fetch("SELECT * FROM benchmark_comparisons WHERE workspace_id = $1", ws)}
+
+
+BEFORE, MID, LATE = START - timedelta(days=1), START + timedelta(days=3), END - timedelta(hours=1)
+
+
+async def test_a_single_snapshot_has_no_growth(stack):
+    """Growth needs two snapshots, the first strictly earlier than the last. Before: r3's single
+    snapshot counted as 0 % growth and the own account `solo` got a 0 % follower_growth row."""
+    w = uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        await _own_followers_only(conn, w, "me", "tiktok", [(BEFORE, 1000), (LATE, 1100)])  # +10 %
+        await _own_followers_only(conn, w, "solo", "tiktok", [(MID, 700)])  # one snapshot: no growth
+        await _rival(conn, w, "r1", "tiktok", [(BEFORE, 5000), (LATE, 5250)])  # +5 %
+        await _rival(conn, w, "r2", "tiktok", [(BEFORE, 2000), (LATE, 2400)])  # +20 %
+        await _rival(conn, w, "r3", "tiktok", [(MID, 800)])  # one snapshot: no growth
+        await _rival(conn, w, "r4", "tiktok", [(START - timedelta(days=3), 900)])  # one, before the period
+        # what the job wrote before the fix for solo: a 0 % growth row; a rerun must take it away
+        await conn.execute("""INSERT INTO benchmark_comparisons (workspace_id, connector_id, platform, metric,
+            period_start, period_end, user_value, competitor_count, computed_at)
+            VALUES ($1, 'solo', 'tiktok', 'follower_growth', $2, $3, 0, 4, now())""", w, START.date(), END.date())
+        r = await _run(stack)
+        rows = await _rows(conn, w)
+        assert sorted(rows) == [("me", "follower_growth"), ("me", "followers"), ("solo", "followers")]
+        assert r.rows == 3
+
+        g = rows["me", "follower_growth"]
+        # before: r1 5 %, r2 20 %, r3 0 %, r4 0 % -> average 25 / 4 = 6.25, median (0 + 5) / 2 = 2.5,
+        # count 4, percentile 100 * 3 / 4 = 75 (10 % above 5, 0, 0), ratio 10 / 6.25 = 1.6.
+        # after: r1 5 %, r2 20 % only -> average (5 + 20) / 2 = 12.5, median 12.5, count 2,
+        # percentile 100 * 1 / 2 = 50 (above r1), ratio 10 / 12.5 = 0.8
+        assert g["user_value"] == pytest.approx(10.0)
+        assert (g["competitor_average"], g["competitor_median"], g["competitor_count"]) == (12.5, 12.5, 2)
+        assert g["percentile"] == pytest.approx(50.0) and g["ratio"] == pytest.approx(0.8)
+        # followers are still compared with all four: 5250, 2400, 800, 900
+        f = rows["me", "followers"]
+        assert f["competitor_count"] == 4 and f["competitor_average"] == pytest.approx((5250 + 2400 + 800 + 900) / 4)
+        s = rows["solo", "followers"]
+        assert s["user_value"] == 700.0 and s["percentile"] == pytest.approx(0.0)  # below all four
+    finally:
+        await conn.close()
+
