@@ -7,7 +7,9 @@ Metrics, from audience_growth (own accounts) and competitor_metrics (competitors
 * `follower_growth`: % change from the latest count at or before the period's start (else the first
   inside the period) to the latest before its end; NULL when those are not two snapshots, the first
   strictly earlier than the last (a single snapshot shows no growth of 0 %: growth is unknown), and
-  when the first count is 0.
+  when the first count is 0;
+* `engagement_rate`, `posts_per_week`: the latest value sent before the period's end (snapshots
+  without it are skipped).
 
 An account without a metric's value is left out of it: an own account gets no row for that metric,
 a competitor is not counted in its average, median, count and the percentiles against it. Per own
@@ -28,7 +30,11 @@ import asyncpg
 _BENCHMARK = """
 WITH own AS (
     SELECT k.workspace_id, k.id, k.platform, l.follower_count AS last, l.recorded_at AS last_at,
-        f.follower_count AS first, f.recorded_at AS first_at
+        f.follower_count AS first, f.recorded_at AS first_at,
+        (SELECT g.engagement_rate FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
+            AND g.recorded_at < $2 AND g.engagement_rate IS NOT NULL ORDER BY g.recorded_at DESC LIMIT 1) AS engagement_rate,
+        (SELECT g.posts_per_week FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
+            AND g.recorded_at < $2 AND g.posts_per_week IS NOT NULL ORDER BY g.recorded_at DESC LIMIT 1) AS posts_per_week
     FROM connectors k
     LEFT JOIN LATERAL (
         SELECT g.follower_count, g.recorded_at FROM audience_growth g
@@ -47,7 +53,13 @@ WITH own AS (
     WHERE k.relationship = 'own'
 ), rivals AS (
     SELECT p.workspace_id, p.id, p.platform, l.followers AS last, l.recorded_at AS last_at,
-        f.followers AS first, f.recorded_at AS first_at
+        f.followers AS first, f.recorded_at AS first_at,
+        (SELECT m.engagement_rate FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id
+            AND m.competitor_id = p.id AND m.recorded_at < $2 AND m.engagement_rate IS NOT NULL
+            ORDER BY m.recorded_at DESC LIMIT 1) AS engagement_rate,
+        (SELECT m.posts_per_week FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id
+            AND m.competitor_id = p.id AND m.recorded_at < $2 AND m.posts_per_week IS NOT NULL
+            ORDER BY m.recorded_at DESC LIMIT 1) AS posts_per_week
     FROM competitor_profiles p
     LEFT JOIN LATERAL (
         SELECT m.followers, m.recorded_at FROM competitor_metrics m
@@ -68,15 +80,17 @@ WITH own AS (
     SELECT o.workspace_id, o.id, o.platform, v.metric, v.value
     FROM own o, LATERAL (VALUES
         ('followers', o.last::double precision),
-        ('follower_growth', CASE WHEN o.first_at < o.last_at THEN 100.0 * (o.last - o.first) / nullif(o.first, 0) END))
-        AS v(metric, value)
+        ('follower_growth', CASE WHEN o.first_at < o.last_at THEN 100.0 * (o.last - o.first) / nullif(o.first, 0) END),
+        ('engagement_rate', o.engagement_rate),
+        ('posts_per_week', o.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
 ), rival_values AS (
     SELECT r.workspace_id, r.id, r.platform, v.metric, v.value
     FROM rivals r, LATERAL (VALUES
         ('followers', r.last::double precision),
-        ('follower_growth', CASE WHEN r.first_at < r.last_at THEN 100.0 * (r.last - r.first) / nullif(r.first, 0) END))
-        AS v(metric, value)
+        ('follower_growth', CASE WHEN r.first_at < r.last_at THEN 100.0 * (r.last - r.first) / nullif(r.first, 0) END),
+        ('engagement_rate', r.engagement_rate),
+        ('posts_per_week', r.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
 ), compared AS (
     SELECT o.workspace_id, o.id, o.platform, o.metric, o.value,

@@ -151,3 +151,37 @@ async def test_a_single_snapshot_has_no_growth(stack):
     finally:
         await conn.close()
 
+
+async def test_engagement_rate_and_posts_per_week_compared(stack):
+    """The latest value sent before the period's end, own account against its competitors; a
+    competitor without the metric is left out of it. Before: neither metric was compared (own
+    accounts' values were not even stored)."""
+    w = uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        await _own(conn, w, "me", "tiktok", [(BEFORE, 1000, 4.0, 5.0), (MID, 1050, 3.0, 7.0),
+                                             (LATE, 1100, None, None),  # sent neither: MID's values hold
+                                             (END + timedelta(hours=1), 1200, 9.0, 1.0)])  # after the period
+        await _rival(conn, w, "r1", "tiktok", [(LATE, 5000, 2.0, 7.0)])
+        await _rival(conn, w, "r2", "tiktok", [(BEFORE, 2000, 1.0, 1.0), (LATE, 2400, 5.0, 3.5)])
+        await _rival(conn, w, "r3", "tiktok", [(MID, 800, 4.0, 14.0)])
+        await _rival(conn, w, "r4", "tiktok", [(MID, 900)])  # sent neither rate
+        await _run(stack)
+        rows = await _rows(conn, w)
+        assert sorted(rows) == [("me", "engagement_rate"), ("me", "follower_growth"), ("me", "followers"),
+                                ("me", "posts_per_week")]
+        e = rows["me", "engagement_rate"]
+        # own 3.0 (MID); competitors 2.0, 5.0, 4.0 (r4 has none): average (2 + 5 + 4) / 3 = 11 / 3,
+        # median 4.0, count 3, percentile 100 * 1 / 3 (above r1 only), ratio 3 / (11 / 3) = 9 / 11
+        assert (e["user_value"], e["competitor_median"], e["competitor_count"]) == (3.0, 4.0, 3)
+        assert e["competitor_average"] == pytest.approx(11 / 3) and e["percentile"] == pytest.approx(100 / 3)
+        assert e["ratio"] == pytest.approx(9 / 11)
+        p = rows["me", "posts_per_week"]
+        # own 7.0; competitors 7.0, 3.5, 14.0: average 24.5 / 3, median 7.0, count 3,
+        # percentile 100 * (1 below + 0.5 * 1 tie) / 3 = 50, ratio 7 / (24.5 / 3) = 21 / 24.5 = 6 / 7
+        assert (p["user_value"], p["competitor_median"], p["competitor_count"]) == (7.0, 7.0, 3)
+        assert p["competitor_average"] == pytest.approx(24.5 / 3) and p["percentile"] == pytest.approx(50.0)
+        assert p["ratio"] == pytest.approx(6 / 7)
+    finally:
+        await conn.close()
+
