@@ -17,6 +17,12 @@ account and metric: the workspace's competitors' average and median, their count
 percentile among them (those below it plus half those equal, over the count, x 100) and ratio
 (value / average); with no competitor having the metric, count 0 and those NULL.
 
+`industry_average`: the platform's average over the distinct competitor accounts (platform, id)
+tracked by any workspace (an account tracked by several workspaces counts once, with the mean of
+their values), published only when at least INDUSTRY_MIN_WORKSPACES workspaces and
+INDUSTRY_MIN_ACCOUNTS distinct accounts have the metric (k-anonymity: one workspace's competitors
+cannot be read out of it), else NULL. Own accounts never enter it. The same for every workspace.
+
 A run for the same period rewrites the same rows and deletes the period's rows it no longer
 computes (e.g. the 0 % growth a single snapshot got before issue #25).
 """
@@ -26,6 +32,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
+
+#: industry_average needs this many workspaces with a value of the metric on the platform ...
+INDUSTRY_MIN_WORKSPACES = 5
+#: ... and this many distinct competitor accounts with one
+INDUSTRY_MIN_ACCOUNTS = 10
 
 _BENCHMARK = """
 WITH own AS (
@@ -92,6 +103,15 @@ WITH own AS (
         ('engagement_rate', r.engagement_rate),
         ('posts_per_week', r.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
+), accounts AS (  -- each distinct competitor account once, across workspaces: the mean of their values
+    SELECT platform, id, metric, avg(value) AS value FROM rival_values GROUP BY platform, id, metric
+), industry AS (
+    SELECT a.platform, a.metric, avg(a.value) AS average
+    FROM accounts a
+    GROUP BY a.platform, a.metric
+    HAVING count(*) >= $4
+       AND (SELECT count(DISTINCT r.workspace_id) FROM rival_values r
+            WHERE r.platform = a.platform AND r.metric = a.metric) >= $3
 ), compared AS (
     SELECT o.workspace_id, o.id, o.platform, o.metric, o.value,
         avg(r.value) AS average, percentile_cont(0.5) WITHIN GROUP (ORDER BY r.value) AS median, count(r.value) AS n,
@@ -102,12 +122,14 @@ WITH own AS (
     GROUP BY o.workspace_id, o.id, o.platform, o.metric, o.value
 )
 INSERT INTO benchmark_comparisons AS b (workspace_id, connector_id, platform, metric, period_start, period_end,
-    user_value, competitor_average, competitor_median, competitor_count, percentile, ratio, computed_at)
+    user_value, industry_average, competitor_average, competitor_median, competitor_count, percentile, ratio,
+    computed_at)
 SELECT c.workspace_id, c.id, c.platform, c.metric, ($1 AT TIME ZONE 'UTC')::date, ($2 AT TIME ZONE 'UTC')::date,
-    c.value, c.average, c.median, c.n, c.percentile, c.value / nullif(c.average, 0), clock_timestamp()
+    c.value, i.average, c.average, c.median, c.n, c.percentile, c.value / nullif(c.average, 0), clock_timestamp()
 FROM compared c
+LEFT JOIN industry i ON i.platform = c.platform AND i.metric = c.metric
 ON CONFLICT (workspace_id, connector_id, metric, period_start, period_end) DO UPDATE SET
-    platform = excluded.platform, user_value = excluded.user_value,
+    platform = excluded.platform, user_value = excluded.user_value, industry_average = excluded.industry_average,
     competitor_average = excluded.competitor_average, competitor_median = excluded.competitor_median,
     competitor_count = excluded.competitor_count, percentile = excluded.percentile, ratio = excluded.ratio,
     computed_at = excluded.computed_at
@@ -125,6 +147,6 @@ WHERE b.period_start = ($1 AT TIME ZONE 'UTC')::date AND b.period_end = ($2 AT T
 async def benchmark_accounts(conn: asyncpg.Connection, start: datetime, end: datetime) -> int:
     """benchmark_comparisons for the period [start, end) (dates in UTC); -> rows written."""
     async with conn.transaction():
-        written = await conn.fetch(_BENCHMARK, start, end)
+        written = await conn.fetch(_BENCHMARK, start, end, INDUSTRY_MIN_WORKSPACES, INDUSTRY_MIN_ACCOUNTS)
         await conn.execute(_STALE, start, end, [r["workspace_id"] for r in written], [r["id"] for r in written])
     return len(written)

@@ -1,5 +1,7 @@
 """benchmarks on crafted accounts (real PostgreSQL): an own account against its platform's
-competitors, percentiles and ratios exact; the same period twice gives the same rows."""
+competitors, percentiles and ratios exact; the same period twice gives the same rows; a single
+snapshot has no growth; engagement rate and posts per week compared; the industry average across
+workspaces only above its k-anonymity thresholds (issue #25 item 4)."""
 
 from __future__ import annotations
 
@@ -182,6 +184,47 @@ async def test_engagement_rate_and_posts_per_week_compared(stack):
         assert (p["user_value"], p["competitor_median"], p["competitor_count"]) == (7.0, 7.0, 3)
         assert p["competitor_average"] == pytest.approx(24.5 / 3) and p["percentile"] == pytest.approx(50.0)
         assert p["ratio"] == pytest.approx(6 / 7)
+        assert e["industry_average"] is None and p["industry_average"] is None  # 1 workspace, 3 accounts
     finally:
         await conn.close()
 
+
+async def test_industry_average_over_workspaces_with_k_anonymity(stack):
+    """industry_average: the platform's average over the distinct competitor accounts of all
+    workspaces (an account tracked by two counts once, the mean of their values), published only
+    with >= 5 workspaces and >= 10 accounts having the metric. Before: always NULL."""
+    ws = [uuid.uuid4() for _ in range(5)]
+    conn = await connect(stack.dsn)
+    try:
+        # tiktok: account a<i> (i = 0..9) tracked by workspace i // 2, 1000 (i + 1) before the period and
+        # 1100 (i + 1) in it (+10 %); a9 has one snapshot (11000): no growth. ws[0] tracks a2 too, one snapshot
+        # of 4400 (no growth); ws[1] saw a2 go 3000 -> 3300.
+        for i in range(10):
+            snaps = [(LATE, 1100 * (i + 1))] if i == 9 else [(BEFORE, 1000 * (i + 1)), (LATE, 1100 * (i + 1))]
+            await _rival(conn, ws[i // 2], f"a{i}", "tiktok", snaps)
+        await _rival(conn, ws[0], "a2", "tiktok", [(LATE, 4400)])
+        for k, w in enumerate(ws):
+            await _own_followers_only(conn, w, "me", "tiktok", [(BEFORE, 1000), (LATE, 1100 + 100 * k)])
+        # instagram: 4 workspaces with 3 accounts each (12 accounts): too few workspaces
+        for k, w in enumerate(ws[:4]):
+            for j in range(3):
+                await _rival(conn, w, f"ig{k}{j}", "instagram", [(LATE, 100)])
+        await _own_followers_only(conn, ws[0], "ig", "instagram", [(LATE, 50)])
+        await _run(stack)
+        rows = await _rows(conn, ws[0])
+        f = rows["me", "followers"]
+        # accounts' followers: 1100, 2200, a2 = (4400 + 3300) / 2 = 3850, 4400, 5500, ..., 11000:
+        # (1100 * (1 + 2 + ... + 10) - 3300 + 3850) / 10 = (60500 + 550) / 10 = 6105
+        assert f["industry_average"] == pytest.approx(6105.0)
+        # the competitor figures stay the workspace's own: a0 1100, a1 2200, a2 4400
+        assert f["competitor_count"] == 3 and f["competitor_average"] == pytest.approx((1100 + 2200 + 4400) / 3)
+        # growth: a0..a8 (a2 through ws[1] only) = 9 accounts < 10 -> NULL, though all 5 workspaces have one
+        assert rows["me", "follower_growth"]["industry_average"] is None
+        assert rows["me", "follower_growth"]["competitor_count"] == 2  # a0, a1 (+10 % each)
+        assert rows["ig", "followers"]["industry_average"] is None  # 4 workspaces < 5
+        assert rows["ig", "followers"]["competitor_average"] == 100.0
+        # every workspace gets the same figure
+        for w in ws[1:]:
+            assert (await _rows(conn, w))["me", "followers"]["industry_average"] == pytest.approx(6105.0)
+    finally:
+        await conn.close()
