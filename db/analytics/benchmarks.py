@@ -1,12 +1,30 @@
 """Benchmarks (seed 003 benchmark_comparisons): each own account against the active competitors
-on its platform in its workspace, per metric and period.
+on its platform in its workspace, per metric and period [start, end).
 
-Metrics: `followers` (the latest count before the period's end) and `follower_growth` (% change
-from the latest count at or before the period's start, or the first inside it, to that end), from
-audience_growth (own) and competitor_metrics (competitors). Per own account and metric: the
-competitors' average and median, their count, the account's percentile among them (those below it
-plus half those equal, over the count, x 100) and ratio (value / average). A run for the same
-period rewrites the same rows.
+Metrics, from audience_growth (own accounts) and competitor_metrics (competitors):
+
+* `followers`: the latest count before the period's end;
+* `follower_growth`: % change from the latest count at or before the period's start (else the first
+  inside the period) to the latest before its end; NULL when those are not two snapshots, the first
+  strictly earlier than the last (a single snapshot shows no growth of 0 %: growth is unknown), and
+  when the first count is 0;
+* `engagement_rate`, `posts_per_week`: the latest value sent before the period's end (snapshots
+  without it are skipped).
+
+An account without a metric's value is left out of it: an own account gets no row for that metric,
+a competitor is not counted in its average, median, count and the percentiles against it. Per own
+account and metric: the workspace's competitors' average and median, their count, the account's
+percentile among them (those below it plus half those equal, over the count, x 100) and ratio
+(value / average); with no competitor having the metric, count 0 and those NULL.
+
+`industry_average`: the platform's average over the distinct competitor accounts (platform, id)
+tracked by any workspace (an account tracked by several workspaces counts once, with the mean of
+their values), published only when at least INDUSTRY_MIN_WORKSPACES workspaces and
+INDUSTRY_MIN_ACCOUNTS distinct accounts have the metric (k-anonymity: one workspace's competitors
+cannot be read out of it), else NULL. Own accounts never enter it. The same for every workspace.
+
+A run for the same period rewrites the same rows and deletes the period's rows it no longer
+computes (e.g. the 0 % growth a single snapshot got before issue #25).
 """
 
 from __future__ import annotations
@@ -15,37 +33,85 @@ from datetime import datetime
 
 import asyncpg
 
+#: industry_average needs this many workspaces with a value of the metric on the platform ...
+INDUSTRY_MIN_WORKSPACES = 5
+#: ... and this many distinct competitor accounts with one
+INDUSTRY_MIN_ACCOUNTS = 10
+
 _BENCHMARK = """
 WITH own AS (
-    SELECT k.workspace_id, k.id, k.platform,
-        (SELECT g.follower_count FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
-            AND g.recorded_at < $2 ORDER BY g.recorded_at DESC LIMIT 1) AS last,
-        coalesce(
-            (SELECT g.follower_count FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
-                AND g.recorded_at <= $1 ORDER BY g.recorded_at DESC LIMIT 1),
-            (SELECT g.follower_count FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
-                AND g.recorded_at > $1 AND g.recorded_at < $2 ORDER BY g.recorded_at LIMIT 1)) AS first
-    FROM connectors k WHERE k.relationship = 'own'
+    SELECT k.workspace_id, k.id, k.platform, l.follower_count AS last, l.recorded_at AS last_at,
+        f.follower_count AS first, f.recorded_at AS first_at,
+        (SELECT g.engagement_rate FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
+            AND g.recorded_at < $2 AND g.engagement_rate IS NOT NULL ORDER BY g.recorded_at DESC LIMIT 1) AS engagement_rate,
+        (SELECT g.posts_per_week FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
+            AND g.recorded_at < $2 AND g.posts_per_week IS NOT NULL ORDER BY g.recorded_at DESC LIMIT 1) AS posts_per_week
+    FROM connectors k
+    LEFT JOIN LATERAL (
+        SELECT g.follower_count, g.recorded_at FROM audience_growth g
+        WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id AND g.recorded_at < $2
+        ORDER BY g.recorded_at DESC LIMIT 1) AS l ON true
+    LEFT JOIN LATERAL (
+        SELECT u.follower_count, u.recorded_at FROM (
+            (SELECT g.follower_count, g.recorded_at, 0 AS pick FROM audience_growth g
+             WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id AND g.recorded_at <= $1
+             ORDER BY g.recorded_at DESC LIMIT 1)
+            UNION ALL
+            (SELECT g.follower_count, g.recorded_at, 1 FROM audience_growth g
+             WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id AND g.recorded_at > $1 AND g.recorded_at < $2
+             ORDER BY g.recorded_at LIMIT 1)) AS u
+        ORDER BY u.pick LIMIT 1) AS f ON true
+    WHERE k.relationship = 'own'
 ), rivals AS (
-    SELECT p.workspace_id, p.id, p.platform,
-        (SELECT m.followers FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id
-            AND m.recorded_at < $2 ORDER BY m.recorded_at DESC LIMIT 1) AS last,
-        coalesce(
-            (SELECT m.followers FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id
-                AND m.recorded_at <= $1 ORDER BY m.recorded_at DESC LIMIT 1),
-            (SELECT m.followers FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id
-                AND m.recorded_at > $1 AND m.recorded_at < $2 ORDER BY m.recorded_at LIMIT 1)) AS first
-    FROM competitor_profiles p WHERE p.is_active
+    SELECT p.workspace_id, p.id, p.platform, l.followers AS last, l.recorded_at AS last_at,
+        f.followers AS first, f.recorded_at AS first_at,
+        (SELECT m.engagement_rate FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id
+            AND m.competitor_id = p.id AND m.recorded_at < $2 AND m.engagement_rate IS NOT NULL
+            ORDER BY m.recorded_at DESC LIMIT 1) AS engagement_rate,
+        (SELECT m.posts_per_week FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id
+            AND m.competitor_id = p.id AND m.recorded_at < $2 AND m.posts_per_week IS NOT NULL
+            ORDER BY m.recorded_at DESC LIMIT 1) AS posts_per_week
+    FROM competitor_profiles p
+    LEFT JOIN LATERAL (
+        SELECT m.followers, m.recorded_at FROM competitor_metrics m
+        WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id AND m.recorded_at < $2
+        ORDER BY m.recorded_at DESC LIMIT 1) AS l ON true
+    LEFT JOIN LATERAL (
+        SELECT u.followers, u.recorded_at FROM (
+            (SELECT m.followers, m.recorded_at, 0 AS pick FROM competitor_metrics m
+             WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id AND m.recorded_at <= $1
+             ORDER BY m.recorded_at DESC LIMIT 1)
+            UNION ALL
+            (SELECT m.followers, m.recorded_at, 1 FROM competitor_metrics m
+             WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id AND m.recorded_at > $1 AND m.recorded_at < $2
+             ORDER BY m.recorded_at LIMIT 1)) AS u
+        ORDER BY u.pick LIMIT 1) AS f ON true
+    WHERE p.is_active
 ), own_values AS (
     SELECT o.workspace_id, o.id, o.platform, v.metric, v.value
-    FROM own o, LATERAL (VALUES ('followers', o.last::double precision),
-                                ('follower_growth', 100.0 * (o.last - o.first) / nullif(o.first, 0))) AS v(metric, value)
+    FROM own o, LATERAL (VALUES
+        ('followers', o.last::double precision),
+        ('follower_growth', CASE WHEN o.first_at < o.last_at THEN 100.0 * (o.last - o.first) / nullif(o.first, 0) END),
+        ('engagement_rate', o.engagement_rate),
+        ('posts_per_week', o.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
 ), rival_values AS (
-    SELECT r.workspace_id, r.platform, v.metric, v.value
-    FROM rivals r, LATERAL (VALUES ('followers', r.last::double precision),
-                                   ('follower_growth', 100.0 * (r.last - r.first) / nullif(r.first, 0))) AS v(metric, value)
+    SELECT r.workspace_id, r.id, r.platform, v.metric, v.value
+    FROM rivals r, LATERAL (VALUES
+        ('followers', r.last::double precision),
+        ('follower_growth', CASE WHEN r.first_at < r.last_at THEN 100.0 * (r.last - r.first) / nullif(r.first, 0) END),
+        ('engagement_rate', r.engagement_rate),
+        ('posts_per_week', r.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
+), accounts AS (  -- each distinct competitor account once, across workspaces: the mean of their values
+    SELECT platform, id, metric, avg(value) AS value FROM rival_values GROUP BY platform, id, metric
+), industry AS (
+    SELECT a.platform, a.metric, avg(a.value) AS average
+    FROM accounts a
+    GROUP BY a.platform, a.metric
+    HAVING count(*) >= $4
+       AND (SELECT count(DISTINCT r.workspace_id) FROM rival_values r
+            WHERE r.platform = a.platform AND r.metric = a.metric) >= $3
 ), compared AS (
     SELECT o.workspace_id, o.id, o.platform, o.metric, o.value,
         avg(r.value) AS average, percentile_cont(0.5) WITHIN GROUP (ORDER BY r.value) AS median, count(r.value) AS n,
@@ -56,19 +122,31 @@ WITH own AS (
     GROUP BY o.workspace_id, o.id, o.platform, o.metric, o.value
 )
 INSERT INTO benchmark_comparisons AS b (workspace_id, connector_id, platform, metric, period_start, period_end,
-    user_value, competitor_average, competitor_median, competitor_count, percentile, ratio, computed_at)
-SELECT workspace_id, id, platform, metric, ($1 AT TIME ZONE 'UTC')::date, ($2 AT TIME ZONE 'UTC')::date, value,
-    average, median, n, percentile, value / nullif(average, 0), clock_timestamp()
-FROM compared
+    user_value, industry_average, competitor_average, competitor_median, competitor_count, percentile, ratio,
+    computed_at)
+SELECT c.workspace_id, c.id, c.platform, c.metric, ($1 AT TIME ZONE 'UTC')::date, ($2 AT TIME ZONE 'UTC')::date,
+    c.value, i.average, c.average, c.median, c.n, c.percentile, c.value / nullif(c.average, 0), clock_timestamp()
+FROM compared c
+LEFT JOIN industry i ON i.platform = c.platform AND i.metric = c.metric
 ON CONFLICT (workspace_id, connector_id, metric, period_start, period_end) DO UPDATE SET
-    platform = excluded.platform, user_value = excluded.user_value, competitor_average = excluded.competitor_average,
-    competitor_median = excluded.competitor_median, competitor_count = excluded.competitor_count,
-    percentile = excluded.percentile, ratio = excluded.ratio, computed_at = excluded.computed_at
+    platform = excluded.platform, user_value = excluded.user_value, industry_average = excluded.industry_average,
+    competitor_average = excluded.competitor_average, competitor_median = excluded.competitor_median,
+    competitor_count = excluded.competitor_count, percentile = excluded.percentile, ratio = excluded.ratio,
+    computed_at = excluded.computed_at
+RETURNING b.workspace_id, b.id
+"""
+
+# the period's rows this run did not compute (a metric that became undefined, an account gone)
+_STALE = """
+DELETE FROM benchmark_comparisons b
+WHERE b.period_start = ($1 AT TIME ZONE 'UTC')::date AND b.period_end = ($2 AT TIME ZONE 'UTC')::date
+  AND (b.workspace_id, b.id) NOT IN (SELECT * FROM unnest($3::uuid[], $4::uuid[]))
 """
 
 
 async def benchmark_accounts(conn: asyncpg.Connection, start: datetime, end: datetime) -> int:
     """benchmark_comparisons for the period [start, end) (dates in UTC); -> rows written."""
     async with conn.transaction():
-        status = await conn.execute(_BENCHMARK, start, end)
-    return int(status.rsplit(" ", 1)[1])
+        written = await conn.fetch(_BENCHMARK, start, end, INDUSTRY_MIN_WORKSPACES, INDUSTRY_MIN_ACCOUNTS)
+        await conn.execute(_STALE, start, end, [r["workspace_id"] for r in written], [r["id"] for r in written])
+    return len(written)

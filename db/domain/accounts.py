@@ -1,8 +1,8 @@
 """connectors, audience_growth, audience_demographics, audience_interests, competitor_profiles,
 competitor_metrics (seed 003): the account-snapshots topic. Own accounts' snapshots are their
-audience's history (one row per snapshot time); a competitor's are one row per UTC day, the day's
-latest snapshot. follower_change and growth_rate compare each snapshot with the one before it in
-time, whatever order they arrive in."""
+audience's history (one row per snapshot time, with its engagement rate and posts per week when
+sent); a competitor's are one row per UTC day, the day's latest snapshot. follower_change and
+growth_rate compare each snapshot with the one before it in time, whatever order they arrive in."""
 
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ WHERE excluded.last_seen_at > c.last_seen_at OR excluded.first_seen_at < c.first
 """,
     f"""
 INSERT INTO audience_growth (workspace_id, connector_id, platform, recorded_at, follower_count, following_count,
-    posts_count, retention_rate, snapshot_id)
+    posts_count, retention_rate, engagement_rate, posts_per_week, snapshot_id)
 SELECT r.workspace_id, r.connector_id, r.platform, r.recorded_at, r.followers, r.following, r.posts_count,
-    r.retention_rate, r.snapshot_id
+    r.retention_rate, r.engagement_rate, r.posts_per_week, r.snapshot_id
 FROM {_R}
 WHERE r.relationship = 'own'
 ON CONFLICT (workspace_id, connector_id, recorded_at) DO NOTHING

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
-from db.analytics.benchmarks import benchmark_accounts
+from db.analytics.benchmarks import INDUSTRY_MIN_ACCOUNTS, INDUSTRY_MIN_WORKSPACES, benchmark_accounts
 from db.analytics.improvements import model_improvements
 from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
 from db.analytics.styles import correlate_styles
@@ -73,9 +73,12 @@ JOBS: dict[str, Job] = {
             f"(and at least {MIN_GAIN} interactions) -> trend_analysis, source 'detected'; engagement_impact = % over "
             f"the baseline, NULL with status 'new' when the baseline gained under {MIN_BASELINE_GAIN}", _trends),
         Job("benchmarks", "30 3 * * 1",
-            "each own account against the active competitors on its platform: followers and follower growth, the "
-            "competitors' average, median and count, the account's percentile and ratio -> benchmark_comparisons, "
-            "for the 7 days before", _benchmarks, period_of=week_period),
+            "each own account against the active competitors on its platform: followers, follower growth (two "
+            "snapshots needed, else NULL), engagement rate and posts per week (latest before the end); the "
+            "competitors' average, median and count, the account's percentile and ratio, the platform's industry "
+            f"average over all workspaces' distinct competitors (NULL under {INDUSTRY_MIN_WORKSPACES} workspaces or "
+            f"{INDUSTRY_MIN_ACCOUNTS} accounts) -> benchmark_comparisons, for the 7 days before",
+            _benchmarks, period_of=week_period),
         Job("style_correlation", "45 2 * * *",
             "per workspace, Pearson's r between a post having a style tag and its engagement rate; each analysis's "
             "mean over its tags -> content_style_analysis.engagement_correlation (an analyser's own value is kept)",

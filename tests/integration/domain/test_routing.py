@@ -299,12 +299,15 @@ async def test_account_snapshots_fill_audience_and_competitor_tables(db):
 
     own = [snap("me", "own", h, f, demographics={"age_ranges": {"18-24": 40.0}},
                 interests=[{"category": "fitness", "affinity_score": 0.7}]) for h, f in ((0, 1000), (24, 1100), (48, 1210))]
+    own[1] |= {"engagement_rate": 4.5, "posts_per_week": 3.0}  # own accounts' rates are kept too (migration 0031)
     rival = [snap("rival", "competitor", h, f, engagement_rate=3.5) for h, f in ((1, 5000), (2, 5100), (26, 5300))]
     await write([own[2], rival[0], rival[1]], "account_snapshot", ACCOUNT_SNAPSHOTS)
     await write([own[0], own[1], rival[2], own[2]], "account_snapshot", ACCOUNT_SNAPSHOTS)
     g = await conn.fetch("SELECT follower_count, follower_change, growth_rate FROM audience_growth ORDER BY recorded_at")
     assert [(r[0], r[1]) for r in g] == [(1000, None), (1100, 100), (1210, 110)]
     assert [r[2] for r in g][1:] == [pytest.approx(10.0), pytest.approx(10.0)]
+    rates = await conn.fetch("SELECT engagement_rate, posts_per_week FROM audience_growth ORDER BY recorded_at")
+    assert [tuple(r) for r in rates] == [(None, None), (4.5, 3.0), (None, None)]
     assert await conn.fetchval("SELECT count(*) FROM audience_demographics") == 3
     assert await conn.fetchval("SELECT count(*) FROM audience_interests") == 3
     m = await conn.fetch("SELECT recorded_date, followers FROM competitor_metrics ORDER BY 1")
