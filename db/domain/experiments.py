@@ -2,7 +2,9 @@
 ab_outcome. An experiment's current_sample_size and per-variant results are recounted from its
 assignments whenever they change (exact; one index range per experiment; the mean value is a
 numeric average rounded to 6 places, so the order the rows are read in does not change its last
-digits)."""
+digits). A winner_variant the ab_experiment event declares is stored as declared_winner_variant:
+winner_variant is the experiment_significance job's, a variant only when significant
+(db/analytics/experiments.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from db.domain.parking import park_sql
 AB_EXPERIMENT = ("""
 INSERT INTO ab_testing_experiments AS e (workspace_id, id, experiment_name, description, hypothesis, feature_flag,
     control_variant, treatment_variants, target_metrics, traffic_allocation, start_date, end_date, status,
-    statistical_power, significance_level, minimum_sample_size, winner_variant, created_by, created_at,
+    statistical_power, significance_level, minimum_sample_size, declared_winner_variant, created_by, created_at,
     updated_at, last_event_at)
 SELECT DISTINCT ON (r.workspace_id, r.experiment_id)
     r.workspace_id, r.experiment_id, r.name, r.description, r.hypothesis, r.feature_flag, r.control_variant,
@@ -35,7 +37,7 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     status = excluded.status, statistical_power = excluded.statistical_power,
     significance_level = excluded.significance_level,
     minimum_sample_size = coalesce(excluded.minimum_sample_size, e.minimum_sample_size),
-    winner_variant = coalesce(excluded.winner_variant, e.winner_variant),
+    declared_winner_variant = coalesce(excluded.declared_winner_variant, e.declared_winner_variant),
     updated_at = excluded.last_event_at, last_event_at = excluded.last_event_at
 WHERE excluded.last_event_at > e.last_event_at
 """, earliest_created_at("ab_testing_experiments", "experiment_id"))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
 from db.analytics.benchmarks import INDUSTRY_MIN_ACCOUNTS, INDUSTRY_MIN_WORKSPACES, benchmark_accounts
+from db.analytics.experiments import CONTROL_NAME, MIN_ARM_SAMPLE, experiment_significance
 from db.analytics.improvements import model_improvements
 from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
 from db.analytics.styles import correlate_styles
@@ -42,6 +43,7 @@ def _whole(fn):
 _refresh, _improvements = _whole(refresh_materialized_views), _whole(model_improvements)
 _measure, _posting_times = _until(measure_due_predictions), _until(optimal_posting_times)
 _trends, _styles = _until(detect_trends), _until(correlate_styles)
+_experiments = _until(experiment_significance)
 _daily, _benchmarks = _over(accuracy_per_day), _over(benchmark_accounts)
 
 
@@ -87,6 +89,12 @@ JOBS: dict[str, Job] = {
             "each model registered with a parent, against it on every numeric metric both report (positive = better; "
             "lower-is-better metrics by name) -> ai_improvement_tracking, improvement_type 'model_evaluation'",
             _improvements),
+        Job("experiment_significance", "*/15 * * * *",
+            f"each A/B experiment's treatments against its control ('{CONTROL_NAME}' or control_variant.name) on the "
+            "conversion proportion of the subjects with an outcome: pooled two-proportion z-test (two-sided p), "
+            "Newcombe interval of the difference, Bonferroni over the treatments, at 1 - significance_level; a winner "
+            f"only when significant with at least {MIN_ARM_SAMPLE} subjects per arm -> ab_testing_experiments "
+            "(winner_variant, p_value, difference_ci_low/high, significance)", _experiments),
         Job("reports", "* * * * *",
             "custom reports whose schedule is due: each format written to the reports folder (LEARNSTREAM_REPORTS_DIR), "
             "an execution recorded per format, next_run_at advanced", _reports),
@@ -99,7 +107,8 @@ JOBS: dict[str, Job] = {
 
 #: an order that runs every job once on fresh data (measures before the daily accuracy, the views last)
 ONCE_ORDER = ("prediction_accuracy", "model_accuracy_daily", "optimal_posting_times", "detect_trends", "benchmarks",
-              "style_correlation", "model_improvements", "reports", "refresh_materialized_views", "maintenance")
+              "style_correlation", "model_improvements", "experiment_significance", "reports",
+              "refresh_materialized_views", "maintenance")
 assert set(ONCE_ORDER) == set(JOBS)
 
 

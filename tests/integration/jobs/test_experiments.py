@@ -1,0 +1,106 @@
+"""experiment_significance on crafted experiments (real PostgreSQL): the z-test, Newcombe's
+interval and the winner stored on the experiment's row, NULLs without outcomes, a second run
+changes nothing, new outcomes change the verdict (issue #25 item 8). The arithmetic of each case is
+in tests/unit/test_experiment_significance.py; here: the counts the job reads from the rows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from db.pool import connect
+from streams.jobs.catalog import JOBS
+from streams.jobs.runner import JobRunner
+
+pytestmark = pytest.mark.services
+
+W = uuid.uuid4()
+T = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+async def _experiment(conn, name: str, **extra) -> uuid.UUID:
+    eid = uuid.uuid4()
+    cols = ", ".join(extra)
+    await conn.execute(f"""INSERT INTO ab_testing_experiments (workspace_id, id, experiment_name, status, created_at,
+        updated_at, last_event_at{", " + cols if cols else ""}) VALUES ($1, $2, $3, 'running', $4, $4, $4
+        {"".join(f", ${i + 5}" for i in range(len(extra)))})""", W, eid, name, T, *extra.values())
+    return eid
+
+
+async def _arm(conn, eid: uuid.UUID, variant: str, subjects: int, converted: int | None, reported: int | None = None,
+               prefix: str = "s"):
+    """`subjects` assigned to `variant`; the first `reported` (all, by default) have an outcome, the
+    first `converted` of them converted; converted None: outcomes carrying a value only."""
+    reported = subjects if reported is None else reported
+    await conn.execute("""INSERT INTO ab_testing_assignments (workspace_id, id, experiment_id, user_id, variant,
+        assignment_timestamp, converted, outcome_value, outcome_at)
+        SELECT $1, gen_random_uuid(), $2, $8 || $3 || '-' || i, $3, $4,
+            CASE WHEN i > $6 THEN NULL WHEN $5::int IS NULL THEN NULL ELSE i <= $5::int END,
+            CASE WHEN i <= $6 THEN 1.0 END, CASE WHEN i <= $6 THEN $4::timestamptz END
+        FROM generate_series(1, $7) AS i""", W, eid, variant, T, converted, reported, subjects, prefix)
+
+
+async def test_significance_winner_and_nulls(stack):
+    conn = await connect(stack.dsn)
+    try:
+        issue = await _experiment(conn, "issue example")
+        await _arm(conn, issue, "control", 1000, 100)
+        await _arm(conn, issue, "B", 1005, 130, reported=1000)  # not in the sample: 5 assigned without an outcome
+        await _arm(conn, issue, "control", 3, None, prefix="v")  # nor outcomes carrying a value only
+        extra = await _experiment(conn, "no outcomes")
+        await _arm(conn, extra, "control", 10, 0, reported=0)
+        await _arm(conn, extra, "B", 10, 0, reported=0)
+        valueonly = await _experiment(conn, "values only", control_variant={"name": "old"})
+        await _arm(conn, valueonly, "old", 40, None)   # outcomes without `converted`: n = 0
+        await _arm(conn, valueonly, "new", 40, 6)
+
+        runner = JobRunner(stack.dsn, JOBS)
+        r = await runner.run("experiment_significance", period=(T, T))
+        assert (r.status, r.rows) == ("succeeded", 3), r.error
+        rows = {x["experiment_name"]: x for x in await conn.fetch("SELECT * FROM ab_testing_experiments")}
+
+        e = rows["issue example"]
+        # control 100/1000, B 130/1000: p = 0.0354885, interval (0.0020023, 0.0580705) -> B wins
+        assert (e["winner_variant"], e["compared_variant"]) == ("B", "B")
+        assert e["p_value"] == pytest.approx(0.0354885, abs=1e-7)
+        assert (e["difference_ci_low"], e["difference_ci_high"]) == (pytest.approx(0.0020023, abs=2e-7),
+                                                                     pytest.approx(0.0580705, abs=2e-7))
+        assert e["significance"]["arms"] == {"B": {"n": 1000, "conversions": 130, "rate": 0.13},
+                                             "control": {"n": 1000, "conversions": 100, "rate": 0.1}}
+        assert e["significance_computed_at"] == T
+
+        e = rows["no outcomes"]
+        assert (e["winner_variant"], e["compared_variant"], e["p_value"], e["difference_ci_low"],
+                e["difference_ci_high"]) == (None, None, None, None, None)
+        assert e["significance"]["arms"] == {"B": {"n": 0, "conversions": 0, "rate": None},
+                                             "control": {"n": 0, "conversions": 0, "rate": None}}
+        assert e["significance_computed_at"] == T  # evaluated: nothing to compare yet
+
+        e = rows["values only"]
+        # the control is "old" (control_variant.name); its 40 outcomes carry no `converted`: n = 0, NULLs
+        assert e["significance"]["control"] == "old"
+        assert e["significance"]["arms"]["old"] == {"n": 0, "conversions": 0, "rate": None}
+        assert (e["winner_variant"], e["p_value"]) == (None, None)
+
+        # nothing changed: no row written, the time stays
+        assert (await runner.run("experiment_significance", period=(T, datetime(2026, 12, 1, tzinfo=UTC)))).rows == 0
+        # the control's outcomes now say converted, 0 of 40 (control 0/40, B 6/40): p = 0.0108698,
+        # interval (0.0317629, 0.2907232) -> "new" wins
+        await conn.execute("UPDATE ab_testing_assignments SET converted = false WHERE experiment_id = $1 AND "
+                           "variant = 'old'", valueonly)
+        later = datetime(2026, 12, 2, tzinfo=UTC)
+        assert (await runner.run("experiment_significance", period=(T, later))).rows == 1
+        e = await conn.fetchrow("SELECT * FROM ab_testing_experiments WHERE id = $1", valueonly)
+        assert (e["winner_variant"], e["significance_computed_at"]) == ("new", later)
+        assert e["p_value"] == pytest.approx(0.0108698, abs=1e-7)
+        assert e["difference_ci_low"] == pytest.approx(0.0317629, abs=2e-7)
+        assert e["difference_ci_high"] == pytest.approx(0.2907232, abs=2e-7)
+
+        # the winner is one of the arms counted
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE ab_testing_experiments SET winner_variant = 'Z' WHERE id = $1", issue)
+    finally:
+        await conn.close()
