@@ -251,7 +251,7 @@ async def test_styles_trends_improvements_ai_context_and_embeddings(db):
     assert len(t) == 1 and t[0]["engagement_impact"] == 20.0
     assert t[0]["start_time"] == T0 and t[0]["end_time"] == T0 + timedelta(hours=2)
     imp = {r["improvement_type"]: r for r in await conn.fetch("SELECT * FROM ai_improvement_tracking")}
-    assert imp["accuracy"]["improvement_percentage"] == -25.0  # mae 8 -> 6: (6 - 8) / 8
+    assert imp["accuracy"]["improvement_percentage"] == 25.0  # mae 8 -> 6: -(6 - 8) / 8, lower is better
     assert imp["system_optimization"]["improvement_percentage"] == 25.0
     assert imp["system_optimization"]["source_event_type"] == "system_optimization"
     log = await conn.fetchrow("SELECT * FROM ai_context_logs")
