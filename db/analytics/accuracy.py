@@ -56,6 +56,8 @@ SELECT prediction_timestamp, workspace_id, id FROM (
 ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT 1
 """
 
+#: measure or expire the due predictions up to the page end ($6, $7, $8); $9, $10, $11 the
+#: tolerance's MIN_TOLERANCE_HOURS, TOLERANCE_FRACTION, MAX_TOLERANCE_HOURS -> (measured, expired)
 _MEASURE = """
 WITH due AS (
     SELECT p.workspace_id, p.id, p.model_id, p.prediction_type, p.predicted_score,
