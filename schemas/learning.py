@@ -308,14 +308,18 @@ class TrendDetected(_Data):
 
 
 class ImprovementMeasured(_Data):
-    """-> ai_improvement_tracking (improvement_percentage computed from `metric` in before/after
-    when not given: (after - before) / |before| x 100)."""
+    """-> ai_improvement_tracking. improvement_percentage is positive = better, always: when not
+    given, it is computed from `metric` in before/after as (after - before) / |before| x 100,
+    turned for a lower-is-better metric (its name contains loss, error, mae, mse, rmse, mape or
+    latency), so latency 200 -> 100 ms is +50, as the model_improvements job writes it."""
 
     improvement_type: Name50
     metric: Name100 | None = None
     before_metrics: JsonObject | None = None
     after_metrics: JsonObject | None = None
-    improvement_percentage: Finite | None = None
+    improvement_percentage: Finite | None = Field(
+        None, description="% change, positive = better (a latency cut from 200 to 100 ms is +50); "
+                          "default: computed from `metric` in before/after")
     model_id: Uuid | None = None
 
 

@@ -3,19 +3,43 @@
 A content prediction whose prediction_type names an engagement figure (views, likes, shares,
 comments, saves, interactions = likes + shares + comments + saves, engagement_rate = interactions /
 views) and that has a horizon is measured on the post's first content_performance_metrics snapshot
-recorded at or after prediction_timestamp + horizon. Only predictions without an outcome yet are
-measured (an explicit prediction_outcome stands), in bounded transactions; a run twice changes
-nothing the second time.
+recorded at or after its due time, prediction_timestamp + horizon, if that snapshot is not stale:
+recorded at most the tolerance after the due time,
+
+    tolerance = min(MAX_TOLERANCE_HOURS, max(MIN_TOLERANCE_HOURS, TOLERANCE_FRACTION x horizon))
+
+(1 h for horizons up to 4 h, a quarter of the horizon up to 96 h, 24 h beyond: a 24-h prediction
+is judged on a snapshot up to 30 h after it). A prediction whose first snapshot after the due time
+is later than that is not judged on it (a 24-h views prediction against a 20-day-old count would
+score 2 %): it is set 'expired', actual_outcome {"reason": "stale_outcome", ...} saying when it was
+due, the deadline and the snapshot's time; no accuracy row. One without any snapshot after its due
+time stays active. Only predictions without an outcome yet are measured (an explicit
+prediction_outcome stands, and still applies to an expired one), in bounded transactions; a run
+twice changes nothing the second time.
+
+Both accuracy measures of migration 0032 are written: accuracy_percentage (relative-error accuracy,
+100 x max(0, 1 - |p - a| / |a|), asymmetric) and ratio_accuracy (100 x min / max, symmetric, NULL
+across a sign change or a zero).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+log = logging.getLogger("learnstream.accuracy")
+
 #: prediction_type -> the figure of a snapshot it predicts
 MEASURED_TYPES = ("views", "likes", "shares", "comments", "saves", "interactions", "engagement_rate")
+
+#: the staleness bound: an outcome snapshot counts when recorded at most
+#: min(MAX, max(MIN, FRACTION x horizon)) hours after the prediction's due time
+MIN_TOLERANCE_HOURS = 1.0
+TOLERANCE_FRACTION = 0.25
+MAX_TOLERANCE_HOURS = 24.0
 
 #: due, unmeasured content predictions after the page cursor ($3, $4, $5): $1 types, $2 now
 _DUE = """p.actual_score IS NULL AND p.outcome_at IS NULL AND p.status = 'active'
@@ -32,31 +56,50 @@ SELECT prediction_timestamp, workspace_id, id FROM (
 ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT 1
 """
 
+#: measure or expire the due predictions up to the page end ($6, $7, $8); $9, $10, $11 the
+#: tolerance's MIN_TOLERANCE_HOURS, TOLERANCE_FRACTION, MAX_TOLERANCE_HOURS -> (measured, expired)
 _MEASURE = """
 WITH due AS (
     SELECT p.workspace_id, p.id, p.model_id, p.prediction_type, p.predicted_score,
         uuid_or_null(p.target_entity_id) AS content_id,
-        p.prediction_timestamp + make_interval(hours => p.prediction_horizon) AS due_at
+        p.prediction_timestamp + make_interval(hours => p.prediction_horizon) AS due_at,
+        p.prediction_timestamp + make_interval(hours => p.prediction_horizon)
+            + make_interval(secs => 3600 * least($11::double precision,
+                greatest($9::double precision, $10::double precision * p.prediction_horizon))) AS deadline
     FROM predictions p
     WHERE """ + _DUE + """
       AND (p.prediction_timestamp, p.workspace_id, p.id) <= ($6::timestamptz, $7::uuid, $8::uuid)
-), measured AS (
-    SELECT d.*, s.recorded_at, s.views, s.likes, s.shares, s.comments, s.saves,
-        CASE d.prediction_type
-            WHEN 'views' THEN s.views::double precision
-            WHEN 'likes' THEN s.likes::double precision
-            WHEN 'shares' THEN s.shares::double precision
-            WHEN 'comments' THEN s.comments::double precision
-            WHEN 'saves' THEN s.saves::double precision
-            WHEN 'interactions' THEN (s.likes + s.shares + s.comments + s.saves)::double precision
-            WHEN 'engagement_rate' THEN (s.likes + s.shares + s.comments + s.saves)::double precision / nullif(s.views, 0)
-        END AS actual
+), first_after AS (
+    -- the post's first snapshot at or after the due time (none yet: the prediction waits)
+    SELECT d.*, s.recorded_at, s.views, s.likes, s.shares, s.comments, s.saves
     FROM due d
     CROSS JOIN LATERAL (
         SELECT * FROM content_performance_metrics c
         WHERE c.workspace_id = d.workspace_id AND c.content_id = d.content_id AND c.recorded_at >= d.due_at
         ORDER BY c.recorded_at LIMIT 1
     ) AS s
+), measured AS (
+    SELECT f.*,
+        CASE f.prediction_type
+            WHEN 'views' THEN f.views::double precision
+            WHEN 'likes' THEN f.likes::double precision
+            WHEN 'shares' THEN f.shares::double precision
+            WHEN 'comments' THEN f.comments::double precision
+            WHEN 'saves' THEN f.saves::double precision
+            WHEN 'interactions' THEN (f.likes + f.shares + f.comments + f.saves)::double precision
+            WHEN 'engagement_rate' THEN (f.likes + f.shares + f.comments + f.saves)::double precision / nullif(f.views, 0)
+        END AS actual
+    FROM first_after f
+    WHERE f.recorded_at <= f.deadline
+), expired AS (
+    -- the first snapshot after the due time is past the tolerance: not judged on it
+    UPDATE predictions p SET
+        status = 'expired',
+        actual_outcome = jsonb_build_object('reason', 'stale_outcome', 'metric', f.prediction_type,
+            'due_at', f.due_at, 'deadline', f.deadline, 'first_snapshot_at', f.recorded_at)
+    FROM first_after f
+    WHERE p.workspace_id = f.workspace_id AND p.id = f.id AND f.recorded_at > f.deadline
+    RETURNING p.id
 ), upd AS (
     UPDATE predictions p SET
         actual_score = m.actual,
@@ -66,46 +109,76 @@ WITH due AS (
     FROM measured m
     WHERE p.workspace_id = m.workspace_id AND p.id = m.id AND m.actual IS NOT NULL
     RETURNING p.workspace_id, p.id
+), ins AS (
+    INSERT INTO prediction_accuracy (workspace_id, prediction_id, model_id, prediction_type, content_id, predicted_score,
+        actual_score, absolute_error, percentage_error, accuracy_percentage, ratio_accuracy, actual_metrics, source,
+        measured_at)
+    SELECT m.workspace_id, m.id, m.model_id, m.prediction_type, m.content_id, m.predicted_score, m.actual,
+        abs(m.predicted_score - m.actual), 100.0 * abs(m.predicted_score - m.actual) / nullif(abs(m.actual), 0),
+        100.0 * prediction_accuracy_score(m.predicted_score, m.actual),
+        100.0 * prediction_ratio_accuracy(m.predicted_score, m.actual),
+        jsonb_build_object('views', m.views, 'likes', m.likes, 'shares', m.shares, 'comments', m.comments,
+                           'saves', m.saves, 'recorded_at', m.recorded_at),
+        'engagement', m.recorded_at
+    FROM measured m JOIN upd USING (workspace_id, id)
+    ON CONFLICT (workspace_id, prediction_id) DO NOTHING
+    RETURNING 1
 )
-INSERT INTO prediction_accuracy (workspace_id, prediction_id, model_id, prediction_type, content_id, predicted_score,
-    actual_score, absolute_error, percentage_error, accuracy_percentage, actual_metrics, source, measured_at)
-SELECT m.workspace_id, m.id, m.model_id, m.prediction_type, m.content_id, m.predicted_score, m.actual,
-    abs(m.predicted_score - m.actual), 100.0 * abs(m.predicted_score - m.actual) / nullif(abs(m.actual), 0),
-    100.0 * prediction_accuracy_score(m.predicted_score, m.actual),
-    jsonb_build_object('views', m.views, 'likes', m.likes, 'shares', m.shares, 'comments', m.comments,
-                       'saves', m.saves, 'recorded_at', m.recorded_at),
-    'engagement', m.recorded_at
-FROM measured m JOIN upd USING (workspace_id, id)
-ON CONFLICT (workspace_id, prediction_id) DO NOTHING
+SELECT (SELECT count(*) FROM ins) AS measured, (SELECT count(*) FROM expired) AS expired
 """
 
 
-async def measure_due_predictions(conn: asyncpg.Connection, now: datetime, batch: int = 5000) -> int:
-    """Measure every due prediction, a page of `batch` per transaction, in (prediction time, key)
-    order with a cursor: a page of predictions whose posts have no snapshot after the horizon yet
-    does not hide the pages after it. -> predictions measured."""
-    total = 0
+@dataclass
+class Settled:
+    """What a measuring run did: predictions measured (an accuracy row each) and expired (stale)."""
+
+    measured: int = 0
+    expired: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.measured + self.expired
+
+
+async def settle_due_predictions(conn: asyncpg.Connection, now: datetime, batch: int = 5000) -> Settled:
+    """Measure every due prediction on its first snapshot after the due time, or expire it when that
+    snapshot is stale, a page of `batch` per transaction, in (prediction time, key) order with a
+    cursor: a page of predictions whose posts have no snapshot after the horizon yet does not hide
+    the pages after it."""
+    done = Settled()
     cursor: tuple = (None, None, None)
     while True:
         async with conn.transaction():
             end = await conn.fetchrow(_PAGE_END, list(MEASURED_TYPES), now, *cursor, batch)
             if end is None:
-                return total
-            status = await conn.execute(_MEASURE, list(MEASURED_TYPES), now, *cursor, *end)
-        total += int(status.rsplit(" ", 1)[1])
+                return done
+            row = await conn.fetchrow(_MEASURE, list(MEASURED_TYPES), now, *cursor, *end,
+                                      MIN_TOLERANCE_HOURS, TOLERANCE_FRACTION, MAX_TOLERANCE_HOURS)
+        done.measured += row["measured"]
+        done.expired += row["expired"]
         cursor = tuple(end)
+
+
+async def measure_due_predictions(conn: asyncpg.Connection, now: datetime, batch: int = 5000) -> int:
+    """The prediction_accuracy job: settle_due_predictions -> predictions measured or expired."""
+    done = await settle_due_predictions(conn, now, batch)
+    if done.expired:
+        log.info("prediction_accuracy: %d measured, %d expired (outcome snapshot stale)", done.measured, done.expired)
+    return done.total
 
 
 _DAILY = """
 INSERT INTO model_accuracy_daily AS d (workspace_id, model_id, prediction_type, day, predictions, mean_accuracy,
-    mean_absolute_error, mean_percentage_error, computed_at)
+    mean_ratio_accuracy, ratio_predictions, mean_absolute_error, mean_percentage_error, computed_at)
 SELECT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date, count(*),
-    avg(accuracy_percentage), avg(absolute_error), avg(percentage_error), clock_timestamp()
+    avg(accuracy_percentage), avg(ratio_accuracy), count(ratio_accuracy), avg(absolute_error), avg(percentage_error),
+    clock_timestamp()
 FROM prediction_accuracy
 WHERE measured_at >= $1 AND measured_at < $2
 GROUP BY workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date
 ON CONFLICT (workspace_id, model_id, prediction_type, day) DO UPDATE SET
     predictions = excluded.predictions, mean_accuracy = excluded.mean_accuracy,
+    mean_ratio_accuracy = excluded.mean_ratio_accuracy, ratio_predictions = excluded.ratio_predictions,
     mean_absolute_error = excluded.mean_absolute_error, mean_percentage_error = excluded.mean_percentage_error,
     computed_at = excluded.computed_at
 """

@@ -2,17 +2,16 @@
 registered with a parent_model_id is compared with its parent on every numeric metric both have in
 performance_metrics. One row per (model, metric), id derived from them, so a run twice (or after
 the model's metrics change) keeps one row: before = the parent's value, after = the model's,
-improvement_percentage = the change relative to the parent's, signed so that positive is better
-(for metrics where lower is better, by name: loss, error, mae, mse, rmse, mape, latency, the sign
-is turned). recorded_at = when the model was last updated; source_event_type 'model_evaluation'.
+improvement_percentage = the change relative to the parent's, signed so that positive is better:
+metric_improvement_percentage (migration 0032), the same function the routing of
+improvement_measured / system_optimization uses (for metrics where lower is better, by name:
+loss, error, mae, mse, rmse, mape, latency — metric_lower_is_better — the sign is turned).
+recorded_at = when the model was last updated; source_event_type 'model_evaluation'.
 """
 
 from __future__ import annotations
 
 import asyncpg
-
-#: metric names containing one of these are better when lower
-LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "rmse", "mape", "latency")
 
 _COMPARE = """
 WITH pairs AS (
@@ -30,7 +29,7 @@ INSERT INTO ai_improvement_tracking AS t (workspace_id, id, improvement_type, me
 SELECT workspace_id, md5(workspace_id::text || model_id::text || metric)::uuid, 'model_evaluation', metric,
     jsonb_build_object(metric, before, 'model', parent_name || ' ' || parent_version),
     jsonb_build_object(metric, after, 'model', name || ' ' || version),
-    (CASE WHEN metric ~* $1 THEN -1 ELSE 1 END) * 100.0 * (after - before) / nullif(abs(before), 0),
+    metric_improvement_percentage(metric, before, after),
     model_id, jsonb_build_object('parent_model_id', parent_id), 'model_evaluation', updated_at
 FROM pairs
 ON CONFLICT (workspace_id, id) DO UPDATE SET
@@ -44,5 +43,5 @@ WHERE (t.before_metrics, t.after_metrics, t.recorded_at) IS DISTINCT FROM
 async def model_improvements(conn: asyncpg.Connection) -> int:
     """ai_improvement_tracking rows of the models against their parents; -> rows written or changed."""
     async with conn.transaction():
-        status = await conn.execute(_COMPARE, "(" + "|".join(LOWER_IS_BETTER) + ")")
+        status = await conn.execute(_COMPARE)
     return int(status.rsplit(" ", 1)[1])

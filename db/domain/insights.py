@@ -50,15 +50,17 @@ ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SE
     last_event_at = greatest(a.last_event_at, excluded.last_event_at)
 """,)
 
-# improvement_percentage, when not given, from `metric` in before/after: (after - before) / |before| x 100
+# improvement_percentage, positive = better: as sent, or when not given from `metric` in before/after
+# by metric_improvement_percentage (migration 0032, the model_improvements job's too): (after - before)
+# / |before| x 100, turned for lower-is-better metrics (latency 200 -> 100 ms: +50 %)
 IMPROVEMENT = ("""
 INSERT INTO ai_improvement_tracking (workspace_id, id, improvement_type, metric, before_metrics, after_metrics,
     improvement_percentage, model_id, context, source_event_type, recorded_at)
 SELECT r.workspace_id, r.event_id, r.improvement_type, r.metric, r.before_metrics, r.after_metrics,
     coalesce(r.improvement_percentage,
         CASE WHEN jsonb_typeof(r.before_metrics -> r.metric) = 'number' AND jsonb_typeof(r.after_metrics -> r.metric) = 'number'
-             THEN 100.0 * ((r.after_metrics ->> r.metric)::double precision - (r.before_metrics ->> r.metric)::double precision)
-                  / nullif(abs((r.before_metrics ->> r.metric)::double precision), 0) END),
+             THEN metric_improvement_percentage(r.metric, (r.before_metrics ->> r.metric)::double precision,
+                                                (r.after_metrics ->> r.metric)::double precision) END),
     r.model_id, r.context, r.event_type, r.ts
 FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, event_id uuid, ts timestamptz, event_type text,
     improvement_type text, metric text, before_metrics jsonb, after_metrics jsonb,

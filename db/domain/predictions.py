@@ -51,7 +51,8 @@ WITH r AS (
 UPDATE prediction_accuracy a SET model_id = p.model_id, prediction_type = p.prediction_type, content_id = p.content_id,
     predicted_score = p.predicted_score, absolute_error = abs(p.predicted_score - a.actual_score),
     percentage_error = 100.0 * abs(p.predicted_score - a.actual_score) / nullif(abs(a.actual_score), 0),
-    accuracy_percentage = 100.0 * prediction_accuracy_score(p.predicted_score, a.actual_score)
+    accuracy_percentage = 100.0 * prediction_accuracy_score(p.predicted_score, a.actual_score),
+    ratio_accuracy = 100.0 * prediction_ratio_accuracy(p.predicted_score, a.actual_score)
 FROM p
 WHERE a.workspace_id = p.workspace_id AND a.prediction_id = p.id AND p.predicted_score IS NOT NULL
   AND (a.model_id, a.prediction_type, a.content_id, a.predicted_score)
@@ -73,22 +74,28 @@ _PREDICTION_MISSING = (
 PARK_PREDICTION_OUTCOME = park_sql("prediction_outcome", "prediction_id uuid", (_PREDICTION_MISSING,))
 
 # the accuracy row of the predictions whose outcome (or feedback's actual value) `o` just set; an
-# explicit outcome is never replaced by feedback, a later one of the same source replaces an earlier
+# explicit outcome is never replaced by feedback, a later one of the same source replaces an earlier.
+# Both measures of migration 0032, the same functions as the prediction_accuracy job's:
+# accuracy_percentage (relative-error, asymmetric) and ratio_accuracy (min / max, symmetric, NULL
+# across a sign change or a zero). An explicit outcome has no staleness bound: its sender says
+# what the outcome was.
 _ACCURACY = """
 INSERT INTO prediction_accuracy AS a (workspace_id, prediction_id, model_id, prediction_type, content_id,
-    predicted_score, actual_score, absolute_error, percentage_error, accuracy_percentage, actual_metrics,
-    source, measured_at)
+    predicted_score, actual_score, absolute_error, percentage_error, accuracy_percentage, ratio_accuracy,
+    actual_metrics, source, measured_at)
 SELECT p.workspace_id, p.id, p.model_id, p.prediction_type,
     CASE WHEN p.target_entity_type = 'content' THEN uuid_or_null(p.target_entity_id) END,
     p.predicted_score, o.actual_score, abs(p.predicted_score - o.actual_score),
     100.0 * abs(p.predicted_score - o.actual_score) / nullif(abs(o.actual_score), 0),
-    100.0 * prediction_accuracy_score(p.predicted_score, o.actual_score), o.actual_metrics, '{source}', o.ts
+    100.0 * prediction_accuracy_score(p.predicted_score, o.actual_score),
+    100.0 * prediction_ratio_accuracy(p.predicted_score, o.actual_score), o.actual_metrics, '{source}', o.ts
 FROM o JOIN predictions p ON p.workspace_id = o.workspace_id AND p.id = o.prediction_id
 WHERE p.predicted_score IS NOT NULL AND o.actual_score IS NOT NULL
 ON CONFLICT (workspace_id, prediction_id) DO UPDATE SET
     predicted_score = excluded.predicted_score, actual_score = excluded.actual_score,
     absolute_error = excluded.absolute_error, percentage_error = excluded.percentage_error,
-    accuracy_percentage = excluded.accuracy_percentage, actual_metrics = excluded.actual_metrics,
+    accuracy_percentage = excluded.accuracy_percentage, ratio_accuracy = excluded.ratio_accuracy,
+    actual_metrics = excluded.actual_metrics,
     source = excluded.source, measured_at = excluded.measured_at
 WHERE (a.source = excluded.source AND excluded.measured_at > a.measured_at)
    OR (a.source = 'feedback' AND excluded.source = 'outcome')

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from db.analytics.accuracy import MEASURED_TYPES, accuracy_per_day, measure_due_predictions
+from db.analytics.accuracy import (
+    MAX_TOLERANCE_HOURS,
+    MEASURED_TYPES,
+    MIN_TOLERANCE_HOURS,
+    TOLERANCE_FRACTION,
+    accuracy_per_day,
+    measure_due_predictions,
+)
 from db.analytics.benchmarks import INDUSTRY_MIN_ACCOUNTS, INDUSTRY_MIN_WORKSPACES, benchmark_accounts
 from db.analytics.experiments import CONTROL_NAME, MIN_ARM_SAMPLE, experiment_significance
 from db.analytics.improvements import model_improvements
@@ -60,10 +67,14 @@ JOBS: dict[str, Job] = {
             "model_performance_summary)", _refresh),
         Job("prediction_accuracy", "*/15 * * * *",
             "content predictions of " + ", ".join(MEASURED_TYPES) + " whose horizon has passed: actual value "
-            "from the post's first engagement snapshot at or after the horizon -> predictions, prediction_accuracy",
+            "from the post's first engagement snapshot at or after the horizon, if no later than "
+            f"min({MAX_TOLERANCE_HOURS:g} h, max({MIN_TOLERANCE_HOURS:g} h, {TOLERANCE_FRACTION:g} x horizon)) after it "
+            "(else the prediction expires, reason stale_outcome); relative-error and ratio accuracy -> predictions, "
+            "prediction_accuracy",
             _measure),
         Job("model_accuracy_daily", "15 0 * * *",
-            "accuracy per model, prediction type and UTC day (mean accuracy, absolute and % error) -> "
+            "accuracy per model, prediction type and UTC day (mean relative-error and ratio accuracy, absolute and % "
+            "error) -> "
             "model_accuracy_daily, for the day before", _daily, period_of=day_period),
         Job("optimal_posting_times", "0 3 * * 1",
             f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "

@@ -45,7 +45,8 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (24, "channel_urls_masked"), (25, "ingest_keys_per_workspace"),
                                                                 (26, "member_writes"), (27, "partition_bounds"),
                                                                 (28, "content_gains"), (30, "aggregates_gained"),
-                                                                (31, "own_account_rates"), (34, "experiment_significance")]
+                                                                (31, "own_account_rates"), (32, "accuracy_and_improvements"),
+                                                                (34, "experiment_significance")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)

@@ -128,6 +128,8 @@ async def test_prediction_outcome_feedback_and_accuracy(db):
     assert acc[p2]["accuracy_percentage"] == 75.0 and acc[p2]["absolute_error"] == 10.0
     assert acc[p3]["source"] == "feedback" and acc[p3]["percentage_error"] is None
     assert acc[p3]["accuracy_percentage"] == 0.0
+    # the ratio accuracy (0032): 80 / 100, 40 / 50; 10 against 0 has no ratio
+    assert (acc[p1]["ratio_accuracy"], acc[p2]["ratio_accuracy"], acc[p3]["ratio_accuracy"]) == (80.0, 80.0, None)
     p = {r["id"]: r for r in await conn.fetch("SELECT * FROM predictions")}
     assert p[p1]["status"] == "validated" and p[p1]["accuracy_score"] == 0.75
     assert p[p1]["actual_outcome"] == {"score": 80.0} and p[p1]["predicted_value"] == {"score": 100.0}
@@ -140,7 +142,7 @@ async def test_prediction_outcome_feedback_and_accuracy(db):
     await write([event("prediction_outcome", {"prediction_id": str(p2), "actual_score": 50.0}, minutes=90),
                  event("user_feedback", {"prediction_id": str(p2), "actual_score": 1.0}, minutes=100)])
     a2 = await conn.fetchrow("SELECT * FROM prediction_accuracy WHERE prediction_id = $1", p2)
-    assert a2["accuracy_percentage"] == 100.0 and a2["source"] == "outcome"
+    assert a2["accuracy_percentage"] == 100.0 and a2["source"] == "outcome" and a2["ratio_accuracy"] == 100.0
 
 
 async def test_patterns_count_occurrences_once_and_keep_their_success_rate(db):
@@ -249,7 +251,7 @@ async def test_styles_trends_improvements_ai_context_and_embeddings(db):
     assert len(t) == 1 and t[0]["engagement_impact"] == 20.0
     assert t[0]["start_time"] == T0 and t[0]["end_time"] == T0 + timedelta(hours=2)
     imp = {r["improvement_type"]: r for r in await conn.fetch("SELECT * FROM ai_improvement_tracking")}
-    assert imp["accuracy"]["improvement_percentage"] == -25.0  # mae 8 -> 6: (6 - 8) / 8
+    assert imp["accuracy"]["improvement_percentage"] == 25.0  # mae 8 -> 6: -(6 - 8) / 8, lower is better
     assert imp["system_optimization"]["improvement_percentage"] == 25.0
     assert imp["system_optimization"]["source_event_type"] == "system_optimization"
     log = await conn.fetchrow("SELECT * FROM ai_context_logs")

@@ -1,5 +1,6 @@
 """The accuracy jobs on hand-made fixtures (real PostgreSQL): a content prediction measured on the
-post's first snapshot at or after its horizon, exactly; idempotent; accuracy per model and day."""
+post's first snapshot at or after its horizon, exactly, unless that snapshot is stale; both accuracy
+measures; idempotent; accuracy per model and day."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ async def test_due_content_predictions_are_measured_once_on_the_first_snapshot_a
         v = acc[ids["views"]]  # the 24.5 h snapshot: 800 views against 1,000 predicted
         assert (v["actual_score"], v["absolute_error"], v["percentage_error"], v["accuracy_percentage"]) == (
             800.0, 200.0, 25.0, 75.0)
+        assert v["ratio_accuracy"] == 100 * 800 / 1000  # 80.0
         assert v["source"] == "engagement" and v["measured_at"] == T0 + timedelta(hours=24.5)
         assert v["content_id"] == C and v["actual_metrics"]["views"] == 800
         e = acc[ids["rate"]]  # (40 + 10 + 20 + 10) / 800 = 0.1, as predicted
@@ -81,6 +83,8 @@ async def test_due_content_predictions_are_measured_once_on_the_first_snapshot_a
         assert (daily["views"]["predictions"], daily["views"]["mean_accuracy"], daily["views"]["mean_absolute_error"],
                 daily["views"]["mean_percentage_error"]) == (1, 75.0, 200.0, 25.0)
         assert daily["engagement_rate"]["mean_accuracy"] == 100.0
+        assert (daily["views"]["mean_ratio_accuracy"], daily["views"]["ratio_predictions"]) == (80.0, 1)
+        assert daily["engagement_rate"]["mean_ratio_accuracy"] == 100.0
         assert {row["day"] for row in daily.values()} == {T0.date() + timedelta(days=1)}
     finally:
         await conn.close()
@@ -112,5 +116,112 @@ async def test_pages_of_predictions_not_measurable_yet_do_not_hide_the_ones_afte
         assert await measure_due_predictions(conn, T0 + timedelta(days=1), batch=1) == 1
         assert await conn.fetchval("SELECT actual_score FROM predictions WHERE id = $1", measurable) == 8.0
         assert await conn.fetchval("SELECT count(*) FROM predictions WHERE status = 'active'") == 3
+    finally:
+        await conn.close()
+
+
+async def _model(conn) -> None:
+    await conn.execute("""INSERT INTO ml_models (workspace_id, id, name, version, model_type, created_at, updated_at,
+        last_event_at) VALUES ($1, $2, 'v', '1', 'prediction', $3, $3, $3)""", W, M, T0)
+
+
+async def _views_prediction(conn, score: float, post: uuid.UUID, horizon: int = 24) -> uuid.UUID:
+    pid = uuid.uuid4()
+    await conn.execute(
+        """INSERT INTO predictions (workspace_id, id, model_id, prediction_type, target_entity_type,
+               target_entity_id, predicted_value, predicted_score, prediction_horizon, prediction_timestamp)
+           VALUES ($1, $2, $3, 'views', 'content', $4, '{}', $5, $6, $7)""", W, pid, M, str(post), score, horizon, T0)
+    return pid
+
+
+async def _snapshot(conn, post: uuid.UUID, at: datetime, views: int) -> None:
+    await conn.execute(
+        """INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform, views, recorded_at)
+           VALUES ($1, $2, $3, 'tiktok', $4, $5)""", uuid.uuid4(), W, post, views, at)
+
+
+async def test_an_outcome_snapshot_past_the_tolerance_does_not_judge_the_prediction(stack):
+    # a 24-h prediction's tolerance: min(24, max(1, 0.25 x 24)) = 6 h, so snapshots up to 30 h count
+    conn = await connect(stack.dsn)
+    try:
+        await _model(conn)
+        late_ok, stale = uuid.uuid4(), uuid.uuid4()
+        judged = await _views_prediction(conn, 1000.0, late_ok)
+        expired = await _views_prediction(conn, 1000.0, stale)
+        await _snapshot(conn, late_ok, T0 + timedelta(hours=25), 800)     # 1 h after due: within 6 h
+        await _snapshot(conn, stale, T0 + timedelta(days=20), 50_000)     # 19 days after due
+        runner = JobRunner(stack.dsn, JOBS)
+        r = await runner.run("prediction_accuracy", period=parse_period("2026-11-30"))
+        assert (r.status, r.rows) == ("succeeded", 2)  # one measured, one expired
+        assert (await runner.run("prediction_accuracy", period=parse_period("2026-11-30"))).rows == 0
+        acc = {row["prediction_id"]: row for row in await conn.fetch("SELECT * FROM prediction_accuracy")}
+        # before: both judged, the stale one 100 x max(0, 1 - 49,000 / 50,000) = 2 %
+        assert set(acc) == {judged}
+        assert acc[judged]["accuracy_percentage"] == 100 * (1 - 200 / 800)  # 75.0
+        p = {row["id"]: row for row in await conn.fetch("SELECT * FROM predictions")}
+        assert (p[judged]["status"], p[judged]["actual_score"]) == ("validated", 800.0)
+        e = p[expired]
+        assert (e["status"], e["actual_score"], e["accuracy_score"], e["outcome_at"]) == ("expired", None, None, None)
+        assert e["actual_outcome"] == {
+            "reason": "stale_outcome", "metric": "views", "due_at": "2026-11-02T10:00:00+00:00",
+            "deadline": "2026-11-02T16:00:00+00:00", "first_snapshot_at": "2026-11-21T10:00:00+00:00"}
+    finally:
+        await conn.close()
+
+
+async def test_the_tolerance_is_a_quarter_of_the_horizon_between_1_and_24_hours(stack):
+    from db.analytics.accuracy import settle_due_predictions
+
+    conn = await connect(stack.dsn)
+    try:
+        await _model(conn)
+        cases = {  # horizon, hours after due the only snapshot lies -> measured?
+            (2, 1.0): True, (2, 1.5): False,        # 0.25 x 2 = 0.5 h -> 1 h
+            (48, 12.0): True, (48, 12.5): False,    # 0.25 x 48 = 12 h
+            (200, 24.0): True, (200, 25.0): False,  # 0.25 x 200 = 50 h -> 24 h
+        }
+        ids = {}
+        for (horizon, late), _ in cases.items():
+            post = uuid.uuid4()
+            ids[(horizon, late)] = await _views_prediction(conn, 10.0, post, horizon=horizon)
+            await _snapshot(conn, post, T0 + timedelta(hours=horizon + late), 10)
+        done = await settle_due_predictions(conn, T0 + timedelta(days=30))
+        assert (done.measured, done.expired) == (3, 3)
+        status = {row["id"]: row["status"] for row in await conn.fetch("SELECT id, status FROM predictions")}
+        assert {k: status[v] == "validated" for k, v in ids.items()} == cases
+    finally:
+        await conn.close()
+
+
+async def test_both_accuracy_measures_of_predictions_too_high_and_too_low(stack):
+    # actual 300 views; relative-error accuracy 100 x max(0, 1 - |p - a| / a), ratio accuracy
+    # 100 x min(p, a) / max(p, a), NULL when p or a is 0 (and the other not)
+    conn = await connect(stack.dsn)
+    try:
+        await _model(conn)
+        post = uuid.uuid4()
+        ids = {name: await _views_prediction(conn, score, post)
+               for name, score in (("3x_high", 900.0), ("3x_low", 100.0), ("2x_low", 150.0), ("zero", 0.0))}
+        await _snapshot(conn, post, T0 + timedelta(hours=24), 300)
+        runner = JobRunner(stack.dsn, JOBS)
+        assert (await runner.run("prediction_accuracy", period=parse_period("2026-11-30"))).rows == 4
+        acc = {row["prediction_id"]: row for row in await conn.fetch("SELECT * FROM prediction_accuracy")}
+        got = {name: (acc[pid]["accuracy_percentage"], acc[pid]["ratio_accuracy"]) for name, pid in ids.items()}
+        want = {
+            "3x_high": (0.0, 100 * 300 / 900),                    # max(0, 1 - 600 / 300) = 0; 33.3
+            "3x_low": (100 * (1 - 200 / 300), 100 * 100 / 300),   # 33.3; 33.3: symmetric
+            "2x_low": (100 * (1 - 150 / 300), 100 * 150 / 300),   # 50; 50
+            "zero": (0.0, None),                                  # 1 - 300 / 300 = 0; no ratio
+        }
+        assert got.keys() == want.keys()
+        for name in want:
+            assert got[name][0] == pytest.approx(want[name][0]), name
+            assert got[name][1] == (None if want[name][1] is None else pytest.approx(want[name][1])), name
+        # the day: mean relative-error accuracy over 4, ratio accuracy over the 3 defined
+        assert (await runner.run("model_accuracy_daily", period=parse_period("2026-11-02"))).rows == 1
+        d = await conn.fetchrow("SELECT * FROM model_accuracy_daily")
+        assert (d["predictions"], d["ratio_predictions"]) == (4, 3)
+        assert d["mean_accuracy"] == pytest.approx((0 + 100 / 3 + 50 + 0) / 4)  # 20.83
+        assert d["mean_ratio_accuracy"] == pytest.approx((100 / 3 + 100 / 3 + 50) / 3)  # 38.89
     finally:
         await conn.close()
