@@ -44,7 +44,7 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (21, "alert_delivery_backlog"), (22, "roles"), (23, "access"),
                                                                 (24, "channel_urls_masked"), (25, "ingest_keys_per_workspace"),
                                                                 (26, "member_writes"), (27, "partition_bounds"),
-                                                                (28, "content_gains")]
+                                                                (28, "content_gains"), (33, "posting_times_local")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)
