@@ -15,11 +15,11 @@ from db.pool import connect
 from streams.jobs.catalog import JOBS
 from streams.jobs.runner import JobRunner
 from streams.publish import publish_messages
-from tests.e2e.jobs.oracles import styles
+from tests.e2e.jobs.oracles import posting_times, styles
 
 pytestmark = pytest.mark.services
 
-ORACLES = (styles,)
+ORACLES = (styles, posting_times)
 
 
 def _messages(ws: str, items: list[dict], per: int = 50) -> list[tuple[bytes, bytes]]:
