@@ -1,13 +1,25 @@
 """Optimal posting times (seed 003): per workspace, platform and account, the hours of the week
 whose posts engaged best, in the account's time zone (connectors.timezone; UTC when unknown).
 
-A post's engagement is the engagement rate of its latest snapshot ((likes + shares + comments +
-saves) / views); a cell is (day of week, hour) of its publish time in the account's zone, over the
-posts published in the window (90 days before the run). So that a cell with three lucky posts does
-not win, a cell's mean is shrunk toward the account's mean with a prior worth PRIOR_POSTS posts:
-shrunk = (n * cell_mean + PRIOR_POSTS * account_mean) / (n + PRIOR_POSTS), confidence = n / (n +
-PRIOR_POSTS); optimization_score = 100 * shrunk / the account's best shrunk. Each workspace is
-recomputed whole in its own transaction (its old cells deleted), so a run twice gives the same rows.
+A post's measure (`metric`) comes from its latest snapshot. 'engagement_rate' = (likes + shares +
+comments + saves) / views; a post whose latest snapshot has 0 views has no rate and is left out
+(its account's other posts still count). An account none of whose posts in the window reports
+views (a platform that reports no views) is measured by 'interactions_per_post' = likes + shares +
+comments + saves instead, so it still gets recommendations. A cell is (day of week, hour) of the
+publish time in the account's zone, over the posts published in the window (WINDOW_DAYS before
+the run); n = its posts, mean = their mean measure (avg_engagement).
+
+Few posts must not decide. A cell's mean is shrunk toward the account's mean with a prior worth
+PRIOR_POSTS posts, shrunk = (n * mean + PRIOR_POSTS * account_mean) / (n + PRIOR_POSTS),
+confidence = n / (n + PRIOR_POSTS), and ranked by the lower bound of that estimate:
+lower = max(0, shrunk - Z * sd / sqrt(n + PRIOR_POSTS)), sd = the standard deviation of the
+account's posts' measures (the shrunk mean's spread when each post varies like the account's
+posts do), so of two cells with the same shrunk mean the better-sampled one ranks higher. A cell
+with fewer than MIN_POSTS posts is stored (sample_size, avg_engagement, confidence) with
+optimization_score NULL: too few posts to rank. optimization_score = 100 * lower / the account's
+best lower among its ranked cells; NULL too when that best is 0 (nothing to rank on). Each
+workspace is recomputed whole in its own transaction (its old cells deleted), so a run twice gives
+the same rows.
 """
 
 from __future__ import annotations
@@ -18,6 +30,11 @@ import asyncpg
 
 PRIOR_POSTS = 10
 WINDOW_DAYS = 90
+#: a cell with fewer posts is stored unranked (optimization_score NULL)
+MIN_POSTS = 3
+#: the lower bound's z (one-sided 95 %)
+Z = 1.645
+RATE, INTERACTIONS = "engagement_rate", "interactions_per_post"
 
 _WORKSPACES = """
 SELECT workspace_id FROM content
@@ -28,49 +45,65 @@ UNION SELECT workspace_id FROM optimal_posting_times
 _DELETE = "DELETE FROM optimal_posting_times WHERE workspace_id = $1"
 
 _INSERT = """
-WITH posts AS (
+WITH latest AS (
     SELECT c.workspace_id, c.platform, coalesce(c.connector_id, '') AS connector_id,
-        coalesce(k.timezone, 'UTC') AS tz, c.published_at, s.rate
+        coalesce(k.timezone, 'UTC') AS tz, c.published_at, s.views, s.interactions
     FROM content c
     LEFT JOIN connectors k ON k.workspace_id = c.workspace_id AND k.id = c.connector_id
     CROSS JOIN LATERAL (
-        SELECT (m.likes + m.shares + m.comments + m.saves)::double precision / nullif(m.views, 0) AS rate
+        SELECT m.views, m.likes + m.shares + m.comments + m.saves AS interactions
         FROM content_performance_metrics m
         WHERE m.workspace_id = c.workspace_id AND m.content_id = c.id
-        ORDER BY m.recorded_at DESC LIMIT 1
+        ORDER BY m.recorded_at DESC, m.id DESC LIMIT 1
     ) AS s
     WHERE c.workspace_id = $1
       AND c.published_at >= $2::timestamptz - make_interval(days => $3::integer) AND c.published_at < $2::timestamptz
-      AND s.rate IS NOT NULL
+), measured AS (
+    SELECT workspace_id, platform, connector_id,
+        CASE WHEN max(views) > 0 THEN $7 ELSE $8 END AS metric
+    FROM latest GROUP BY 1, 2, 3
+), posts AS (
+    SELECT l.workspace_id, l.platform, l.connector_id, l.tz, l.published_at, a.metric,
+        CASE WHEN a.metric = $7 THEN l.interactions::double precision / nullif(l.views, 0)
+             ELSE l.interactions::double precision END AS value
+    FROM latest l JOIN measured a USING (workspace_id, platform, connector_id)
 ), cells AS (
-    SELECT workspace_id, platform, connector_id, tz,
+    SELECT workspace_id, platform, connector_id, tz, metric,
         extract(dow FROM published_at AT TIME ZONE tz)::smallint AS dow,
         extract(hour FROM published_at AT TIME ZONE tz)::smallint AS hour,
-        count(*) AS n, avg(rate) AS mean
-    FROM posts GROUP BY 1, 2, 3, 4, 5, 6
+        count(*) AS n, avg(value) AS mean
+    FROM posts WHERE value IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7
 ), account AS (
-    SELECT workspace_id, platform, connector_id, avg(rate) AS mean FROM posts GROUP BY 1, 2, 3
-), scored AS (
-    SELECT c.*, (c.n * c.mean + $4 * a.mean) / (c.n + $4) AS shrunk, c.n::double precision / (c.n + $4) AS confidence
+    SELECT workspace_id, platform, connector_id, avg(value) AS mean, coalesce(stddev_samp(value), 0) AS sd
+    FROM posts WHERE value IS NOT NULL GROUP BY 1, 2, 3
+), shrunk AS (
+    SELECT c.*, a.sd, (c.n * c.mean + $4 * a.mean) / (c.n + $4) AS shrunk,
+        c.n::double precision / (c.n + $4) AS confidence
     FROM cells c JOIN account a USING (workspace_id, platform, connector_id)
+), scored AS (
+    SELECT *, CASE WHEN n >= $5 THEN greatest(shrunk - $6 * sd / sqrt(n + $4), 0) END AS lower
+    FROM shrunk
 )
+-- no least(100, ...): LEAST ignores NULLs (an unranked cell would get 100); lower / best <= 1, so <= 100
+-- (divided first: 100 * lower / best can round to 100.00000000000001)
 INSERT INTO optimal_posting_times (workspace_id, platform, connector_id, day_of_week, hour_of_day, timezone,
-    optimization_score, avg_engagement, sample_size, confidence, window_days, computed_at)
+    optimization_score, avg_engagement, sample_size, confidence, window_days, computed_at, metric)
 SELECT workspace_id, platform, connector_id, dow, hour, tz,
-    least(100.0, coalesce(100.0 * shrunk / nullif(max(shrunk) OVER (PARTITION BY workspace_id, platform, connector_id), 0), 0)),
-    mean, n, confidence, $3, $2
+    100.0 * (lower / nullif(max(lower) OVER (PARTITION BY workspace_id, platform, connector_id), 0)),
+    mean, n, confidence, $3, $2, metric
 FROM scored
 """
 
 
 async def optimal_posting_times(conn: asyncpg.Connection, until: datetime, window_days: int = WINDOW_DAYS,
-                                prior_posts: int = PRIOR_POSTS) -> int:
+                                prior_posts: int = PRIOR_POSTS, min_posts: int = MIN_POSTS, z: float = Z) -> int:
     """Recompute optimal_posting_times from the posts published in the `window_days` before
-    `until`, one transaction per workspace; -> cells written."""
+    `until`, one transaction per workspace; -> cells written (ranked or not)."""
     total = 0
     for (workspace,) in await conn.fetch(_WORKSPACES, until, window_days):
         async with conn.transaction():
             await conn.execute(_DELETE, workspace)
-            status = await conn.execute(_INSERT, workspace, until, window_days, prior_posts)
+            status = await conn.execute(_INSERT, workspace, until, window_days, prior_posts, min_posts, z,
+                                        RATE, INTERACTIONS)
         total += int(status.rsplit(" ", 1)[1])
     return total

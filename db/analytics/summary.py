@@ -6,9 +6,9 @@ import asyncpg
 
 _POSTING_HOURS = """
 SELECT connector_id, platform, timezone, hour_of_day, optimization_score, sample_size, avg_engagement, confidence,
-    (ARRAY['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'])[day_of_week + 1] AS day
+    metric, (ARRAY['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'])[day_of_week + 1] AS day
 FROM (SELECT t.*, row_number() OVER (PARTITION BY workspace_id, platform, connector_id
-                                     ORDER BY optimization_score DESC, sample_size DESC) AS rank
+                                     ORDER BY optimization_score DESC NULLS LAST, sample_size DESC) AS rank
       FROM optimal_posting_times t) AS ranked
 WHERE rank <= $1 ORDER BY connector_id, rank
 """

@@ -552,9 +552,11 @@ def _jobs(settings: Settings) -> bool:
         try:
             lines.append("   optimal posting hours (best three cells per own account, in its time zone):")
             for r in await posting_hours(conn, per_account=3):
+                score = "  -  " if r["optimization_score"] is None else f"{r['optimization_score']:5.1f}"  # too few posts
+                measure = (f"engagement {100 * r['avg_engagement']:.1f}%" if r["metric"] == "engagement_rate"
+                           else f"{r['avg_engagement']:,.1f} interactions per post")
                 lines.append(f"      {r['connector_id']:<28} {r['day']} {r['hour_of_day']:02d}:00 {r['timezone']:<17} "
-                             f"score {r['optimization_score']:5.1f}  {r['sample_size']} posts, engagement "
-                             f"{100 * r['avg_engagement']:.1f}%, confidence {r['confidence']:.2f}")
+                             f"score {score}  {r['sample_size']} posts, {measure}, confidence {r['confidence']:.2f}")
             trends = await detected_trends(conn)
             lines.append(f"   trends detected from the streams: {len(trends)}")
             lines.extend(f"      {trend_line(t)}" for t in trends[:4])

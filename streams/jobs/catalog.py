@@ -15,7 +15,7 @@ from db.analytics.accuracy import (
 from db.analytics.benchmarks import INDUSTRY_MIN_ACCOUNTS, INDUSTRY_MIN_WORKSPACES, benchmark_accounts
 from db.analytics.experiments import CONTROL_NAME, MIN_ARM_SAMPLE, experiment_significance
 from db.analytics.improvements import model_improvements
-from db.analytics.posting_times import PRIOR_POSTS, WINDOW_DAYS, optimal_posting_times
+from db.analytics.posting_times import MIN_POSTS, PRIOR_POSTS, WINDOW_DAYS, Z, optimal_posting_times
 from db.analytics.styles import correlate_styles
 from db.analytics.trends import BASELINE_DAYS, MIN_BASELINE_GAIN, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
@@ -78,8 +78,10 @@ JOBS: dict[str, Job] = {
             "model_accuracy_daily, for the day before", _daily, period_of=day_period),
         Job("optimal_posting_times", "0 3 * * 1",
             f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "
-            f"last {WINDOW_DAYS} days by publish day and hour, shrunk toward the account's mean with a prior of "
-            f"{PRIOR_POSTS} posts -> optimal_posting_times", _posting_times),
+            f"last {WINDOW_DAYS} days (interactions per post where the platform reports no views) by publish day and "
+            f"hour, shrunk toward the account's mean with a prior of {PRIOR_POSTS} posts and ranked by its lower "
+            f"bound (z {Z:g}); a cell of fewer than {MIN_POSTS} posts is kept unranked -> optimal_posting_times",
+            _posting_times),
         Job("detect_trends", "*/30 * * * *",
             f"hashtags and styles whose posts' interactions gained per hour (a post's first snapshot gains 0) over "
             f"the last {RECENT_HOURS} h reach {RATIO:g}x those of the same hours on the {BASELINE_DAYS} days before "
