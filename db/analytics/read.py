@@ -24,6 +24,12 @@ def _r(expr: str, places: int) -> str:
     return f"round(({expr})::numeric, {places})::double precision"
 
 
+def json_number(doc: str, field: str, cast: str) -> str:
+    """SQL: `doc`'s `field` as `cast`, NULL unless it is a JSON number (a producer's trend_data, an
+    experiment's results: never a cast error). `doc`, `field`, `cast` are the callers' constants."""
+    return f"CASE WHEN jsonb_typeof({doc} -> '{field}') = 'number' THEN ({doc} ->> '{field}')::{cast} END"
+
+
 @dataclass(frozen=True)
 class Table:
     """A view's rows with their column names (the names also when there is no row)."""
@@ -62,9 +68,8 @@ LIMIT $5
 #: trending), $6 row limit
 TRENDS = f"""
 SELECT workspace_id, platform, trend_type, trend_key, source, {_r('engagement_impact', 3)} AS impact_pct,
-    CASE WHEN jsonb_typeof(trend_data -> 'posts') = 'number' THEN (trend_data ->> 'posts')::numeric::bigint END AS posts,
-    CASE WHEN jsonb_typeof(trend_data -> 'recent_gain') = 'number'
-         THEN (trend_data ->> 'recent_gain')::numeric::bigint END AS recent_gain,
+    {json_number('trend_data', 'posts', 'numeric::bigint')} AS posts,
+    {json_number('trend_data', 'recent_gain', 'numeric::bigint')} AS recent_gain,
     start_time, end_time
 FROM trend_analysis
 WHERE ($1::uuid IS NULL OR workspace_id = $1) AND ($2::text IS NULL OR platform = $2)
@@ -124,8 +129,8 @@ LIMIT $5
 
 
 def _result(field: str, cast: str) -> str:
-    """A variant's figure in ab_testing_experiments.results, NULL unless it is a JSON number."""
-    return f"CASE WHEN jsonb_typeof(v.value -> '{field}') = 'number' THEN (v.value ->> '{field}')::{cast} END"
+    """A variant's figure in ab_testing_experiments.results (v: jsonb_each of them)."""
+    return json_number("v.value", field, cast)
 
 
 #: $1 workspace, $2 status, $3 experiment name, $4 row limit. One row per experiment and variant
