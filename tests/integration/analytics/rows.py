@@ -75,6 +75,12 @@ async def insert(conn, w: uuid.UUID, x: uuid.UUID) -> None:
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'engagement', $10)""",
             ws, pid, model, kind, predicted, actual, err, pct, acc, at)
 
+    await conn.executemany(
+        """INSERT INTO model_accuracy_daily (workspace_id, model_id, prediction_type, day, predictions, mean_accuracy,
+               mean_absolute_error, mean_percentage_error, computed_at) VALUES ($1, $2, 'views', $3, $4, $5, $6, $7, $8)""",
+        [(w, MODEL, date(2026, 11, 28), 1, 75.0, 20.0, 25.0, T0), (w, MODEL, date(2026, 11, 29), 2, 75.0, 10.0, 25.0, T0),
+         (x, MODEL_X, date(2026, 11, 29), 1, 100.0, 0.0, 0.0, T0)])
+
     patterns = [  # (workspace, type, name, occurrences, judged, succeeded, engagement sum, engagement count)
         (w, "hook", "question opener", 10, 4, 3, 300.0, 3),
         (w, "hook", "countdown", 2, 0, 0, 0.0, 0),
