@@ -187,3 +187,17 @@ async def experiments(conn: asyncpg.Connection, workspace: UUID | None = None, *
                       experiment: str | None = None, limit: int = 1000) -> Table:
     """A/B experiments, one row per variant."""
     return await _table(conn, EXPERIMENTS, workspace, status, experiment, limit)
+
+
+#: the workspace with the most job results (posting-time cells, then trends): the demo shows its analytics
+BUSIEST_WORKSPACE = """
+SELECT workspace_id FROM (
+    SELECT workspace_id, 1 AS cells, 0 AS trends FROM optimal_posting_times
+    UNION ALL SELECT workspace_id, 0, 1 FROM trend_analysis
+) AS results
+GROUP BY workspace_id ORDER BY sum(cells) DESC, sum(trends) DESC, workspace_id LIMIT 1
+"""
+
+
+async def busiest_workspace(conn: asyncpg.Connection) -> UUID | None:
+    return await conn.fetchval(BUSIEST_WORKSPACE)

@@ -153,6 +153,15 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
             "account  platform  metric  period_start  period_end  value  competitor_average  competitor_median  "
             "competitors  percentile  ratio  industry_average  computed_at\n(no rows)\n")
 
+        # the demo (`make demo`, step 9) shows the busiest workspace's (w: 4 cells to x's 1) as the command does
+        from streams.devkit.demo import analytics_lines
+
+        shown = "\n".join(await analytics_lines(owner))
+        for command in ("posting-times --top 3", "trends --limit 5", "benchmarks", "accuracy"):
+            printed = await _cli(stack, *command.split(), "--workspace", ws)
+            block = "\n".join("     " + line for line in printed.splitlines())
+            assert f"   $ learnstream analytics {command} --workspace {ws}\n{block}" in shown, command
+
         # the workers' login without --workspace: both workspaces; a member's own login: its workspace only
         everyone = await _json(stack, "trends")
         assert {r["workspace_id"] for r in everyone} == {ws, str(x)}
