@@ -83,7 +83,7 @@ async def insert(conn, w: uuid.UUID, x: uuid.UUID) -> None:
 
     patterns = [  # (workspace, type, name, occurrences, judged, succeeded, engagement sum, engagement count)
         (w, "hook", "question opener", 10, 4, 3, 300.0, 3),
-        (w, "hook", "countdown", 2, 0, 0, 0.0, 0),
+        (w, "hook", "=countdown()", 2, 0, 0, 0.0, 0),  # a name a spreadsheet would run as a formula
         (w, "format", "split screen", 6, 5, 1, 50.0, 2),
         (x, "hook", "other", 9, 9, 9, 9.0, 1),
     ]

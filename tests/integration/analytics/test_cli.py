@@ -73,6 +73,7 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
                   "source": "detected", "impact_pct": None, "posts": 1, "recent_gain": 1200,
                   "start_time": "2026-11-30T00:00:00Z", "end_time": "2026-11-30T06:00:00Z"}
         assert await _json(stack, "trends", "-w", ws) == [cats, minimal, newtag]
+        assert await _json(stack, "trends", "-w", ws, "--limit", "1") == [cats]
         # cats ended at 00:00, before --since; minimal has no end (still trending)
         assert await _json(stack, "trends", "-w", ws, "--since", "2026-11-30T03:00:00Z") == [minimal, newtag]
         assert await _json(stack, "trends", "-w", ws, "--source", "detected", "--type", "hashtag",
@@ -120,8 +121,14 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
 
         split = pattern("format", "split screen", 6, 5, 20.0, 25.0)
         assert await _json(stack, "patterns", "-w", ws) == [
-            pattern("hook", "question opener", 10, 4, 75.0, 100.0), split, pattern("hook", "countdown", 2, 0, None, None)]
+            pattern("hook", "question opener", 10, 4, 75.0, 100.0), split, pattern("hook", "=countdown()", 2, 0, None, None)]
         assert await _json(stack, "patterns", "-w", ws, "--min-judged", "5") == [split]
+        # CSV: the formula-like name is written as text (a leading '), NULLs empty
+        assert await _cli(stack, "patterns", "-w", ws, "--format", "csv", "--status", "active", "--type", "hook") == (
+            "workspace_id,pattern_type,pattern_name,status,occurrences,judged,success_rate_pct,avg_engagement,confidence,"
+            "first_detected,last_detected\n"
+            f"{ws},hook,question opener,active,10,4,75.0,100.0,,2026-11-30T03:00:00+00:00,2026-11-30T03:00:00+00:00\n"
+            f"{ws},hook,'=countdown(),active,2,0,,,,2026-11-30T03:00:00+00:00,2026-11-30T03:00:00+00:00\n")
 
         # experiments: a variant per row; without outcomes no conversion rate; a draft without assignments
         def arm(name, status, variant, assigned, outcomes, converted, rate, value, size, start):
