@@ -72,6 +72,53 @@ SOURCES: dict[str, Source] = {
         dimensions={**_TIME, "model": "the model (name and version)", "prediction_type": "prediction type"},
         filters={"prediction_type": "prediction types", "model": "model names"},
     ),
+    "posting_times": Source(
+        "optimal posting times (optimal_posting_times, job optimal_posting_times): one cell per account and hour "
+        "of the week in the account's time zone. The job keeps its latest run only, so the period does not filter "
+        "it (day, week, month: when that run computed it)",
+        metrics={"cells": "hours of the week with posts", "best_score": "highest optimization_score (0-100)",
+                 "posts": "posts published in those hours (sample_size)",
+                 "avg_engagement": "mean engagement rate of those posts (avg_engagement weighted by posts)",
+                 "mean_confidence": "mean confidence (posts / (posts + 10))"},
+        dimensions={**_TIME, "platform": "platform", "account": "the account (connector_id)",
+                    "weekday": "day of the week in the account's time zone (0 = Sunday)",
+                    "hour": "hour of the day in the account's time zone", "timezone": "the account's time zone"},
+        filters={"platform": "platforms", "account": "connector ids"},
+    ),
+    "trends": Source(
+        "trends (trend_analysis: detected by the detect_trends job or reported) active in the period: started "
+        "before its end and not ended before its start (day, week, month: of their start)",
+        metrics={"trends": "trends", "max_impact": "highest engagement_impact (% over the baseline; none if all "
+                 "undefined)", "mean_impact": "mean engagement_impact over the trends that have one",
+                 "posts": "posts of the latest detections", "recent_gain": "interactions gained in the latest "
+                 "detections' recent windows"},
+        dimensions={**_TIME, "platform": "platform", "trend_type": "hashtag, style, ...",
+                    "trend_key": "the hashtag, style, ...", "source": "detected or reported"},
+        filters={"platform": "platforms", "trend_type": "trend types", "trend_key": "trend keys",
+                 "source": "detected, reported"},
+    ),
+    "benchmarks": Source(
+        "own accounts against their competitors (benchmark_comparisons, job benchmarks): the comparisons whose "
+        "period ended in the report's period (day, week, month: of the compared period's start). Group or filter "
+        "by metric: values of different metrics do not mix",
+        metrics={"comparisons": "comparisons", "value": "the account's value (mean)",
+                 "competitor_average": "the competitors' average (mean)",
+                 "competitor_median": "the competitors' median (mean)", "competitors": "most competitors compared",
+                 "percentile": "the account's percentile among them (mean)",
+                 "ratio": "value / competitor_average (mean)"},
+        dimensions={**_TIME, "account": "the own account (connector_id)", "platform": "platform",
+                    "metric": "followers, follower_growth, ..."},
+        filters={"account": "connector ids", "platform": "platforms", "metric": "metrics"},
+    ),
+    "experiments": Source(
+        "A/B experiments per variant (ab_testing_experiments.results) active in the period: started (or, "
+        "without a start, created) before its end and not ended before its start (day, week, month: of that start)",
+        metrics={"experiments": "experiments", "assigned": "subjects assigned", "outcomes": "subjects with an outcome",
+                 "converted": "subjects that converted", "conversion_rate": "converted / outcomes"},
+        dimensions={**_TIME, "experiment": "the experiment's name", "variant": "the variant",
+                    "status": "draft, running, completed, cancelled"},
+        filters={"experiment": "experiment names", "variant": "variants", "status": "statuses"},
+    ),
 }
 
 RelativePeriod = Literal["last_24_hours", "yesterday", "last_7_days", "last_30_days", "last_90_days",
@@ -110,7 +157,7 @@ class ReportQuery(BaseModel):
     """custom_reports.query_config."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    source: Literal["engagement", "learning", "predictions"]
+    source: Literal["engagement", "learning", "predictions", "posting_times", "trends", "benchmarks", "experiments"]
     metrics: list[Name100] = Field(min_length=1, max_length=12)
     dimensions: list[Name100] = Field(default_factory=list, max_length=3)
     filters: dict[Name100, list[FilterValue]] = Field(default_factory=dict, max_length=8)

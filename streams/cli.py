@@ -68,6 +68,7 @@ def register() -> click.Group:
     from streams.alerts.channels_cli import channels
     from streams.alerts.cli import alerts
     from streams.alerts.rules_cli import metrics_cmd, rules
+    from streams.analytics.cli import analytics
     from streams.domain.cli import domain
     from streams.jobs.cli import jobs
     from streams.kafka_cli import kafka
@@ -76,7 +77,7 @@ def register() -> click.Group:
 
     for sub in (rules, metrics_cmd, channels):
         alerts.add_command(sub)
-    for group in (alerts, domain, jobs, reports, workspaces, access, audit, maintenance, kafka):
+    for group in (alerts, analytics, domain, jobs, reports, workspaces, access, audit, maintenance, kafka):
         cli.add_command(group)
     return cli
 

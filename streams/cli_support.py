@@ -79,6 +79,14 @@ def run_on_database(go: Callable[[asyncpg.Connection], Awaitable[T]], *, admin: 
     return asyncio.run(wrapped())
 
 
+def text_table(headers: list[str], rows: list[list[str]], right: frozenset[int] = frozenset()) -> list[str]:
+    """Lines of a plain-text table: columns two spaces apart, each as wide as its widest cell, the
+    columns numbered in `right` aligned right (numbers), trailing spaces cut."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    return ["  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(line, widths))).rstrip()
+            for line in [headers, *rows]]
+
+
 def parse_duration(text: str) -> timedelta:
     """A duration as the rules write it (`90s`, `15m`, `1.5h`, `2d`, or seconds); a bad one is the
     option's usage error."""

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
+from db.analytics.read import json_number
 from schemas.reports import ReportQuery
 
 # $1 workspace, $2 period start, $3 period end, $4 time zone, $5 row limit; filters from $6
@@ -147,6 +148,85 @@ WHERE a.workspace_id = p.ws AND a.day >= (p.t0 AT TIME ZONE p.tz)::date AND a.da
                      "sum(a.mean_absolute_error * a.predictions) / nullif(sum(a.predictions), 0)", 6)},
         inner={"prediction_type": "a.prediction_type = ANY({p}::text[])", "model": "mm.name = ANY({p}::text[])"},
         outer={},
+    ),
+    "posting_times": _Family(
+        f"""
+WITH p AS ({_PARAMS})
+SELECT {{select}}
+FROM optimal_posting_times t CROSS JOIN p
+WHERE t.workspace_id = p.ws {{inner}} {{outer}}
+{{group}} {{order}} LIMIT (SELECT n FROM p)""",
+        {},
+        dimensions={**{k: v for k, v in _buckets("t.computed_at").items() if k}, "platform": "t.platform",
+                    "account": "t.connector_id", "weekday": "t.day_of_week", "hour": "t.hour_of_day",
+                    "timezone": "t.timezone"},
+        metrics={"cells": "count(*)", "best_score": _rounded("max(t.optimization_score)", 3),
+                 "posts": "coalesce(sum(t.sample_size), 0)::bigint",
+                 "avg_engagement": _rounded("sum(t.avg_engagement * t.sample_size) / nullif(sum(t.sample_size) "
+                                            "FILTER (WHERE t.avg_engagement IS NOT NULL), 0)", 6),
+                 "mean_confidence": _rounded("avg(t.confidence)", 3)},
+        inner={"platform": "t.platform = ANY({p}::text[])", "account": "t.connector_id = ANY({p}::text[])"},
+        outer={},
+    ),
+    "trends": _Family(
+        f"""
+WITH p AS ({_PARAMS})
+SELECT {{select}}
+FROM trend_analysis t CROSS JOIN p
+WHERE t.workspace_id = p.ws AND t.start_time < p.t1 AND (t.end_time IS NULL OR t.end_time >= p.t0) {{inner}} {{outer}}
+{{group}} {{order}} LIMIT (SELECT n FROM p)""",
+        {},
+        dimensions={**{k: v for k, v in _buckets("t.start_time").items() if k}, "platform": "t.platform",
+                    "trend_type": "t.trend_type", "trend_key": "t.trend_key", "source": "t.source"},
+        metrics={"trends": "count(*)", "max_impact": _rounded("max(t.engagement_impact)", 3),
+                 "mean_impact": _rounded("avg(t.engagement_impact)", 3),
+                 "posts": f"sum({json_number('t.trend_data', 'posts', 'numeric')})::bigint",
+                 "recent_gain": f"sum({json_number('t.trend_data', 'recent_gain', 'numeric')})::bigint"},
+        inner={"platform": "t.platform = ANY({p}::text[])", "trend_type": "t.trend_type = ANY({p}::text[])",
+               "trend_key": "t.trend_key = ANY({p}::text[])", "source": "t.source = ANY({p}::text[])"},
+        outer={},
+    ),
+    "benchmarks": _Family(
+        f"""
+WITH p AS ({_PARAMS})
+SELECT {{select}}
+FROM benchmark_comparisons b CROSS JOIN p
+WHERE b.workspace_id = p.ws AND b.period_end > (p.t0 AT TIME ZONE p.tz)::date
+    AND b.period_end <= (p.t1 AT TIME ZONE p.tz)::date {{inner}} {{outer}}
+{{group}} {{order}} LIMIT (SELECT n FROM p)""",
+        {},
+        dimensions={"day": "b.period_start", "week": "date_trunc('week', b.period_start)::date",
+                    "month": "date_trunc('month', b.period_start)::date", "account": "b.connector_id",
+                    "platform": "b.platform", "metric": "b.metric"},
+        metrics={"comparisons": "count(*)", "value": _rounded("avg(b.user_value)", 6),
+                 "competitor_average": _rounded("avg(b.competitor_average)", 6),
+                 "competitor_median": _rounded("avg(b.competitor_median)", 6),
+                 "competitors": "max(b.competitor_count)", "percentile": _rounded("avg(b.percentile)", 3),
+                 "ratio": _rounded("avg(b.ratio)", 6)},
+        inner={"account": "b.connector_id = ANY({p}::text[])", "platform": "b.platform = ANY({p}::text[])",
+               "metric": "b.metric = ANY({p}::text[])"},
+        outer={},
+    ),
+    "experiments": _Family(
+        f"""
+WITH p AS ({_PARAMS})
+SELECT {{select}}
+FROM ab_testing_experiments e CROSS JOIN p
+LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(e.results) = 'object' THEN e.results END) AS v ON true
+WHERE e.workspace_id = p.ws AND coalesce(e.start_date, e.created_at) < p.t1 AND (e.end_date IS NULL OR e.end_date >= p.t0)
+    {{inner}} {{outer}}
+{{group}} {{order}} LIMIT (SELECT n FROM p)""",
+        {},
+        dimensions={**{k: v for k, v in _buckets("coalesce(e.start_date, e.created_at)").items() if k},
+                    "experiment": "e.experiment_name", "variant": "v.key", "status": "e.status"},
+        metrics={"experiments": "count(DISTINCT e.id)",
+                 "assigned": f"coalesce(sum({json_number('v.value', 'assigned', 'numeric')}), 0)::bigint",
+                 "outcomes": f"coalesce(sum({json_number('v.value', 'outcomes', 'numeric')}), 0)::bigint",
+                 "converted": f"coalesce(sum({json_number('v.value', 'converted', 'numeric')}), 0)::bigint",
+                 "conversion_rate": _rounded(f"sum({json_number('v.value', 'converted', 'numeric')}) / nullif(sum("
+                                             f"{json_number('v.value', 'outcomes', 'numeric')}), 0)", 6)},
+        inner={"experiment": "e.experiment_name = ANY({p}::text[])", "status": "e.status = ANY({p}::text[])"},
+        outer={"variant": "v.key = ANY({p}::text[])"},
     ),
 }
 

@@ -5,6 +5,8 @@
 #   postgres_password, learnstream_owner_password, learnstream_worker_password  (docker secrets:
 #       the postgres image and deploy/postgres/init/10-learnstream-roles.sh read them)
 #   grafana_admin_password  (docker secret: Grafana's admin login)
+#   grafana_db_password  (docker secret: the analytics data source's member login grafana_analytics;
+#       `learnstream access grant grafana_analytics --workspace <UUID> --password-stdin < …` sets it)
 #   owner.env   LEARNSTREAM_ADMIN_DATABASE_URL (the migrate service)
 #   worker.env  LEARNSTREAM_DATABASE_URL (the workers)
 #   kafka.env   KAFKA_{ADMIN,CONTROLLER,WORKER,PRODUCER,ALERTS}_PASSWORD: the Kafka principals'
@@ -20,6 +22,7 @@ gen postgres_password
 gen learnstream_owner_password
 gen learnstream_worker_password
 gen grafana_admin_password
+gen grafana_db_password
 [ -s "$dir/owner.env" ] || printf 'LEARNSTREAM_ADMIN_DATABASE_URL=postgresql://learnstream_owner:%s@postgres:5432/learnstream\n' \
     "$(cat "$dir/learnstream_owner_password")" > "$dir/owner.env"
 [ -s "$dir/worker.env" ] || printf 'LEARNSTREAM_DATABASE_URL=postgresql://learnstream_worker:%s@postgres:5432/learnstream\n' \
@@ -34,5 +37,5 @@ fi
 # the container (0644); on the host the 0700 directory still keeps everyone else out
 chmod 700 "$dir"
 chmod 644 "$dir/postgres_password" "$dir/learnstream_owner_password" "$dir/learnstream_worker_password" \
-    "$dir/grafana_admin_password"
+    "$dir/grafana_admin_password" "$dir/grafana_db_password"
 echo "secrets in $dir"

@@ -16,7 +16,7 @@ import orjson
 
 from schemas.alert_rules import SPEC_FIELDS, RuleInvalid, format_duration, parse_spec, to_rule
 from schemas.alerts import AlertRule, AlertSeverity, ConditionOp
-from streams.cli_support import expected_failures, run_on_database
+from streams.cli_support import expected_failures, run_on_database, text_table
 from streams.config import load_settings
 
 
@@ -167,11 +167,6 @@ def add_cmd(workspace, name, metric, op, threshold, window, severity, channels, 
     click.echo(str(rule.id))
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    return ["  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
-
-
 @rules.command("list")
 @click.option("--workspace", "-w", type=click.UUID, help="only this workspace's rules")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array of the rules (every field)")
@@ -199,7 +194,7 @@ def list_cmd(workspace: UUID | None, as_json: bool) -> None:
         rule_id, _, name = r.key.partition(" ")
         rows.append([rule_id, str(r.workspace_id), name, f"invalid: {r.reason}", "", "", "", "", ""])
     rows.sort(key=lambda row: (row[1], row[2]))
-    for line in _table(["id", "workspace", "name", "metric", "condition", "window", "severity", "active", "channels"],
+    for line in text_table(["id", "workspace", "name", "metric", "condition", "window", "severity", "active", "channels"],
                        rows):
         click.echo(line)
     click.echo(f"{len(found)} rule{'s' if len(found) != 1 else ''}"

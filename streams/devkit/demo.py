@@ -518,22 +518,8 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
     return done
 
 
-def trend_line(t) -> str:
-    """One detected trend (a db.analytics.summary.detected_trends row) for the summary: its rise over
-    the baseline in %, or "new" when the baseline was too small to compare with (impact NULL)."""
-    if t["engagement_impact"] is None:
-        rise = "new"
-        if t["recent_gain"] is not None:
-            rise += f" ({t['recent_gain']:,} interactions in the last {t['recent_hours']} h, next to no baseline)"
-    else:
-        rise = f"{t['engagement_impact']:+,.0f}% over the baseline"
-    return (f"{t['trend_type']} {t['trend_key']} on {t['platform']}: {t['posts']} posts, {rise}, "
-            f"since {t['start_time']:%Y-%m-%d %H:%M}Z")
-
-
 def _jobs(settings: Settings) -> bool:
     """Run every scheduled job once, now, on the demo data, and show what they computed."""
-    from db.analytics.summary import accuracy_per_model, detected_trends, posting_hours
     from streams.jobs.catalog import JOBS, ONCE_ORDER, once_period
     from streams.jobs.runner import JobRunner
 
@@ -550,19 +536,7 @@ def _jobs(settings: Settings) -> bool:
                          + (f"  {r.error or r.why}" if r.status != "succeeded" else ""))
         conn = await connect(settings.database_url)
         try:
-            lines.append("   optimal posting hours (best three cells per own account, in its time zone):")
-            for r in await posting_hours(conn, per_account=3):
-                score = "  -  " if r["optimization_score"] is None else f"{r['optimization_score']:5.1f}"  # too few posts
-                measure = (f"engagement {100 * r['avg_engagement']:.1f}%" if r["metric"] == "engagement_rate"
-                           else f"{r['avg_engagement']:,.1f} interactions per post")
-                lines.append(f"      {r['connector_id']:<28} {r['day']} {r['hour_of_day']:02d}:00 {r['timezone']:<17} "
-                             f"score {score}  {r['sample_size']} posts, {measure}, confidence {r['confidence']:.2f}")
-            trends = await detected_trends(conn)
-            lines.append(f"   trends detected from the streams: {len(trends)}")
-            lines.extend(f"      {trend_line(t)}" for t in trends[:4])
-            for r in await accuracy_per_model(conn):
-                lines.append(f"   accuracy of {r['name']} {r['version']} on {r['prediction_type']}: {r['accuracy']:.1f}% "
-                             f"over {r['n']} predictions measured on engagement (mean absolute error {r['mae']:,.0f})")
+            lines.extend(await analytics_lines(conn))
         finally:
             await conn.close()
         return lines, good
@@ -572,6 +546,26 @@ def _jobs(settings: Settings) -> bool:
     if not good:
         print("INCOMPLETE: a job failed", file=sys.stderr)
     return good
+
+
+async def analytics_lines(conn) -> list[str]:
+    """What the jobs computed for the busiest workspace, as `learnstream analytics …` prints it (the
+    same queries, db/analytics/read.py, and the same table)."""
+    from db.analytics import read
+    from streams.analytics.cli import show
+
+    workspace = await read.busiest_workspace(conn)
+    if workspace is None:
+        return ["   nothing computed to show (no workspace has posting times or trends)"]
+    lines = [f"   what they computed, read without SQL, for workspace {workspace}:"]
+    for command, table in (
+            ("posting-times --top 3", await read.posting_times(conn, workspace, top=3)),
+            ("trends --limit 5", await read.trends(conn, workspace, limit=5)),
+            ("benchmarks", await read.benchmarks(conn, workspace)),
+            ("accuracy", await read.accuracy(conn, workspace))):
+        lines.append(f"   $ learnstream analytics {command} --workspace {workspace}")
+        lines.extend("     " + line for line in show(table, "table", hide=("workspace_id",)).splitlines())
+    return lines
 
 
 def _report(settings: Settings) -> bool:

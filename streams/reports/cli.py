@@ -86,7 +86,8 @@ def _period(text: str):
 @reports.command("add")
 @click.argument("name")
 @click.option("--workspace", "-w", callback=_workspace, required=True, metavar="UUID", help="the report's workspace")
-@click.option("--source", "-s", required=True, help="engagement, learning or predictions (see `reports fields`)")
+@click.option("--source", "-s", required=True, help="engagement, learning, predictions, posting_times, trends, benchmarks or "
+              "experiments (see `reports fields`)")
 @click.option("--metric", "-m", "metrics", multiple=True, required=True, help="a metric of the source (repeatable)")
 @click.option("--dimension", "-d", "dimensions", multiple=True, help="a dimension of the source (repeatable, at most 3)")
 @click.option("--filter", "-f", "filters", multiple=True, metavar="FIELD=V1,V2",

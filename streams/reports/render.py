@@ -73,10 +73,16 @@ def _csv_line(cells: list[str]) -> str:
     return (",".join(fields) if fields != [""] else '""') + "\n"  # a lone empty field is not a blank line
 
 
-def to_csv(r: Report) -> bytes:
-    lines = [_csv_line([_csv_cell(c) for c in r.columns])]
-    lines += [_csv_line([_csv_cell(v) for v in row]) for row in r.rows]
+def csv_table(columns: list[str], rows: list[tuple]) -> bytes:
+    """A header line and one line per row, each cell guarded against formula injection (above);
+    an undefined value (None) is an empty cell."""
+    lines = [_csv_line([_csv_cell(c) for c in columns])]
+    lines += [_csv_line([_csv_cell(v) for v in row]) for row in rows]
     return "".join(lines).encode()
+
+
+def to_csv(r: Report) -> bytes:
+    return csv_table(r.columns, r.rows)
 
 
 def to_json(r: Report) -> bytes:

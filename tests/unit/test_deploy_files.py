@@ -223,7 +223,7 @@ def test_compose_postgres_superuser_and_roles_come_from_secrets(compose, service
     assert "POSTGRES_PASSWORD" not in env and env["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     assert pg["secrets"] == ["postgres_password", "learnstream_owner_password", "learnstream_worker_password"]
     assert {name: s["file"] for name, s in compose["secrets"].items()} == {
-        name: f"deploy/compose/secrets/{name}" for name in [*pg["secrets"], "grafana_admin_password"]}
+        name: f"deploy/compose/secrets/{name}" for name in [*pg["secrets"], "grafana_admin_password", "grafana_db_password"]}
     assert "./deploy/postgres/init:/docker-entrypoint-initdb.d:ro" in pg["volumes"]
     init = (ROOT / "deploy" / "postgres" / "init" / "10-learnstream-roles.sh").read_text()
     for line in ("CREATE ROLE learnstream_owner LOGIN CREATEROLE NOCREATEDB NOSUPERUSER NOBYPASSRLS PASSWORD :'owner_password';",
@@ -312,9 +312,14 @@ def test_compose_grafana_provisions_the_datasource_and_the_dashboard(services):
     assert g["image"].startswith("grafana/grafana:")
     mounts = {v.split(":")[0]: v.split(":")[1] for v in g["volumes"] if v.startswith("./")}
     assert mounts == {"./deploy/grafana/provisioning": "/etc/grafana/provisioning",
-                      "./deploy/grafana/learnstream-dashboard.json": "/etc/grafana/dashboards/learnstream-dashboard.json"}
+                      "./deploy/grafana/learnstream-dashboard.json": "/etc/grafana/dashboards/learnstream-dashboard.json",
+                      "./deploy/grafana/dashboards": "/etc/grafana/analytics-dashboards"}
     providers = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "learnstream.yml").read_text())["providers"]
     assert [p["options"]["path"] for p in providers] == ["/etc/grafana/dashboards"]
+    # the analytics dashboards: a provider of their own, outside the first one's folder (no uid read twice)
+    providers = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "analytics.yml").read_text())["providers"]
+    assert [p["options"]["path"] for p in providers] == ["/etc/grafana/analytics-dashboards"]
+    assert "grafana_db_password" in g["secrets"]
     sources = yaml.safe_load((GRAFANA_PROVISIONING / "datasources" / "learnstream.yml").read_text())["datasources"]
     assert [(d["type"], d["url"], d.get("isDefault", False)) for d in sources] == [
         ("prometheus", "http://prometheus:9090", True), ("alertmanager", "http://alertmanager:9093", False)]
