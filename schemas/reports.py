@@ -67,7 +67,10 @@ SOURCES: dict[str, Source] = {
     "predictions": Source(
         "prediction accuracy per model and day (model_accuracy_daily; its days are UTC days)",
         metrics={"predictions": "predictions measured",
-                 "mean_accuracy": "mean accuracy percentage, weighted by predictions",
+                 "mean_accuracy": "mean relative-error accuracy % (100 x max(0, 1 - |p - a| / |a|); asymmetric), "
+                                  "weighted by predictions",
+                 "mean_ratio_accuracy": "mean ratio accuracy % (100 x min(p, a) / max(p, a); symmetric), weighted by "
+                                        "the predictions where it is defined",
                  "mean_absolute_error": "mean absolute error, weighted by predictions"},
         dimensions={**_TIME, "model": "the model (name and version)", "prediction_type": "prediction type"},
         filters={"prediction_type": "prediction types", "model": "model names"},
@@ -76,26 +79,32 @@ SOURCES: dict[str, Source] = {
         "optimal posting times (optimal_posting_times, job optimal_posting_times): one cell per account and hour "
         "of the week in the account's time zone. The job keeps its latest run only, so the period does not filter "
         "it (day, week, month: when that run computed it)",
-        metrics={"cells": "hours of the week with posts", "best_score": "highest optimization_score (0-100)",
+        metrics={"cells": "hours of the week with posts", "scored_cells": "cells with enough posts to be scored",
+                 "best_score": "highest optimization_score (0-100; cells with too few posts have none)",
                  "posts": "posts published in those hours (sample_size)",
-                 "avg_engagement": "mean engagement rate of those posts (avg_engagement weighted by posts)",
+                 "avg_engagement": "mean measure of those posts (avg_engagement weighted by posts): the engagement "
+                                   "rate, or interactions per post where the platform reports no views; group or "
+                                   "filter by measure, the two do not mix",
                  "mean_confidence": "mean confidence (posts / (posts + 10))"},
         dimensions={**_TIME, "platform": "platform", "account": "the account (connector_id)",
+                    "measure": "engagement_rate or interactions_per_post",
                     "weekday": "day of the week in the account's time zone (0 = Sunday)",
                     "hour": "hour of the day in the account's time zone", "timezone": "the account's time zone"},
-        filters={"platform": "platforms", "account": "connector ids"},
+        filters={"platform": "platforms", "account": "connector ids", "measure": "measures"},
     ),
     "trends": Source(
         "trends (trend_analysis: detected by the detect_trends job or reported) active in the period: started "
         "before its end and not ended before its start (day, week, month: of their start)",
         metrics={"trends": "trends", "max_impact": "highest engagement_impact (% over the baseline; none if all "
                  "undefined)", "mean_impact": "mean engagement_impact over the trends that have one",
+                 "new_trends": "detected trends labelled new (a baseline too small to compare with: no impact)",
                  "posts": "posts of the latest detections", "recent_gain": "interactions gained in the latest "
                  "detections' recent windows"},
         dimensions={**_TIME, "platform": "platform", "trend_type": "hashtag, style, ...",
-                    "trend_key": "the hashtag, style, ...", "source": "detected or reported"},
+                    "trend_key": "the hashtag, style, ...", "source": "detected or reported",
+                    "status": "a detected trend's label: rising or new (empty for reported trends)"},
         filters={"platform": "platforms", "trend_type": "trend types", "trend_key": "trend keys",
-                 "source": "detected, reported"},
+                 "source": "detected, reported", "status": "rising, new"},
     ),
     "benchmarks": Source(
         "own accounts against their competitors (benchmark_comparisons, job benchmarks): the comparisons whose "
@@ -105,7 +114,9 @@ SOURCES: dict[str, Source] = {
                  "competitor_average": "the competitors' average (mean)",
                  "competitor_median": "the competitors' median (mean)", "competitors": "most competitors compared",
                  "percentile": "the account's percentile among them (mean)",
-                 "ratio": "value / competitor_average (mean)"},
+                 "ratio": "value / competitor_average (mean)",
+                 "industry_average": "the platform's average over competitor accounts across workspaces (mean; "
+                                     "none under the k-anonymity thresholds)"},
         dimensions={**_TIME, "account": "the own account (connector_id)", "platform": "platform",
                     "metric": "followers, follower_growth, ..."},
         filters={"account": "connector ids", "platform": "platforms", "metric": "metrics"},
@@ -114,9 +125,13 @@ SOURCES: dict[str, Source] = {
         "A/B experiments per variant (ab_testing_experiments.results) active in the period: started (or, "
         "without a start, created) before its end and not ended before its start (day, week, month: of that start)",
         metrics={"experiments": "experiments", "assigned": "subjects assigned", "outcomes": "subjects with an outcome",
-                 "converted": "subjects that converted", "conversion_rate": "converted / outcomes"},
+                 "converted": "subjects that converted", "conversion_rate": "converted / outcomes",
+                 "p_value": "the variant's p-value against the control (experiment_significance job: two-proportion "
+                            "z-test, Bonferroni-adjusted; smallest when grouped over variants)",
+                 "winners": "experiments with a winner (significant, enough subjects)"},
         dimensions={**_TIME, "experiment": "the experiment's name", "variant": "the variant",
-                    "status": "draft, running, completed, cancelled"},
+                    "status": "draft, running, completed, cancelled",
+                    "winner": "the experiment's winner (empty: no winner yet)"},
         filters={"experiment": "experiment names", "variant": "variants", "status": "statuses"},
     ),
 }

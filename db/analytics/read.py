@@ -45,14 +45,15 @@ async def _table(conn: asyncpg.Connection, sql: str, *args) -> Table:
 
 #: $1 workspace, $2 platform, $3 account, $4 best cells per account (NULL: all), $5 row limit
 POSTING_TIMES = f"""
-SELECT workspace_id, platform, account, rank, day, hour, timezone, score, avg_engagement, posts, confidence,
-    computed_at
+SELECT workspace_id, platform, account, rank, day, hour, timezone, score, measure, avg_engagement, posts,
+    confidence, computed_at
 FROM (
     SELECT t.workspace_id, t.platform, t.connector_id AS account,
         row_number() OVER (PARTITION BY t.workspace_id, t.platform, t.connector_id
-                           ORDER BY t.optimization_score DESC, t.sample_size DESC, t.day_of_week, t.hour_of_day) AS rank,
+                           ORDER BY t.optimization_score DESC NULLS LAST, t.sample_size DESC, t.day_of_week,
+                                    t.hour_of_day) AS rank,
         (ARRAY['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'])[t.day_of_week + 1] AS day,
-        t.hour_of_day AS hour, t.timezone, {_r('t.optimization_score', 3)} AS score,
+        t.hour_of_day AS hour, t.timezone, {_r('t.optimization_score', 3)} AS score, t.metric AS measure,
         {_r('t.avg_engagement', 6)} AS avg_engagement, t.sample_size AS posts, {_r('t.confidence', 3)} AS confidence,
         t.computed_at
     FROM optimal_posting_times t
@@ -67,7 +68,9 @@ LIMIT $5
 #: $1 workspace, $2 platform, $3 trend type, $4 source, $5 still trending at or after (no end_time: still
 #: trending), $6 row limit
 TRENDS = f"""
-SELECT workspace_id, platform, trend_type, trend_key, source, {_r('engagement_impact', 3)} AS impact_pct,
+SELECT workspace_id, platform, trend_type, trend_key, source,
+    CASE WHEN jsonb_typeof(trend_data -> 'status') = 'string' THEN trend_data ->> 'status' END AS status,
+    {_r('engagement_impact', 3)} AS impact_pct,
     {json_number('trend_data', 'posts', 'numeric::bigint')} AS posts,
     {json_number('trend_data', 'recent_gain', 'numeric::bigint')} AS recent_gain,
     start_time, end_time
@@ -104,7 +107,8 @@ LIMIT $6
 #: $1 workspace, $2 model name, $3 prediction type, $4 measured at or after, $5 row limit
 ACCURACY = f"""
 SELECT a.workspace_id, m.name AS model, m.version, a.prediction_type, a.source, count(*) AS predictions,
-    {_r('avg(a.accuracy_percentage)', 3)} AS accuracy_pct, {_r('avg(a.absolute_error)', 6)} AS mean_absolute_error,
+    {_r('avg(a.accuracy_percentage)', 3)} AS accuracy_pct, {_r('avg(a.ratio_accuracy)', 3)} AS ratio_accuracy_pct,
+    count(a.ratio_accuracy) AS ratio_judged, {_r('avg(a.absolute_error)', 6)} AS mean_absolute_error,
     {_r('avg(a.percentage_error)', 3)} AS mean_percentage_error,
     min(a.measured_at) AS first_measured, max(a.measured_at) AS last_measured
 FROM prediction_accuracy a JOIN ml_models m ON m.workspace_id = a.workspace_id AND m.id = a.model_id
@@ -128,9 +132,26 @@ LIMIT $5
 """
 
 
+#: an experiment e's variants (key) with their figures in e.results (value): those the routing
+#: counted and those the experiment_significance job sampled (its `significance` arms); for a
+#: LEFT JOIN LATERAL ... AS v ON true
+EXPERIMENT_VARIANTS = """(
+    SELECT k AS key, CASE WHEN jsonb_typeof(e.results) = 'object' THEN e.results -> k END AS value
+    FROM (SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(e.results) = 'object' THEN e.results END)
+          UNION SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(e.significance -> 'arms') = 'object'
+                                              THEN e.significance -> 'arms' END)) AS keys(k)
+)"""
+
+
 def _result(field: str, cast: str) -> str:
-    """A variant's figure in ab_testing_experiments.results (v: jsonb_each of them)."""
+    """A variant's figure in ab_testing_experiments.results (v.value: the variant's object there)."""
     return json_number("v.value", field, cast)
+
+
+def _sig(part: str, field: str, cast: str) -> str:
+    """A variant's figure in the experiment_significance job's `significance` (its `arms` or its
+    comparison with the control, `vs_control`); NULL for the control's comparison and before a run."""
+    return json_number(f"(e.significance -> '{part}' -> v.key)", field, cast)
 
 
 #: $1 workspace, $2 status, $3 experiment name, $4 row limit. One row per experiment and variant
@@ -141,9 +162,16 @@ SELECT e.workspace_id, e.experiment_name AS experiment, e.status, v.key AS varia
     {_result('converted', 'numeric::bigint')} AS converted,
     {_r(_result('conversion_rate', 'double precision'), 6)} AS conversion_rate,
     {_r(_result('mean_value', 'double precision'), 6)} AS mean_value,
-    e.winner_variant AS winner, e.current_sample_size AS sample_size, e.start_date, e.end_date
+    {_sig('arms', 'n', 'numeric::bigint')} AS tested, {_sig('arms', 'conversions', 'numeric::bigint')} AS tested_converted,
+    {_r(_sig('vs_control', 'difference', 'double precision'), 6)} AS difference,
+    {_r(_sig('vs_control', 'adjusted_p_value', 'double precision'), 6)} AS p_value,
+    {_r(_sig('vs_control', 'ci_low', 'double precision'), 6)} AS ci_low,
+    {_r(_sig('vs_control', 'ci_high', 'double precision'), 6)} AS ci_high,
+    CASE WHEN v.key = e.significance ->> 'control' THEN 'control' END AS role,
+    e.winner_variant AS winner, e.declared_winner_variant AS declared_winner, e.current_sample_size AS sample_size,
+    e.start_date, e.end_date, e.significance_computed_at AS judged_at
 FROM ab_testing_experiments e
-LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(e.results) = 'object' THEN e.results END) AS v ON true
+LEFT JOIN LATERAL {EXPERIMENT_VARIANTS} AS v ON true
 WHERE ($1::uuid IS NULL OR e.workspace_id = $1) AND ($2::text IS NULL OR e.status = $2)
   AND ($3::text IS NULL OR e.experiment_name = $3)
 ORDER BY e.workspace_id, e.experiment_name, v.key

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.analytics.read import json_number
+from db.analytics.read import EXPERIMENT_VARIANTS, json_number
 from schemas.reports import ReportQuery
 
 # $1 workspace, $2 period start, $3 period end, $4 time zone, $5 row limit; filters from $6
@@ -41,6 +41,13 @@ class _Family:
         self.template, self.bucket, self.dimensions, self.metrics = template, bucket, dimensions, metrics
         self.inner, self.outer = inner, outer
 
+
+#: a detected trend's label (db/analytics/trends.py: rising or new), NULL unless a JSON string
+_TREND_STATUS = "CASE WHEN jsonb_typeof(t.trend_data -> 'status') = 'string' THEN t.trend_data ->> 'status' END"
+
+#: a variant's (Bonferroni-adjusted) p-value against the control, from the experiment_significance
+#: job's `significance` (NULL for the control and before a run)
+_VARIANT_P = json_number("(e.significance -> 'vs_control' -> v.key)", "adjusted_p_value", "double precision")
 
 FAMILIES: dict[str, _Family] = {
     # What the posts gained in each bucket (content_gains of migration 0028, the one definition of
@@ -144,6 +151,8 @@ WHERE a.workspace_id = p.ws AND a.day >= (p.t0 AT TIME ZONE p.tz)::date AND a.da
                     "model": "mm.name || ' ' || mm.version", "prediction_type": "a.prediction_type"},
         metrics={"predictions": "coalesce(sum(a.predictions), 0)::bigint",
                  "mean_accuracy": _rounded("sum(a.mean_accuracy * a.predictions) / nullif(sum(a.predictions), 0)", 3),
+                 "mean_ratio_accuracy": _rounded("sum(a.mean_ratio_accuracy * a.ratio_predictions) "
+                                                 "/ nullif(sum(a.ratio_predictions), 0)", 3),
                  "mean_absolute_error": _rounded(
                      "sum(a.mean_absolute_error * a.predictions) / nullif(sum(a.predictions), 0)", 6)},
         inner={"prediction_type": "a.prediction_type = ANY({p}::text[])", "model": "mm.name = ANY({p}::text[])"},
@@ -159,13 +168,15 @@ WHERE t.workspace_id = p.ws {{inner}} {{outer}}
         {},
         dimensions={**{k: v for k, v in _buckets("t.computed_at").items() if k}, "platform": "t.platform",
                     "account": "t.connector_id", "weekday": "t.day_of_week", "hour": "t.hour_of_day",
-                    "timezone": "t.timezone"},
-        metrics={"cells": "count(*)", "best_score": _rounded("max(t.optimization_score)", 3),
+                    "timezone": "t.timezone", "measure": "t.metric"},
+        metrics={"cells": "count(*)", "scored_cells": "count(t.optimization_score)",
+                 "best_score": _rounded("max(t.optimization_score)", 3),
                  "posts": "coalesce(sum(t.sample_size), 0)::bigint",
                  "avg_engagement": _rounded("sum(t.avg_engagement * t.sample_size) / nullif(sum(t.sample_size) "
                                             "FILTER (WHERE t.avg_engagement IS NOT NULL), 0)", 6),
                  "mean_confidence": _rounded("avg(t.confidence)", 3)},
-        inner={"platform": "t.platform = ANY({p}::text[])", "account": "t.connector_id = ANY({p}::text[])"},
+        inner={"platform": "t.platform = ANY({p}::text[])", "account": "t.connector_id = ANY({p}::text[])",
+               "measure": "t.metric = ANY({p}::text[])"},
         outer={},
     ),
     "trends": _Family(
@@ -177,13 +188,16 @@ WHERE t.workspace_id = p.ws AND t.start_time < p.t1 AND (t.end_time IS NULL OR t
 {{group}} {{order}} LIMIT (SELECT n FROM p)""",
         {},
         dimensions={**{k: v for k, v in _buckets("t.start_time").items() if k}, "platform": "t.platform",
-                    "trend_type": "t.trend_type", "trend_key": "t.trend_key", "source": "t.source"},
+                    "trend_type": "t.trend_type", "trend_key": "t.trend_key", "source": "t.source",
+                    "status": f"coalesce({_TREND_STATUS}, '')"},
         metrics={"trends": "count(*)", "max_impact": _rounded("max(t.engagement_impact)", 3),
                  "mean_impact": _rounded("avg(t.engagement_impact)", 3),
+                 "new_trends": f"count(*) FILTER (WHERE {_TREND_STATUS} = 'new')",
                  "posts": f"sum({json_number('t.trend_data', 'posts', 'numeric')})::bigint",
                  "recent_gain": f"sum({json_number('t.trend_data', 'recent_gain', 'numeric')})::bigint"},
         inner={"platform": "t.platform = ANY({p}::text[])", "trend_type": "t.trend_type = ANY({p}::text[])",
-               "trend_key": "t.trend_key = ANY({p}::text[])", "source": "t.source = ANY({p}::text[])"},
+               "trend_key": "t.trend_key = ANY({p}::text[])", "source": "t.source = ANY({p}::text[])",
+               "status": f"{_TREND_STATUS} = ANY({{p}}::text[])"},
         outer={},
     ),
     "benchmarks": _Family(
@@ -202,7 +216,8 @@ WHERE b.workspace_id = p.ws AND b.period_end > (p.t0 AT TIME ZONE p.tz)::date
                  "competitor_average": _rounded("avg(b.competitor_average)", 6),
                  "competitor_median": _rounded("avg(b.competitor_median)", 6),
                  "competitors": "max(b.competitor_count)", "percentile": _rounded("avg(b.percentile)", 3),
-                 "ratio": _rounded("avg(b.ratio)", 6)},
+                 "ratio": _rounded("avg(b.ratio)", 6),
+                 "industry_average": _rounded("avg(b.industry_average)", 6)},
         inner={"account": "b.connector_id = ANY({p}::text[])", "platform": "b.platform = ANY({p}::text[])",
                "metric": "b.metric = ANY({p}::text[])"},
         outer={},
@@ -212,19 +227,22 @@ WHERE b.workspace_id = p.ws AND b.period_end > (p.t0 AT TIME ZONE p.tz)::date
 WITH p AS ({_PARAMS})
 SELECT {{select}}
 FROM ab_testing_experiments e CROSS JOIN p
-LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(e.results) = 'object' THEN e.results END) AS v ON true
+LEFT JOIN LATERAL {EXPERIMENT_VARIANTS} AS v ON true
 WHERE e.workspace_id = p.ws AND coalesce(e.start_date, e.created_at) < p.t1 AND (e.end_date IS NULL OR e.end_date >= p.t0)
     {{inner}} {{outer}}
 {{group}} {{order}} LIMIT (SELECT n FROM p)""",
         {},
         dimensions={**{k: v for k, v in _buckets("coalesce(e.start_date, e.created_at)").items() if k},
-                    "experiment": "e.experiment_name", "variant": "v.key", "status": "e.status"},
+                    "experiment": "e.experiment_name", "variant": "v.key", "status": "e.status",
+                    "winner": "coalesce(e.winner_variant, '')"},
         metrics={"experiments": "count(DISTINCT e.id)",
                  "assigned": f"coalesce(sum({json_number('v.value', 'assigned', 'numeric')}), 0)::bigint",
                  "outcomes": f"coalesce(sum({json_number('v.value', 'outcomes', 'numeric')}), 0)::bigint",
                  "converted": f"coalesce(sum({json_number('v.value', 'converted', 'numeric')}), 0)::bigint",
                  "conversion_rate": _rounded(f"sum({json_number('v.value', 'converted', 'numeric')}) / nullif(sum("
-                                             f"{json_number('v.value', 'outcomes', 'numeric')}), 0)", 6)},
+                                             f"{json_number('v.value', 'outcomes', 'numeric')}), 0)", 6),
+                 "p_value": _rounded(f"min({_VARIANT_P})", 6),
+                 "winners": "count(DISTINCT e.id) FILTER (WHERE e.winner_variant IS NOT NULL)"},
         inner={"experiment": "e.experiment_name = ANY({p}::text[])", "status": "e.status = ANY({p}::text[])"},
         outer={"variant": "v.key = ANY({p}::text[])"},
     ),

@@ -75,9 +75,11 @@ def _common(fn: Callable) -> Callable:
     return fn
 
 
-def _print(go, fmt: str, workspace: UUID | None) -> None:
+def _print(go, fmt: str, workspace: UUID | None, table_hides: tuple[str, ...] = ()) -> None:
+    """Print a view; a table (for people) leaves out `table_hides` and, with --workspace, the
+    workspace column; json and csv keep every column."""
     table = run_on_database(go)
-    click.echo(show(table, fmt, hide=("workspace_id",) if workspace else ()), nl=False)
+    click.echo(show(table, fmt, hide=(("workspace_id",) if workspace else ()) + table_hides), nl=False)
 
 
 @click.group("analytics")
@@ -203,13 +205,23 @@ def patterns_cmd(workspace, fmt, limit, pattern_type, status, min_judged) -> Non
 @click.option("--experiment", help="only the experiment of this name")
 @expected_failures
 def experiments_cmd(workspace, fmt, limit, status, experiment) -> None:
-    """A/B experiments, one row per variant (ab_experiment, ab_assignment and ab_outcome events).
+    """A/B experiments, one row per variant (ab_experiment, ab_assignment and ab_outcome events;
+    the verdict of the experiment_significance job).
 
+    \b
     assigned: subjects assigned to the variant; outcomes: those with an outcome; converted: those
     that converted; conversion_rate = converted / outcomes (NULL without outcomes); mean_value: the
-    mean outcome value; winner: the experiment's winning variant, NULL until one is declared. An
-    experiment without assignments is one row whose variant is NULL."""
+    mean outcome value. The job's sample (tested, tested_converted: subjects whose outcome says
+    `converted`), and on each treatment's row its comparison with the control (role: control):
+    difference of the rates, p_value (two-proportion z-test, Bonferroni-adjusted over the
+    treatments), ci_low..ci_high (Newcombe's interval of the difference); NULL where undefined or
+    before a run. winner: the job's winner, NULL ("no winner yet") unless a treatment is
+    significantly better with at least 30 subjects in both arms; declared_winner: what a producer
+    declared (decides nothing); judged_at: the run that last changed the verdict. An experiment
+    without variants is one row whose variant is NULL. The table leaves out mean_value, tested,
+    tested_converted, declared_winner, start_date, end_date and judged_at (json and csv have all)."""
     from db.analytics import read
 
     _print(lambda conn: read.experiments(conn, workspace, status=status, experiment=experiment, limit=limit),
-           fmt, workspace)
+           fmt, workspace, ("mean_value", "tested", "tested_converted", "declared_winner", "start_date", "end_date",
+                            "judged_at"))

@@ -578,7 +578,7 @@ def _report(settings: Settings) -> bool:
     today = datetime.now(UTC).date()
     definition = ReportDefinition.model_validate({
         "name": "Demo: daily engagement by platform", "formats": ["csv", "html"],
-        "description": "the demo's posts, each with its latest snapshot of the day",
+        "description": "what the demo's posts gained each day (from their engagement snapshots)",
         "schedule": {"cron": "0 8 * * 1", "timezone": "UTC"},
         "query": {"source": "engagement", "metrics": ["views", "posts", "interactions", "engagement_rate"],
                   "dimensions": ["day", "platform"],

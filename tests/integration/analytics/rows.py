@@ -13,8 +13,9 @@ EXPERIMENT, DRAFT = uuid.uuid4(), uuid.uuid4()
 
 #: optimal_posting_times of w's account acct1 (Europe/Berlin): (day of week, hour, score, avg engagement,
 #: posts, confidence). Fri 20:00 and Wed 09:00 tie at 80: more posts rank first. Sun 00:00 has no engagement.
+#: Tue 07:00 has one post, too few to be scored (score NULL): ranked last.
 CELLS = [(1, 18, 100.0, 0.12, 12, 12 / 22), (3, 9, 80.0, 0.09, 4, 4 / 14), (5, 20, 80.0, 0.1, 8, 8 / 18),
-         (0, 0, 10.0, None, 0, None)]
+         (0, 0, 10.0, None, 0, None), (2, 7, None, 0.5, 1, 1 / 11)]
 
 
 async def insert(conn, w: uuid.UUID, x: uuid.UUID) -> None:
@@ -26,9 +27,9 @@ async def insert(conn, w: uuid.UUID, x: uuid.UUID) -> None:
             [(ws, account, *c, T0) for c in cells])
 
     trends = [  # (workspace, platform, type, key, source, impact, trend data, start, end)
-        (w, "tiktok", "hashtag", "cats", "detected", 250.0, {"posts": 3, "recent_gain": 1500},
+        (w, "tiktok", "hashtag", "cats", "detected", 250.0, {"status": "rising", "posts": 3, "recent_gain": 1500},
          datetime(2026, 11, 29, 18, tzinfo=UTC), datetime(2026, 11, 30, 0, tzinfo=UTC)),
-        (w, "tiktok", "hashtag", "newtag", "detected", None, {"posts": 1, "recent_gain": 1200},
+        (w, "tiktok", "hashtag", "newtag", "detected", None, {"status": "new", "posts": 1, "recent_gain": 1200},
          datetime(2026, 11, 30, 0, tzinfo=UTC), datetime(2026, 11, 30, 6, tzinfo=UTC)),
         (w, "instagram", "style", "minimal", "reported", 40.5, {"note": "=HYPERLINK(1)"},
          datetime(2026, 11, 20, tzinfo=UTC), None),
@@ -46,24 +47,27 @@ async def insert(conn, w: uuid.UUID, x: uuid.UUID) -> None:
         (w, "acct1", "follower_growth", date(2026, 11, 23), date(2026, 11, 30), 10.0, None, None, 0, None, None),
         (x, "acctx", "followers", date(2026, 11, 23), date(2026, 11, 30), 5.0, 5.0, 5.0, 1, 50.0, 1.0),
     ]
+    industry = {(w, "followers", date(2026, 11, 30)): 1200.0}  # the rest: under the thresholds, NULL
     await conn.executemany(
         """INSERT INTO benchmark_comparisons (workspace_id, connector_id, platform, metric, period_start, period_end,
-               user_value, competitor_average, competitor_median, competitor_count, percentile, ratio, computed_at)
-           VALUES ($1, $2, 'tiktok', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
-        [(*b, T0) for b in benchmarks])
+               user_value, competitor_average, competitor_median, competitor_count, percentile, ratio, computed_at,
+               industry_average)
+           VALUES ($1, $2, 'tiktok', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
+        [(*b, T0, industry.get((b[0], b[2], b[4]))) for b in benchmarks])
 
     for ws, model in ((w, MODEL), (x, MODEL_X)):
         await conn.execute(
             """INSERT INTO ml_models (workspace_id, id, name, version, model_type, status, created_at, updated_at,
                    last_event_at) VALUES ($1, $2, 'viral', '2', 'regression', 'active', $3, $3, $3)""", ws, model, T0)
-    accuracy = [  # (workspace, model, type, predicted, actual, absolute error, % error, accuracy %, measured at)
-        (w, MODEL, "views", 100.0, 80.0, 20.0, 25.0, 75.0, datetime(2026, 11, 28, tzinfo=UTC)),
-        (w, MODEL, "views", 100.0, 100.0, 0.0, 0.0, 100.0, datetime(2026, 11, 29, tzinfo=UTC)),
-        (w, MODEL, "views", 60.0, 40.0, 20.0, 50.0, 50.0, datetime(2026, 11, 29, 12, tzinfo=UTC)),
-        (w, MODEL, "likes", 5.0, 0.0, 5.0, None, 0.0, datetime(2026, 11, 29, tzinfo=UTC)),
-        (x, MODEL_X, "views", 1.0, 1.0, 0.0, 0.0, 100.0, datetime(2026, 11, 29, tzinfo=UTC)),
+    accuracy = [  # (workspace, model, type, predicted, actual, absolute error, % error, accuracy %, ratio accuracy %
+        #          = 100 x min / max, measured at)
+        (w, MODEL, "views", 100.0, 80.0, 20.0, 25.0, 75.0, 80.0, datetime(2026, 11, 28, tzinfo=UTC)),
+        (w, MODEL, "views", 100.0, 100.0, 0.0, 0.0, 100.0, 100.0, datetime(2026, 11, 29, tzinfo=UTC)),
+        (w, MODEL, "views", 60.0, 40.0, 20.0, 50.0, 50.0, 100 * 40 / 60, datetime(2026, 11, 29, 12, tzinfo=UTC)),
+        (w, MODEL, "likes", 5.0, 0.0, 5.0, None, 0.0, None, datetime(2026, 11, 29, tzinfo=UTC)),
+        (x, MODEL_X, "views", 1.0, 1.0, 0.0, 0.0, 100.0, 100.0, datetime(2026, 11, 29, tzinfo=UTC)),
     ]
-    for ws, model, kind, predicted, actual, err, pct, acc, at in accuracy:
+    for ws, model, kind, predicted, actual, err, pct, acc, ratio, at in accuracy:
         pid = uuid.uuid4()
         await conn.execute(
             """INSERT INTO predictions (workspace_id, id, model_id, prediction_type, predicted_value, predicted_score,
@@ -71,9 +75,10 @@ async def insert(conn, w: uuid.UUID, x: uuid.UUID) -> None:
             ws, pid, model, kind, predicted, at, actual)
         await conn.execute(
             """INSERT INTO prediction_accuracy (workspace_id, prediction_id, model_id, prediction_type, predicted_score,
-                   actual_score, absolute_error, percentage_error, accuracy_percentage, source, measured_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'engagement', $10)""",
-            ws, pid, model, kind, predicted, actual, err, pct, acc, at)
+                   actual_score, absolute_error, percentage_error, accuracy_percentage, ratio_accuracy, source,
+                   measured_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'engagement', $11)""",
+            ws, pid, model, kind, predicted, actual, err, pct, acc, ratio, at)
 
     await conn.executemany(
         """INSERT INTO model_accuracy_daily (workspace_id, model_id, prediction_type, day, predictions, mean_accuracy,

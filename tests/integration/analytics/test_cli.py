@@ -44,33 +44,37 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
         # confidence = posts / (posts + 10): 12/22 = 0.545, 8/18 = 0.444, 4/14 = 0.286 (3 places)
         def cell(rank, day, hour, score, eng, posts, conf):
             return {"workspace_id": ws, "platform": "tiktok", "account": "acct1", "rank": rank, "day": day, "hour": hour,
-                    "timezone": "Europe/Berlin", "score": score, "avg_engagement": eng, "posts": posts,
+                    "timezone": "Europe/Berlin", "score": score, "measure": "engagement_rate", "avg_engagement": eng,
+                    "posts": posts,
                     "confidence": conf, "computed_at": MON}
 
         best = [cell(1, "Mon", 18, 100.0, 0.12, 12, 0.545), cell(2, "Fri", 20, 80.0, 0.1, 8, 0.444),
                 cell(3, "Wed", 9, 80.0, 0.09, 4, 0.286)]
         assert await _json(stack, "posting-times", "-w", ws) == best
-        # --top 0: every cell, the one without engagement too (NULL stays null)
+        # --top 0: every cell, the one without engagement too (NULL stays null), and last the one post's
+        # cell, too few posts to be scored (score NULL, ranked after every scored cell)
         assert await _json(stack, "posting-times", "-w", ws, "--top", "0") == [
-            *best, cell(4, "Sun", 0, 10.0, None, 0, None)]
+            *best, cell(4, "Sun", 0, 10.0, None, 0, None), cell(5, "Tue", 7, None, 0.5, 1, 0.091)]
         assert await _cli(stack, "posting-times", "-w", ws, "--top", "0", "--format", "csv") == (
-            "workspace_id,platform,account,rank,day,hour,timezone,score,avg_engagement,posts,confidence,computed_at\n"
-            f"{ws},tiktok,acct1,1,Mon,18,Europe/Berlin,100.0,0.12,12,0.545,2026-11-30T03:00:00+00:00\n"
-            f"{ws},tiktok,acct1,2,Fri,20,Europe/Berlin,80.0,0.1,8,0.444,2026-11-30T03:00:00+00:00\n"
-            f"{ws},tiktok,acct1,3,Wed,9,Europe/Berlin,80.0,0.09,4,0.286,2026-11-30T03:00:00+00:00\n"
-            f"{ws},tiktok,acct1,4,Sun,0,Europe/Berlin,10.0,,0,,2026-11-30T03:00:00+00:00\n")
+            "workspace_id,platform,account,rank,day,hour,timezone,score,measure,avg_engagement,posts,confidence,"
+            "computed_at\n"
+            f"{ws},tiktok,acct1,1,Mon,18,Europe/Berlin,100.0,engagement_rate,0.12,12,0.545,2026-11-30T03:00:00+00:00\n"
+            f"{ws},tiktok,acct1,2,Fri,20,Europe/Berlin,80.0,engagement_rate,0.1,8,0.444,2026-11-30T03:00:00+00:00\n"
+            f"{ws},tiktok,acct1,3,Wed,9,Europe/Berlin,80.0,engagement_rate,0.09,4,0.286,2026-11-30T03:00:00+00:00\n"
+            f"{ws},tiktok,acct1,4,Sun,0,Europe/Berlin,10.0,engagement_rate,,0,,2026-11-30T03:00:00+00:00\n"
+            f"{ws},tiktok,acct1,5,Tue,7,Europe/Berlin,,engagement_rate,0.5,1,0.091,2026-11-30T03:00:00+00:00\n")
         assert await _json(stack, "posting-times", "-w", ws, "--account", "nobody") == []
         assert await _json(stack, "posting-times", "-w", ws, "--top", "1", "--platform", "tiktok") == best[:1]
 
         # trends: by impact, the undefined impact (a zero baseline) last; a reported trend has no posts
         cats = {"workspace_id": ws, "platform": "tiktok", "trend_type": "hashtag", "trend_key": "cats",
-                "source": "detected", "impact_pct": 250.0, "posts": 3, "recent_gain": 1500,
+                "source": "detected", "status": "rising", "impact_pct": 250.0, "posts": 3, "recent_gain": 1500,
                 "start_time": "2026-11-29T18:00:00Z", "end_time": "2026-11-30T00:00:00Z"}
         minimal = {"workspace_id": ws, "platform": "instagram", "trend_type": "style", "trend_key": "minimal",
-                   "source": "reported", "impact_pct": 40.5, "posts": None, "recent_gain": None,
+                   "source": "reported", "status": None, "impact_pct": 40.5, "posts": None, "recent_gain": None,
                    "start_time": "2026-11-20T00:00:00Z", "end_time": None}
         newtag = {"workspace_id": ws, "platform": "tiktok", "trend_type": "hashtag", "trend_key": "newtag",
-                  "source": "detected", "impact_pct": None, "posts": 1, "recent_gain": 1200,
+                  "source": "detected", "status": "new", "impact_pct": None, "posts": 1, "recent_gain": 1200,
                   "start_time": "2026-11-30T00:00:00Z", "end_time": "2026-11-30T06:00:00Z"}
         assert await _json(stack, "trends", "-w", ws) == [cats, minimal, newtag]
         assert await _json(stack, "trends", "-w", ws, "--limit", "1") == [cats]
@@ -79,39 +83,42 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
         assert await _json(stack, "trends", "-w", ws, "--source", "detected", "--type", "hashtag",
                            "--since", "2026-11-30T03:00:00Z") == [newtag]
         assert await _cli(stack, "trends", "-w", ws, "--format", "csv") == (
-            "workspace_id,platform,trend_type,trend_key,source,impact_pct,posts,recent_gain,start_time,end_time\n"
-            f"{ws},tiktok,hashtag,cats,detected,250.0,3,1500,2026-11-29T18:00:00+00:00,2026-11-30T00:00:00+00:00\n"
-            f"{ws},instagram,style,minimal,reported,40.5,,,2026-11-20T00:00:00+00:00,\n"
-            f"{ws},tiktok,hashtag,newtag,detected,,1,1200,2026-11-30T00:00:00+00:00,2026-11-30T06:00:00+00:00\n")
+            "workspace_id,platform,trend_type,trend_key,source,status,impact_pct,posts,recent_gain,start_time,end_time\n"
+            f"{ws},tiktok,hashtag,cats,detected,rising,250.0,3,1500,2026-11-29T18:00:00+00:00,2026-11-30T00:00:00+00:00\n"
+            f"{ws},instagram,style,minimal,reported,,40.5,,,2026-11-20T00:00:00+00:00,\n"
+            f"{ws},tiktok,hashtag,newtag,detected,new,,1,1200,2026-11-30T00:00:00+00:00,2026-11-30T06:00:00+00:00\n")
 
         # benchmarks: each metric's latest period; growth has no competitor, so no average, percentile, ratio
-        def bench(metric, start, end, value, avg, n, pct, ratio):
+        def bench(metric, start, end, value, avg, n, pct, ratio, industry=None):
             return {"workspace_id": ws, "account": "acct1", "platform": "tiktok", "metric": metric,
                     "period_start": start, "period_end": end, "value": value, "competitor_average": avg,
                     "competitor_median": avg, "competitors": n, "percentile": pct, "ratio": ratio,
-                    "industry_average": None, "computed_at": MON}
+                    "industry_average": industry, "computed_at": MON}
 
         growth = bench("follower_growth", "2026-11-23", "2026-11-30", 10.0, None, 0, None, None)
-        followers = bench("followers", "2026-11-23", "2026-11-30", 1100.0, 1000.0, 2, 50.0, 1.1)
+        followers = bench("followers", "2026-11-23", "2026-11-30", 1100.0, 1000.0, 2, 50.0, 1.1, 1200.0)
         assert await _json(stack, "benchmarks", "-w", ws) == [growth, followers]
         # every period: the week before too, its ratio 1000 / 1500 = 0.666667 (6 places)
         assert await _json(stack, "benchmarks", "-w", ws, "--all-periods", "--metric", "followers") == [
             followers, bench("followers", "2026-11-16", "2026-11-23", 1000.0, 1500.0, 2, 0.0, 0.666667)]
 
-        # accuracy per model and type: views (75 + 100 + 50) / 3 = 75 %, errors (20 + 0 + 20) / 3 = 13.333333,
-        # % errors (25 + 0 + 50) / 3 = 25; likes' actual was 0: its % error is undefined
-        def acc(kind, n, accuracy, mae, mpe, first, last):
+        # accuracy per model and type: views (75 + 100 + 50) / 3 = 75 %, ratio accuracy (80 + 100 + 66.667) / 3
+        # = 82.222 %, errors (20 + 0 + 20) / 3 = 13.333333, % errors (25 + 0 + 50) / 3 = 25; likes' actual was
+        # 0: its % error and ratio accuracy are undefined (0 judged)
+        def acc(kind, n, accuracy, ratio, judged, mae, mpe, first, last):
             return {"workspace_id": ws, "model": "viral", "version": "2", "prediction_type": kind, "source": "engagement",
-                    "predictions": n, "accuracy_pct": accuracy, "mean_absolute_error": mae,
+                    "predictions": n, "accuracy_pct": accuracy, "ratio_accuracy_pct": ratio, "ratio_judged": judged,
+                    "mean_absolute_error": mae,
                     "mean_percentage_error": mpe, "first_measured": first, "last_measured": last}
 
-        likes = acc("likes", 1, 0.0, 5.0, None, "2026-11-29T00:00:00Z", "2026-11-29T00:00:00Z")
+        likes = acc("likes", 1, 0.0, None, 0, 5.0, None, "2026-11-29T00:00:00Z", "2026-11-29T00:00:00Z")
         assert await _json(stack, "accuracy", "-w", ws) == [
-            likes, acc("views", 3, 75.0, 13.333333, 25.0, "2026-11-28T00:00:00Z", "2026-11-29T12:00:00Z")]
-        # since 29 Nov: views (100 + 50) / 2 = 75 %, errors (0 + 20) / 2 = 10, % errors (0 + 50) / 2 = 25
+            likes, acc("views", 3, 75.0, 82.222, 3, 13.333333, 25.0, "2026-11-28T00:00:00Z", "2026-11-29T12:00:00Z")]
+        # since 29 Nov: views (100 + 50) / 2 = 75 %, ratio (100 + 66.667) / 2 = 83.333 %, errors (0 + 20) / 2 = 10,
+        # % errors (0 + 50) / 2 = 25
         assert await _json(stack, "accuracy", "-w", ws, "--since", "2026-11-29", "--model", "viral",
                            "--type", "views") == [
-            acc("views", 2, 75.0, 10.0, 25.0, "2026-11-29T00:00:00Z", "2026-11-29T12:00:00Z")]
+            acc("views", 2, 75.0, 83.333, 2, 10.0, 25.0, "2026-11-29T00:00:00Z", "2026-11-29T12:00:00Z")]
 
         # patterns: success 3/4 = 75 %, 1/5 = 20 %, none judged (NULL) last; engagement 300/3, 50/2, none
         def pattern(kind, name, n, judged, rate, eng):
@@ -134,7 +141,9 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
         def arm(name, status, variant, assigned, outcomes, converted, rate, value, size, start):
             return {"workspace_id": ws, "experiment": name, "status": status, "variant": variant, "assigned": assigned,
                     "outcomes": outcomes, "converted": converted, "conversion_rate": rate, "mean_value": value,
-                    "winner": None, "sample_size": size, "start_date": start, "end_date": None}
+                    "tested": None, "tested_converted": None, "difference": None, "p_value": None, "ci_low": None,
+                    "ci_high": None, "role": None, "winner": None, "declared_winner": None, "sample_size": size,
+                    "start_date": start, "end_date": None, "judged_at": None}
 
         control = arm("thumbnail", "running", "control", 100, 80, 8, 0.1, 1.5, 200, "2026-11-23T00:00:00Z")
         treatment = arm("thumbnail", "running", "treatment", 100, 0, 0, None, None, 200, "2026-11-23T00:00:00Z")
@@ -143,19 +152,20 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
         assert await _json(stack, "experiments", "-w", ws, "--status", "running", "--experiment", "thumbnail") == [
             control, treatment]
         assert await _cli(stack, "experiments", "-w", ws, "--format", "csv") == (
-            "workspace_id,experiment,status,variant,assigned,outcomes,converted,conversion_rate,mean_value,winner,"
-            "sample_size,start_date,end_date\n"
-            f"{ws},caption,draft,,,,,,,,0,,\n"
-            f"{ws},thumbnail,running,control,100,80,8,0.1,1.5,,200,2026-11-23T00:00:00+00:00,\n"
-            f"{ws},thumbnail,running,treatment,100,0,0,,,,200,2026-11-23T00:00:00+00:00,\n")
+            "workspace_id,experiment,status,variant,assigned,outcomes,converted,conversion_rate,mean_value,tested,"
+            "tested_converted,difference,p_value,ci_low,ci_high,role,winner,declared_winner,sample_size,start_date,"
+            "end_date,judged_at\n"
+            f"{ws},caption,draft,,,,,,,,,,,,,,,,0,,,\n"
+            f"{ws},thumbnail,running,control,100,80,8,0.1,1.5,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n"
+            f"{ws},thumbnail,running,treatment,100,0,0,,,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n")
         # a table: aligned, numbers right, NULL as —, no workspace column when --workspace names it
         assert await _cli(stack, "experiments", "-w", ws, "--status", "running") == (
-            "experiment  status   variant    assigned  outcomes  converted  conversion_rate  mean_value  winner  "
-            "sample_size  start_date            end_date\n"
-            "thumbnail   running  control         100        80          8              0.1         1.5  —       "
-            "        200  2026-11-23 00:00:00Z  —\n"
-            "thumbnail   running  treatment       100         0          0                —           —  —       "
-            "        200  2026-11-23 00:00:00Z  —\n")
+            "experiment  status   variant    assigned  outcomes  converted  conversion_rate  difference  p_value  ci_low  "
+            "ci_high  role  winner  sample_size\n"
+            "thumbnail   running  control         100        80          8              0.1  —           —        —       "
+            "—        —     —               200\n"
+            "thumbnail   running  treatment       100         0          0                —  —           —        —       "
+            "—        —     —               200\n")
         assert await _cli(stack, "benchmarks", "-w", ws, "--metric", "nothing") == (
             "account  platform  metric  period_start  period_end  value  competitor_average  competitor_median  "
             "competitors  percentile  ratio  industry_average  computed_at\n(no rows)\n")
@@ -184,7 +194,7 @@ def test_the_entry_point_reads_and_refuses_a_bad_workspace_in_one_line(stack):
     out = subprocess.run([*run, "posting-times", "--format", "csv"], cwd=ROOT, env=stack.env(), capture_output=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == (b"workspace_id,platform,account,rank,day,hour,timezone,score,avg_engagement,posts,"
+    assert out.stdout == (b"workspace_id,platform,account,rank,day,hour,timezone,score,measure,avg_engagement,posts,"
                           b"confidence,computed_at\n")
     out = subprocess.run([*run, "trends", "-w", "nope"], cwd=ROOT, env=stack.env(), capture_output=True, timeout=60)
     assert out.returncode == 2 and b"'nope' is not a workspace id (a UUID)" in out.stderr

@@ -11,7 +11,10 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from db.analytics import read
 from db.pool import connect
+from db.reports.query import fetch
+from schemas.reports import ReportQuery
 from streams.jobs.catalog import JOBS
 from streams.jobs.runner import JobRunner
 
@@ -71,6 +74,18 @@ async def test_significance_winner_and_nulls(stack):
         assert e["significance"]["arms"] == {"B": {"n": 1000, "conversions": 130, "rate": 0.13},
                                              "control": {"n": 1000, "conversions": 100, "rate": 0.1}}
         assert e["significance_computed_at"] == T
+        # what `learnstream analytics experiments` shows of it: the job's figures on each treatment's
+        # row (rounded to 6 places), none on the control's; the control's role named
+        shown = await read.experiments(conn, W, experiment="issue example")
+        got = [dict(zip(shown.columns, row)) for row in shown.rows]
+        assert [(x["variant"], x["role"], x["tested"], x["tested_converted"], x["difference"], x["p_value"],
+                 x["ci_low"], x["ci_high"], x["winner"]) for x in got] == [
+            ("B", None, 1000, 130, 0.03, 0.035488, 0.002002, 0.05807, "B"),  # p 0.03548847.., high 0.05807048..
+            ("control", "control", 1000, 100, None, None, None, None, "B")]
+        # and a report of it (source experiments): B's p-value, the winner, one experiment won
+        q = ReportQuery(source="experiments", metrics=["p_value", "winners"], dimensions=["variant", "winner"],
+                        filters={"experiment": ["issue example"]}, period={"start": "2026-11-23", "end": "2026-12-01"})
+        assert (await fetch(conn, W, q, *q.resolve(T)))[1] == [("B", "B", 0.035488, 1), ("control", "B", None, 1)]
 
         e = rows["no outcomes"]
         assert (e["winner_variant"], e["compared_variant"], e["p_value"], e["difference_ci_low"],

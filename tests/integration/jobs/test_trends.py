@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from db.analytics.summary import detected_trends
+from db.analytics import read
 from db.pool import connect
-from streams.devkit.demo import trend_line
+from streams.analytics.cli import show
 from streams.jobs.catalog import JOBS
 from streams.jobs.runner import JobRunner
 
@@ -138,10 +138,13 @@ async def test_a_near_zero_baseline_is_labelled_new_not_a_percentage(stack):
         assert [(r["trend_type"], r["platform"], r["avg_impact"]) for r in q3] == [("hashtag", "tiktok", pytest.approx(1900))]
         view = await conn.fetch("SELECT trend_count, avg_impact FROM trend_analysis_view WHERE workspace_id = $1", W)
         assert [(r["trend_count"], r["avg_impact"]) for r in view] == [(2, pytest.approx(1900))]
-        # the demo's summary: the measured rise first, then the new one, printed as "new" (it raised TypeError)
-        rows = await detected_trends(conn)
-        assert [(r["trend_key"], r["status"], r["recent_gain"]) for r in rows] == [("#steady", "rising", 1200),
-                                                                                   ("#quiet", "new", 1500)]
-        assert trend_line(rows[1]).startswith("hashtag #quiet on tiktok: 1 posts, new (1,500 interactions")
+        # `learnstream analytics trends` (and the demo, which prints it): the measured rise first, then the
+        # new one, labelled new with its impact shown as undefined (the demo's old line raised TypeError)
+        shown = await read.trends(conn, W, source="detected")
+        got = [dict(zip(shown.columns, row)) for row in shown.rows]
+        assert [(r["trend_key"], r["status"], r["impact_pct"], r["recent_gain"]) for r in got] == [
+            ("#steady", "rising", 1900.0, 1200), ("#quiet", "new", None, 1500)]
+        table = show(shown, "table", hide=("workspace_id",)).splitlines()
+        assert table[2].split()[:6] == ["tiktok", "hashtag", "#quiet", "detected", "new", "—"]
     finally:
         await conn.close()

@@ -40,18 +40,27 @@ async def test_the_job_sources_give_exact_rows(stack):
                            "2026-01-02") == [
             ("acct1", 0, 0, 1, 10.0, 0, None, None),  # no engagement: undefined, not 0
             ("acct1", 1, 18, 1, 100.0, 12, 0.12, 0.545),  # 12 / 22
+            ("acct1", 2, 7, 1, None, 1, 0.5, 0.091),  # one post: too few to be scored; 1 / 11
             ("acct1", 3, 9, 1, 80.0, 4, 0.09, 0.286),  # 4 / 14
             ("acct1", 5, 20, 1, 80.0, 8, 0.1, 0.444)]  # 8 / 18
-        # all cells: engagement weighted by posts (0.12 * 12 + 0.09 * 4 + 0.1 * 8) / 24 = 2.6 / 24 = 0.108333;
-        # confidence (12/22 + 4/14 + 8/18) / 3 = 0.425 (the cell without one left out)
+        # all cells: engagement weighted by posts (0.12 * 12 + 0.09 * 4 + 0.1 * 8 + 0.5 * 1) / 25 = 3.1 / 25 = 0.124;
+        # confidence (12/22 + 4/14 + 8/18 + 1/11) / 4 = 1.366522 / 4 = 0.342 (the cell without one left out)
         assert await _rows(conn, w, "posting_times", metrics, [], "2026-11-23", "2026-12-01",
-                           platform=["tiktok"], account=["acct1"]) == [(4, 100.0, 24, 0.108333, 0.425)]
+                           platform=["tiktok"], account=["acct1"]) == [(5, 100.0, 25, 0.124, 0.342)]
+        # by measure: every cell of acct1 is an engagement rate; 4 of its 5 cells have a score
+        assert await _rows(conn, w, "posting_times", ["cells", "scored_cells"], ["measure"], "2026-11-23",
+                           "2026-12-01", measure=["engagement_rate"]) == [("engagement_rate", 5, 4)]
 
         # trends active in [23 Nov, 1 Dec): all three; the detected newtag's impact is undefined, so
         # the mean is cats' alone; the reported one has no posts
         metrics = ["trends", "max_impact", "mean_impact", "posts", "recent_gain"]
         assert await _rows(conn, w, "trends", metrics, ["source"], "2026-11-23", "2026-12-01") == [
             ("detected", 2, 250.0, 250.0, 3 + 1, 1500 + 1200), ("reported", 1, 40.5, 40.5, None, None)]
+        # by label: the reported trend has none; newtag is new (no impact), cats rising
+        assert await _rows(conn, w, "trends", ["trends", "new_trends", "mean_impact"], ["status"], "2026-11-23",
+                           "2026-12-01") == [("", 1, 0, 40.5), ("new", 1, 1, None), ("rising", 1, 0, 250.0)]
+        assert await _rows(conn, w, "trends", ["trends"], ["trend_key"], "2026-11-23", "2026-12-01",
+                           status=["new"]) == [("newtag", 1)]
         assert await _rows(conn, w, "trends", ["trends", "max_impact"], ["trend_key"], "2026-11-23", "2026-12-01",
                            trend_type=["hashtag"]) == [("cats", 1, 250.0), ("newtag", 1, None)]
         # [1 Nov, 21 Nov): only the reported trend (since 20 Nov, no end); by the week of its start
@@ -60,9 +69,10 @@ async def test_the_job_sources_give_exact_rows(stack):
 
         # benchmarks whose period ended in (23 Nov, 1 Dec]: the week to 30 Nov
         metrics = ["comparisons", "value", "competitor_average", "competitor_median", "competitors", "percentile",
-                   "ratio"]
+                   "ratio", "industry_average"]
         assert await _rows(conn, w, "benchmarks", metrics, ["metric"], "2026-11-23", "2026-12-01") == [
-            ("follower_growth", 1, 10.0, None, None, 0, None, None), ("followers", 1, 1100.0, 1000.0, 1000.0, 2, 50.0, 1.1)]
+            ("follower_growth", 1, 10.0, None, None, 0, None, None, None),
+            ("followers", 1, 1100.0, 1000.0, 1000.0, 2, 50.0, 1.1, 1200.0)]
         # both weeks: value (1000 + 1100) / 2 = 1050, ratio (1000/1500 + 1.1) / 2 = 0.883333; by week
         assert await _rows(conn, w, "benchmarks", ["comparisons", "value", "ratio"], ["metric"], "2026-11-16",
                            "2026-12-01", metric=["followers"]) == [("followers", 2, 1050.0, 0.883333)]
@@ -102,4 +112,5 @@ async def test_a_report_of_posting_times_runs_into_csv(stack, tmp_path):
         await conn.close()
     assert done.status == "completed", done.error
     assert done.path.read_text() == ("account,weekday,hour,best_score,posts\n"
-                                     "acct1,0,0,10.0,0\nacct1,1,18,100.0,12\nacct1,3,9,80.0,4\nacct1,5,20,80.0,8\n")
+                                     "acct1,0,0,10.0,0\nacct1,1,18,100.0,12\nacct1,2,7,,1\nacct1,3,9,80.0,4\n"
+                                     "acct1,5,20,80.0,8\n")  # Tue 07:00: one post, no score (an empty cell)
