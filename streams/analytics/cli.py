@@ -106,9 +106,11 @@ def posting_times_cmd(workspace, fmt, limit, platform, account, top) -> None:
     """The best hours of the week to post, per account, best first (job optimal_posting_times).
 
     day and hour are in the account's time zone (timezone); score is 0-100 against the account's
-    best hour; avg_engagement the mean engagement rate of the posts published in that hour; posts
-    their number; confidence = posts / (posts + 10), the weight of the hour's own posts against the
-    account's mean."""
+    best hour, ranked by a lower bound so that a few lucky posts do not win, NULL for an hour with
+    too few posts to be scored (listed after the scored ones); measure says what avg_engagement is:
+    engagement_rate (interactions / views) or interactions_per_post (a platform that reports no
+    views); posts their number; confidence = posts / (posts + 10), the weight of the hour's own
+    posts against the account's mean."""
     from db.analytics import read
 
     _print(lambda conn: read.posting_times(conn, workspace, platform=platform, account=account, top=top or None,
@@ -127,8 +129,9 @@ def posting_times_cmd(workspace, fmt, limit, platform, account, top) -> None:
 def trends_cmd(workspace, fmt, limit, platform, trend_type, source, since) -> None:
     """Trends, the highest engagement impact first (job detect_trends, and trend_detected events).
 
-    impact_pct is the % of engagement over the key's baseline, NULL where it is undefined (a
-    detected key whose baseline is zero; those are listed last); posts and recent_gain (the
+    status labels a detected trend: rising (impact_pct measured), or new (its baseline gained too
+    few interactions to compare with: impact_pct NULL; listed last); a reported trend has none.
+    impact_pct is the % of engagement gained over the key's baseline; posts and recent_gain (the
     interactions its posts gained in the recent window) are those of the latest detection;
     start_time..end_time is when it trended."""
     from db.analytics import read
@@ -150,8 +153,10 @@ def benchmarks_cmd(workspace, fmt, limit, platform, account, metric, all_periods
 
     value is the account's; competitor_average and competitor_median the active competitors'
     (competitors: how many had a value); percentile the account's place among them (those below plus
-    half the ties, in %); ratio = value / competitor_average. NULL where undefined (no competitor,
-    a growth without a starting count)."""
+    half the ties, in %); ratio = value / competitor_average; industry_average the platform's
+    average over competitor accounts across workspaces (NULL under the k-anonymity thresholds).
+    NULL where undefined (no competitor; a growth needs two snapshots: an account with one has no
+    growth row)."""
     from db.analytics import read
 
     _print(lambda conn: read.benchmarks(conn, workspace, platform=platform, account=account, metric=metric,
@@ -169,9 +174,12 @@ def accuracy_cmd(workspace, fmt, limit, model, prediction_type, since) -> None:
     """Prediction accuracy per model, prediction type and source of the actual value (job
     prediction_accuracy: `engagement`; prediction_outcome events: `outcome`; user_feedback: `feedback`).
 
-    predictions: how many were measured; accuracy_pct, mean_absolute_error and
+    predictions: how many were measured; accuracy_pct (relative-error accuracy, 100 x max(0, 1 -
+    |p - a| / |a|): asymmetric, 3x too high scores 0, 3x too low 33.3), mean_absolute_error and
     mean_percentage_error are their means (the percentage error is NULL where every actual was 0);
-    first_measured..last_measured when they were measured."""
+    ratio_accuracy_pct the mean ratio accuracy (100 x min(p, a) / max(p, a): symmetric) over the
+    ratio_judged predictions where it is defined; first_measured..last_measured when they were
+    measured. A prediction whose outcome came too late after its horizon is not judged (expired)."""
     from db.analytics import read
 
     _print(lambda conn: read.accuracy(conn, workspace, model=model, prediction_type=prediction_type, since=since,
