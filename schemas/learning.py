@@ -310,8 +310,9 @@ class TrendDetected(_Data):
 class ImprovementMeasured(_Data):
     """-> ai_improvement_tracking. improvement_percentage is positive = better, always: when not
     given, it is computed from `metric` in before/after as (after - before) / |before| x 100,
-    turned for a lower-is-better metric (its name contains loss, error, mae, mse, rmse, mape or
-    latency), so latency 200 -> 100 ms is +50, as the model_improvements job writes it."""
+    turned for a lower-is-better metric (by the words of its name: loss, error, latency, time,
+    duration, cost, ...; a recall, accuracy, ... is higher-is-better), so latency 200 -> 100 ms is
+    +50, as the model_improvements job writes it."""
 
     improvement_type: Name50
     metric: Name100 | None = None

@@ -100,7 +100,8 @@ JOBS: dict[str, Job] = {
             _styles),
         Job("model_improvements", "20 * * * *",
             "each model registered with a parent, against it on every numeric metric both report (positive = better; "
-            "lower-is-better metrics by name) -> ai_improvement_tracking, improvement_type 'model_evaluation'",
+            "lower-is-better metrics by the words of their names) -> ai_improvement_tracking, "
+            "improvement_type 'model_evaluation'",
             _improvements),
         Job("experiment_significance", "*/15 * * * *",
             f"each A/B experiment's treatments against its control ('{CONTROL_NAME}' or control_variant.name) on the "

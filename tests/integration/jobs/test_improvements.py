@@ -90,3 +90,49 @@ async def test_the_job_and_an_event_give_the_same_sign_for_the_same_change(stack
     finally:
         await pool.close()
         await conn.close()
+
+
+async def test_which_metrics_are_better_when_lower_by_the_words_of_their_names(stack):
+    """Migration 0041 (review of issue #25 item 6): 0032's substring rule took response_time_ms,
+    p95_duration_s, cost_usd, perplexity and bounce_rate for better-when-higher (200 -> 100 was a
+    loss of 50 %) and error_detection_recall for better-when-lower. Now: 200 -> 100 of a
+    lower-is-better metric is -1 x 100 x (100 - 200) / 200 = +50; of a higher-is-better one -50."""
+    conn = await connect(stack.dsn)
+    try:
+        lower = ["response_time_ms", "p95_duration_s", "cost_usd", "perplexity", "bounce_rate", "val_loss", "valloss",
+                 "latency", "error_rate", "MAE", "time_to_first_token"]
+        higher = ["error_detection_recall", "accuracy", "conversion_rate", "f1_score", "auc", "throughput_qps",
+                  "engagement_rate", "uptime", "note"]
+        got = {m: await conn.fetchval("SELECT metric_improvement_percentage($1, 200, 100)", m) for m in lower + higher}
+        assert got == {**dict.fromkeys(lower, 50.0), **dict.fromkeys(higher, -50.0)}
+    finally:
+        await conn.close()
+
+
+async def test_0041_turns_the_sign_of_the_rows_the_old_rule_computed(stack):
+    """0041's UPDATE, run again on rows as 0032's rule left them: a model_evaluation row of
+    response_time_ms 200 -> 100 (stored -50: turned to +50); an event's row whose value is what the
+    old rule computed (-50: turned); an event's row whose producer sent its own value (-7: kept); a
+    row whose direction did not change (latency, +50: kept)."""
+    from db.migrate import MIGRATIONS_DIR
+
+    sql = (MIGRATIONS_DIR / "0041_metric_direction.sql").read_text()
+    update = sql[sql.index("UPDATE ai_improvement_tracking"):]
+    conn = await connect(stack.dsn)
+    try:
+        rows = [("model_evaluation", "response_time_ms", -50.0), ("improvement_measured", "cost_usd", -50.0),
+                ("improvement_measured", "p95_duration_s", -7.0), ("improvement_measured", "latency", 50.0)]
+        ids = {}
+        for source, metric, value in rows:
+            ids[metric] = uuid.uuid4()
+            await conn.execute(
+                """INSERT INTO ai_improvement_tracking (workspace_id, id, improvement_type, metric, before_metrics,
+                       after_metrics, improvement_percentage, source_event_type, recorded_at)
+                   VALUES ($1, $2, 'x', $3::text, jsonb_build_object($3::text, 200), jsonb_build_object($3::text, 100), $4, $5,
+                           $6)""", W, ids[metric], metric, value, source, T)
+        await conn.execute(update)
+        got = {m: await conn.fetchval("SELECT improvement_percentage FROM ai_improvement_tracking WHERE id = $1", i)
+               for m, i in ids.items()}
+        assert got == {"response_time_ms": 50.0, "cost_usd": 50.0, "p95_duration_s": -7.0, "latency": 50.0}
+    finally:
+        await conn.close()
