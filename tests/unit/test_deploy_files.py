@@ -451,6 +451,8 @@ def test_k8s_manifests_have_the_expected_kinds(k8s_docs):
         "configmap.yaml": [("v1", "ConfigMap")],
         "migrate-job.yaml": [("batch/v1", "Job")],
         "worker-deployment.yaml": [("apps/v1", "Deployment")],
+        "worker-pdb.yaml": [("policy/v1", "PodDisruptionBudget")],
+        "worker-scaledobject.yaml": [("keda.sh/v1alpha1", "TriggerAuthentication"), ("keda.sh/v1alpha1", "ScaledObject")],
     }
     for docs in k8s_docs.values():
         for d in docs:
@@ -509,6 +511,42 @@ def test_k8s_worker_deployment(k8s_docs):
     # the image's user is 10001; the pod must not be able to run as root
     sc = {**pspec.get("securityContext", {}), **c.get("securityContext", {})}
     assert sc.get("runAsNonRoot") is True
+
+
+def test_k8s_scaledobject_scales_the_worker_on_the_ingest_groups_lag(k8s_docs):
+    """KEDA's Kafka scaler watches every ingest topic in the group the worker commits to, with the
+    worker's Kafka credentials and security settings (docs/scaling.md)."""
+    so = _one(k8s_docs, "ScaledObject")
+    dep = _one(k8s_docs, "Deployment")
+    cm = _one(k8s_docs, "ConfigMap")["data"]
+    auth = _one(k8s_docs, "TriggerAuthentication")
+    spec = so["spec"]
+    assert spec["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    settings = Settings(app_id=cm["LEARNSTREAM_APP_ID"])
+    triggers = spec["triggers"]
+    assert sorted(t["metadata"]["topic"] for t in triggers) == sorted(settings.source_topics.values())
+    for t in triggers:
+        meta = t["metadata"]
+        assert t["type"] == "kafka"
+        assert meta["consumerGroup"] == f"{settings.app_id}-ingest"  # streams/ingest/consumer.py
+        assert meta["bootstrapServers"] == cm["LEARNSTREAM_KAFKA_BOOTSTRAP"]
+        # KEDA's names: scram_sha256, scram_sha512, plaintext
+        assert meta["sasl"] == cm["LEARNSTREAM_KAFKA_SASL_MECHANISM"].lower().replace("-", "_").replace("sha_", "sha")
+        assert meta["tls"] == ("enable" if cm["LEARNSTREAM_KAFKA_SECURITY_PROTOCOL"].endswith("SSL") else "disable")
+        assert int(meta["lagThreshold"]) < Settings().ready_max_lag  # scale out before workers go unready
+        assert t["authenticationRef"]["name"] == auth["metadata"]["name"]
+    refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]}
+    assert refs == {"username": ("learnstream-kafka-worker", "username"),
+                    "password": ("learnstream-kafka-worker", "password")}
+
+
+def test_k8s_pdb_covers_the_workers(k8s_docs):
+    pdb = _one(k8s_docs, "PodDisruptionBudget")
+    labels = _one(k8s_docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_k8s_migrate_job(k8s_docs):
