@@ -496,6 +496,27 @@ async def test_trend_analysis_view(db):
     ])
 
 
+async def test_trend_analysis_view_keeps_a_trend_still_reported(db):
+    """A trend's reports fold into one row (earliest start, latest end): one that started 40 days
+    ago and was reported 3 days ago is current, in the 30-day window (0035; 0007 filtered on
+    start_time and left it out). One that started and ended 40 days ago stays out."""
+    w = uuid.UUID("33333333-3333-4333-8333-333333333333")
+    now = datetime.now(UTC)
+    tr = db.transaction()
+    await tr.start()
+    try:
+        await db.executemany(
+            """INSERT INTO trend_analysis (workspace_id, platform, trend_type, trend_key, engagement_impact,
+                   start_time, end_time, created_at, last_event_at) VALUES ($1, 'tiktok', 'hashtag', $2, $3, $4, $5, $4, $4)""",
+            [(w, "#long", 1000.0, now - timedelta(days=40), now - timedelta(days=3)),
+             (w, "#over", 500.0, now - timedelta(days=40), now - timedelta(days=35)),
+             (w, "#new", 40.0, now - timedelta(days=2), None)])
+        rows = await db.fetch("SELECT avg_impact, trend_count FROM trend_analysis_view WHERE workspace_id = $1", w)
+        assert _rows(rows) == [((1000.0 + 40.0) / 2, 2)]  # before 0035: [(40.0, 1)]
+    finally:
+        await tr.rollback()
+
+
 # ----------------------------------------------------------------------------------------------
 # Seed 003's views
 
