@@ -15,11 +15,20 @@ from db.pool import connect
 from streams.jobs.catalog import JOBS
 from streams.jobs.runner import JobRunner
 from streams.publish import publish_messages
-from tests.e2e.jobs.oracles import accuracy, aggregates, benchmarks, experiments, posting_times, styles, trends
+from tests.e2e.jobs.oracles import (
+    accuracy,
+    aggregates,
+    benchmarks,
+    experiments,
+    extremes,
+    posting_times,
+    styles,
+    trends,
+)
 
 pytestmark = pytest.mark.services
 
-ORACLES = (styles, trends, aggregates, benchmarks, experiments, accuracy, posting_times)
+ORACLES = (styles, trends, aggregates, benchmarks, experiments, accuracy, posting_times, extremes)
 
 
 def _messages(ws: str, items: list[dict], per: int = 50) -> list[tuple[bytes, bytes]]:
