@@ -136,6 +136,11 @@ JOB_LAST_SUCCESS = Gauge(
 )
 JOB_FAILURES = Counter("job_failures", "job runs that failed", ["job"], namespace=_NS)
 JOB_ROWS = Counter("job_rows", "rows the job's successful runs wrote", ["job"], namespace=_NS)
+JOB_WORKSPACES_SKIPPED = Counter(
+    "job_workspaces_skipped", "workspaces a per-workspace job skipped because their data failed the computation "
+    "(a data exception: a value out of range, an unknown time zone); the run goes on with the others", ["job"],
+    namespace=_NS,
+)
 MAINTENANCE_PARTITIONS = Counter(
     "maintenance_partitions", "partitions the maintenance runs acted on, by action: created, detached, dropped, "
     "archived, skipped (a detach whose lock retries ran out; the next run tries again)", ["table", "action"],

@@ -13,13 +13,19 @@ is judged on a snapshot up to 30 h after it). A prediction whose first snapshot 
 is later than that is not judged on it (a 24-h views prediction against a 20-day-old count would
 score 2 %): it is set 'expired', actual_outcome {"reason": "stale_outcome", ...} saying when it was
 due, the deadline and the snapshot's time; no accuracy row. One without any snapshot after its due
-time stays active. Only predictions without an outcome yet are measured (an explicit
+time stays active. The figure is taken from the first snapshot within the tolerance on which it
+is defined: an engagement_rate needs views > 0, so a snapshot with 0 views is passed over for a
+later one within the tolerance; when the tolerance has passed (the run's time is after the
+deadline) and no snapshot in it defines the figure, the prediction is set 'expired' with
+{"reason": "undefined_outcome", ...} (same fields). Only predictions without an outcome yet are measured (an explicit
 prediction_outcome stands, and still applies to an expired one), in bounded transactions; a run
 twice changes nothing the second time.
 
 Both accuracy measures of migration 0032 are written: accuracy_percentage (relative-error accuracy,
 100 x max(0, 1 - |p - a| / |a|), asymmetric) and ratio_accuracy (100 x min / max, symmetric, NULL
-across a sign change or a zero).
+across a sign change or a zero). The absolute and percentage errors and both accuracies are the
+SQL functions of migrations 0032 and 0038: NULL where the figure is not a double (a prediction
+of 1e308 against an actual of 1 has no percentage error; its accuracy is 0), never a failed run.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+
+from db.analytics.safe import avg
 
 log = logging.getLogger("learnstream.accuracy")
 
@@ -71,34 +79,52 @@ WITH due AS (
       AND (p.prediction_timestamp, p.workspace_id, p.id) <= ($6::timestamptz, $7::uuid, $8::uuid)
 ), first_after AS (
     -- the post's first snapshot at or after the due time (none yet: the prediction waits)
-    SELECT d.*, s.recorded_at, s.views, s.likes, s.shares, s.comments, s.saves
+    SELECT d.*, s.recorded_at
     FROM due d
     CROSS JOIN LATERAL (
-        SELECT * FROM content_performance_metrics c
+        SELECT c.recorded_at FROM content_performance_metrics c
         WHERE c.workspace_id = d.workspace_id AND c.content_id = d.content_id AND c.recorded_at >= d.due_at
         ORDER BY c.recorded_at LIMIT 1
     ) AS s
 ), measured AS (
-    SELECT f.*,
-        CASE f.prediction_type
-            WHEN 'views' THEN f.views::double precision
-            WHEN 'likes' THEN f.likes::double precision
-            WHEN 'shares' THEN f.shares::double precision
-            WHEN 'comments' THEN f.comments::double precision
-            WHEN 'saves' THEN f.saves::double precision
-            WHEN 'interactions' THEN (f.likes + f.shares + f.comments + f.saves)::double precision
-            WHEN 'engagement_rate' THEN (f.likes + f.shares + f.comments + f.saves)::double precision / nullif(f.views, 0)
-        END AS actual
+    -- the first snapshot within the tolerance whose figure is defined (an engagement rate needs
+    -- views > 0: a snapshot with 0 views is passed over for a later one)
+    SELECT f.workspace_id, f.id, f.model_id, f.prediction_type, f.predicted_score, f.content_id,
+        s.recorded_at, s.views, s.likes, s.shares, s.comments, s.saves, s.actual
     FROM first_after f
-    WHERE f.recorded_at <= f.deadline
+    CROSS JOIN LATERAL (
+        SELECT c.recorded_at, c.views, c.likes, c.shares, c.comments, c.saves, v.actual
+        FROM content_performance_metrics c
+        CROSS JOIN LATERAL (SELECT CASE f.prediction_type
+            WHEN 'views' THEN c.views::double precision
+            WHEN 'likes' THEN c.likes::double precision
+            WHEN 'shares' THEN c.shares::double precision
+            WHEN 'comments' THEN c.comments::double precision
+            WHEN 'saves' THEN c.saves::double precision
+            -- numeric: four counters of up to 2^63 - 1 exceed bigint
+            WHEN 'interactions' THEN (c.likes::numeric + c.shares + c.comments + c.saves)::double precision
+            WHEN 'engagement_rate'
+            THEN (c.likes::numeric + c.shares + c.comments + c.saves)::double precision / nullif(c.views, 0)
+        END AS actual) AS v
+        WHERE c.workspace_id = f.workspace_id AND c.content_id = f.content_id
+          AND c.recorded_at >= f.due_at AND c.recorded_at <= f.deadline AND v.actual IS NOT NULL
+        ORDER BY c.recorded_at LIMIT 1
+    ) AS s
 ), expired AS (
-    -- the first snapshot after the due time is past the tolerance: not judged on it
+    -- not judged: the first snapshot after the due time is past the tolerance (stale_outcome), or
+    -- the tolerance has passed ($2) and none of the snapshots in it has a defined figure
+    -- (undefined_outcome: e.g. an engagement rate whose snapshots all had 0 views)
     UPDATE predictions p SET
         status = 'expired',
-        actual_outcome = jsonb_build_object('reason', 'stale_outcome', 'metric', f.prediction_type,
-            'due_at', f.due_at, 'deadline', f.deadline, 'first_snapshot_at', f.recorded_at)
+        actual_outcome = jsonb_build_object(
+            'reason', CASE WHEN f.recorded_at > f.deadline THEN 'stale_outcome' ELSE 'undefined_outcome' END,
+            'metric', f.prediction_type, 'due_at', f.due_at, 'deadline', f.deadline,
+            'first_snapshot_at', f.recorded_at)
     FROM first_after f
-    WHERE p.workspace_id = f.workspace_id AND p.id = f.id AND f.recorded_at > f.deadline
+    WHERE p.workspace_id = f.workspace_id AND p.id = f.id
+      AND (f.recorded_at > f.deadline
+           OR (f.deadline < $2 AND NOT EXISTS (SELECT 1 FROM measured m WHERE m.workspace_id = f.workspace_id
+                                                                     AND m.id = f.id)))
     RETURNING p.id
 ), upd AS (
     UPDATE predictions p SET
@@ -107,14 +133,14 @@ WITH due AS (
         accuracy_score = prediction_accuracy_score(p.predicted_score, m.actual),
         status = 'validated', outcome_at = m.recorded_at
     FROM measured m
-    WHERE p.workspace_id = m.workspace_id AND p.id = m.id AND m.actual IS NOT NULL
+    WHERE p.workspace_id = m.workspace_id AND p.id = m.id
     RETURNING p.workspace_id, p.id
 ), ins AS (
     INSERT INTO prediction_accuracy (workspace_id, prediction_id, model_id, prediction_type, content_id, predicted_score,
         actual_score, absolute_error, percentage_error, accuracy_percentage, ratio_accuracy, actual_metrics, source,
         measured_at)
     SELECT m.workspace_id, m.id, m.model_id, m.prediction_type, m.content_id, m.predicted_score, m.actual,
-        abs(m.predicted_score - m.actual), 100.0 * abs(m.predicted_score - m.actual) / nullif(abs(m.actual), 0),
+        prediction_absolute_error(m.predicted_score, m.actual), prediction_percentage_error(m.predicted_score, m.actual),
         100.0 * prediction_accuracy_score(m.predicted_score, m.actual),
         100.0 * prediction_ratio_accuracy(m.predicted_score, m.actual),
         jsonb_build_object('views', m.views, 'likes', m.likes, 'shares', m.shares, 'comments', m.comments,
@@ -130,7 +156,8 @@ SELECT (SELECT count(*) FROM ins) AS measured, (SELECT count(*) FROM expired) AS
 
 @dataclass
 class Settled:
-    """What a measuring run did: predictions measured (an accuracy row each) and expired (stale)."""
+    """What a measuring run did: predictions measured (an accuracy row each) and expired (stale or
+    undefined outcome)."""
 
     measured: int = 0
     expired: int = 0
@@ -163,7 +190,7 @@ async def measure_due_predictions(conn: asyncpg.Connection, now: datetime, batch
     """The prediction_accuracy job: settle_due_predictions -> predictions measured or expired."""
     done = await settle_due_predictions(conn, now, batch)
     if done.expired:
-        log.info("prediction_accuracy: %d measured, %d expired (outcome snapshot stale)", done.measured, done.expired)
+        log.info("prediction_accuracy: %d measured, %d expired (outcome stale or undefined)", done.measured, done.expired)
     return done.total
 
 
@@ -171,7 +198,8 @@ _DAILY = """
 INSERT INTO model_accuracy_daily AS d (workspace_id, model_id, prediction_type, day, predictions, mean_accuracy,
     mean_ratio_accuracy, ratio_predictions, mean_absolute_error, mean_percentage_error, computed_at)
 SELECT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date, count(*),
-    avg(accuracy_percentage), avg(ratio_accuracy), count(ratio_accuracy), avg(absolute_error), avg(percentage_error),
+    avg(accuracy_percentage), avg(ratio_accuracy), count(ratio_accuracy), """ + avg("absolute_error") + """,
+    """ + avg("percentage_error") + """,
     clock_timestamp()
 FROM prediction_accuracy
 WHERE measured_at >= $1 AND measured_at < $2

@@ -23,6 +23,10 @@ their values), published only when at least INDUSTRY_MIN_WORKSPACES workspaces a
 INDUSTRY_MIN_ACCOUNTS distinct accounts have the metric (k-anonymity: one workspace's competitors
 cannot be read out of it), else NULL. Own accounts never enter it. The same for every workspace.
 
+Values up to the double's limit (an engagement rate of 1.7e308 is a valid Rate) do not fail the
+run: averages and ratios are overflow-safe (db/analytics/safe.py), NULL when the figure is no
+double (value / average = 1.7e308 / 0.5).
+
 A run for the same period rewrites the same rows and deletes the period's rows it no longer
 computes (e.g. the 0 % growth a single snapshot got before issue #25).
 """
@@ -32,6 +36,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
+
+from db.analytics.safe import avg, ratio
 
 #: industry_average needs this many workspaces with a value of the metric on the platform ...
 INDUSTRY_MIN_WORKSPACES = 5
@@ -104,9 +110,9 @@ WITH own AS (
         ('posts_per_week', r.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
 ), accounts AS (  -- each distinct competitor account once, across workspaces: the mean of their values
-    SELECT platform, id, metric, avg(value) AS value FROM rival_values GROUP BY platform, id, metric
+    SELECT platform, id, metric, """ + avg("value") + """ AS value FROM rival_values GROUP BY platform, id, metric
 ), industry AS (
-    SELECT a.platform, a.metric, avg(a.value) AS average
+    SELECT a.platform, a.metric, """ + avg("a.value") + """ AS average
     FROM accounts a
     GROUP BY a.platform, a.metric
     HAVING count(*) >= $4
@@ -114,7 +120,8 @@ WITH own AS (
             WHERE r.platform = a.platform AND r.metric = a.metric) >= $3
 ), compared AS (
     SELECT o.workspace_id, o.id, o.platform, o.metric, o.value,
-        avg(r.value) AS average, percentile_cont(0.5) WITHIN GROUP (ORDER BY r.value) AS median, count(r.value) AS n,
+        """ + avg("r.value") + """ AS average,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY r.value) AS median, count(r.value) AS n,
         100.0 * (count(*) FILTER (WHERE r.value < o.value) + 0.5 * count(*) FILTER (WHERE r.value = o.value))
             / nullif(count(r.value), 0) AS percentile
     FROM own_values o
@@ -125,7 +132,8 @@ INSERT INTO benchmark_comparisons AS b (workspace_id, connector_id, platform, me
     user_value, industry_average, competitor_average, competitor_median, competitor_count, percentile, ratio,
     computed_at)
 SELECT c.workspace_id, c.id, c.platform, c.metric, ($1 AT TIME ZONE 'UTC')::date, ($2 AT TIME ZONE 'UTC')::date,
-    c.value, i.average, c.average, c.median, c.n, c.percentile, c.value / nullif(c.average, 0), clock_timestamp()
+    c.value, i.average, c.average, c.median, c.n, c.percentile, """ + ratio("c.value", "c.average") + """,
+    clock_timestamp()
 FROM compared c
 LEFT JOIN industry i ON i.platform = c.platform AND i.metric = c.metric
 ON CONFLICT (workspace_id, connector_id, metric, period_start, period_end) DO UPDATE SET

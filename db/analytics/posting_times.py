@@ -19,7 +19,9 @@ with fewer than MIN_POSTS posts is stored (sample_size, avg_engagement, confiden
 optimization_score NULL: too few posts to rank. optimization_score = 100 * lower / the account's
 best lower among its ranked cells; NULL too when that best is 0 (nothing to rank on). Each
 workspace is recomputed whole in its own transaction (its old cells deleted), so a run twice gives
-the same rows.
+the same rows; a workspace whose data fails the computation is skipped, its old cells kept
+(db/analytics/per_workspace.py; counted in job_workspaces_skipped). Interactions are summed in
+numeric (four counters near 2^63 exceed bigint).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
+
+from db.analytics.per_workspace import OnSkip, each_workspace
 
 PRIOR_POSTS = 10
 WINDOW_DAYS = 90
@@ -51,7 +55,7 @@ WITH latest AS (
     FROM content c
     LEFT JOIN connectors k ON k.workspace_id = c.workspace_id AND k.id = c.connector_id
     CROSS JOIN LATERAL (
-        SELECT m.views, m.likes + m.shares + m.comments + m.saves AS interactions
+        SELECT m.views, m.likes::numeric + m.shares + m.comments + m.saves AS interactions  -- can exceed bigint
         FROM content_performance_metrics m
         WHERE m.workspace_id = c.workspace_id AND m.content_id = c.id
         ORDER BY m.recorded_at DESC, m.id DESC LIMIT 1
@@ -96,14 +100,16 @@ FROM scored
 
 
 async def optimal_posting_times(conn: asyncpg.Connection, until: datetime, window_days: int = WINDOW_DAYS,
-                                prior_posts: int = PRIOR_POSTS, min_posts: int = MIN_POSTS, z: float = Z) -> int:
+                                prior_posts: int = PRIOR_POSTS, min_posts: int = MIN_POSTS, z: float = Z,
+                                on_skip: OnSkip | None = None) -> int:
     """Recompute optimal_posting_times from the posts published in the `window_days` before
-    `until`, one transaction per workspace; -> cells written (ranked or not)."""
-    total = 0
-    for (workspace,) in await conn.fetch(_WORKSPACES, until, window_days):
-        async with conn.transaction():
-            await conn.execute(_DELETE, workspace)
-            status = await conn.execute(_INSERT, workspace, until, window_days, prior_posts, min_posts, z,
-                                        RATE, INTERACTIONS)
-        total += int(status.rsplit(" ", 1)[1])
-    return total
+    `until`, one transaction per workspace (one whose data fails is skipped: each_workspace);
+    -> cells written (ranked or not)."""
+    async def one(workspace) -> int:
+        await conn.execute(_DELETE, workspace)
+        status = await conn.execute(_INSERT, workspace, until, window_days, prior_posts, min_posts, z,
+                                    RATE, INTERACTIONS)
+        return int(status.rsplit(" ", 1)[1])
+
+    workspaces = [w for (w,) in await conn.fetch(_WORKSPACES, until, window_days)]
+    return await each_workspace(conn, "optimal_posting_times", workspaces, one, on_skip)

@@ -19,15 +19,24 @@ from uuid import UUID
 
 import asyncpg
 
+from db.analytics.safe import avg as safe_avg
+
 
 def _r(expr: str, places: int) -> str:
     return f"round(({expr})::numeric, {places})::double precision"
 
 
+#: json_number's casts: the JSON number (a numeric) brought to the type, NULL when out of its range
+_JSON_CASTS = {"numeric": "{v}", "numeric::bigint": "bigint_or_null({v})", "bigint": "bigint_or_null({v})",
+               "double precision": "float8_or_null({v})"}
+
+
 def json_number(doc: str, field: str, cast: str) -> str:
-    """SQL: `doc`'s `field` as `cast`, NULL unless it is a JSON number (a producer's trend_data, an
-    experiment's results: never a cast error). `doc`, `field`, `cast` are the callers' constants."""
-    return f"CASE WHEN jsonb_typeof({doc} -> '{field}') = 'number' THEN ({doc} ->> '{field}')::{cast} END"
+    """SQL: `doc`'s `field` as `cast` (numeric, bigint or double precision), NULL unless it is a
+    JSON number in the type's range (a producer's trend_data, an experiment's results: {"posts":
+    1e30} is NULL as a bigint, never a cast error). `doc`, `field`, `cast` are the callers' constants."""
+    value = _JSON_CASTS[cast].format(v=f"({doc} ->> '{field}')::numeric")
+    return f"CASE WHEN jsonb_typeof({doc} -> '{field}') = 'number' THEN {value} END"
 
 
 @dataclass(frozen=True)
@@ -108,8 +117,8 @@ LIMIT $6
 ACCURACY = f"""
 SELECT a.workspace_id, m.name AS model, m.version, a.prediction_type, a.source, count(*) AS predictions,
     {_r('avg(a.accuracy_percentage)', 3)} AS accuracy_pct, {_r('avg(a.ratio_accuracy)', 3)} AS ratio_accuracy_pct,
-    count(a.ratio_accuracy) AS ratio_judged, {_r('avg(a.absolute_error)', 6)} AS mean_absolute_error,
-    {_r('avg(a.percentage_error)', 3)} AS mean_percentage_error,
+    count(a.ratio_accuracy) AS ratio_judged, {_r(safe_avg('a.absolute_error'), 6)} AS mean_absolute_error,
+    {_r(safe_avg('a.percentage_error'), 3)} AS mean_percentage_error,
     min(a.measured_at) AS first_measured, max(a.measured_at) AS last_measured
 FROM prediction_accuracy a JOIN ml_models m ON m.workspace_id = a.workspace_id AND m.id = a.model_id
 WHERE ($1::uuid IS NULL OR a.workspace_id = $1) AND ($2::text IS NULL OR m.name = $2)

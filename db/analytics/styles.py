@@ -6,7 +6,9 @@ analyses' style_tags, its engagement the engagement rate of its latest snapshot.
 correlation is Pearson's r between "the post has the tag" (0/1) and the engagement rate (corr();
 null when every post or none has it, when the rates do not vary, or with one post). An analysis
 row's engagement_correlation is the mean of its tags' defined correlations, NULL when none is. Rows
-whose value an analyser sent are kept. A run twice gives the same values.
+whose value an analyser sent are kept. A run twice gives the same values. Each workspace has its
+own transaction; one whose data fails the computation is skipped, its rows kept
+(db/analytics/per_workspace.py; counted in job_workspaces_skipped).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
+
+from db.analytics.per_workspace import OnSkip, each_workspace
 
 _WORKSPACES = "SELECT DISTINCT workspace_id FROM content_style_analysis"
 
@@ -26,7 +30,7 @@ WITH posts AS (
 ), rated AS (
     SELECT p.*, r.rate FROM posts p
     CROSS JOIN LATERAL (
-        SELECT (m.likes + m.shares + m.comments + m.saves)::double precision / nullif(m.views, 0) AS rate
+        SELECT (m.likes::numeric + m.shares + m.comments + m.saves)::double precision / nullif(m.views, 0) AS rate
         FROM content_performance_metrics m WHERE m.workspace_id = $1 AND m.content_id = p.content_id
         ORDER BY m.recorded_at DESC LIMIT 1) AS r
     WHERE r.rate IS NOT NULL
@@ -52,12 +56,12 @@ WHERE s.workspace_id = $1 AND s.id = x.id
 """
 
 
-async def correlate_styles(conn: asyncpg.Connection, at: datetime) -> int:
-    """engagement_correlation of the analyses whose value changed, one transaction per workspace;
-    -> rows updated."""
-    total = 0
-    for (workspace,) in await conn.fetch(_WORKSPACES):
-        async with conn.transaction():
-            status = await conn.execute(_CORRELATE, workspace, at)
-        total += int(status.rsplit(" ", 1)[1])
-    return total
+async def correlate_styles(conn: asyncpg.Connection, at: datetime, on_skip: OnSkip | None = None) -> int:
+    """engagement_correlation of the analyses whose value changed, one transaction per workspace
+    (one whose data fails is skipped: each_workspace); -> rows updated."""
+    async def one(workspace) -> int:
+        status = await conn.execute(_CORRELATE, workspace, at)
+        return int(status.rsplit(" ", 1)[1])
+
+    workspaces = [w for (w,) in await conn.fetch(_WORKSPACES)]
+    return await each_workspace(conn, "style_correlation", workspaces, one, on_skip)

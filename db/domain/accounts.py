@@ -2,7 +2,11 @@
 competitor_metrics (seed 003): the account-snapshots topic. Own accounts' snapshots are their
 audience's history (one row per snapshot time, with its engagement rate and posts per week when
 sent); a competitor's are one row per UTC day, the day's latest snapshot. follower_change and
-growth_rate compare each snapshot with the one before it in time, whatever order they arrive in."""
+growth_rate compare each snapshot with the one before it in time, whatever order they arrive in.
+
+A time zone the stream accepted (Python's zone list) that PostgreSQL does not know is stored as
+NULL (the account counts as UTC; connectors.timezone has CHECK timezone_known, migration 0038)
+rather than refusing the snapshot, whose counts are good; the account's earlier known zone stays."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ INSERT INTO connectors AS c (workspace_id, id, platform, handle, display_name, r
 SELECT DISTINCT ON (r.workspace_id, r.connector_id) r.workspace_id, r.connector_id, r.platform,
     (array_agg(r.handle) FILTER (WHERE r.handle IS NOT NULL) OVER w)[1],
     (array_agg(r.display_name) FILTER (WHERE r.display_name IS NOT NULL) OVER w)[1], r.relationship,
-    (array_agg(r.timezone) FILTER (WHERE r.timezone IS NOT NULL) OVER w)[1],
+    (array_agg(timezone_or_null(r.timezone)) FILTER (WHERE timezone_or_null(r.timezone) IS NOT NULL) OVER w)[1],
     min(r.recorded_at) OVER w, r.recorded_at
 FROM {_R}
 WINDOW w AS (PARTITION BY r.workspace_id, r.connector_id ORDER BY r.recorded_at DESC

@@ -49,8 +49,8 @@ WITH r AS (
     FROM r JOIN predictions p ON p.workspace_id = r.workspace_id AND p.id = r.prediction_id
 )
 UPDATE prediction_accuracy a SET model_id = p.model_id, prediction_type = p.prediction_type, content_id = p.content_id,
-    predicted_score = p.predicted_score, absolute_error = abs(p.predicted_score - a.actual_score),
-    percentage_error = 100.0 * abs(p.predicted_score - a.actual_score) / nullif(abs(a.actual_score), 0),
+    predicted_score = p.predicted_score, absolute_error = prediction_absolute_error(p.predicted_score, a.actual_score),
+    percentage_error = prediction_percentage_error(p.predicted_score, a.actual_score),
     accuracy_percentage = 100.0 * prediction_accuracy_score(p.predicted_score, a.actual_score),
     ratio_accuracy = 100.0 * prediction_ratio_accuracy(p.predicted_score, a.actual_score)
 FROM p
@@ -85,8 +85,8 @@ INSERT INTO prediction_accuracy AS a (workspace_id, prediction_id, model_id, pre
     actual_metrics, source, measured_at)
 SELECT p.workspace_id, p.id, p.model_id, p.prediction_type,
     CASE WHEN p.target_entity_type = 'content' THEN uuid_or_null(p.target_entity_id) END,
-    p.predicted_score, o.actual_score, abs(p.predicted_score - o.actual_score),
-    100.0 * abs(p.predicted_score - o.actual_score) / nullif(abs(o.actual_score), 0),
+    p.predicted_score, o.actual_score, prediction_absolute_error(p.predicted_score, o.actual_score),
+    prediction_percentage_error(p.predicted_score, o.actual_score),
     100.0 * prediction_accuracy_score(p.predicted_score, o.actual_score),
     100.0 * prediction_ratio_accuracy(p.predicted_score, o.actual_score), o.actual_metrics, '{source}', o.ts
 FROM o JOIN predictions p ON p.workspace_id = o.workspace_id AND p.id = o.prediction_id

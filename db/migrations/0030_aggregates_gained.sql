@@ -14,7 +14,8 @@
 -- B +100). The columns keep the seed's names; what they mean changes:
 --   content_count    posts with at least one snapshot recorded in the day / week;
 --   views, likes, shares, comments, saves
---                    gained in the day / week (bigint);
+--                    gained in the day / week (bigint; summed in numeric, NULL when the sum is
+--                    beyond bigint: counters near 2^63 must not fail the refresh for everyone);
 --   engagement_rate  interactions gained / views gained (likes + shares + comments + saves, each
 --                    clamped as content_gains does), NULL when no views were gained.
 -- A snapshot's gain is counted from its post's high-water marks wherever reached, also before the
@@ -40,8 +41,9 @@ DROP MATERIALIZED VIEW analytics_aggregated_weekly;
 CREATE MATERIALIZED VIEW analytics_aggregated_daily AS
 SELECT workspace_id, platform, (recorded_at AT TIME ZONE 'UTC')::date AS day,
     count(DISTINCT content_id) AS content_count,
-    sum(views_gained)::bigint AS views, sum(likes_gained)::bigint AS likes, sum(shares_gained)::bigint AS shares,
-    sum(comments_gained)::bigint AS comments, sum(saves_gained)::bigint AS saves,
+    bigint_or_null(sum(views_gained)) AS views, bigint_or_null(sum(likes_gained)) AS likes,
+    bigint_or_null(sum(shares_gained)) AS shares, bigint_or_null(sum(comments_gained)) AS comments,
+    bigint_or_null(sum(saves_gained)) AS saves,
     sum(interactions_gained)::double precision / nullif(sum(views_gained), 0) AS engagement_rate
 FROM content_gains
 WHERE recorded_at >= date_trunc('day', now(), 'UTC') - interval '90 days'
@@ -51,8 +53,9 @@ CREATE UNIQUE INDEX idx_analytics_aggregated_daily ON analytics_aggregated_daily
 CREATE MATERIALIZED VIEW analytics_aggregated_weekly AS
 SELECT workspace_id, platform, date_trunc('week', recorded_at AT TIME ZONE 'UTC')::date AS week,
     count(DISTINCT content_id) AS content_count,
-    sum(views_gained)::bigint AS views, sum(likes_gained)::bigint AS likes, sum(shares_gained)::bigint AS shares,
-    sum(comments_gained)::bigint AS comments, sum(saves_gained)::bigint AS saves,
+    bigint_or_null(sum(views_gained)) AS views, bigint_or_null(sum(likes_gained)) AS likes,
+    bigint_or_null(sum(shares_gained)) AS shares, bigint_or_null(sum(comments_gained)) AS comments,
+    bigint_or_null(sum(saves_gained)) AS saves,
     sum(interactions_gained)::double precision / nullif(sum(views_gained), 0) AS engagement_rate
 FROM content_gains
 WHERE recorded_at >= date_trunc('day', now(), 'UTC') - interval '365 days'

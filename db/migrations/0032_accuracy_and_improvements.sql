@@ -21,9 +21,15 @@
 
 CREATE FUNCTION prediction_ratio_accuracy(predicted double precision, actual double precision)
     RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT CASE WHEN predicted = actual THEN 1.0
-                WHEN (predicted > 0 AND actual > 0) OR (predicted < 0 AND actual < 0)
-                THEN least(abs(predicted), abs(actual)) / greatest(abs(predicted), abs(actual)) END
+    SELECT CASE WHEN predicted = 'NaN' OR actual = 'NaN' THEN NULL
+                WHEN predicted = actual THEN 1.0
+                WHEN (predicted > 0 AND actual > 0) OR (predicted < 0 AND actual < 0) THEN
+                    -- min / max <= 1 cannot overflow, but can underflow (1e-300 / 1e300): such a
+                    -- quotient is taken in numeric and rounded to the nearest double (0 or subnormal)
+                    CASE WHEN ln(greatest(abs(predicted), abs(actual))) - ln(least(abs(predicted), abs(actual))) < 700
+                         THEN least(abs(predicted), abs(actual)) / greatest(abs(predicted), abs(actual))
+                         ELSE float8_or_null(least(abs(predicted), abs(actual))::numeric
+                                             / greatest(abs(predicted), abs(actual))::numeric) END END
 $$;
 
 COMMENT ON FUNCTION prediction_accuracy_score(double precision, double precision) IS
@@ -38,7 +44,10 @@ COMMENT ON COLUMN prediction_accuracy.accuracy_percentage IS
     'relative-error accuracy, %: 100 x max(0, 1 - |p - a| / |a|) (asymmetric)';
 COMMENT ON COLUMN prediction_accuracy.ratio_accuracy IS
     'ratio accuracy, %: 100 x min(|p|, |a|) / max(|p|, |a|), NULL when p and a differ in sign or one is 0 (symmetric)';
-UPDATE prediction_accuracy SET ratio_accuracy = 100.0 * prediction_ratio_accuracy(predicted_score, actual_score);
+-- rows only hand SQL can make are skipped, not a failed migration: a NaN score has no ratio accuracy
+-- (NULL; prediction_ratio_accuracy gives NULL for it too)
+UPDATE prediction_accuracy SET ratio_accuracy = 100.0 * prediction_ratio_accuracy(predicted_score, actual_score)
+WHERE predicted_score <> 'NaN' AND actual_score <> 'NaN';
 
 -- the mean of the defined ratio accuracies of the day's predictions (NULL when none is), and how many
 ALTER TABLE model_accuracy_daily ADD COLUMN mean_ratio_accuracy double precision,
@@ -84,9 +93,18 @@ GRANT EXECUTE ON FUNCTION metric_improvement_percentage(text, double precision, 
 -- rows the routing computed before this migration with the plain (after - before) / |before|
 -- sign, for a lower-is-better metric: the same change with the sign of the convention (a value
 -- the event sent that differs from that plain change is left as sent)
+-- Only JSON numbers 0 or of magnitude in [1e-150, 1e150] are read as doubles (a hand-written 1e400
+-- is not a double at all, and in that range the change cannot overflow or underflow): a row with
+-- another is left as it is. The guard comes first in a CASE, since AND does not fix an evaluation order.
 UPDATE ai_improvement_tracking SET improvement_percentage = -improvement_percentage
 WHERE source_event_type <> 'model_evaluation' AND metric_lower_is_better(metric)
-  AND jsonb_typeof(before_metrics -> metric) = 'number' AND jsonb_typeof(after_metrics -> metric) = 'number'
-  AND improvement_percentage = 100.0 * ((after_metrics ->> metric)::double precision - (before_metrics ->> metric)::double precision)
-                               / nullif(abs((before_metrics ->> metric)::double precision), 0)
-  AND improvement_percentage <> 0;
+  AND improvement_percentage <> 0 AND improvement_percentage <> 'NaN'
+  AND CASE WHEN jsonb_typeof(before_metrics -> metric) IS DISTINCT FROM 'number'
+                OR jsonb_typeof(after_metrics -> metric) IS DISTINCT FROM 'number'
+                THEN false
+           WHEN NOT ((before_metrics ->> metric)::numeric = 0 OR abs((before_metrics ->> metric)::numeric) BETWEEN 1e-150 AND 1e150)
+             OR NOT ((after_metrics ->> metric)::numeric = 0 OR abs((after_metrics ->> metric)::numeric) BETWEEN 1e-150 AND 1e150)
+                THEN false
+           ELSE improvement_percentage
+                = 100.0 * ((after_metrics ->> metric)::double precision - (before_metrics ->> metric)::double precision)
+                  / nullif(abs((before_metrics ->> metric)::double precision), 0) END;

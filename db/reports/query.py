@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from db.analytics.read import EXPERIMENT_VARIANTS, json_number
+from db.analytics.safe import avg as safe_avg
 from schemas.reports import ReportQuery
 
 # $1 workspace, $2 period start, $3 period end, $4 time zone, $5 row limit; filters from $6
@@ -89,7 +90,7 @@ g AS (
                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
 snap AS (
-    SELECT g.*, g.likes_gained + g.shares_gained + g.comments_gained + g.saves_gained AS interactions_gained,
+    SELECT g.*, g.likes_gained::numeric + g.shares_gained + g.comments_gained + g.saves_gained AS interactions_gained,
         {{bucket}} AS bucket, row_number() OVER (PARTITION BY g.content_id, {{bucket}}
                                                 ORDER BY g.recorded_at DESC, g.id DESC) = 1 AS latest
     FROM g CROSS JOIN p
@@ -104,12 +105,12 @@ WHERE true {{outer}}
                     "account": "coalesce(s.connector_id, '')", "content_type": "coalesce(c.content_type, '')"},
         metrics={
             "posts": "count(DISTINCT s.content_id)",
-            "views": "coalesce(sum(s.views_gained), 0)::bigint",
-            "likes": "coalesce(sum(s.likes_gained), 0)::bigint",
-            "shares": "coalesce(sum(s.shares_gained), 0)::bigint",
-            "comments": "coalesce(sum(s.comments_gained), 0)::bigint",
-            "saves": "coalesce(sum(s.saves_gained), 0)::bigint",
-            "interactions": "coalesce(sum(s.interactions_gained), 0)::bigint",
+            "views": "bigint_or_null(coalesce(sum(s.views_gained), 0))",
+            "likes": "bigint_or_null(coalesce(sum(s.likes_gained), 0))",
+            "shares": "bigint_or_null(coalesce(sum(s.shares_gained), 0))",
+            "comments": "bigint_or_null(coalesce(sum(s.comments_gained), 0))",
+            "saves": "bigint_or_null(coalesce(sum(s.saves_gained), 0))",
+            "interactions": "bigint_or_null(coalesce(sum(s.interactions_gained), 0))",
             "engagement_rate": _rounded("sum(s.interactions_gained)::numeric / nullif(sum(s.views_gained), 0)", 6),
             "avg_watch_time": _rounded("avg(s.average_watch_time) FILTER (WHERE s.latest)", 3),
         },
@@ -149,7 +150,7 @@ WHERE a.workspace_id = p.ws AND a.day >= (p.t0 AT TIME ZONE p.tz)::date AND a.da
         dimensions={"day": "a.day", "week": "date_trunc('week', a.day)::date",
                     "month": "date_trunc('month', a.day)::date",
                     "model": "mm.name || ' ' || mm.version", "prediction_type": "a.prediction_type"},
-        metrics={"predictions": "coalesce(sum(a.predictions), 0)::bigint",
+        metrics={"predictions": "bigint_or_null(coalesce(sum(a.predictions), 0))",
                  "mean_accuracy": _rounded("sum(a.mean_accuracy * a.predictions) / nullif(sum(a.predictions), 0)", 3),
                  "mean_ratio_accuracy": _rounded("sum(a.mean_ratio_accuracy * a.ratio_predictions) "
                                                  "/ nullif(sum(a.ratio_predictions), 0)", 3),
@@ -171,7 +172,7 @@ WHERE t.workspace_id = p.ws {{inner}} {{outer}}
                     "timezone": "t.timezone", "measure": "t.metric"},
         metrics={"cells": "count(*)", "scored_cells": "count(t.optimization_score)",
                  "best_score": _rounded("max(t.optimization_score)", 3),
-                 "posts": "coalesce(sum(t.sample_size), 0)::bigint",
+                 "posts": "bigint_or_null(coalesce(sum(t.sample_size), 0))",
                  "avg_engagement": _rounded("sum(t.avg_engagement * t.sample_size) / nullif(sum(t.sample_size) "
                                             "FILTER (WHERE t.avg_engagement IS NOT NULL), 0)", 6),
                  "mean_confidence": _rounded("avg(t.confidence)", 3)},
@@ -193,8 +194,8 @@ WHERE t.workspace_id = p.ws AND t.start_time < p.t1 AND (t.end_time IS NULL OR t
         metrics={"trends": "count(*)", "max_impact": _rounded("max(t.engagement_impact)", 3),
                  "mean_impact": _rounded("avg(t.engagement_impact)", 3),
                  "new_trends": f"count(*) FILTER (WHERE {_TREND_STATUS} = 'new')",
-                 "posts": f"sum({json_number('t.trend_data', 'posts', 'numeric')})::bigint",
-                 "recent_gain": f"sum({json_number('t.trend_data', 'recent_gain', 'numeric')})::bigint"},
+                 "posts": f"bigint_or_null(sum({json_number('t.trend_data', 'posts', 'numeric')}))",
+                 "recent_gain": f"bigint_or_null(sum({json_number('t.trend_data', 'recent_gain', 'numeric')}))"},
         inner={"platform": "t.platform = ANY({p}::text[])", "trend_type": "t.trend_type = ANY({p}::text[])",
                "trend_key": "t.trend_key = ANY({p}::text[])", "source": "t.source = ANY({p}::text[])",
                "status": f"{_TREND_STATUS} = ANY({{p}}::text[])"},
@@ -212,12 +213,12 @@ WHERE b.workspace_id = p.ws AND b.period_end > (p.t0 AT TIME ZONE p.tz)::date
         dimensions={"day": "b.period_start", "week": "date_trunc('week', b.period_start)::date",
                     "month": "date_trunc('month', b.period_start)::date", "account": "b.connector_id",
                     "platform": "b.platform", "metric": "b.metric"},
-        metrics={"comparisons": "count(*)", "value": _rounded("avg(b.user_value)", 6),
-                 "competitor_average": _rounded("avg(b.competitor_average)", 6),
-                 "competitor_median": _rounded("avg(b.competitor_median)", 6),
+        metrics={"comparisons": "count(*)", "value": _rounded(safe_avg("b.user_value"), 6),
+                 "competitor_average": _rounded(safe_avg("b.competitor_average"), 6),
+                 "competitor_median": _rounded(safe_avg("b.competitor_median"), 6),
                  "competitors": "max(b.competitor_count)", "percentile": _rounded("avg(b.percentile)", 3),
-                 "ratio": _rounded("avg(b.ratio)", 6),
-                 "industry_average": _rounded("avg(b.industry_average)", 6)},
+                 "ratio": _rounded(safe_avg("b.ratio"), 6),
+                 "industry_average": _rounded(safe_avg("b.industry_average"), 6)},
         inner={"account": "b.connector_id = ANY({p}::text[])", "platform": "b.platform = ANY({p}::text[])",
                "metric": "b.metric = ANY({p}::text[])"},
         outer={},
@@ -236,9 +237,9 @@ WHERE e.workspace_id = p.ws AND coalesce(e.start_date, e.created_at) < p.t1 AND 
                     "experiment": "e.experiment_name", "variant": "v.key", "status": "e.status",
                     "winner": "coalesce(e.winner_variant, '')"},
         metrics={"experiments": "count(DISTINCT e.id)",
-                 "assigned": f"coalesce(sum({json_number('v.value', 'assigned', 'numeric')}), 0)::bigint",
-                 "outcomes": f"coalesce(sum({json_number('v.value', 'outcomes', 'numeric')}), 0)::bigint",
-                 "converted": f"coalesce(sum({json_number('v.value', 'converted', 'numeric')}), 0)::bigint",
+                 "assigned": f"bigint_or_null(coalesce(sum({json_number('v.value', 'assigned', 'numeric')}), 0))",
+                 "outcomes": f"bigint_or_null(coalesce(sum({json_number('v.value', 'outcomes', 'numeric')}), 0))",
+                 "converted": f"bigint_or_null(coalesce(sum({json_number('v.value', 'converted', 'numeric')}), 0))",
                  "conversion_rate": _rounded(f"sum({json_number('v.value', 'converted', 'numeric')}) / nullif(sum("
                                              f"{json_number('v.value', 'outcomes', 'numeric')}), 0)", 6),
                  "p_value": _rounded(f"min({_VARIANT_P})", 6),

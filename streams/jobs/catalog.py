@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from db.analytics.accuracy import (
     MAX_TOLERANCE_HOURS,
@@ -19,6 +20,7 @@ from db.analytics.posting_times import MIN_POSTS, PRIOR_POSTS, WINDOW_DAYS, Z, o
 from db.analytics.styles import correlate_styles
 from db.analytics.trends import BASELINE_DAYS, MIN_BASELINE_GAIN, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
+from streams import metrics
 from streams.config import load_settings
 from streams.jobs.runner import Job, Period, day_period, week_period
 from streams.maintenance.runner import job as _maintenance
@@ -47,9 +49,19 @@ def _whole(fn):
     return run
 
 
+def _skipped(job: str):
+    """on_skip of a per-workspace job: the workspace is logged by db/analytics/per_workspace.py and
+    counted here."""
+    def count(_workspace, _exc) -> None:
+        metrics.JOB_WORKSPACES_SKIPPED.labels(job).inc()
+    return count
+
+
 _refresh, _improvements = _whole(refresh_materialized_views), _whole(model_improvements)
-_measure, _posting_times = _until(measure_due_predictions), _until(optimal_posting_times)
-_trends, _styles = _until(detect_trends), _until(correlate_styles)
+_measure = _until(measure_due_predictions)
+_posting_times = _until(partial(optimal_posting_times, on_skip=_skipped("optimal_posting_times")))
+_trends = _until(detect_trends)
+_styles = _until(partial(correlate_styles, on_skip=_skipped("style_correlation")))
 _experiments = _until(experiment_significance)
 _daily, _benchmarks = _over(accuracy_per_day), _over(benchmark_accounts)
 
@@ -69,7 +81,9 @@ JOBS: dict[str, Job] = {
             "content predictions of " + ", ".join(MEASURED_TYPES) + " whose horizon has passed: actual value "
             "from the post's first engagement snapshot at or after the horizon, if no later than "
             f"min({MAX_TOLERANCE_HOURS:g} h, max({MIN_TOLERANCE_HOURS:g} h, {TOLERANCE_FRACTION:g} x horizon)) after it "
-            "(else the prediction expires, reason stale_outcome); relative-error and ratio accuracy -> predictions, "
+            "(else the prediction expires, reason stale_outcome; a snapshot on which the figure is undefined, an "
+            "engagement rate over 0 views, is passed over for the next within that tolerance, and with none the "
+            "prediction expires after it, reason undefined_outcome); relative-error and ratio accuracy -> predictions, "
             "prediction_accuracy",
             _measure),
         Job("model_accuracy_daily", "15 0 * * *",
@@ -80,7 +94,8 @@ JOBS: dict[str, Job] = {
             f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "
             f"last {WINDOW_DAYS} days (interactions per post where the platform reports no views) by publish day and "
             f"hour, shrunk toward the account's mean with a prior of {PRIOR_POSTS} posts and ranked by its lower "
-            f"bound (z {Z:g}); a cell of fewer than {MIN_POSTS} posts is kept unranked -> optimal_posting_times",
+            f"bound (z {Z:g}); a cell of fewer than {MIN_POSTS} posts is kept unranked -> optimal_posting_times (a "
+            f"workspace whose data fails is skipped, counted in job_workspaces_skipped)",
             _posting_times),
         Job("detect_trends", "*/30 * * * *",
             f"hashtags and styles whose posts' interactions gained per hour (a post's first snapshot gains 0) over "
@@ -96,7 +111,8 @@ JOBS: dict[str, Job] = {
             _benchmarks, period_of=week_period),
         Job("style_correlation", "45 2 * * *",
             "per workspace, Pearson's r between a post having a style tag and its engagement rate; each analysis's "
-            "mean over its tags -> content_style_analysis.engagement_correlation (an analyser's own value is kept)",
+            "mean over its tags -> content_style_analysis.engagement_correlation (an analyser's own value is kept; a "
+            "workspace whose data fails is skipped, counted in job_workspaces_skipped)",
             _styles),
         Job("model_improvements", "20 * * * *",
             "each model registered with a parent, against it on every numeric metric both report (positive = better; "

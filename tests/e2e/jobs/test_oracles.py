@@ -20,15 +20,22 @@ from tests.e2e.jobs.oracles import (
     aggregates,
     benchmarks,
     experiments,
-    posting_times,
-    seed_views,
+from tests.e2e.jobs.oracles import 
+
+pytestmark = pytest.mark.services
+
+ORACLES = ()
     styles,
     trends,
 )
 
 pytestmark = pytest.mark.services
 
-ORACLES = (styles, trends, aggregates, benchmarks, experiments, accuracy, posting_times, seed_views)
+from tests.e2e.jobs.oracles import 
+
+pytestmark = pytest.mark.services
+
+ORACLES = (styles, trends, aggregates, benchmarks, experiments, accuracy, posting_times, seed_views, extremes)
 
 
 def _messages(ws: str, items: list[dict], per: int = 50) -> list[tuple[bytes, bytes]]:

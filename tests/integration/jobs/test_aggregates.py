@@ -103,9 +103,9 @@ async def test_a_previous_snapshot_before_the_window_and_a_decrease(stack):
 
 
 async def test_the_recreated_views_keep_their_index_mine_views_and_grants(stack):
-    """Migration 0030 dropped and created both views: each has its unique index (REFRESH ...
-    CONCURRENTLY needs one), a <name>_mine security_barrier view, and the grants 0013 and 0022 gave
-    (those of platform_performance_summary, which 0030 left alone)."""
+    """Migration 0030 dropped and created both views, 0038 platform_performance_summary: each has its
+    unique index (REFRESH ... CONCURRENTLY needs one), a <name>_mine security_barrier view, and the
+    grants 0013 and 0022 gave (those of daily_learning_metrics, which neither touched)."""
     conn = await connect(stack.dsn)
     try:
 
@@ -115,10 +115,10 @@ async def test_the_recreated_views_keep_their_index_mine_views_and_grants(stack)
         async def options(name: str) -> list[str]:
             return await conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = $1", name)
 
-        for mv in ("analytics_aggregated_daily", "analytics_aggregated_weekly"):
-            assert await acl(mv) == await acl("platform_performance_summary")
-            assert await acl(f"{mv}_mine") == await acl("platform_performance_summary_mine")
-            assert await options(f"{mv}_mine") == await options("platform_performance_summary_mine")
+        for mv in ("analytics_aggregated_daily", "analytics_aggregated_weekly", "platform_performance_summary"):
+            assert await acl(mv) == await acl("daily_learning_metrics")
+            assert await acl(f"{mv}_mine") == await acl("daily_learning_metrics_mine")
+            assert await options(f"{mv}_mine") == await options("daily_learning_metrics_mine")
             assert await conn.fetchval("SELECT count(*) FROM pg_index WHERE indrelid = $1::regclass AND indisunique",
                                        mv) == 1
             assert "member_workspaces" in await conn.fetchval("SELECT pg_get_viewdef($1::regclass)", f"{mv}_mine")
