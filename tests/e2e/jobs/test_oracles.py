@@ -20,18 +20,12 @@ from tests.e2e.jobs.oracles import (
     aggregates,
     benchmarks,
     experiments,
-from tests.e2e.jobs.oracles import 
-
-pytestmark = pytest.mark.services
-
-ORACLES = ()
+    extremes,
+    posting_times,
+    seed_views,
     styles,
     trends,
 )
-
-pytestmark = pytest.mark.services
-
-from tests.e2e.jobs.oracles import 
 
 pytestmark = pytest.mark.services
 
