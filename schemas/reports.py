@@ -128,10 +128,12 @@ SOURCES: dict[str, Source] = {
                  "converted": "subjects that converted", "conversion_rate": "converted / outcomes",
                  "p_value": "the variant's p-value against the control (experiment_significance job: two-proportion "
                             "z-test, Bonferroni-adjusted; smallest when grouped over variants)",
-                 "winners": "experiments with a winner (significant, enough subjects)"},
+                 "winners": "experiments with a winner (significant, enough subjects, at a decision point)"},
         dimensions={**_TIME, "experiment": "the experiment's name", "variant": "the variant",
                     "status": "draft, running, completed, cancelled",
-                    "winner": "the experiment's winner (empty: no winner yet)"},
+                    "winner": "the experiment's winner (empty: no winner yet)",
+                    "decision": "final, or why not yet (interim: n of N planned per arm, interim: no planned sample, "
+                                "cancelled; empty: not judged yet)"},
         filters={"experiment": "experiment names", "variant": "variants", "status": "statuses"},
     ),
 }

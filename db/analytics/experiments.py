@@ -18,10 +18,20 @@ experiment against its control arm, and a winner only when the difference is sig
   against each other), Bonferroni-corrected over the k treatment arms assigned: a comparison is
   significant when k·p < α (its adjusted p = min(1, k·p)), its interval is at level 1 − α/k.
   α = the experiment's significance_level (default 0.05: 95 %).
-* **Winner**: among the treatments significantly better than the control with at least
-  `MIN_ARM_SAMPLE` subjects (or the experiment's minimum_sample_size, if larger) in both arms, the
-  one with the highest rate (then the smaller p, then the name); the control when every treatment
-  is significantly worse, with enough subjects; otherwise NULL ("no winner yet").
+* **Decision point** (no peeking, issue #25 review finding 13): the job looks every 15 minutes, and
+  naming a winner the first time p < α makes repeated looks a multiple test (1,000 seeded A/A
+  tests, 10 % vs 10 %, checked every 50 subjects up to 2,000 per arm: 326 "winners", 32.6 %; one
+  test at the end: 50, 5.0 %; tests/unit/test_experiment_peeking.py). A winner is named only at a
+  decision point: the experiment is `completed`, or past its `end_date` (≤ the run's time), or
+  every compared arm (the control and each treatment) has reached the planned sample
+  (`minimum_sample_size` per arm, at least `MIN_ARM_SAMPLE`). Before that the figures are stored as interim ones, the winner NULL;
+  `significance.decision` says which: "final" (`decided_by` completed / end_date / planned_sample),
+  "interim: n of N planned per arm" (n the smallest compared arm), "interim: no planned sample"
+  (until completed or end_date), or "cancelled" (never decided).
+* **Winner** (at a decision point): among the treatments significantly better than the control
+  with at least `MIN_ARM_SAMPLE` subjects (or the experiment's minimum_sample_size, if larger) in
+  both arms, the one with the highest rate (then the smaller p, then the name); the control when
+  every treatment is significantly worse, with enough subjects; otherwise NULL ("no winner").
 
 The experiment's columns: winner_variant, compared_variant (the winner when a treatment wins, else
 the treatment with the highest rate; its p_value (adjusted) and difference_ci_low/high), the whole
@@ -46,7 +56,7 @@ CONTROL_NAME = "control"
 _STANDARD_NORMAL = NormalDist()
 
 _ARMS = """
-SELECT e.workspace_id, e.id, e.significance_level, e.minimum_sample_size,
+SELECT e.workspace_id, e.id, e.significance_level, e.minimum_sample_size, e.status, e.end_date,
     CASE WHEN jsonb_typeof(e.control_variant -> 'name') = 'string' THEN e.control_variant ->> 'name'
          ELSE $1 END AS control,
     a.variant, a.n, a.x
@@ -145,9 +155,33 @@ class Verdict:
     significance: dict
 
 
-def evaluate(arms: dict[str, Arm], control: str, alpha: float, minimum_sample_size: int | None = None) -> Verdict:
-    """An experiment's verdict from its arms (every variant assigned, with its sample)."""
+def decision(arms: dict[str, Arm], control: str, minimum_sample_size: int | None, status: str,
+             end_date: datetime | None, at: datetime | None) -> dict:
+    """Whether the experiment is at a decision point at `at`: {"decision": "final", "decided_by": ...}
+    or {"decision": "interim: ..."} / {"decision": "cancelled"} (no winner)."""
+    if status == "cancelled":
+        return {"decision": "cancelled"}
+    if status == "completed":
+        return {"decision": "final", "decided_by": "completed"}
+    if end_date is not None and at is not None and end_date <= at:
+        return {"decision": "final", "decided_by": "end_date"}
+    if not minimum_sample_size:
+        return {"decision": "interim: no planned sample"}
+    planned = max(MIN_ARM_SAMPLE, minimum_sample_size)
+    # the compared arms: the control and every treatment (none without a control or a treatment)
+    compared = [a.n for a in arms.values()] if control in arms and len(arms) > 1 else []
+    smallest = min(compared, default=0)
+    if compared and smallest >= planned:
+        return {"decision": "final", "decided_by": "planned_sample"}
+    return {"decision": f"interim: {smallest} of {planned} planned per arm"}
+
+
+def evaluate(arms: dict[str, Arm], control: str, alpha: float, minimum_sample_size: int | None = None, *,
+             status: str = "running", end_date: datetime | None = None, at: datetime | None = None) -> Verdict:
+    """An experiment's verdict from its arms (every variant assigned, with its sample); a winner
+    only at a decision point (see `decision`)."""
     min_arm = max(MIN_ARM_SAMPLE, minimum_sample_size or 0)
+    decided = decision(arms, control, minimum_sample_size, status, end_date, at)
     treatments = sorted(v for v in arms if v != control)
     k = len(treatments)
     significance: dict = {
@@ -156,7 +190,7 @@ def evaluate(arms: dict[str, Arm], control: str, alpha: float, minimum_sample_si
         "test": "two-proportion z-test, pooled SE, two-sided; Bonferroni over the treatments",
         "interval": "Newcombe hybrid score (Wilson) interval of treatment - control",
         "arms": {v: {"n": a.n, "conversions": a.x, "rate": a.rate} for v, a in sorted(arms.items())},
-        "vs_control": {},
+        "vs_control": {}, **decided,
     }
     if control not in arms or not k:
         return Verdict(None, None, None, None, None, significance)
@@ -185,6 +219,8 @@ def evaluate(arms: dict[str, Arm], control: str, alpha: float, minimum_sample_si
     else:
         winner = control if len(worse) == k else None
         compared = min(treatments, key=rank)
+    if decided["decision"] != "final":  # interim: the figures, no winner
+        winner = None
     cmp, adjusted, _, _ = results[compared]
     if cmp.difference is None:  # no treatment with subjects to compare (no outcomes yet)
         return Verdict(None, None, None, None, None, significance)
@@ -196,13 +232,14 @@ async def experiment_significance(conn: asyncpg.Connection, at: datetime) -> int
     experiments: dict[tuple, tuple] = {}
     for r in await conn.fetch(_ARMS, CONTROL_NAME):
         key = (r["workspace_id"], r["id"])
-        _, _, arms = experiments.setdefault(key, (r["control"], (r["significance_level"], r["minimum_sample_size"]), {}))
+        _, _, arms = experiments.setdefault(key, (r["control"], (r["significance_level"], r["minimum_sample_size"],
+                                                                 r["status"], r["end_date"]), {}))
         if r["variant"] is not None:
             arms[r["variant"]] = Arm(r["n"], r["x"])
     changed = 0
-    for (ws, eid), (control, (alpha, minimum), arms) in experiments.items():
-        v = evaluate(arms, control, alpha, minimum)
-        status = await conn.execute(_STORE, ws, eid, v.winner, v.compared, v.p_value, v.ci_low, v.ci_high,
-                                    v.significance, at)
-        changed += int(status.rsplit(" ", 1)[1])
+    for (ws, eid), (control, (alpha, minimum, status, end_date), arms) in experiments.items():
+        v = evaluate(arms, control, alpha, minimum, status=status, end_date=end_date, at=at)
+        done = await conn.execute(_STORE, ws, eid, v.winner, v.compared, v.p_value, v.ci_low, v.ci_high,
+                                  v.significance, at)
+        changed += int(done.rsplit(" ", 1)[1])
     return changed

@@ -177,7 +177,8 @@ SELECT e.workspace_id, e.experiment_name AS experiment, e.status, v.key AS varia
     {_r(_sig('vs_control', 'ci_low', 'double precision'), 6)} AS ci_low,
     {_r(_sig('vs_control', 'ci_high', 'double precision'), 6)} AS ci_high,
     CASE WHEN v.key = e.significance ->> 'control' THEN 'control' END AS role,
-    e.winner_variant AS winner, e.declared_winner_variant AS declared_winner, e.current_sample_size AS sample_size,
+    e.winner_variant AS winner, e.significance ->> 'decision' AS decision,
+    e.declared_winner_variant AS declared_winner, e.current_sample_size AS sample_size,
     e.start_date, e.end_date, e.significance_computed_at AS judged_at
 FROM ab_testing_experiments e
 LEFT JOIN LATERAL {EXPERIMENT_VARIANTS} AS v ON true

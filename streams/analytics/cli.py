@@ -223,8 +223,11 @@ def experiments_cmd(workspace, fmt, limit, status, experiment) -> None:
     `converted`), and on each treatment's row its comparison with the control (role: control):
     difference of the rates, p_value (two-proportion z-test, Bonferroni-adjusted over the
     treatments), ci_low..ci_high (Newcombe's interval of the difference); NULL where undefined or
-    before a run. winner: the job's winner, NULL ("no winner yet") unless a treatment is
-    significantly better with at least 30 subjects in both arms; declared_winner: what a producer
+    before a run. winner: the job's winner, NULL ("no winner yet") unless the experiment is at a
+    decision point (completed, past its end_date, or every arm at its minimum_sample_size) and a
+    treatment is significantly better with at least 30 subjects in both arms (or the control
+    significantly better than every treatment); decision: "final" or why not yet ("interim: 120 of
+    400 planned per arm", "interim: no planned sample", "cancelled"); declared_winner: what a producer
     declared (decides nothing); judged_at: the run that last changed the verdict. An experiment
     without variants is one row whose variant is NULL. The table leaves out mean_value, tested,
     tested_converted, declared_winner, start_date, end_date and judged_at (json and csv have all)."""

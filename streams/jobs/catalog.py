@@ -123,8 +123,10 @@ JOBS: dict[str, Job] = {
             f"each A/B experiment's treatments against its control ('{CONTROL_NAME}' or control_variant.name) on the "
             "conversion proportion of the subjects with an outcome: pooled two-proportion z-test (two-sided p), "
             "Newcombe interval of the difference, Bonferroni over the treatments, at 1 - significance_level; a winner "
-            f"only when significant with at least {MIN_ARM_SAMPLE} subjects per arm -> ab_testing_experiments "
-            "(winner_variant, p_value, difference_ci_low/high, significance)", _experiments),
+            "only at a decision point (completed, past end_date, or minimum_sample_size reached in every arm; before "
+            f"it interim figures, significance.decision says why) and when significant with at least {MIN_ARM_SAMPLE} "
+            "subjects per arm -> ab_testing_experiments (winner_variant, p_value, difference_ci_low/high, significance)",
+            _experiments),
         Job("reports", "* * * * *",
             "custom reports whose schedule is due: each format written to the reports folder (LEARNSTREAM_REPORTS_DIR), "
             "an execution recorded per format, next_run_at advanced", _reports),

@@ -1,7 +1,7 @@
 """A/B significance (issue #25 item 8) by hand: the pooled two-proportion z-test, Newcombe's
 interval of the difference, Bonferroni over the treatments, a winner only when significant with
-enough subjects per arm. Φ and its inverse are those of a normal table; z(97.5 %) = 1.959964,
-z² = 3.841459; z(98.75 %) = 2.241403."""
+enough subjects per arm (the experiments here are completed: decision points). Φ and its inverse
+are those of a normal table; z(97.5 %) = 1.959964, z² = 3.841459; z(98.75 %) = 2.241403."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ import pytest
 from db.analytics.experiments import MIN_ARM_SAMPLE, Arm, compare, evaluate, newcombe, wilson
 
 Z95 = 1.959964
+
+
+def final(*args, **kwargs):
+    """The verdict of a completed experiment (a decision point: a winner can be named; the interim
+    case is in test_experiment_peeking.py)."""
+    return evaluate(*args, status="completed", **kwargs)
 
 
 def approx(x: float) -> object:
@@ -34,7 +40,7 @@ def test_the_issue_example_is_significant_and_b_wins():
     # Newcombe: low = 0.03 - sqrt((0.13 - 0.1105638)^2 + (0.1201520 - 0.1)^2) = 0.03 - sqrt(0.00078387) = 0.0020023
     #          high = 0.03 + sqrt((0.1522680 - 0.13)^2 + (0.1 - 0.0829094)^2) = 0.03 + sqrt(0.00078795) = 0.0580705
     assert (c.ci_low, c.ci_high) == (approx(0.0020023), approx(0.0580705))
-    v = evaluate({"control": Arm(1000, 100), "B": Arm(1000, 130)}, "control", 0.05)
+    v = final({"control": Arm(1000, 100), "B": Arm(1000, 130)}, "control", 0.05)
     assert (v.winner, v.compared) == ("B", "B")
     assert (v.p_value, v.ci_low, v.ci_high) == (approx(0.0354885), approx(0.0020023), approx(0.0580705))
     b = v.significance["vs_control"]["B"]
@@ -47,7 +53,7 @@ def test_the_issue_example_is_significant_and_b_wins():
 
 def test_the_control_wins_when_the_treatment_is_significantly_worse():
     # the same counts the other way round: difference -0.03, the same p, the interval mirrored
-    v = evaluate({"control": Arm(1000, 130), "B": Arm(1000, 100)}, "control", 0.05)
+    v = final({"control": Arm(1000, 130), "B": Arm(1000, 100)}, "control", 0.05)
     assert (v.winner, v.compared) == ("control", "B")
     assert (v.p_value, v.ci_low, v.ci_high) == (approx(0.0354885), approx(-0.0580705), approx(-0.0020023))
 
@@ -55,13 +61,13 @@ def test_the_control_wins_when_the_treatment_is_significantly_worse():
 def test_a_small_sample_with_a_large_difference_has_no_winner():
     # control 2/10, B 8/10: pooled 10/20 = 0.5, SE = sqrt(0.5 x 0.5 x (1/10 + 1/10)) = sqrt(0.05) = 0.2236068,
     # z = 0.6 / 0.2236068 = 2.683282, p = 2 x Φ(-2.683282) = 0.0072904: significant, but 10 < 30 per arm
-    v = evaluate({"control": Arm(10, 2), "B": Arm(10, 8)}, "control", 0.05)
+    v = final({"control": Arm(10, 2), "B": Arm(10, 8)}, "control", 0.05)
     assert v.winner is None and v.compared == "B"
     assert v.p_value == approx(0.0072904)
     assert v.significance["vs_control"]["B"]["significant"] is True
     assert v.significance["vs_control"]["B"]["enough_sample"] is False
     # the experiment's own minimum_sample_size raises the bar: 1000 per arm < 1500, no winner either
-    assert evaluate({"control": Arm(1000, 100), "B": Arm(1000, 130)}, "control", 0.05, 1500).winner is None
+    assert final({"control": Arm(1000, 100), "B": Arm(1000, 130)}, "control", 0.05, 1500).winner is None
 
 
 def test_equal_rates_give_p_one_and_no_winner():
@@ -69,7 +75,7 @@ def test_equal_rates_give_p_one_and_no_winner():
     # Wilson 50/500: centre (0.1 + 3.841459/1000) / (1 + 3.841459/500) = 0.1038415 / 1.0076829 = 0.1030497,
     #   half 1.959964 / 1.0076829 x sqrt(0.09/500 + 3.841459/1e6) = 1.945021 x 0.0135588 = 0.0263722
     #   -> (0.0766776, 0.1294219); interval ± sqrt(0.0233224^2 + 0.0294219^2) = ± sqrt(0.00140958) = ± 0.0375444
-    v = evaluate({"control": Arm(500, 50), "B": Arm(500, 50)}, "control", 0.05)
+    v = final({"control": Arm(500, 50), "B": Arm(500, 50)}, "control", 0.05)
     assert v.winner is None and v.compared == "B"
     assert (v.p_value, v.ci_low, v.ci_high) == (1.0, approx(-0.0375444), approx(0.0375444))
 
@@ -85,7 +91,7 @@ def test_a_zero_success_arm():
     #           high = 0.15 + sqrt(0.1407232^2 + 0^2) = 0.2907232 (the Wald interval would give the
     #           control arm no spread at all: sqrt(0 x 1 / 40) = 0)
     assert wilson(Arm(40, 0), Z95) == (0.0, approx(0.0876216))
-    v = evaluate({"control": Arm(40, 0), "B": Arm(40, 6)}, "control", 0.05)
+    v = final({"control": Arm(40, 0), "B": Arm(40, 6)}, "control", 0.05)
     assert (v.winner, v.p_value, v.ci_low, v.ci_high) == ("B", approx(0.0108698), approx(0.0317629), approx(0.2907232))
 
 
@@ -95,23 +101,23 @@ def test_no_conversions_anywhere_leaves_the_test_undefined():
     c = compare(Arm(50, 0), Arm(50, 0), 0.95)
     assert (c.difference, c.z, c.p_value) == (0.0, None, None)
     assert (c.ci_low, c.ci_high) == (approx(-0.0713476), approx(0.0713476))
-    v = evaluate({"control": Arm(50, 0), "B": Arm(50, 0)}, "control", 0.05)
+    v = final({"control": Arm(50, 0), "B": Arm(50, 0)}, "control", 0.05)
     assert (v.winner, v.compared, v.p_value) == (None, "B", None)
 
 
 def test_no_outcomes_no_control_no_treatment_all_null():
     # assigned but no outcome reported: n = 0 in both arms
-    v = evaluate({"control": Arm(0, 0), "B": Arm(0, 0)}, "control", 0.05)
+    v = final({"control": Arm(0, 0), "B": Arm(0, 0)}, "control", 0.05)
     assert (v.winner, v.compared, v.p_value, v.ci_low, v.ci_high) == (None, None, None, None, None)
     assert v.significance["vs_control"]["B"] == {
         "difference": None, "z": None, "p_value": None, "adjusted_p_value": None, "ci_level": 0.95,
         "ci_low": None, "ci_high": None, "significant": False, "enough_sample": False}
     # no arm called control (and none named by the control configuration): nothing is compared
-    v = evaluate({"A": Arm(1000, 100), "B": Arm(1000, 130)}, "control", 0.05)
+    v = final({"A": Arm(1000, 100), "B": Arm(1000, 130)}, "control", 0.05)
     assert (v.winner, v.compared, v.p_value) == (None, None, None)
     assert (v.significance["control"], v.significance["comparisons"], v.significance["vs_control"]) == (None, 0, {})
     # the control alone
-    assert evaluate({"control": Arm(100, 10)}, "control", 0.05).winner is None
+    assert final({"control": Arm(100, 10)}, "control", 0.05).winner is None
     assert newcombe(Arm(0, 0), Arm(10, 1), 0.95) == (None, None)
 
 
@@ -122,11 +128,11 @@ def test_bonferroni_over_two_treatments():
     #   Wilson 100/1000 -> (0.0806949, 0.1233041), 130/1000 -> (0.1080004, 0.1556987)
     #   low = 0.03 - sqrt(0.0219996^2 + 0.0233041^2) = 0.03 - 0.0320478 = -0.0020478
     #   high = 0.03 + sqrt(0.0256987^2 + 0.0193051^2) = 0.03 + 0.0321421 = 0.0621421 (contains 0)
-    v = evaluate({"control": Arm(1000, 100), "B": Arm(1000, 130), "C": Arm(1000, 100)}, "control", 0.05)
+    v = final({"control": Arm(1000, 100), "B": Arm(1000, 130), "C": Arm(1000, 100)}, "control", 0.05)
     assert (v.winner, v.compared) == (None, "B")  # B: the treatment with the highest rate
     assert (v.p_value, v.ci_low, v.ci_high) == (approx(0.0709769), approx(-0.0020478), approx(0.0621421))
     assert v.significance["vs_control"]["B"]["p_value"] == approx(0.0354885)
     assert v.significance["vs_control"]["C"]["adjusted_p_value"] == 1.0
     assert v.significance["comparisons"] == 2 and v.significance["vs_control"]["B"]["ci_level"] == 0.975
     # at a 90 % level (α = 0.10) the corrected 0.0709769 < 0.10: B wins
-    assert evaluate({"control": Arm(1000, 100), "B": Arm(1000, 130), "C": Arm(1000, 100)}, "control", 0.10).winner == "B"
+    assert final({"control": Arm(1000, 100), "B": Arm(1000, 130), "C": Arm(1000, 100)}, "control", 0.10).winner == "B"

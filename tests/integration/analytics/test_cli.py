@@ -142,7 +142,8 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
             return {"workspace_id": ws, "experiment": name, "status": status, "variant": variant, "assigned": assigned,
                     "outcomes": outcomes, "converted": converted, "conversion_rate": rate, "mean_value": value,
                     "tested": None, "tested_converted": None, "difference": None, "p_value": None, "ci_low": None,
-                    "ci_high": None, "role": None, "winner": None, "declared_winner": None, "sample_size": size,
+                    "ci_high": None, "role": None, "winner": None, "decision": None, "declared_winner": None,
+                    "sample_size": size,
                     "start_date": start, "end_date": None, "judged_at": None}
 
         control = arm("thumbnail", "running", "control", 100, 80, 8, 0.1, 1.5, 200, "2026-11-23T00:00:00Z")
@@ -153,19 +154,19 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
             control, treatment]
         assert await _cli(stack, "experiments", "-w", ws, "--format", "csv") == (
             "workspace_id,experiment,status,variant,assigned,outcomes,converted,conversion_rate,mean_value,tested,"
-            "tested_converted,difference,p_value,ci_low,ci_high,role,winner,declared_winner,sample_size,start_date,"
-            "end_date,judged_at\n"
-            f"{ws},caption,draft,,,,,,,,,,,,,,,,0,,,\n"
-            f"{ws},thumbnail,running,control,100,80,8,0.1,1.5,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n"
-            f"{ws},thumbnail,running,treatment,100,0,0,,,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n")
+            "tested_converted,difference,p_value,ci_low,ci_high,role,winner,decision,declared_winner,sample_size,"
+            "start_date,end_date,judged_at\n"
+            f"{ws},caption,draft,,,,,,,,,,,,,,,,,0,,,\n"
+            f"{ws},thumbnail,running,control,100,80,8,0.1,1.5,,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n"
+            f"{ws},thumbnail,running,treatment,100,0,0,,,,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n")
         # a table: aligned, numbers right, NULL as —, no workspace column when --workspace names it
         assert await _cli(stack, "experiments", "-w", ws, "--status", "running") == (
             "experiment  status   variant    assigned  outcomes  converted  conversion_rate  difference  p_value  ci_low  "
-            "ci_high  role  winner  sample_size\n"
+            "ci_high  role  winner  decision  sample_size\n"
             "thumbnail   running  control         100        80          8              0.1  —           —        —       "
-            "—        —     —               200\n"
+            "—        —     —       —                 200\n"
             "thumbnail   running  treatment       100         0          0                —  —           —        —       "
-            "—        —     —               200\n")
+            "—        —     —       —                 200\n")
         assert await _cli(stack, "benchmarks", "-w", ws, "--metric", "nothing") == (
             "account  platform  metric  period_start  period_end  value  competitor_average  competitor_median  "
             "competitors  percentile  ratio  industry_average  computed_at\n(no rows)\n")

@@ -2,6 +2,11 @@
 events through the learning-events topic; a subject's proportion counts the outcomes that say
 converted true/false. z(97.5 %) = 1.959964 (z² = 3.841459), z(98.75 %) = 2.241403 (z² = 5.023886).
 
+Each experiment runs every 15 minutes; a winner is named only at a decision point (completed, past
+its end_date, or every arm at its minimum_sample_size; review finding 13), so each one the winner
+assertions judge is at one: `headline` running with 100 planned per arm (reached), `small`
+completed, `three arms` running past its end_date (T + 1 h). `interim` is not at one.
+
 `headline` (control, B; the producer declares `control` the winner): control 10/100, B 25/100.
   Traps: 5 more B subjects whose outcome carries a value only (not in the sample); 3 B subjects
   assigned again later to control (the earliest assignment stands); control subject c050's
@@ -29,6 +34,10 @@ converted true/false. z(97.5 %) = 1.959964 (z² = 3.841459), z(98.75 %) = 2.2414
   low 0.13 - sqrt(0.0950309² + 0.1030054²) = 0.13 - 0.1401463 = -0.0101463,
   high 0.13 + sqrt(0.1112950² + 0.0743040²) = 0.13 + 0.1338195 = 0.2638195.
 `no outcomes`: 4 subjects assigned, no outcome -> every figure NULL.
+`interim` (running, 400 planned per arm): control 12/120, B 30/150: pooled 42/270 = 0.1555556,
+  SE = sqrt(0.1555556 x 0.8444444 x (1/120 + 1/150)) = 0.0443889, z = 0.1 / 0.0443889 = 2.252818,
+  p = 0.0242706 < 0.05 with 120 >= 30 per arm (a winner under the old rule), but 120 of 400
+  planned: decision "interim: 120 of 400 planned per arm", no winner.
 """
 
 from __future__ import annotations
@@ -40,12 +49,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.jobs.oracles import Feed, event
+from tests.e2e.jobs.oracles import Feed, event, iso
 
 T = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
-NAMES = ("headline", "small", "three arms", "no outcomes")
-ASSIGNED = 205 + 20 + 300 + 4
-OUTCOMES = 205 + 20 + 300  # subjects with an outcome at the end
+NAMES = ("headline", "small", "three arms", "no outcomes", "interim")
+ASSIGNED = 205 + 20 + 300 + 4 + 270
+OUTCOMES = 205 + 20 + 300 + 270  # subjects with an outcome at the end
 
 
 def _id(ws: str, name: str) -> str:
@@ -76,13 +85,15 @@ def feed(ws: str) -> Feed:
         exps.append(event(ws, "ab_experiment", T, {"experiment_id": _id(ws, name), "name": name, "status": "running",
                                                    **data}))
 
-    experiment("headline", winner_variant="control")
-    experiment("small", winner_variant="B")
-    experiment("three arms", control_variant={"name": "baseline"})
+    experiment("headline", winner_variant="control", minimum_sample_size=100)
+    experiment("small", winner_variant="B", status="completed")
+    experiment("three arms", control_variant={"name": "baseline"}, end_date=iso(T + timedelta(hours=1)))
     experiment("no outcomes")
+    experiment("interim", minimum_sample_size=400)
     for name, arms in (("headline", (("control", 100, 10, "c", 0), ("B", 100, 25, "b", 5))),
                        ("small", (("control", 10, 1, "c", 0), ("B", 10, 6, "b", 0))),
-                       ("three arms", (("baseline", 100, 20, "a", 0), ("B", 100, 33, "b", 0), ("C", 100, 20, "c", 0)))):
+                       ("three arms", (("baseline", 100, 20, "a", 0), ("B", 100, 33, "b", 0), ("C", 100, 20, "c", 0))),
+                       ("interim", (("control", 120, 12, "c", 0), ("B", 150, 30, "b", 0)))):
         for variant, n, x, prefix, value_only in arms:
             a, o = _arm(ws, _id(ws, name), variant, n, x, prefix, T + timedelta(minutes=1), value_only=value_only)
             assign += a
@@ -126,12 +137,14 @@ async def check(conn, ws: str, run) -> None:
     assert e["difference_ci_low"] == pytest.approx(0.0447021, abs=2e-7)
     assert e["difference_ci_high"] == pytest.approx(0.2532557, abs=2e-7)
     assert e["significance_computed_at"] is not None
+    assert (e["significance"]["decision"], e["significance"]["decided_by"]) == ("final", "planned_sample")
 
     e = rows["small"]
     assert (e["winner_variant"], e["compared_variant"], e["declared_winner_variant"]) == (None, "B", "B")
     assert e["p_value"] == pytest.approx(0.0190763, abs=1e-7)
     assert e["significance"]["vs_control"]["B"]["significant"] is True
     assert e["significance"]["vs_control"]["B"]["enough_sample"] is False
+    assert (e["significance"]["decision"], e["significance"]["decided_by"]) == ("final", "completed")
 
     e = rows["three arms"]
     assert (e["significance"]["control"], e["significance"]["comparisons"]) == ("baseline", 2)
@@ -141,9 +154,18 @@ async def check(conn, ws: str, run) -> None:
     assert e["significance"]["vs_control"]["C"]["p_value"] == 1.0
     assert e["difference_ci_low"] == pytest.approx(-0.0101463, abs=2e-7)
     assert e["difference_ci_high"] == pytest.approx(0.2638195, abs=2e-7)
+    assert (e["significance"]["decision"], e["significance"]["decided_by"]) == ("final", "end_date")
 
     e = rows["no outcomes"]
     assert (e["winner_variant"], e["compared_variant"], e["p_value"], e["difference_ci_low"],
             e["difference_ci_high"]) == (None, None, None, None, None)
     assert e["significance"]["arms"] == {"B": {"n": 0, "conversions": 0, "rate": None},
                                          "control": {"n": 0, "conversions": 0, "rate": None}}
+
+    e = rows["interim"]
+    assert e["significance"]["arms"] == {"B": {"n": 150, "conversions": 30, "rate": 0.2},
+                                         "control": {"n": 120, "conversions": 12, "rate": 0.1}}
+    assert (e["winner_variant"], e["compared_variant"]) == (None, "B")
+    assert e["p_value"] == pytest.approx(0.0242706, abs=1e-7)
+    assert e["significance"]["vs_control"]["B"]["significant"] is True
+    assert e["significance"]["decision"] == "interim: 120 of 400 planned per arm"
