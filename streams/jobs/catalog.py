@@ -98,7 +98,8 @@ JOBS: dict[str, Job] = {
             f"workspace whose data fails is skipped, counted in job_workspaces_skipped)",
             _posting_times),
         Job("detect_trends", "*/30 * * * *",
-            f"hashtags and styles whose posts' interactions gained per hour (a post's first snapshot gains 0) over "
+            f"hashtags and styles whose posts' interactions gained per hour (interpolated between a post's snapshots; its "
+            f"first snapshot gains 0) over "
             f"the last {RECENT_HOURS} h reach {RATIO:g}x those of the same hours on the {BASELINE_DAYS} days before "
             f"(and at least {MIN_GAIN} interactions) -> trend_analysis, source 'detected'; engagement_impact = % over "
             f"the baseline, NULL with status 'new' when the baseline gained under {MIN_BASELINE_GAIN}", _trends),

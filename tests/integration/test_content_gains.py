@@ -45,3 +45,15 @@ async def test_gains_over_high_water_marks(stack):
         assert await gained(-5, -1) == 0  # no snapshot at all
     finally:
         await conn.close()
+
+
+async def test_interactions_gained_is_not_public(stack):
+    """EXECUTE on interactions_gained() was PUBLIC's (CREATE FUNCTION's default; review finding 17):
+    revoked by 0036, kept for learnstream_service."""
+    conn = await connect(stack.dsn)
+    try:
+        fn = "interactions_gained(uuid, uuid, timestamptz, timestamptz)"
+        assert await conn.fetchval("SELECT has_function_privilege('public', $1, 'EXECUTE')", fn) is False
+        assert await conn.fetchval("SELECT has_function_privilege('learnstream_service', $1, 'EXECUTE')", fn) is True
+    finally:
+        await conn.close()
