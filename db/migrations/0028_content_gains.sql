@@ -1,8 +1,8 @@
 -- 0028: one definition of "gained" (issue #25): what a post gained since it was last seen higher.
 --
 -- content_performance_metrics holds cumulative counters as scrapers read them. Everything that
--- speaks of engagement *gained* in a period (the window stage, trends, the daily and weekly
--- aggregates, the engagement report source) uses this one definition, the window stage's
+-- speaks of engagement *gained* in a period (the window stage, the daily and weekly aggregates,
+-- the engagement report source, trends) uses this one definition, the window stage's
 -- (streams/windows/state.py with panes.py engagement_delta, and db/rollups.py's recompute):
 --
 --  * a snapshot's gain of a counter is its value minus the post's high-water mark of that counter:
@@ -15,7 +15,9 @@
 --
 -- A period's gain is the sum of the gains of the snapshots recorded in it: a snapshot carries what
 -- was gained since the post was last seen, wherever that was. Over a post's life the gains add up
--- to its highest count minus its first.
+-- to its highest count minus its first. The trends job (which compares rates in 6-hour windows)
+-- uses the same gains but spreads each over the time since the post's previous snapshot (0036,
+-- db/analytics/trends.py), so that a post scraped every few days does not look like a rise.
 
 -- Overflow-safe conversions (issue #25 review items 5, 6): counters are bigint up to 2^63 - 1 and
 -- rates double precision up to 1.8e308, so sums, differences and ratios of stored values can leave
