@@ -115,8 +115,8 @@ SOURCES: dict[str, Source] = {
                  "competitor_median": "the competitors' median (mean)", "competitors": "most competitors compared",
                  "percentile": "the account's percentile among them (mean)",
                  "ratio": "value / competitor_average (mean)",
-                 "industry_average": "the platform's average over competitor accounts across workspaces (mean; "
-                                     "none under the k-anonymity thresholds)"},
+                 "industry_average": "the platform's average over the competitor accounts other workspaces share "
+                                     "(mean; none unless LEARNSTREAM_INDUSTRY_BENCHMARKS, or under its thresholds)"},
         dimensions={**_TIME, "account": "the own account (connector_id)", "platform": "platform",
                     "metric": "followers, follower_growth, ..."},
         filters={"account": "connector ids", "platform": "platforms", "metric": "metrics"},

@@ -251,6 +251,12 @@ class Settings(BaseSettings):
 
     jobs_enabled: bool = Field(True, description="run the scheduled jobs (streams/jobs/), one worker at a time each")
     jobs_check_interval_s: float = Field(30.0, gt=0, description="how often the worker looks for due jobs")
+    industry_benchmarks: bool = Field(
+        False, description="the benchmarks job's industry_average, the one figure computed across workspaces: "
+        "each workspace gets an average over the other workspaces' shared competitors (docs/jobs-and-reports.md "
+        "#benchmarks); off: NULL. Meaningful only with LEARNSTREAM_WORKSPACE_REGISTRATION=registered, or where all workspaces "
+        "belong to one party: with auto, one producer can mint the workspaces it needs to isolate another's figures"
+    )
     reports_dir: Path = Field(
         default_factory=lambda: state_dir() / "reports",
         description="where reports are written: <dir>/<workspace>/<report>/<report>-<time>.<format> "

@@ -57,7 +57,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "delivery_config_refresh_s", "alertmanager_url", "outbound_allow", "alertmanager_resend_s", "alert_generator_url",
     ),
     "Domain routing": ("domain_routing", "domain_resume_interval_s", "domain_park_max_age_s"),
-    "Jobs and reports": ("jobs_enabled", "jobs_check_interval_s", "reports_dir"),
+    "Jobs and reports": ("jobs_enabled", "jobs_check_interval_s", "industry_benchmarks", "reports_dir"),
     "Retention and maintenance": (
         "maintenance_lock_timeout_ms", "maintenance_lock_retries", "maintenance_retry_initial_s",
         "maintenance_retry_max_s", "maintenance_analyze_min_rows",

@@ -17,11 +17,14 @@ account and metric: the workspace's competitors' average and median, their count
 percentile among them (those below it plus half those equal, over the count, x 100) and ratio
 (value / average); with no competitor having the metric, count 0 and those NULL.
 
-`industry_average`: the platform's average over the distinct competitor accounts (platform, id)
-tracked by any workspace (an account tracked by several workspaces counts once, with the mean of
-their values), published only when at least INDUSTRY_MIN_WORKSPACES workspaces and
-INDUSTRY_MIN_ACCOUNTS distinct accounts have the metric (k-anonymity: one workspace's competitors
-cannot be read out of it), else NULL. Own accounts never enter it. The same for every workspace.
+`industry_average` (review finding 14), only with `industry=True` (the operator's
+LEARNSTREAM_INDUSTRY_BENCHMARKS; else NULL): per reader workspace, platform and metric, the average
+over the competitor accounts (platform, id) that at least INDUSTRY_MIN_TRACKERS workspaces OTHER than
+the reader track (each once, the mean of those workspaces' values), published only when at least
+INDUSTRY_MIN_ACCOUNTS such accounts from at least INDUSTRY_MIN_WORKSPACES such workspaces have the
+metric and no account's |value| exceeds INDUSTRY_MAX_SHARE of their sum of |values| (dominance),
+else NULL. The reader's own values and accounts never enter its figure (it cannot move what it
+reads), a competitor only one workspace tracks enters no one's, own accounts never enter it.
 
 Values up to the double's limit (an engagement rate of 1.7e308 is a valid Rate) do not fail the
 run: averages and ratios are overflow-safe (db/analytics/safe.py), NULL when the figure is no
@@ -43,6 +46,10 @@ from db.analytics.safe import avg, ratio
 INDUSTRY_MIN_WORKSPACES = 5
 #: ... and this many distinct competitor accounts with one
 INDUSTRY_MIN_ACCOUNTS = 10
+#: an account counts only when this many workspaces besides the reader track it (none's private list enters)
+INDUSTRY_MIN_TRACKERS = 2
+#: dominance: no account's |value| may exceed this share of the accounts' sum of |values|
+INDUSTRY_MAX_SHARE = 0.5
 
 _BENCHMARK = """
 WITH own AS (
@@ -109,15 +116,31 @@ WITH own AS (
         ('engagement_rate', r.engagement_rate),
         ('posts_per_week', r.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
-), accounts AS (  -- each distinct competitor account once, across workspaces: the mean of their values
-    SELECT platform, id, metric, """ + avg("value") + """ AS value FROM rival_values GROUP BY platform, id, metric
-), industry AS (
-    SELECT a.platform, a.metric, """ + avg("a.value") + """ AS average
-    FROM accounts a
-    GROUP BY a.platform, a.metric
-    HAVING count(*) >= $4
-       AND (SELECT count(DISTINCT r.workspace_id) FROM rival_values r
-            WHERE r.platform = a.platform AND r.metric = a.metric) >= $3
+), readers AS (  -- industry_average, when on: for each workspace with rows, over the OTHER workspaces
+    SELECT DISTINCT workspace_id AS reader, platform, metric FROM own_values WHERE $5
+), shared AS (  -- values of the accounts (platform, id) that at least $6 workspaces track
+    SELECT r.workspace_id, r.platform, r.id, r.metric, r.value
+    FROM rival_values r
+    WHERE $5 AND (r.platform, r.id, r.metric) IN (SELECT platform, id, metric FROM rival_values
+                                                  GROUP BY platform, id, metric HAVING count(*) >= $6)
+), accounts AS (  -- an account at least $6 OTHER workspaces track, once: the mean of their values (never the reader's)
+    SELECT d.reader, s.platform, s.metric, s.id, """ + avg("s.value") + """ AS value, array_agg(s.workspace_id) AS sources
+    FROM readers d JOIN shared s ON s.platform = d.platform AND s.metric = d.metric AND s.workspace_id <> d.reader
+    GROUP BY d.reader, s.platform, s.metric, s.id
+    HAVING count(*) >= $6
+), sources AS (  -- how many other workspaces' values enter a reader's figure
+    SELECT reader, platform, metric, count(*) AS n
+    FROM (SELECT DISTINCT a.reader, a.platform, a.metric, w FROM accounts a, unnest(a.sources) AS w) AS u
+    GROUP BY reader, platform, metric
+), pooled AS (
+    SELECT reader, platform, metric, """ + avg("value") + """ AS average, count(*) AS n,
+        -- in numeric: a sum of floats can overflow
+        max(abs(value))::numeric AS top, sum(abs(value)::numeric) AS total
+    FROM accounts GROUP BY reader, platform, metric
+), industry AS (  -- dominance: no account over $7 of the sum of |values|
+    SELECT p.reader, p.platform, p.metric, p.average
+    FROM pooled p JOIN sources w USING (reader, platform, metric)
+    WHERE p.n >= $4 AND w.n >= $3 AND p.top <= $7::numeric * p.total
 ), compared AS (
     SELECT o.workspace_id, o.id, o.platform, o.metric, o.value,
         """ + avg("r.value") + """ AS average,
@@ -135,7 +158,7 @@ SELECT c.workspace_id, c.id, c.platform, c.metric, ($1 AT TIME ZONE 'UTC')::date
     c.value, i.average, c.average, c.median, c.n, c.percentile, """ + ratio("c.value", "c.average") + """,
     clock_timestamp()
 FROM compared c
-LEFT JOIN industry i ON i.platform = c.platform AND i.metric = c.metric
+LEFT JOIN industry i ON i.reader = c.workspace_id AND i.platform = c.platform AND i.metric = c.metric
 ON CONFLICT (workspace_id, connector_id, metric, period_start, period_end) DO UPDATE SET
     platform = excluded.platform, user_value = excluded.user_value, industry_average = excluded.industry_average,
     competitor_average = excluded.competitor_average, competitor_median = excluded.competitor_median,
@@ -152,9 +175,11 @@ WHERE b.period_start = ($1 AT TIME ZONE 'UTC')::date AND b.period_end = ($2 AT T
 """
 
 
-async def benchmark_accounts(conn: asyncpg.Connection, start: datetime, end: datetime) -> int:
-    """benchmark_comparisons for the period [start, end) (dates in UTC); -> rows written."""
+async def benchmark_accounts(conn: asyncpg.Connection, start: datetime, end: datetime, *, industry: bool = False) -> int:
+    """benchmark_comparisons for the period [start, end) (dates in UTC), industry_average only with
+    `industry` (else NULL); -> rows written."""
     async with conn.transaction():
-        written = await conn.fetch(_BENCHMARK, start, end, INDUSTRY_MIN_WORKSPACES, INDUSTRY_MIN_ACCOUNTS)
+        written = await conn.fetch(_BENCHMARK, start, end, INDUSTRY_MIN_WORKSPACES, INDUSTRY_MIN_ACCOUNTS, industry,
+                                   INDUSTRY_MIN_TRACKERS, INDUSTRY_MAX_SHARE)
         await conn.execute(_STALE, start, end, [r["workspace_id"] for r in written], [r["id"] for r in written])
     return len(written)

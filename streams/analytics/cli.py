@@ -154,7 +154,8 @@ def benchmarks_cmd(workspace, fmt, limit, platform, account, metric, all_periods
     value is the account's; competitor_average and competitor_median the active competitors'
     (competitors: how many had a value); percentile the account's place among them (those below plus
     half the ties, in %); ratio = value / competitor_average; industry_average the platform's
-    average over competitor accounts across workspaces (NULL under the k-anonymity thresholds).
+    average over the competitor accounts other workspaces share (NULL unless the operator set
+    LEARNSTREAM_INDUSTRY_BENCHMARKS, and under its thresholds).
     NULL where undefined (no competitor; a growth needs two snapshots: an account with one has no
     growth row)."""
     from db.analytics import read

@@ -13,7 +13,13 @@ from db.analytics.accuracy import (
     accuracy_per_day,
     measure_due_predictions,
 )
-from db.analytics.benchmarks import INDUSTRY_MIN_ACCOUNTS, INDUSTRY_MIN_WORKSPACES, benchmark_accounts
+from db.analytics.benchmarks import (
+    INDUSTRY_MAX_SHARE,
+    INDUSTRY_MIN_ACCOUNTS,
+    INDUSTRY_MIN_TRACKERS,
+    INDUSTRY_MIN_WORKSPACES,
+    benchmark_accounts,
+)
 from db.analytics.experiments import CONTROL_NAME, MIN_ARM_SAMPLE, experiment_significance
 from db.analytics.improvements import model_improvements
 from db.analytics.posting_times import MIN_POSTS, PRIOR_POSTS, WINDOW_DAYS, Z, optimal_posting_times
@@ -63,7 +69,12 @@ _posting_times = _until(partial(optimal_posting_times, on_skip=_skipped("optimal
 _trends = _until(detect_trends)
 _styles = _until(partial(correlate_styles, on_skip=_skipped("style_correlation")))
 _experiments = _until(experiment_significance)
-_daily, _benchmarks = _over(accuracy_per_day), _over(benchmark_accounts)
+_daily = _over(accuracy_per_day)
+
+
+async def _benchmarks(conn, period: Period) -> int:
+    assert period is not None
+    return await benchmark_accounts(conn, *period, industry=load_settings().industry_benchmarks)
 
 
 async def _reports(conn, period: Period) -> int:
@@ -106,9 +117,11 @@ JOBS: dict[str, Job] = {
         Job("benchmarks", "30 3 * * 1",
             "each own account against the active competitors on its platform: followers, follower growth (two "
             "snapshots needed, else NULL), engagement rate and posts per week (latest before the end); the "
-            "competitors' average, median and count, the account's percentile and ratio, the platform's industry "
-            f"average over all workspaces' distinct competitors (NULL under {INDUSTRY_MIN_WORKSPACES} workspaces or "
-            f"{INDUSTRY_MIN_ACCOUNTS} accounts) -> benchmark_comparisons, for the 7 days before",
+            "competitors' average, median and count, the account's percentile and ratio; with "
+            "LEARNSTREAM_INDUSTRY_BENCHMARKS (off: NULL) the platform's industry average over the competitors that at "
+            f"least {INDUSTRY_MIN_TRACKERS} OTHER workspaces track (NULL under {INDUSTRY_MIN_WORKSPACES} other "
+            f"workspaces or {INDUSTRY_MIN_ACCOUNTS} accounts, or when one account is over {INDUSTRY_MAX_SHARE:.0%} of "
+            "the sum) -> benchmark_comparisons, for the 7 days before",
             _benchmarks, period_of=week_period),
         Job("style_correlation", "45 2 * * *",
             "per workspace, Pearson's r between a post having a style tag and its engagement rate; each analysis's "

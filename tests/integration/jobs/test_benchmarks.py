@@ -1,7 +1,8 @@
 """benchmarks on crafted accounts (real PostgreSQL): an own account against its platform's
 competitors, percentiles and ratios exact; the same period twice gives the same rows; a single
-snapshot has no growth; engagement rate and posts per week compared; the industry average across
-workspaces only above its k-anonymity thresholds (issue #25 item 4)."""
+snapshot has no growth; engagement rate and posts per week compared; the industry average only when
+the operator turns it on, per workspace over the other workspaces' shared competitors, above its
+thresholds (issue #25 item 4, review finding 14)."""
 
 from __future__ import annotations
 
@@ -189,42 +190,130 @@ async def test_engagement_rate_and_posts_per_week_compared(stack):
         await conn.close()
 
 
-async def test_industry_average_over_workspaces_with_k_anonymity(stack):
-    """industry_average: the platform's average over the distinct competitor accounts of all
-    workspaces (an account tracked by two counts once, the mean of their values), published only
-    with >= 5 workspaces and >= 10 accounts having the metric. Before: always NULL."""
-    ws = [uuid.uuid4() for _ in range(5)]
+# -- industry_average (issue #25 item 4; review finding 14): off unless LEARNSTREAM_INDUSTRY_BENCHMARKS;
+# when on, per reader workspace over the OTHER workspaces' accounts that >= 2 of them track, >= 5 such
+# workspaces, >= 10 such accounts, no account over 50 % of the sum of |values|
+
+@pytest.fixture
+def industry_on(monkeypatch):
+    monkeypatch.setenv("LEARNSTREAM_INDUSTRY_BENCHMARKS", "true")
+
+
+async def _shared_competitors(conn):
+    """Workspaces R, O1..O5 on tiktok (followers, posts_per_week). s0..s9: each tracked by three of
+    O1..O5 (s<i>: O<i mod 5 + 1> and the next two, cyclically), 1000 (i + 1) followers and 1 post a
+    week (s9: 10), except s0, seen at 1000 by O1, 3000 by O2, 2000 by O3; R tracks s0 too (99,000
+    followers). s10: R and O3, 20,000. Private: p (R only, 50,000), q (O1 only, 7,000). Each has an
+    own account `me`, 100 followers, 2 posts a week. -> [R, O1, ..., O5]"""
+    ws = [uuid.uuid4() for _ in range(6)]
+    r, o = ws[0], ws[1:]  # o[k] is O<k + 1>
+    for i in range(10):
+        for k in range(3):
+            tracker = (i + k) % 5
+            n = (1000, 3000, 2000)[k] if i == 0 else 1000 * (i + 1)
+            await _rival(conn, o[tracker], f"s{i}", "tiktok", [(LATE, n, None, 10.0 if i == 9 else 1.0)])
+    await _rival(conn, r, "s0", "tiktok", [(LATE, 99000, None, 1.0)])
+    await _rival(conn, r, "s10", "tiktok", [(LATE, 20000, None, 1.0)])
+    await _rival(conn, o[2], "s10", "tiktok", [(LATE, 20000, None, 1.0)])
+    await _rival(conn, r, "p", "tiktok", [(LATE, 50000, None, 1.0)])
+    await _rival(conn, o[0], "q", "tiktok", [(LATE, 7000, None, 1.0)])
+    for w in ws:
+        await _own(conn, w, "me", "tiktok", [(LATE, 100, None, 2.0)])
+    return ws
+
+
+async def test_industry_average_is_off_by_default(stack, monkeypatch):
+    """Without LEARNSTREAM_INDUSTRY_BENCHMARKS no row carries an industry average, however many
+    workspaces share competitors. Before: the fixture below gave every workspace a figure (6 workspaces,
+    13 accounts: s0 (1000 + 3000 + 2000 + 99000) / 4 = 26,250, (26250 + 54000 + 20000 + 50000 + 7000) / 13
+    = 12,096.2 followers, (9 + 10 + 1 + 1 + 1) / 13 = 1.69 posts a week)."""
+    monkeypatch.delenv("LEARNSTREAM_INDUSTRY_BENCHMARKS", raising=False)
     conn = await connect(stack.dsn)
     try:
-        # tiktok: account a<i> (i = 0..9) tracked by workspace i // 2, 1000 (i + 1) before the period and
-        # 1100 (i + 1) in it (+10 %); a9 has one snapshot (11000): no growth. ws[0] tracks a2 too, one snapshot
-        # of 4400 (no growth); ws[1] saw a2 go 3000 -> 3300.
-        for i in range(10):
-            snaps = [(LATE, 1100 * (i + 1))] if i == 9 else [(BEFORE, 1000 * (i + 1)), (LATE, 1100 * (i + 1))]
-            await _rival(conn, ws[i // 2], f"a{i}", "tiktok", snaps)
-        await _rival(conn, ws[0], "a2", "tiktok", [(LATE, 4400)])
-        for k, w in enumerate(ws):
-            await _own_followers_only(conn, w, "me", "tiktok", [(BEFORE, 1000), (LATE, 1100 + 100 * k)])
-        # instagram: 4 workspaces with 3 accounts each (12 accounts): too few workspaces
-        for k, w in enumerate(ws[:4]):
-            for j in range(3):
-                await _rival(conn, w, f"ig{k}{j}", "instagram", [(LATE, 100)])
-        await _own_followers_only(conn, ws[0], "ig", "instagram", [(LATE, 50)])
+        ws = await _shared_competitors(conn)
         await _run(stack)
-        rows = await _rows(conn, ws[0])
-        f = rows["me", "followers"]
-        # accounts' followers: 1100, 2200, a2 = (4400 + 3300) / 2 = 3850, 4400, 5500, ..., 11000:
-        # (1100 * (1 + 2 + ... + 10) - 3300 + 3850) / 10 = (60500 + 550) / 10 = 6105
-        assert f["industry_average"] == pytest.approx(6105.0)
-        # the competitor figures stay the workspace's own: a0 1100, a1 2200, a2 4400
-        assert f["competitor_count"] == 3 and f["competitor_average"] == pytest.approx((1100 + 2200 + 4400) / 3)
-        # growth: a0..a8 (a2 through ws[1] only) = 9 accounts < 10 -> NULL, though all 5 workspaces have one
-        assert rows["me", "follower_growth"]["industry_average"] is None
-        assert rows["me", "follower_growth"]["competitor_count"] == 2  # a0, a1 (+10 % each)
-        assert rows["ig", "followers"]["industry_average"] is None  # 4 workspaces < 5
-        assert rows["ig", "followers"]["competitor_average"] == 100.0
-        # every workspace gets the same figure
-        for w in ws[1:]:
-            assert (await _rows(conn, w))["me", "followers"]["industry_average"] == pytest.approx(6105.0)
+        rows = [x for w in ws for x in (await _rows(conn, w)).values()]
+        assert len(rows) == 6 * 2  # followers and posts_per_week of each `me`
+        assert all(x["industry_average"] is None for x in rows)
+    finally:
+        await conn.close()
+
+
+async def test_industry_average_over_the_other_workspaces_shared_accounts(stack, industry_on):
+    """Each workspace's industry_average is over the other workspaces only (its own values and private
+    accounts never enter its figure), counting an account only when two of them track it; published
+    with >= 5 such workspaces, >= 10 such accounts and no account over half the sum. Before: the same
+    figure everywhere over every workspace's accounts, the reader's own included."""
+    conn = await connect(stack.dsn)
+    try:
+        r, *o = await _shared_competitors(conn)
+        await _run(stack)
+        rows = {w: await _rows(conn, w) for w in (r, *o)}
+        # R: s0 = (1000 + 3000 + 2000) / 3 = 2000 (its own 99,000 left out), s1..s9 2000 + ... + 10000 = 54,000;
+        # s10 has one other tracker (O3), p only R: out -> 10 accounts of O1..O5: (2000 + 54000) / 10 = 5600
+        assert rows[r]["me", "followers"]["industry_average"] == pytest.approx(5600.0)
+        # O1: s0 = (3000 + 2000 + 99000) / 3 (O2, O3, R), s1..s9 54,000, s10 20,000 (R, O3); q (O1's only) out:
+        # (104000 / 3 + 54000 + 20000) / 11 = 326000 / 33
+        assert rows[o[0]]["me", "followers"]["industry_average"] == pytest.approx(326000 / 33)
+        # O2: s0 = (1000 + 2000 + 99000) / 3 = 34,000: (34000 + 54000 + 20000) / 11
+        assert rows[o[1]]["me", "followers"]["industry_average"] == pytest.approx(108000 / 11)
+        # O3: s0 = (1000 + 3000 + 99000) / 3; s10 has one other tracker (R): out -> (103000 / 3 + 54000) / 10
+        assert rows[o[2]]["me", "followers"]["industry_average"] == pytest.approx(265000 / 30)
+        # O4, O5: s0 = (1000 + 3000 + 2000 + 99000) / 4 = 26,250: (26250 + 54000 + 20000) / 11
+        for w in o[3:]:
+            assert rows[w]["me", "followers"]["industry_average"] == pytest.approx(100250 / 11)
+        # posts_per_week, dominance: R and O3 see s0..s8 at 1 and s9 at 10: 10 > 0.5 x 19 -> NULL; the others
+        # see s10 (1) too: 10 <= 0.5 x 20 (exactly half is allowed) -> 20 / 11
+        assert [rows[w]["me", "posts_per_week"]["industry_average"] for w in (r, *o)] == [
+            None, pytest.approx(20 / 11), pytest.approx(20 / 11), None, pytest.approx(20 / 11), pytest.approx(20 / 11)]
+        # the competitor figures stay each workspace's own: R's s0 99,000, s10 20,000, p 50,000
+        f = rows[r]["me", "followers"]
+        assert (f["competitor_count"], f["competitor_average"]) == (3, pytest.approx((99000 + 20000 + 50000) / 3))
+    finally:
+        await conn.close()
+
+
+async def _sybils(conn, platform, fakes_at, fake_trackers, x_trackers):
+    """Attacker workspaces A0..A<n-1> and victim V on `platform`, engagement_rate: fake accounts f0..f8
+    at `fakes_at`, f<j> tracked by the attacker workspaces fake_trackers(j); V tracks x at 7.3, the
+    attacker workspaces x_trackers at 0. Each has `me` at 1.0. -> (attacker workspaces, V)"""
+    n = 1 + max(max(fake_trackers(j)) for j in range(9))
+    a, v = [uuid.uuid4() for _ in range(n)], uuid.uuid4()
+    for j in range(9):
+        for t in fake_trackers(j):
+            await _rival(conn, a[t], f"f{j}", platform, [(LATE, 100, fakes_at, None)])
+    await _rival(conn, v, "x", platform, [(LATE, 100, 7.3, None)])
+    for t in x_trackers:
+        await _rival(conn, a[t], "x", platform, [(LATE, 100, 0.0, None)])
+    for w in (*a, v):
+        await _own(conn, w, "me", platform, [(LATE, 100, 1.0, None)])
+    return a, v
+
+
+async def test_sybil_workspaces_cannot_isolate_one_workspaces_competitor(stack, industry_on):
+    """Review finding 14: 4 attacker workspaces with 9 fake competitors at 0 and the victim's one
+    competitor at 7.3 gave industry_average 0.73 = 7.3 / 10, isolating it. Each platform below is one
+    attempt (all in one run: the industry figure is per platform)."""
+    conn = await connect(stack.dsn)
+    try:
+        # the review's attack: A0 f0-f2, A1 f3-f4, A2 f5-f6, A3 f7-f8. Before: 5 workspaces, 10 accounts ->
+        # (9 x 0 + 7.3) / 10 = 0.73 everywhere. After: A0's others are 3 attacker workspaces + V = 4 < 5,
+        # and every account has one tracker -> NULL
+        a1, v1 = await _sybils(conn, "tiktok", 0.0, lambda j: [(0, 0, 0, 1, 1, 2, 2, 3, 3)[j]], [])
+        # adapted to the rule: A1..A4 each fake in two of them, A0 reads. Before: 0.73. After: x has one
+        # tracker (V) -> 9 accounts < 10 -> NULL (a workspace's private competitor never enters)
+        a2, v2 = await _sybils(conn, "instagram", 0.0, lambda j: [1 + j % 4, 1 + (j + 1) % 4], [])
+        # ... and A1 tracks x at 0 as well: x = (7.3 + 0) / 2 = 3.65 enters, 10 accounts, others A1..A4 + V = 5.
+        # Before: 3.65 / 10 = 0.365. After: x is 3.65 of a sum of 3.65 > 50 % -> NULL (dominance)
+        a3, v3 = await _sybils(conn, "youtube", 0.0, lambda j: [1 + j % 4, 1 + (j + 1) % 4], [1])
+        # the documented limit (docs/security.md): with fakes at 1 instead, x is 3.65 of 12.65 (28.9 %):
+        # published (9 x 1 + 3.65) / 10 = 1.265, and the attacker, knowing x's id and its own values, reads
+        # (7.3 + 0) / 2 = 10 x 1.265 - 9 -> the other workspaces' mean for x
+        a4, v4 = await _sybils(conn, "linkedin", 1.0, lambda j: [1 + j % 4, 1 + (j + 1) % 4], [1])
+        await _run(stack)
+        for w in (*a1, v1, *a2, v2, *a3, v3):
+            assert (await _rows(conn, w))["me", "engagement_rate"]["industry_average"] is None
+        assert (await _rows(conn, a4[0]))["me", "engagement_rate"]["industry_average"] == pytest.approx(1.265)
+        assert (await _rows(conn, v4))["me", "engagement_rate"]["industry_average"] is None  # A1..A4: 4 < 5
     finally:
         await conn.close()

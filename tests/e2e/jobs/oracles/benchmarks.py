@@ -25,7 +25,9 @@ percentile 100 x 1 / 3 (above r1), ratio 3 / (11 / 3) = 9 / 11; solo 2.5: percen
 (above r1 too), ratio 2.5 / (11 / 3) = 7.5 / 11.
 posts_per_week, me 7.0 vs 7.0, 3.5, 14.0: average 24.5 / 3, median 7.0, count 3, percentile
 100 x (1 + 0.5 x 1 tie) / 3 = 50, ratio 7 / (24.5 / 3) = 6 / 7; solo sent none: no row.
-industry_average NULL on every row: one workspace's competitors (< 5 workspaces, < 10 accounts).
+industry_average NULL on every row: off by default (LEARNSTREAM_INDUSTRY_BENCHMARKS), and on it
+would still be NULL: a workspace's own competitors never enter its own figure, which needs 10 accounts
+that 2 other workspaces each track (review finding 14).
 Rows: me 4 + solo 2 = 6 (before: followers and follower_growth for each, 4).
 """
 
