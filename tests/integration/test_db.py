@@ -46,7 +46,8 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (26, "member_writes"), (27, "partition_bounds"),
                                                                 (28, "content_gains"), (30, "aggregates_gained"),
                                                                 (31, "own_account_rates"), (32, "accuracy_and_improvements"),
-                                                                (33, "posting_times_local"), (34, "experiment_significance")]
+                                                                (33, "posting_times_local"), (34, "experiment_significance"),
+                                                                (40, "content_gains_between")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)

@@ -1,0 +1,78 @@
+-- 0040: content_gains_between(ws, t0, t1): the content_gains rows (0028) of one workspace's
+-- snapshots recorded in [t0, t1), computed from those snapshots only (issue #25, review finding 16).
+--
+-- content_gains compares each snapshot with its post's high-water marks through a window over the
+-- post's whole history, so a filter on recorded_at cannot go below the window: a one-day Grafana
+-- range over 200,000 snapshots read all 200,000 (355 ms, growing with history). The engagement
+-- report source had its own copy of the arithmetic that avoided that; this function is that
+-- technique, once, for every reader of a period's gains:
+--
+--  * the period's snapshots: workspace ws, recorded_at >= t0 and < t1 (half-open, as report periods
+--    and UTC days are; idx_content_performance_workspace_time);
+--  * one base row per post seen in the period, from before t0: the maxima of each counter over the
+--    post's snapshots recorded before t0 (its high-water marks at t0, idx_content_performance_content),
+--    none when the post has no earlier snapshot;
+--  * the same window as content_gains over those rows (the base row first): a snapshot's gain is its
+--    value minus the highest value before it, never negative; a post's first snapshot ever gains 0
+--    (first_snapshot true: no base row and no earlier snapshot in the period).
+--
+-- So for every snapshot in [t0, t1) it returns exactly the row content_gains has for it:
+--   SELECT * FROM content_gains_between(ws, t0, t1)
+--     = SELECT * FROM content_gains WHERE workspace_id = ws AND recorded_at >= t0 AND recorded_at < t1
+-- (tests/integration/test_content_gains.py). Views 1,000 (before t0), 1,300, 1,250, 1,400 in the
+-- period gain 300, 0, 100. interactions_gained (0028) is the per-post sum over (t0, t1] that
+-- detect_trends uses; this is the per-snapshot table over [t0, t1).
+--
+-- SECURITY INVOKER (the default, spelled out): row-level security of content_performance_metrics
+-- applies to the caller, so a member sees only its workspaces' rows whatever ws it passes. It is a
+-- single SELECT in LANGUAGE sql, STABLE and not STRICT, so PostgreSQL inlines it into the calling
+-- query. Executable by members (Grafana's login, reports) and the service, not PUBLIC. The table is
+-- named with its schema: the body is parsed where it is called, also under the refresh function's
+-- search_path (pg_catalog, pg_temp; 0022).
+
+CREATE FUNCTION content_gains_between(ws uuid, t0 timestamptz, t1 timestamptz)
+    RETURNS TABLE (workspace_id uuid, content_id uuid, platform varchar(50), connector_id varchar(100),
+                   recorded_at timestamptz, id uuid, views_gained bigint, likes_gained bigint,
+                   shares_gained bigint, comments_gained bigint, saves_gained bigint,
+                   interactions_gained bigint, first_snapshot boolean)
+    LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER AS $$
+    WITH cur AS (
+        SELECT m.content_id, m.platform, m.connector_id, m.recorded_at, m.id,
+            m.views, m.likes, m.shares, m.comments, m.saves
+        FROM public.content_performance_metrics m
+        WHERE m.workspace_id = ws AND m.recorded_at >= t0 AND m.recorded_at < t1
+    ), x AS (
+        SELECT c.*, true AS in_period FROM cur c
+        UNION ALL
+        SELECT k.content_id, NULL, NULL, NULL, NULL, b.views, b.likes, b.shares, b.comments, b.saves, false
+        FROM (SELECT DISTINCT content_id FROM cur) k CROSS JOIN LATERAL (
+            SELECT max(m.views) AS views, max(m.likes) AS likes, max(m.shares) AS shares,
+                max(m.comments) AS comments, max(m.saves) AS saves
+            FROM public.content_performance_metrics m
+            WHERE m.content_id = k.content_id AND m.workspace_id = ws AND m.recorded_at < t0
+            HAVING count(*) > 0) b
+    ), g AS (
+        SELECT x.*,
+            greatest(x.views - max(x.views) OVER w, 0) AS views_gained,
+            greatest(x.likes - max(x.likes) OVER w, 0) AS likes_gained,
+            greatest(x.shares - max(x.shares) OVER w, 0) AS shares_gained,
+            greatest(x.comments - max(x.comments) OVER w, 0) AS comments_gained,
+            greatest(x.saves - max(x.saves) OVER w, 0) AS saves_gained,
+            count(*) OVER w = 0 AS first_snapshot
+        FROM x
+        WINDOW w AS (PARTITION BY x.content_id ORDER BY x.in_period, x.recorded_at, x.id
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    )
+    SELECT ws, g.content_id, g.platform, g.connector_id, g.recorded_at, g.id,
+        g.views_gained, g.likes_gained, g.shares_gained, g.comments_gained, g.saves_gained,
+        g.likes_gained + g.shares_gained + g.comments_gained + g.saves_gained, g.first_snapshot
+    FROM g WHERE g.in_period
+$$;
+
+COMMENT ON FUNCTION content_gains_between(uuid, timestamptz, timestamptz) IS
+    'the content_gains rows of workspace ws recorded in [t0, t1), from those snapshots and one high-water-mark row per post before t0; 0040';
+
+REVOKE ALL ON FUNCTION content_gains_between(uuid, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION content_gains_between(uuid, timestamptz, timestamptz)
+    TO learnstream_member, learnstream_service;
+
