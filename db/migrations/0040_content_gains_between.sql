@@ -76,3 +76,45 @@ REVOKE ALL ON FUNCTION content_gains_between(uuid, timestamptz, timestamptz) FRO
 GRANT EXECUTE ON FUNCTION content_gains_between(uuid, timestamptz, timestamptz)
     TO learnstream_member, learnstream_service;
 
+-- analytics_aggregated_daily (0030) summed content_gains over the last 90 days: the view's window
+-- sorted every snapshot ever recorded (200,000 snapshots over a year: 0.7 s per refresh, a 23 MB
+-- sort on disk). It is made again from content_gains_between, per workspace with a snapshot in the
+-- window, t0 the window's start (00:00 UTC 90 days ago), t1 infinity: the same rows (a snapshot's
+-- gain still counts from its post's high-water marks before the window, through the base row),
+-- reading the window's snapshots and one base row per post (0.4 s on the same data). Its columns,
+-- unique index, _mine view and grants are 0030's, unchanged. analytics_aggregated_weekly stays on
+-- content_gains: its 365-day window is most of the history, where the function was slower (1.4 s
+-- against 0.95 s on a year of 200,000 snapshots).
+
+DROP VIEW analytics_aggregated_daily_mine;
+DROP MATERIALIZED VIEW analytics_aggregated_daily;
+
+CREATE MATERIALIZED VIEW analytics_aggregated_daily AS
+SELECT g.workspace_id, g.platform, (g.recorded_at AT TIME ZONE 'UTC')::date AS day,
+    count(DISTINCT g.content_id) AS content_count,
+    sum(g.views_gained)::bigint AS views, sum(g.likes_gained)::bigint AS likes, sum(g.shares_gained)::bigint AS shares,
+    sum(g.comments_gained)::bigint AS comments, sum(g.saves_gained)::bigint AS saves,
+    sum(g.interactions_gained)::double precision / nullif(sum(g.views_gained), 0) AS engagement_rate
+FROM (SELECT DISTINCT workspace_id FROM content_performance_metrics
+      WHERE recorded_at >= date_trunc('day', now(), 'UTC') - interval '90 days') w
+    CROSS JOIN LATERAL content_gains_between(w.workspace_id, date_trunc('day', now(), 'UTC') - interval '90 days',
+                                             'infinity') g
+GROUP BY g.workspace_id, g.platform, (g.recorded_at AT TIME ZONE 'UTC')::date;
+CREATE UNIQUE INDEX idx_analytics_aggregated_daily ON analytics_aggregated_daily (workspace_id, platform, day);
+
+COMMENT ON MATERIALIZED VIEW analytics_aggregated_daily IS
+    'per workspace, platform and UTC day of the last 90: engagement gained (sums of content_gains, through content_gains_between); 0030, 0040';
+COMMENT ON COLUMN analytics_aggregated_daily.content_count IS 'posts with a snapshot recorded in the period';
+COMMENT ON COLUMN analytics_aggregated_daily.views IS 'views gained in the period (content_gains), not a total';
+COMMENT ON COLUMN analytics_aggregated_daily.engagement_rate IS
+    'interactions gained / views gained; NULL when no views were gained';
+
+-- as 0013 and 0030 made them: the materialized view is the owner's (and the maintenance role's) only
+CREATE VIEW analytics_aggregated_daily_mine WITH (security_barrier) AS
+    SELECT * FROM analytics_aggregated_daily
+    WHERE workspace_id IN (SELECT public.member_workspaces(current_user, 'viewer'));
+REVOKE ALL ON analytics_aggregated_daily FROM PUBLIC, learnstream_service;
+GRANT SELECT, INSERT, UPDATE, DELETE ON analytics_aggregated_daily TO learnstream_maintenance;
+REVOKE ALL ON analytics_aggregated_daily_mine FROM PUBLIC, learnstream_service;
+GRANT SELECT ON analytics_aggregated_daily_mine TO learnstream_member, learnstream_service;
+GRANT SELECT, INSERT, UPDATE, DELETE ON analytics_aggregated_daily_mine TO learnstream_maintenance;
