@@ -51,50 +51,24 @@ _TREND_STATUS = "CASE WHEN jsonb_typeof(t.trend_data -> 'status') = 'string' THE
 _VARIANT_P = json_number("(e.significance -> 'vs_control' -> v.key)", "adjusted_p_value", "double precision")
 
 FAMILIES: dict[str, _Family] = {
-    # What the posts gained in each bucket (content_gains of migration 0028, the one definition of
-    # "gained"): each snapshot in the period against its post's high-water marks, wherever they were
-    # reached (`prev`: the post's maxima before the period), a post's first snapshot 0, a decrease 0;
-    # a bucket sums the gains of the snapshots recorded in it. Computed here on the period's rows
-    # plus one earlier row per post rather than through the view, whose window would read every
-    # snapshot of the workspace. avg_watch_time (an average, not a counter) takes each post's latest
-    # snapshot in the bucket, so a post scraped often does not weigh more.
+    # What the posts gained in each bucket: content_gains_between (migration 0040), the rows of
+    # content_gains (0028, the one definition of "gained") recorded in the period, computed from the
+    # period's snapshots and one high-water-mark row per post before it rather than through the
+    # view, whose window would read every snapshot of the workspace: a post's first snapshot 0, a
+    # decrease 0; a bucket sums the gains of the snapshots recorded in it. avg_watch_time (an
+    # average, not a counter) takes each post's latest snapshot in the bucket, so a post scraped
+    # often does not weigh more.
     "engagement": _Family(
         f"""
 WITH p AS ({_PARAMS}),
-cur AS (
-    SELECT m.id, m.content_id, m.platform, m.connector_id, m.recorded_at, m.views, m.likes, m.shares, m.comments,
-        m.saves, m.average_watch_time
-    FROM content_performance_metrics m CROSS JOIN p
-    WHERE m.workspace_id = p.ws AND m.recorded_at >= p.t0 AND m.recorded_at < p.t1 {{inner}}
-),
-prev AS (
-    SELECT l.* FROM (SELECT DISTINCT content_id FROM cur) k CROSS JOIN p CROSS JOIN LATERAL (
-        SELECT k.content_id, max(m.recorded_at) AS recorded_at, max(m.views) AS views, max(m.likes) AS likes,
-            max(m.shares) AS shares, max(m.comments) AS comments, max(m.saves) AS saves
-        FROM content_performance_metrics m
-        WHERE m.workspace_id = p.ws AND m.content_id = k.content_id AND m.recorded_at < p.t0
-        HAVING count(*) > 0) l
-),
 g AS (
-    SELECT x.*, greatest(x.views - max(x.views) OVER w, 0) AS views_gained,
-        greatest(x.likes - max(x.likes) OVER w, 0) AS likes_gained,
-        greatest(x.shares - max(x.shares) OVER w, 0) AS shares_gained,
-        greatest(x.comments - max(x.comments) OVER w, 0) AS comments_gained,
-        greatest(x.saves - max(x.saves) OVER w, 0) AS saves_gained
-    FROM (SELECT id, content_id, platform, connector_id, recorded_at, views, likes, shares, comments, saves,
-              average_watch_time, true AS in_period FROM cur
-          UNION ALL
-          SELECT NULL::uuid, content_id, NULL, NULL, recorded_at, views, likes, shares, comments, saves, NULL, false
-          FROM prev) x
-    WINDOW w AS (PARTITION BY x.content_id ORDER BY x.recorded_at, x.id NULLS FIRST
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    SELECT g.* FROM content_gains_between($1::uuid, $2::timestamptz, $3::timestamptz) g
+    WHERE true {{inner}}
 ),
 snap AS (
-    SELECT g.*, g.likes_gained::numeric + g.shares_gained + g.comments_gained + g.saves_gained AS interactions_gained,
-        {{bucket}} AS bucket, row_number() OVER (PARTITION BY g.content_id, {{bucket}}
-                                                ORDER BY g.recorded_at DESC, g.id DESC) = 1 AS latest
+    SELECT g.*, {{bucket}} AS bucket, row_number() OVER (PARTITION BY g.content_id, {{bucket}}
+                                                        ORDER BY g.recorded_at DESC, g.id DESC) = 1 AS latest
     FROM g CROSS JOIN p
-    WHERE g.in_period
 )
 SELECT {{select}}
 FROM snap s CROSS JOIN p LEFT JOIN content c ON c.workspace_id = p.ws AND c.id = s.content_id
@@ -112,10 +86,13 @@ WHERE true {{outer}}
             "saves": "bigint_or_null(coalesce(sum(s.saves_gained), 0))",
             "interactions": "bigint_or_null(coalesce(sum(s.interactions_gained), 0))",
             "engagement_rate": _rounded("sum(s.interactions_gained)::numeric / nullif(sum(s.views_gained), 0)", 6),
-            "avg_watch_time": _rounded("avg(s.average_watch_time) FILTER (WHERE s.latest)", 3),
+            # the latest snapshot's own row, looked up by its key (only for the rows the FILTER keeps)
+            "avg_watch_time": _rounded("avg((SELECT m.average_watch_time FROM content_performance_metrics m "
+                                       "WHERE m.workspace_id = p.ws AND m.recorded_at = s.recorded_at AND m.id = s.id)) "
+                                       "FILTER (WHERE s.latest)", 3),
         },
-        inner={"platform": "m.platform = ANY({p}::text[])", "account": "m.connector_id = ANY({p}::text[])",
-               "content_id": "m.content_id::text = ANY({p}::text[])"},
+        inner={"platform": "g.platform = ANY({p}::text[])", "account": "g.connector_id = ANY({p}::text[])",
+               "content_id": "g.content_id::text = ANY({p}::text[])"},
         outer={"content_type": "c.content_type = ANY({p}::text[])", "hashtag": "c.hashtags && {p}::text[]"},
     ),
     "learning": _Family(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db.pool import connect
+from tests.integration.access.logins import member_logins
 
 pytestmark = pytest.mark.services
 
@@ -57,3 +58,74 @@ async def test_interactions_gained_is_not_public(stack):
         assert await conn.fetchval("SELECT has_function_privilege('learnstream_service', $1, 'EXECUTE')", fn) is True
     finally:
         await conn.close()
+
+
+_INSERT = """INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform, views, likes, shares,
+                 recorded_at) VALUES ($1, $2, $3, 'tiktok', $4, $5, $6, $7)"""
+_COLUMNS = ("workspace_id, content_id, platform, connector_id, recorded_at, id, views_gained, likes_gained, "
+            "shares_gained, comments_gained, saves_gained, interactions_gained, first_snapshot")
+
+
+async def test_content_gains_between_is_content_gains_of_the_period(stack):
+    """Migration 0040, review finding 16: content_gains_between(ws, t0, t1) is the content_gains rows
+    recorded in [t0, t1), computed from those and one high-water-mark row per post before t0.
+    Post P: views 1,000 (T), 1,300 (T+1h), 1,250 (T+2h, a bad scrape), 1,400 (T+3h); likes 100, 130,
+    80, 150. Over [T, T+4h): views 0 (first), 300, 0, 100 (over the mark 1,300, not 150 over 1,250).
+    Over [T+30min, T+4h): T's snapshot is the base row (views 1,000, likes 100): 300, 0, 100; likes
+    30, 0, 20; no row is a first snapshot. Over [T+2h, T+4h): the base row holds the marks 1,300 / 130
+    (maxima before t0, not the latest 1,000 / 100): 0, 100 and likes 0, 20. Post Q is first seen at T+3h
+    (views 50: 0, first). Another workspace's post in the same hours does not appear."""
+    ws, other, p, q = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        for h, views, likes in ((0, 1000, 100), (1, 1300, 130), (2, 1250, 80), (3, 1400, 150)):
+            await conn.execute(_INSERT, uuid.uuid4(), ws, p, views, likes, 0, T + timedelta(hours=h))
+            await conn.execute(_INSERT, uuid.uuid4(), other, uuid.uuid4(), 7, 7, 7, T + timedelta(hours=h))
+        await conn.execute(_INSERT, uuid.uuid4(), ws, q, 50, 5, 0, T + timedelta(hours=3))
+
+        async def between(a: float, b: float) -> list[tuple]:
+            return [tuple(r) for r in await conn.fetch(
+                """SELECT content_id = $4, views_gained, likes_gained, interactions_gained, first_snapshot
+                   FROM content_gains_between($1, $2, $3) ORDER BY recorded_at, content_id = $4 DESC""",
+                ws, T + timedelta(hours=a), T + timedelta(hours=b), p)]
+
+        assert await between(0, 4) == [(True, 0, 0, 0, True), (True, 1300 - 1000, 130 - 100, 30, False),
+                                        (True, 0, 0, 0, False), (True, 1400 - 1300, 150 - 130, 20, False),
+                                        (False, 0, 0, 0, True)]
+        assert await between(0.5, 4) == [(True, 300, 30, 30, False), (True, 0, 0, 0, False),
+                                          (True, 100, 20, 20, False), (False, 0, 0, 0, True)]
+        assert await between(2, 4) == [(True, 0, 0, 0, False), (True, 1400 - 1300, 150 - 130, 20, False),
+                                        (False, 0, 0, 0, True)]
+        assert await between(3, 3) == [] and await between(4, 9) == []  # [t0, t1): T+3h is not in [T+3h, T+3h)
+        # every column equals content_gains' row, for every range bounded by the snapshots and between
+        for a in (-1, 0, 0.5, 1, 2, 2.5, 3):
+            for b in (a + 0.5, a + 1, 9):
+                t0, t1 = T + timedelta(hours=a), T + timedelta(hours=b)
+                assert [tuple(r) for r in await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM content_gains_between($1, $2, $3) ORDER BY recorded_at, id", ws, t0, t1)
+                ] == [tuple(r) for r in await conn.fetch(
+                    f"""SELECT {_COLUMNS} FROM content_gains WHERE workspace_id = $1 AND recorded_at >= $2
+                        AND recorded_at < $3 ORDER BY recorded_at, id""", ws, t0, t1)], (a, b)
+    finally:
+        await conn.close()
+
+
+async def test_a_member_sees_only_its_workspace_through_content_gains_between(stack):
+    """The function is security invoker: row-level security filters what a member's login reads,
+    whatever workspace it names; PUBLIC cannot execute it."""
+    async with member_logins(stack, [("viewer", 1, "viewer")]) as (owner, w1, w2, logins):
+        for ws, views in ((w1, (10, 25)), (w2, (100, 400))):
+            post = uuid.uuid4()
+            for h, v in enumerate(views):
+                await owner.execute(_INSERT, uuid.uuid4(), ws, post, v, 0, 0, T + timedelta(hours=h))
+        member = await connect(logins["viewer"][1])
+        try:
+            sql = "SELECT views_gained FROM content_gains_between($1, $2, $3) ORDER BY recorded_at"
+            t0, t1 = T - timedelta(hours=1), T + timedelta(hours=5)
+            assert [r[0] for r in await member.fetch(sql, w1, t0, t1)] == [0, 25 - 10]
+            assert await member.fetch(sql, w2, t0, t1) == []  # w2 has rows (below), not for this login
+            assert [r[0] for r in await owner.fetch(sql, w2, t0, t1)] == [0, 400 - 100]
+        finally:
+            await member.close()
+        assert not await owner.fetchval("SELECT has_function_privilege('public', "
+                                        "'content_gains_between(uuid, timestamptz, timestamptz)', 'EXECUTE')")
