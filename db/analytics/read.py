@@ -39,6 +39,12 @@ def json_number(doc: str, field: str, cast: str) -> str:
     return f"CASE WHEN jsonb_typeof({doc} -> '{field}') = 'number' THEN {value} END"
 
 
+def json_text(doc: str, field: str) -> str:
+    """SQL: `doc`'s `field` as text, NULL unless it is a JSON string (a detected trend's status in
+    trend_data). `doc` and `field` are the callers' constants."""
+    return f"CASE WHEN jsonb_typeof({doc} -> '{field}') = 'string' THEN {doc} ->> '{field}' END"
+
+
 @dataclass(frozen=True)
 class Table:
     """A view's rows with their column names (the names also when there is no row)."""
@@ -78,7 +84,7 @@ LIMIT $5
 #: trending), $6 row limit
 TRENDS = f"""
 SELECT workspace_id, platform, trend_type, trend_key, source,
-    CASE WHEN jsonb_typeof(trend_data -> 'status') = 'string' THEN trend_data ->> 'status' END AS status,
+    {json_text('trend_data', 'status')} AS status,
     {_r('engagement_impact', 3)} AS impact_pct,
     {json_number('trend_data', 'posts', 'numeric::bigint')} AS posts,
     {json_number('trend_data', 'recent_gain', 'numeric::bigint')} AS recent_gain,

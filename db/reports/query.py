@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.analytics.read import EXPERIMENT_VARIANTS, json_number
+from db.analytics.read import EXPERIMENT_VARIANTS, json_number, json_text
 from db.analytics.safe import avg as safe_avg
 from schemas.reports import ReportQuery
 
@@ -44,7 +44,7 @@ class _Family:
 
 
 #: a detected trend's label (db/analytics/trends.py: rising or new), NULL unless a JSON string
-_TREND_STATUS = "CASE WHEN jsonb_typeof(t.trend_data -> 'status') = 'string' THEN t.trend_data ->> 'status' END"
+_TREND_STATUS = json_text("t.trend_data", "status")
 
 #: a variant's (Bonferroni-adjusted) p-value against the control, from the experiment_significance
 #: job's `significance` (NULL for the control and before a run)
