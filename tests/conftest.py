@@ -104,10 +104,32 @@ async def stack(services: dict[str, str]) -> AsyncIterator[Stack]:
         shutil.rmtree(f"/tmp/learnstream-test-{st.tag}", ignore_errors=True)
 
 
+#: the workers a test started, for its failure report
+WORKERS = pytest.StashKey[list[Worker]]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    """A failed test that ran workers shows the end of each worker's log beside its traceback (a
+    failure seen only in CI is then explained by what the worker said)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for w in item.stash.get(WORKERS, []):
+        try:
+            tail = w.log()[-6000:]
+        except OSError as exc:
+            tail = f"(log unreadable: {exc})"
+        report.sections.append((f"log of {w.log_path.name} (last 6000 characters)", tail))
+
+
 @pytest.fixture
-def start_worker(stack: Stack, tmp_path: Path) -> Iterator:
-    """start_worker(**env) -> a ready Worker; all are stopped at the end of the test."""
+def start_worker(stack: Stack, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
+    """start_worker(**env) -> a ready Worker; all are stopped at the end of the test (the end of
+    each one's log is shown when the test fails)."""
     workers: list[Worker] = []
+    request.node.stash[WORKERS] = workers
 
     def start(wait: bool = True, **env: str) -> Worker:
         w = Worker(stack, tmp_path, name=f"worker{len(workers)}", **env)
