@@ -337,3 +337,18 @@ async def upsert_rollups(conn: asyncpg.Connection, rollups: list[Rollup]) -> lis
             update={"revision": c["revision"], "closed_at": c["closed_at"]})
         for c in changed
     ]
+
+
+#: the column of each rollup table that counts the events folded into a window
+_EVENTS_COLUMN = {"performance_sample": "count", "learning_event": "count", "engagement_update": "updates"}
+
+
+async def window_counts(conn: asyncpg.Connection) -> dict[str, dict[tuple[float, float], tuple[int, int]]]:
+    """kind -> (window_s, step_s) -> (windows stored, events counted in them): what the bench
+    compares with the stored rows (each event lies in window_s / step_s windows of a spec)."""
+    out: dict[str, dict[tuple[float, float], tuple[int, int]]] = {}
+    for kind, table in ROLLUP_TABLES.items():
+        rows = await conn.fetch(f"SELECT window_s, step_s, count(*) AS n, coalesce(sum({_EVENTS_COLUMN[kind]}), 0) AS e "
+                                f"FROM {table.name} GROUP BY 1, 2")
+        out[kind] = {(r["window_s"], r["step_s"]): (r["n"], int(r["e"])) for r in rows}
+    return out

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from streams.config import Settings
-from streams.devkit.bench.runner import Bench, Plan, table, write_json
+from streams.devkit.bench.runner import Bench, Plan, table, windows_table, write_json
 from tests.support import admin_dsn
 
 pytestmark = pytest.mark.services
@@ -41,6 +41,28 @@ async def test_bench_runs_limit_and_learnstream_and_reports_them(services, tmp_p
     doc = json.loads(write_json(plan, results).read_text())
     assert [r["pipeline"] for r in doc["results"]] == ["limit", "learnstream"]
     assert doc["plan"]["events"] == 4000
+
+
+async def test_bench_windows_close_waits_for_every_window_and_checks_the_rollups(services, tmp_path):
+    settings = Settings(
+        kafka_bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], database_url=services["LEARNSTREAM_DATABASE_URL"],
+        admin_database_url=services.get("LEARNSTREAM_ADMIN_DATABASE_URL"),
+    )
+    # hopping windows of 4 s instead of 10: the last one closes sooner
+    plan = Plan(events=2000, shapes=["arrays"], pipelines=["learnstream"],
+                mix={"learning_event": 0.5, "performance_sample": 0.5}, timeout_s=120,
+                latency_rate=500, latency_seconds=1.0, out_dir=tmp_path, partitions=2, windows_close=True,
+                worker_env={"LEARNSTREAM_WINDOW_HOPPING_S": "4"})
+    [r] = await Bench(settings, plan).run()
+    assert r.complete and 1900 <= r.rows < 2000
+    # every window stored, none set aside, and each stored row counted once per window holding it
+    assert r.windows_closed > 0 and r.rollup_rows == r.windows_closed
+    assert r.late_events == 0 and r.rollups_match, r.note
+    assert r.close_s > 0 and r.cpu_to_last_window_s >= r.cpu_s > 0 and r.idle_cpu_per_s >= 0
+    assert r.cpu_closed_s <= r.cpu_to_last_window_s
+    assert "yes" in windows_table([r])
+    doc = json.loads(write_json(plan, [r]).read_text())
+    assert doc["plan"]["windows_close"] is True and doc["results"][0]["windows_closed"] == r.windows_closed
 
 
 async def test_the_jobs_bench_runs_every_job_on_the_demos_data(services, tmp_path, monkeypatch):

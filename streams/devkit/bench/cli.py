@@ -11,7 +11,7 @@ import click
 import orjson
 
 from streams.config import admin_dsn, load_settings
-from streams.devkit.bench.runner import PIPELINES, Bench, Plan, table, write_json
+from streams.devkit.bench.runner import PIPELINES, Bench, Plan, table, windows_table, write_json
 
 DEFAULT_MIX = "learning_event=0.6,performance_sample=0.3,engagement_update=0.1"
 
@@ -61,6 +61,12 @@ def worker_env_of(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--set", "settings_", multiple=True, metavar="NAME=VALUE",
               help="a setting for the learnstream pipeline, e.g. --set batch_max_events=2000 (repeatable)")
 @click.option("--profile", is_flag=True, help="record the learnstream pipeline with py-spy and print its top functions")
+@click.option("--windows-close", is_flag=True,
+              help="event times spread over 2 s instead of 60 s (all pipelines), learnstream on windows scaled "
+              "alike (2 s tumbling, 10 s hopping by 2 s, grace 2 s, idle 0.5 s; --set overrides), and after its last "
+              "row the run waits until every window is closed and stored: reports windows closed, rollup rows, "
+              "late events, time from the last row to the last window stored, CPU s at both, the idle CPU rate, "
+              "and the window stage's CPU and throughput cost against ingest-only")
 @click.option("--alerts", is_flag=True,
               help="instead: measure alert latency (window closed -> notification, sample -> notification) on a live stream")
 @click.option("--alert-window", type=float, default=5.0, show_default=True, help="with --alerts: tumbling window seconds")
@@ -88,7 +94,7 @@ def worker_env_of(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--soak-settle", type=float, default=30.0, show_default=True,
               help="with --soak-tenants: seconds after a wave's windows closed before its RSS is taken")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
-          settings_, profile, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
+          settings_, profile, windows_close, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
           backfill_days, domain, job_scales, soak, soak_rate, soak_seconds, soak_tenants, soak_waves, soak_settle) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
@@ -172,8 +178,11 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         return
     plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=parse_mix(mix), seed=seed,
                 invalid_share=invalid_share, timeout_s=timeout_s, latency_rate=latency_rate,
-                latency_seconds=latency_seconds, out_dir=out_dir, profile=profile,
+                latency_seconds=latency_seconds, out_dir=out_dir, profile=profile, windows_close=windows_close,
                 worker_env=worker_env_of(settings_))
     results = asyncio.run(Bench(load_settings(), plan).run())
     click.echo("\n" + table(results))
+    closing = windows_table(results)
+    if closing:
+        click.echo("\nwindows closed (learnstream, --windows-close):\n" + closing)
     click.echo(f"\nresults written to {write_json(plan, results)}")

@@ -7,6 +7,10 @@ ingested_at - first row's ingested_at), i.e. from its first row committed to its
 Latency: after draining, a paced live stream (event time = publish time) runs for a few seconds;
 p50/p95/p99 of ingested_at - event time over those rows.
 Peak RSS and CPU seconds come from psutil on the pipeline process.
+With `windows_close` (`--windows-close`) the learnstream pipeline runs on windows scaled down with
+the workload's event-time spread, and after its last row the bench waits until every window the
+workload opened is closed and stored, so its CPU seconds include closing, storing rollups and the
+alert engine (docs/bench.md, "Windows closed").
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import asyncpg
 import orjson
 
 from db.databases import create_migrated_database, drop_database, dsn_for
+from db.rollups import window_counts
 from db.tables import TABLES
 from streams.config import Settings, admin_dsn
 from streams.devkit.services import free_port, principal_env
@@ -45,6 +50,18 @@ PIPELINES = {
 #: bad input the limit pipeline can skip without validating (it stores naive timestamps as UTC)
 BENCH_MEMBER_FAULTS = ("schema", "not_an_object", "naive_timestamp")
 BENCH_MESSAGE_FAULTS = ("invalid_json", "invalid_utf8")
+#: the workload's event times: spread at random over this many seconds before its generation
+SPREAD_S = 60.0
+#: --windows-close: the default bench's event-time spread and windows (60 s spread, 60 s tumbling,
+#: 300 s hopping by 60 s, grace 60 s) scaled down 30 times, so every series has as many windows and
+#: panes as there, and the last window closes about idle + 10 s + 2 s after the last event, not 6 min
+WINDOWS_CLOSE_SPREAD_S = 2.0
+WINDOWS_CLOSE = {"window_tumbling_s": "2", "window_hopping_s": "10", "window_hop_step_s": "2",
+                 "window_grace_s": "2", "window_idle_s": "0.5"}
+#: --windows-close: seconds the worker's idle CPU is measured for, once every window is stored
+IDLE_MEASURE_S = 3.0
+#: --windows-close: every window is taken as stored once the rollup rows have not grown for this long
+QUIET_S = 6.0
 
 
 @dataclass
@@ -66,6 +83,23 @@ class Result:
     #: learnstream only, from its own metrics: seconds inside COPY + INSERT transactions
     db_write_s: float | None = None
     note: str = ""
+    #: learnstream with windows_close (docs/bench.md, "Windows closed"): seconds from the last row
+    #: to the last window stored, windows closed (the worker's metric), rows in the rollup tables,
+    #: late events set aside, whether the rollups count every stored row in each of its windows
+    close_s: float | None = None
+    windows_closed: int | None = None
+    rollup_rows: int | None = None
+    late_events: int | None = None
+    rollups_match: bool | None = None
+    #: worker CPU seconds at the last row (= cpu_s) and at the last window stored; its idle CPU
+    #: seconds per second once all was closed; CPU s to the last window minus idle rate x close_s
+    cpu_to_last_window_s: float | None = None
+    idle_cpu_per_s: float | None = None
+    cpu_closed_s: float | None = None
+    #: learnstream, when ingest-only ran on the same shape: (CPU s to the last window stored, idle
+    #: subtracted, or cpu_s without windows_close) / ingest-only's CPU s - 1, and 1 - events/s ratio
+    window_cpu_cost: float | None = None
+    window_rate_cost: float | None = None
 
 
 @dataclass
@@ -82,6 +116,8 @@ class Plan:
     partitions: int = 8
     out_dir: Path = Path("bench-results")
     profile: bool = False
+    #: run the learnstream pipeline until every window the workload opened is closed and stored
+    windows_close: bool = False
     #: extra LEARNSTREAM_* settings for the learnstream pipeline (tuning experiments)
     worker_env: dict[str, str] = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
@@ -97,6 +133,10 @@ class Bench:
         self.run_id = uuid.uuid4().hex[:8]
 
     # -- workload ---------------------------------------------------------------------------
+    def _generator(self) -> Generator:
+        return Generator(seed=self.plan.seed,
+                         spread_s=WINDOWS_CLOSE_SPREAD_S if self.plan.windows_close else SPREAD_S)
+
     def _workloads(self, shape: str, gen: Generator) -> dict[str, Workload]:
         array_size = 1000 if shape == "arrays" else 1
         loads = {}
@@ -152,8 +192,12 @@ class Bench:
         if ours:
             env.update(self.plan.worker_env)
         if name == "learnstream":
-            # the workload's event times are spread at random over a minute and its topics are
-            # read partition by partition: a grace period of a minute keeps the replay on time
+            # the workload's event times are spread at random over a minute (2 s with windows_close)
+            # and its topics are read partition by partition: a grace period of the spread keeps
+            # the replay on time
+            if self.plan.windows_close:
+                for k, v in WINDOWS_CLOSE.items():
+                    env.setdefault(f"LEARNSTREAM_{k.upper()}", v)
             env.setdefault("LEARNSTREAM_WINDOW_GRACE_S", "60")
         if name == "ingest-only":
             env["LEARNSTREAM_WINDOWS_ENABLED"] = "false"
@@ -201,7 +245,7 @@ class Bench:
                     m = scrape(metrics_port)
                     write_s: float | None = total(m, "learnstream_copy_duration_seconds_sum")
                     if name == "learnstream":
-                        windows_note = (f"windows closed {int(total(m, 'learnstream_windows_closed_total')):,}, "
+                        windows_note = (f"at the last row: windows closed {int(total(m, 'learnstream_windows_closed_total')):,}, "
                                         f"late events {int(total(m, 'learnstream_late_events_total')):,}")
                 except OSError:
                     write_s = None
@@ -213,6 +257,8 @@ class Bench:
                             note=" ".join(x for x in (note, windows_note) if x))
             if metrics_port:
                 result.db_write_s = write_s
+            if name == "learnstream" and self.plan.windows_close and result.complete and proc.poll() is None:
+                await self._windows_closed(result, conn, ps, metrics_port, expected, cpu, last)
             if result.complete and proc.poll() is None:
                 await self._latency(result, conn, shape, topics, ps)
                 try:
@@ -236,6 +282,66 @@ class Bench:
                 _say("\n".join("      " + line for line in summarize(prof_path).splitlines()))
             await drop_database(admin_dsn(self.s), dbname)
         return result
+
+    async def _windows_closed(self, result: Result, conn: asyncpg.Connection, ps, metrics_port: int,
+                              expected: dict[str, int], cpu_at_last_row: float, last_row: float | None) -> None:
+        """After the last row: wait until every window the workload opened is closed and stored
+        (no open pane, the rollup rows = the windows closed, unchanged for QUIET_S), noting when
+        the rollup rows last grew and the worker's CPU then; then its idle CPU rate over
+        IDLE_MEASURE_S; then check the rollups against the stored rows."""
+
+        def cpu_now() -> float:
+            t = ps.cpu_times()
+            return t.user + t.system
+
+        async def rollup_rows() -> int:
+            return sum(n for spans in (await window_counts(conn)).values() for n, _ in spans.values())
+
+        deadline = time.monotonic() + self.plan.timeout_s
+        # rollups stored by the last row count from it (none, with WINDOWS_CLOSE: they all close after it)
+        stored, stored_at, cpu_at = await rollup_rows(), last_row or time.time(), cpu_at_last_row
+        closed = panes = late = 0
+        while time.monotonic() < deadline:
+            cpu = cpu_now()
+            rows = await rollup_rows()
+            if rows != stored:
+                stored, stored_at, cpu_at = rows, time.time(), cpu
+            m = await asyncio.to_thread(scrape, metrics_port)
+            closed = int(total(m, "learnstream_windows_closed_total"))
+            panes = int(total(m, "learnstream_window_open_panes"))
+            late = int(total(m, "learnstream_late_events_total"))
+            pending = int(total(m, "learnstream_recompute_pending_hour_buckets"))
+            # quiet for longer than the open-panes gauge's report interval (5 s) and a hop step
+            if closed and panes == 0 and pending == 0 and stored >= closed and time.time() - stored_at >= QUIET_S:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            result.note += f" windows: {panes:,} panes still open after {self.plan.timeout_s:.0f}s"
+        idle_from = cpu_now()
+        await asyncio.sleep(IDLE_MEASURE_S)
+        idle_rate = (cpu_now() - idle_from) / IDLE_MEASURE_S
+        result.close_s = stored_at - last_row if last_row else None
+        result.windows_closed, result.rollup_rows, result.late_events = closed, stored, late
+        result.cpu_to_last_window_s, result.idle_cpu_per_s = cpu_at, idle_rate
+        result.cpu_closed_s = cpu_at - idle_rate * max(0.0, result.close_s or 0.0)
+        # every stored row lies in window_s / step_s windows of each spec: the rollups count it that often
+        counts = await window_counts(conn)
+        result.rollups_match = True
+        for kind in counts:
+            if TABLES[kind].name not in expected:
+                continue
+            table_rows = await conn.fetchval(f"SELECT count(*) FROM {TABLES[kind].name}")
+            for (window_s, step_s), (_, events_counted) in counts[kind].items():
+                if events_counted != table_rows * round(window_s / step_s):
+                    result.rollups_match = False
+                    result.note += (f" rollups: {kind} {window_s:g}/{step_s:g} s windows count {events_counted:,}"
+                                    f" events of {table_rows:,} rows")
+            if not counts[kind]:
+                result.rollups_match = False
+                result.note += f" rollups: no {kind} windows"
+        _say(f"   [learnstream] windows closed {closed:,} ({stored:,} rollup rows), last stored "
+             f"{result.close_s or 0:.1f}s after the last row; CPU s {cpu_at_last_row:.2f} at the last row, "
+             f"{cpu_at:.2f} at the last window, idle {idle_rate:.3f} CPU s/s")
 
     @staticmethod
     async def _count(conn: asyncpg.Connection, expected: dict[str, int]) -> int:
@@ -305,7 +411,7 @@ class Bench:
     async def run(self) -> list[Result]:
         plan = self.plan
         for shape in plan.shapes:
-            gen = Generator(seed=plan.seed)
+            gen = self._generator()
             loads = self._workloads(shape, gen)
             total = sum(w.events for w in loads.values())
             _say(f"== {shape}: {total:,} events in {sum(len(w.messages) for w in loads.values()):,} messages "
@@ -326,7 +432,42 @@ class Bench:
             for r in plan.results:
                 if r.shape == shape and limit:
                     r.ratio_to_limit = r.events_per_s / limit.events_per_s
+            window_costs([r for r in plan.results if r.shape == shape])
         return plan.results
+
+
+def window_costs(results: list[Result]) -> None:
+    """The window stage's cost on one shape, on learnstream's result: CPU (learnstream's CPU s, to
+    its last window stored less idle when windows were waited for, over ingest-only's, minus 1)
+    and throughput (1 - learnstream's events/s over ingest-only's)."""
+    ours = next((r for r in results if r.pipeline == "learnstream" and r.complete), None)
+    bare = next((r for r in results if r.pipeline == "ingest-only" and r.complete), None)
+    if ours is None or bare is None or not bare.cpu_s or not bare.events_per_s:
+        return
+    cpu = ours.cpu_closed_s if ours.cpu_closed_s is not None else ours.cpu_s
+    ours.window_cpu_cost = cpu / bare.cpu_s - 1
+    ours.window_rate_cost = 1 - ours.events_per_s / bare.events_per_s
+
+
+def windows_table(results: list[Result]) -> str:
+    """--windows-close: what closing cost, per learnstream run."""
+    head = (f"{'shape':<8}{'windows':>9}{'rollups':>9}{'late':>6}{'match':>7}{'close s':>9}{'CPU s row':>11}"
+            f"{'CPU s win':>11}{'idle/s':>8}{'CPU s net':>11}{'CPU cost':>10}{'rate cost':>11}")
+    lines = [head, "-" * len(head)]
+
+    def f(x, fmt):
+        return format(x, fmt) if x is not None else "-"
+
+    for r in results:
+        if r.pipeline != "learnstream" or r.windows_closed is None:
+            continue
+        lines.append(
+            f"{r.shape:<8}{r.windows_closed:>9,}{f(r.rollup_rows, '>9,')}{f(r.late_events, '>6,')}"
+            f"{'yes' if r.rollups_match else 'NO':>7}{f(r.close_s, '>9.1f')}{r.cpu_s:>11.2f}"
+            f"{f(r.cpu_to_last_window_s, '>11.2f')}{f(r.idle_cpu_per_s, '>8.3f')}{f(r.cpu_closed_s, '>11.2f')}"
+            f"{f(r.window_cpu_cost, '>10.1%')}{f(r.window_rate_cost, '>11.1%')}"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def table(results: list[Result]) -> str:
