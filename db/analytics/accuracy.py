@@ -56,8 +56,9 @@ _DUE = """p.actual_score IS NULL AND p.outcome_at IS NULL AND p.status = 'active
       AND p.prediction_timestamp + make_interval(hours => p.prediction_horizon) <= $2
       AND ($3::timestamptz IS NULL OR (p.prediction_timestamp, p.workspace_id, p.id) > ($3, $4::uuid, $5::uuid))"""
 
-#: the last key of the next page of due predictions ($6 = page size)
-_PAGE_END = """
+#: the last key of the next page of due predictions ($6 = page size); its plan reads the partial
+#: index idx_predictions_due (0042) in this order (tests/integration/test_indexes.py explains it)
+DUE_PAGE_END = """
 SELECT prediction_timestamp, workspace_id, id FROM (
     SELECT p.prediction_timestamp, p.workspace_id, p.id FROM predictions p WHERE """ + _DUE + """
     ORDER BY 1, 2, 3 LIMIT $6) AS page
@@ -176,7 +177,7 @@ async def settle_due_predictions(conn: asyncpg.Connection, now: datetime, batch:
     cursor: tuple = (None, None, None)
     while True:
         async with conn.transaction():
-            end = await conn.fetchrow(_PAGE_END, list(MEASURED_TYPES), now, *cursor, batch)
+            end = await conn.fetchrow(DUE_PAGE_END, list(MEASURED_TYPES), now, *cursor, batch)
             if end is None:
                 return done
             row = await conn.fetchrow(_MEASURE, list(MEASURED_TYPES), now, *cursor, *end,
