@@ -108,11 +108,14 @@ def workloads(gen: Generator, events: int, mix: dict[str, float], shape: str,
     return loads
 
 
-async def count_rows(conn: asyncpg.Connection, tables: Iterable[str]) -> int:
-    """Rows stored in `tables`, all together."""
+async def count_rows(conn: asyncpg.Connection, tables: Iterable[str], since: float | None = None) -> int:
+    """Rows stored in `tables`, all together (with `since`: those ingested at or after that epoch second)."""
     total = 0
     for table in tables:
-        total += await conn.fetchval(f"SELECT count(*) FROM {table}")
+        if since is None:
+            total += await conn.fetchval(f"SELECT count(*) FROM {table}")
+        else:
+            total += await conn.fetchval(f"SELECT count(*) FROM {table} WHERE ingested_at >= to_timestamp($1)", since)
     return total
 
 

@@ -54,9 +54,12 @@ class ScaleResult:
     rows: int = 0
     seconds: float = 0.0
     events_per_s: float = 0.0
-    #: seconds from the workers' start to the first row, and from the first row to the last worker's "Ready"
+    #: seconds from the workers' start to the first row
     startup_s: float = 0.0
-    last_ready_s: float = 0.0
+    #: seconds from the first row to the last worker's "Ready" (None: not all were ready by the last row),
+    #: and the rate over the rows stored after it (all N workers up; None when there were none)
+    last_ready_s: float | None = 0.0
+    all_up_events_per_s: float | None = None
     worker_cpu_s: list[float] = field(default_factory=list)
     postgres_cpu_s: float | None = None
     kafka_cpu_s: float | None = None
@@ -239,13 +242,17 @@ async def _measure(result: ScaleResult, settings: Settings, expected: dict[str, 
         await asyncio.sleep(1.0)  # anything written twice or late would show now
         result.rows = await count_rows(conn, expected)
         first, last = await row_span(conn, expected)
+        if first and last and last > first:
+            result.seconds = last - first
+            result.events_per_s = (result.rows - 1) / result.seconds
+            result.startup_s = first - started
+            all_up = max(ready.values()) if len(ready) == len(workers) else None
+            result.last_ready_s = None if all_up is None or all_up > last else max(0.0, all_up - first)
+            if result.last_ready_s and last - all_up >= 1.0:
+                # the workers start together but become ready seconds apart: the rate once all N are consuming
+                result.all_up_events_per_s = await count_rows(conn, expected, all_up) / (last - all_up)
     finally:
         await conn.close()
-    if first and last and last > first:
-        result.seconds = last - first
-        result.events_per_s = (result.rows - 1) / result.seconds
-        result.startup_s = first - started
-        result.last_ready_s = max(0.0, max(ready.values(), default=first) - first)
     if first_sample and last_sample:
         result.worker_cpu_s = [d or 0.0 for d in map(_delta, first_sample["workers"], last_sample["workers"])]
         result.postgres_cpu_s = _delta(first_sample["postgres"][0], last_sample["postgres"][0])
@@ -298,9 +305,20 @@ def table(results: list[ScaleResult]) -> str:
             f"{r.shape:<8}{r.workers:>7}{r.events_per_s:>10,.0f}{f(r.speedup, '>11.2f')}{f(r.efficiency, '>11.2f')}"
             f"{r.worker_cpu_sum:>13.1f}{f(r.postgres_cpu_s, '>17.1f')}{f(r.kafka_cpu_s, '>12.1f')}"
             f"{r.machine_cpu_pct:>14.0f}{r.rows:>10,}{r.seconds:>7.1f}  {each}"
-            + (f"; last worker ready {r.last_ready_s:.1f} s after the first row" if r.last_ready_s >= 0.5 else "")
+            + _ready_note(r)
             + (f"; {r.note}" if r.note else ""))
     return "\n".join(lines)
+
+
+def _ready_note(r: ScaleResult) -> str:
+    if r.workers == 1:
+        return ""
+    if r.last_ready_s is None:
+        return "; not every worker was ready by the last row"
+    if r.last_ready_s < 0.5:
+        return ""
+    then = f", {r.all_up_events_per_s:,.0f} events/s after it" if r.all_up_events_per_s else ""
+    return f"; last worker ready {r.last_ready_s:.1f} s after the first row{then}"
 
 
 def as_json(results: list[ScaleResult]) -> list[dict]:
