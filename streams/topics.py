@@ -74,6 +74,22 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeo
         await admin.close()
 
 
+async def delete_topics(bootstrap: str, prefixes: tuple[str, ...], timeout_s: float = 15.0,
+                        auth: KafkaAuth | None = None) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes` (e.g. a bench run's own topics
+    and its workers' internal ones); return the names deleted."""
+    admin = await _admin(bootstrap, timeout_s, auth)
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if names:
+            await admin.delete_topics(names)
+        return names
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"Kafka at {bootstrap} refused to delete topics: {exc}") from exc
+    finally:
+        await admin.close()
+
+
 async def replication_factor(bootstrap: str, configured: int | None, timeout_s: float = 15.0,
                              auth: KafkaAuth | None = None) -> int:
     """`configured`, or the broker's default.replication.factor."""

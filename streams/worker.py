@@ -144,15 +144,24 @@ def run_worker(settings: Settings) -> None:
     worker.execute_from_commandline()
 
 
-def spawn_worker(env: dict[str, str], log: Path, timeout_s: float = 90) -> subprocess.Popen:
-    """`learnstream worker` in a subprocess with `env`, its output in `log`; returns once it is
-    ready (RuntimeError with the log's tail if it exits or is not ready in time)."""
-    proc = subprocess.Popen(
+#: what a worker logs (at level info) once it has started
+READY_LINE = "Worker]: Ready"
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`learnstream worker` (log level info) in a subprocess with `env`, its output in `log`; at once."""
+    return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
         env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
     )
+
+
+def spawn_worker(env: dict[str, str], log: Path, timeout_s: float = 90) -> subprocess.Popen:
+    """`learnstream worker` in a subprocess with `env`, its output in `log`; returns once it is
+    ready (RuntimeError with the log's tail if it exits or is not ready in time)."""
+    proc = start_worker(env, log)
     deadline = time.monotonic() + timeout_s
-    while "Worker]: Ready" not in log.read_text(errors="replace"):
+    while READY_LINE not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"the worker did not start; see {log}:\n{log.read_text(errors='replace')[-3000:]}")

@@ -83,3 +83,37 @@ async def test_the_jobs_bench_runs_every_job_on_the_demos_data(services, tmp_pat
     assert (r.jobs["reports"][1], r.jobs["refresh_materialized_views"][1]) == (4, 5)
     assert len(list((tmp_path / "reports").glob("*/*/*.html"))) == 2
     assert "1x rows" in jobs_table([r])
+
+
+def test_the_workers_bench_stores_every_valid_event_once_for_each_worker_count(services, tmp_path):
+    from streams.devkit.bench.scaling import as_json, run_scaling_bench
+    from streams.devkit.bench.scaling import table as scaling_table
+
+    settings = Settings(
+        kafka_bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], database_url=services["LEARNSTREAM_DATABASE_URL"],
+        admin_database_url=services.get("LEARNSTREAM_ADMIN_DATABASE_URL"),
+    )
+    # single-event messages: the run spans several of the bench's polls, so every CPU figure has a span
+    results = run_scaling_bench(settings, workers=[1, 2], partitions=4, events=4000, shapes=["single"],
+                                mix={"learning_event": 0.6, "performance_sample": 0.3, "engagement_update": 0.1},
+                                seed=42, invalid_share=0.01, timeout_s=120, log_dir=tmp_path)
+    assert [(r.shape, r.workers, r.partitions) for r in results] == [("single", 1, 4), ("single", 2, 4)]
+    one, two = results
+    # the same seeded workload for both: the same valid events, each stored exactly once
+    assert one.valid == two.valid == 3957
+    assert (one.rows, two.rows) == (one.valid, two.valid), (one.note, two.note)
+    for r in results:
+        assert r.events_per_s > 0 and r.seconds > 0 and r.note == ""
+        assert len(r.worker_cpu_s) == r.workers and r.worker_cpu_sum > 0
+        assert r.postgres_cpu_s is not None and r.postgres_cpu_s > 0
+        assert r.kafka_cpu_s is not None and r.kafka_cpu_s >= 0
+        assert 0 < r.machine_cpu_pct <= 100
+    assert (one.speedup, one.efficiency) == (1.0, 1.0)
+    assert two.speedup == pytest.approx(two.events_per_s / one.events_per_s)
+    assert two.efficiency == pytest.approx(two.speedup / 2)
+    header = scaling_table(results).splitlines()[0]
+    for column in ("workers", "events/s", "x 1 worker", "efficiency", "worker CPU s", "PostgreSQL CPU s",
+                   "Kafka CPU s", "machine CPU %", "rows"):
+        assert column in header
+    assert [(d["workers"], d["rows"], d["complete"]) for d in as_json(results)] == [(1, one.valid, True),
+                                                                                   (2, two.valid, True)]

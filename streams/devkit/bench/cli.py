@@ -81,6 +81,12 @@ def worker_env_of(pairs: tuple[str, ...]) -> dict[str, str]:
               "snapshots), routed into the domain tables vs the same with routing off (raw-only), per --shape")
 @click.option("--jobs", "job_scales", default=None, metavar="S[,S...]",
               help="instead: each scheduled job's run time on S times the demo's data (fresh databases), e.g. 1,10")
+@click.option("--workers", "worker_counts", default=None, metavar="N[,N...]",
+              help="instead: the workload (--events, --shape, --mix) on N `learnstream worker` processes of one "
+              "group, for each N (fresh database, topics and group each): events/s, x 1 worker, efficiency, CPU "
+              "seconds of the workers, PostgreSQL and Kafka, machine CPU %, e.g. 1,2,3")
+@click.option("--partitions", type=click.IntRange(min=1), default=None,
+              help="partitions of every topic the bench makes  [default: 12 with --workers, else 8]")
 @click.option("--soak", is_flag=True,
               help="instead: one worker under a steady paced load (--soak-rate, --soak-seconds, the first --shape): "
               "is its RSS flat, what is event->row latency")
@@ -95,7 +101,8 @@ def worker_env_of(pairs: tuple[str, ...]) -> dict[str, str]:
               help="with --soak-tenants: seconds after a wave's windows closed before its RSS is taken")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
           settings_, profile, windows_close, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
-          backfill_days, domain, job_scales, soak, soak_rate, soak_seconds, soak_tenants, soak_waves, soak_settle) -> None:
+          backfill_days, domain, job_scales, worker_counts, partitions, soak, soak_rate, soak_seconds,
+          soak_tenants, soak_waves, soak_settle) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -162,6 +169,26 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         results = asyncio.run(run_jobs_bench(admin_dsn(load_settings()), scales, seed, out_dir / "reports"))
         click.echo(jobs_table(results))
         return
+    if worker_counts:
+        from streams.devkit.bench.scaling import as_json, run_scaling_bench
+        from streams.devkit.bench.scaling import table as scaling_table
+
+        try:
+            counts = [int(x) for x in worker_counts.split(",")]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1:
+            raise click.BadParameter(f"{worker_counts!r}: worker counts are integers >= 1, e.g. 1,2,3",
+                                     param_hint="--workers")
+        results = run_scaling_bench(load_settings(), workers=counts, partitions=partitions or 12, events=events,
+                                    shapes=list(shapes), mix=parse_mix(mix), seed=seed, invalid_share=invalid_share,
+                                    timeout_s=timeout_s, log_dir=out_dir, worker_settings=worker_env_of(settings_))
+        click.echo("\n" + scaling_table(results))
+        path = out_dir / f"workers-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        path.write_bytes(orjson.dumps({"machine": {"cpus": os.cpu_count()}, "events": events, "seed": seed,
+                                       "results": as_json(results)}, option=orjson.OPT_INDENT_2))
+        click.echo(f"\nresults written to {path}")
+        return
     if domain:
         from streams.devkit.bench.domain import run_domain_bench
         from streams.devkit.bench.domain import table as domain_table
@@ -178,7 +205,8 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         return
     plan = Plan(events=events, shapes=list(shapes), pipelines=list(pipelines), mix=parse_mix(mix), seed=seed,
                 invalid_share=invalid_share, timeout_s=timeout_s, latency_rate=latency_rate,
-                latency_seconds=latency_seconds, out_dir=out_dir, profile=profile, windows_close=windows_close,
+                latency_seconds=latency_seconds, partitions=partitions or 8, out_dir=out_dir, profile=profile,
+                windows_close=windows_close,
                 worker_env=worker_env_of(settings_))
     results = asyncio.run(Bench(load_settings(), plan).run())
     click.echo("\n" + table(results))

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +128,44 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def workloads(gen: Generator, events: int, mix: dict[str, float], shape: str,
+              invalid_share: float) -> dict[str, Workload]:
+    """The bench's workload: `events` in the `mix`, 1,000-event arrays or single-event messages,
+    with `invalid_share` bad input of the kinds the limit pipeline can skip; kind -> Workload."""
+    array_size = 1000 if shape == "arrays" else 1
+    loads = {}
+    for kind, share in mix.items():
+        n = int(events * share)
+        if n:
+            loads[kind] = gen.workload(
+                kind, n, array_size=array_size, invalid_share=invalid_share, duplicate_share=0,
+                member_faults=BENCH_MEMBER_FAULTS, message_faults=BENCH_MESSAGE_FAULTS,
+            )
+    return loads
+
+
+async def count_rows(conn: asyncpg.Connection, tables: Iterable[str], since: float | None = None) -> int:
+    """Rows stored in `tables`, all together (with `since`: those ingested at or after that epoch second)."""
+    total = 0
+    for table in tables:
+        if since is None:
+            total += await conn.fetchval(f"SELECT count(*) FROM {table}")
+        else:
+            total += await conn.fetchval(f"SELECT count(*) FROM {table} WHERE ingested_at >= to_timestamp($1)", since)
+    return total
+
+
+async def row_span(conn: asyncpg.Connection, tables: Iterable[str]) -> tuple[float | None, float | None]:
+    """(first, last) ingested_at over `tables`, as epoch seconds; (None, None) without rows."""
+    firsts, lasts = [], []
+    for table in tables:
+        row = await conn.fetchrow(f"SELECT min(ingested_at) AS a, max(ingested_at) AS b FROM {table}")
+        if row["a"]:
+            firsts.append(row["a"].timestamp())
+            lasts.append(row["b"].timestamp())
+    return (min(firsts) if firsts else None, max(lasts) if lasts else None)
+
+
 class Bench:
     def __init__(self, settings: Settings, plan: Plan) -> None:
         self.s, self.plan = settings, plan
@@ -138,16 +177,7 @@ class Bench:
                          spread_s=WINDOWS_CLOSE_SPREAD_S if self.plan.windows_close else SPREAD_S)
 
     def _workloads(self, shape: str, gen: Generator) -> dict[str, Workload]:
-        array_size = 1000 if shape == "arrays" else 1
-        loads = {}
-        for kind, share in self.plan.mix.items():
-            n = int(self.plan.events * share)
-            if n:
-                loads[kind] = gen.workload(
-                    kind, n, array_size=array_size, invalid_share=self.plan.invalid_share, duplicate_share=0,
-                    member_faults=BENCH_MEMBER_FAULTS, message_faults=BENCH_MESSAGE_FAULTS,
-                )
-        return loads
+        return workloads(gen, self.plan.events, self.plan.mix, shape, self.plan.invalid_share)
 
     def _topics(self, shape: str, pipeline: str) -> dict[str, str]:
         # each pipeline reads its own copy of the workload: its latency phase cannot leak into
@@ -226,7 +256,7 @@ class Bench:
                     cpu = t.user + t.system
                 except psutil.NoSuchProcess:
                     pass
-                rows = await self._count(conn, expected)
+                rows = await count_rows(conn, expected)
                 now = time.monotonic()
                 if proc.poll() is not None:
                     note = f"exited with {proc.returncode}: see {log_path}"
@@ -249,7 +279,7 @@ class Bench:
                                         f"late events {int(total(m, 'learnstream_late_events_total')):,}")
                 except OSError:
                     write_s = None
-            first, last = await self._span(conn, expected)
+            first, last = await row_span(conn, expected)
             seconds = (last - first) if first and last else 0.0
             rate = (rows - 1) / seconds if seconds > 0 else 0.0
             startup = (first - started) if first else 0.0
@@ -342,23 +372,6 @@ class Bench:
         _say(f"   [learnstream] windows closed {closed:,} ({stored:,} rollup rows), last stored "
              f"{result.close_s or 0:.1f}s after the last row; CPU s {cpu_at_last_row:.2f} at the last row, "
              f"{cpu_at:.2f} at the last window, idle {idle_rate:.3f} CPU s/s")
-
-    @staticmethod
-    async def _count(conn: asyncpg.Connection, expected: dict[str, int]) -> int:
-        total = 0
-        for table in expected:
-            total += await conn.fetchval(f"SELECT count(*) FROM {table}")
-        return total
-
-    @staticmethod
-    async def _span(conn: asyncpg.Connection, expected: dict[str, int]) -> tuple[float | None, float | None]:
-        firsts, lasts = [], []
-        for table in expected:
-            row = await conn.fetchrow(f"SELECT min(ingested_at) AS a, max(ingested_at) AS b FROM {table}")
-            if row["a"]:
-                firsts.append(row["a"].timestamp())
-                lasts.append(row["b"].timestamp())
-        return (min(firsts) if firsts else None, max(lasts) if lasts else None)
 
     async def _latency(self, result: Result, conn: asyncpg.Connection, shape: str, topics: dict[str, str], ps) -> None:
         """Publish a paced live stream and read event -> row latency from the rows."""
