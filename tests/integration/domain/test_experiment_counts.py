@@ -1,6 +1,7 @@
 """An A/B experiment's sample size and results, kept by increments per batch (issue 26): the same
 figures whatever the batches, and no count lost when two batches of one experiment are written at
-once (real PostgreSQL)."""
+once; an evolution experiment's best score, read from its fitness index, still the best of its
+individuals as they are evaluated again (real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -130,6 +131,36 @@ async def test_two_batches_of_one_experiment_written_at_once_lose_no_count(stack
         assert e["results"] == {
             "control": {"assigned": 2, "outcomes": 1, "converted": 1, "conversion_rate": 1.0, "mean_value": 2.0},
             "emoji": {"assigned": 1, "outcomes": 0, "converted": 0, "conversion_rate": None, "mean_value": None}}
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+async def test_the_best_score_of_an_evolution_experiment_falls_when_its_best_is_evaluated_again_lower(stack):
+    pool = await create_writer_pool(stack.dsn, 1)
+    conn = await connect(stack.dsn)
+    evo = uuid.uuid4()
+
+    def individual(ind: uuid.UUID, index: int, fitness: float | None, minutes: float) -> dict:
+        data = {"experiment_id": str(evo), "generation_number": 0, "individual_id": str(ind),
+                "individual_index": index, "genotype": {"hook": str(index)}}
+        return event("evolution_individual", data if fitness is None else {**data, "fitness_score": fitness}, minutes)
+
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    try:
+        async with pool.acquire() as w:
+            policy = WritePolicy()
+            await write_rows(w, LEARNING_EVENTS, rows([
+                event("evolution_experiment", {"experiment_id": str(evo), "name": "hooks", "problem_definition": {},
+                                               "objective_function": {}}, 0),
+                event("evolution_generation", {"experiment_id": str(evo), "generation_id": str(uuid.uuid4()),
+                                               "generation_number": 0}, 1),
+                individual(a, 0, 0.4, 2), individual(b, 1, 0.9, 2), individual(c, 2, None, 2)]), policy)
+            assert await conn.fetchval("SELECT best_score FROM evolution_experiments WHERE id = $1", evo) == 0.9
+            await write_rows(w, LEARNING_EVENTS, rows([individual(b, 1, 0.25, 3)]), policy)  # b evaluated again
+            assert await conn.fetchval("SELECT best_score FROM evolution_experiments WHERE id = $1", evo) == 0.4
+            await write_rows(w, LEARNING_EVENTS, rows([individual(c, 2, 0.7, 3)]), policy)
+            assert await conn.fetchval("SELECT best_score FROM evolution_experiments WHERE id = $1", evo) == 0.7
     finally:
         await conn.close()
         await pool.close()
