@@ -137,11 +137,16 @@ WHERE excluded.last_event_at > i.last_event_at
 UPDATE evolution_generations g SET best_individual_id = best.id
 FROM best WHERE g.workspace_id = best.workspace_id AND g.id = best.generation_id
 """,
+    # the best fitness of the experiment's individuals: the first entry of its range of
+    # idx_evolution_individuals_fitness (one index probe per experiment, not a read of every
+    # individual of it; an individual's fitness may also fall, so it is not a running maximum)
     _INDIVIDUALS + """
 , best AS (
-    SELECT i.workspace_id, i.experiment_id, max(i.fitness_score) AS score
-    FROM evolution_individuals i JOIN (SELECT DISTINCT workspace_id, experiment_id FROM r) t USING (workspace_id, experiment_id)
-    GROUP BY i.workspace_id, i.experiment_id
+    SELECT t.workspace_id, t.experiment_id, (
+        SELECT i.fitness_score FROM evolution_individuals i
+        WHERE i.workspace_id = t.workspace_id AND i.experiment_id = t.experiment_id AND i.fitness_score IS NOT NULL
+        ORDER BY i.fitness_score DESC LIMIT 1) AS score
+    FROM (SELECT DISTINCT workspace_id, experiment_id FROM r) AS t
 )
 UPDATE evolution_experiments e SET best_score = best.score
 FROM best WHERE e.workspace_id = best.workspace_id AND e.id = best.experiment_id AND best.score IS NOT NULL

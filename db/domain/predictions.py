@@ -109,18 +109,20 @@ WITH o AS (
     ORDER BY r.workspace_id, r.prediction_id, r.ts DESC
 )"""
 
+# one statement per batch: the predictions' update is a data-modifying CTE beside the accuracy
+# insert, which reads of the prediction only what the update leaves alone (its model, type,
+# target and predicted score), so the two give what they gave as statements of their own
 PREDICTION_OUTCOME = (
-    _OUTCOMES + """
-UPDATE predictions p SET
-    actual_outcome = coalesce(o.actual_outcome, jsonb_build_object('score', o.actual_score)),
-    actual_score = o.actual_score,
-    accuracy_score = prediction_accuracy_score(p.predicted_score, o.actual_score),
-    status = CASE WHEN p.status = 'invalidated' THEN p.status ELSE 'validated' END,
-    outcome_at = o.ts
-FROM o
-WHERE p.workspace_id = o.workspace_id AND p.id = o.prediction_id AND (p.outcome_at IS NULL OR o.ts > p.outcome_at)
-""",
-    _OUTCOMES + _ACCURACY.replace("{source}", "outcome"),
+    _OUTCOMES + """, updated AS (
+    UPDATE predictions p SET
+        actual_outcome = coalesce(o.actual_outcome, jsonb_build_object('score', o.actual_score)),
+        actual_score = o.actual_score,
+        accuracy_score = prediction_accuracy_score(p.predicted_score, o.actual_score),
+        status = CASE WHEN p.status = 'invalidated' THEN p.status ELSE 'validated' END,
+        outcome_at = o.ts
+    FROM o
+    WHERE p.workspace_id = o.workspace_id AND p.id = o.prediction_id AND (p.outcome_at IS NULL OR o.ts > p.outcome_at)
+)""" + _ACCURACY.replace("{source}", "outcome"),
 )
 
 PARK_USER_FEEDBACK = park_sql("user_feedback", "prediction_id uuid, suggestion_id uuid", (
@@ -143,25 +145,24 @@ WITH o AS (
 
 # the latest feedback per prediction stands; `correct` = false invalidates it; an actual value in
 # feedback counts for accuracy only while no explicit outcome has come
+# one statement per batch, as PREDICTION_OUTCOME: the accuracy insert reads nothing the two updates change
 USER_FEEDBACK = (
-    _FEEDBACK + """
-UPDATE predictions p SET
-    feedback_received = o.feedback, feedback_at = o.ts,
-    status = CASE WHEN o.correct IS FALSE THEN 'invalidated' WHEN o.correct IS TRUE THEN 'validated' ELSE p.status END,
-    actual_score = CASE WHEN p.outcome_at IS NULL AND o.actual_score IS NOT NULL THEN o.actual_score ELSE p.actual_score END,
-    accuracy_score = CASE WHEN p.outcome_at IS NULL AND o.actual_score IS NOT NULL
-        THEN prediction_accuracy_score(p.predicted_score, o.actual_score) ELSE p.accuracy_score END
-FROM o
-WHERE o.prediction_id IS NOT NULL AND p.workspace_id = o.workspace_id AND p.id = o.prediction_id
-  AND (p.feedback_at IS NULL OR o.ts > p.feedback_at)
-""",
-    _FEEDBACK + _ACCURACY.replace("{source}", "feedback"),
-    _FEEDBACK + """
-UPDATE ai_suggestions s SET
-    status = CASE WHEN o.accepted IS TRUE THEN 'accepted' WHEN o.accepted IS FALSE THEN 'rejected' ELSE s.status END,
-    feedback = o.feedback, feedback_at = o.ts
-FROM o
-WHERE o.suggestion_id IS NOT NULL AND s.workspace_id = o.workspace_id AND s.id = o.suggestion_id
-  AND (s.feedback_at IS NULL OR o.ts > s.feedback_at)
-""",
+    _FEEDBACK + """, updated AS (
+    UPDATE predictions p SET
+        feedback_received = o.feedback, feedback_at = o.ts,
+        status = CASE WHEN o.correct IS FALSE THEN 'invalidated' WHEN o.correct IS TRUE THEN 'validated' ELSE p.status END,
+        actual_score = CASE WHEN p.outcome_at IS NULL AND o.actual_score IS NOT NULL THEN o.actual_score ELSE p.actual_score END,
+        accuracy_score = CASE WHEN p.outcome_at IS NULL AND o.actual_score IS NOT NULL
+            THEN prediction_accuracy_score(p.predicted_score, o.actual_score) ELSE p.accuracy_score END
+    FROM o
+    WHERE o.prediction_id IS NOT NULL AND p.workspace_id = o.workspace_id AND p.id = o.prediction_id
+      AND (p.feedback_at IS NULL OR o.ts > p.feedback_at)
+), suggestions AS (
+    UPDATE ai_suggestions s SET
+        status = CASE WHEN o.accepted IS TRUE THEN 'accepted' WHEN o.accepted IS FALSE THEN 'rejected' ELSE s.status END,
+        feedback = o.feedback, feedback_at = o.ts
+    FROM o
+    WHERE o.suggestion_id IS NOT NULL AND s.workspace_id = o.workspace_id AND s.id = o.suggestion_id
+      AND (s.feedback_at IS NULL OR o.ts > s.feedback_at)
+)""" + _ACCURACY.replace("{source}", "feedback"),
 )

@@ -117,3 +117,26 @@ def test_the_workers_bench_stores_every_valid_event_once_for_each_worker_count(s
         assert column in header
     assert [(d["workers"], d["rows"], d["complete"]) for d in as_json(results)] == [(1, one.valid, True),
                                                                                    (2, two.valid, True)]
+
+
+async def test_the_routing_bench_writes_each_family_routed_and_raw(services):
+    from streams.devkit.bench.routing import FAMILIES, run_routing_bench
+    from streams.devkit.bench.routing import table as routing_table
+    from streams.devkit.mix import MixGenerator
+
+    results = await run_routing_bench(admin_dsn(services), 2000, seed=42, batch=500)
+    by_type = MixGenerator(seed=42, workspaces=8).generate(2000, array_size=1000, learning_span_min=1.0,
+                                                           engagement=False).by_type
+    assert [r.family for r in results] == [f for f, _, _ in FAMILIES]
+    for r, (_, types, _) in zip(results, FAMILIES, strict=True):
+        assert r.events == sum(by_type.get(t, 0) for t in types)
+        # registrations come first, so nothing waits for a referent, and every event meets its contract
+        assert (r.parked, r.unrouted) == (0, 0)
+        assert r.routed_s > 0 and r.raw_s > 0 and 1 <= r.batches <= 4
+    fam = {r.family: r for r in results}
+    # 8 workspaces: two models, a dataset, an A/B and an evolution experiment each
+    assert (fam["registrations"].events, fam["registrations"].domain_rows) == (40, 40)
+    assert fam["predictions"].domain_rows == by_type["model_prediction"]  # one prediction per event
+    assert fam["predictions"].statements_per_batch == 4.0  # park + insert + accuracy update + delete
+    assert fam["sessions"].domain_rows == 8  # one training session per workspace
+    assert "µs/event" in routing_table(results) and "embeddings" in routing_table(results)

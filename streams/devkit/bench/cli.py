@@ -79,6 +79,11 @@ def worker_env_of(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--domain", type=int, default=None, metavar="N",
               help="instead: N learning events of the routed mix (all 19 types, with content items and account "
               "snapshots), routed into the domain tables vs the same with routing off (raw-only), per --shape")
+@click.option("--routing", type=int, default=None, metavar="N",
+              help="instead: N learning events of the routed mix written without Kafka by the write path, family "
+              "by family, routing on vs off on fresh databases: each table family's routing cost in µs/event")
+@click.option("--routing-batch", type=int, default=5000, show_default=True,
+              help="with --routing: events per batch, cut from the stream as the worker cuts it")
 @click.option("--jobs", "job_scales", default=None, metavar="S[,S...]",
               help="instead: each scheduled job's run time on S times the demo's data (fresh databases), e.g. 1,10")
 @click.option("--workers", "worker_counts", default=None, metavar="N[,N...]",
@@ -101,8 +106,8 @@ def worker_env_of(pairs: tuple[str, ...]) -> dict[str, str]:
               help="with --soak-tenants: seconds after a wave's windows closed before its RSS is taken")
 def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latency_rate, latency_seconds, out_dir,
           settings_, profile, windows_close, write_path, alerts, alert_window, alert_series, alert_cycles, backfill,
-          backfill_days, domain, job_scales, worker_counts, partitions, soak, soak_rate, soak_seconds,
-          soak_tenants, soak_waves, soak_settle) -> None:
+          backfill_days, domain, routing, routing_batch, job_scales, worker_counts, partitions, soak, soak_rate,
+          soak_seconds, soak_tenants, soak_waves, soak_settle) -> None:
     """Measure the pipeline against its limit and its peers, on the same data.
 
     Pre-loads a seeded workload (three topics, with a small share of invalid events) into Kafka,
@@ -196,6 +201,18 @@ def bench(events, shapes, pipelines, mix, seed, invalid_share, timeout_s, latenc
         results = run_domain_bench(load_settings(), events=domain, shapes=tuple(shapes), seed=seed, log_dir=out_dir,
                                    timeout_s=timeout_s)
         click.echo("\n" + domain_table(results))
+        return
+    if routing:
+        from streams.devkit.bench.routing import as_json, run_routing_bench
+        from streams.devkit.bench.routing import table as routing_table
+
+        click.echo(f"routing per family: {routing:,} learning events of the routed mix, {routing_batch:,}-event batches")
+        results = asyncio.run(run_routing_bench(admin_dsn(load_settings()), routing, seed, routing_batch))
+        click.echo("\n" + routing_table(results))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"routing-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        path.write_bytes(orjson.dumps(as_json(results, routing, seed, routing_batch), option=orjson.OPT_INDENT_2))
+        click.echo(f"results written to {path}")
         return
     if write_path:
         from streams.devkit.bench.writepath import run

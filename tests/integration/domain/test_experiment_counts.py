@@ -1,0 +1,166 @@
+"""An A/B experiment's sample size and results, kept by increments per batch (issue 26): the same
+figures whatever the batches, and no count lost when two batches of one experiment are written at
+once; an evolution experiment's best score, read from its fitness index, still the best of its
+individuals as they are evaluated again (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from db.pool import connect, create_writer_pool
+from db.tables import LEARNING_EVENTS
+from db.writer import WritePolicy, write_rows
+from schemas.decode import decode_message
+
+pytestmark = pytest.mark.services
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+WS = uuid.UUID("00000000-0000-4000-8000-00000000bbbb")
+
+
+def event(event_type: str, data: dict, minutes: float) -> dict:
+    return {"event_id": str(uuid.uuid4()), "workspace_id": str(WS), "event_type": event_type,
+            "timestamp": (T0 + timedelta(minutes=minutes)).isoformat(), "event_data": data}
+
+
+def rows(events: list[dict]) -> list[tuple]:
+    decoded = decode_message(orjson.dumps(events), "learning_event")
+    assert decoded.rejected is None, decoded.rejected
+    return [LEARNING_EVENTS.row(e) for e in decoded.events]
+
+
+def experiment(exp: uuid.UUID, name: str) -> dict:
+    return event("ab_experiment", {"experiment_id": str(exp), "name": name, "status": "running"}, 0)
+
+
+def assign(exp: uuid.UUID, subject: str, variant: str, minutes: float) -> dict:
+    return event("ab_assignment", {"experiment_id": str(exp), "subject_id": subject, "variant": variant}, minutes)
+
+
+def outcome(exp: uuid.UUID, subject: str, minutes: float, converted: bool, value: float | None = None) -> dict:
+    data = {"experiment_id": str(exp), "subject_id": subject, "converted": converted}
+    return event("ab_outcome", data if value is None else {**data, "value": value}, minutes)
+
+
+def batches(exp: uuid.UUID) -> tuple[list[dict], list[dict]]:
+    first = [assign(exp, "u1", "control", 1), assign(exp, "u2", "emoji", 2), assign(exp, "u3", "emoji", 3),
+             outcome(exp, "u1", 10, True, 1.5), outcome(exp, "u2", 11, False, 2.25)]
+    second = [
+        assign(exp, "u3", "control", 0.5),  # earlier than u3's assignment: u3 moves to control
+        assign(exp, "u4", "emoji", 4),
+        assign(exp, "u1", "emoji", 5),  # later than u1's: ignored
+        outcome(exp, "u2", 12, True, 3.0),  # later than u2's outcome: replaces it
+        outcome(exp, "u3", 13, False),  # no value
+        outcome(exp, "u1", 9, False, 99.0),  # earlier than u1's outcome: ignored
+    ]
+    return first, second
+
+
+# u1 control (converted, 1.5), u2 emoji (converted, 3.0), u3 control (not converted, no value), u4 emoji
+EXPECTED = {
+    "control": {"assigned": 2, "outcomes": 2, "converted": 1, "conversion_rate": 0.5, "mean_value": 1.5},
+    "emoji": {"assigned": 2, "outcomes": 1, "converted": 1, "conversion_rate": 1.0, "mean_value": 3.0},
+}
+
+
+async def test_results_after_two_batches_equal_those_of_all_events_at_once(stack):
+    pool = await create_writer_pool(stack.dsn, 1)
+    conn = await connect(stack.dsn)
+    split, whole = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with pool.acquire() as c:
+            policy = WritePolicy()
+            await write_rows(c, LEARNING_EVENTS, rows([experiment(split, "split"), experiment(whole, "whole")]), policy)
+            first, second = batches(split)
+            await write_rows(c, LEARNING_EVENTS, rows(first), policy)
+            await write_rows(c, LEARNING_EVENTS, rows(second), policy)
+            first, second = batches(whole)
+            await write_rows(c, LEARNING_EVENTS, rows(first + second), policy)
+        for exp in (split, whole):
+            e = await conn.fetchrow("SELECT current_sample_size, results, variant_totals FROM ab_testing_experiments "
+                                    "WHERE id = $1", exp)
+            assert e["current_sample_size"] == 4
+            assert e["results"] == EXPECTED
+            assert e["variant_totals"] == {
+                "control": {"assigned": 2, "outcomes": 2, "converted": 1, "value_sum": 1.5, "values": 1},
+                "emoji": {"assigned": 2, "outcomes": 1, "converted": 1, "value_sum": 3.0, "values": 1}}
+        # routing the same events again (a replay) changes nothing
+        async with pool.acquire() as c:
+            from db.domain.routing import route_learning_events
+
+            async with c.transaction():
+                first, second = batches(split)
+                await route_learning_events(c, rows(first + second), rerouting=True)
+        e = await conn.fetchrow("SELECT current_sample_size, results FROM ab_testing_experiments WHERE id = $1", split)
+        assert (e["current_sample_size"], e["results"]) == (4, EXPECTED)
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+async def test_two_batches_of_one_experiment_written_at_once_lose_no_count(stack):
+    """Batch A's transaction is open (its routing done, not committed) when batch B routes: B waits
+    for A and counts on top of A's assignments. (A recount in B's snapshot, taken before A
+    committed, stored B's count alone: A's subjects were lost from the results.)"""
+    pool = await create_writer_pool(stack.dsn, 2)
+    conn = await connect(stack.dsn)
+    exp = uuid.uuid4()
+    try:
+        async with pool.acquire() as a, pool.acquire() as b:
+            await write_rows(a, LEARNING_EVENTS, rows([experiment(exp, "concurrent")]), WritePolicy())
+            tx = a.transaction()
+            await tx.start()
+            try:
+                await write_rows(a, LEARNING_EVENTS, rows([assign(exp, "a1", "control", 1),
+                                                           assign(exp, "a2", "emoji", 2),
+                                                           outcome(exp, "a1", 5, True, 2.0)]), WritePolicy())
+                other = asyncio.create_task(write_rows(b, LEARNING_EVENTS, rows([assign(exp, "b1", "control", 3)]),
+                                                       WritePolicy()))
+                await asyncio.sleep(0.5)
+                assert not other.done()  # waits for A's experiment
+            finally:
+                await tx.commit()
+            await asyncio.wait_for(other, 10)
+        e = await conn.fetchrow("SELECT current_sample_size, results FROM ab_testing_experiments WHERE id = $1", exp)
+        assert e["current_sample_size"] == 3
+        assert e["results"] == {
+            "control": {"assigned": 2, "outcomes": 1, "converted": 1, "conversion_rate": 1.0, "mean_value": 2.0},
+            "emoji": {"assigned": 1, "outcomes": 0, "converted": 0, "conversion_rate": None, "mean_value": None}}
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+async def test_the_best_score_of_an_evolution_experiment_falls_when_its_best_is_evaluated_again_lower(stack):
+    pool = await create_writer_pool(stack.dsn, 1)
+    conn = await connect(stack.dsn)
+    evo = uuid.uuid4()
+
+    def individual(ind: uuid.UUID, index: int, fitness: float | None, minutes: float) -> dict:
+        data = {"experiment_id": str(evo), "generation_number": 0, "individual_id": str(ind),
+                "individual_index": index, "genotype": {"hook": str(index)}}
+        return event("evolution_individual", data if fitness is None else {**data, "fitness_score": fitness}, minutes)
+
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    try:
+        async with pool.acquire() as w:
+            policy = WritePolicy()
+            await write_rows(w, LEARNING_EVENTS, rows([
+                event("evolution_experiment", {"experiment_id": str(evo), "name": "hooks", "problem_definition": {},
+                                               "objective_function": {}}, 0),
+                event("evolution_generation", {"experiment_id": str(evo), "generation_id": str(uuid.uuid4()),
+                                               "generation_number": 0}, 1),
+                individual(a, 0, 0.4, 2), individual(b, 1, 0.9, 2), individual(c, 2, None, 2)]), policy)
+            assert await conn.fetchval("SELECT best_score FROM evolution_experiments WHERE id = $1", evo) == 0.9
+            await write_rows(w, LEARNING_EVENTS, rows([individual(b, 1, 0.25, 3)]), policy)  # b evaluated again
+            assert await conn.fetchval("SELECT best_score FROM evolution_experiments WHERE id = $1", evo) == 0.4
+            await write_rows(w, LEARNING_EVENTS, rows([individual(c, 2, 0.7, 3)]), policy)
+            assert await conn.fetchval("SELECT best_score FROM evolution_experiments WHERE id = $1", evo) == 0.7
+    finally:
+        await conn.close()
+        await pool.close()
