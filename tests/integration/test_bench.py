@@ -140,3 +140,24 @@ async def test_the_routing_bench_writes_each_family_routed_and_raw(services):
     assert fam["predictions"].statements_per_batch == 4.0  # park + insert + accuracy update + delete
     assert fam["sessions"].domain_rows == 8  # one training session per workspace
     assert "µs/event" in routing_table(results) and "embeddings" in routing_table(results)
+
+
+def test_the_domain_bench_starts_its_workers_and_routes_the_mix(services, tmp_path, monkeypatch):
+    """`bench --domain` spawns workers of its own (as --soak, --alerts and --backfill do, through
+    bench.alerts.worker_env): they must reach the broker as the bench's principal (they did not, and
+    the mode failed at its first worker without a test to say so)."""
+    from streams.devkit.bench.domain import run_domain_bench
+    from streams.devkit.services import principal_env
+
+    for name, value in principal_env("admin").items():  # what `learnstream bench` sets for itself
+        monkeypatch.setenv(name, value)
+    settings = Settings(
+        kafka_bootstrap=services["LEARNSTREAM_KAFKA_BOOTSTRAP"], database_url=services["LEARNSTREAM_DATABASE_URL"],
+        admin_database_url=services.get("LEARNSTREAM_ADMIN_DATABASE_URL"),
+    )
+    results = run_domain_bench(settings, events=600, shapes=("arrays",), seed=42, log_dir=tmp_path, timeout_s=120)
+    assert [(r.shape, r.mode) for r in results] == [("arrays", "raw-only"), ("arrays", "routed")]
+    raw, routed = results
+    # the same seeded mix both times, every learning event stored once
+    assert raw.rows == routed.rows == raw.events > 0, (raw.note, routed.note)
+    assert raw.domain_rows == 0 and routed.domain_rows > 0 and routed.parked == 0

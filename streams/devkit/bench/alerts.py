@@ -202,6 +202,10 @@ def worker_env(settings: Settings, state_dir: str, metrics_port: int = 0) -> dic
         env[f"LEARNSTREAM_{name.upper()}"] = str(getattr(settings, name))
     env["LEARNSTREAM_METRICS_PORT"] = str(metrics_port)
     env["LEARNSTREAM_STATE_DIR"] = env["LEARNSTREAM_DATA_DIR"] = state_dir
+    # the Kafka principal this process runs as (the bench sets the operator's): without it the
+    # broker, which authenticates every client, closes the worker's connections
+    env.update({k: v for k, v in os.environ.items()
+                if k.startswith("LEARNSTREAM_KAFKA_") and k != "LEARNSTREAM_KAFKA_BOOTSTRAP"})
     return env
 
 
