@@ -187,3 +187,36 @@ async def test_r5_engagement_rate_counts_only_posts_that_report_views(stack):
         assert got == [(1000, 1100, 0.1)]
     finally:
         await conn.close()
+
+
+@pytest.mark.xfail(strict=True, reason="review2 R6: Grafana's 'Prediction accuracy per model' panel averages "
+                                       "absolute_error with plain avg(): overflow error (review 1 #5, fixed in read.py only)")
+async def test_r6_the_grafana_accuracy_panel_survives_huge_errors(stack):
+    import json
+
+    from tests.integration.analytics.test_grafana import DASHBOARDS, _expand
+
+    w, m = uuid.uuid4(), uuid.uuid4()
+    t = datetime(2026, 11, 10, tzinfo=UTC)
+    conn = await connect(stack.dsn)
+    try:
+        await conn.execute("""INSERT INTO ml_models (workspace_id, id, name, version, model_type, status, created_at,
+            updated_at, last_event_at) VALUES ($1, $2, 'v', '1', 'prediction', 'active', $3, $3, $3)""", w, m, t)
+        for score in (1e200, 2.0):
+            pid = uuid.uuid4()
+            await conn.execute("""INSERT INTO predictions (workspace_id, id, model_id, prediction_type,
+                target_entity_type, target_entity_id, predicted_value, predicted_score, prediction_horizon,
+                prediction_timestamp) VALUES ($1, $2, $3, 'signups', 'campaign', 'x', '{}', $4, 24, $5)""",
+                               w, pid, m, score, t)
+            # valid outcomes (the contract's doubles), actual 1: absolute errors 1e200 and 1
+            await conn.execute(PREDICTION_OUTCOME[0], [
+                {"workspace_id": str(w), "ts": t.isoformat(), "prediction_id": str(pid), "actual_score": 1.0}])
+        acc = await read.accuracy(conn, w)
+        assert acc.rows[0][acc.columns.index("mean_absolute_error")] == 5e199  # (1e200 + 1) / 2: read.py is safe
+        panel = next(t["rawSql"] for p in json.loads(DASHBOARDS[0].read_text())["panels"]
+                     if p["title"] == "Prediction accuracy per model" for t in p["targets"])
+        # as reviewed: asyncpg NumericValueOutOfRangeError "value out of range: overflow" (avg's sum of squares)
+        got = await conn.fetch(_expand(panel, str(w)))
+        assert [float(r["mean_absolute_error"]) for r in got] == [5e199]
+    finally:
+        await conn.close()
