@@ -361,3 +361,24 @@ async def test_r12_an_explicit_outcome_after_the_measurement_is_the_one_accuracy
         assert (a["actual_score"], a["accuracy_percentage"], a["source"]) == (1000.0, 100.0, "outcome")
     finally:
         await conn.close()
+
+
+@pytest.mark.xfail(strict=True, reason="review2 R6b: ai_performance_dashboard (0007) averages improvement_percentage "
+                                       "with plain avg(): one valid 1e-150 -> 1e150 change fails the view")
+async def test_r6b_the_improvement_dashboard_view_survives_a_huge_change(stack):
+    w, parent, child = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    t = datetime(2026, 11, 10, tzinfo=UTC)
+    conn = await connect(stack.dsn)
+    try:
+        for mid, pm, metrics in ((parent, None, {"acc": 1e-150, "auc": 1.0}), (child, parent, {"acc": 1e150, "auc": 2.0})):
+            await conn.execute("""INSERT INTO ml_models (workspace_id, id, name, version, model_type, status, created_at,
+                updated_at, last_event_at, parent_model_id, performance_metrics)
+                VALUES ($1, $2, 'v', $3, 'prediction', 'active', $4, $4, $4, $5, $6)""",
+                               w, mid, str(mid)[:8], t, pm, metrics)
+        r = await JobRunner(stack.dsn, JOBS).run("model_improvements")
+        assert (r.status, r.rows) == ("succeeded", 2), r.error  # acc +1e302 %, auc +100 %
+        # as reviewed: NumericValueOutOfRangeError "value out of range: overflow"; right: (1e302 + 100) / 2
+        got = await conn.fetchval("SELECT daily_improvement FROM ai_performance_dashboard WHERE workspace_id = $1", w)
+        assert got == pytest.approx(5e301, rel=1e-9)
+    finally:
+        await conn.close()
