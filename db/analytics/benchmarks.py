@@ -1,15 +1,20 @@
 """Benchmarks (seed 003 benchmark_comparisons): each own account against the active competitors
 on its platform in its workspace, per metric and period [start, end).
 
-Metrics, from audience_growth (own accounts) and competitor_metrics (competitors):
+Metrics, from audience_growth (own accounts) and competitor_metrics (competitors), each from
+snapshots of the period or its edges only (review 2 R3: a value from months ago is not this
+period's, and growth since months ago is not this period's growth):
 
-* `followers`: the latest count before the period's end;
-* `follower_growth`: % change from the latest count at or before the period's start (else the first
-  inside the period) to the latest before its end; NULL when those are not two snapshots, the first
-  strictly earlier than the last (a single snapshot shows no growth of 0 %: growth is unknown), and
-  when the first count is 0;
-* `engagement_rate`, `posts_per_week`: the latest value sent before the period's end (snapshots
-  without it are skipped).
+* `followers`: the latest count recorded in the period [start, end);
+* `follower_growth`: % change over the period, from the count at its start, the latest snapshot at
+  or before the start and at most EDGE_TOLERANCE (1 day) before it, to the count at its end, the
+  latest before the end and at most EDGE_TOLERANCE before it; NULL without both (an account scraped
+  60 days before the week and in it has no growth for the week: it is not +10 % "this week" against
+  competitors' +1 % of a week), when they are one snapshot (a single snapshot shows no growth of
+  0 %: growth is unknown), and when the first count is 0. So every growth compared spans the period
+  give or take a day at each edge (an account scraped daily at a fixed hour: exactly the period);
+* `engagement_rate`, `posts_per_week`: the latest value recorded in the period (snapshots without
+  it are skipped).
 
 An account without a metric's value is left out of it: an own account gets no row for that metric,
 a competitor is not counted in its average, median, count and the percentiles against it. Per own
@@ -36,12 +41,15 @@ computes (e.g. the 0 % growth a single snapshot got before issue #25).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from db.analytics.safe import avg, ratio
 
+#: follower_growth: the snapshots taken as the counts at the period's start and end are at most this
+#: much before those edges (else the growth is NULL)
+EDGE_TOLERANCE = timedelta(days=1)
 #: industry_average needs this many workspaces with a value of the metric on the platform ...
 INDUSTRY_MIN_WORKSPACES = 5
 #: ... and this many distinct competitor accounts with one
@@ -56,55 +64,48 @@ WITH own AS (
     SELECT k.workspace_id, k.id, k.platform, l.follower_count AS last, l.recorded_at AS last_at,
         f.follower_count AS first, f.recorded_at AS first_at,
         (SELECT g.engagement_rate FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
-            AND g.recorded_at < $2 AND g.engagement_rate IS NOT NULL ORDER BY g.recorded_at DESC LIMIT 1) AS engagement_rate,
+            AND g.recorded_at >= $1 AND g.recorded_at < $2 AND g.engagement_rate IS NOT NULL
+            ORDER BY g.recorded_at DESC LIMIT 1) AS engagement_rate,
         (SELECT g.posts_per_week FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
-            AND g.recorded_at < $2 AND g.posts_per_week IS NOT NULL ORDER BY g.recorded_at DESC LIMIT 1) AS posts_per_week
+            AND g.recorded_at >= $1 AND g.recorded_at < $2 AND g.posts_per_week IS NOT NULL
+            ORDER BY g.recorded_at DESC LIMIT 1) AS posts_per_week
     FROM connectors k
     LEFT JOIN LATERAL (
         SELECT g.follower_count, g.recorded_at FROM audience_growth g
-        WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id AND g.recorded_at < $2
+        WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id AND g.recorded_at >= $1 AND g.recorded_at < $2
         ORDER BY g.recorded_at DESC LIMIT 1) AS l ON true
     LEFT JOIN LATERAL (
-        SELECT u.follower_count, u.recorded_at FROM (
-            (SELECT g.follower_count, g.recorded_at, 0 AS pick FROM audience_growth g
-             WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id AND g.recorded_at <= $1
-             ORDER BY g.recorded_at DESC LIMIT 1)
-            UNION ALL
-            (SELECT g.follower_count, g.recorded_at, 1 FROM audience_growth g
-             WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id AND g.recorded_at > $1 AND g.recorded_at < $2
-             ORDER BY g.recorded_at LIMIT 1)) AS u
-        ORDER BY u.pick LIMIT 1) AS f ON true
+        SELECT g.follower_count, g.recorded_at FROM audience_growth g
+        WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
+          AND g.recorded_at <= $1 AND g.recorded_at >= $1 - $8::interval
+        ORDER BY g.recorded_at DESC LIMIT 1) AS f ON true
     WHERE k.relationship = 'own'
 ), rivals AS (
     SELECT p.workspace_id, p.id, p.platform, l.followers AS last, l.recorded_at AS last_at,
         f.followers AS first, f.recorded_at AS first_at,
         (SELECT m.engagement_rate FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id
-            AND m.competitor_id = p.id AND m.recorded_at < $2 AND m.engagement_rate IS NOT NULL
+            AND m.competitor_id = p.id AND m.recorded_at >= $1 AND m.recorded_at < $2 AND m.engagement_rate IS NOT NULL
             ORDER BY m.recorded_at DESC LIMIT 1) AS engagement_rate,
         (SELECT m.posts_per_week FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id
-            AND m.competitor_id = p.id AND m.recorded_at < $2 AND m.posts_per_week IS NOT NULL
+            AND m.competitor_id = p.id AND m.recorded_at >= $1 AND m.recorded_at < $2 AND m.posts_per_week IS NOT NULL
             ORDER BY m.recorded_at DESC LIMIT 1) AS posts_per_week
     FROM competitor_profiles p
     LEFT JOIN LATERAL (
         SELECT m.followers, m.recorded_at FROM competitor_metrics m
-        WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id AND m.recorded_at < $2
+        WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id AND m.recorded_at >= $1 AND m.recorded_at < $2
         ORDER BY m.recorded_at DESC LIMIT 1) AS l ON true
     LEFT JOIN LATERAL (
-        SELECT u.followers, u.recorded_at FROM (
-            (SELECT m.followers, m.recorded_at, 0 AS pick FROM competitor_metrics m
-             WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id AND m.recorded_at <= $1
-             ORDER BY m.recorded_at DESC LIMIT 1)
-            UNION ALL
-            (SELECT m.followers, m.recorded_at, 1 FROM competitor_metrics m
-             WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id AND m.recorded_at > $1 AND m.recorded_at < $2
-             ORDER BY m.recorded_at LIMIT 1)) AS u
-        ORDER BY u.pick LIMIT 1) AS f ON true
+        SELECT m.followers, m.recorded_at FROM competitor_metrics m
+        WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id
+          AND m.recorded_at <= $1 AND m.recorded_at >= $1 - $8::interval
+        ORDER BY m.recorded_at DESC LIMIT 1) AS f ON true
     WHERE p.is_active
 ), own_values AS (
     SELECT o.workspace_id, o.id, o.platform, v.metric, v.value
     FROM own o, LATERAL (VALUES
         ('followers', o.last::double precision),
-        ('follower_growth', CASE WHEN o.first_at < o.last_at THEN 100.0 * (o.last - o.first) / nullif(o.first, 0) END),
+        ('follower_growth', CASE WHEN o.first_at < o.last_at AND o.last_at >= $2 - $8::interval
+                                 THEN 100.0 * (o.last - o.first) / nullif(o.first, 0) END),
         ('engagement_rate', o.engagement_rate),
         ('posts_per_week', o.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
@@ -112,7 +113,8 @@ WITH own AS (
     SELECT r.workspace_id, r.id, r.platform, v.metric, v.value
     FROM rivals r, LATERAL (VALUES
         ('followers', r.last::double precision),
-        ('follower_growth', CASE WHEN r.first_at < r.last_at THEN 100.0 * (r.last - r.first) / nullif(r.first, 0) END),
+        ('follower_growth', CASE WHEN r.first_at < r.last_at AND r.last_at >= $2 - $8::interval
+                                 THEN 100.0 * (r.last - r.first) / nullif(r.first, 0) END),
         ('engagement_rate', r.engagement_rate),
         ('posts_per_week', r.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
@@ -180,6 +182,6 @@ async def benchmark_accounts(conn: asyncpg.Connection, start: datetime, end: dat
     `industry` (else NULL); -> rows written."""
     async with conn.transaction():
         written = await conn.fetch(_BENCHMARK, start, end, INDUSTRY_MIN_WORKSPACES, INDUSTRY_MIN_ACCOUNTS, industry,
-                                   INDUSTRY_MIN_TRACKERS, INDUSTRY_MAX_SHARE)
+                                   INDUSTRY_MIN_TRACKERS, INDUSTRY_MAX_SHARE, EDGE_TOLERANCE)
         await conn.execute(_STALE, start, end, [r["workspace_id"] for r in written], [r["id"] for r in written])
     return len(written)

@@ -14,6 +14,7 @@ from db.analytics.accuracy import (
     measure_due_predictions,
 )
 from db.analytics.benchmarks import (
+    EDGE_TOLERANCE,
     INDUSTRY_MAX_SHARE,
     INDUSTRY_MIN_ACCOUNTS,
     INDUSTRY_MIN_TRACKERS,
@@ -115,8 +116,10 @@ JOBS: dict[str, Job] = {
             f"(and at least {MIN_GAIN} interactions) -> trend_analysis, source 'detected'; engagement_impact = % over "
             f"the baseline, NULL with status 'new' when the baseline gained under {MIN_BASELINE_GAIN}", _trends),
         Job("benchmarks", "30 3 * * 1",
-            "each own account against the active competitors on its platform: followers, follower growth (two "
-            "snapshots needed, else NULL), engagement rate and posts per week (latest before the end); the "
+            "each own account against the active competitors on its platform: followers, engagement rate and posts "
+            "per week (the latest recorded in the period), follower growth over the period (from the latest count at or "
+            f"before its start to the latest before its end, each at most {EDGE_TOLERANCE.days} day before its edge, "
+            "else NULL); the "
             "competitors' average, median and count, the account's percentile and ratio; with "
             "LEARNSTREAM_INDUSTRY_BENCHMARKS (off: NULL) the platform's industry average over the competitors that at "
             f"least {INDUSTRY_MIN_TRACKERS} OTHER workspaces track (NULL under {INDUSTRY_MIN_WORKSPACES} other "

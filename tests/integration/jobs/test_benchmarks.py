@@ -36,7 +36,9 @@ async def test_an_own_account_against_its_competitors(stack):
         for rid, (platform, first, last) in rivals.items():
             await conn.execute("""INSERT INTO competitor_profiles (workspace_id, id, name, platform, first_seen_at,
                 last_seen_at) VALUES ($1, $2, $2, $3, $4, $4)""", W, rid, platform, START)
-            for at, n in ((START - timedelta(days=2), first), (END - timedelta(days=1), last)):
+            # at the edges (within EDGE_TOLERANCE, 1 day): before review 2 R3 the first was 2 days before START,
+            # which no longer measures the period's growth
+            for at, n in ((START - timedelta(days=1), first), (END - timedelta(days=1), last)):
                 await conn.execute("""INSERT INTO competitor_metrics (workspace_id, competitor_id, recorded_date,
                     recorded_at, followers, snapshot_id) VALUES ($1, $2, $3, $4, $5, $6)""",
                                    W, rid, at.date(), at, n, uuid.uuid4())
@@ -146,11 +148,12 @@ async def test_a_single_snapshot_has_no_growth(stack):
         assert g["user_value"] == pytest.approx(10.0)
         assert (g["competitor_average"], g["competitor_median"], g["competitor_count"]) == (12.5, 12.5, 2)
         assert g["percentile"] == pytest.approx(50.0) and g["ratio"] == pytest.approx(0.8)
-        # followers are still compared with all four: 5250, 2400, 800, 900
+        # followers are compared with the three counts of the period: 5250, 2400, 800 (r4's only snapshot is
+        # 3 days before the period: not this period's count; before review 2 R3, four with 900)
         f = rows["me", "followers"]
-        assert f["competitor_count"] == 4 and f["competitor_average"] == pytest.approx((5250 + 2400 + 800 + 900) / 4)
+        assert f["competitor_count"] == 3 and f["competitor_average"] == pytest.approx((5250 + 2400 + 800) / 3)
         s = rows["solo", "followers"]
-        assert s["user_value"] == 700.0 and s["percentile"] == pytest.approx(0.0)  # below all four
+        assert s["user_value"] == 700.0 and s["percentile"] == pytest.approx(0.0)  # below all three
     finally:
         await conn.close()
 
@@ -315,5 +318,46 @@ async def test_sybil_workspaces_cannot_isolate_one_workspaces_competitor(stack, 
             assert (await _rows(conn, w))["me", "engagement_rate"]["industry_average"] is None
         assert (await _rows(conn, a4[0]))["me", "engagement_rate"]["industry_average"] == pytest.approx(1.265)
         assert (await _rows(conn, v4))["me", "engagement_rate"]["industry_average"] is None  # A1..A4: 4 < 5
+    finally:
+        await conn.close()
+
+
+async def test_growth_and_values_come_from_the_period_and_its_edges(stack):
+    """Review 2 R3: growth is over the period for everyone, values are the period's. The count at the
+    start is the latest snapshot at or before START and at most EDGE_TOLERANCE (1 day) before it, the
+    count at the end the latest before END and at most 1 day before it; followers, engagement_rate and
+    posts_per_week are the latest recorded in [START, END). Before: `me` got +10 % "for the week"
+    from a count 60 days old against r1's +1 % (percentile 100, ratio 10), r2's 9.0 engagement rate
+    from before the week was compared, r2's growth was +20 % from a count 1 day 1 s before START."""
+    from db.analytics.benchmarks import EDGE_TOLERANCE
+
+    assert EDGE_TOLERANCE == timedelta(days=1)
+    w = uuid.uuid4()
+    day, s = timedelta(days=1), timedelta(seconds=1)
+    conn = await connect(stack.dsn)
+    try:
+        await _own(conn, w, "me", "tiktok", [(START - timedelta(days=60), 1000), (END - timedelta(hours=1), 1100)])
+        # both edges exactly 1 day off: in; its rates are from before the period: out
+        await _own(conn, w, "edge", "tiktok", [(START - day, 1000, 4.0, 5.0), (END - day, 1200)])
+        await _own(conn, w, "late", "tiktok", [(START - timedelta(hours=1), 1000), (END - day - s, 1300)])  # end: out
+        await _rival(conn, w, "r1", "tiktok", [(START - timedelta(hours=1), 1000), (END - timedelta(hours=1), 1010, 2.0, 7.0)])
+        await _rival(conn, w, "r2", "tiktok", [(START - day - s, 500, 9.0, 9.0), (MID, 600)])  # start: out
+        await _run(stack)
+        rows = await _rows(conn, w)
+        assert sorted(rows) == [("edge", "follower_growth"), ("edge", "followers"), ("late", "followers"),
+                                ("me", "followers")]
+        # follower_growth: edge (1200 - 1000) / 1000 = +20 % against r1's (1010 - 1000) / 1000 = +1 % only
+        # (r2: no count within a day of START): average 1, median 1, count 1, percentile 100, ratio 20
+        g = rows["edge", "follower_growth"]
+        assert (g["user_value"], g["competitor_average"], g["competitor_median"], g["competitor_count"]) == (
+            pytest.approx(20.0), pytest.approx(1.0), pytest.approx(1.0), 1)
+        assert (g["percentile"], g["ratio"]) == (pytest.approx(100.0), pytest.approx(20.0))
+        # followers of the period: r1 1010, r2 600 -> average 805, median 805; me 1100 above both: percentile 100,
+        # ratio 1100 / 805; edge 1200 (END - 1 day is in the period), late 1300 (END - 1 day - 1 s too)
+        f = rows["me", "followers"]
+        assert (f["user_value"], f["competitor_average"], f["competitor_median"], f["competitor_count"]) == (
+            1100.0, 805.0, 805.0, 2)
+        assert (f["percentile"], f["ratio"]) == (pytest.approx(100.0), pytest.approx(1100 / 805))
+        assert (rows["edge", "followers"]["user_value"], rows["late", "followers"]["user_value"]) == (1200.0, 1300.0)
     finally:
         await conn.close()

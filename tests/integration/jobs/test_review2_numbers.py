@@ -100,8 +100,6 @@ async def test_r2_a_late_outcome_reaches_the_daily_accuracy(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R3: follower_growth compares growth over unequal spans (a baseline "
-                                       "snapshot 60 days before the week vs the competitors' week)")
 async def test_r3_follower_growth_is_over_the_period_for_everyone(stack):
     w = uuid.uuid4()
     start, end = datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)

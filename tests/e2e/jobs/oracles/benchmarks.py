@@ -8,15 +8,21 @@ own `me`     B 1000 (4.0, 5.0), M 1050 (3.0, 7.0), L 1100 (neither sent), A 5000
              -> followers 1100, growth (1100 - 1000) / 1000 = +10 %, rate 3.0 and posts 7.0 (M's:
              L sent none, A is after the end)
 own `solo`   M 700 (2.5, -)  -> followers 700, rate 2.5; one snapshot: no growth (was a 0 % row)
+own `stale`  START-60d 1000, L 1100 -> followers 1100; growth NULL: no count within a day of START
+             (EDGE_TOLERANCE; review 2 R3: was +10 % "this week", a growth over 67 days)
 rival `r1`   B 5000, L 5250 (2.0, 7.0)                     -> 5250, +5 %, 2.0, 7.0
 rival `r2`   B 2000 (1.0, 1.0), L-3h 2300 (9.0, 9.0), L 2400 (5.0, 3.5): L-3h and L are one UTC day,
              whose latest (L) is the day's row               -> 2400, +20 %, 5.0, 3.5
 rival `r3`   M 800 (4.0, 14.0)   one snapshot                -> 800, growth NULL (was 0 %), 4.0, 14.0
-rival `r4`   START-3d 900        one snapshot, before START  -> 900, growth NULL (was 0 %), -, -
+rival `r4`   START-3d 900        one snapshot, before START  -> no value of the period (review 2 R3:
+             was 900 followers), growth NULL (was 0 %), -, -
+Values are the latest recorded in [START, END) (B's rates are before the period); growth's counts are
+the latest at or before START and before END, each at most 1 day before its edge (B = START - 1 day: in).
 
-followers, me 1100 vs 5250, 2400, 800, 900: average 9350 / 4 = 2337.5, median (900 + 2400) / 2 =
-1650, count 4, percentile 100 x 2 / 4 = 50 (above 800, 900), ratio 1100 / 2337.5;
-solo 700: percentile 0, ratio 700 / 2337.5.
+followers, me 1100 vs 5250, 2400, 800: average 8450 / 3, median 2400, count 3, percentile
+100 x 1 / 3 (above 800), ratio 1100 / (8450 / 3) = 3300 / 8450; stale 1100: the same;
+solo 700: percentile 0, ratio 2100 / 8450. (Before review 2 R3, r4's 900 from before the period
+counted: average 9350 / 4 = 2337.5, median 1650, count 4, me percentile 50.)
 follower_growth, me 10 vs 5, 20: average 12.5, median 12.5, count 2, percentile 50, ratio 0.8
 (before: vs 5, 20, 0, 0: average 6.25, median 2.5, count 4, percentile 75, ratio 1.6); solo: no row
 (before: 0 %, percentile 25).
@@ -28,7 +34,8 @@ posts_per_week, me 7.0 vs 7.0, 3.5, 14.0: average 24.5 / 3, median 7.0, count 3,
 industry_average NULL on every row: off by default (LEARNSTREAM_INDUSTRY_BENCHMARKS), and on it
 would still be NULL: a workspace's own competitors never enter its own figure, which needs 10 accounts
 that 2 other workspaces each track (review finding 14).
-Rows: me 4 + solo 2 = 6 (before: followers and follower_growth for each, 4).
+Rows: me 4 + solo 2 + stale 1 = 7 (before issue #25: followers and follower_growth for each; before
+review 2 R3: stale's follower_growth too).
 """
 
 from __future__ import annotations
@@ -52,12 +59,13 @@ def _snap(ws, cid, at, followers, rate=None, posts=None, relationship="competito
 
 def feed(ws: str) -> Feed:
     own = [("me", B, 1000, 4.0, 5.0), ("me", M, 1050, 3.0, 7.0), ("me", L, 1100, None, None),
-           ("me", A, 5000, 9.0, 1.0), ("solo", M, 700, 2.5, None)]
+           ("me", A, 5000, 9.0, 1.0), ("solo", M, 700, 2.5, None),
+           ("stale", START - timedelta(days=60), 1000, None, None), ("stale", L, 1100, None, None)]
     rivals = [("r1", B, 5000, None, None), ("r1", L, 5250, 2.0, 7.0),
               ("r2", B, 2000, 1.0, 1.0), ("r2", L, 2400, 5.0, 3.5), ("r2", L - timedelta(hours=3), 2300, 9.0, 9.0),
               ("r3", M, 800, 4.0, 14.0), ("r4", START - timedelta(days=3), 900, None, None)]
     f = Feed(accounts=[_snap(ws, *s, relationship="own") for s in own] + [_snap(ws, *s) for s in rivals])
-    f.wait = {"audience_growth": 5, "competitor_profiles": 4, "competitor_metrics": 6}
+    f.wait = {"audience_growth": 7, "competitor_profiles": 4, "competitor_metrics": 6}
     return f
 
 
@@ -70,15 +78,18 @@ async def check(conn, ws: str, run) -> None:
     rows = {(x["connector_id"], x["metric"]): x for x in await conn.fetch(
         "SELECT * FROM benchmark_comparisons WHERE workspace_id = $1", uuid.UUID(ws))}
     assert sorted(rows) == [("me", "engagement_rate"), ("me", "follower_growth"), ("me", "followers"),
-                            ("me", "posts_per_week"), ("solo", "engagement_rate"), ("solo", "followers")]
+                            ("me", "posts_per_week"), ("solo", "engagement_rate"), ("solo", "followers"),
+                            ("stale", "followers")]
 
     def row(cid, metric):
         x = rows[cid, metric]
         return (x["user_value"], x["competitor_average"], x["competitor_median"], x["competitor_count"],
                 x["percentile"], x["ratio"])
 
-    assert row("me", "followers") == pytest.approx((1100, 2337.5, 1650, 4, 50, 1100 / 2337.5))
-    assert row("solo", "followers") == pytest.approx((700, 2337.5, 1650, 4, 0, 700 / 2337.5))
+    # r4's only count is 3 days before the period: out (was 2337.5, 1650, 4, 50, 1100 / 2337.5)
+    assert row("me", "followers") == pytest.approx((1100, 8450 / 3, 2400, 3, 100 / 3, 3300 / 8450))
+    assert row("stale", "followers") == pytest.approx((1100, 8450 / 3, 2400, 3, 100 / 3, 3300 / 8450))
+    assert row("solo", "followers") == pytest.approx((700, 8450 / 3, 2400, 3, 0, 2100 / 8450))
     assert row("me", "follower_growth") == pytest.approx((10, 12.5, 12.5, 2, 50, 0.8))  # was 6.25, 2.5, 4, 75, 1.6
     assert row("me", "engagement_rate") == pytest.approx((3, 11 / 3, 4, 3, 100 / 3, 9 / 11))
     assert row("solo", "engagement_rate") == pytest.approx((2.5, 11 / 3, 4, 3, 100 / 3, 7.5 / 11))
