@@ -1,12 +1,19 @@
 """Optimal posting times (seed 003): per workspace, platform and account, the hours of the week
 whose posts engaged best, in the account's time zone (connectors.timezone; UTC when unknown).
 
-A post's measure (`metric`) comes from its latest snapshot. 'engagement_rate' = (likes + shares +
-comments + saves) / views; a post whose latest snapshot has 0 views has no rate and is left out
-(its account's other posts still count). An account none of whose posts in the window reports
-views (a platform that reports no views) is measured by 'interactions_per_post' = likes + shares +
-comments + saves instead, so it still gets recommendations. A cell is (day of week, hour) of the
-publish time in the account's zone, over the posts published in the window (WINDOW_DAYS before
+A post's measure (`metric`) is taken at one age, AGE_HOURS (24 h) after its publication, so that
+posts are compared at the same age (review 2 R7: each post's latest, lifetime count made a
+weeks-old hour beat this week's at the same performance, 1,000 against 100 on one curve). Its views
+and interactions (likes + shares + comments + saves) at that age are interpolated linearly between
+its last snapshot at or before the age (none: its publication, 0 views and 0 interactions) and its
+first snapshot at or after it, recorded by the run's time and at most MAX_AGE_HOURS (48 h) after
+publication. A post without such a snapshot is left out: younger than 24 h at the run, or not
+scraped between ages 24 h and 48 h (over a longer gap the interpolated value says little).
+'engagement_rate' = interactions / views at that age; a post with 0 views then has no rate and is
+left out (its account's other posts still count). An account none of whose measured posts in the
+window reports views (a platform that reports no views) is measured by 'interactions_per_post' =
+interactions at that age instead, so it still gets recommendations. A cell is (day of week, hour)
+of the publish time in the account's zone, over the posts published in the window (WINDOW_DAYS before
 the run); n = its posts, mean = their mean measure (avg_engagement).
 
 Few posts must not decide. A cell's mean is shrunk toward the account's mean with a prior worth
@@ -34,6 +41,10 @@ from db.analytics.per_workspace import OnSkip, each_workspace
 
 PRIOR_POSTS = 10
 WINDOW_DAYS = 90
+#: posts are compared at this age (hours after publication) ...
+AGE_HOURS = 24
+#: ... measured only with a snapshot between AGE_HOURS and this age (hours after publication)
+MAX_AGE_HOURS = 48
 #: a cell with fewer posts is stored unranked (optimization_score NULL)
 MIN_POSTS = 3
 #: the lower bound's z (one-sided 95 %)
@@ -49,19 +60,49 @@ UNION SELECT workspace_id FROM optimal_posting_times
 _DELETE = "DELETE FROM optimal_posting_times WHERE workspace_id = $1"
 
 _INSERT = """
-WITH latest AS (
+WITH known AS (
+    -- each post's snapshots around its age $9 h: the first at or after it (by age $10 h and the run's
+    -- time $2) and the last at or before it, else its publication with 0 views and 0 interactions
     SELECT c.workspace_id, c.platform, coalesce(c.connector_id, '') AS connector_id,
-        coalesce(k.timezone, 'UTC') AS tz, c.published_at, s.views, s.interactions
+        coalesce(k.timezone, 'UTC') AS tz, c.published_at, c.published_at + make_interval(hours => $9::integer) AS age,
+        lo.at AS lo_at, lo.views AS lo_views, lo.interactions AS lo_interactions,
+        hi.at AS hi_at, hi.views AS hi_views, hi.interactions AS hi_interactions
     FROM content c
     LEFT JOIN connectors k ON k.workspace_id = c.workspace_id AND k.id = c.connector_id
     CROSS JOIN LATERAL (
-        SELECT m.views, m.likes::numeric + m.shares + m.comments + m.saves AS interactions  -- can exceed bigint
+        SELECT m.recorded_at AS at, m.views::numeric AS views,
+            m.likes::numeric + m.shares + m.comments + m.saves AS interactions  -- can exceed bigint
         FROM content_performance_metrics m
         WHERE m.workspace_id = c.workspace_id AND m.content_id = c.id
-        ORDER BY m.recorded_at DESC, m.id DESC LIMIT 1
-    ) AS s
+          AND m.recorded_at >= c.published_at + make_interval(hours => $9::integer)
+          AND m.recorded_at <= c.published_at + make_interval(hours => $10::integer) AND m.recorded_at <= $2
+        ORDER BY m.recorded_at, m.id DESC LIMIT 1
+    ) AS hi
+    CROSS JOIN LATERAL (
+        SELECT u.at, u.views, u.interactions FROM (
+            (SELECT m.recorded_at AS at, m.views::numeric AS views,
+                m.likes::numeric + m.shares + m.comments + m.saves AS interactions, 0 AS pick
+             FROM content_performance_metrics m
+             WHERE m.workspace_id = c.workspace_id AND m.content_id = c.id
+               AND m.recorded_at <= c.published_at + make_interval(hours => $9::integer)
+             ORDER BY m.recorded_at DESC, m.id DESC LIMIT 1)
+            UNION ALL
+            SELECT c.published_at, 0, 0, 1) AS u
+        ORDER BY u.at DESC, u.pick LIMIT 1
+    ) AS lo
     WHERE c.workspace_id = $1
       AND c.published_at >= $2::timestamptz - make_interval(days => $3::integer) AND c.published_at < $2::timestamptz
+), latest AS (
+    -- the counts at the age, linear between the two (one snapshot at the age exactly: its own)
+    SELECT workspace_id, platform, connector_id, tz, published_at,
+        CASE WHEN hi_at = lo_at THEN hi_views
+             ELSE lo_views + (hi_views - lo_views) * extract(epoch FROM age - lo_at) / extract(epoch FROM hi_at - lo_at)
+        END AS views,
+        CASE WHEN hi_at = lo_at THEN hi_interactions
+             ELSE lo_interactions + (hi_interactions - lo_interactions) * extract(epoch FROM age - lo_at)
+                  / extract(epoch FROM hi_at - lo_at)
+        END AS interactions
+    FROM known
 ), measured AS (
     SELECT workspace_id, platform, connector_id,
         CASE WHEN max(views) > 0 THEN $7 ELSE $8 END AS metric
@@ -101,14 +142,16 @@ FROM scored
 
 async def optimal_posting_times(conn: asyncpg.Connection, until: datetime, window_days: int = WINDOW_DAYS,
                                 prior_posts: int = PRIOR_POSTS, min_posts: int = MIN_POSTS, z: float = Z,
+                                age_hours: int = AGE_HOURS, max_age_hours: int = MAX_AGE_HOURS,
                                 on_skip: OnSkip | None = None) -> int:
     """Recompute optimal_posting_times from the posts published in the `window_days` before
-    `until`, one transaction per workspace (one whose data fails is skipped: each_workspace);
+    `until`, each measured at `age_hours` after publication (a snapshot by `max_age_hours` needed),
+    one transaction per workspace (one whose data fails is skipped: each_workspace);
     -> cells written (ranked or not)."""
     async def one(workspace) -> int:
         await conn.execute(_DELETE, workspace)
         status = await conn.execute(_INSERT, workspace, until, window_days, prior_posts, min_posts, z,
-                                    RATE, INTERACTIONS)
+                                    RATE, INTERACTIONS, age_hours, max_age_hours)
         return int(status.rsplit(" ", 1)[1])
 
     workspaces = [w for (w,) in await conn.fetch(_WORKSPACES, until, window_days)]

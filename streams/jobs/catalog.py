@@ -23,7 +23,15 @@ from db.analytics.benchmarks import (
 )
 from db.analytics.experiments import CONTROL_NAME, MIN_ARM_SAMPLE, experiment_significance
 from db.analytics.improvements import model_improvements
-from db.analytics.posting_times import MIN_POSTS, PRIOR_POSTS, WINDOW_DAYS, Z, optimal_posting_times
+from db.analytics.posting_times import (
+    AGE_HOURS,
+    MAX_AGE_HOURS,
+    MIN_POSTS,
+    PRIOR_POSTS,
+    WINDOW_DAYS,
+    Z,
+    optimal_posting_times,
+)
 from db.analytics.styles import correlate_styles
 from db.analytics.trends import BASELINE_DAYS, MIN_BASELINE_GAIN, MIN_GAIN, RATIO, RECENT_HOURS, detect_trends
 from db.jobs import refresh_materialized_views
@@ -104,7 +112,9 @@ JOBS: dict[str, Job] = {
             "model_accuracy_daily, for the day before", _daily, period_of=day_period),
         Job("optimal_posting_times", "0 3 * * 1",
             f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "
-            f"last {WINDOW_DAYS} days (interactions per post where the platform reports no views) by publish day and "
+            f"last {WINDOW_DAYS} days at age {AGE_HOURS} h (interpolated between the post's snapshots; a post without "
+            f"one between {AGE_HOURS} and {MAX_AGE_HOURS} h of age, or younger, is left out) (interactions per post "
+            f"where the platform reports no views) by publish day and "
             f"hour, shrunk toward the account's mean with a prior of {PRIOR_POSTS} posts and ranked by its lower "
             f"bound (z {Z:g}); a cell of fewer than {MIN_POSTS} posts is kept unranked -> optimal_posting_times (a "
             f"workspace whose data fails is skipped, counted in job_workspaces_skipped)",

@@ -1,5 +1,5 @@
 """optimal_posting_times on crafted months (real PostgreSQL): hours in the account's zone, the
-latest snapshot's engagement, the window, the shrinkage and lower bound that keep a few lucky
+engagement at age 24 h, the window, the shrinkage and lower bound that keep a few lucky
 posts from winning, the minimum sample per ranked cell, accounts whose platform reports no views,
 a daylight-saving change, and a second run giving the same rows (issue 25 item 7)."""
 
@@ -41,7 +41,9 @@ async def _post(conn, published: datetime, likes: int, connector: str = "me", sn
         """INSERT INTO content (workspace_id, id, platform, connector_id, published_at, first_seen_at, last_seen_at,
                last_event_id) VALUES ($1, $2, $3, $4, $5, $5, $5, $6)""",
         W, cid, platform, connector, published, uuid.uuid4())
-    for hours, n_views, n_likes in (*snapshots, (48, views, likes)):  # the last (latest) snapshot counts
+    # the last snapshot, at age 24 h (AGE_HOURS), is the post's measure (review 2 R7; it was at 48 h, the
+    # latest counting: at 24 h a post with only it would now count half its views and likes from 0 at publication)
+    for hours, n_views, n_likes in (*snapshots, (24, views, likes)):
         await conn.execute(
             """INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform, views, likes,
                    recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
@@ -69,7 +71,7 @@ async def test_the_best_hours_of_a_crafted_month_in_the_accounts_zone(stack):
     conn = await connect(stack.dsn)
     try:
         await _account(conn, "me", "Europe/Berlin")
-        for i in range(20):  # Monday 18:00 Berlin, 20 posts at 12%; one had 90% in an earlier snapshot
+        for i in range(20):  # Monday 18:00 Berlin, 20 posts at 12%; one had 90% in a snapshot at 1 h
             await _post(conn, MON_18 + timedelta(minutes=2 * i), 120, snapshots=((1, 10, 9),) if i == 0 else ())
         for i in range(3):  # Tuesday 09:00: three posts at 14%, a better mean on few posts
             await _post(conn, TUE_09 + timedelta(minutes=i), 140)
@@ -198,3 +200,47 @@ async def test_posts_across_a_daylight_saving_change_go_to_their_local_hour(stac
             assert [tuple(r) for r in got] == want
     finally:
         await conn.close()
+
+
+async def test_posts_are_compared_at_the_same_age(stack):
+    """Review 2 R7: a post's measure is its counts at age 24 h, interpolated linearly between its last
+    snapshot at or before (else 0 at publication) and its first at or after, recorded by 48 h and by the
+    run. Account `age` (linkedin, no views: interactions per post), UTC, run at UNTIL = 1 Dec 00:00:
+      * Monday 16 Nov 10:0x, three posts, snapshots at 12 h (100) and 36 h (300): at 24 h
+        100 + (300 - 100) x 12 / 24 = 200 each (before: the latest, 300);
+      * Tuesday 17 Nov 10:0x, three posts, one snapshot at 48 h (400): from 0 at publication,
+        400 x 24 / 48 = 200 each (before: 400, and Tuesday beat Monday);
+      * Wednesday 18 Nov 10:00, one snapshot at 72 h (9,000): none between 24 and 48 h: left out;
+      * Monday 30 Nov 10:00, one snapshot at 1 h (5,000): 14 h old at the run, left out;
+      * Sunday 29 Nov 10:00, snapshots at 10 h (0), 26 h (600), 30 h (9,000): at 24 h
+        0 + 600 x 14 / 16 = 525 (the 30 h one does not enter); one post: unranked.
+    Monday and Tuesday: mean 200 each, the same shrunk mean and lower bound: 100 both."""
+    conn = await connect(stack.dsn)
+    try:
+        await _account(conn, "age", "UTC", platform="linkedin")
+
+        async def post(published, snaps):
+            cid = uuid.uuid4()
+            await conn.execute("""INSERT INTO content (workspace_id, id, platform, connector_id, published_at,
+                first_seen_at, last_seen_at, last_event_id) VALUES ($1, $2, 'linkedin', 'age', $3, $3, $3, $4)""",
+                               W, cid, published, uuid.uuid4())
+            for hours, likes in snaps:
+                await conn.execute("""INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform,
+                    views, likes, recorded_at) VALUES ($1, $2, $3, 'linkedin', 0, $4, $5)""",
+                                   uuid.uuid4(), W, cid, likes, published + timedelta(hours=hours))
+
+        for i in range(3):
+            await post(datetime(2026, 11, 16, 10, i, tzinfo=UTC), [(12, 100), (36, 300)])
+            await post(datetime(2026, 11, 17, 10, i, tzinfo=UTC), [(48, 400)])
+        await post(datetime(2026, 11, 18, 10, 0, tzinfo=UTC), [(72, 9000)])
+        await post(datetime(2026, 11, 30, 10, 0, tzinfo=UTC), [(1, 5000)])
+        await post(datetime(2026, 11, 29, 10, 0, tzinfo=UTC), [(10, 0), (26, 600), (30, 9000)])
+    finally:
+        await conn.close()
+    rows, cells = await _run(stack)
+    assert rows == 3 and set(cells) == {("age", 1, 10), ("age", 2, 10), ("age", 0, 10)}
+    mon, tue, sun = cells[("age", 1, 10)], cells[("age", 2, 10)], cells[("age", 0, 10)]
+    assert (mon["metric"], mon["sample_size"], mon["avg_engagement"], mon["optimization_score"]) == (
+        "interactions_per_post", 3, 200.0, 100.0)
+    assert (tue["sample_size"], tue["avg_engagement"], tue["optimization_score"]) == (3, 200.0, 100.0)
+    assert (sun["sample_size"], sun["avg_engagement"], sun["optimization_score"]) == (1, 525.0, None)

@@ -1,11 +1,14 @@
 """optimal_posting_times (issue #25 item 7; zones and DST), by hand. Run at AT = 1 Nov 2026 00:00
-UTC: the window is the 90 days before, so every post below is in it.
+UTC: the window is the 90 days before, so every post below is in it. Each post is measured by its
+counts at age 24 h (review 2 R7; before: its latest snapshot): each is scraped at exactly 24 h.
 
 Account `be` (Europe/Berlin; CEST = UTC+2 until 25 Oct 2026 01:00 UTC, then CET = UTC+1):
   * 25 Oct 2026, the last Sunday of October: three posts at 00:10/00:20/00:30 UTC (02:xx CEST)
     and three at 01:10/01:20/01:30 UTC (02:xx CET): all Sunday 02h, n = 6, each 100 / 1000 =
-    10 % (one had 90 % in an earlier snapshot: the latest counts).
+    10 % (one had 90 % in a snapshot at 50 minutes: its counts at 24 h count).
   * Monday 19 Oct 17:00 UTC = 19:00 CEST: one lucky post at 500 / 1000 = 50 %.
+  * Saturday 31 Oct 15:00 UTC, 9 h old at AT, scraped at 1 h at 90 %: younger than 24 h, not
+    measured, no cell (before review 2 R7: a Saturday 16h cell, 1 post at 0.9).
   Before: shrunk means (0.5 + 10 x 1.1/7) / 11 = 0.1883 against (0.6 + 10 x 1.1/7) / 16 = 0.1357,
   the lucky post scored 100 and the six 72.1. After: the lucky cell has 1 < 3 posts (MIN_POSTS):
   stored, score NULL, confidence 1/11; Sunday 02h is the one ranked cell: 100.
@@ -60,12 +63,16 @@ def feed(ws: str) -> Feed:
                    account(ws, "nv", t0, 100, platform="linkedin")]
     for name, connector, platform, published, views, likes in POSTS:
         f.content.append(post(ws, _id(name), published, platform=platform, connector=connector))
-        f.engagement.append(scrape(ws, _id(name), published + timedelta(days=2), platform=platform,
+        f.engagement.append(scrape(ws, _id(name), published + timedelta(days=1), platform=platform,
                                    connector=connector, views=views, likes=likes))
-    # an earlier snapshot of a Sunday post at 90 %: not its latest, does not count
+    # an earlier snapshot of a Sunday post at 90 %: before its age of 24 h, does not count
     f.engagement.append(scrape(ws, _id("be-dst-0"), datetime(2026, 10, 25, 1, 0, tzinfo=UTC), views=10, likes=9,
                                connector="be"))
-    f.wait = {"connectors": 3, "content": len(POSTS), "content_performance_metrics": len(POSTS) + 1}
+    # a post 9 h old at AT, 90 % at 1 h: too young to measure
+    young = datetime(2026, 10, 31, 15, 0, tzinfo=UTC)
+    f.content.append(post(ws, _id("be-young"), young, connector="be"))
+    f.engagement.append(scrape(ws, _id("be-young"), young + timedelta(hours=1), views=1000, likes=900, connector="be"))
+    f.wait = {"connectors": 3, "content": len(POSTS) + 1, "content_performance_metrics": len(POSTS) + 2}
     return f
 
 
