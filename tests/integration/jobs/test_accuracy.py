@@ -225,3 +225,42 @@ async def test_both_accuracy_measures_of_predictions_too_high_and_too_low(stack)
         assert d["mean_ratio_accuracy"] == pytest.approx((100 / 3 + 100 / 3 + 50) / 3)  # 38.89
     finally:
         await conn.close()
+
+
+async def test_an_explicit_outcome_replaces_the_measurement_on_a_snapshot_and_feedback_does_not(stack):
+    # review 2 R12: predictions and prediction_accuracy keep the same actual value
+    from db.domain.predictions import PREDICTION_OUTCOME, USER_FEEDBACK
+
+    conn = await connect(stack.dsn)
+    try:
+        await _model(conn)
+        post = uuid.uuid4()
+        pid = await _views_prediction(conn, 1000.0, post)
+        await _snapshot(conn, post, T0 + timedelta(hours=25), 800)
+        runner = JobRunner(stack.dsn, JOBS)
+        assert (await runner.run("prediction_accuracy", period=parse_period("2026-11-05"))).rows == 1
+
+        async def both():
+            p = await conn.fetchrow("SELECT actual_score, accuracy_score, outcome_at FROM predictions WHERE id = $1", pid)
+            a = await conn.fetchrow("SELECT actual_score, accuracy_percentage, source, measured_at FROM prediction_accuracy "
+                                    "WHERE prediction_id = $1", pid)
+            return (p["actual_score"], p["accuracy_score"], p["outcome_at"]), tuple(a)
+
+        # feedback carrying an actual value does not replace the measurement (800 vs 1000: 75 %)
+        for sql in USER_FEEDBACK:
+            await conn.execute(sql, [{"workspace_id": str(W), "ts": (T0 + timedelta(days=3)).isoformat(),
+                                      "prediction_id": str(pid), "actual_score": 1000.0}])
+        assert await both() == ((800.0, 0.75, T0 + timedelta(hours=25)),
+                                (800.0, 75.0, "engagement", T0 + timedelta(hours=25)))
+        # an explicit outcome does, even one dated before the snapshot: 900 vs 1000 -> 1 - 100 / 900
+        at = T0 + timedelta(hours=24)
+        await conn.execute(PREDICTION_OUTCOME[0], [{"workspace_id": str(W), "ts": at.isoformat(),
+                                                    "prediction_id": str(pid), "actual_score": 900.0}])
+        p, a = await both()
+        assert p == (900.0, pytest.approx(1 - 100 / 900), at)
+        assert a == (900.0, pytest.approx(100 * (1 - 100 / 900)), "outcome", at)
+        # and a later job run does not measure it again
+        assert (await runner.run("prediction_accuracy", period=parse_period("2026-11-06"))).rows == 0
+        assert (await both())[1][:3] == (900.0, pytest.approx(100 * (1 - 100 / 900)), "outcome")
+    finally:
+        await conn.close()
