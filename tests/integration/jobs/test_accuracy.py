@@ -227,6 +227,67 @@ async def test_both_accuracy_measures_of_predictions_too_high_and_too_low(stack)
         await conn.close()
 
 
+async def test_model_accuracy_daily_recomputes_the_days_whose_accuracy_rows_changed_and_only_those(stack):
+    # review 2 R2: the daily rows follow later writes to prediction_accuracy (a backfilled outcome, a
+    # prediction whose model and score an earlier event replaced, a row deleted), whatever day they are on
+    from db.domain.predictions import MODEL_PREDICTION, PREDICTION_OUTCOME
+
+    m2 = uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        await _model(conn)
+        await conn.execute("""INSERT INTO ml_models (workspace_id, id, name, version, model_type, created_at,
+            updated_at, last_event_at) VALUES ($1, $2, 'v', '2', 'prediction', $3, $3, $3)""", W, m2, T0)
+        pids = {k: uuid.uuid4() for k in ("a", "a_late", "b", "c", "d")}
+
+        async def predict(key, model, score, at) -> None:
+            for sql in MODEL_PREDICTION:
+                await conn.execute(sql, [{"workspace_id": str(W), "event_id": str(uuid.uuid4()), "ts": at.isoformat(),
+                                          "prediction_id": str(pids[key]), "model_id": str(model),
+                                          "prediction_type": "signups", "target_entity_type": "campaign",
+                                          "target_entity_id": "x", "predicted_score": score}])
+
+        async def outcome(key, actual, day) -> None:
+            await conn.execute(PREDICTION_OUTCOME[0], [{"workspace_id": str(W), "prediction_id": str(pids[key]),
+                                                        "ts": f"{day}T12:00:00+00:00", "actual_score": actual}])
+
+        for key in pids:
+            await predict(key, M, 100.0, T0)
+        await outcome("a", 100.0, "2026-11-02")   # 100 x max(0, 1 - |p - a| / a): 100 %
+        await outcome("d", 125.0, "2026-11-03")   # 1 - 25 / 125: 80 %
+        await outcome("b", 80.0, "2026-11-05")    # 1 - 20 / 80: 75 %
+        await outcome("c", 50.0, "2026-11-08")    # 1 - 50 / 50: 0 %
+        runner = JobRunner(stack.dsn, JOBS)
+        # the run for Nov 8 also computes the days changed before it: Nov 2, 3, 5 and 8
+        assert (await runner.run("model_accuracy_daily", period=parse_period("2026-11-08"))).rows == 4
+
+        async def daily() -> dict:
+            return {(r["model_id"], r["day"].isoformat()): (r["predictions"], r["mean_accuracy"], r["computed_at"])
+                    for r in await conn.fetch("SELECT * FROM model_accuracy_daily")}
+        before = await daily()
+        assert {k: v[:2] for k, v in before.items()} == {
+            (M, "2026-11-02"): (1, 100.0), (M, "2026-11-03"): (1, 80.0), (M, "2026-11-05"): (1, 75.0),
+            (M, "2026-11-08"): (1, 0.0)}
+
+        await outcome("a_late", 50.0, "2026-11-02")       # a backfill for Nov 2: 100 vs 50, 0 %
+        await predict("b", m2, 80.0, T0 - timedelta(hours=1))   # b was m2's, predicting 80: 80 vs 80, 100 %
+        await predict("c", M, None, T0 - timedelta(hours=1))    # c had no score: no accuracy row left on Nov 8
+        assert await conn.fetchval("SELECT count(*) FROM prediction_accuracy") == 4  # a, a_late, b, d
+        # the next day's run: Nov 2 recomputed (upserted), Nov 5 of M deleted and of m2 written, Nov 8
+        # deleted, Nov 10 has nothing; Nov 3 did not change and is not touched
+        assert (await runner.run("model_accuracy_daily", period=parse_period("2026-11-10"))).rows == 4
+        after = await daily()
+        assert {k: v[:2] for k, v in after.items()} == {
+            # (100 + 100 x max(0, 1 - |100 - 50| / 50)) / 2 = (100 + 0) / 2
+            (M, "2026-11-02"): (2, 50.0), (M, "2026-11-03"): (1, 80.0), (m2, "2026-11-05"): (1, 100.0)}
+        assert after[(M, "2026-11-03")][2] == before[(M, "2026-11-03")][2]  # computed_at: left alone
+        assert await conn.fetchval("SELECT count(*) FROM prediction_accuracy_changes") == 0
+        # nothing changed since: a run for a day without rows writes nothing
+        assert (await runner.run("model_accuracy_daily", period=parse_period("2026-11-11"))).rows == 0
+    finally:
+        await conn.close()
+
+
 async def test_an_explicit_outcome_replaces_the_measurement_on_a_snapshot_and_feedback_does_not(stack):
     # review 2 R12: predictions and prediction_accuracy keep the same actual value
     from db.domain.predictions import PREDICTION_OUTCOME, USER_FEEDBACK
