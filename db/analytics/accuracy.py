@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -195,26 +195,63 @@ async def measure_due_predictions(conn: asyncpg.Connection, now: datetime, batch
     return done.total
 
 
+#: model_accuracy_daily for the keys (workspace, model, prediction type, UTC day) whose accuracy rows
+#: changed (taken out of prediction_accuracy_changes, migration 0044) and those of the days in
+#: [$1, $2) (dates), each recomputed whole from its rows; a key without rows left loses its daily row.
+#: One statement: the changes it consumes and the rows it reads are of one snapshot (a change
+#: committed meanwhile stays for the next run) -> (upserted, deleted)
 _DAILY = """
-INSERT INTO model_accuracy_daily AS d (workspace_id, model_id, prediction_type, day, predictions, mean_accuracy,
-    mean_ratio_accuracy, ratio_predictions, mean_absolute_error, mean_percentage_error, computed_at)
-SELECT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date, count(*),
-    avg(accuracy_percentage), avg(ratio_accuracy), count(ratio_accuracy), """ + avg("absolute_error") + """,
-    """ + avg("percentage_error") + """,
-    clock_timestamp()
-FROM prediction_accuracy
-WHERE measured_at >= $1 AND measured_at < $2
-GROUP BY workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date
-ON CONFLICT (workspace_id, model_id, prediction_type, day) DO UPDATE SET
-    predictions = excluded.predictions, mean_accuracy = excluded.mean_accuracy,
-    mean_ratio_accuracy = excluded.mean_ratio_accuracy, ratio_predictions = excluded.ratio_predictions,
-    mean_absolute_error = excluded.mean_absolute_error, mean_percentage_error = excluded.mean_percentage_error,
-    computed_at = excluded.computed_at
+WITH consumed AS (
+    DELETE FROM prediction_accuracy_changes RETURNING workspace_id, model_id, prediction_type, day
+), keys AS (
+    SELECT workspace_id, model_id, prediction_type, day FROM consumed
+    UNION
+    SELECT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM prediction_accuracy
+    WHERE measured_at >= ($1::date)::timestamp AT TIME ZONE 'UTC' AND measured_at < ($2::date)::timestamp AT TIME ZONE 'UTC'
+    UNION
+    SELECT workspace_id, model_id, prediction_type, day FROM model_accuracy_daily WHERE day >= $1::date AND day < $2::date
+), days AS (
+    SELECT DISTINCT day FROM keys
+), agg AS (
+    SELECT a.workspace_id, a.model_id, a.prediction_type, (a.measured_at AT TIME ZONE 'UTC')::date AS day,
+        count(*) AS predictions, avg(a.accuracy_percentage) AS mean_accuracy, avg(a.ratio_accuracy) AS mean_ratio_accuracy,
+        count(a.ratio_accuracy) AS ratio_predictions, """ + avg("a.absolute_error") + """ AS mean_absolute_error,
+        """ + avg("a.percentage_error") + """ AS mean_percentage_error
+    FROM days d
+    JOIN prediction_accuracy a ON a.measured_at >= d.day::timestamp AT TIME ZONE 'UTC'
+                              AND a.measured_at < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
+    WHERE (a.workspace_id, a.model_id, a.prediction_type, (a.measured_at AT TIME ZONE 'UTC')::date)
+          IN (SELECT workspace_id, model_id, prediction_type, day FROM keys)
+    GROUP BY 1, 2, 3, 4
+), upserted AS (
+    INSERT INTO model_accuracy_daily AS d (workspace_id, model_id, prediction_type, day, predictions, mean_accuracy,
+        mean_ratio_accuracy, ratio_predictions, mean_absolute_error, mean_percentage_error, computed_at)
+    SELECT workspace_id, model_id, prediction_type, day, predictions, mean_accuracy, mean_ratio_accuracy,
+        ratio_predictions, mean_absolute_error, mean_percentage_error, clock_timestamp()
+    FROM agg
+    ON CONFLICT (workspace_id, model_id, prediction_type, day) DO UPDATE SET
+        predictions = excluded.predictions, mean_accuracy = excluded.mean_accuracy,
+        mean_ratio_accuracy = excluded.mean_ratio_accuracy, ratio_predictions = excluded.ratio_predictions,
+        mean_absolute_error = excluded.mean_absolute_error, mean_percentage_error = excluded.mean_percentage_error,
+        computed_at = excluded.computed_at
+    RETURNING 1
+), deleted AS (
+    DELETE FROM model_accuracy_daily d USING keys k
+    WHERE (d.workspace_id, d.model_id, d.prediction_type, d.day) = (k.workspace_id, k.model_id, k.prediction_type, k.day)
+      AND NOT EXISTS (SELECT 1 FROM agg g WHERE (g.workspace_id, g.model_id, g.prediction_type, g.day)
+                                                = (d.workspace_id, d.model_id, d.prediction_type, d.day))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upserted) AS upserted, (SELECT count(*) FROM deleted) AS deleted
 """
 
 
 async def accuracy_per_day(conn: asyncpg.Connection, start: datetime, end: datetime) -> int:
-    """model_accuracy_daily for the UTC days in [start, end), recomputed whole (idempotent)."""
+    """model_accuracy_daily: the UTC days [start, end) touches, and every day whose prediction_accuracy
+    rows changed since the previous run (a late or backfilled outcome, a replaced or deleted row),
+    each recomputed whole (idempotent) -> daily rows written or deleted."""
+    first = start.astimezone(UTC).date()
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     async with conn.transaction():
-        status = await conn.execute(_DAILY, start, end)
-    return int(status.rsplit(" ", 1)[1])
+        row = await conn.fetchrow(_DAILY, first, last + timedelta(days=1))
+    return row["upserted"] + row["deleted"]

@@ -74,7 +74,10 @@ _PREDICTION_MISSING = (
 PARK_PREDICTION_OUTCOME = park_sql("prediction_outcome", "prediction_id uuid", (_PREDICTION_MISSING,))
 
 # the accuracy row of the predictions whose outcome (or feedback's actual value) `o` just set; an
-# explicit outcome is never replaced by feedback, a later one of the same source replaces an earlier.
+# explicit outcome is never replaced by feedback or by the prediction_accuracy job's measurement on
+# an engagement snapshot (the job measures only predictions without an outcome) and replaces either
+# of them whatever its time (review 2 R12: `predictions` and prediction_accuracy then agree); a later
+# one of the same source replaces an earlier.
 # Both measures of migration 0032, the same functions as the prediction_accuracy job's:
 # accuracy_percentage (relative-error, asymmetric) and ratio_accuracy (min / max, symmetric, NULL
 # across a sign change or a zero). An explicit outcome has no staleness bound: its sender says
@@ -98,7 +101,7 @@ ON CONFLICT (workspace_id, prediction_id) DO UPDATE SET
     actual_metrics = excluded.actual_metrics,
     source = excluded.source, measured_at = excluded.measured_at
 WHERE (a.source = excluded.source AND excluded.measured_at > a.measured_at)
-   OR (a.source = 'feedback' AND excluded.source = 'outcome')
+   OR (a.source IN ('feedback', 'engagement') AND excluded.source = 'outcome')
 """
 
 _OUTCOMES = """
@@ -121,7 +124,11 @@ PREDICTION_OUTCOME = (
         status = CASE WHEN p.status = 'invalidated' THEN p.status ELSE 'validated' END,
         outcome_at = o.ts
     FROM o
-    WHERE p.workspace_id = o.workspace_id AND p.id = o.prediction_id AND (p.outcome_at IS NULL OR o.ts > p.outcome_at)
+    WHERE p.workspace_id = o.workspace_id AND p.id = o.prediction_id
+      AND (p.outcome_at IS NULL OR o.ts > p.outcome_at
+           -- the job's measurement on a snapshot: an explicit outcome replaces it, whatever its time
+           OR EXISTS (SELECT 1 FROM prediction_accuracy a WHERE a.workspace_id = p.workspace_id
+                      AND a.prediction_id = p.id AND a.source = 'engagement'))
 )""" + _ACCURACY.replace("{source}", "outcome"),
 )
 

@@ -225,3 +225,103 @@ async def test_both_accuracy_measures_of_predictions_too_high_and_too_low(stack)
         assert d["mean_ratio_accuracy"] == pytest.approx((100 / 3 + 100 / 3 + 50) / 3)  # 38.89
     finally:
         await conn.close()
+
+
+async def test_model_accuracy_daily_recomputes_the_days_whose_accuracy_rows_changed_and_only_those(stack):
+    # review 2 R2: the daily rows follow later writes to prediction_accuracy (a backfilled outcome, a
+    # prediction whose model and score an earlier event replaced, a row deleted), whatever day they are on
+    from db.domain.predictions import MODEL_PREDICTION, PREDICTION_OUTCOME
+
+    m2 = uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        await _model(conn)
+        await conn.execute("""INSERT INTO ml_models (workspace_id, id, name, version, model_type, created_at,
+            updated_at, last_event_at) VALUES ($1, $2, 'v', '2', 'prediction', $3, $3, $3)""", W, m2, T0)
+        pids = {k: uuid.uuid4() for k in ("a", "a_late", "b", "c", "d")}
+
+        async def predict(key, model, score, at) -> None:
+            for sql in MODEL_PREDICTION:
+                await conn.execute(sql, [{"workspace_id": str(W), "event_id": str(uuid.uuid4()), "ts": at.isoformat(),
+                                          "prediction_id": str(pids[key]), "model_id": str(model),
+                                          "prediction_type": "signups", "target_entity_type": "campaign",
+                                          "target_entity_id": "x", "predicted_score": score}])
+
+        async def outcome(key, actual, day) -> None:
+            await conn.execute(PREDICTION_OUTCOME[0], [{"workspace_id": str(W), "prediction_id": str(pids[key]),
+                                                        "ts": f"{day}T12:00:00+00:00", "actual_score": actual}])
+
+        for key in pids:
+            await predict(key, M, 100.0, T0)
+        await outcome("a", 100.0, "2026-11-02")   # 100 x max(0, 1 - |p - a| / a): 100 %
+        await outcome("d", 125.0, "2026-11-03")   # 1 - 25 / 125: 80 %
+        await outcome("b", 80.0, "2026-11-05")    # 1 - 20 / 80: 75 %
+        await outcome("c", 50.0, "2026-11-08")    # 1 - 50 / 50: 0 %
+        runner = JobRunner(stack.dsn, JOBS)
+        # the run for Nov 8 also computes the days changed before it: Nov 2, 3, 5 and 8
+        assert (await runner.run("model_accuracy_daily", period=parse_period("2026-11-08"))).rows == 4
+
+        async def daily() -> dict:
+            return {(r["model_id"], r["day"].isoformat()): (r["predictions"], r["mean_accuracy"], r["computed_at"])
+                    for r in await conn.fetch("SELECT * FROM model_accuracy_daily")}
+        before = await daily()
+        assert {k: v[:2] for k, v in before.items()} == {
+            (M, "2026-11-02"): (1, 100.0), (M, "2026-11-03"): (1, 80.0), (M, "2026-11-05"): (1, 75.0),
+            (M, "2026-11-08"): (1, 0.0)}
+
+        await outcome("a_late", 50.0, "2026-11-02")       # a backfill for Nov 2: 100 vs 50, 0 %
+        await predict("b", m2, 80.0, T0 - timedelta(hours=1))   # b was m2's, predicting 80: 80 vs 80, 100 %
+        await predict("c", M, None, T0 - timedelta(hours=1))    # c had no score: no accuracy row left on Nov 8
+        assert await conn.fetchval("SELECT count(*) FROM prediction_accuracy") == 4  # a, a_late, b, d
+        # the next day's run: Nov 2 recomputed (upserted), Nov 5 of M deleted and of m2 written, Nov 8
+        # deleted, Nov 10 has nothing; Nov 3 did not change and is not touched
+        assert (await runner.run("model_accuracy_daily", period=parse_period("2026-11-10"))).rows == 4
+        after = await daily()
+        assert {k: v[:2] for k, v in after.items()} == {
+            # (100 + 100 x max(0, 1 - |100 - 50| / 50)) / 2 = (100 + 0) / 2
+            (M, "2026-11-02"): (2, 50.0), (M, "2026-11-03"): (1, 80.0), (m2, "2026-11-05"): (1, 100.0)}
+        assert after[(M, "2026-11-03")][2] == before[(M, "2026-11-03")][2]  # computed_at: left alone
+        assert await conn.fetchval("SELECT count(*) FROM prediction_accuracy_changes") == 0
+        # nothing changed since: a run for a day without rows writes nothing
+        assert (await runner.run("model_accuracy_daily", period=parse_period("2026-11-11"))).rows == 0
+    finally:
+        await conn.close()
+
+
+async def test_an_explicit_outcome_replaces_the_measurement_on_a_snapshot_and_feedback_does_not(stack):
+    # review 2 R12: predictions and prediction_accuracy keep the same actual value
+    from db.domain.predictions import PREDICTION_OUTCOME, USER_FEEDBACK
+
+    conn = await connect(stack.dsn)
+    try:
+        await _model(conn)
+        post = uuid.uuid4()
+        pid = await _views_prediction(conn, 1000.0, post)
+        await _snapshot(conn, post, T0 + timedelta(hours=25), 800)
+        runner = JobRunner(stack.dsn, JOBS)
+        assert (await runner.run("prediction_accuracy", period=parse_period("2026-11-05"))).rows == 1
+
+        async def both():
+            p = await conn.fetchrow("SELECT actual_score, accuracy_score, outcome_at FROM predictions WHERE id = $1", pid)
+            a = await conn.fetchrow("SELECT actual_score, accuracy_percentage, source, measured_at FROM prediction_accuracy "
+                                    "WHERE prediction_id = $1", pid)
+            return (p["actual_score"], p["accuracy_score"], p["outcome_at"]), tuple(a)
+
+        # feedback carrying an actual value does not replace the measurement (800 vs 1000: 75 %)
+        for sql in USER_FEEDBACK:
+            await conn.execute(sql, [{"workspace_id": str(W), "ts": (T0 + timedelta(days=3)).isoformat(),
+                                      "prediction_id": str(pid), "actual_score": 1000.0}])
+        assert await both() == ((800.0, 0.75, T0 + timedelta(hours=25)),
+                                (800.0, 75.0, "engagement", T0 + timedelta(hours=25)))
+        # an explicit outcome does, even one dated before the snapshot: 900 vs 1000 -> 1 - 100 / 900
+        at = T0 + timedelta(hours=24)
+        await conn.execute(PREDICTION_OUTCOME[0], [{"workspace_id": str(W), "ts": at.isoformat(),
+                                                    "prediction_id": str(pid), "actual_score": 900.0}])
+        p, a = await both()
+        assert p == (900.0, pytest.approx(1 - 100 / 900), at)
+        assert a == (900.0, pytest.approx(100 * (1 - 100 / 900)), "outcome", at)
+        # and a later job run does not measure it again
+        assert (await runner.run("prediction_accuracy", period=parse_period("2026-11-06"))).rows == 0
+        assert (await both())[1][:3] == (900.0, pytest.approx(100 * (1 - 100 / 900)), "outcome")
+    finally:
+        await conn.close()

@@ -60,8 +60,6 @@ async def test_r1_shown_conversion_rates_agree_with_the_difference_and_the_winne
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R2: model_accuracy_daily computes only the day before; an outcome "
-                                       "measured later for an earlier day never reaches it (predictions report, Grafana)")
 async def test_r2_a_late_outcome_reaches_the_daily_accuracy(stack):
     w, m = uuid.uuid4(), uuid.uuid4()
     d = datetime(2026, 11, 10, tzinfo=UTC)
@@ -332,8 +330,6 @@ async def test_r11_the_weekly_aggregate_has_no_partial_week(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R12: an explicit prediction_outcome after the job measured the "
-                                       "prediction updates predictions but not prediction_accuracy: two actuals")
 async def test_r12_an_explicit_outcome_after_the_measurement_is_the_one_accuracy_uses(stack):
     w, m, c, pid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     t0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
