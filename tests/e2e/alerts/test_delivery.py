@@ -72,6 +72,8 @@ class Receiver:
         self.fail_until: dict[str, float] = {}  # path -> monotonic time until which it answers 503
         self.status: dict[str, int] = {}  # path -> fixed status
         self.body: dict[str, str] = {}  # path -> the body answered with its fixed status
+        #: path -> an event: a request is recorded (taken) but answered only once the event is set
+        self.held: dict[str, asyncio.Event] = {}
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -83,6 +85,9 @@ class Receiver:
         if until is not None and time.monotonic() < until:
             return web.Response(status=503, text="down for a while")
         self.got.setdefault(path, []).append((dict(request.headers), body))
+        release = self.held.get(path)
+        if release is not None:
+            await release.wait()
         return web.Response(status=200)
 
     async def start(self) -> None:
@@ -321,7 +326,8 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
     ws = uuid.uuid4()
     w = str(ws)
     _cli(stack, "add", "am", "-w", w, "--kind", "alertmanager", "--url", alertmanager.url)
-    _cli(stack, "add", "hook", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/hook",
+    # an attempt's limit well past the time the test takes to kill a worker whose request is held
+    _cli(stack, "add", "hook", "-w", w, "--kind", "webhook", "--url", f"{receiver.url}/hook", "--timeout", "60s",
          LEARNSTREAM_CHANNEL_SECRET=SECRET)
     high = _rule(ws, "latency high", ["am"])
     env = dict(**NO_IDLE, **QUICK_GROUP, LEARNSTREAM_ALERTMANAGER_RESEND_S="2", LEARNSTREAM_DELIVERY_RETRY_INITIAL_S="0.2",
@@ -364,8 +370,10 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
         assert metric(second.metrics(), "learnstream_alert_deliveries_total", channel_kind="alertmanager",
                       outcome="delivered") == 0  # taken up, not delivered again: its offset was committed
 
-        # 3. a notification consumed but not delivered (the receiver is down) when the worker dies
-        #    is delivered by the next one
+        # 3. a notification consumed but not acknowledged by the receiver when the worker dies (it was
+        #    down, retried, then took the request and had not answered) is delivered again by the next
+        #    worker: the same notification under the same X-Learnstream-Delivery (at least once; the
+        #    receiver dedupes by it), never a second notification of the alert
         receiver.fail_until["/hook"] = time.monotonic() + 3600
         await _add(stack, _rule(ws, "latency very high", ["hook"], threshold=200))
         await asyncio.sleep(3)  # the rules reload
@@ -377,19 +385,30 @@ async def test_a_crash_loses_no_delivery_and_open_alerts_stay_in_alertmanager(
                     and metric(m, "learnstream_alert_delivery_retries_total", channel_kind="webhook") >= 2)
 
         await _wait(stuck, 90, "the webhook notification to be retried")
-        second.kill()
-        receiver.fail_until["/hook"] = time.monotonic()  # back
+        held = receiver.held["/hook"] = asyncio.Event()
+        receiver.fail_until["/hook"] = time.monotonic()  # back, but its answers are held
+
+        async def taken():
+            return receiver.got.get("/hook")
+
+        await _wait(taken, 30, "the next retry, taken by the receiver", interval=0.05)
+        second.kill()  # waiting for the answer: the delivery is not acknowledged
+        del receiver.held["/hook"]
+        held.set()
         third = start_worker(**LOCAL, **env)
 
         async def delivered():
-            return receiver.got.get("/hook")
+            return len(receiver.got["/hook"]) >= 2
 
-        got = await _wait(delivered, 60, "the notification delivered by the next worker")
+        await _wait(delivered, 60, "the notification delivered by the next worker")
         await asyncio.sleep(2)
         got = receiver.got["/hook"]
         assert [(orjson.loads(b)["rule_name"], orjson.loads(b)["status"]) for _h, b in got] == [
-            ("latency very high", "firing")]
-        assert verify_signature(SECRET, got[0][0], got[0][1], now=time.time())
+            ("latency very high", "firing")] * 2
+        assert got[0][0][DELIVERY_HEADER] == got[1][0][DELIVERY_HEADER]  # one notification, delivered twice
+        assert got[0][1] == got[1][1]
+        for headers, body in got:
+            assert verify_signature(SECRET, headers, body, now=time.time())
         assert metric(third.metrics(), "learnstream_alert_deliveries_total", channel_kind="webhook",
                       outcome="delivered") == 1
         assert [a["labels"]["alertname"] for a in await _am_alerts(http, alertmanager.url)] == ["latency high"]
