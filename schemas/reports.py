@@ -132,8 +132,8 @@ SOURCES: dict[str, Source] = {
         dimensions={**_TIME, "experiment": "the experiment's name", "variant": "the variant",
                     "status": "draft, running, completed, cancelled",
                     "winner": "the experiment's winner (empty: no winner yet)",
-                    "decision": "final, or why not yet (interim: n of N planned per arm, interim: no planned sample, "
-                                "cancelled; empty: not judged yet)"},
+                    "decision": "final, or why not (interim: n of N planned per arm, interim: no planned sample, "
+                                "cancelled, no control arm: ..., no treatment arm: ...; empty: not judged yet)"},
         filters={"experiment": "experiment names", "variant": "variants", "status": "statuses"},
     ),
 }

@@ -227,8 +227,9 @@ def experiments_cmd(workspace, fmt, limit, status, experiment) -> None:
     before a run. winner: the job's winner, NULL ("no winner yet") unless the experiment is at a
     decision point (completed, past its end_date, or every arm at its minimum_sample_size) and a
     treatment is significantly better with at least 30 subjects in both arms (or the control
-    significantly better than every treatment); decision: "final" or why not yet ("interim: 120 of
-    400 planned per arm", "interim: no planned sample", "cancelled"); declared_winner: what a producer
+    significantly better than every treatment); decision: "final" or why not ("interim: 120 of
+    400 planned per arm", "interim: no planned sample", "cancelled", "no control arm: no variant
+    named 'control'", "no treatment arm: only the control is assigned"); declared_winner: what a producer
     declared (decides nothing); judged_at: the run that last changed the verdict. An experiment
     without variants is one row whose variant is NULL. The table leaves out mean_value, tested,
     tested_converted, declared_winner, start_date, end_date and judged_at (json and csv have all)."""

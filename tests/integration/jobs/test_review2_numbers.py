@@ -283,8 +283,6 @@ async def test_r8_patterns_rank_by_a_lower_bound_not_a_lucky_one(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R9: an experiment without its control arm says 'interim: 0 of 400 "
-                                       "planned per arm' while every arm has 1,000")
 def test_r9_a_missing_control_is_named_as_the_reason():
     from db.analytics.experiments import Arm, evaluate
 
