@@ -174,7 +174,7 @@ def _sig(part: str, field: str, cast: str) -> str:
 EXPERIMENTS = f"""
 SELECT e.workspace_id, e.experiment_name AS experiment, e.status, v.key AS variant,
     {_result('assigned', 'numeric::bigint')} AS assigned, {_result('outcomes', 'numeric::bigint')} AS outcomes,
-    {_result('converted', 'numeric::bigint')} AS converted,
+    {_result('judged', 'numeric::bigint')} AS judged, {_result('converted', 'numeric::bigint')} AS converted,
     {_r(_result('conversion_rate', 'double precision'), 6)} AS conversion_rate,
     {_r(_result('mean_value', 'double precision'), 6)} AS mean_value,
     {_sig('arms', 'n', 'numeric::bigint')} AS tested, {_sig('arms', 'conversions', 'numeric::bigint')} AS tested_converted,

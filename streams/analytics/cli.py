@@ -218,10 +218,11 @@ def experiments_cmd(workspace, fmt, limit, status, experiment) -> None:
     the verdict of the experiment_significance job).
 
     \b
-    assigned: subjects assigned to the variant; outcomes: those with an outcome; converted: those
-    that converted; conversion_rate = converted / outcomes (NULL without outcomes); mean_value: the
-    mean outcome value. The job's sample (tested, tested_converted: subjects whose outcome says
-    `converted`), and on each treatment's row its comparison with the control (role: control):
+    assigned: subjects assigned to the variant; outcomes: those with an outcome; judged: those whose
+    outcome says `converted` (true or false); converted: those that converted; conversion_rate =
+    converted / judged (NULL with none judged), the rate the job compares; mean_value: the mean
+    outcome value. The job's sample at its last run (tested, tested_converted: judged and converted
+    then), and on each treatment's row its comparison with the control (role: control):
     difference of the rates, p_value (two-proportion z-test, Bonferroni-adjusted over the
     treatments), ci_low..ci_high (Newcombe's interval of the difference); NULL where undefined or
     before a run. winner: the job's winner, NULL ("no winner yet") unless the experiment is at a

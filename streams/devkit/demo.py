@@ -501,7 +501,7 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
                              f"outcomes (mean absolute error {r['mae']:.1f})")
             a = await summary.ab_arms(conn)
             if a:
-                arms = "; ".join(f"{v}: {x['assigned']} assigned, {x['converted']}/{x['outcomes']} converted"
+                arms = "; ".join(f"{v}: {x['assigned']} assigned, {x['converted']}/{x['judged']} converted"
                                  for v, x in sorted(a["results"].items()))
                 lines.append(f"   A/B '{a['experiment_name']}' ({a['status']}, {a['current_sample_size']} subjects): {arms}")
             for r in await summary.competitor_growth(conn):

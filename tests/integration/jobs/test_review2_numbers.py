@@ -22,8 +22,6 @@ from streams.jobs.runner import JobRunner, day_period, parse_period
 pytestmark = pytest.mark.services
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R1: conversion_rate (converted/outcomes) and difference/p/winner "
-                                       "(converted-known sample) are two different rates on one row")
 async def test_r1_shown_conversion_rates_agree_with_the_difference_and_the_winner(stack):
     w, t = uuid.uuid4(), datetime(2026, 11, 30, tzinfo=UTC)
     conn = await connect(stack.dsn)

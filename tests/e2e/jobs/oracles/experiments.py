@@ -41,6 +41,11 @@ completed, `three arms` running past its end_date (T + 1 h). `interim` is not at
 `no control` (running, 400 planned per arm; review 2 R9): arms A 1/2 and B 2/2, no arm called
   control: nothing compared, decision "no control arm: no variant named 'control'" (before:
   "interim: 0 of 400 planned per arm").
+
+The routing's results (review 2 R1) carry the same denominator: `headline` B has 105 outcomes (the
+5 carrying a value only) of which 100 judged, conversion_rate 25 / 100 = 0.25 (before: 25 / 105 =
+0.238095, beside a difference of +0.15 computed from 0.25), control 10 / 100 = 0.1; `analytics
+experiments` shows 0.25 - 0.1 = 0.15 = the difference on B's row.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from db.analytics import read
 from tests.e2e.jobs.oracles import Feed, event, iso
 
 T = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
@@ -143,6 +149,16 @@ async def check(conn, ws: str, run) -> None:
     assert e["difference_ci_high"] == pytest.approx(0.2532557, abs=2e-7)
     assert e["significance_computed_at"] is not None
     assert (e["significance"]["decision"], e["significance"]["decided_by"]) == ("final", "planned_sample")
+    # the routing's results: B's 5 value-only outcomes are outcomes, not judged; b001..b003 stay in B
+    assert e["results"] == {
+        "B": {"assigned": 105, "outcomes": 105, "judged": 100, "converted": 25, "conversion_rate": 0.25,
+              "mean_value": 1.0},
+        "control": {"assigned": 100, "outcomes": 100, "judged": 100, "converted": 10, "conversion_rate": 0.1,
+                    "mean_value": 1.0}}
+    shown = await read.experiments(conn, w, experiment="headline")
+    by_variant = {row[shown.columns.index("variant")]: dict(zip(shown.columns, row)) for row in shown.rows}
+    assert (by_variant["B"]["conversion_rate"], by_variant["control"]["conversion_rate"],
+            by_variant["B"]["difference"]) == (0.25, 0.1, 0.15)  # 0.25 - 0.1
 
     e = rows["small"]
     assert (e["winner_variant"], e["compared_variant"], e["declared_winner_variant"]) == (None, "B", "B")
