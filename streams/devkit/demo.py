@@ -486,7 +486,7 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
         try:
             counts = await summary.table_counts(conn, DOMAIN_TABLES)
             lines = ["   rows: " + ", ".join(f"{t} {n}" for t, n in counts.items())]
-            lines.append("   top patterns by success rate (at least 5 judged occurrences):")
+            lines.append("   top patterns by success rate's 95 % lower bound (at least 5 judged occurrences):")
             for r in await summary.top_patterns(conn):
                 lines.append(f"      {r['pattern_type']}/{r['pattern_name']} (workspace {str(r['workspace_id'])[:8]}): "
                              f"{r['success_rate']:.0f}% of "

@@ -259,8 +259,6 @@ async def test_r7_posting_times_compare_posts_at_the_same_age(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R8: `analytics patterns` ranks by the raw success rate: one lucky "
-                                       "occurrence (1/1) outranks 90/100 (issue item 7's trap, in patterns)")
 async def test_r8_patterns_rank_by_a_lower_bound_not_a_lucky_one(stack):
     w = uuid.uuid4()
     t = datetime(2026, 11, 10, tzinfo=UTC)
