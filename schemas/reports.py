@@ -125,15 +125,17 @@ SOURCES: dict[str, Source] = {
         "A/B experiments per variant (ab_testing_experiments.results) active in the period: started (or, "
         "without a start, created) before its end and not ended before its start (day, week, month: of that start)",
         metrics={"experiments": "experiments", "assigned": "subjects assigned", "outcomes": "subjects with an outcome",
-                 "converted": "subjects that converted", "conversion_rate": "converted / outcomes",
+                 "judged": "subjects whose outcome says converted (true or false)",
+                 "converted": "subjects that converted",
+                 "conversion_rate": "converted / judged (the rate the experiment_significance job compares)",
                  "p_value": "the variant's p-value against the control (experiment_significance job: two-proportion "
                             "z-test, Bonferroni-adjusted; smallest when grouped over variants)",
                  "winners": "experiments with a winner (significant, enough subjects, at a decision point)"},
         dimensions={**_TIME, "experiment": "the experiment's name", "variant": "the variant",
                     "status": "draft, running, completed, cancelled",
                     "winner": "the experiment's winner (empty: no winner yet)",
-                    "decision": "final, or why not yet (interim: n of N planned per arm, interim: no planned sample, "
-                                "cancelled; empty: not judged yet)"},
+                    "decision": "final, or why not (interim: n of N planned per arm, interim: no planned sample, "
+                                "cancelled, no control arm: ..., no treatment arm: ...; empty: not judged yet)"},
         filters={"experiment": "experiment names", "variant": "variants", "status": "statuses"},
     ),
 }

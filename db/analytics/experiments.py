@@ -27,7 +27,9 @@ experiment against its control arm, and a winner only when the difference is sig
   (`minimum_sample_size` per arm, at least `MIN_ARM_SAMPLE`). Before that the figures are stored as interim ones, the winner NULL;
   `significance.decision` says which: "final" (`decided_by` completed / end_date / planned_sample),
   "interim: n of N planned per arm" (n the smallest compared arm), "interim: no planned sample"
-  (until completed or end_date), or "cancelled" (never decided).
+  (until completed or end_date), "cancelled" (never decided), or, when variants are assigned but
+  nothing can be compared whatever the status, "no control arm: no variant named 'control'" (the
+  expected control's name) or "no treatment arm: only the control is assigned".
 * **Winner** (at a decision point): among the treatments significantly better than the control
   with at least `MIN_ARM_SAMPLE` subjects (or the experiment's minimum_sample_size, if larger) in
   both arms, the one with the highest rate (then the smaller p, then the name); the control when
@@ -158,9 +160,15 @@ class Verdict:
 def decision(arms: dict[str, Arm], control: str, minimum_sample_size: int | None, status: str,
              end_date: datetime | None, at: datetime | None) -> dict:
     """Whether the experiment is at a decision point at `at`: {"decision": "final", "decided_by": ...}
-    or {"decision": "interim: ..."} / {"decision": "cancelled"} (no winner)."""
+    or {"decision": "interim: ..."} / {"decision": "cancelled"} / {"decision": "no control arm: ..."} /
+    {"decision": "no treatment arm: ..."} (no winner)."""
     if status == "cancelled":
         return {"decision": "cancelled"}
+    # nothing can be compared, whatever the status or the sample: say what is missing
+    if arms and control not in arms:
+        return {"decision": f"no control arm: no variant named '{control}'"}
+    if list(arms) == [control]:
+        return {"decision": "no treatment arm: only the control is assigned"}
     if status == "completed":
         return {"decision": "final", "decided_by": "completed"}
     if end_date is not None and at is not None and end_date <= at:
@@ -168,8 +176,8 @@ def decision(arms: dict[str, Arm], control: str, minimum_sample_size: int | None
     if not minimum_sample_size:
         return {"decision": "interim: no planned sample"}
     planned = max(MIN_ARM_SAMPLE, minimum_sample_size)
-    # the compared arms: the control and every treatment (none without a control or a treatment)
-    compared = [a.n for a in arms.values()] if control in arms and len(arms) > 1 else []
+    # the compared arms: the control and every treatment (none before any assignment)
+    compared = [a.n for a in arms.values()]
     smallest = min(compared, default=0)
     if compared and smallest >= planned:
         return {"decision": "final", "decided_by": "planned_sample"}

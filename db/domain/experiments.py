@@ -2,7 +2,10 @@
 ab_outcome. An experiment's current_sample_size and per-variant results are recounted from its
 assignments whenever they change (exact; one index range per experiment; the mean value is a
 numeric average rounded to 6 places, so the order the rows are read in does not change its last
-digits). Every route that changes an experiment's assignments first takes a transaction-level
+digits). Per variant: assigned, outcomes (subjects with an outcome), judged (those whose outcome
+says `converted`, true or false), converted, conversion_rate = converted / judged (NULL with none
+judged: the rate the experiment_significance job compares, issue #25 review 2 R1), mean_value
+(over the outcomes carrying a value). Every route that changes an experiment's assignments first takes a transaction-level
 advisory lock per (workspace, experiment) its records name, whether the experiment is stored yet or
 not: two batches of one experiment in flight are serialised, and the recount (a statement of its
 own, so its snapshot is taken once the other batch has committed) counts both. A winner_variant
@@ -70,12 +73,13 @@ _RECOUNT = """
 , stats AS (
     SELECT a.workspace_id, a.experiment_id, count(*) AS n,
         jsonb_object_agg(a.variant, jsonb_build_object(
-            'assigned', a.assigned, 'outcomes', a.outcomes, 'converted', a.converted,
-            'conversion_rate', round((a.converted::numeric / nullif(a.outcomes, 0)), 6),
+            'assigned', a.assigned, 'outcomes', a.outcomes, 'judged', a.judged, 'converted', a.converted,
+            'conversion_rate', round((a.converted::numeric / nullif(a.judged, 0)), 6),
             'mean_value', round(a.mean_value, 6)) ORDER BY a.variant) AS results,
         sum(a.assigned) AS assigned
     FROM (SELECT s.workspace_id, s.experiment_id, s.variant, count(*) AS assigned,
                  count(*) FILTER (WHERE s.outcome_at IS NOT NULL) AS outcomes,
+                 count(*) FILTER (WHERE s.converted IS NOT NULL) AS judged,
                  count(*) FILTER (WHERE s.converted) AS converted,
                  avg(s.outcome_value::numeric) AS mean_value
           FROM ab_testing_assignments s JOIN touched t USING (workspace_id, experiment_id)

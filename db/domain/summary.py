@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncpg
 
-TOP_PATTERNS = """
+from db.analytics.read import PATTERN_LOWER_BOUND
+
+#: ranked as `learnstream analytics patterns` ranks them: by the success rate's Wilson lower bound
+TOP_PATTERNS = f"""
 SELECT workspace_id, pattern_type, pattern_name, occurrence_frequency, success_rate, average_engagement
 FROM identified_patterns WHERE judged_count >= $1
-ORDER BY success_rate DESC NULLS LAST, occurrence_frequency DESC LIMIT $2
+ORDER BY {PATTERN_LOWER_BOUND} DESC NULLS LAST, success_rate DESC NULLS LAST, occurrence_frequency DESC LIMIT $2
 """
 
 TRAINING_CURVE = """

@@ -217,9 +217,10 @@ WHERE e.workspace_id = p.ws AND coalesce(e.start_date, e.created_at) < p.t1 AND 
         metrics={"experiments": "count(DISTINCT e.id)",
                  "assigned": f"bigint_or_null(coalesce(sum({json_number('v.value', 'assigned', 'numeric')}), 0))",
                  "outcomes": f"bigint_or_null(coalesce(sum({json_number('v.value', 'outcomes', 'numeric')}), 0))",
+                 "judged": f"bigint_or_null(coalesce(sum({json_number('v.value', 'judged', 'numeric')}), 0))",
                  "converted": f"bigint_or_null(coalesce(sum({json_number('v.value', 'converted', 'numeric')}), 0))",
                  "conversion_rate": _rounded(f"sum({json_number('v.value', 'converted', 'numeric')}) / nullif(sum("
-                                             f"{json_number('v.value', 'outcomes', 'numeric')}), 0)", 6),
+                                             f"{json_number('v.value', 'judged', 'numeric')}), 0)", 6),
                  "p_value": _rounded(f"min({_VARIANT_P})", 6),
                  "winners": "count(DISTINCT e.id) FILTER (WHERE e.winner_variant IS NOT NULL)"},
         inner={"experiment": "e.experiment_name = ANY({p}::text[])", "status": "e.status = ANY({p}::text[])"},

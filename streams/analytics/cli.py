@@ -196,11 +196,13 @@ def accuracy_cmd(workspace, fmt, limit, model, prediction_type, since) -> None:
               help="only patterns with at least this many judged occurrences (a success rate on few is noise)")
 @expected_failures
 def patterns_cmd(workspace, fmt, limit, pattern_type, status, min_judged) -> None:
-    """Identified patterns (pattern_detection events), the highest success rate first.
+    """Identified patterns (pattern_detection events), ranked by success_lower_pct, then the rate.
 
     occurrences: how often it was seen; judged: the occurrences that say whether their content
     succeeded; success_rate_pct: the % of those that did (NULL with none judged: listed last);
-    avg_engagement: the mean engagement reported with its occurrences."""
+    success_lower_pct: the lower bound of its 95 % Wilson score interval (z = 1.959964), so a lucky
+    1 of 1 (100 %, bound 20.7 %) ranks after 90 of 100 (90 %, bound 82.6 %); avg_engagement: the
+    mean engagement reported with its occurrences."""
     from db.analytics import read
 
     _print(lambda conn: read.patterns(conn, workspace, pattern_type=pattern_type, status=status,
@@ -218,17 +220,19 @@ def experiments_cmd(workspace, fmt, limit, status, experiment) -> None:
     the verdict of the experiment_significance job).
 
     \b
-    assigned: subjects assigned to the variant; outcomes: those with an outcome; converted: those
-    that converted; conversion_rate = converted / outcomes (NULL without outcomes); mean_value: the
-    mean outcome value. The job's sample (tested, tested_converted: subjects whose outcome says
-    `converted`), and on each treatment's row its comparison with the control (role: control):
+    assigned: subjects assigned to the variant; outcomes: those with an outcome; judged: those whose
+    outcome says `converted` (true or false); converted: those that converted; conversion_rate =
+    converted / judged (NULL with none judged), the rate the job compares; mean_value: the mean
+    outcome value. The job's sample at its last run (tested, tested_converted: judged and converted
+    then), and on each treatment's row its comparison with the control (role: control):
     difference of the rates, p_value (two-proportion z-test, Bonferroni-adjusted over the
     treatments), ci_low..ci_high (Newcombe's interval of the difference); NULL where undefined or
     before a run. winner: the job's winner, NULL ("no winner yet") unless the experiment is at a
     decision point (completed, past its end_date, or every arm at its minimum_sample_size) and a
     treatment is significantly better with at least 30 subjects in both arms (or the control
-    significantly better than every treatment); decision: "final" or why not yet ("interim: 120 of
-    400 planned per arm", "interim: no planned sample", "cancelled"); declared_winner: what a producer
+    significantly better than every treatment); decision: "final" or why not ("interim: 120 of
+    400 planned per arm", "interim: no planned sample", "cancelled", "no control arm: no variant
+    named 'control'", "no treatment arm: only the control is assigned"); declared_winner: what a producer
     declared (decides nothing); judged_at: the run that last changed the verdict. An experiment
     without variants is one row whose variant is NULL. The table leaves out mean_value, tested,
     tested_converted, declared_winner, start_date, end_date and judged_at (json and csv have all)."""

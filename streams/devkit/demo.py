@@ -486,7 +486,7 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
         try:
             counts = await summary.table_counts(conn, DOMAIN_TABLES)
             lines = ["   rows: " + ", ".join(f"{t} {n}" for t, n in counts.items())]
-            lines.append("   top patterns by success rate (at least 5 judged occurrences):")
+            lines.append("   top patterns by success rate's 95 % lower bound (at least 5 judged occurrences):")
             for r in await summary.top_patterns(conn):
                 lines.append(f"      {r['pattern_type']}/{r['pattern_name']} (workspace {str(r['workspace_id'])[:8]}): "
                              f"{r['success_rate']:.0f}% of "
@@ -501,7 +501,7 @@ def _domain(settings: Settings, port: int, seed: int, learning_events: int = 400
                              f"outcomes (mean absolute error {r['mae']:.1f})")
             a = await summary.ab_arms(conn)
             if a:
-                arms = "; ".join(f"{v}: {x['assigned']} assigned, {x['converted']}/{x['outcomes']} converted"
+                arms = "; ".join(f"{v}: {x['assigned']} assigned, {x['converted']}/{x['judged']} converted"
                                  for v, x in sorted(a["results"].items()))
                 lines.append(f"   A/B '{a['experiment_name']}' ({a['status']}, {a['current_sample_size']} subjects): {arms}")
             for r in await summary.competitor_growth(conn):

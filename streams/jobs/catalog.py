@@ -150,10 +150,11 @@ JOBS: dict[str, Job] = {
             _improvements),
         Job("experiment_significance", "*/15 * * * *",
             f"each A/B experiment's treatments against its control ('{CONTROL_NAME}' or control_variant.name) on the "
-            "conversion proportion of the subjects with an outcome: pooled two-proportion z-test (two-sided p), "
-            "Newcombe interval of the difference, Bonferroni over the treatments, at 1 - significance_level; a winner "
-            "only at a decision point (completed, past end_date, or minimum_sample_size reached in every arm; before "
-            f"it interim figures, significance.decision says why) and when significant with at least {MIN_ARM_SAMPLE} "
+            "conversion proportion of the subjects whose outcome says converted (results' judged): pooled "
+            "two-proportion z-test (two-sided p), Newcombe interval of the difference, Bonferroni over the treatments, "
+            "at 1 - significance_level; a winner only at a decision point (completed, past end_date, or "
+            "minimum_sample_size reached in every arm; before it interim figures, significance.decision says why, or "
+            f"names a missing control or treatment arm) and when significant with at least {MIN_ARM_SAMPLE} "
             "subjects per arm -> ab_testing_experiments (winner_variant, p_value, difference_ci_low/high, significance)",
             _experiments),
         Job("reports", "* * * * *",

@@ -116,8 +116,16 @@ def test_no_outcomes_no_control_no_treatment_all_null():
     v = final({"A": Arm(1000, 100), "B": Arm(1000, 130)}, "control", 0.05)
     assert (v.winner, v.compared, v.p_value) == (None, None, None)
     assert (v.significance["control"], v.significance["comparisons"], v.significance["vs_control"]) == (None, 0, {})
+    # ... and its decision names what is missing (review 2 R9), completed or running with a plan
+    assert v.significance["decision"] == "no control arm: no variant named 'control'"
+    running = evaluate({"A": Arm(1000, 100), "B": Arm(1000, 130)}, "old", 0.05, 400)
+    assert running.significance["decision"] == "no control arm: no variant named 'old'"
     # the control alone
     assert final({"control": Arm(100, 10)}, "control", 0.05).winner is None
+    assert evaluate({"control": Arm(100, 10)}, "control", 0.05, 400).significance["decision"] == (
+        "no treatment arm: only the control is assigned")
+    # nothing assigned yet: a shortfall, 0 of the 400 planned per arm
+    assert evaluate({}, "control", 0.05, 400).significance["decision"] == "interim: 0 of 400 planned per arm"
     assert newcombe(Arm(0, 0), Arm(10, 1), 0.95) == (None, None)
 
 

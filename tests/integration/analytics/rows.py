@@ -100,8 +100,10 @@ async def insert(conn, w: uuid.UUID, x: uuid.UUID) -> None:
                VALUES ($1, $2, $3::text, '{}', md5($3::text), $4, $5, $6, $7, $8, $9, $9, $9, $9)""",
             ws, kind, name, n, judged, ok, esum, ecount, T0)
 
-    results = {"control": {"assigned": 100, "outcomes": 80, "converted": 8, "conversion_rate": 0.1, "mean_value": 1.5},
-               "treatment": {"assigned": 100, "outcomes": 0, "converted": 0, "conversion_rate": None,
+    # control: 80 outcomes, 40 of them say converted (the others carry a value only), 8 did: 8 / 40 = 0.2
+    results = {"control": {"assigned": 100, "outcomes": 80, "judged": 40, "converted": 8, "conversion_rate": 0.2,
+                           "mean_value": 1.5},
+               "treatment": {"assigned": 100, "outcomes": 0, "judged": 0, "converted": 0, "conversion_rate": None,
                              "mean_value": None}}
     for ws, eid, name, status, res, size in ((w, EXPERIMENT, "thumbnail", "running", results, 200),
                                              (w, DRAFT, "caption", "draft", {}, 0),

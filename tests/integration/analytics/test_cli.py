@@ -120,53 +120,62 @@ async def test_every_view_in_json_csv_and_table_with_undefined_values_shown_as_s
                            "--type", "views") == [
             acc("views", 2, 75.0, 83.333, 2, 10.0, 25.0, "2026-11-29T00:00:00Z", "2026-11-29T12:00:00Z")]
 
-        # patterns: success 3/4 = 75 %, 1/5 = 20 %, none judged (NULL) last; engagement 300/3, 50/2, none
-        def pattern(kind, name, n, judged, rate, eng):
+        # patterns: success 3/4 = 75 %, 1/5 = 20 %, none judged (NULL) last; engagement 300/3, 50/2, none.
+        # Ranked by the Wilson 95 % lower bound (z = 1.959964, z² = 3.841459):
+        # 3/4: (0.75 + 3.841459/8 - 1.959964 sqrt(0.75 * 0.25 / 4 + 3.841459/64)) / (1 + 3.841459/4)
+        #      = (1.230182 - 1.959964 * 0.326952) / 1.960365 = 0.589368 / 1.960365 = 30.064 %;
+        # 1/5: (0.2 + 3.841459/10 - 1.959964 sqrt(0.2 * 0.8 / 5 + 3.841459/100)) / (1 + 3.841459/5)
+        #      = (0.584146 - 1.959964 * 0.265357) / 1.768292 = 0.064055 / 1.768292 = 3.622 %
+        def pattern(kind, name, n, judged, rate, lower, eng):
             return {"workspace_id": ws, "pattern_type": kind, "pattern_name": name, "status": "active",
-                    "occurrences": n, "judged": judged, "success_rate_pct": rate, "avg_engagement": eng,
+                    "occurrences": n, "judged": judged, "success_rate_pct": rate, "success_lower_pct": lower,
+                    "avg_engagement": eng,
                     "confidence": None, "first_detected": MON, "last_detected": MON}
 
-        split = pattern("format", "split screen", 6, 5, 20.0, 25.0)
+        split = pattern("format", "split screen", 6, 5, 20.0, 3.622, 25.0)
         assert await _json(stack, "patterns", "-w", ws) == [
-            pattern("hook", "question opener", 10, 4, 75.0, 100.0), split, pattern("hook", "=countdown()", 2, 0, None, None)]
+            pattern("hook", "question opener", 10, 4, 75.0, 30.064, 100.0), split,
+            pattern("hook", "=countdown()", 2, 0, None, None, None)]
         assert await _json(stack, "patterns", "-w", ws, "--min-judged", "5") == [split]
         # CSV: the formula-like name is written as text (a leading '), NULLs empty
         assert await _cli(stack, "patterns", "-w", ws, "--format", "csv", "--status", "active", "--type", "hook") == (
-            "workspace_id,pattern_type,pattern_name,status,occurrences,judged,success_rate_pct,avg_engagement,confidence,"
-            "first_detected,last_detected\n"
-            f"{ws},hook,question opener,active,10,4,75.0,100.0,,2026-11-30T03:00:00+00:00,2026-11-30T03:00:00+00:00\n"
-            f"{ws},hook,'=countdown(),active,2,0,,,,2026-11-30T03:00:00+00:00,2026-11-30T03:00:00+00:00\n")
+            "workspace_id,pattern_type,pattern_name,status,occurrences,judged,success_rate_pct,success_lower_pct,"
+            "avg_engagement,confidence,first_detected,last_detected\n"
+            f"{ws},hook,question opener,active,10,4,75.0,30.064,100.0,,2026-11-30T03:00:00+00:00,2026-11-30T03:00:00+00:00\n"
+            f"{ws},hook,'=countdown(),active,2,0,,,,,2026-11-30T03:00:00+00:00,2026-11-30T03:00:00+00:00\n")
 
         # experiments: a variant per row; without outcomes no conversion rate; a draft without assignments
-        def arm(name, status, variant, assigned, outcomes, converted, rate, value, size, start):
+        # control: 8 converted of 40 judged (80 outcomes, 40 saying converted): 8 / 40 = 0.2
+        def arm(name, status, variant, assigned, outcomes, judged, converted, rate, value, size, start):
             return {"workspace_id": ws, "experiment": name, "status": status, "variant": variant, "assigned": assigned,
-                    "outcomes": outcomes, "converted": converted, "conversion_rate": rate, "mean_value": value,
+                    "outcomes": outcomes, "judged": judged, "converted": converted, "conversion_rate": rate,
+                    "mean_value": value,
                     "tested": None, "tested_converted": None, "difference": None, "p_value": None, "ci_low": None,
                     "ci_high": None, "role": None, "winner": None, "decision": None, "declared_winner": None,
                     "sample_size": size,
                     "start_date": start, "end_date": None, "judged_at": None}
 
-        control = arm("thumbnail", "running", "control", 100, 80, 8, 0.1, 1.5, 200, "2026-11-23T00:00:00Z")
-        treatment = arm("thumbnail", "running", "treatment", 100, 0, 0, None, None, 200, "2026-11-23T00:00:00Z")
+        control = arm("thumbnail", "running", "control", 100, 80, 40, 8, 0.2, 1.5, 200, "2026-11-23T00:00:00Z")
+        treatment = arm("thumbnail", "running", "treatment", 100, 0, 0, 0, None, None, 200, "2026-11-23T00:00:00Z")
         assert await _json(stack, "experiments", "-w", ws) == [
-            arm("caption", "draft", None, None, None, None, None, None, 0, None), control, treatment]
+            arm("caption", "draft", None, None, None, None, None, None, None, 0, None), control, treatment]
         assert await _json(stack, "experiments", "-w", ws, "--status", "running", "--experiment", "thumbnail") == [
             control, treatment]
         assert await _cli(stack, "experiments", "-w", ws, "--format", "csv") == (
-            "workspace_id,experiment,status,variant,assigned,outcomes,converted,conversion_rate,mean_value,tested,"
+            "workspace_id,experiment,status,variant,assigned,outcomes,judged,converted,conversion_rate,mean_value,tested,"
             "tested_converted,difference,p_value,ci_low,ci_high,role,winner,decision,declared_winner,sample_size,"
             "start_date,end_date,judged_at\n"
-            f"{ws},caption,draft,,,,,,,,,,,,,,,,,0,,,\n"
-            f"{ws},thumbnail,running,control,100,80,8,0.1,1.5,,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n"
-            f"{ws},thumbnail,running,treatment,100,0,0,,,,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n")
+            f"{ws},caption,draft,,,,,,,,,,,,,,,,,,0,,,\n"
+            f"{ws},thumbnail,running,control,100,80,40,8,0.2,1.5,,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n"
+            f"{ws},thumbnail,running,treatment,100,0,0,0,,,,,,,,,,,,,200,2026-11-23T00:00:00+00:00,,\n")
         # a table: aligned, numbers right, NULL as —, no workspace column when --workspace names it
         assert await _cli(stack, "experiments", "-w", ws, "--status", "running") == (
-            "experiment  status   variant    assigned  outcomes  converted  conversion_rate  difference  p_value  ci_low  "
-            "ci_high  role  winner  decision  sample_size\n"
-            "thumbnail   running  control         100        80          8              0.1  —           —        —       "
-            "—        —     —       —                 200\n"
-            "thumbnail   running  treatment       100         0          0                —  —           —        —       "
-            "—        —     —       —                 200\n")
+            "experiment  status   variant    assigned  outcomes  judged  converted  conversion_rate  difference  p_value  "
+            "ci_low  ci_high  role  winner  decision  sample_size\n"
+            "thumbnail   running  control         100        80      40          8              0.2  —           —        "
+            "—       —        —     —       —                 200\n"
+            "thumbnail   running  treatment       100         0       0          0                —  —           —        "
+            "—       —        —     —       —                 200\n")
         assert await _cli(stack, "benchmarks", "-w", ws, "--metric", "nothing") == (
             "account  platform  metric  period_start  period_end  value  competitor_average  competitor_median  "
             "competitors  percentile  ratio  industry_average  computed_at\n(no rows)\n")

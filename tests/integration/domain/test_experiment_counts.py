@@ -64,8 +64,8 @@ def batches(exp: uuid.UUID) -> tuple[list[dict], list[dict]]:
 
 # u1 control (converted, 1.5), u2 emoji (converted, 3.0), u3 control (not converted, no value), u4 emoji
 EXPECTED = {
-    "control": {"assigned": 2, "outcomes": 2, "converted": 1, "conversion_rate": 0.5, "mean_value": 1.5},
-    "emoji": {"assigned": 2, "outcomes": 1, "converted": 1, "conversion_rate": 1.0, "mean_value": 3.0},
+    "control": {"assigned": 2, "outcomes": 2, "judged": 2, "converted": 1, "conversion_rate": 0.5, "mean_value": 1.5},
+    "emoji": {"assigned": 2, "outcomes": 1, "judged": 1, "converted": 1, "conversion_rate": 1.0, "mean_value": 3.0},
 }
 
 
@@ -126,8 +126,8 @@ async def test_two_batches_of_one_experiment_written_at_once_lose_no_count(stack
         e = await conn.fetchrow("SELECT current_sample_size, results FROM ab_testing_experiments WHERE id = $1", exp)
         assert e["current_sample_size"] == 3
         assert e["results"] == {
-            "control": {"assigned": 2, "outcomes": 1, "converted": 1, "conversion_rate": 1.0, "mean_value": 2.0},
-            "emoji": {"assigned": 1, "outcomes": 0, "converted": 0, "conversion_rate": None, "mean_value": None}}
+            "control": {"assigned": 2, "outcomes": 1, "judged": 1, "converted": 1, "conversion_rate": 1.0, "mean_value": 2.0},
+            "emoji": {"assigned": 1, "outcomes": 0, "judged": 0, "converted": 0, "conversion_rate": None, "mean_value": None}}
     finally:
         await conn.close()
         await pool.close()
@@ -167,8 +167,8 @@ async def test_an_experiment_stored_while_a_batch_is_under_way_loses_no_count(st
         # a1 in control, b1 in emoji, no outcomes yet
         assert e["current_sample_size"] == 2
         assert e["results"] == {
-            "control": {"assigned": 1, "outcomes": 0, "converted": 0, "conversion_rate": None, "mean_value": None},
-            "emoji": {"assigned": 1, "outcomes": 0, "converted": 0, "conversion_rate": None, "mean_value": None}}
+            "control": {"assigned": 1, "outcomes": 0, "judged": 0, "converted": 0, "conversion_rate": None, "mean_value": None},
+            "emoji": {"assigned": 1, "outcomes": 0, "judged": 0, "converted": 0, "conversion_rate": None, "mean_value": None}}
     finally:
         await conn.close()
         await pool.close()
@@ -202,3 +202,59 @@ async def test_the_best_score_of_an_evolution_experiment_falls_when_its_best_is_
     finally:
         await conn.close()
         await pool.close()
+
+
+async def test_the_conversion_rate_divides_by_the_judged_subjects_not_every_outcome(stack):
+    """Issue 25 review 2 R1: an outcome carrying only a value is an outcome, not a judged subject
+    (the experiment_significance job's sample); conversion_rate = converted / judged."""
+    pool = await create_writer_pool(stack.dsn, 1)
+    conn = await connect(stack.dsn)
+    exp = uuid.uuid4()
+    try:
+        async with pool.acquire() as c:
+            value_only = event("ab_outcome", {"experiment_id": str(exp), "subject_id": "u2", "value": 5.0}, 11)
+            await write_rows(c, LEARNING_EVENTS, rows([
+                experiment(exp, "judged"), assign(exp, "u1", "control", 1), assign(exp, "u2", "control", 2),
+                assign(exp, "u3", "control", 3), outcome(exp, "u1", 10, True, 1.0), value_only,
+                outcome(exp, "u3", 12, False)]), WritePolicy())
+        e = await conn.fetchrow("SELECT results FROM ab_testing_experiments WHERE id = $1", exp)
+        # 3 outcomes, 2 of them say converted (u1 true, u3 false): 1 / 2 = 0.5 (before: 1 / 3 = 0.333333);
+        # the mean value over the 2 outcomes carrying one: (1.0 + 5.0) / 2 = 3.0
+        assert e["results"] == {"control": {"assigned": 3, "outcomes": 3, "judged": 2, "converted": 1,
+                                            "conversion_rate": 0.5, "mean_value": 3.0}}
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+async def test_0045_recounts_the_results_stored_before_it(stack):
+    """0045's recount, run again on an experiment whose results the old recount stored (no judged,
+    converted / outcomes): control 20 of 100 judged; B 20 of 50 judged plus 50 outcomes carrying a
+    value only, stored as 20 / 100 = 0.2 -> judged 50, 20 / 50 = 0.4."""
+    from db.migrate import MIGRATIONS_DIR
+
+    sql = (MIGRATIONS_DIR / "0045_judged_rates.sql").read_text()
+    recount = sql[sql.index("LOCK TABLE"):sql.index("COMMENT ON COLUMN")]
+    conn = await connect(stack.dsn)
+    exp = uuid.uuid4()
+    try:
+        old = {"B": {"assigned": 100, "outcomes": 100, "converted": 20, "conversion_rate": 0.2, "mean_value": 1.0},
+               "control": {"assigned": 100, "outcomes": 100, "converted": 20, "conversion_rate": 0.2, "mean_value": 1.0}}
+        await conn.execute("""INSERT INTO ab_testing_experiments (workspace_id, id, experiment_name, status, results,
+            current_sample_size, created_at, updated_at, last_event_at) VALUES ($1, $2, 'old', 'running', $3, 200, $4, $4, $4)""",
+                           WS, exp, old, T0)
+        for variant, n, converted, prefix in (("control", 100, 20, "c"), ("B", 50, 20, "b"), ("B", 50, None, "v")):
+            await conn.execute("""INSERT INTO ab_testing_assignments (workspace_id, id, experiment_id, user_id, variant,
+                assignment_timestamp, converted, outcome_value, outcome_at)
+                SELECT $1, gen_random_uuid(), $2, $3 || i, $4, $5, CASE WHEN $6::int IS NOT NULL THEN i <= $6::int END, 1.0, $5
+                FROM generate_series(1, $7) AS i""", WS, exp, prefix, variant, T0, converted, n)
+        async with conn.transaction():
+            await conn.execute(recount)
+        e = await conn.fetchrow("SELECT current_sample_size, results FROM ab_testing_experiments WHERE id = $1", exp)
+        assert (e["current_sample_size"], e["results"]) == (200, {
+            "B": {"assigned": 100, "outcomes": 100, "judged": 50, "converted": 20, "conversion_rate": 0.4,
+                  "mean_value": 1.0},
+            "control": {"assigned": 100, "outcomes": 100, "judged": 100, "converted": 20, "conversion_rate": 0.2,
+                        "mean_value": 1.0}})
+    finally:
+        await conn.close()

@@ -321,5 +321,5 @@ async def test_ties_at_one_instant_are_broken_by_content_or_event_id_in_any_orde
     assert {r["workspace_id"]: (r["id"], r["variant"]) for r in rows} == {
         ws: (low, "control") for ws, (low, _high) in ids.items()}
     assert [r["results"] for r in await conn.fetch("SELECT results FROM ab_testing_experiments")] == [
-        {"control": {"assigned": 1, "outcomes": 0, "converted": 0, "conversion_rate": None, "mean_value": None}}] * 2
+        {"control": {"assigned": 1, "outcomes": 0, "judged": 0, "converted": 0, "conversion_rate": None, "mean_value": None}}] * 2
     assert [r["vector"] for r in await conn.fetch("SELECT vector FROM embeddings")] == [[1.0, 0.5]] * 2

@@ -195,9 +195,9 @@ async def test_ab_experiment_arms_and_evolution_progress(db):
     e = await conn.fetchrow("SELECT * FROM ab_testing_experiments WHERE id = $1", exp)
     assert e["current_sample_size"] == 6
     # control: u1,u3,u5; emoji: u0,u2,u4. outcomes u0..u3: converted u0,u1,u2
-    assert e["results"]["emoji"] == {"assigned": 3, "outcomes": 2, "converted": 2, "conversion_rate": 1.0,
+    assert e["results"]["emoji"] == {"assigned": 3, "outcomes": 2, "judged": 2, "converted": 2, "conversion_rate": 1.0,
                                      "mean_value": 1.0}
-    assert e["results"]["control"] == {"assigned": 3, "outcomes": 2, "converted": 1, "conversion_rate": 0.5,
+    assert e["results"]["control"] == {"assigned": 3, "outcomes": 2, "judged": 2, "converted": 1, "conversion_rate": 0.5,
                                        "mean_value": 2.0}
     assert await conn.fetchval("SELECT variant FROM ab_testing_assignments WHERE user_id = 'u0'") == "emoji"
 

@@ -22,8 +22,6 @@ from streams.jobs.runner import JobRunner, day_period, parse_period
 pytestmark = pytest.mark.services
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R1: conversion_rate (converted/outcomes) and difference/p/winner "
-                                       "(converted-known sample) are two different rates on one row")
 async def test_r1_shown_conversion_rates_agree_with_the_difference_and_the_winner(stack):
     w, t = uuid.uuid4(), datetime(2026, 11, 30, tzinfo=UTC)
     conn = await connect(stack.dsn)
@@ -257,8 +255,6 @@ async def test_r7_posting_times_compare_posts_at_the_same_age(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R8: `analytics patterns` ranks by the raw success rate: one lucky "
-                                       "occurrence (1/1) outranks 90/100 (issue item 7's trap, in patterns)")
 async def test_r8_patterns_rank_by_a_lower_bound_not_a_lucky_one(stack):
     w = uuid.uuid4()
     t = datetime(2026, 11, 10, tzinfo=UTC)
@@ -279,8 +275,6 @@ async def test_r8_patterns_rank_by_a_lower_bound_not_a_lucky_one(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R9: an experiment without its control arm says 'interim: 0 of 400 "
-                                       "planned per arm' while every arm has 1,000")
 def test_r9_a_missing_control_is_named_as_the_reason():
     from db.analytics.experiments import Arm, evaluate
 

@@ -81,13 +81,14 @@ async def test_the_job_sources_give_exact_rows(stack):
             (date(2026, 11, 16), "followers", 1000.0), (date(2026, 11, 23), "followers", 1100.0)]
 
         # experiments: the draft (no start: its creation, 30 Nov) has no variant; without outcomes no rate
-        metrics = ["experiments", "assigned", "outcomes", "converted", "conversion_rate"]
+        metrics = ["experiments", "assigned", "outcomes", "judged", "converted", "conversion_rate"]
         assert await _rows(conn, w, "experiments", metrics, ["experiment", "variant"], "2026-11-23", "2026-12-01") == [
-            ("caption", None, 1, 0, 0, 0, None), ("thumbnail", "control", 1, 100, 80, 8, 0.1),
-            ("thumbnail", "treatment", 1, 100, 0, 0, None)]
-        # all running: 8 converted of 80 outcomes = 0.1
+            ("caption", None, 1, 0, 0, 0, 0, None), ("thumbnail", "control", 1, 100, 80, 40, 8, 0.2),
+            ("thumbnail", "treatment", 1, 100, 0, 0, 0, None)]
+        # all running: 8 converted of the 40 judged (80 outcomes, 40 saying converted) = 0.2, the rate the
+        # experiment_significance job compares (not 8 / 80 = 0.1)
         assert await _rows(conn, w, "experiments", metrics, [], "2026-11-23", "2026-12-01", status=["running"]) == [
-            (1, 200, 80, 8, 0.1)]
+            (1, 200, 80, 40, 8, 0.2)]
         assert await _rows(conn, w, "experiments", ["assigned"], ["variant"], "2026-11-23", "2026-12-01",
                            variant=["treatment"], experiment=["thumbnail"]) == [("treatment", 100)]
         # before any experiment started or was created: nothing

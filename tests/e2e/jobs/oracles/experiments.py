@@ -38,6 +38,14 @@ completed, `three arms` running past its end_date (T + 1 h). `interim` is not at
   SE = sqrt(0.1555556 x 0.8444444 x (1/120 + 1/150)) = 0.0443889, z = 0.1 / 0.0443889 = 2.252818,
   p = 0.0242706 < 0.05 with 120 >= 30 per arm (a winner under the old rule), but 120 of 400
   planned: decision "interim: 120 of 400 planned per arm", no winner.
+`no control` (running, 400 planned per arm; review 2 R9): arms A 1/2 and B 2/2, no arm called
+  control: nothing compared, decision "no control arm: no variant named 'control'" (before:
+  "interim: 0 of 400 planned per arm").
+
+The routing's results (review 2 R1) carry the same denominator: `headline` B has 105 outcomes (the
+5 carrying a value only) of which 100 judged, conversion_rate 25 / 100 = 0.25 (before: 25 / 105 =
+0.238095, beside a difference of +0.15 computed from 0.25), control 10 / 100 = 0.1; `analytics
+experiments` shows 0.25 - 0.1 = 0.15 = the difference on B's row.
 """
 
 from __future__ import annotations
@@ -49,12 +57,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from db.analytics import read
 from tests.e2e.jobs.oracles import Feed, event, iso
 
 T = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
-NAMES = ("headline", "small", "three arms", "no outcomes", "interim")
-ASSIGNED = 205 + 20 + 300 + 4 + 270
-OUTCOMES = 205 + 20 + 300 + 270  # subjects with an outcome at the end
+NAMES = ("headline", "small", "three arms", "no outcomes", "interim", "no control")
+ASSIGNED = 205 + 20 + 300 + 4 + 270 + 4
+OUTCOMES = 205 + 20 + 300 + 270 + 4  # subjects with an outcome at the end
 
 
 def _id(ws: str, name: str) -> str:
@@ -90,10 +99,12 @@ def feed(ws: str) -> Feed:
     experiment("three arms", control_variant={"name": "baseline"}, end_date=iso(T + timedelta(hours=1)))
     experiment("no outcomes")
     experiment("interim", minimum_sample_size=400)
+    experiment("no control", minimum_sample_size=400)
     for name, arms in (("headline", (("control", 100, 10, "c", 0), ("B", 100, 25, "b", 5))),
                        ("small", (("control", 10, 1, "c", 0), ("B", 10, 6, "b", 0))),
                        ("three arms", (("baseline", 100, 20, "a", 0), ("B", 100, 33, "b", 0), ("C", 100, 20, "c", 0))),
-                       ("interim", (("control", 120, 12, "c", 0), ("B", 150, 30, "b", 0)))):
+                       ("interim", (("control", 120, 12, "c", 0), ("B", 150, 30, "b", 0))),
+                       ("no control", (("A", 2, 1, "a", 0), ("B", 2, 2, "b", 0)))):
         for variant, n, x, prefix, value_only in arms:
             a, o = _arm(ws, _id(ws, name), variant, n, x, prefix, T + timedelta(minutes=1), value_only=value_only)
             assign += a
@@ -138,6 +149,16 @@ async def check(conn, ws: str, run) -> None:
     assert e["difference_ci_high"] == pytest.approx(0.2532557, abs=2e-7)
     assert e["significance_computed_at"] is not None
     assert (e["significance"]["decision"], e["significance"]["decided_by"]) == ("final", "planned_sample")
+    # the routing's results: B's 5 value-only outcomes are outcomes, not judged; b001..b003 stay in B
+    assert e["results"] == {
+        "B": {"assigned": 105, "outcomes": 105, "judged": 100, "converted": 25, "conversion_rate": 0.25,
+              "mean_value": 1.0},
+        "control": {"assigned": 100, "outcomes": 100, "judged": 100, "converted": 10, "conversion_rate": 0.1,
+                    "mean_value": 1.0}}
+    shown = await read.experiments(conn, w, experiment="headline")
+    by_variant = {row[shown.columns.index("variant")]: dict(zip(shown.columns, row)) for row in shown.rows}
+    assert (by_variant["B"]["conversion_rate"], by_variant["control"]["conversion_rate"],
+            by_variant["B"]["difference"]) == (0.25, 0.1, 0.15)  # 0.25 - 0.1
 
     e = rows["small"]
     assert (e["winner_variant"], e["compared_variant"], e["declared_winner_variant"]) == (None, "B", "B")
@@ -169,3 +190,9 @@ async def check(conn, ws: str, run) -> None:
     assert e["p_value"] == pytest.approx(0.0242706, abs=1e-7)
     assert e["significance"]["vs_control"]["B"]["significant"] is True
     assert e["significance"]["decision"] == "interim: 120 of 400 planned per arm"
+
+    e = rows["no control"]
+    assert (e["winner_variant"], e["compared_variant"], e["p_value"]) == (None, None, None)
+    assert e["significance"]["arms"] == {"A": {"n": 2, "conversions": 1, "rate": 0.5},
+                                         "B": {"n": 2, "conversions": 2, "rate": 1.0}}
+    assert e["significance"]["decision"] == "no control arm: no variant named 'control'"
