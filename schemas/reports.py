@@ -53,7 +53,7 @@ SOURCES: dict[str, Source] = {
         dimensions={**_TIME, "platform": "platform", "account": "the account (connector_id)",
                     "content_type": "the post's content type (video, image, ...)"},
         filters={"platform": "platforms", "account": "connector ids", "content_type": "content types",
-                 "hashtag": "posts having any of these hashtags", "content_id": "post ids"},
+                 "hashtag": "posts having any of these hashtags (case-insensitive)", "content_id": "post ids"},
     ),
     "learning": Source(
         "learning events (learning_events)",

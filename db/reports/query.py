@@ -93,7 +93,9 @@ WHERE true {{outer}}
         },
         inner={"platform": "g.platform = ANY({p}::text[])", "account": "g.connector_id = ANY({p}::text[])",
                "content_id": "g.content_id::text = ANY({p}::text[])"},
-        outer={"content_type": "c.content_type = ANY({p}::text[])", "hashtag": "c.hashtags && {p}::text[]"},
+        # hashtag: case-insensitive, as trend keys are (lower-cased, db/analytics/trends.py)
+        outer={"content_type": "c.content_type = ANY({p}::text[])",
+               "hashtag": "EXISTS (SELECT FROM unnest(c.hashtags) h, unnest({p}::text[]) f WHERE lower(h) = lower(f))"},
     ),
     "learning": _Family(
         f"""

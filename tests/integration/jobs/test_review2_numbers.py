@@ -384,8 +384,6 @@ async def test_r6b_the_improvement_dashboard_view_survives_a_huge_change(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R13: trends key hashtags lower-cased (#sale), the engagement report's "
-                                       "hashtag filter is case-sensitive: the trend's own posts are left out")
 async def test_r13_the_engagement_report_of_a_trending_hashtag_counts_its_posts(stack):
     w = uuid.uuid4()
     t = datetime(2026, 11, 2, tzinfo=UTC)
