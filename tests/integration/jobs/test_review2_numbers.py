@@ -189,8 +189,6 @@ async def test_r5_engagement_rate_counts_only_posts_that_report_views(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R6: Grafana's 'Prediction accuracy per model' panel averages "
-                                       "absolute_error with plain avg(): overflow error (review 1 #5, fixed in read.py only)")
 async def test_r6_the_grafana_accuracy_panel_survives_huge_errors(stack):
     import json
 
