@@ -47,7 +47,8 @@ SOURCES: dict[str, Source] = {
             "views": "views gained", "likes": "likes gained", "shares": "shares gained",
             "comments": "comments gained", "saves": "saves gained",
             "interactions": "likes + shares + comments + saves gained",
-            "engagement_rate": "interactions gained / views gained (empty when no views were gained)",
+            "engagement_rate": "interactions gained on posts that report views / views gained (empty when no "
+                               "views were gained)",
             "avg_watch_time": "mean average_watch_time (seconds) of each post's latest snapshot in the bucket",
         },
         dimensions={**_TIME, "platform": "platform", "account": "the account (connector_id)",

@@ -85,7 +85,10 @@ WHERE true {{outer}}
             "comments": "bigint_or_null(coalesce(sum(s.comments_gained), 0))",
             "saves": "bigint_or_null(coalesce(sum(s.saves_gained), 0))",
             "interactions": "bigint_or_null(coalesce(sum(s.interactions_gained), 0))",
-            "engagement_rate": _rounded("sum(s.interactions_gained)::numeric / nullif(sum(s.views_gained), 0)", 6),
+            # interactions gained on snapshots that report views (content_gains.reports_views, 0047), as the
+            # aggregates and posting times: a platform without views adds none to the rate
+            "engagement_rate": _rounded("sum(s.interactions_gained) FILTER (WHERE s.reports_views)::numeric "
+                                        "/ nullif(sum(s.views_gained), 0)", 6),
             # the latest snapshot's own row, looked up by its key (only for the rows the FILTER keeps)
             "avg_watch_time": _rounded("avg((SELECT m.average_watch_time FROM content_performance_metrics m "
                                        "WHERE m.workspace_id = p.ws AND m.recorded_at = s.recorded_at AND m.id = s.id)) "

@@ -163,8 +163,6 @@ async def test_r4_a_trend_is_not_active_between_two_separate_rises(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R5: engagement_rate of the engagement report divides interactions "
-                                       "gained on posts without views by the views of other posts (rate > 1)")
 async def test_r5_engagement_rate_counts_only_posts_that_report_views(stack):
     w = uuid.uuid4()
     t = datetime(2026, 11, 2, tzinfo=UTC)
@@ -305,8 +303,6 @@ async def test_r10_improvement_signs_of_compound_names(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R11: analytics_aggregated_weekly's oldest week is cut at a day, not a "
-                                       "Monday: a partial week shown as a week")
 async def test_r11_the_weekly_aggregate_has_no_partial_week(stack):
     w, cid = uuid.uuid4(), uuid.uuid4()
     conn = await connect(stack.dsn)
