@@ -1,5 +1,6 @@
--- 0047: engagement rates count only posts that report views; whole weeks in the weekly aggregate
--- (issue #25, review 2 findings R5, R11).
+-- 0047: engagement rates count only posts that report views; whole weeks in the weekly aggregate;
+-- overflow-safe means in ai_performance_dashboard and trend_analysis_view (issue #25, review 2
+-- findings R5, R11, R6b).
 --
 -- (R5) engagement_rate = interactions gained / views gained. A platform that reports no views
 -- (Instagram's posts: views always 0) gains interactions and never views, so its interactions were
@@ -26,6 +27,14 @@
 -- its Monday dropped, 500 shown instead of 1,500). Its window now starts at the Monday (00:00 UTC)
 -- of the week that contains the day 365 days ago, so every row is a whole ISO week (the current
 -- one up to now).
+--
+-- (R6b) ai_performance_dashboard (0007) averaged improvement_percentage with avg(), which fails the
+-- whole query ("value out of range: overflow") when a valid value's square leaves the double range
+-- (a metric going 1e-150 -> 1e150 is +1e302 %). It uses the overflow-safe mean of
+-- db/analytics/safe.py now (in doubles, bit for bit as before, while every value is under 1e150 in
+-- magnitude; else in numeric, brought back by float8_or_null, 0028). trend_analysis_view (0007,
+-- 0035) does the same for engagement_impact, which a reported trend may carry up to 1.8e308.
+-- Their columns and names are unchanged.
 --
 -- The materialized views are dropped and created again as 0030 and 0040 did: the same columns,
 -- unique indexes, <name>_mine views and grants.
@@ -165,3 +174,30 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- (R6b) the safe mean of db/analytics/safe.py (avg), spelled out; the rest is 0007's definition
+CREATE OR REPLACE VIEW ai_performance_dashboard WITH (security_invoker = true) AS
+SELECT
+    workspace_id,
+    date_trunc('day', recorded_at, 'UTC') AS date,
+    improvement_type,
+    CASE WHEN bool_and(abs(improvement_percentage) < 1e150) IS NOT FALSE
+         THEN avg(improvement_percentage) FILTER (WHERE abs(improvement_percentage) < 1e150)
+         ELSE float8_or_null(avg(improvement_percentage::numeric)) END AS daily_improvement,
+    count(*) AS improvement_count
+FROM ai_improvement_tracking
+GROUP BY workspace_id, date_trunc('day', recorded_at, 'UTC'), improvement_type;
+
+-- (R6b, the same) 0035's definition, the safe mean of engagement_impact
+CREATE OR REPLACE VIEW trend_analysis_view WITH (security_invoker = true) AS
+SELECT
+    workspace_id,
+    platform,
+    trend_type,
+    CASE WHEN bool_and(abs(engagement_impact) < 1e150) IS NOT FALSE
+         THEN avg(engagement_impact) FILTER (WHERE abs(engagement_impact) < 1e150)
+         ELSE float8_or_null(avg(engagement_impact::numeric)) END AS avg_impact,
+    count(*) AS trend_count
+FROM trend_analysis
+WHERE coalesce(end_time, start_time) >= now() - interval '30 days'
+GROUP BY workspace_id, platform, trend_type;

@@ -174,7 +174,7 @@ WHERE t.workspace_id = p.ws AND t.start_time < p.t1 AND (t.end_time IS NULL OR t
                     "trend_type": "t.trend_type", "trend_key": "t.trend_key", "source": "t.source",
                     "status": f"coalesce({_TREND_STATUS}, '')"},
         metrics={"trends": "count(*)", "max_impact": _rounded("max(t.engagement_impact)", 3),
-                 "mean_impact": _rounded("avg(t.engagement_impact)", 3),
+                 "mean_impact": _rounded(safe_avg("t.engagement_impact"), 3),
                  "new_trends": f"count(*) FILTER (WHERE {_TREND_STATUS} = 'new')",
                  "posts": f"bigint_or_null(sum({json_number('t.trend_data', 'posts', 'numeric')}))",
                  "recent_gain": f"bigint_or_null(sum({json_number('t.trend_data', 'recent_gain', 'numeric')}))"},

@@ -357,8 +357,6 @@ async def test_r12_an_explicit_outcome_after_the_measurement_is_the_one_accuracy
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R6b: ai_performance_dashboard (0007) averages improvement_percentage "
-                                       "with plain avg(): one valid 1e-150 -> 1e150 change fails the view")
 async def test_r6b_the_improvement_dashboard_view_survives_a_huge_change(stack):
     w, parent, child = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     t = datetime(2026, 11, 10, tzinfo=UTC)
