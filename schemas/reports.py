@@ -47,13 +47,14 @@ SOURCES: dict[str, Source] = {
             "views": "views gained", "likes": "likes gained", "shares": "shares gained",
             "comments": "comments gained", "saves": "saves gained",
             "interactions": "likes + shares + comments + saves gained",
-            "engagement_rate": "interactions gained / views gained (empty when no views were gained)",
+            "engagement_rate": "interactions gained on posts that report views / views gained (empty when no "
+                               "views were gained)",
             "avg_watch_time": "mean average_watch_time (seconds) of each post's latest snapshot in the bucket",
         },
         dimensions={**_TIME, "platform": "platform", "account": "the account (connector_id)",
                     "content_type": "the post's content type (video, image, ...)"},
         filters={"platform": "platforms", "account": "connector ids", "content_type": "content types",
-                 "hashtag": "posts having any of these hashtags", "content_id": "post ids"},
+                 "hashtag": "posts having any of these hashtags (case-insensitive)", "content_id": "post ids"},
     ),
     "learning": Source(
         "learning events (learning_events)",

@@ -85,7 +85,10 @@ WHERE true {{outer}}
             "comments": "bigint_or_null(coalesce(sum(s.comments_gained), 0))",
             "saves": "bigint_or_null(coalesce(sum(s.saves_gained), 0))",
             "interactions": "bigint_or_null(coalesce(sum(s.interactions_gained), 0))",
-            "engagement_rate": _rounded("sum(s.interactions_gained)::numeric / nullif(sum(s.views_gained), 0)", 6),
+            # interactions gained on snapshots that report views (content_gains.reports_views, 0047), as the
+            # aggregates and posting times: a platform without views adds none to the rate
+            "engagement_rate": _rounded("sum(s.interactions_gained) FILTER (WHERE s.reports_views)::numeric "
+                                        "/ nullif(sum(s.views_gained), 0)", 6),
             # the latest snapshot's own row, looked up by its key (only for the rows the FILTER keeps)
             "avg_watch_time": _rounded("avg((SELECT m.average_watch_time FROM content_performance_metrics m "
                                        "WHERE m.workspace_id = p.ws AND m.recorded_at = s.recorded_at AND m.id = s.id)) "
@@ -93,7 +96,9 @@ WHERE true {{outer}}
         },
         inner={"platform": "g.platform = ANY({p}::text[])", "account": "g.connector_id = ANY({p}::text[])",
                "content_id": "g.content_id::text = ANY({p}::text[])"},
-        outer={"content_type": "c.content_type = ANY({p}::text[])", "hashtag": "c.hashtags && {p}::text[]"},
+        # hashtag: case-insensitive, as trend keys are (lower-cased, db/analytics/trends.py)
+        outer={"content_type": "c.content_type = ANY({p}::text[])",
+               "hashtag": "EXISTS (SELECT FROM unnest(c.hashtags) h, unnest({p}::text[]) f WHERE lower(h) = lower(f))"},
     ),
     "learning": _Family(
         f"""
@@ -169,7 +174,7 @@ WHERE t.workspace_id = p.ws AND t.start_time < p.t1 AND (t.end_time IS NULL OR t
                     "trend_type": "t.trend_type", "trend_key": "t.trend_key", "source": "t.source",
                     "status": f"coalesce({_TREND_STATUS}, '')"},
         metrics={"trends": "count(*)", "max_impact": _rounded("max(t.engagement_impact)", 3),
-                 "mean_impact": _rounded("avg(t.engagement_impact)", 3),
+                 "mean_impact": _rounded(safe_avg("t.engagement_impact"), 3),
                  "new_trends": f"count(*) FILTER (WHERE {_TREND_STATUS} = 'new')",
                  "posts": f"bigint_or_null(sum({json_number('t.trend_data', 'posts', 'numeric')}))",
                  "recent_gain": f"bigint_or_null(sum({json_number('t.trend_data', 'recent_gain', 'numeric')}))"},

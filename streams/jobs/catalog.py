@@ -95,8 +95,8 @@ JOBS: dict[str, Job] = {
     for job in (
         Job("refresh_materialized_views", "0 * * * *",
             "REFRESH CONCURRENTLY the seeds' materialized views (003 analytics_aggregated_daily/_weekly: "
-            "engagement gained per UTC day / week; platform_performance_summary; 004 daily_learning_metrics, "
-            "model_performance_summary)", _refresh),
+            "engagement gained per UTC day / whole week, the rate over posts that report views; "
+            "platform_performance_summary; 004 daily_learning_metrics, model_performance_summary)", _refresh),
         Job("prediction_accuracy", "*/15 * * * *",
             "content predictions of " + ", ".join(MEASURED_TYPES) + " whose horizon has passed: actual value "
             "from the post's first engagement snapshot at or after the horizon, if no later than "

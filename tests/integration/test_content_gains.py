@@ -63,7 +63,7 @@ async def test_interactions_gained_is_not_public(stack):
 _INSERT = """INSERT INTO content_performance_metrics (id, workspace_id, content_id, platform, views, likes, shares,
                  recorded_at) VALUES ($1, $2, $3, 'tiktok', $4, $5, $6, $7)"""
 _COLUMNS = ("workspace_id, content_id, platform, connector_id, recorded_at, id, views_gained, likes_gained, "
-            "shares_gained, comments_gained, saves_gained, interactions_gained, first_snapshot")
+            "shares_gained, comments_gained, saves_gained, interactions_gained, first_snapshot, reports_views")
 
 
 async def test_content_gains_between_is_content_gains_of_the_period(stack):
@@ -129,3 +129,26 @@ async def test_a_member_sees_only_its_workspace_through_content_gains_between(st
             await member.close()
         assert not await owner.fetchval("SELECT has_function_privilege('public', "
                                         "'content_gains_between(uuid, timestamptz, timestamptz)', 'EXECUTE')")
+
+
+async def test_a_snapshot_reports_views_from_its_posts_first_view_on(stack):
+    """Migration 0047, review 2 R5: reports_views (the interactions an engagement rate counts) is
+    true when the post's views at the snapshot or an earlier one are above 0. Post P: views 0, 0,
+    500, 0 (a bad scrape: P still reports views) -> false, false, true, true; post N (a platform
+    without views) 0 throughout -> false. content_gains_between gives the same from its base row:
+    over [T+3h, T+4h) P's only snapshot has 0 views but its mark before T+3h is 500 -> true."""
+    ws, p, n = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        for h, views in enumerate((0, 0, 500, 0)):
+            await conn.execute(_INSERT, uuid.uuid4(), ws, p, views, h, 0, T + timedelta(hours=h))
+            await conn.execute(_INSERT, uuid.uuid4(), ws, n, 0, h, 0, T + timedelta(hours=h, minutes=30))
+        sql = "SELECT content_id = $2, reports_views FROM content_gains WHERE workspace_id = $1 ORDER BY recorded_at"
+        assert [tuple(r) for r in await conn.fetch(sql, ws, p)] == [
+            (True, False), (False, False), (True, False), (False, False), (True, True), (False, False),
+            (True, True), (False, False)]
+        assert [tuple(r) for r in await conn.fetch(
+            "SELECT content_id = $4, reports_views FROM content_gains_between($1, $2, $3) ORDER BY recorded_at",
+            ws, T + timedelta(hours=3), T + timedelta(hours=4), p)] == [(True, True), (False, False)]
+    finally:
+        await conn.close()

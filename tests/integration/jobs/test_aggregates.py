@@ -102,6 +102,31 @@ async def test_a_previous_snapshot_before_the_window_and_a_decrease(stack):
         await conn.close()
 
 
+async def test_the_rate_counts_interactions_only_of_posts_that_report_views(stack):
+    """Review 2 R5 (migration 0047), the engagement report's fixture in both views, on one platform:
+    post T gains +1,000 views and +100 likes on day 2 (0 on day 1); post I reports no views (0
+    throughout) and gains +1,000 likes on day 2; post V had 500 views on day 1 and 0 on day 2 (a bad
+    scrape: it still reports views) with +50 likes. The rate's interactions are those of snapshots
+    whose post has shown views by then (T, V): (100 + 50) / 1,000 = 0.15, not (100 + 1,000 + 50) /
+    1,000 = 1.15; likes still sum every post, 1,150."""
+    ws, t, i, v = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        await _insert(conn, ws, "mixed", [(t, noon(day(1)), 0, 0, 0), (t, noon(day(2)), 1000, 100, 0),
+                                          (i, noon(day(1)), 0, 0, 0), (i, noon(day(2)), 0, 1000, 0),
+                                          (v, noon(day(1)), 500, 0, 0), (v, noon(day(2)), 0, 50, 0)])
+        await _refresh(stack)
+        daily = [tuple(r) for r in await conn.fetch(
+            f"SELECT day, {_COLS} FROM analytics_aggregated_daily WHERE workspace_id = $1 ORDER BY day", ws)]
+        assert daily == [(day(1), 3, 0, 0, 0, 0, 0, None),
+                         (day(2), 3, 1000, 100 + 1000 + 50, 0, 0, 0, (100 + 50) / 1000)]
+        weekly = [tuple(r) for r in await conn.fetch(
+            f"SELECT week, {_COLS} FROM analytics_aggregated_weekly WHERE workspace_id = $1", ws)]
+        assert weekly == [(MONDAY, 3, 1000, 1150, 0, 0, 0, (100 + 50) / 1000)]
+    finally:
+        await conn.close()
+
+
 async def test_the_recreated_views_keep_their_index_mine_views_and_grants(stack):
     """Migration 0030 dropped and created both views, 0038 platform_performance_summary: each has its
     unique index (REFRESH ... CONCURRENTLY needs one), a <name>_mine security_barrier view, and the

@@ -396,6 +396,34 @@ async def test_a_json_number_beyond_bigint_reads_as_null(stack):
         await conn.close()
 
 
+async def test_mean_trend_impacts_near_the_double_limit(stack):
+    """Review 2 R6 (migration 0047, db/reports/query.py): a reported trend may carry an impact of
+    1e200 %; the means of trend_analysis_view and of the trends report's mean_impact are the safe
+    average (db/analytics/safe.py): (1e200 + 100) / 2 = 5e199, and 1.7e308 twice is 1.7e308, where
+    avg() failed with "value out of range: overflow". Y's ordinary (100 + 300) / 2 = 200 is unchanged."""
+    x, y, z = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+        for ws, key, impact in ((x, "a", 1e200), (x, "b", 100.0), (y, "a", 100.0), (y, "b", 300.0),
+                                (z, "a", HUGE), (z, "b", HUGE)):
+            await conn.execute("""INSERT INTO trend_analysis (workspace_id, platform, trend_type, trend_key, source,
+                engagement_impact, trend_data, start_time, end_time, created_at, last_event_at)
+                VALUES ($1, 'tiktok', 'hashtag', $2, 'reported', $3, '{}', $4, $5, $4, $4)""",
+                               ws, key, impact, at - timedelta(hours=6), at)
+        view = {r["workspace_id"]: r["avg_impact"] for r in await conn.fetch(
+            "SELECT workspace_id, avg_impact FROM trend_analysis_view WHERE workspace_id = ANY($1::uuid[])", [x, y, z])}
+        assert view == {x: 5e199, y: 200.0, z: HUGE}
+        q = ReportQuery(source="trends", metrics=["trends", "mean_impact"], dimensions=[],
+                        period={"start": (at - timedelta(days=1)).date().isoformat(),
+                                "end": (at + timedelta(days=1)).date().isoformat()})
+        t0, t1 = q.resolve(datetime.now(UTC))
+        assert (await fetch(conn, x, q, t0, t1))[1] == [(2, 5e199)]
+        assert (await fetch(conn, y, q, t0, t1))[1] == [(2, 200.0)]
+    finally:
+        await conn.close()
+
+
 # -- time zones PostgreSQL does not know: the routing stores NULL (item 4) -------------------------
 
 async def test_an_account_snapshot_with_a_zone_postgres_does_not_know_is_stored_without_it(stack):

@@ -157,8 +157,6 @@ async def test_r4_a_trend_is_not_active_between_two_separate_rises(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R5: engagement_rate of the engagement report divides interactions "
-                                       "gained on posts without views by the views of other posts (rate > 1)")
 async def test_r5_engagement_rate_counts_only_posts_that_report_views(stack):
     w = uuid.uuid4()
     t = datetime(2026, 11, 2, tzinfo=UTC)
@@ -183,8 +181,6 @@ async def test_r5_engagement_rate_counts_only_posts_that_report_views(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R6: Grafana's 'Prediction accuracy per model' panel averages "
-                                       "absolute_error with plain avg(): overflow error (review 1 #5, fixed in read.py only)")
 async def test_r6_the_grafana_accuracy_panel_survives_huge_errors(stack):
     import json
 
@@ -297,8 +293,6 @@ async def test_r10_improvement_signs_of_compound_names(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R11: analytics_aggregated_weekly's oldest week is cut at a day, not a "
-                                       "Monday: a partial week shown as a week")
 async def test_r11_the_weekly_aggregate_has_no_partial_week(stack):
     w, cid = uuid.uuid4(), uuid.uuid4()
     conn = await connect(stack.dsn)
@@ -351,8 +345,6 @@ async def test_r12_an_explicit_outcome_after_the_measurement_is_the_one_accuracy
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R6b: ai_performance_dashboard (0007) averages improvement_percentage "
-                                       "with plain avg(): one valid 1e-150 -> 1e150 change fails the view")
 async def test_r6b_the_improvement_dashboard_view_survives_a_huge_change(stack):
     w, parent, child = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     t = datetime(2026, 11, 10, tzinfo=UTC)
@@ -372,8 +364,6 @@ async def test_r6b_the_improvement_dashboard_view_survives_a_huge_change(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R13: trends key hashtags lower-cased (#sale), the engagement report's "
-                                       "hashtag filter is case-sensitive: the trend's own posts are left out")
 async def test_r13_the_engagement_report_of_a_trending_hashtag_counts_its_posts(stack):
     w = uuid.uuid4()
     t = datetime(2026, 11, 2, tzinfo=UTC)

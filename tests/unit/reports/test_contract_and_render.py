@@ -49,7 +49,7 @@ def test_filter_values_are_parameters_never_sql():
     sql, params = statement(q)
     assert "DROP" not in sql
     assert params == [["'); DROP TABLE content; --"], ["tiktok"]]
-    assert "c.hashtags && $6::text[]" in sql and "g.platform = ANY($7::text[])" in sql
+    assert "unnest($6::text[]) f WHERE lower(h) = lower(f)" in sql and "g.platform = ANY($7::text[])" in sql
 
 
 BERLIN_AT = datetime(2026, 3, 30, 7, 30, tzinfo=UTC)  # Monday 09:30 in Berlin, the day after DST began
