@@ -38,7 +38,7 @@ SELECT workspace_id, md5(jsonb_build_array(workspace_id, platform, trend_type, t
     platform, trend_type, trend_key, coalesce(trend_data, '{}'), impact, start_time, end_time,
     'reported', first_ts, last_ts
 FROM t
-ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SET
+ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) WHERE source = 'reported' DO UPDATE SET
     start_time = least(a.start_time, excluded.start_time),
     end_time = greatest(a.end_time, excluded.end_time),
     trend_data = CASE WHEN excluded.last_event_at >= a.last_event_at AND excluded.trend_data <> '{}'

@@ -50,7 +50,8 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (35, "trend_view_active"), (36, "interactions_gained_not_public"),
                                                                 (38, "robust_values"), (40, "content_gains_between"),
                                                                 (41, "metric_direction"), (42, "indexes_by_query"),
-                                                                (43, "routing_costs")]
+                                                                (43, "routing_costs"),
+                                                                (48, "trend_episodes_metric_heads")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)

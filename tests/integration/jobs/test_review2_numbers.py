@@ -132,8 +132,6 @@ async def test_r3_follower_growth_is_over_the_period_for_everyone(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R4: a trend that trended twice a week apart is one row spanning the "
-                                       "gap: reported active on days it did not trend")
 async def test_r4_a_trend_is_not_active_between_two_separate_rises(stack):
     from db.analytics.trends import detect_trends
 
