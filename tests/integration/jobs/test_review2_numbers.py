@@ -292,8 +292,6 @@ def test_r9_a_missing_control_is_named_as_the_reason():
     assert "0 of 400" not in v.significance["decision"]
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R10: 0041's rule (a higher-is-better word wins) signs lower-is-better "
-                                       "metrics as worse when they fall: error_score (right under 0032), retention_cost")
 async def test_r10_improvement_signs_of_compound_names(stack):
     conn = await connect(stack.dsn)
     try:
