@@ -4,8 +4,9 @@ performance_metrics. One row per (model, metric), id derived from them, so a run
 the model's metrics change) keeps one row: before = the parent's value, after = the model's,
 improvement_percentage = the change relative to the parent's, signed so that positive is better:
 metric_improvement_percentage (migration 0032), the same function the routing of
-improvement_measured / system_optimization uses (for metrics where lower is better, by name:
-loss, error, mae, mse, rmse, mape, latency — metric_lower_is_better — the sign is turned).
+improvement_measured / system_optimization uses (for metrics where lower is better, by the head
+word of the name — metric_lower_is_better, migration 0048: a cost, an error score, a loss — the
+sign is turned).
 recorded_at = when the model was last updated; source_event_type 'model_evaluation'.
 """
 

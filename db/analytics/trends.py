@@ -34,9 +34,13 @@ engagement_impact is NULL. Otherwise 'status' = 'rising' and engagement_impact =
 100 x (recent / baseline velocity - 1) %. So AVG(engagement_impact) (seed 001 key query 3,
 trend_analysis_view) averages measured rises only; new trends still count as trends.
 
-A trending key's row starts at the earliest recent window it trended in and ends at the latest run
-it still trended at; its trend_data and impact are the latest run's. A run for the same T gives
-the same rows.
+A trending key has a row per episode (migration 0048): the run's window (T - RECENT_HOURS, T] and
+the key's detected rows it overlaps or touches (ending at or after its start, starting at or before
+T) become one row, from the earliest start to the latest end, with the latest run's trend_data and
+impact (the earliest row is kept, any other a late run bridges is merged into it); none: a new row.
+So a key that stopped trending for more than a window starts a new row, and is not shown active in
+the gap (#sale rising before Dec 1 12:00 and before Dec 8 12:00 was one row Dec 1 06:00 - Dec 8
+12:00, active on Dec 3-6). A run for the same T gives the same rows.
 """
 
 from __future__ import annotations
@@ -135,26 +139,55 @@ WITH bounds AS (
     SELECT *, recent_gain::double precision / $3 AS recent_rate,
         baseline_gain::double precision / ($4 * $3) AS baseline_rate
     FROM totals
+), found AS (
+    -- the keys trending at T, each with its recent window (T - h, T]
+    SELECT workspace_id, platform, trend_type, trend_key,
+        jsonb_build_object('status', CASE WHEN baseline_gain < $7 THEN 'new' ELSE 'rising' END,
+                           'posts', posts, 'recent_gain', recent_gain, 'baseline_gain', baseline_gain,
+                           'recent_per_hour', recent_rate, 'baseline_per_hour', baseline_rate,
+                           'recent_hours', $3, 'baseline_days', $4) AS trend_data,
+        CASE WHEN baseline_gain >= $7 THEN 100.0 * (recent_rate / baseline_rate - 1) END AS engagement_impact,
+        $2 - make_interval(hours => $3) AS start_time
+    FROM velocity
+    WHERE recent_gain >= $6 AND recent_rate >= $5 * baseline_rate
+), cand AS (
+    -- the window (old = 0) and the key's detected episodes it overlaps or touches (old = 1): an
+    -- episode that ended before the window's start is over (the key did not trend in between)
+    SELECT workspace_id, platform, trend_type, trend_key, NULL::uuid AS id, start_time, $2::timestamptz AS end_time,
+        trend_data, engagement_impact, $2::timestamptz AS created_at, $2::timestamptz AS last_event_at, 0 AS old
+    FROM found
+    UNION ALL
+    SELECT a.workspace_id, a.platform, a.trend_type, a.trend_key, a.id, a.start_time, a.end_time, a.trend_data,
+        a.engagement_impact, a.created_at, a.last_event_at, 1
+    FROM found f JOIN trend_analysis a ON a.workspace_id = f.workspace_id AND a.platform = f.platform
+        AND a.trend_type = f.trend_type AND a.trend_key = f.trend_key AND a.source = 'detected'
+        AND a.end_time >= f.start_time AND a.start_time <= $2
+), episode AS (
+    -- one episode: the earliest of those rows is kept (none: a new row), the others merged into it;
+    -- data and impact of the latest run (the window's on a tie: a re-run of T rewrites its own)
+    SELECT workspace_id, platform, trend_type, trend_key,
+        (array_agg(id ORDER BY start_time, id) FILTER (WHERE id IS NOT NULL))[1] AS keep,
+        array_agg(id) FILTER (WHERE id IS NOT NULL) AS ids,
+        min(start_time) AS start_time, max(end_time) AS end_time,
+        (array_agg(trend_data ORDER BY last_event_at DESC, old))[1] AS trend_data,
+        (array_agg(engagement_impact ORDER BY last_event_at DESC, old))[1] AS engagement_impact,
+        min(created_at) AS created_at, max(last_event_at) AS last_event_at
+    FROM cand GROUP BY workspace_id, platform, trend_type, trend_key
+), merged AS (
+    DELETE FROM trend_analysis a USING episode e
+    WHERE a.workspace_id = e.workspace_id AND a.id = ANY (e.ids) AND a.id <> e.keep
+), updated AS (
+    UPDATE trend_analysis a SET start_time = e.start_time, end_time = e.end_time, trend_data = e.trend_data,
+        engagement_impact = e.engagement_impact, created_at = e.created_at, last_event_at = e.last_event_at
+    FROM episode e WHERE a.workspace_id = e.workspace_id AND a.id = e.keep
+), inserted AS (
+    INSERT INTO trend_analysis (workspace_id, platform, trend_type, trend_key, trend_data, engagement_impact,
+        start_time, end_time, source, created_at, last_event_at)
+    SELECT workspace_id, platform, trend_type, trend_key, trend_data, engagement_impact, start_time, end_time,
+        'detected', created_at, last_event_at
+    FROM episode WHERE keep IS NULL
 )
-INSERT INTO trend_analysis AS a (workspace_id, platform, trend_type, trend_key, trend_data, engagement_impact,
-    start_time, end_time, source, created_at, last_event_at)
-SELECT workspace_id, platform, trend_type, trend_key,
-    jsonb_build_object('status', CASE WHEN baseline_gain < $7 THEN 'new' ELSE 'rising' END,
-                       'posts', posts, 'recent_gain', recent_gain, 'baseline_gain', baseline_gain,
-                       'recent_per_hour', recent_rate, 'baseline_per_hour', baseline_rate,
-                       'recent_hours', $3, 'baseline_days', $4),
-    CASE WHEN baseline_gain >= $7 THEN 100.0 * (recent_rate / baseline_rate - 1) END,
-    $2 - make_interval(hours => $3), $2, 'detected', $2, $2
-FROM velocity
-WHERE recent_gain >= $6 AND recent_rate >= $5 * baseline_rate
-ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SET
-    start_time = least(a.start_time, excluded.start_time),
-    end_time = greatest(a.end_time, excluded.end_time),
-    trend_data = CASE WHEN excluded.last_event_at >= a.last_event_at THEN excluded.trend_data ELSE a.trend_data END,
-    engagement_impact = CASE WHEN excluded.last_event_at >= a.last_event_at
-        THEN excluded.engagement_impact ELSE a.engagement_impact END,
-    created_at = least(a.created_at, excluded.created_at),
-    last_event_at = greatest(a.last_event_at, excluded.last_event_at)
+SELECT count(*) FROM episode
 """
 
 
@@ -168,7 +201,6 @@ async def detect_trends(conn: asyncpg.Connection, at: datetime, recent_hours: in
             # the plan's estimated cost grows with the posts and crosses jit_above_cost: compiling
             # it took 1.5 s, running it 0.9 s (2,000 posts x 100 snapshots)
             await conn.execute("SET LOCAL jit = off")
-            status = await conn.execute(_DETECT, workspace, at, recent_hours, baseline_days, ratio, min_gain,
-                                        min_baseline_gain)
-        total += int(status.rsplit(" ", 1)[1])
+            total += await conn.fetchval(_DETECT, workspace, at, recent_hours, baseline_days, ratio, min_gain,
+                                         min_baseline_gain)
     return total

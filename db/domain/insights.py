@@ -38,7 +38,7 @@ SELECT workspace_id, md5(jsonb_build_array(workspace_id, platform, trend_type, t
     platform, trend_type, trend_key, coalesce(trend_data, '{}'), impact, start_time, end_time,
     'reported', first_ts, last_ts
 FROM t
-ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SET
+ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) WHERE source = 'reported' DO UPDATE SET
     start_time = least(a.start_time, excluded.start_time),
     end_time = greatest(a.end_time, excluded.end_time),
     trend_data = CASE WHEN excluded.last_event_at >= a.last_event_at AND excluded.trend_data <> '{}'
@@ -52,7 +52,7 @@ ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) DO UPDATE SE
 
 # improvement_percentage, positive = better: as sent, or when not given from `metric` in before/after
 # by metric_improvement_percentage (migration 0032, the model_improvements job's too): (after - before)
-# / |before| x 100, turned for lower-is-better metrics (latency 200 -> 100 ms: +50 %)
+# / |before| x 100, turned for lower-is-better metrics by the head word of the name (0048; latency 200 -> 100 ms: +50 %)
 IMPROVEMENT = ("""
 INSERT INTO ai_improvement_tracking (workspace_id, id, improvement_type, metric, before_metrics, after_metrics,
     improvement_percentage, model_id, context, source_event_type, recorded_at)

@@ -166,8 +166,14 @@ WHERE t.workspace_id = p.ws {{inner}} {{outer}}
         f"""
 WITH p AS ({_PARAMS})
 SELECT {{select}}
-FROM trend_analysis t CROSS JOIN p
-WHERE t.workspace_id = p.ws AND t.start_time < p.t1 AND (t.end_time IS NULL OR t.end_time >= p.t0) {{inner}} {{outer}}
+FROM p CROSS JOIN LATERAL (
+    -- a trend once: its latest episode active in the period (a detected key that trended, stopped
+    -- and trended again has a row per episode, db/analytics/trends.py)
+    SELECT DISTINCT ON (t.platform, t.trend_type, t.trend_key, t.source) t.* FROM trend_analysis t
+    WHERE t.workspace_id = p.ws AND t.start_time < p.t1 AND (t.end_time IS NULL OR t.end_time >= p.t0)
+    ORDER BY t.platform, t.trend_type, t.trend_key, t.source, t.start_time DESC
+) t
+WHERE true {{inner}} {{outer}}
 {{group}} {{order}} LIMIT (SELECT n FROM p)""",
         {},
         dimensions={**{k: v for k, v in _buckets("t.start_time").items() if k}, "platform": "t.platform",

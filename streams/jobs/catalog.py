@@ -125,7 +125,8 @@ JOBS: dict[str, Job] = {
             f"hashtags and styles whose posts' interactions gained per hour (interpolated between a post's snapshots; its "
             f"first snapshot gains 0) over "
             f"the last {RECENT_HOURS} h reach {RATIO:g}x those of the same hours on the {BASELINE_DAYS} days before "
-            f"(and at least {MIN_GAIN} interactions) -> trend_analysis, source 'detected'; engagement_impact = % over "
+            f"(and at least {MIN_GAIN} interactions) -> trend_analysis, source 'detected', a row per key and episode (a "
+            f"detection whose window touches the key's episode extends it, after a gap a new row); engagement_impact = % over "
             f"the baseline, NULL with status 'new' when the baseline gained under {MIN_BASELINE_GAIN}", _trends),
         Job("benchmarks", "30 3 * * 1",
             "each own account against the active competitors on its platform: followers, engagement rate and posts "

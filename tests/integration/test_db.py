@@ -51,7 +51,8 @@ async def test_migrations_are_recorded_and_idempotent(stack):
                                                                 (38, "robust_values"), (40, "content_gains_between"),
                                                                 (41, "metric_direction"), (42, "indexes_by_query"),
                                                                 (43, "routing_costs"), (44, "accuracy_days_changed"),
-                                                                (45, "judged_rates"), (47, "rates_of_viewed_posts")]
+                                                                (45, "judged_rates"), (47, "rates_of_viewed_posts"),
+                                                                (48, "trend_episodes_metric_heads")]
         assert len(rows[0]["checksum"]) == 64
         for spec in TABLES.values():
             kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = $1", spec.name)

@@ -136,3 +136,56 @@ async def test_0041_turns_the_sign_of_the_rows_the_old_rule_computed(stack):
         assert got == {"response_time_ms": 50.0, "cost_usd": 50.0, "p95_duration_s": -7.0, "latency": 50.0}
     finally:
         await conn.close()
+
+
+async def test_the_head_word_of_the_name_decides_the_direction(stack):
+    """Migration 0048 (issue 25 review 2 R10): 0041's "a higher-is-better word wins" signed 200 -> 100
+    of error_score, retention_cost, brier_score, false_positive_rate and hallucination_rate as -50
+    (worse). The head word decides now: the last word with a direction before any per/to/at/of/...
+    (score and rate have none). Lower is better: -1 x 100 x (100 - 200) / 200 = +50; higher: -50."""
+    conn = await connect(stack.dsn)
+    try:
+        lower = ["error_score", "retention_cost", "brier_score", "false_positive_rate", "hallucination_rate",
+                 "cost_per_conversion", "time_to_first_token", "log_loss", "risk_score"]
+        higher = ["error_detection_recall", "recall_at_10", "error_reduction", "true_positive_rate", "f1_score",
+                  "quality_score", "score", "speech_to_text_accuracy"]
+        got = {m: await conn.fetchval("SELECT metric_improvement_percentage($1, 200, 100)", m) for m in lower + higher}
+        assert got == {**dict.fromkeys(lower, 50.0), **dict.fromkeys(higher, -50.0)}
+    finally:
+        await conn.close()
+
+
+async def test_0048_turns_the_sign_of_the_rows_0041s_rule_computed(stack):
+    """0048's UPDATE over rows as 0041's rule left them (0041's function put back for it, in a
+    transaction rolled back): a model_evaluation row of error_score 200 -> 100 (stored -50: +50); an
+    event's row of brier_score with 0041's value (-50: +50); an event's row of retention_cost whose
+    producer sent -7 (kept); a row whose direction did not change (latency, +50: kept)."""
+    from db.migrate import MIGRATIONS_DIR
+
+    old = (MIGRATIONS_DIR / "0041_metric_direction.sql").read_text()
+    old = old[old.index("CREATE OR REPLACE FUNCTION"):old.index("COMMENT ON FUNCTION")]
+    new = (MIGRATIONS_DIR / "0048_trend_episodes_metric_heads.sql").read_text()
+    new = new[new.index("CREATE TEMPORARY TABLE metric_direction_0041"):]
+    conn = await connect(stack.dsn)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute(old)
+        rows = [("model_evaluation", "error_score", -50.0), ("improvement_measured", "brier_score", -50.0),
+                ("improvement_measured", "retention_cost", -7.0), ("improvement_measured", "latency", 50.0)]
+        ids = {}
+        for source, metric, value in rows:
+            ids[metric] = uuid.uuid4()
+            await conn.execute(
+                """INSERT INTO ai_improvement_tracking (workspace_id, id, improvement_type, metric, before_metrics,
+                       after_metrics, improvement_percentage, source_event_type, recorded_at)
+                   VALUES ($1, $2, 'x', $3::text, jsonb_build_object($3::text, 200), jsonb_build_object($3::text, 100), $4, $5,
+                           $6)""", W, ids[metric], metric, value, source, T)
+        assert await conn.fetchval("SELECT metric_improvement_percentage('brier_score', 200, 100)") == -50.0  # 0041's
+        await conn.execute(new)
+        got = {m: await conn.fetchval("SELECT improvement_percentage FROM ai_improvement_tracking WHERE id = $1", i)
+               for m, i in ids.items()}
+        assert got == {"error_score": 50.0, "brier_score": 50.0, "retention_cost": -7.0, "latency": 50.0}
+        await tx.rollback()
+    finally:
+        await conn.close()

@@ -126,8 +126,6 @@ async def test_r3_follower_growth_is_over_the_period_for_everyone(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R4: a trend that trended twice a week apart is one row spanning the "
-                                       "gap: reported active on days it did not trend")
 async def test_r4_a_trend_is_not_active_between_two_separate_rises(stack):
     from db.analytics.trends import detect_trends
 
@@ -280,8 +278,6 @@ def test_r9_a_missing_control_is_named_as_the_reason():
     assert "0 of 400" not in v.significance["decision"]
 
 
-@pytest.mark.xfail(strict=True, reason="review2 R10: 0041's rule (a higher-is-better word wins) signs lower-is-better "
-                                       "metrics as worse when they fall: error_score (right under 0032), retention_cost")
 async def test_r10_improvement_signs_of_compound_names(stack):
     conn = await connect(stack.dsn)
     try:

@@ -22,6 +22,8 @@ import pytest
 from db.analytics import read
 from db.analytics.trends import detect_trends
 from db.pool import connect
+from db.reports.query import fetch
+from schemas.reports import ReportQuery
 from streams.analytics.cli import show
 from streams.jobs.catalog import JOBS
 from streams.jobs.runner import JobRunner
@@ -278,5 +280,56 @@ async def test_interactions_between_snapshots_are_interpolated_over_the_high_wat
         got = {k: (v["trend_data"]["status"], v["trend_data"]["posts"], v["trend_data"]["recent_gain"],
                    v["trend_data"]["baseline_gain"], v["engagement_impact"]) for k, v in (await _detected_rows(conn)).items()}
         assert got == {"#dip": ("new", 1, 600, 0, None), "#gap": ("rising", 1, 60, 420, 0.0)}
+    finally:
+        await conn.close()
+
+
+async def test_a_run_bridging_two_episodes_merges_them_and_a_key_counts_once(stack):
+    """A detected key has a row per episode (issue 25 review 2 R4): a window that overlaps or
+    touches an episode extends it, after a gap a new row starts. One #wave post gains 500/h from
+    T - 12 h to T (C: 0 at T - 12 h, 6,000 at T, linear), nothing before (baseline 0: 'new').
+    Run at T - 6 h: window (T - 12 h, T - 6 h] gains 3,000 -> episode [T - 12 h, T - 6 h].
+    Run at T + 1 h: (T - 5 h, T + 1 h] gains 6,000 - 3,500 = 2,500 -> starts after the first ended:
+    a second row [T - 5 h, T + 1 h]. The `trends` report over the day counts #wave once (its latest
+    episode). Run at T (a late run): (T - 6 h, T] gains 3,000 and touches both (T - 6 h >= T - 6 h,
+    T - 5 h <= T): one row [T - 12 h, T + 1 h] with the latest run's (T + 1 h) data, recent 2,500."""
+    w = uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        await _post(conn, ["#wave"], T - timedelta(days=9),
+                    [(T - timedelta(days=8), 0), (T - timedelta(hours=12), 0), (T, 6000)], ws=w)
+
+        async def rows() -> list[tuple]:
+            return [(r["start_time"], r["end_time"], r["trend_data"]["recent_gain"]) for r in await conn.fetch(
+                "SELECT * FROM trend_analysis WHERE workspace_id = $1 ORDER BY start_time", w)]
+
+        assert await detect_trends(conn, T - timedelta(hours=6)) == 1
+        assert await detect_trends(conn, T + timedelta(hours=1)) == 1
+        two = [(T - timedelta(hours=12), T - timedelta(hours=6), 3000), (T - timedelta(hours=5), T + timedelta(hours=1), 2500)]
+        assert await rows() == two
+        assert await detect_trends(conn, T + timedelta(hours=1)) == 1 and await rows() == two  # a re-run: the same
+        q = ReportQuery(source="trends", metrics=["trends", "recent_gain"], period={"start": "2026-12-01", "end": "2026-12-02"})
+        # a row per episode counted: (2, 3,000 + 2,500)
+        assert (await fetch(conn, w, q, *q.resolve(T + timedelta(days=1))))[1] == [(1, 2500)]
+        assert await detect_trends(conn, T) == 1
+        assert await rows() == [(T - timedelta(hours=12), T + timedelta(hours=1), 2500)]
+    finally:
+        await conn.close()
+
+
+async def test_the_view_counts_a_trend_once_by_its_latest_episode(stack):
+    """trend_analysis_view (seed 001, 0035, 0048): #a trended 20 days ago (impact 10) and again 2
+    days ago (impact 30), #b 3 days ago (impact 50): 2 trends, (30 + 50) / 2 = 40 (a row per
+    episode counted: 3 trends averaging (10 + 30 + 50) / 3 = 30)."""
+    w = uuid.uuid4()
+    conn = await connect(stack.dsn)
+    try:
+        for key, days, impact in (("#a", 20, 10.0), ("#a", 2, 30.0), ("#b", 3, 50.0)):
+            await conn.execute("""INSERT INTO trend_analysis (workspace_id, platform, trend_type, trend_key,
+                engagement_impact, start_time, end_time, source, created_at, last_event_at)
+                VALUES ($1, 'tiktok', 'hashtag', $2, $3, now() - make_interval(days => $4, hours => 6),
+                        now() - make_interval(days => $4), 'detected', now(), now())""", w, key, impact, days)
+        view = await conn.fetch("SELECT trend_count, avg_impact FROM trend_analysis_view WHERE workspace_id = $1", w)
+        assert [(r["trend_count"], r["avg_impact"]) for r in view] == [(2, pytest.approx(40.0))]
     finally:
         await conn.close()
