@@ -88,13 +88,14 @@ class MixGenerator:
                           "timestamp": self._at(max(0.0, minutes_ago)), "source_system": extra.pop("source", "ai"),
                           "event_data": data, "processing_time_ms": r.randrange(2, 400), **extra})
 
-        # accounts: one own account per platform, two competitors; a snapshot a day for a week
+        # accounts: one own account per platform, two competitors; a snapshot a day for 8 days back
+        # (the benchmarks' week, the 7 UTC days before today, needs one within a day before its start)
         own = [(f"{p}-own-{ws[:4]}", p) for p in PLATFORMS]
         rivals = [(f"{p}-rival{i}-{ws[:4]}", p) for p in PLATFORMS[:2] for i in (1, 2)]
         for acct, platform in own + rivals:
             followers = r.randrange(2_000, 200_000)
             competitor = acct in {a for a, _ in rivals}
-            for day in range(7, -1, -1):
+            for day in range(8, -1, -1):
                 followers = int(followers * (1 + r.uniform(-0.002, 0.02)))
                 snap = {"snapshot_id": self._id(), "workspace_id": ws, "connector_id": acct, "platform": platform,
                         "relationship": "competitor" if competitor else "own", "handle": f"@{acct}",
