@@ -142,13 +142,20 @@ async def test_the_head_word_of_the_name_decides_the_direction(stack):
     """Migration 0048 (issue 25 review 2 R10): 0041's "a higher-is-better word wins" signed 200 -> 100
     of error_score, retention_cost, brier_score, false_positive_rate and hallucination_rate as -50
     (worse). The head word decides now: the last word with a direction before any per/to/at/of/...
-    (score and rate have none). Lower is better: -1 x 100 x (100 - 200) / 200 = +50; higher: -50."""
+    (score and rate have none). Review 3 F1: units (seconds, tokens, ...) are no head; mtbf and a
+    time between failures are higher, false anything lower, a count per unit of time (tokens_per_second)
+    higher, a bare unit (inference_seconds, total_tokens) lower.
+    Lower is better: -1 x 100 x (100 - 200) / 200 = +50; higher: -50."""
     conn = await connect(stack.dsn)
     try:
         lower = ["error_score", "retention_cost", "brier_score", "false_positive_rate", "hallucination_rate",
-                 "cost_per_conversion", "time_to_first_token", "log_loss", "risk_score"]
+                 "cost_per_conversion", "time_to_first_token", "log_loss", "risk_score", "false_detection_rate",
+                 "rate_of_false_positives", "errors_per_second", "cost_per_hour", "latency_ms", "inference_seconds",
+                 "total_tokens", "seconds_per_token", "usd_per_hour"]
         higher = ["error_detection_recall", "recall_at_10", "error_reduction", "true_positive_rate", "f1_score",
-                  "quality_score", "score", "speech_to_text_accuracy"]
+                  "quality_score", "score", "speech_to_text_accuracy", "tokens_per_second", "throughput_tokens_per_sec",
+                  "uptime_seconds", "mean_time_between_failures", "mtbf", "error_detection_rate",
+                  "error_free_sessions", "requests_per_sec"]
         got = {m: await conn.fetchval("SELECT metric_improvement_percentage($1, 200, 100)", m) for m in lower + higher}
         assert got == {**dict.fromkeys(lower, 50.0), **dict.fromkeys(higher, -50.0)}
     finally:

@@ -25,7 +25,6 @@ from tests.support import admin_dsn
 pytestmark = pytest.mark.services
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F1: 0048's head-word rule signs throughput/uptime metrics wrong")
 async def test_f1_throughput_and_uptime_are_better_when_higher(stack):
     conn = await connect(stack.dsn)
     try:
@@ -75,7 +74,6 @@ async def db_at_0043(services):
         await drop_database(base, name)
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F2: 0048 flips stored improvements that 0041 had right")
 async def test_f2_upgrade_keeps_a_right_stored_improvement(db_at_0043):
     dsn, upgrade = db_at_0043
     w, t = uuid.uuid4(), datetime(2026, 11, 30, tzinfo=UTC)
