@@ -131,8 +131,8 @@ JOBS: dict[str, Job] = {
         Job("benchmarks", "30 3 * * 1",
             "each own account against the active competitors on its platform: followers, engagement rate and posts "
             "per week (the latest recorded in the period), follower growth over the period (from the latest count at or "
-            f"before its start to the latest before its end, each at most {EDGE_TOLERANCE.days} day before its edge, "
-            "else NULL); the "
+            f"before its start to the latest at or before its end, each at most {EDGE_TOLERANCE.days} day before its "
+            "edge, else NULL; the % change x the period's length / the time between the two counts); the "
             "competitors' average, median and count, the account's percentile and ratio; with "
             "LEARNSTREAM_INDUSTRY_BENCHMARKS (off: NULL) the platform's industry average over the competitors that at "
             f"least {INDUSTRY_MIN_TRACKERS} OTHER workspaces track (NULL under {INDUSTRY_MIN_WORKSPACES} other "
