@@ -111,7 +111,8 @@ JOBS: dict[str, Job] = {
             "error) -> "
             "model_accuracy_daily, for the day before and every day whose prediction_accuracy rows changed since the "
             "previous run (a late or backfilled outcome, a replaced or deleted row: prediction_accuracy_changes, "
-            "migration 0044); a day left without rows loses its daily row", _daily, period_of=day_period),
+            "migration 0044, one row per key and day; a change made during a run stays for the next); a day left "
+            "without rows loses its daily row", _daily, period_of=day_period),
         Job("optimal_posting_times", "0 3 * * 1",
             f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "
             f"last {WINDOW_DAYS} days at age {AGE_HOURS} h (interpolated between the post's snapshots; a post without "
