@@ -198,13 +198,20 @@ async def measure_due_predictions(conn: asyncpg.Connection, now: datetime, batch
 #: model_accuracy_daily for the keys (workspace, model, prediction type, UTC day) whose accuracy rows
 #: changed (taken out of prediction_accuracy_changes, migration 0044) and those of the days in
 #: [$1, $2) (dates), each recomputed whole from its rows; a key without rows left loses its daily row.
-#: One statement: the changes it consumes and the rows it reads are of one snapshot (a change
-#: committed meanwhile stays for the next run) -> (upserted, deleted)
+#: One statement: the changes it reads and the rows it reads are of one snapshot; it deletes a
+#: change only with the changed_at it read (review 3 F8: one row per key, whose changed_at a later
+#: write moves on): a change committed meanwhile, or still uncommitted (the delete waits for the
+#: writer's row lock, then sees the new changed_at), stays for the next run -> (upserted, deleted)
 _DAILY = """
-WITH consumed AS (
-    DELETE FROM prediction_accuracy_changes RETURNING workspace_id, model_id, prediction_type, day
+WITH taken AS (
+    SELECT workspace_id, model_id, prediction_type, day, changed_at FROM prediction_accuracy_changes
+), consumed AS (
+    DELETE FROM prediction_accuracy_changes c USING taken t
+    WHERE (c.workspace_id, c.model_id, c.prediction_type, c.day, c.changed_at)
+          = (t.workspace_id, t.model_id, t.prediction_type, t.day, t.changed_at)
+    RETURNING 1
 ), keys AS (
-    SELECT workspace_id, model_id, prediction_type, day FROM consumed
+    SELECT workspace_id, model_id, prediction_type, day FROM taken
     UNION
     SELECT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM prediction_accuracy
     WHERE measured_at >= ($1::date)::timestamp AT TIME ZONE 'UTC' AND measured_at < ($2::date)::timestamp AT TIME ZONE 'UTC'
@@ -242,7 +249,8 @@ WITH consumed AS (
                                                 = (d.workspace_id, d.model_id, d.prediction_type, d.day))
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM upserted) AS upserted, (SELECT count(*) FROM deleted) AS deleted
+SELECT (SELECT count(*) FROM upserted) AS upserted, (SELECT count(*) FROM deleted) AS deleted,
+    (SELECT count(*) FROM consumed) AS consumed
 """
 
 

@@ -6,13 +6,18 @@ snapshots of the period or its edges only (review 2 R3: a value from months ago 
 period's, and growth since months ago is not this period's growth):
 
 * `followers`: the latest count recorded in the period [start, end);
-* `follower_growth`: % change over the period, from the count at its start, the latest snapshot at
-  or before the start and at most EDGE_TOLERANCE (1 day) before it, to the count at its end, the
-  latest before the end and at most EDGE_TOLERANCE before it; NULL without both (an account scraped
-  60 days before the week and in it has no growth for the week: it is not +10 % "this week" against
-  competitors' +1 % of a week), when they are one snapshot (a single snapshot shows no growth of
-  0 %: growth is unknown), and when the first count is 0. So every growth compared spans the period
-  give or take a day at each edge (an account scraped daily at a fixed hour: exactly the period);
+* `follower_growth`: % change over the period, per the period's length: from the count at its start
+  f0, the latest snapshot at or before the start and at most EDGE_TOLERANCE (1 day) before it (t0),
+  to the count at its end f1, the latest at or before the end and at most EDGE_TOLERANCE before it
+  (t1; review 3 F4: a snapshot exactly at END counts, so an account scraped weekly at the edges has a
+  growth), scaled to the period's length (review 3 F6: spans of 6 to 8 days are not one week):
+
+      follower_growth = (f1 - f0) / f0 x (end - start) / (t1 - t0) x 100
+
+  (10 followers a day from 1000 over a 7-day period: 7 % whether measured over 6, 7 or 8 days, give
+  or take the compounding). NULL without both counts (an account scraped 60 days before the week and
+  in it has no growth for the week: it is not +10 % "this week" against competitors' +1 % of a week),
+  when they are one snapshot (t0 = t1: a single snapshot shows no growth, not 0 %), and when f0 is 0;
 * `engagement_rate`, `posts_per_week`: the latest value recorded in the period (snapshots without
   it are skipped).
 
@@ -62,7 +67,7 @@ INDUSTRY_MAX_SHARE = 0.5
 _BENCHMARK = """
 WITH own AS (
     SELECT k.workspace_id, k.id, k.platform, l.follower_count AS last, l.recorded_at AS last_at,
-        f.follower_count AS first, f.recorded_at AS first_at,
+        f.follower_count AS first, f.recorded_at AS first_at, e.follower_count AS final, e.recorded_at AS final_at,
         (SELECT g.engagement_rate FROM audience_growth g WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
             AND g.recorded_at >= $1 AND g.recorded_at < $2 AND g.engagement_rate IS NOT NULL
             ORDER BY g.recorded_at DESC LIMIT 1) AS engagement_rate,
@@ -79,10 +84,15 @@ WITH own AS (
         WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
           AND g.recorded_at <= $1 AND g.recorded_at >= $1 - $8::interval
         ORDER BY g.recorded_at DESC LIMIT 1) AS f ON true
+    LEFT JOIN LATERAL (
+        SELECT g.follower_count, g.recorded_at FROM audience_growth g
+        WHERE g.workspace_id = k.workspace_id AND g.connector_id = k.id
+          AND g.recorded_at <= $2 AND g.recorded_at >= $2 - $8::interval
+        ORDER BY g.recorded_at DESC LIMIT 1) AS e ON true
     WHERE k.relationship = 'own'
 ), rivals AS (
     SELECT p.workspace_id, p.id, p.platform, l.followers AS last, l.recorded_at AS last_at,
-        f.followers AS first, f.recorded_at AS first_at,
+        f.followers AS first, f.recorded_at AS first_at, e.followers AS final, e.recorded_at AS final_at,
         (SELECT m.engagement_rate FROM competitor_metrics m WHERE m.workspace_id = p.workspace_id
             AND m.competitor_id = p.id AND m.recorded_at >= $1 AND m.recorded_at < $2 AND m.engagement_rate IS NOT NULL
             ORDER BY m.recorded_at DESC LIMIT 1) AS engagement_rate,
@@ -99,13 +109,19 @@ WITH own AS (
         WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id
           AND m.recorded_at <= $1 AND m.recorded_at >= $1 - $8::interval
         ORDER BY m.recorded_at DESC LIMIT 1) AS f ON true
+    LEFT JOIN LATERAL (
+        SELECT m.followers, m.recorded_at FROM competitor_metrics m
+        WHERE m.workspace_id = p.workspace_id AND m.competitor_id = p.id
+          AND m.recorded_at <= $2 AND m.recorded_at >= $2 - $8::interval
+        ORDER BY m.recorded_at DESC LIMIT 1) AS e ON true
     WHERE p.is_active
 ), own_values AS (
     SELECT o.workspace_id, o.id, o.platform, v.metric, v.value
     FROM own o, LATERAL (VALUES
         ('followers', o.last::double precision),
-        ('follower_growth', CASE WHEN o.first_at < o.last_at AND o.last_at >= $2 - $8::interval
-                                 THEN 100.0 * (o.last - o.first) / nullif(o.first, 0) END),
+        ('follower_growth', CASE WHEN o.first_at < o.final_at
+                                 THEN 100.0 * (o.final - o.first) / nullif(o.first, 0)
+                                      * extract(epoch FROM $2 - $1) / extract(epoch FROM o.final_at - o.first_at) END),
         ('engagement_rate', o.engagement_rate),
         ('posts_per_week', o.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL
@@ -113,8 +129,9 @@ WITH own AS (
     SELECT r.workspace_id, r.id, r.platform, v.metric, v.value
     FROM rivals r, LATERAL (VALUES
         ('followers', r.last::double precision),
-        ('follower_growth', CASE WHEN r.first_at < r.last_at AND r.last_at >= $2 - $8::interval
-                                 THEN 100.0 * (r.last - r.first) / nullif(r.first, 0) END),
+        ('follower_growth', CASE WHEN r.first_at < r.final_at
+                                 THEN 100.0 * (r.final - r.first) / nullif(r.first, 0)
+                                      * extract(epoch FROM $2 - $1) / extract(epoch FROM r.final_at - r.first_at) END),
         ('engagement_rate', r.engagement_rate),
         ('posts_per_week', r.posts_per_week)) AS v(metric, value)
     WHERE v.value IS NOT NULL

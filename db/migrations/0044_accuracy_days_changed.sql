@@ -11,10 +11,17 @@
 -- Now every write to prediction_accuracy records the (workspace, model, prediction type, UTC day of
 -- measured_at) it touched, before and after the change (an update that moves a row to another day,
 -- model or type marks both), in prediction_accuracy_changes: statement-level triggers over the
--- transition tables, one row per key and statement, append-only (no unique key, so concurrent
--- writers never wait on each other). The job (db/analytics/accuracy.py accuracy_per_day) takes the
--- rows it sees out of that table and recomputes those keys' days whole, with the days of its own
--- period; a key left without accuracy rows loses its daily row. Its work is bounded by what changed.
+-- transition tables, ONE row per key (review 3 F8: one row per key and statement grew without bound
+-- between daily runs, 1000 updates of one accuracy row -> 1001 rows): a key already there has its
+-- changed_at moved forward (ON CONFLICT DO UPDATE, strictly later than before), so the table holds at
+-- most the keys changed since the last run. The job (db/analytics/accuracy.py accuracy_per_day) reads
+-- the keys with their changed_at, recomputes those keys' days whole, with the days of its own period
+-- (a key left without accuracy rows loses its daily row), and deletes only the keys whose changed_at
+-- is still the one it read: a change committed while it runs (changed_at moved on; the writer's row
+-- lock makes the job's delete wait for it) stays for the next run. A DO NOTHING would have let a
+-- writer rely on a row the job was about to delete with a snapshot that predates the writer's data.
+-- Writers of the same key now wait on each other (a row lock on the key until commit); the trigger
+-- takes its keys in key order. Its work is bounded by what changed.
 --
 -- Existing data: every key of prediction_accuracy and of model_accuracy_daily is recorded once here,
 -- so the first run after this migration recomputes every day (the stale ones get right).
@@ -24,7 +31,8 @@ CREATE TABLE prediction_accuracy_changes (
     model_id        uuid         NOT NULL,
     prediction_type varchar(100) NOT NULL,
     day             date         NOT NULL,   -- UTC day of measured_at
-    changed_at      timestamptz  NOT NULL DEFAULT clock_timestamp()
+    changed_at      timestamptz  NOT NULL DEFAULT clock_timestamp(),   -- the key's latest change (its writer's clock)
+    PRIMARY KEY (workspace_id, model_id, prediction_type, day)
 );
 COMMENT ON TABLE prediction_accuracy_changes IS
     'the (workspace, model, prediction type, UTC day) keys whose prediction_accuracy rows changed since the '
@@ -36,19 +44,29 @@ UNION
 SELECT workspace_id, model_id, prediction_type, day FROM model_accuracy_daily;
 SELECT enable_workspace_isolation('prediction_accuracy_changes');
 
+-- a key already recorded: changed_at strictly later (the job deletes a key only with the changed_at it read)
 CREATE FUNCTION prediction_accuracy_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO public.prediction_accuracy_changes (workspace_id, model_id, prediction_type, day)
-        SELECT DISTINCT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM new_rows;
+        INSERT INTO public.prediction_accuracy_changes AS c (workspace_id, model_id, prediction_type, day)
+        SELECT DISTINCT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM new_rows
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (workspace_id, model_id, prediction_type, day) DO UPDATE
+        SET changed_at = greatest(clock_timestamp(), c.changed_at + interval '1 microsecond');
     ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO public.prediction_accuracy_changes (workspace_id, model_id, prediction_type, day)
+        INSERT INTO public.prediction_accuracy_changes AS c (workspace_id, model_id, prediction_type, day)
         SELECT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM old_rows
         UNION
-        SELECT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM new_rows;
+        SELECT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM new_rows
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (workspace_id, model_id, prediction_type, day) DO UPDATE
+        SET changed_at = greatest(clock_timestamp(), c.changed_at + interval '1 microsecond');
     ELSE
-        INSERT INTO public.prediction_accuracy_changes (workspace_id, model_id, prediction_type, day)
-        SELECT DISTINCT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM old_rows;
+        INSERT INTO public.prediction_accuracy_changes AS c (workspace_id, model_id, prediction_type, day)
+        SELECT DISTINCT workspace_id, model_id, prediction_type, (measured_at AT TIME ZONE 'UTC')::date FROM old_rows
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (workspace_id, model_id, prediction_type, day) DO UPDATE
+        SET changed_at = greatest(clock_timestamp(), c.changed_at + interval '1 microsecond');
     END IF;
     RETURN NULL;
 END

@@ -111,7 +111,8 @@ JOBS: dict[str, Job] = {
             "error) -> "
             "model_accuracy_daily, for the day before and every day whose prediction_accuracy rows changed since the "
             "previous run (a late or backfilled outcome, a replaced or deleted row: prediction_accuracy_changes, "
-            "migration 0044); a day left without rows loses its daily row", _daily, period_of=day_period),
+            "migration 0044, one row per key and day; a change made during a run stays for the next); a day left "
+            "without rows loses its daily row", _daily, period_of=day_period),
         Job("optimal_posting_times", "0 3 * * 1",
             f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "
             f"last {WINDOW_DAYS} days at age {AGE_HOURS} h (interpolated between the post's snapshots; a post without "
@@ -131,8 +132,8 @@ JOBS: dict[str, Job] = {
         Job("benchmarks", "30 3 * * 1",
             "each own account against the active competitors on its platform: followers, engagement rate and posts "
             "per week (the latest recorded in the period), follower growth over the period (from the latest count at or "
-            f"before its start to the latest before its end, each at most {EDGE_TOLERANCE.days} day before its edge, "
-            "else NULL); the "
+            f"before its start to the latest at or before its end, each at most {EDGE_TOLERANCE.days} day before its "
+            "edge, else NULL; the % change x the period's length / the time between the two counts); the "
             "competitors' average, median and count, the account's percentile and ratio; with "
             "LEARNSTREAM_INDUSTRY_BENCHMARKS (off: NULL) the platform's industry average over the competitors that at "
             f"least {INDUSTRY_MIN_TRACKERS} OTHER workspaces track (NULL under {INDUSTRY_MIN_WORKSPACES} other "

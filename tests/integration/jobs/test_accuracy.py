@@ -4,6 +4,7 @@ measures; idempotent; accuracy per model and day."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -325,3 +326,71 @@ async def test_an_explicit_outcome_replaces_the_measurement_on_a_snapshot_and_fe
         assert (await both())[1][:3] == (900.0, pytest.approx(100 * (1 - 100 / 900)), "outcome")
     finally:
         await conn.close()
+
+
+async def _outcome_of_a_new_prediction(conn, actual: float, day: str) -> None:
+    """A signups prediction of model M (predicting 100) and its outcome on `day`: one accuracy row."""
+    from db.domain.predictions import MODEL_PREDICTION, PREDICTION_OUTCOME
+
+    pid = str(uuid.uuid4())
+    for sql in MODEL_PREDICTION:
+        await conn.execute(sql, [{"workspace_id": str(W), "event_id": str(uuid.uuid4()), "ts": T0.isoformat(),
+                                  "prediction_id": pid, "model_id": str(M), "prediction_type": "signups",
+                                  "target_entity_type": "campaign", "target_entity_id": "x", "predicted_score": 100.0}])
+    await conn.execute(PREDICTION_OUTCOME[0], [{"workspace_id": str(W), "prediction_id": pid,
+                                                "ts": f"{day}T12:00:00+00:00", "actual_score": actual}])
+
+
+async def test_the_changes_hold_one_row_per_key_however_often_it_changes(stack):
+    # review 3 F8: one row per key and statement grew without bound between daily runs
+    # (before: 1 + 1000 = 1001 rows for one key; after: 1)
+    conn = await connect(stack.dsn)
+    try:
+        await _model(conn)
+        await _outcome_of_a_new_prediction(conn, 100.0, "2026-11-02")
+        first = await conn.fetchval("SELECT changed_at FROM prediction_accuracy_changes")
+        await conn.execute("""DO $$ BEGIN FOR i IN 1..1000 LOOP
+            UPDATE prediction_accuracy SET actual_score = actual_score; END LOOP; END $$""")
+        rows = await conn.fetch("SELECT model_id, prediction_type, day, changed_at FROM prediction_accuracy_changes")
+        assert [tuple(r)[:3] for r in rows] == [(M, "signups", datetime(2026, 11, 2).date())]
+        assert rows[0]["changed_at"] > first  # moved on by each change
+    finally:
+        await conn.close()
+
+
+async def test_a_change_committed_while_the_daily_job_runs_is_not_lost(stack):
+    # review 3 F8: with one row per key, the job must not delete a key whose change it did not see.
+    # A writer adds an accuracy row to a key already recorded and commits while the job runs: the job
+    # (snapshot before the commit) computes the day without it and must leave the key for the next run.
+    from db.analytics.accuracy import accuracy_per_day
+
+    conn, writer, job = await connect(stack.dsn), await connect(stack.dsn), await connect(stack.dsn)
+    try:
+        await _model(conn)
+        await _outcome_of_a_new_prediction(conn, 100.0, "2026-11-02")   # 100 vs 100: 100 %, committed
+        tx = writer.transaction()
+        await tx.start()
+        await _outcome_of_a_new_prediction(writer, 50.0, "2026-11-02")  # 100 vs 50: 0 %, not committed yet
+        start = datetime(2026, 11, 10, tzinfo=UTC)
+        run = asyncio.create_task(accuracy_per_day(job, start, start + timedelta(days=1)))
+        pid = job.get_server_pid()
+        # the job's delete waits for the writer's lock on the key's change row (a DO NOTHING design would not:
+        # the job would finish first, deleting the key, and the assertions below show the change lost)
+        for _ in range(500):
+            if run.done() or await conn.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
+                break
+            await asyncio.sleep(0.01)
+        await tx.commit()
+        assert await run == 1  # Nov 2 written from what it saw: the committed row only
+        daily = "SELECT predictions, mean_accuracy FROM model_accuracy_daily WHERE day = '2026-11-02'"
+        assert tuple(await conn.fetchrow(daily)) == (1, 100.0)
+        # the writer's change stays recorded (its changed_at moved on after the job read it) ...
+        assert await conn.fetchval("SELECT count(*) FROM prediction_accuracy_changes") == 1
+        # ... so the next run takes it: (100 + 0) / 2 = 50 %, and then nothing is left
+        assert await accuracy_per_day(job, start + timedelta(days=1), start + timedelta(days=2)) == 1
+        assert tuple(await conn.fetchrow(daily)) == (2, 50.0)
+        assert await conn.fetchval("SELECT count(*) FROM prediction_accuracy_changes") == 0
+    finally:
+        for c in (conn, writer, job):
+            await c.close()

@@ -63,7 +63,9 @@ async def test_an_own_account_against_its_competitors(stack):
         assert f["ratio"] == pytest.approx(1100 / statistics.mean(tiktok))
         g = rows["follower_growth"]
         growth = [5.0, 20.0, 0.0]  # r1, r2, r3 in %
-        assert g["user_value"] == pytest.approx(10.0)  # 1000 before the start -> 1100 at the end
+        # 1000 a day before the start -> 1100 an hour before the end: +10 % over 8 days - 1 h = 191 h, per the
+        # period's 168 h (review 3 F6): 10 x 168 / 191; the rivals' counts are exactly 7 days apart: as measured
+        assert g["user_value"] == pytest.approx(10.0 * 168 / 191)
         assert g["competitor_average"] == pytest.approx(statistics.mean(growth))
         assert g["competitor_median"] == 5.0 and g["percentile"] == pytest.approx(200 / 3)
         assert (g["period_start"], g["period_end"]) == (START.date(), END.date())
@@ -144,9 +146,13 @@ async def test_a_single_snapshot_has_no_growth(stack):
         # before: r1 5 %, r2 20 %, r3 0 %, r4 0 % -> average 25 / 4 = 6.25, median (0 + 5) / 2 = 2.5,
         # count 4, percentile 100 * 3 / 4 = 75 (10 % above 5, 0, 0), ratio 10 / 6.25 = 1.6.
         # after: r1 5 %, r2 20 % only -> average (5 + 20) / 2 = 12.5, median 12.5, count 2,
-        # percentile 100 * 1 / 2 = 50 (above r1), ratio 10 / 12.5 = 0.8
-        assert g["user_value"] == pytest.approx(10.0)
-        assert (g["competitor_average"], g["competitor_median"], g["competitor_count"]) == (12.5, 12.5, 2)
+        # percentile 100 * 1 / 2 = 50 (above r1), ratio 10 / 12.5 = 0.8.
+        # review 3 F6: each growth per the period's length; every count here is BEFORE -> LATE, 8 days - 1 h =
+        # 191 h for a 168-h period: each x 168 / 191 (me 8.796 %, average 10.995 %), percentile and ratio as they were
+        k = 168 / 191
+        assert g["user_value"] == pytest.approx(10.0 * k)
+        assert (g["competitor_average"], g["competitor_median"], g["competitor_count"]) == (
+            pytest.approx(12.5 * k), pytest.approx(12.5 * k), 2)
         assert g["percentile"] == pytest.approx(50.0) and g["ratio"] == pytest.approx(0.8)
         # followers are compared with the three counts of the period: 5250, 2400, 800 (r4's only snapshot is
         # 3 days before the period: not this period's count; before review 2 R3, four with 900)
@@ -325,7 +331,7 @@ async def test_sybil_workspaces_cannot_isolate_one_workspaces_competitor(stack, 
 async def test_growth_and_values_come_from_the_period_and_its_edges(stack):
     """Review 2 R3: growth is over the period for everyone, values are the period's. The count at the
     start is the latest snapshot at or before START and at most EDGE_TOLERANCE (1 day) before it, the
-    count at the end the latest before END and at most 1 day before it; followers, engagement_rate and
+    count at the end the latest at or before END (review 3 F4) and at most 1 day before it; followers, engagement_rate and
     posts_per_week are the latest recorded in [START, END). Before: `me` got +10 % "for the week"
     from a count 60 days old against r1's +1 % (percentile 100, ratio 10), r2's 9.0 engagement rate
     from before the week was compared, r2's growth was +20 % from a count 1 day 1 s before START."""
@@ -348,6 +354,8 @@ async def test_growth_and_values_come_from_the_period_and_its_edges(stack):
                                 ("me", "followers")]
         # follower_growth: edge (1200 - 1000) / 1000 = +20 % against r1's (1010 - 1000) / 1000 = +1 % only
         # (r2: no count within a day of START): average 1, median 1, count 1, percentile 100, ratio 20
+        # (both measured over exactly 7 days: START - 1 day .. END - 1 day, START - 1 h .. END - 1 h, so the
+        # scaling to the period's length, review 3 F6, is x 1)
         g = rows["edge", "follower_growth"]
         assert (g["user_value"], g["competitor_average"], g["competitor_median"], g["competitor_count"]) == (
             pytest.approx(20.0), pytest.approx(1.0), pytest.approx(1.0), 1)

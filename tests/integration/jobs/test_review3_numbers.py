@@ -136,7 +136,6 @@ async def test_f3_trends_by_week_count_each_weeks_episode(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F4: benchmarks give no growth to a competitor scraped weekly")
 async def test_f4_weekly_scraped_competitor_has_a_growth(stack):
     start, end = datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)
     w = uuid.uuid4()
@@ -194,7 +193,6 @@ async def test_f5_a_reported_trend_is_not_active_between_two_reports(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F6: benchmark growth compares spans of 6 to 8 days as one week")
 async def test_f6_equal_daily_growth_is_not_ranked_above(stack):
     start, end = datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)
     w, day = uuid.uuid4(), timedelta(days=1)

@@ -5,25 +5,28 @@ M = 3 days into the period, L = 2 hours before END, A = 2 hours after END (outsi
 All on tiktok, in one workspace; snapshots (followers, engagement_rate %, posts_per_week):
 
 own `me`     B 1000 (4.0, 5.0), M 1050 (3.0, 7.0), L 1100 (neither sent), A 5000 (9.0, 1.0)
-             -> followers 1100, growth (1100 - 1000) / 1000 = +10 %, rate 3.0 and posts 7.0 (M's:
+             -> followers 1100, growth (1100 - 1000) / 1000 = +10 % over B..L = 190 h, x 168 / 190 per
+             the period's 168 h (review 3 F6) = 8.842 %, rate 3.0 and posts 7.0 (M's:
              L sent none, A is after the end)
 own `solo`   M 700 (2.5, -)  -> followers 700, rate 2.5; one snapshot: no growth (was a 0 % row)
 own `stale`  START-60d 1000, L 1100 -> followers 1100; growth NULL: no count within a day of START
              (EDGE_TOLERANCE; review 2 R3: was +10 % "this week", a growth over 67 days)
-rival `r1`   B 5000, L 5250 (2.0, 7.0)                     -> 5250, +5 %, 2.0, 7.0
+rival `r1`   B 5000, L 5250 (2.0, 7.0)                     -> 5250, +5 % x 168 / 190, 2.0, 7.0
 rival `r2`   B 2000 (1.0, 1.0), L-3h 2300 (9.0, 9.0), L 2400 (5.0, 3.5): L-3h and L are one UTC day,
-             whose latest (L) is the day's row               -> 2400, +20 %, 5.0, 3.5
+             whose latest (L) is the day's row               -> 2400, +20 % x 168 / 190, 5.0, 3.5
 rival `r3`   M 800 (4.0, 14.0)   one snapshot                -> 800, growth NULL (was 0 %), 4.0, 14.0
 rival `r4`   START-3d 900        one snapshot, before START  -> no value of the period (review 2 R3:
              was 900 followers), growth NULL (was 0 %), -, -
 Values are the latest recorded in [START, END) (B's rates are before the period); growth's counts are
-the latest at or before START and before END, each at most 1 day before its edge (B = START - 1 day: in).
+the latest at or before START and at or before END, each at most 1 day before its edge (B = START - 1 day:
+in), the change scaled to the period's length: x (END - START) / (t_end - t_start) = 168 h / 190 h here.
 
 followers, me 1100 vs 5250, 2400, 800: average 8450 / 3, median 2400, count 3, percentile
 100 x 1 / 3 (above 800), ratio 1100 / (8450 / 3) = 3300 / 8450; stale 1100: the same;
 solo 700: percentile 0, ratio 2100 / 8450. (Before review 2 R3, r4's 900 from before the period
 counted: average 9350 / 4 = 2337.5, median 1650, count 4, me percentile 50.)
-follower_growth, me 10 vs 5, 20: average 12.5, median 12.5, count 2, percentile 50, ratio 0.8
+follower_growth (x k = 168 / 190 each: all spans are B..L), me 10k vs 5k, 20k: average 12.5k, median
+12.5k, count 2, percentile 50, ratio 0.8
 (before: vs 5, 20, 0, 0: average 6.25, median 2.5, count 4, percentile 75, ratio 1.6); solo: no row
 (before: 0 %, percentile 25).
 engagement_rate, me 3.0 vs 2.0, 5.0, 4.0 (r4 sent none): average 11 / 3, median 4.0, count 3,
@@ -90,7 +93,8 @@ async def check(conn, ws: str, run) -> None:
     assert row("me", "followers") == pytest.approx((1100, 8450 / 3, 2400, 3, 100 / 3, 3300 / 8450))
     assert row("stale", "followers") == pytest.approx((1100, 8450 / 3, 2400, 3, 100 / 3, 3300 / 8450))
     assert row("solo", "followers") == pytest.approx((700, 8450 / 3, 2400, 3, 0, 2100 / 8450))
-    assert row("me", "follower_growth") == pytest.approx((10, 12.5, 12.5, 2, 50, 0.8))  # was 6.25, 2.5, 4, 75, 1.6
+    k = 168 / 190  # review 3 F6: growth per the period's 168 h, every span here B..L = 190 h (was x 1)
+    assert row("me", "follower_growth") == pytest.approx((10 * k, 12.5 * k, 12.5 * k, 2, 50, 0.8))  # was 6.25, 2.5, 4, 75, 1.6
     assert row("me", "engagement_rate") == pytest.approx((3, 11 / 3, 4, 3, 100 / 3, 9 / 11))
     assert row("solo", "engagement_rate") == pytest.approx((2.5, 11 / 3, 4, 3, 100 / 3, 7.5 / 11))
     assert row("me", "posts_per_week") == pytest.approx((7, 24.5 / 3, 7, 3, 50, 6 / 7))
