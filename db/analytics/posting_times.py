@@ -12,7 +12,18 @@ scraped between ages 24 h and 48 h (over a longer gap the interpolated value say
 'engagement_rate' = interactions / views at that age; a post with 0 views then has no rate and is
 left out (its account's other posts still count). An account none of whose measured posts in the
 window reports views (a platform that reports no views) is measured by 'interactions_per_post' =
-interactions at that age instead, so it still gets recommendations. A cell is (day of week, hour)
+interactions at that age instead, so it still gets recommendations.
+
+Lifetime fallback (review 3 F7): an account none of whose cells scores at that age (no cell of
+MIN_POSTS posts measured at 24 h; e.g. a history imported in one go, one snapshot per post taken
+weeks after publication) is measured on its posts at least LIFETIME_MIN_AGE_DAYS (7) days old at
+their latest snapshot by the run's time, on that snapshot's counts (mature posts, whose counts have
+mostly settled; a younger post is left out, so it is never compared with old ones on lifetime
+counts). It is used when it scores a cell, or when no post of the account is measured at 24 h;
+else the account keeps its 24 h cells. One basis per account (its cells never mix them), named in
+`metric`: 'engagement_rate (lifetime, posts >= 7 days)' / 'interactions_per_post (lifetime, ...)'
+(rate or interactions chosen as above over the lifetime posts). Posts in neither are left out.
+A cell is (day of week, hour)
 of the publish time in the account's zone, over the posts published in the window (WINDOW_DAYS before
 the run); n = its posts, mean = their mean measure (avg_engagement).
 

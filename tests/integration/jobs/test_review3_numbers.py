@@ -5,6 +5,7 @@ lead flips each one with its fix."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import uuid
@@ -271,5 +272,20 @@ async def test_f7_imported_history_gets_posting_times(stack):
         assert [c["avg_engagement"] for c in cells] == [pytest.approx(0.1), pytest.approx(0.05)]
         assert [c["confidence"] for c in cells] == [pytest.approx(0.5), pytest.approx(0.5)]
         assert [c["optimization_score"] for c in cells] == [pytest.approx(100), pytest.approx(100 * tue / mon)]
+        # the readers show the basis: the CLI's measure, the report source's measure, the Grafana panel's
+        from db.analytics import read
+        from tests.integration.analytics.test_grafana import DASHBOARDS, _expand
+
+        lifetime = "engagement_rate (lifetime, posts >= 7 days)"
+        t = await read.posting_times(conn, w)
+        assert [(r[t.columns.index("day")], r[t.columns.index("measure")]) for r in t.rows] == [
+            ("Mon", lifetime), ("Tue", lifetime)]
+        q = ReportQuery(source="posting_times", metrics=["cells", "posts"], dimensions=["measure"],
+                        period={"start": "2026-11-30", "end": "2026-12-08"})
+        assert (await fetch(conn, w, q, *q.resolve(until)))[1] == [(lifetime, 2, 20)]
+        panel = next(t["rawSql"] for d in DASHBOARDS for p in json.loads(d.read_text())["panels"]
+                     for t in p.get("targets", []) if "optimal_posting_times" in t.get("rawSql", ""))
+        assert [(r["day"], r["measure"]) for r in await conn.fetch(_expand(panel, str(w)))] == [
+            ("Mon", lifetime), ("Tue", lifetime)]
     finally:
         await conn.close()
