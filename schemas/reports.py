@@ -84,11 +84,12 @@ SOURCES: dict[str, Source] = {
                  "best_score": "highest optimization_score (0-100; cells with too few posts have none)",
                  "posts": "posts published in those hours (sample_size)",
                  "avg_engagement": "mean measure of those posts (avg_engagement weighted by posts): the engagement "
-                                   "rate, or interactions per post where the platform reports no views; group or "
-                                   "filter by measure, the two do not mix",
+                                   "rate, or interactions per post where the platform reports no views, at age 24 h "
+                                   "or lifetime; group or filter by measure, they do not mix",
                  "mean_confidence": "mean confidence (posts / (posts + 10))"},
         dimensions={**_TIME, "platform": "platform", "account": "the account (connector_id)",
-                    "measure": "engagement_rate or interactions_per_post",
+                    "measure": "engagement_rate or interactions_per_post, with ' (lifetime, posts >= 7 days)' for an "
+                               "account measured on its mature posts' latest counts (no cell scored at age 24 h)",
                     "weekday": "day of the week in the account's time zone (0 = Sunday)",
                     "hour": "hour of the day in the account's time zone", "timezone": "the account's time zone"},
         filters={"platform": "platforms", "account": "connector ids", "measure": "measures"},

@@ -12,7 +12,18 @@ scraped between ages 24 h and 48 h (over a longer gap the interpolated value say
 'engagement_rate' = interactions / views at that age; a post with 0 views then has no rate and is
 left out (its account's other posts still count). An account none of whose measured posts in the
 window reports views (a platform that reports no views) is measured by 'interactions_per_post' =
-interactions at that age instead, so it still gets recommendations. A cell is (day of week, hour)
+interactions at that age instead, so it still gets recommendations.
+
+Lifetime fallback (review 3 F7): an account none of whose cells scores at that age (no cell of
+MIN_POSTS posts measured at 24 h; e.g. a history imported in one go, one snapshot per post taken
+weeks after publication) is measured on its posts at least LIFETIME_MIN_AGE_DAYS (7) days old at
+their latest snapshot by the run's time, on that snapshot's counts (mature posts, whose counts have
+mostly settled; a younger post is left out, so it is never compared with old ones on lifetime
+counts). It is used when it scores a cell, or when no post of the account is measured at 24 h;
+else the account keeps its 24 h cells. One basis per account (its cells never mix them), named in
+`metric`: 'engagement_rate (lifetime, posts >= 7 days)' / 'interactions_per_post (lifetime, ...)'
+(rate or interactions chosen as above over the lifetime posts). Posts in neither are left out.
+A cell is (day of week, hour)
 of the publish time in the account's zone, over the posts published in the window (WINDOW_DAYS before
 the run); n = its posts, mean = their mean measure (avg_engagement).
 
@@ -50,6 +61,10 @@ MIN_POSTS = 3
 #: the lower bound's z (one-sided 95 %)
 Z = 1.645
 RATE, INTERACTIONS = "engagement_rate", "interactions_per_post"
+#: the fallback (lifetime) basis: posts at least this many days old at their latest snapshot ...
+LIFETIME_MIN_AGE_DAYS = 7
+#: ... and the text appended to their measure (metric 'engagement_rate (lifetime, posts >= 7 days)')
+LIFETIME = f" (lifetime, posts >= {LIFETIME_MIN_AGE_DAYS} days)"
 
 _WORKSPACES = """
 SELECT workspace_id FROM content
@@ -92,9 +107,9 @@ WITH known AS (
     ) AS lo
     WHERE c.workspace_id = $1
       AND c.published_at >= $2::timestamptz - make_interval(days => $3::integer) AND c.published_at < $2::timestamptz
-), latest AS (
+), at_age AS (
     -- the counts at the age, linear between the two (one snapshot at the age exactly: its own)
-    SELECT workspace_id, platform, connector_id, tz, published_at,
+    SELECT workspace_id, platform, connector_id, tz, published_at, 0 AS basis,
         CASE WHEN hi_at = lo_at THEN hi_views
              ELSE lo_views + (hi_views - lo_views) * extract(epoch FROM age - lo_at) / extract(epoch FROM hi_at - lo_at)
         END AS views,
@@ -103,24 +118,56 @@ WITH known AS (
                   / extract(epoch FROM hi_at - lo_at)
         END AS interactions
     FROM known
+), lifetime AS (
+    -- the fallback basis (1): each post's latest snapshot by the run's time, if the post was at least
+    -- $11 days old at it (a mature post, whose counts have mostly settled)
+    SELECT c.workspace_id, c.platform, coalesce(c.connector_id, '') AS connector_id,
+        coalesce(k.timezone, 'UTC') AS tz, c.published_at, 1 AS basis, s.views, s.interactions
+    FROM content c
+    LEFT JOIN connectors k ON k.workspace_id = c.workspace_id AND k.id = c.connector_id
+    CROSS JOIN LATERAL (
+        SELECT m.recorded_at AS at, m.views::numeric AS views,
+            m.likes::numeric + m.shares + m.comments + m.saves AS interactions
+        FROM content_performance_metrics m
+        WHERE m.workspace_id = c.workspace_id AND m.content_id = c.id AND m.recorded_at <= $2
+        ORDER BY m.recorded_at DESC, m.id DESC LIMIT 1
+    ) AS s
+    WHERE c.workspace_id = $1
+      AND c.published_at >= $2::timestamptz - make_interval(days => $3::integer) AND c.published_at < $2::timestamptz
+      AND s.at >= c.published_at + make_interval(days => $11::integer)
+), latest AS (
+    SELECT * FROM at_age UNION ALL SELECT * FROM lifetime
 ), measured AS (
-    SELECT workspace_id, platform, connector_id,
+    -- per account and basis: a rate, or interactions where none of the basis' posts reports views
+    SELECT workspace_id, platform, connector_id, basis,
         CASE WHEN max(views) > 0 THEN $7 ELSE $8 END AS metric
-    FROM latest GROUP BY 1, 2, 3
+    FROM latest GROUP BY 1, 2, 3, 4
 ), posts AS (
-    SELECT l.workspace_id, l.platform, l.connector_id, l.tz, l.published_at, a.metric,
+    SELECT l.workspace_id, l.platform, l.connector_id, l.tz, l.published_at, l.basis,
+        CASE WHEN l.basis = 1 THEN a.metric || $12 ELSE a.metric END AS metric,
         CASE WHEN a.metric = $7 THEN l.interactions::double precision / nullif(l.views, 0)
              ELSE l.interactions::double precision END AS value
-    FROM latest l JOIN measured a USING (workspace_id, platform, connector_id)
-), cells AS (
-    SELECT workspace_id, platform, connector_id, tz, metric,
+    FROM latest l JOIN measured a USING (workspace_id, platform, connector_id, basis)
+), cells_any AS (
+    SELECT workspace_id, platform, connector_id, basis, tz, metric,
         extract(dow FROM published_at AT TIME ZONE tz)::smallint AS dow,
         extract(hour FROM published_at AT TIME ZONE tz)::smallint AS hour,
         count(*) AS n, avg(value) AS mean
-    FROM posts WHERE value IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7
+    FROM posts WHERE value IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+), chosen AS (
+    -- one basis per account: at age unless it scores no cell (none of $5 posts) and the lifetime
+    -- basis scores one, or it measures no post at all
+    SELECT workspace_id, platform, connector_id,
+        CASE WHEN count(*) FILTER (WHERE basis = 0 AND n >= $5) = 0
+                  AND (count(*) FILTER (WHERE basis = 1 AND n >= $5) > 0 OR count(*) FILTER (WHERE basis = 0) = 0)
+             THEN 1 ELSE 0 END AS basis
+    FROM cells_any GROUP BY 1, 2, 3
+), cells AS (
+    SELECT c.* FROM cells_any c JOIN chosen USING (workspace_id, platform, connector_id, basis)
 ), account AS (
-    SELECT workspace_id, platform, connector_id, avg(value) AS mean, coalesce(stddev_samp(value), 0) AS sd
-    FROM posts WHERE value IS NOT NULL GROUP BY 1, 2, 3
+    SELECT p.workspace_id, p.platform, p.connector_id, avg(p.value) AS mean, coalesce(stddev_samp(p.value), 0) AS sd
+    FROM posts p JOIN chosen USING (workspace_id, platform, connector_id, basis)
+    WHERE p.value IS NOT NULL GROUP BY 1, 2, 3
 ), shrunk AS (
     SELECT c.*, a.sd, (c.n * c.mean + $4 * a.mean) / (c.n + $4) AS shrunk,
         c.n::double precision / (c.n + $4) AS confidence
@@ -143,15 +190,18 @@ FROM scored
 async def optimal_posting_times(conn: asyncpg.Connection, until: datetime, window_days: int = WINDOW_DAYS,
                                 prior_posts: int = PRIOR_POSTS, min_posts: int = MIN_POSTS, z: float = Z,
                                 age_hours: int = AGE_HOURS, max_age_hours: int = MAX_AGE_HOURS,
-                                on_skip: OnSkip | None = None) -> int:
+                                lifetime_min_age_days: int = LIFETIME_MIN_AGE_DAYS, on_skip: OnSkip | None = None) -> int:
     """Recompute optimal_posting_times from the posts published in the `window_days` before
-    `until`, each measured at `age_hours` after publication (a snapshot by `max_age_hours` needed),
+    `until`, each measured at `age_hours` after publication (a snapshot by `max_age_hours` needed;
+    an account that scores no cell so: each post at least `lifetime_min_age_days` old at its latest
+    snapshot, measured on it),
     one transaction per workspace (one whose data fails is skipped: each_workspace);
     -> cells written (ranked or not)."""
     async def one(workspace) -> int:
         await conn.execute(_DELETE, workspace)
         status = await conn.execute(_INSERT, workspace, until, window_days, prior_posts, min_posts, z,
-                                    RATE, INTERACTIONS, age_hours, max_age_hours)
+                                    RATE, INTERACTIONS, age_hours, max_age_hours, lifetime_min_age_days,
+                                    f" (lifetime, posts >= {lifetime_min_age_days} days)")
         return int(status.rsplit(" ", 1)[1])
 
     workspaces = [w for (w,) in await conn.fetch(_WORKSPACES, until, window_days)]

@@ -201,3 +201,21 @@ SELECT
 FROM trend_analysis
 WHERE coalesce(end_time, start_time) >= now() - interval '30 days'
 GROUP BY workspace_id, platform, trend_type;
+
+-- (review 3 F7) optimal posting times fall back, per account, to a lifetime basis when its posts
+-- measured at age 24 h (R7) score no cell: e.g. a history imported in one go, a snapshot per post
+-- taken weeks after it was published. Such a basis is named in the measure itself, so every reader
+-- of `metric` (the CLI's measure, the report source's measure, the Grafana panel) shows it and an
+-- account's cells never mix bases: 'engagement_rate (lifetime, posts >= 7 days)' and
+-- 'interactions_per_post (lifetime, posts >= 7 days)' = the measure on each post's latest snapshot,
+-- posts at least 7 days old at it (db/analytics/posting_times.py LIFETIME_MIN_AGE_DAYS).
+ALTER TABLE optimal_posting_times
+    DROP CONSTRAINT optimal_posting_times_metric,
+    ALTER COLUMN metric TYPE varchar(60),
+    ADD CONSTRAINT optimal_posting_times_metric CHECK (metric IN ('engagement_rate', 'interactions_per_post',
+        'engagement_rate (lifetime, posts >= 7 days)', 'interactions_per_post (lifetime, posts >= 7 days)'));
+
+COMMENT ON COLUMN optimal_posting_times.metric IS
+    'what avg_engagement measures: engagement_rate, or interactions_per_post for an account whose posts report '
+    'no views (0033), at age 24 h; with " (lifetime, posts >= 7 days)" when the account scored no cell at 24 h and '
+    'its posts at least 7 days old at their latest snapshot are measured on it (0047, review 3 F7)';

@@ -109,7 +109,9 @@ def posting_times_cmd(workspace, fmt, limit, platform, account, top) -> None:
     best hour, ranked by a lower bound so that a few lucky posts do not win, NULL for an hour with
     too few posts to be scored (listed after the scored ones); measure says what avg_engagement is:
     engagement_rate (interactions / views) or interactions_per_post (a platform that reports no
-    views); posts their number; confidence = posts / (posts + 10), the weight of the hour's own
+    views), at age 24 h, or with " (lifetime, posts >= 7 days)" for an account none of whose
+    hours scores at 24 h (e.g. imported history): its posts at least 7 days old, on their latest
+    counts; posts their number; confidence = posts / (posts + 10), the weight of the hour's own
     posts against the account's mean."""
     from db.analytics import read
 

@@ -25,6 +25,8 @@ from db.analytics.experiments import CONTROL_NAME, MIN_ARM_SAMPLE, experiment_si
 from db.analytics.improvements import model_improvements
 from db.analytics.posting_times import (
     AGE_HOURS,
+    LIFETIME,
+    LIFETIME_MIN_AGE_DAYS,
     MAX_AGE_HOURS,
     MIN_POSTS,
     PRIOR_POSTS,
@@ -116,7 +118,9 @@ JOBS: dict[str, Job] = {
         Job("optimal_posting_times", "0 3 * * 1",
             f"per workspace, platform and account, in the account's time zone: engagement rate of the posts of the "
             f"last {WINDOW_DAYS} days at age {AGE_HOURS} h (interpolated between the post's snapshots; a post without "
-            f"one between {AGE_HOURS} and {MAX_AGE_HOURS} h of age, or younger, is left out) (interactions per post "
+            f"one between {AGE_HOURS} and {MAX_AGE_HOURS} h of age, or younger, is left out; an account that scores no cell "
+            f"so, e.g. imported history, falls back to its posts at least {LIFETIME_MIN_AGE_DAYS} days old at their "
+            f"latest snapshot, measured on it, its metric marked '{LIFETIME.strip()}') (interactions per post "
             f"where the platform reports no views) by publish day and "
             f"hour, shrunk toward the account's mean with a prior of {PRIOR_POSTS} posts and ranked by its lower "
             f"bound (z {Z:g}); a cell of fewer than {MIN_POSTS} posts is kept unranked -> optimal_posting_times (a "

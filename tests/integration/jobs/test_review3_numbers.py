@@ -5,6 +5,8 @@ lead flips each one with its fix."""
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -223,7 +225,6 @@ async def test_f6_equal_daily_growth_is_not_ranked_above(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F7: imported history (one snapshot per post) gives no posting times")
 async def test_f7_imported_history_gets_posting_times(stack):
     w, until = uuid.uuid4(), datetime(2026, 12, 7, tzinfo=UTC)
     conn = await connect(stack.dsn)
@@ -249,11 +250,38 @@ async def test_f7_imported_history_gets_posting_times(stack):
         assert posts == 22  # 11 Mondays, 11 Tuesdays
         r = await JobRunner(stack.dsn, JOBS).run("optimal_posting_times", period=(until - timedelta(days=7), until))
         assert r.status == "succeeded", r
-        cells = await conn.fetch("""SELECT day_of_week, hour_of_day, sample_size FROM optimal_posting_times
-            WHERE workspace_id = $1 ORDER BY day_of_week, hour_of_day""", w)
+        cells = await conn.fetch("""SELECT day_of_week, hour_of_day, sample_size, metric, avg_engagement, confidence,
+            optimization_score FROM optimal_posting_times WHERE workspace_id = $1 ORDER BY day_of_week, hour_of_day""", w)
         # as merged: no row at all, nothing logged or counted (r.rows 0): no post has a snapshot at age 24-48 h.
-        # Before R7: two cells of 11 posts, Monday 09:00 first. Right (a choice for the lead): rank posts
-        # all far past the age on their lifetime counts, or at least report the posts left out
-        assert len(cells) == 2 and [c["sample_size"] for c in cells] == [11, 11]
+        # Before R7: two cells of 11 posts, Monday 09:00 first. Now: no post is measured at 24 h, so the account
+        # falls back to the lifetime basis: posts at least 7 days old at their latest snapshot (here the import's,
+        # until - 1 h), measured on it. A post k days before until at 09:00 / 18:00 is k days - 10 h / - 19 h old
+        # then: k >= 8. Mondays k = 7, 14, ..., 77 (11) lose k = 7; Tuesdays k = 6, 13, ..., 76 (11) lose k = 6:
+        # 10 posts each. Rates 100 / 1,000 = 0.1 and 50 / 1,000 = 0.05; account mean 0.075, sd = sqrt(20 * 0.025^2
+        # / 19); each cell shrunk with 10 prior posts: Monday (10 * 0.1 + 10 * 0.075) / 20 = 0.0875, Tuesday
+        # 0.0625, both minus 1.645 * sd / sqrt(20); score 100 for Monday, Tuesday lower / Monday's lower.
+        sd = math.sqrt(20 * 0.025 ** 2 / 19)
+        mon, tue = 0.0875 - 1.645 * sd / math.sqrt(20), 0.0625 - 1.645 * sd / math.sqrt(20)
+        assert [(c["day_of_week"], c["hour_of_day"], c["sample_size"], c["metric"]) for c in cells] == [
+            (1, 9, 10, "engagement_rate (lifetime, posts >= 7 days)"),
+            (2, 18, 10, "engagement_rate (lifetime, posts >= 7 days)")]
+        assert [c["avg_engagement"] for c in cells] == [pytest.approx(0.1), pytest.approx(0.05)]
+        assert [c["confidence"] for c in cells] == [pytest.approx(0.5), pytest.approx(0.5)]
+        assert [c["optimization_score"] for c in cells] == [pytest.approx(100), pytest.approx(100 * tue / mon)]
+        # the readers show the basis: the CLI's measure, the report source's measure, the Grafana panel's
+        from db.analytics import read
+        from tests.integration.analytics.test_grafana import DASHBOARDS, _expand
+
+        lifetime = "engagement_rate (lifetime, posts >= 7 days)"
+        t = await read.posting_times(conn, w)
+        assert [(r[t.columns.index("day")], r[t.columns.index("measure")]) for r in t.rows] == [
+            ("Mon", lifetime), ("Tue", lifetime)]
+        q = ReportQuery(source="posting_times", metrics=["cells", "posts"], dimensions=["measure"],
+                        period={"start": "2026-11-30", "end": "2026-12-08"})
+        assert (await fetch(conn, w, q, *q.resolve(until)))[1] == [(lifetime, 2, 20)]
+        panel = next(t["rawSql"] for d in DASHBOARDS for p in json.loads(d.read_text())["panels"]
+                     for t in p.get("targets", []) if "optimal_posting_times" in t.get("rawSql", ""))
+        assert [(r["day"], r["measure"]) for r in await conn.fetch(_expand(panel, str(w)))] == [
+            ("Mon", lifetime), ("Tue", lifetime)]
     finally:
         await conn.close()
