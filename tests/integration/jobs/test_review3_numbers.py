@@ -171,7 +171,6 @@ async def test_f4_weekly_scraped_competitor_has_a_growth(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F5: a reported trend still spans its gap (R4 fixed for detected only)")
 async def test_f5_a_reported_trend_is_not_active_between_two_reports(stack):
     from db.domain.insights import TREND_DETECTED
 
