@@ -23,8 +23,9 @@ TREND_LOCK_SPACE = 0x6C737472
 # A reported trend has a row per episode (issue 25 review 3 F5; migration 0048's
 # route_reported_trends, the rule of detected trends, db/analytics/trends.py): each report, in
 # event time, joins the key's reported episodes it overlaps or touches into one row (start the
-# least, end the greatest; a report or episode without an end is still going), else starts a new
-# row. A key reported Dec 1 06-12 and Dec 8 06-12 is two rows, not active on Dec 3-6. trend_data and
+# least, end the greatest given; a report without an end is still going, and so is its row,
+# reported_open), else starts a new row. A key reported Dec 1 06-12 and Dec 8 06-12 is two rows,
+# not active on Dec 3-6. trend_data and
 # impact are the latest report's that carried them. The rows are the connected spans of the key's
 # reports: any order or batching gives the same rows, a replayed report changes nothing. Routing
 # runs per partition, so two batches may carry the same key: one lock per

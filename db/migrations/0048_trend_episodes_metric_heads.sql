@@ -22,13 +22,17 @@ CREATE INDEX idx_trend_key_episodes ON trend_analysis (workspace_id, platform, t
 -- per workspace, platform, type and key, so two batches of a key are applied one after the other).
 -- Reports are applied one at a time in event time (at the same instant, in batch order). A report
 -- spans [s, e]: s = start_time (default: its timestamp), e = end_time; without an end it is still
--- going: [s, infinity). The key's reported episodes the report overlaps or touches (start <= e,
--- end >= s; an episode without an end is still going) and the report become one row: the earliest
--- is kept, the others merged into it (none: a new row); start the least, end the greatest (none if
--- one of them has none); trend_data and impact the latest report's that carried one. The episodes
--- are the connected spans of the key's reports whatever order they come in, so routing them again,
--- in any order or batches, gives the same rows; the id is derived from the key and the episode's
--- start (a merge or an earlier start re-derives it).
+-- going: [s, infinity). A reported row spans [start_time, end_time], or [start_time, infinity) when
+-- a report of it had no end (reported_open). The key's reported rows the report overlaps or touches
+-- and the report become one row: the earliest is kept, the others merged into it (none: a new
+-- row); start the least; end the greatest end given (none if none was); reported_open if one of
+-- them was; trend_data and impact the latest report's that carried one. A row is so a connected
+-- span of the key's reports whatever order they come in: routing them again, in any order or
+-- batches, gives the same rows. Its id is derived from the key and its start (re-derived when a
+-- merge or an earlier report moves the start).
+ALTER TABLE trend_analysis ADD COLUMN reported_open boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN trend_analysis.reported_open IS
+    'a reported trend one of whose reports had no end: still going, it joins any later report of its key (0048)';
 CREATE OR REPLACE FUNCTION route_reported_trends(reports jsonb) RETURNS integer
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -53,11 +57,10 @@ BEGIN
         FROM trend_analysis a
         WHERE a.workspace_id = r.workspace_id AND a.platform = r.platform AND a.trend_type = r.trend_type
           AND a.trend_key = r.trend_key AND a.source = 'reported'
-          AND a.start_time <= hi AND coalesce(a.end_time, 'infinity') >= r.s;
+          AND a.start_time <= hi AND (a.reported_open OR a.end_time IS NULL OR a.end_time >= r.s);
         keep := ids[1];
         SELECT least(r.s, min(a.start_time)) AS start_time,
-            CASE WHEN r.e IS NULL OR bool_or(a.end_time IS NULL) THEN NULL ELSE greatest(r.e, max(a.end_time)) END
-                AS end_time,
+            greatest(r.e, max(a.end_time)) AS end_time, r.e IS NULL OR coalesce(bool_or(a.reported_open), false) AS is_open,
             coalesce(CASE WHEN r.ts >= coalesce(max(a.last_event_at), '-infinity') THEN r.trend_data END,
                      (array_agg(a.trend_data ORDER BY a.last_event_at DESC, a.start_time DESC)
                          FILTER (WHERE a.trend_data <> '{}'))[1],
@@ -71,15 +74,15 @@ BEGIN
         FROM trend_analysis a WHERE a.workspace_id = r.workspace_id AND a.id = ANY (coalesce(ids, '{}'));
         IF keep IS NULL THEN
             INSERT INTO trend_analysis (workspace_id, id, platform, trend_type, trend_key, trend_data, engagement_impact,
-                start_time, end_time, source, created_at, last_event_at)
+                start_time, end_time, reported_open, source, created_at, last_event_at)
             VALUES (r.workspace_id, md5(jsonb_build_array(r.workspace_id, r.platform, r.trend_type, r.trend_key,
                     'reported', e.start_time AT TIME ZONE 'UTC')::text)::uuid, r.platform, r.trend_type, r.trend_key, e.trend_data, e.engagement_impact,
-                e.start_time, e.end_time, 'reported', e.created_at, e.last_event_at);
+                e.start_time, e.end_time, e.is_open, 'reported', e.created_at, e.last_event_at);
         ELSE
             DELETE FROM trend_analysis a WHERE a.workspace_id = r.workspace_id AND a.id = ANY (ids) AND a.id <> keep;
             UPDATE trend_analysis a SET id = md5(jsonb_build_array(r.workspace_id, r.platform, r.trend_type,
                     r.trend_key, 'reported', e.start_time AT TIME ZONE 'UTC')::text)::uuid,
-                start_time = e.start_time, end_time = e.end_time, trend_data = e.trend_data,
+                start_time = e.start_time, end_time = e.end_time, reported_open = e.is_open, trend_data = e.trend_data,
                 engagement_impact = e.engagement_impact, created_at = e.created_at, last_event_at = e.last_event_at
             WHERE a.workspace_id = r.workspace_id AND a.id = keep;
         END IF;
@@ -92,8 +95,8 @@ REVOKE ALL ON FUNCTION route_reported_trends(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION route_reported_trends(jsonb) TO learnstream_service;
 COMMENT ON FUNCTION route_reported_trends(jsonb) IS
     'the trend_detected route: each report (in event time) joins the key''s reported episodes it overlaps or '
-    'touches into one row, else starts a new one (a report or episode without an end is still going); the same '
-    'rows in any order and on replay; 0048';
+    'touches into one row, else starts a new one (a report without an end is still going, reported_open); the '
+    'same rows in any order and on replay; 0048';
 
 CREATE OR REPLACE VIEW trend_analysis_view WITH (security_invoker = true) AS
 SELECT

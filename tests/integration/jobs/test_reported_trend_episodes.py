@@ -91,9 +91,9 @@ async def test_a_report_without_an_end_is_still_going_in_any_order(stack):
             for batch in batches:
                 await _route(conn, [{**r, "workspace_id": str(ws)} for r in batch])
         # Nov 28 04:00-10:00 alone (it ends before Nov 29 12:00); Nov 29 12:00 on, still going (the
-        # report without an end), which the reports of 13:00 and Dec 8 join: no end, impact of the
-        # latest report carrying one, Dec 8's 10
-        expected = [(D1 - 80 * H, D1 - 74 * H, 5.0), (D1 - 48 * H, None, 10.0)]
+        # report without an end), which the reports of 13:00 and Dec 8 join: end the latest given,
+        # Dec 8 12:00; impact of the latest report carrying one, Dec 8's 10
+        expected = [(D1 - 80 * H, D1 - 74 * H, 5.0), (D1 - 48 * H, D8, 10.0)]
         got = [await _rows(conn, ws) for ws in (w, one, two)]
         assert [r[1:4] for r in got[0]] == expected
         # the same rows in any order (ids: derived from the workspace, the key and the episode's start)
