@@ -295,8 +295,9 @@ class StyleAnalysis(_Data):
 
 
 class TrendDetected(_Data):
-    """-> trend_analysis (one row per workspace, platform, trend type and key: start is the earliest
-    report, end the latest, impact the latest event's)."""
+    """-> trend_analysis (a row per episode of a workspace, platform, trend type and key: a report
+    joins the key's reported episodes its [start, end] overlaps or touches, else starts one; no end:
+    still going; start the earliest, end the latest, impact the latest event's that carried one)."""
 
     platform: Name50
     trend_type: Name50 = Field(description="hashtag, audio, style, topic, format, ...")

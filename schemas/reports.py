@@ -96,7 +96,8 @@ SOURCES: dict[str, Source] = {
     ),
     "trends": Source(
         "trends (trend_analysis: detected by the detect_trends job or reported) active in the period: started "
-        "before its end and not ended before its start (day, week, month: of their start)",
+        "before its end and not ended before its start, a key once (day, week, month: of their start, a key once "
+        "per bucket)",
         metrics={"trends": "trends", "max_impact": "highest engagement_impact (% over the baseline; none if all "
                  "undefined)", "mean_impact": "mean engagement_impact over the trends that have one",
                  "new_trends": "detected trends labelled new (a baseline too small to compare with: no impact)",

@@ -16,39 +16,27 @@ FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, event_id uuid, ts tim
 ON CONFLICT (workspace_id, id) DO NOTHING
 """,)
 
-# one row per reported trend (workspace, platform, type, key; its id derived from those): it starts
-# at its earliest report's start and ends at the latest end; data and impact are the latest
-# report's (of reports at the same instant, the one routed last)
-TREND_DETECTED = ("""
-WITH r AS (
-    SELECT r.*, coalesce(r.start_time, r.ts) AS starts
-    FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, ts timestamptz, platform text, trend_type text,
-        trend_key text, trend_data jsonb, engagement_impact double precision, start_time timestamptz,
-        end_time timestamptz)
-), t AS (
-    SELECT workspace_id, platform, trend_type, trend_key, min(starts) AS start_time, max(end_time) AS end_time,
-        max(ts) AS last_ts, min(ts) AS first_ts,
-        (array_agg(trend_data ORDER BY ts DESC) FILTER (WHERE trend_data IS NOT NULL))[1] AS trend_data,
-        (array_agg(engagement_impact ORDER BY ts DESC) FILTER (WHERE engagement_impact IS NOT NULL))[1] AS impact
-    FROM r GROUP BY workspace_id, platform, trend_type, trend_key
-)
-INSERT INTO trend_analysis AS a (workspace_id, id, platform, trend_type, trend_key, trend_data, engagement_impact,
-    start_time, end_time, source, created_at, last_event_at)
-SELECT workspace_id, md5(jsonb_build_array(workspace_id, platform, trend_type, trend_key, 'reported')::text)::uuid,
-    platform, trend_type, trend_key, coalesce(trend_data, '{}'), impact, start_time, end_time,
-    'reported', first_ts, last_ts
-FROM t
-ON CONFLICT (workspace_id, platform, trend_type, trend_key, source) WHERE source = 'reported' DO UPDATE SET
-    start_time = least(a.start_time, excluded.start_time),
-    end_time = greatest(a.end_time, excluded.end_time),
-    trend_data = CASE WHEN excluded.last_event_at >= a.last_event_at AND excluded.trend_data <> '{}'
-        THEN excluded.trend_data ELSE a.trend_data END,
-    engagement_impact = CASE WHEN excluded.last_event_at >= a.last_event_at
-        THEN coalesce(excluded.engagement_impact, a.engagement_impact)
-        ELSE coalesce(a.engagement_impact, excluded.engagement_impact) END,
-    created_at = least(a.created_at, excluded.created_at),
-    last_event_at = greatest(a.last_event_at, excluded.last_event_at)
-""",)
+#: advisory lock space of the trend_detected route (int4 "lstr"; db/jobs.py has the job runner's,
+#: db/domain/experiments.py the experiments')
+TREND_LOCK_SPACE = 0x6C737472
+
+# A reported trend has a row per episode (issue 25 review 3 F5; migration 0048's
+# route_reported_trends, the rule of detected trends, db/analytics/trends.py): each report, in
+# event time, joins the key's reported episodes it overlaps or touches into one row (start the
+# least, end the greatest given; a report without an end is still going, and so is its row,
+# reported_open), else starts a new row. A key reported Dec 1 06-12 and Dec 8 06-12 is two rows,
+# not active on Dec 3-6. trend_data and
+# impact are the latest report's that carried them. The rows are the connected spans of the key's
+# reports: any order or batching gives the same rows, a replayed report changes nothing. Routing
+# runs per partition, so two batches may carry the same key: one lock per
+# (workspace, platform, type, key) the records name, in key order, held to the transaction's end,
+# serialises them (the function reads the rows once the other batch has committed).
+TREND_DETECTED = (f"""
+SELECT pg_advisory_xact_lock({TREND_LOCK_SPACE}, hashtext(k))
+FROM (SELECT DISTINCT jsonb_build_array(r.workspace_id, r.platform, r.trend_type, r.trend_key)::text AS k
+      FROM jsonb_to_recordset($1::jsonb) AS r(workspace_id uuid, platform text, trend_type text, trend_key text)
+      ORDER BY 1) AS keys
+""", "SELECT route_reported_trends($1::jsonb)")
 
 # improvement_percentage, positive = better: as sent, or when not given from `metric` in before/after
 # by metric_improvement_percentage (migration 0032, the model_improvements job's too): (after - before)

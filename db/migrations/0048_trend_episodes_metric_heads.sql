@@ -6,18 +6,97 @@
 -- rising in the 6 h before Dec 1 12:00 and again before Dec 8 12:00, flat in between, was one row
 -- Dec 1 06:00 .. Dec 8 12:00 and counted active on Dec 3-6. Now a detected key has a row per
 -- episode (db/analytics/trends.py: a detection whose window overlaps or touches an episode extends
--- it; after a gap a new row starts). A reported trend keeps its one row (db/domain/insights.py),
--- now by a partial unique index. Rows written before stay as they are (the runs they merged are
--- not kept, so they cannot be split).
--- Readers that count trends count a key once, by its latest episode in their window: the report
--- source `trends` (db/reports/query.py) and trend_analysis_view, whose columns stay.
+-- it; after a gap a new row starts). A reported trend has a row per episode too (review 3 F5, by
+-- route_reported_trends below, db/domain/insights.py: a key reported Dec 1 06-12 and Dec 8 06-12 was
+-- one row Dec 1 06:00 .. Dec 8 12:00). Rows written before stay as they are (the runs and
+-- reports they merged are not kept, so they cannot be split).
+-- Readers that count trends count a key once, by its latest episode in their window (the report
+-- source `trends` once per time bucket, db/reports/query.py) and trend_analysis_view, whose columns stay.
 
 ALTER TABLE trend_analysis DROP CONSTRAINT trend_analysis_workspace_id_platform_trend_type_trend_key_s_key;
-CREATE UNIQUE INDEX trend_analysis_reported_key ON trend_analysis (workspace_id, platform, trend_type, trend_key, source)
-    WHERE source = 'reported';
 -- a key's episodes (detect_trends looks up the ones a window touches); its prefix serves the
 -- filters on platform and type as the unique key's did (0042)
 CREATE INDEX idx_trend_key_episodes ON trend_analysis (workspace_id, platform, trend_type, trend_key, source, end_time);
+
+-- The trend_detected route (db/domain/insights.py; the caller holds a transaction advisory lock
+-- per workspace, platform, type and key, so two batches of a key are applied one after the other).
+-- Reports are applied one at a time in event time (at the same instant, in batch order). A report
+-- spans [s, e]: s = start_time (default: its timestamp), e = end_time; without an end it is still
+-- going: [s, infinity). A reported row spans [start_time, end_time], or [start_time, infinity) when
+-- a report of it had no end (reported_open). The key's reported rows the report overlaps or touches
+-- and the report become one row: the earliest is kept, the others merged into it (none: a new
+-- row); start the least; end the greatest end given (none if none was); reported_open if one of
+-- them was; trend_data and impact the latest report's that carried one. A row is so a connected
+-- span of the key's reports whatever order they come in: routing them again, in any order or
+-- batches, gives the same rows. Its id is derived from the key and its start (re-derived when a
+-- merge or an earlier report moves the start).
+ALTER TABLE trend_analysis ADD COLUMN reported_open boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN trend_analysis.reported_open IS
+    'a reported trend one of whose reports had no end: still going, it joins any later report of its key (0048)';
+CREATE OR REPLACE FUNCTION route_reported_trends(reports jsonb) RETURNS integer
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    r record;
+    n integer := 0;
+    hi timestamptz;
+    ids uuid[];
+    keep uuid;
+    e record;
+BEGIN
+    FOR r IN
+        SELECT x.workspace_id, x.platform, x.trend_type, x.trend_key, x.ts, coalesce(x.start_time, x.ts) AS s,
+            x.end_time AS e, nullif(x.trend_data, '{}'::jsonb) AS trend_data, x.engagement_impact
+        FROM jsonb_array_elements(reports) WITH ORDINALITY AS j(v, i)
+            CROSS JOIN LATERAL jsonb_to_record(j.v) AS x(workspace_id uuid, ts timestamptz, platform text,
+                trend_type text, trend_key text, trend_data jsonb, engagement_impact double precision,
+                start_time timestamptz, end_time timestamptz)
+        ORDER BY x.ts, j.i
+    LOOP
+        hi := coalesce(r.e, 'infinity');
+        SELECT array_agg(a.id ORDER BY a.start_time, a.id) INTO ids
+        FROM trend_analysis a
+        WHERE a.workspace_id = r.workspace_id AND a.platform = r.platform AND a.trend_type = r.trend_type
+          AND a.trend_key = r.trend_key AND a.source = 'reported'
+          AND a.start_time <= hi AND (a.reported_open OR a.end_time IS NULL OR a.end_time >= r.s);
+        keep := ids[1];
+        SELECT least(r.s, min(a.start_time)) AS start_time,
+            greatest(r.e, max(a.end_time)) AS end_time, r.e IS NULL OR coalesce(bool_or(a.reported_open), false) AS is_open,
+            coalesce(CASE WHEN r.ts >= coalesce(max(a.last_event_at), '-infinity') THEN r.trend_data END,
+                     (array_agg(a.trend_data ORDER BY a.last_event_at DESC, a.start_time DESC)
+                         FILTER (WHERE a.trend_data <> '{}'))[1],
+                     r.trend_data, '{}') AS trend_data,
+            coalesce(CASE WHEN r.ts >= coalesce(max(a.last_event_at), '-infinity') THEN r.engagement_impact END,
+                     (array_agg(a.engagement_impact ORDER BY a.last_event_at DESC, a.start_time DESC)
+                         FILTER (WHERE a.engagement_impact IS NOT NULL))[1],
+                     r.engagement_impact) AS engagement_impact,
+            least(r.ts, min(a.created_at)) AS created_at, greatest(r.ts, max(a.last_event_at)) AS last_event_at
+        INTO e
+        FROM trend_analysis a WHERE a.workspace_id = r.workspace_id AND a.id = ANY (coalesce(ids, '{}'));
+        IF keep IS NULL THEN
+            INSERT INTO trend_analysis (workspace_id, id, platform, trend_type, trend_key, trend_data, engagement_impact,
+                start_time, end_time, reported_open, source, created_at, last_event_at)
+            VALUES (r.workspace_id, md5(jsonb_build_array(r.workspace_id, r.platform, r.trend_type, r.trend_key,
+                    'reported', e.start_time AT TIME ZONE 'UTC')::text)::uuid, r.platform, r.trend_type, r.trend_key, e.trend_data, e.engagement_impact,
+                e.start_time, e.end_time, e.is_open, 'reported', e.created_at, e.last_event_at);
+        ELSE
+            DELETE FROM trend_analysis a WHERE a.workspace_id = r.workspace_id AND a.id = ANY (ids) AND a.id <> keep;
+            UPDATE trend_analysis a SET id = md5(jsonb_build_array(r.workspace_id, r.platform, r.trend_type,
+                    r.trend_key, 'reported', e.start_time AT TIME ZONE 'UTC')::text)::uuid,
+                start_time = e.start_time, end_time = e.end_time, reported_open = e.is_open, trend_data = e.trend_data,
+                engagement_impact = e.engagement_impact, created_at = e.created_at, last_event_at = e.last_event_at
+            WHERE a.workspace_id = r.workspace_id AND a.id = keep;
+        END IF;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION route_reported_trends(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION route_reported_trends(jsonb) TO learnstream_service;
+COMMENT ON FUNCTION route_reported_trends(jsonb) IS
+    'the trend_detected route: each report (in event time) joins the key''s reported episodes it overlaps or '
+    'touches into one row, else starts a new one (a report without an end is still going, reported_open); the '
+    'same rows in any order and on replay; 0048';
 
 CREATE OR REPLACE VIEW trend_analysis_view WITH (security_invoker = true) AS
 SELECT

@@ -167,15 +167,17 @@ WHERE t.workspace_id = p.ws {{inner}} {{outer}}
 WITH p AS ({_PARAMS})
 SELECT {{select}}
 FROM p CROSS JOIN LATERAL (
-    -- a trend once: its latest episode active in the period (a detected key that trended, stopped
-    -- and trended again has a row per episode, db/analytics/trends.py)
-    SELECT DISTINCT ON (t.platform, t.trend_type, t.trend_key, t.source) t.* FROM trend_analysis t
+    -- a trend once per time bucket (once in all when no day/week/month is grouped): its latest
+    -- episode active in the period that started in the bucket (a key that trended, stopped and
+    -- trended again has a row per episode, db/analytics/trends.py, db/domain/insights.py: by week,
+    -- episodes of Dec 1 and Dec 8 count one in each week)
+    SELECT DISTINCT ON (t.platform, t.trend_type, t.trend_key, t.source, {{bucket}}) t.* FROM trend_analysis t
     WHERE t.workspace_id = p.ws AND t.start_time < p.t1 AND (t.end_time IS NULL OR t.end_time >= p.t0)
-    ORDER BY t.platform, t.trend_type, t.trend_key, t.source, t.start_time DESC
+    ORDER BY t.platform, t.trend_type, t.trend_key, t.source, {{bucket}}, t.start_time DESC
 ) t
 WHERE true {{inner}} {{outer}}
 {{group}} {{order}} LIMIT (SELECT n FROM p)""",
-        {},
+        _buckets("t.start_time"),
         dimensions={**{k: v for k, v in _buckets("t.start_time").items() if k}, "platform": "t.platform",
                     "trend_type": "t.trend_type", "trend_key": "t.trend_key", "source": "t.source",
                     "status": f"coalesce({_TREND_STATUS}, '')"},

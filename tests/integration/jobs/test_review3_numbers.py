@@ -115,7 +115,6 @@ async def _sale_two_episodes(conn, w, t1, t2):
         await detect_trends(conn, at)
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F3: trends report by week drops a key's earlier episodes")
 async def test_f3_trends_by_week_count_each_weeks_episode(stack):
     w = uuid.uuid4()
     t1 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)   # Tuesday of the week of Monday 2026-11-30
@@ -171,7 +170,6 @@ async def test_f4_weekly_scraped_competitor_has_a_growth(stack):
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F5: a reported trend still spans its gap (R4 fixed for detected only)")
 async def test_f5_a_reported_trend_is_not_active_between_two_reports(stack):
     from db.domain.insights import TREND_DETECTED
 
