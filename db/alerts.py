@@ -341,19 +341,21 @@ def _notification(r: asyncpg.Record, rule_name: str, condition_op: str, window_s
     )
 
 
-async def open_alerts(conn: asyncpg.Connection) -> list[AlertNotification]:
+async def open_alerts(conn: asyncpg.Connection, resolved_since: datetime | None = None) -> list[AlertNotification]:
     """The last notification of every alert instance that has not resolved (what a worker takes up
-    after a restart or a rebalance). One evaluation may send an alert's resolved and its next firing
-    with the same sent_at: the later is the one of the later instance (triggered_at), and within
-    one instance the resolved."""
+    after a restart or a rebalance), and with `resolved_since` of every one that resolved in a
+    notification sent since then (the worker's guard against windows closed again). One evaluation
+    may send an alert's resolved and its next firing with the same sent_at: the later is the one of
+    the later instance (triggered_at), and within one instance the resolved."""
     rows = await conn.fetch(
         """
         SELECT * FROM (
             SELECT DISTINCT ON (n.fingerprint) n.*, a.alert_name AS name, a.condition_op AS op, a.window_s AS win
             FROM alert_notifications n JOIN performance_alerts a ON a.id = n.alert_id
             ORDER BY n.fingerprint, n.sent_at DESC, n.triggered_at DESC, (n.status = 'resolved') DESC
-        ) last WHERE status <> 'resolved'
-        """
+        ) last WHERE status <> 'resolved' OR sent_at >= $1
+        """,
+        resolved_since,
     )
     return [_notification(r, r["name"], r["op"], r["win"]) for r in rows]
 

@@ -22,6 +22,11 @@ Per (rule, labels) fingerprint, in the manner of Prometheus alerting rules and A
   notification waits for its mute to end.
 * `restore_mutes(mutes, now)`: the mutes in force (stored, as `command` does not store them)
   after a restart or a rebalance.
+* Idempotent re-close: an instance ignores a window that does not end after the last one it
+  evaluated. A worker that dies after a closed window's notifications were sent, before the
+  window's closed marker reached the changelog, leaves the window to the next owner, which closes
+  it again; `restore` takes up each alert's last evaluated window end from its last notification
+  (a resolved one too, as `settled`), so that window sends nothing the second time.
 
 Every call returns the notifications to publish, in order. Exactly one per state change, per
 fingerprint; the only repeats are `repeat_interval` re-sends, flagged `repeat=True`.
@@ -57,6 +62,9 @@ class Instance:
     last_sent_status: str | None = None
     acknowledged_by: str | None = None
     owed: str | None = None  # a status change a mute held back
+    #: the end (event time) of the last window evaluated: one that does not end later is a window
+    #: closed again (after a crash), evaluated already
+    evaluated_to: datetime | None = None
 
 
 def _holds(rule: AlertRule, value: float, previous: float | None) -> bool:
@@ -90,6 +98,10 @@ class AlertEngine:
         #: workspace that issued it, whatever target it names
         self._mute_fp: dict[tuple[UUID, str], datetime] = {}
         self._mute_rule: dict[tuple[UUID, UUID], datetime] = {}
+        #: alerts taken up resolved (no instance): fingerprint -> (rule id, workspace, the window end
+        #: it resolved at), the evaluated_to of the instance its series makes next; released once
+        #: the rule's quiet_bound has passed since
+        self.settled: dict[str, tuple[UUID, UUID, datetime]] = {}
         for r in rules:
             self.rules[r.id] = r
         self._index()
@@ -128,10 +140,17 @@ class AlertEngine:
     # -- state across restarts -----------------------------------------------------------------
     def restore(self, last: Iterable[AlertNotification]) -> None:
         """Take up alert instances from their last recorded notification (a restart or a
-        rebalance): a firing alert stays firing without a second `firing`."""
+        rebalance): a firing alert stays firing without a second `firing`, and a window it was
+        evaluated on already (closed again: its closed marker was not written) sends nothing. An
+        alert whose last notification is `resolved` is kept only as the window end it resolved at
+        (`settled`)."""
         for n in last:
             rule = self.rules.get(n.rule_id)
-            if rule is None or not rule.is_active or n.fingerprint in self.instances or n.status == "resolved":
+            if rule is None or not rule.is_active or n.fingerprint in self.instances:
+                continue
+            if n.status == "resolved":
+                if n.resolved_at is not None:
+                    self.settled[n.fingerprint] = (rule.id, rule.workspace_id, n.resolved_at)
                 continue
             state = "nodata" if n.status == "nodata" else "firing"
             inst = self.instances[n.fingerprint] = Instance(rule.id, n.fingerprint, dict(n.labels), state=state)
@@ -139,6 +158,9 @@ class AlertEngine:
             inst.last_sent, inst.last_sent_status, inst.acknowledged_by = n.sent_at, n.status, n.acknowledged_by
             # quiet since: the notification (a nodata one: the rule's nodata_after before it)
             inst.last_seen = n.sent_at - timedelta(seconds=(rule.nodata_after_s or 0) if state == "nodata" else 0)
+            # it fired on the window ending at triggered_at (a nodata one on no window: a window that
+            # comes now is data that is back)
+            inst.evaluated_to = None if state == "nodata" else n.triggered_at
 
     def forget(self, keep) -> None:
         """Drop the instances of workspaces for which keep(workspace_id) is false (moved to
@@ -147,12 +169,15 @@ class AlertEngine:
             rule = self.rules.get(inst.rule_id)
             if rule is None or not keep(rule.workspace_id):
                 del self.instances[fp]
+        self.settled = {fp: mark for fp, mark in self.settled.items() if keep(mark[1])}
 
     def _instance(self, rule: AlertRule, labels: dict[str, str]) -> Instance:
         fp = fingerprint(rule.id, labels)
         inst = self.instances.get(fp)
         if inst is None:
             inst = self.instances[fp] = Instance(rule.id, fp, dict(labels))
+            mark = self.settled.pop(fp, None)
+            inst.evaluated_to = mark[2] if mark is not None else None
         return inst
 
     # -- mutes -------------------------------------------------------------------------------
@@ -248,6 +273,9 @@ class AlertEngine:
         out: list[AlertNotification] = []
         for rule in self._watching(workspace_id, metric, window_s):
             inst = self._instance(rule, labels)
+            if inst.evaluated_to is not None and at <= inst.evaluated_to:
+                continue  # closed again after a crash: evaluated (and notified) already
+            inst.evaluated_to = at
             previous = inst.last_value
             inst.last_value, inst.last_seen = value, now
             if inst.state == "nodata":  # data is back
@@ -312,6 +340,10 @@ class AlertEngine:
                 out += self._emit(rule, inst, "nodata", None, now)
         for fp in expired:
             del self.instances[fp]
+        for fp, (rule_id, _, resolved_at) in list(self.settled.items()):
+            rule = self.rules.get(rule_id)
+            if rule is None or not rule.is_active or now - resolved_at >= self.quiet_bound(rule):
+                del self.settled[fp]
         return out
 
     def command(self, cmd: AlertCommand) -> list[AlertNotification]:

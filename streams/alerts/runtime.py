@@ -181,7 +181,9 @@ class AlertRuntime:
 
     async def take_up(self, owns: Callable[[UUID], bool]) -> None:
         """After a rebalance: drop the instances of workspaces now elsewhere, take up the open ones
-        of the workspaces now here from their last notification, and their mutes in force."""
+        of the workspaces now here from their last notification (and the window each alert that
+        resolved within max_age_s resolved at: the windows a worker that died closed and notified
+        may be closed again here, and send nothing then), and their mutes in force."""
         await self.rules_loaded.wait()
         pool = await self._pool.get()
         last = await self._retrying("loading open alerts", lambda: self._fetch_open(pool))
@@ -209,10 +211,11 @@ class AlertRuntime:
             log.warning("publishing %d alert notifications recorded but not published before", len(notes))
             await self._send(notes, recorded=True)
 
-    @staticmethod
-    async def _fetch_open(pool: asyncpg.Pool) -> list[AlertNotification]:
+    async def _fetch_open(self, pool: asyncpg.Pool) -> list[AlertNotification]:
+        # a resolution older than max_age_s guards no window: such windows are not evaluated
+        since = datetime.fromtimestamp(time.time() - self.max_age_s, UTC)
         async with pool.acquire() as conn:
-            return await open_alerts(conn)
+            return await open_alerts(conn, resolved_since=since)
 
     @staticmethod
     async def _fetch_mutes(pool: asyncpg.Pool) -> list[StoredMute]:

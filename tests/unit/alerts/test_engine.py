@@ -306,3 +306,73 @@ def test_a_command_naming_another_workspaces_alert_changes_nothing():
     own = AlertCommand(command="ack", workspace_id=WS, fingerprint=fired.fingerprint, by="ana", issued_at=at(20))
     assert e.foreign(own) is False
     assert [n.status for n in e.command(own)] == ["acknowledged"]
+
+
+# -- windows closed again after a crash ---------------------------------------------------------
+# A worker that dies after a closed window's notifications were sent, before the window's closed
+# marker reached the changelog, leaves the window to the next owner, which closes it again (the
+# window stage writes the clock after handing the windows to the alert runtime). The next owner
+# takes the alerts up from their last notification, and its notifications carry its own wall
+# clock (sent_at, the delivery id): without the guard the windows evaluated again sent a second,
+# distinct notification for one transition.
+
+
+def _closed(e: AlertEngine, values: list[float], start: float = 0, late: float = 5) -> list[AlertNotification]:
+    """Windows of 60 s ending at start, start + 60, ..., evaluated `late` seconds after their end
+    (the wall clock: sent_at)."""
+    out = []
+    for i, v in enumerate(values):
+        end = at(start + i * 60)
+        out += e.observe(WS, "api_latency.p95", LABELS, v, end, 60, end + timedelta(seconds=late))
+    return out
+
+
+def test_windows_closed_again_after_a_crash_send_nothing_new():
+    e = AlertEngine([rule()])
+    sent = _closed(e, [900, 100, 900])  # windows 1, 2, 3: fires, resolves, fires again
+    assert statuses(sent) == ["firing", "resolved", "firing"]
+    restarted = AlertEngine([rule()])
+    restarted.restore(sent[-1:])  # the last notification of the alert (open_alerts)
+    assert _closed(restarted, [100, 900], start=60, late=30) == []  # windows 2 and 3 closed again
+    [resolved] = _closed(restarted, [100], start=180)  # the next window goes on from window 3
+    assert (resolved.status, resolved.triggered_at, resolved.resolved_at) == ("resolved", at(120), at(180))
+
+
+def test_windows_closed_again_after_the_alert_resolved_send_nothing_new():
+    e = AlertEngine([rule()])
+    sent = _closed(e, [900, 100])
+    assert statuses(sent) == ["firing", "resolved"]
+    restarted = AlertEngine([rule()])
+    restarted.restore(sent[-1:])  # a resolved alert is taken up too (as the window it resolved at)
+    assert _closed(restarted, [900, 100], late=30) == []
+    assert restarted.settled == {}  # its series came back: its instance holds the mark now
+    [fired] = _closed(restarted, [900], start=120)
+    assert (fired.status, fired.triggered_at, fired.sent_at) == ("firing", at(120), at(125))
+
+
+def test_a_window_closed_again_does_not_count_twice_for_pct_change_or_for():
+    e = AlertEngine([rule(condition_op="pct_change", threshold_value=50, for_duration_s=60)])
+    assert _closed(e, [100, 200]) == []  # +100 %: pending at 60
+    assert _closed(e, [200], start=60) == []  # window 2 again: not a 0 % change, still pending since 60
+    [fired] = _closed(e, [400], start=120)  # +100 % again, held since 60
+    assert (fired.status, fired.triggered_at) == ("firing", at(120))
+
+
+def test_a_settled_alert_is_released_once_its_series_is_quiet():
+    e = AlertEngine([rule()], expire_after_s=600)
+    sent = _closed(e, [900, 100])
+    restarted = AlertEngine([rule()], expire_after_s=600)
+    restarted.restore(sent[-1:])
+    assert restarted.instances == {} and list(restarted.settled) == [sent[-1].fingerprint]
+    assert restarted.tick(at(60 + 599)) == [] and len(restarted.settled) == 1
+    assert restarted.tick(at(60 + 600)) == [] and restarted.settled == {} and restarted.instances == {}
+
+
+def test_a_restored_nodata_alert_takes_an_earlier_window_as_data_back():
+    e = AlertEngine([rule(nodata_after_s=120)])
+    _closed(e, [100])
+    [nodata] = e.tick(at(200))
+    restarted = AlertEngine([rule(nodata_after_s=120)])
+    restarted.restore([nodata])
+    [back] = _closed(restarted, [100], start=60)  # a backlog's window, ending before the nodata
+    assert (back.status, back.resolved_at) == ("resolved", at(60))
