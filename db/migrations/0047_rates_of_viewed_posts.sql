@@ -1,5 +1,5 @@
 -- 0047: engagement rates count only posts that report views; whole weeks in the weekly aggregate;
--- overflow-safe means in ai_performance_dashboard and trend_analysis_view (issue #25, review 2
+-- an overflow-safe mean in ai_performance_dashboard (issue #25, review 2
 -- findings R5, R11, R6b).
 --
 -- (R5) engagement_rate = interactions gained / views gained. A platform that reports no views
@@ -32,9 +32,9 @@
 -- whole query ("value out of range: overflow") when a valid value's square leaves the double range
 -- (a metric going 1e-150 -> 1e150 is +1e302 %). It uses the overflow-safe mean of
 -- db/analytics/safe.py now (in doubles, bit for bit as before, while every value is under 1e150 in
--- magnitude; else in numeric, brought back by float8_or_null, 0028). trend_analysis_view (0007,
--- 0035) does the same for engagement_impact, which a reported trend may carry up to 1.8e308.
--- Their columns and names are unchanged.
+-- magnitude; else in numeric, brought back by float8_or_null, 0028); its columns and names are
+-- unchanged. trend_analysis_view gets the same mean of engagement_impact (a reported trend may
+-- carry up to 1.8e308) where 0048 redefines it.
 --
 -- The materialized views are dropped and created again as 0030 and 0040 did: the same columns,
 -- unique indexes, <name>_mine views and grants.
@@ -187,20 +187,6 @@ SELECT
     count(*) AS improvement_count
 FROM ai_improvement_tracking
 GROUP BY workspace_id, date_trunc('day', recorded_at, 'UTC'), improvement_type;
-
--- (R6b, the same) 0035's definition, the safe mean of engagement_impact
-CREATE OR REPLACE VIEW trend_analysis_view WITH (security_invoker = true) AS
-SELECT
-    workspace_id,
-    platform,
-    trend_type,
-    CASE WHEN bool_and(abs(engagement_impact) < 1e150) IS NOT FALSE
-         THEN avg(engagement_impact) FILTER (WHERE abs(engagement_impact) < 1e150)
-         ELSE float8_or_null(avg(engagement_impact::numeric)) END AS avg_impact,
-    count(*) AS trend_count
-FROM trend_analysis
-WHERE coalesce(end_time, start_time) >= now() - interval '30 days'
-GROUP BY workspace_id, platform, trend_type;
 
 -- (review 3 F7) optimal posting times fall back, per account, to a lifetime basis when its posts
 -- measured at age 24 h (R7) score no cell: e.g. a history imported in one go, a snapshot per post

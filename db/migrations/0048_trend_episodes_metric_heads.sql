@@ -119,7 +119,7 @@ GROUP BY workspace_id, platform, trend_type;
 COMMENT ON VIEW trend_analysis_view IS
     'seed 001: per workspace, platform and trend type, the trends active in the last 30 days (end_time, else '
     'start_time, within them), each once by its latest episode: count and average engagement_impact (NULL '
-    'impacts counted, not averaged; the overflow-safe mean of 0047); 0035, 0047, 0048';
+    'impacts counted, not averaged; the overflow-safe mean of db/analytics/safe.py); 0035, 0048';
 
 -- R10. 0041's rule, "a higher-is-better word decides first", signed 200 -> 100 as -50 % for
 -- error_score (score), retention_cost (retention), brier_score, false_positive_rate and
